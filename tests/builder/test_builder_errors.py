@@ -1,0 +1,186 @@
+"""Every builder misuse raises a TSIRError subclass that names the user's source line."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import tsir
+from tsir import T
+
+
+def here() -> int:
+    """The line number of the caller (the line that should appear in the error)."""
+    return inspect.currentframe().f_back.f_lineno  # type: ignore[union-attr]
+
+
+def assert_user_error(exc: tsir.TSIRError, line: int, *fragments: str) -> None:
+    text = str(exc)
+    for frag in fragments:
+        assert frag in text, f"{frag!r} not in {text!r}"
+    assert exc.loc is not None
+    assert exc.loc.filename == __file__
+    assert exc.loc.lineno == line
+    assert f"{__file__}:{line}" in text
+
+
+def test_buffer_used_outside_its_kernel() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (128,), "float32")
+            with T.Kernel(1, threads=128):
+                S = T.alloc_shared((128,), "float32")
+                T.copy(A, S)
+            with T.Kernel(1, threads=128):
+                line = here() + 1
+                T.copy(S, A)
+    assert_user_error(e.value, line, "`S`", "another kernel")
+
+
+def test_global_element_access_outside_kernel() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (128,), "float32")
+            line = here() + 1
+            A[0] = 1.0
+    assert_user_error(e.value, line, "`A`", "outside a `T.Kernel`")
+
+
+def test_wrong_number_of_indices() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16, 16), "float32")
+            with T.Kernel(1, threads=32):
+                line = here() + 1
+                A[0] = 1.0
+    assert_user_error(e.value, line, "`A` has 2 dimensions (16, 16), got 1 index")
+
+
+def test_copy_shape_mismatch() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (64, 64), "float16")
+            with T.Kernel(1, threads=128):
+                S = T.alloc_shared((32, 64), "float16")
+                line = here() + 1
+                T.copy(A, S)
+    assert_user_error(e.value, line, "T.copy shape mismatch", "`A` region (64, 64)", "`S` region (32, 64)")
+
+
+def test_float_index() -> None:
+    with pytest.raises(tsir.DTypeError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "float32")
+            with T.Kernel(1, threads=16) as bx:
+                x = T.cast(bx, "float32")
+                line = here() + 1
+                A[x] = 0.0
+    assert_user_error(e.value, line, "index 0 is the float", "`A`")
+
+
+def test_dtype_mismatch_in_arithmetic() -> None:
+    with pytest.raises(tsir.DTypeError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "float32")
+            H = T.param("H", (16,), "float16")
+            with T.Kernel(1, threads=16):
+                for i in T.Parallel(16):
+                    line = here() + 1
+                    A[i] = A[i] + H[i]
+    assert_user_error(e.value, line, "mixes float32", "float16", "T.cast")
+
+
+def test_float_literal_with_integer_expression() -> None:
+    with pytest.raises(tsir.DTypeError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "int32")
+            with T.Kernel(1, threads=16):
+                for i in T.Parallel(16):
+                    line = here() + 1
+                    A[i] = A[i] * 1.5
+    assert_user_error(e.value, line, "float literal 1.5", "int32")
+
+
+def test_truth_value_of_symbolic_expression() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "float32")
+            with T.Kernel(1, threads=16) as bx:
+                line = here() + 1
+                if bx < 3:
+                    A[bx] = 0.0
+    assert_user_error(e.value, line, "truth value", "T.If")
+
+
+def test_parallel_outside_kernel() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            T.param("A", (16,), "float32")
+            line = here() + 1
+            for i in T.Parallel(16):
+                pass
+    assert_user_error(e.value, line, "T.Parallel must be inside a T.Kernel")
+
+
+def test_too_many_threads() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            line = here() + 1
+            with T.Kernel(1, threads=(64, 32)):
+                pass
+    assert_user_error(e.value, line, "2048 threads per block exceeds")
+
+
+def test_nested_kernel() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            with T.Kernel(1):
+                line = here() + 1
+                with T.Kernel(1):
+                    pass
+    assert_user_error(e.value, line, "cannot be nested")
+
+
+def test_constant_index_out_of_range() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "float32")
+            with T.Kernel(1):
+                line = here() + 1
+                A[16] = 0.0
+    assert_user_error(e.value, line, "index 16 is out of range", "extent 16")
+
+
+def test_constant_division_by_zero() -> None:
+    with pytest.raises(tsir.ArithError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "int32")
+            with T.Kernel(1) as bx:
+                A[0] = bx // 0
+    assert "division by zero" in str(e.value)
+
+
+def test_else_without_if() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            with T.Kernel(1):
+                line = here() + 1
+                with T.Else():
+                    pass
+    assert_user_error(e.value, line, "must directly follow")
+
+
+def test_builder_state_is_clean_after_an_error() -> None:
+    with pytest.raises(tsir.BuildError):
+        with T.prim_func("bad"):
+            with T.Kernel(1):
+                with T.Kernel(1):
+                    pass
+    with T.prim_func("good") as f:
+        A = T.param("A", (16,), "float32")
+        with T.Kernel(1, threads=16):
+            for i in T.Parallel(16):
+                A[i] = 0.0
+    assert isinstance(f.func, tsir.PrimFunc)
+    assert f.func.name == "good"

@@ -1,0 +1,52 @@
+"""tsir: a tile-level GPU compiler in Python (TileLang's model plus TileScale's distributed ops)."""
+
+from .dtype import DataType, dtype
+from .errors import (
+    ArithError,
+    BuildError,
+    CompileError,
+    DTypeError,
+    LaunchError,
+    LayoutConflictError,
+    TSIRError,
+    TsirError,
+    UnsupportedError,
+    VerifyError,
+)
+from .expr import *  # noqa: F403
+from .node import Node
+from .buffer import Buffer, BufferRegion, Range
+from .stmt import *  # noqa: F403
+from .function import DeviceKernel, Module, PrimFunc
+from .builder import lang as T
+from .target import Target
+
+__version__ = "0.1.0"
+
+# In a source checkout passes/, codegen/ and runtime/ sit beside tsir/ (pyproject maps them into the
+# tsir namespace when installed); let `tsir.passes` etc. resolve there too, so PYTHONPATH=. works.
+import os as _os
+
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if _os.path.isfile(_os.path.join(_root, "passes", "__init__.py")) and _root not in __path__:
+    __path__.append(_root)
+del _os, _root
+
+
+def compile(func, target="cuda"):  # noqa: A001
+    """Lower, generate CUDA C++ and compile with NVRTC; returns a callable `tsir.runtime.Kernel`."""
+    from .runtime.kernel import compile as _compile
+
+    return _compile(func, target)
+
+
+def lower(func, target="sm_90a"):
+    """The IR after every pass of the default pipeline (`.stages`, `.module`)."""
+    from .passes import lower as _lower
+
+    return _lower(func, target)
+
+
+# Imported eagerly: a lazy `def verify` here would be replaced by the submodule `tsir.verify` the
+# first time anything imports it (the import system sets the package attribute to the module).
+from .verify import verify  # noqa: E402, F401

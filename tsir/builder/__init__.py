@@ -1,0 +1,5 @@
+"""The builder: `from tsir import T`."""
+
+from . import lang
+
+__all__ = ["lang"]

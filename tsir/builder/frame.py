@@ -1,0 +1,124 @@
+"""Builder state: a stack of frames that collect statements while the user's Python code runs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..buffer import Buffer
+from ..errors import BuildError, user_location
+from ..expr import Var
+from ..stmt import Allocate, Stmt, seq
+
+__all__ = ["Frame", "current_builder", "Builder", "infer_name"]
+
+
+@dataclass
+class Frame:
+    """Statements collected for one syntactic scope.
+
+    `finish(body)` turns the collected body into the statement this frame stands for (a loop, an if,
+    a kernel). Allocations made in the frame wrap the statements that follow them.
+    """
+
+    kind: str
+    finish: Callable[[Stmt], Stmt | None]
+    items: list[Any] = field(default_factory=list)
+    kernel: Any = None  # the KernelFrame this frame is inside, if any
+
+    def emit(self, stmt: Stmt) -> None:
+        self.items.append(stmt)
+
+    def allocate(self, buffer: Buffer) -> None:
+        self.items.append(("alloc", buffer))
+
+    def body(self) -> Stmt:
+        stmt: Stmt | None = None
+        for item in reversed(self.items):
+            if isinstance(item, tuple) and item[0] == "alloc":
+                stmt = Allocate(item[1], stmt if stmt is not None else seq())
+            else:
+                stmt = seq(item, stmt)
+        return stmt if stmt is not None else seq()
+
+
+@dataclass
+class KernelFrameInfo:
+    block_vars: tuple[Var, ...]
+    thread_vars: tuple[Var, ...]
+    threads: tuple[int, ...]
+    buffers: set[Buffer] = field(default_factory=set)
+
+
+class Builder:
+    """The state of one `T.prim_func` being built."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.params: list[Buffer | Var] = []
+        self.frames: list[Frame] = []
+        self.names: dict[str, int] = {}
+        self.kernels: list[KernelFrameInfo] = []
+        # Buffers allocated inside a kernel -> that kernel (a use elsewhere is an error).
+        self.owner: dict[Buffer, KernelFrameInfo] = {}
+        self.last_if: Any = None  # (frame, IfThenElse index) for T.Else
+
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    @property
+    def kernel(self) -> KernelFrameInfo | None:
+        for f in reversed(self.frames):
+            if f.kernel is not None:
+                return f.kernel
+        return None
+
+    def unique(self, base: str) -> str:
+        n = self.names.get(base, 0)
+        self.names[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    def push(self, frame: Frame) -> Frame:
+        self.frames.append(frame)
+        return frame
+
+    def pop(self, frame: Frame) -> None:
+        if not self.frames or self.frames[-1] is not frame:
+            raise BuildError("builder scopes closed out of order (a loop or `with` exited early?)")
+        self.frames.pop()
+        stmt = frame.finish(frame.body())
+        if stmt is not None and self.frames:
+            self.frames[-1].emit(stmt)
+
+
+_state = threading.local()
+
+
+def builder_stack() -> list[Builder]:
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    return stack
+
+
+def current_builder(what: str) -> Builder:
+    stack = builder_stack()
+    if not stack:
+        raise BuildError(f"{what} must be used inside `with T.prim_func(...)`")
+    return stack[-1]
+
+
+_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*(?:\w+\.)*\w+\(")
+
+
+def infer_name(default: str) -> str:
+    """The name the user assigns the result to (`A_s = T.alloc_shared(...)` gives "A_s")."""
+    loc = user_location()
+    if loc is not None:
+        m = _ASSIGN.match(loc.line)
+        if m:
+            return m.group(1)
+    return default

@@ -1,0 +1,76 @@
+"""Functions and modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .buffer import Buffer
+from .expr import Var
+from .node import Node, binder, node
+from .stmt import Stmt
+
+__all__ = ["PrimFunc", "DeviceKernel", "Module"]
+
+
+@node
+class PrimFunc(Node):
+    """A user function: buffer and scalar parameters, and a host body holding kernel launches.
+
+    `params` are Buffers (tensors passed by the caller) and Vars (scalars); dynamic dimensions are the
+    Vars that appear in parameter buffer shapes.
+    """
+
+    name: str
+    params: tuple[Buffer | Var, ...] = binder()
+    body: Stmt = None  # type: ignore[assignment]
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return default
+
+    def with_attr(self, key: str, value: Any) -> PrimFunc:
+        attrs = tuple((k, v) for k, v in self.attrs if k != key) + ((key, value),)
+        return self.replace(attrs=attrs)
+
+    @property
+    def buffer_params(self) -> tuple[Buffer, ...]:
+        return tuple(p for p in self.params if isinstance(p, Buffer))
+
+    def dynamic_vars(self) -> tuple[Var, ...]:
+        seen: dict[Var, None] = {}
+        for b in self.buffer_params:
+            for d in b.shape:
+                if isinstance(d, Var):
+                    seen.setdefault(d, None)
+        return tuple(seen)
+
+
+@node
+class DeviceKernel(Node):
+    """One `__global__` function after SplitHostDevice."""
+
+    name: str
+    params: tuple[Buffer | Var, ...] = binder()
+    grid: tuple[Any, ...] = None  # type: ignore[assignment]
+    threads: tuple[int, ...] = None  # type: ignore[assignment]
+    block_vars: tuple[Var, ...] = binder(default=())
+    thread_vars: tuple[Var, ...] = binder(default=())
+    body: Stmt = None  # type: ignore[assignment]
+    dyn_shared_bytes: int = 0
+
+
+@node
+class Module(Node):
+    """A host function (its launches refer to kernels by name) and its device kernels."""
+
+    host: PrimFunc
+    kernels: tuple[DeviceKernel, ...]
+
+    def kernel(self, name: str) -> DeviceKernel:
+        for k in self.kernels:
+            if k.name == name:
+                return k
+        raise KeyError(name)

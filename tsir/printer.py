@@ -1,0 +1,121 @@
+"""The printer: IR as the Python builder text that re-creates it (CONVENTIONS 10).
+
+`print_func(f)` of a function built with `tsir.T` is Python: executed with `from tsir import T` (see
+`rebuild`) it builds a function `structural_equal` to `f`. Indentation is 4 spaces; variables and
+buffers print by name, and distinct objects that share a name within one printed function are told
+apart in printing order (`i`, `i_1`, ...). Expressions follow `tsir.printer_expr`.
+
+What the builder cannot express prints in a text form that reads like it but does not rebuild:
+
+- `for tx in T.thread_binding(128, thread="threadIdx.x"):`; other loop annotations as
+  `annotations=`;
+- `T.Kernel(..., dyn_shared_bytes=N)`, `name="k"` when the kernel name is not the builder's default;
+- `X = T.decl_buffer(shape, dtype, scope=..., data=pool, byte_offset=N)` (a view into `pool`);
+- `T.alloc_buffer(...)` for allocations with strides, a non-default alignment or another scope;
+- `x: T.int32 = value` for a LetStmt (its scope: the rest of the block), `with T.attr(key, value):`,
+  `T.evaluate(expr)`, `T.launch_kernel("k", *args, grid=, threads=, dyn_shared_bytes=)`;
+- a scoped statement (allocation, let, view) followed by statements outside its scope is wrapped in
+  `with T.scope():`;
+- `T.func_attr({...})` for function attributes;
+- a tile op without a builder form as `<registered name>(field=value, ...)`;
+- a `DeviceKernel` as `with T.device_kernel("k", grid=, threads=, dyn_shared_bytes=) as f:` with
+  its parameters and `T.get_block_binding(d)` / `T.get_thread_binding(d)` lines, and a `Module` as
+  its host function followed by its kernels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+from typing import Any
+
+from .buffer import Buffer, BufferRegion
+from .expr import PrimExpr
+from .function import DeviceKernel, Module, PrimFunc
+from .node import Node
+from .printer_stmt import TILE_OP_PRINTERS, StmtPrinter, register_tile_op_printer
+from .stmt import Stmt
+from .tileop import TileOperatorNode
+
+__all__ = [
+    "print_node",
+    "print_expr",
+    "print_func",
+    "rebuild",
+    "register_tile_op_printer",
+    "TILE_OP_PRINTERS",
+]
+
+
+# -- public API -----------------------------------------------------------------------------------
+
+
+def print_expr(expr: PrimExpr) -> str:
+    """One expression as builder text (`a + b * c`, `T.cast(x, "float16")`)."""
+    return _render(expr, None)[0]
+
+
+def print_func(func: PrimFunc | DeviceKernel | Module, *, mark: Node | None = None) -> str:
+    """A function (or device kernel, or module) as builder text; `mark` is underlined `^^^`."""
+    return _render(func, mark)[0]
+
+
+def print_node(node: Any, *, mark: Node | None = None) -> str:
+    """Any node: functions and statements as builder text, expressions inline, others generic."""
+    return _render(node, mark)[0]
+
+
+def rebuild(text: str) -> PrimFunc:
+    """Run the builder text of a function (what `print_func` prints) and return the function.
+
+    The text runs under a real-looking file name with its lines in `linecache`, so the builder
+    reads names off the source lines (`A_s = T.alloc_shared(...)` names the buffer `A_s`) exactly
+    as for user code.
+    """
+    import tsir
+    from tsir import T
+
+    filename = f"/tsir-printed/{hashlib.sha1(text.encode()).hexdigest()[:16]}.py"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace: dict[str, Any] = {"T": T, "tsir": tsir}
+    try:
+        exec(compile(text, filename, "exec"), namespace)
+    finally:
+        linecache.cache.pop(filename, None)
+    handle = namespace.get("f")
+    func = getattr(handle, "func", None)
+    if not isinstance(func, PrimFunc):
+        raise ValueError("the text builds no function: expected `with T.prim_func(...) as f:`")
+    return func
+
+
+def _render(node: Any, mark: Node | None) -> tuple[str, bool]:
+    """(text, whether `mark` was printed)."""
+    from .structural import deep_recursion
+
+    with deep_recursion():
+        return _render_node(node, mark)
+
+
+def _render_node(node: Any, mark: Node | None) -> tuple[str, bool]:
+    if isinstance(node, Module):
+        parts = [_render(node.host, mark)]
+        parts += [_render(k, mark) for k in node.kernels]
+        header = f"# tsir.Module: the host function, then its {len(node.kernels)} device kernel(s)"
+        return "\n\n".join([header, *(t for t, _ in parts)]), any(m for _, m in parts)
+    p = StmtPrinter(mark)
+    if isinstance(node, (PrimFunc, DeviceKernel)):
+        p.func(node)
+    elif isinstance(node, Stmt):
+        p.stmts(node)
+    elif isinstance(node, PrimExpr):
+        p.emit(p.expr(node))
+    elif isinstance(node, Buffer):
+        p.emit(p.buffer_decl(node), node)
+    elif isinstance(node, BufferRegion):
+        p.emit(p.expr.region(node))
+    elif isinstance(node, TileOperatorNode):
+        p.emit(p.tile_op(node), node)
+    else:
+        p.emit(p.expr.value(node))
+    return "\n".join(p.lines), p.marked

@@ -1,0 +1,174 @@
+"""Statements."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from .buffer import Buffer, BufferRegion, Range
+from .expr import PrimExpr, Var
+from .node import Node, binder, node
+
+__all__ = [
+    "Stmt", "ForKind", "For", "SeqStmt", "IfThenElse", "LetStmt", "BufferStore", "Evaluate",
+    "Allocate", "DeclBuffer", "AttrStmt", "KernelLaunch", "TileOpStmt", "LaunchKernel", "Range",
+    "BufferRegion",
+]
+
+
+class Stmt(Node):
+    __slots__ = ()
+
+
+class ForKind(enum.Enum):
+    SERIAL = "serial"
+    PARALLEL = "parallel"
+    UNROLLED = "unroll"
+    VECTORIZED = "vectorized"
+    PIPELINED = "pipelined"
+    THREAD_BINDING = "thread_binding"
+
+    def __repr__(self) -> str:
+        return f"ForKind.{self.name}"
+
+
+@node
+class For(Stmt):
+    """`for loop_var in [min, min + extent)`.
+
+    THREAD_BINDING loops carry the hardware index in `thread` ("threadIdx.x"); PIPELINED loops carry
+    `num_stages` in `annotations`.
+    """
+
+    loop_var: Var = binder()
+    min: PrimExpr = None  # type: ignore[assignment]
+    extent: PrimExpr = None  # type: ignore[assignment]
+    kind: ForKind = ForKind.SERIAL
+    body: Stmt = None  # type: ignore[assignment]
+    thread: str | None = None
+    annotations: tuple[tuple[str, Any], ...] = ()
+
+    def annotation(self, key: str, default: Any = None) -> Any:
+        for k, v in self.annotations:
+            if k == key:
+                return v
+        return default
+
+
+@node
+class SeqStmt(Stmt):
+    stmts: tuple[Stmt, ...]
+
+
+@node
+class IfThenElse(Stmt):
+    cond: PrimExpr
+    then_case: Stmt
+    else_case: Stmt | None = None
+
+
+@node
+class LetStmt(Stmt):
+    var: Var = binder()
+    value: PrimExpr = None  # type: ignore[assignment]
+    body: Stmt = None  # type: ignore[assignment]
+
+
+@node
+class BufferStore(Stmt):
+    buffer: Buffer
+    value: PrimExpr
+    indices: tuple[PrimExpr, ...]
+
+
+@node
+class Evaluate(Stmt):
+    """Evaluate an expression for its side effects (an intrinsic call such as a barrier)."""
+
+    value: PrimExpr
+
+
+@node
+class Allocate(Stmt):
+    """Storage for `buffer` (shared, local, fragment scopes) live in `body`."""
+
+    buffer: Buffer = binder()
+    body: Stmt = None  # type: ignore[assignment]
+
+
+@node
+class DeclBuffer(Stmt):
+    """`buffer` is a view of `byte_offset` bytes into the pool buffer `base` (shared-memory planning)."""
+
+    buffer: Buffer = binder()
+    base: Buffer = None  # type: ignore[assignment]
+    byte_offset: int = 0
+    body: Stmt = None  # type: ignore[assignment]
+
+
+@node
+class AttrStmt(Stmt):
+    key: str
+    value: Any
+    body: Stmt
+
+
+@node
+class KernelLaunch(Stmt):
+    """A kernel: a grid of blocks of threads running `body`.
+
+    `block_vars[i]` is blockIdx.{x,y,z} ranging over `grid[i]`; `thread_vars[i]` is threadIdx.{x,y,z}
+    ranging over `threads[i]`. `dyn_shared_bytes` is filled by shared-memory planning.
+    """
+
+    name: str
+    grid: tuple[PrimExpr, ...]
+    threads: tuple[int, ...]
+    block_vars: tuple[Var, ...] = binder()
+    thread_vars: tuple[Var, ...] = binder()
+    body: Stmt = None  # type: ignore[assignment]
+    cluster: tuple[int, ...] | None = None
+    dyn_shared_bytes: int = 0
+
+    @property
+    def num_threads(self) -> int:
+        n = 1
+        for t in self.threads:
+            n *= t
+        return n
+
+
+@node
+class TileOpStmt(Stmt):
+    """A tile operator in place (lowered to thread-level IR by LowerTileOp)."""
+
+    op: Node
+
+
+@node
+class LaunchKernel(Stmt):
+    """Host side after SplitHostDevice: launch device kernel `kernel` with these arguments."""
+
+    kernel: str
+    grid: tuple[PrimExpr, ...]
+    threads: tuple[int, ...]
+    dyn_shared_bytes: int
+    args: tuple[Any, ...]  # Buffers (pointers) and scalar PrimExprs, in the kernel's parameter order
+
+
+def seq(*stmts: Stmt | None) -> Stmt:
+    """A statement sequence with nested sequences flattened and Nones dropped."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if s is None:
+            continue
+        if isinstance(s, SeqStmt):
+            out.extend(s.stmts)
+        else:
+            out.append(s)
+    if len(out) == 1:
+        return out[0]
+    return SeqStmt(tuple(out))
+
+
+_ = (Buffer, BufferRegion, Range)

@@ -1,0 +1,17 @@
+"""Tile operators: TileOperatorNode, its registry, and the core ops."""
+
+from .base import (
+    InferLevel,
+    LayoutInferArgs,
+    LowerArgs,
+    TileOperatorNode,
+    get_tile_op,
+    register_tile_op,
+    registered_tile_ops,
+)
+from .copy import Copy, Fill
+
+__all__ = [
+    "InferLevel", "LayoutInferArgs", "LowerArgs", "TileOperatorNode", "get_tile_op",
+    "register_tile_op", "registered_tile_ops", "Copy", "Fill",
+]

@@ -1,0 +1,131 @@
+"""Generic walkers over node fields: a visitor, a mutator, and substitution built on them.
+
+They read `node_fields`, so a new node type needs no walker code. Specialized passes subclass
+`Mutator` and override `visit_<ClassName>` for the nodes they rewrite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping
+
+from .node import Node, node_fields
+
+__all__ = ["Visitor", "Mutator", "substitute", "walk", "post_order_nodes", "collect"]
+
+
+class Visitor:
+    """Visits every node reachable through fields, pre-order. Override `visit_<Class>`; call
+    `self.generic_visit(n)` to continue into children."""
+
+    def __init__(self) -> None:
+        self._dispatch: dict[type, Callable[[Any], Any]] = {}
+
+    def visit(self, n: Any) -> None:
+        if isinstance(n, Node):
+            fn = self._dispatch.get(type(n))
+            if fn is None:
+                fn = self._dispatch[type(n)] = self._lookup(type(n))
+            fn(n)
+        elif isinstance(n, tuple):
+            for x in n:
+                self.visit(x)
+
+    def _lookup(self, cls: type) -> Callable[[Any], Any]:
+        for c in cls.__mro__:
+            fn = getattr(self, f"visit_{c.__name__}", None)
+            if fn is not None:
+                return fn
+        return self.generic_visit
+
+    def generic_visit(self, n: Node) -> None:
+        for f in node_fields(n):
+            v = getattr(n, f.name)
+            if isinstance(v, (Node, tuple)):
+                self.visit(v)
+
+
+class Mutator:
+    """Rebuilds a tree bottom-up; returns the same object when nothing below changed.
+
+    Override `visit_<Class>(n)`; `self.generic_visit(n)` mutates the fields of `n`.
+    """
+
+    def __init__(self) -> None:
+        self._dispatch: dict[type, Callable[[Any], Any]] = {}
+
+    def visit(self, n: Any) -> Any:
+        if isinstance(n, Node):
+            fn = self._dispatch.get(type(n))
+            if fn is None:
+                fn = self._dispatch[type(n)] = self._lookup(type(n))
+            return fn(n)
+        if isinstance(n, tuple):
+            out = tuple(self.visit(x) for x in n)
+            return n if all(a is b for a, b in zip(out, n)) else out
+        return n
+
+    def _lookup(self, cls: type) -> Callable[[Any], Any]:
+        for c in cls.__mro__:
+            fn = getattr(self, f"visit_{c.__name__}", None)
+            if fn is not None:
+                return fn
+        return self.generic_visit
+
+    def generic_visit(self, n: Node) -> Node:
+        changes: dict[str, Any] = {}
+        for f in node_fields(n):
+            v = getattr(n, f.name)
+            if isinstance(v, (Node, tuple)):
+                nv = self.visit(v)
+                if nv is not v:
+                    changes[f.name] = nv
+        return n.replace(**changes) if changes else n
+
+
+class _Substitute(Mutator):
+    def __init__(self, mapping: Mapping[Any, Any]):
+        super().__init__()
+        self.mapping = mapping
+
+    def visit_Var(self, n: Node) -> Any:
+        return self.mapping.get(n, n)
+
+    def visit_Buffer(self, n: Node) -> Any:
+        if n in self.mapping:
+            return self.mapping[n]
+        return self.generic_visit(n)
+
+
+def substitute(n: Any, mapping: Mapping[Any, Any]) -> Any:
+    """Replace Vars (and Buffers) by the mapped values everywhere in `n`."""
+    if not mapping:
+        return n
+    return _Substitute(mapping).visit(n)
+
+
+def walk(n: Any) -> Iterator[Node]:
+    """Every node reachable from n, pre-order (shared subtrees are visited each time)."""
+    stack = [n]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Node):
+            yield x
+            children = []
+            for f in node_fields(x):
+                v = getattr(x, f.name)
+                if isinstance(v, (Node, tuple)):
+                    children.append(v)
+            stack.extend(reversed(children))
+        elif isinstance(x, tuple):
+            stack.extend(reversed(x))
+
+
+def post_order_nodes(n: Any) -> list[Node]:
+    out = list(walk(n))
+    out.reverse()
+    return out
+
+
+def collect(n: Any, cls: type | tuple[type, ...]) -> list[Any]:
+    """All nodes of the given class(es) reachable from n, pre-order."""
+    return [x for x in walk(n) if isinstance(x, cls)]
