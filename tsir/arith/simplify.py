@@ -1,0 +1,269 @@
+"""The simplifier driver: bottom-up, a rule table indexed by node type, each node run to a fixpoint.
+
+Children are simplified first (a `Select` with a decided condition, and `And`/`Or` with a deciding first
+operand, skip the operand that is never evaluated, as C does); constants fold with the dtype's semantics;
+then the rules for the node's type are tried in order until none applies. A rule's output is simplified
+again, so a rule may return new, unsimplified subterms. Results are cached per analyzer state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..expr import (
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    BinaryOp,
+    Call,
+    Cast,
+    CmpOp,
+    Div,
+    FloatImm,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Let,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Select,
+    StringImm,
+    Sub,
+    Var,
+)
+from ..dtype import bool_
+from ..node import node_fields
+from .const_fold import NoFold, cast_value, compare, float_binary, int_binary, wrap
+from .intern import fmt
+from .rewrite_arith import (
+    rewrite_div_const,
+    rewrite_div_symbolic,
+    rewrite_minmax,
+    rewrite_mod_const,
+    rewrite_mod_symbolic,
+    rewrite_ring,
+)
+from .rewrite_logic import (
+    rewrite_and_or,
+    rewrite_cast,
+    rewrite_cmp,
+    rewrite_not,
+    rewrite_select,
+)
+
+if TYPE_CHECKING:
+    from .context import Context
+
+__all__ = ["simplify", "simplify_rules", "substitute"]
+
+Rule = Callable[[Any, Any], "PrimExpr | None"]
+
+simplify_rules: dict[type, tuple[Rule, ...]] = {
+    Add: (rewrite_ring,),
+    Sub: (rewrite_ring,),
+    Mul: (rewrite_ring,),
+    FloorDiv: (rewrite_div_const, rewrite_div_symbolic),
+    FloorMod: (rewrite_mod_const, rewrite_mod_symbolic),
+    Min: (rewrite_minmax,),
+    Max: (rewrite_minmax,),
+    EQ: (rewrite_cmp,),
+    NE: (rewrite_cmp,),
+    LT: (rewrite_cmp,),
+    LE: (rewrite_cmp,),
+    GT: (rewrite_cmp,),
+    GE: (rewrite_cmp,),
+    And: (rewrite_and_or,),
+    Or: (rewrite_and_or,),
+    Not: (rewrite_not,),
+    Select: (rewrite_select,),
+    Cast: (rewrite_cast,),
+}
+
+MAX_ROUNDS = 16  # rule applications on one node before giving up (a safety net, never hit in tests)
+
+_CONST = (IntImm, FloatImm)
+
+
+def simplify(ctx: Context, e: PrimExpr) -> PrimExpr:
+    """Simplify an interned expression."""
+    cache = ctx.cache.simp
+    hit = cache.get(id(e))
+    if hit is not None:
+        return hit
+    cur = _children(ctx, e)
+    for _ in range(MAX_ROUNDS):
+        nxt = None
+        for rule in simplify_rules.get(type(cur), ()):
+            nxt = rule(ctx, cur)
+            if nxt is not None and nxt is not cur:
+                break
+            nxt = None
+        if nxt is None:
+            break
+        cur = _children(ctx, nxt)
+    cache[id(e)] = cur
+    cache[id(cur)] = cur
+    return cur
+
+
+def _children(ctx: Context, e: PrimExpr) -> PrimExpr:
+    """e with simplified children, folded if they are all constants."""
+    t = type(e)
+    if t in _CONST or t is StringImm:
+        return e
+    if t is Var:
+        sub = ctx.substs.get(id(e))
+        return simplify(ctx, sub[1]) if sub is not None else e
+    if t is Select:
+        c = simplify(ctx, e.cond)  # type: ignore[attr-defined]
+        if type(c) is IntImm:
+            return simplify(ctx, e.true_value if c.value else e.false_value)  # type: ignore[attr-defined]
+        x = simplify(ctx, e.true_value)  # type: ignore[attr-defined]
+        y = simplify(ctx, e.false_value)  # type: ignore[attr-defined]
+        return ctx.interner.mk(Select, c, x, y)
+    if t is And or t is Or:
+        a = simplify(ctx, e.a)  # type: ignore[attr-defined]
+        if type(a) is IntImm and bool(a.value) == (t is Or):
+            return a
+        b = simplify(ctx, e.b)  # type: ignore[attr-defined]
+        if a is e.a and b is e.b:  # type: ignore[attr-defined]
+            return e
+        out = ctx.interner.mk(t, a, b)
+        return _fold(ctx, out)
+    if t is Let:
+        return _let(ctx, e)  # type: ignore[arg-type]
+    fields = []
+    same = True
+    for f in node_fields(e):
+        v = getattr(e, f.name)
+        if isinstance(v, PrimExpr):
+            nv: Any = simplify(ctx, v)
+        elif isinstance(v, tuple):
+            nv = tuple(simplify(ctx, x) if isinstance(x, PrimExpr) else x for x in v)
+            if all(p is q for p, q in zip(nv, v)):
+                nv = v
+        else:
+            nv = v
+        same = same and nv is v
+        fields.append(nv)
+    if (t is FloorDiv or t is FloorMod) and type(fields[1]) is IntImm and fields[1].value == 0:
+        if type(e.b) is IntImm:  # type: ignore[attr-defined]
+            # a literal zero divisor is a bug in the input: say so
+            int_binary(t.__name__, 0, 0, e.dtype, what=lambda: fmt(e))
+        # one that only appears after simplifying (in a branch that may never run) is left as written
+        fields[1] = e.b  # type: ignore[attr-defined]
+        same = fields[0] is e.a  # type: ignore[attr-defined]
+    out = e if same else ctx.interner.mk(t, *fields)
+    return _fold(ctx, out)
+
+
+def _let(ctx: Context, e: Let) -> PrimExpr:
+    # Expressions are pure, so a let is inlined: the body then simplifies with the value in place.
+    value = simplify(ctx, e.value)
+    return simplify(ctx, substitute(ctx, e.body, {id(e.var): value}))
+
+
+def substitute(ctx: Context, e: PrimExpr, mapping: dict[int, PrimExpr]) -> PrimExpr:
+    """Replace variables (by id) in an interned expression; the result is interned."""
+    memo: dict[int, PrimExpr] = {}
+
+    def go(x: Any) -> Any:
+        if isinstance(x, tuple):
+            return tuple(go(y) for y in x)
+        if not isinstance(x, PrimExpr):
+            return x
+        hit = memo.get(id(x))
+        if hit is not None:
+            return hit
+        if isinstance(x, Var):
+            out = mapping.get(id(x), x)
+        elif isinstance(x, (IntImm, FloatImm, StringImm)):
+            out = x
+        else:
+            fields = [go(getattr(x, f.name)) for f in node_fields(x)]
+            out = ctx.interner.mk(type(x), *fields)
+        memo[id(x)] = out
+        return out
+
+    return go(e)
+
+
+# --------------------------------------------------------------------------------------------------
+# constant folding
+
+
+def _fold(ctx: Context, e: PrimExpr) -> PrimExpr:
+    t = type(e)
+    it = ctx.interner
+    try:
+        if isinstance(e, BinaryOp):
+            a, b = e.a, e.b
+            if type(a) not in _CONST or type(b) not in _CONST:
+                return e
+            if t in (FloorDiv, FloorMod) and b.value == 0:
+                return e
+            dt = e.dtype
+            if dt.is_int and t is not Div:
+                return it.int(int_binary(t.__name__, a.value, b.value, dt, what=lambda: fmt(e)), dt)
+            if dt.is_float:
+                return it.float(float_binary(t.__name__, a.value, b.value, dt), dt)
+            return e
+        if isinstance(e, CmpOp):
+            a, b = e.a, e.b
+            if type(a) in _CONST and type(b) in _CONST:
+                return it.int(int(compare(t.__name__, a.value, b.value)), bool_)
+            return e
+        if t is And or t is Or:
+            a, b = e.a, e.b  # type: ignore[attr-defined]
+            if type(a) is IntImm and type(b) is IntImm:
+                v = (a.value and b.value) if t is And else (a.value or b.value)
+                return it.int(int(bool(v)), bool_)
+            return e
+        if t is Not:
+            a = e.a  # type: ignore[attr-defined]
+            return it.int(int(not a.value), bool_) if type(a) is IntImm else e
+        if t is Cast:
+            v = e.value  # type: ignore[attr-defined]
+            if type(v) in _CONST and e.dtype.lanes == 1:
+                return it.const(cast_value(v.value, v.dtype, e.dtype), e.dtype)
+            return e
+        if t is Call:
+            return _fold_call(ctx, e)  # type: ignore[arg-type]
+    except NoFold:
+        return e
+    return e
+
+
+_BITWISE = {
+    "bitwise_and": lambda x, y: x & y,
+    "bitwise_or": lambda x, y: x | y,
+    "bitwise_xor": lambda x, y: x ^ y,
+}
+
+
+def _fold_call(ctx: Context, e: Call) -> PrimExpr:
+    args = e.args
+    dt = e.dtype
+    if not dt.is_int or dt.lanes != 1 or not all(type(a) is IntImm for a in args):
+        return e
+    vals = [a.value for a in args]  # type: ignore[attr-defined]
+    if e.op == "bitwise_not" and len(vals) == 1:
+        return ctx.interner.int(wrap(~vals[0], dt), dt)
+    if len(vals) != 2:
+        return e
+    x, y = vals
+    if e.op in _BITWISE:
+        return ctx.interner.int(wrap(_BITWISE[e.op](x, y), dt), dt)
+    if e.op in ("shift_left", "shift_right") and 0 <= y < dt.bits:
+        v = x << y if e.op == "shift_left" else x >> y
+        return ctx.interner.int(wrap(v, dt), dt)
+    return e
