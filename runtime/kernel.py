@@ -1,0 +1,158 @@
+"""`tsir.compile`: lower, generate CUDA, compile with NVRTC, and wrap it as a callable Kernel."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tsir.buffer import Buffer
+from tsir.errors import CompileError, TSIRError
+from tsir.expr import Var
+from tsir.function import Module, PrimFunc
+from tsir.stmt import LaunchKernel, SeqStmt
+from tsir.target import Target
+
+__all__ = ["Kernel", "compile", "host_program"]
+
+
+def host_program(module: Module) -> Any:
+    """The runtime's description of the host function: parameters and the launches in order."""
+    from tsir.codegen.host import python_expr
+    from tsir.runtime.host_program import (
+        HostProgram,
+        KernelArg,
+        LaunchStep,
+        ScalarParam,
+        TensorParam,
+    )
+
+    host = module.host
+    params: list[Any] = []
+    names: dict[str, str] = {}
+
+    def claim(name: str, what: str) -> None:
+        if name in names and names[name] != what:
+            raise CompileError(
+                f"the name `{name}` is used by both {names[name]} and {what}; rename one"
+            )
+        names[name] = what
+
+    for p in host.params:
+        if isinstance(p, Buffer):
+            claim(p.name, f"parameter `{p.name}`")
+            shape: list[int | str] = []
+            for d in p.shape:
+                if isinstance(d, Var):
+                    claim(d.name, f"dynamic dimension `{d.name}`")
+                    shape.append(d.name)
+                elif hasattr(d, "value"):
+                    shape.append(int(d.value))  # type: ignore[attr-defined]
+                else:
+                    raise CompileError(
+                        f"parameter `{p.name}`: dimension `{d}` must be a constant or a T.dynamic symbol"
+                    )
+            params.append(TensorParam(p.name, str(p.dtype), tuple(shape), None, p.align))
+        else:
+            claim(p.name, f"scalar `{p.name}`")
+            params.append(ScalarParam(p.name, str(p.dtype)))
+    steps = []
+    body = host.body
+    stmts = body.stmts if isinstance(body, SeqStmt) else (body,)
+    for s in stmts:
+        if not isinstance(s, LaunchKernel):
+            raise CompileError(
+                f"host statement {type(s).__name__} is not supported yet; only kernel launches"
+            )
+        grid = tuple(python_expr(g) for g in s.grid) + ("1",) * (3 - len(s.grid))
+        block = tuple(s.threads) + (1,) * (3 - len(s.threads))
+        args = tuple(
+            KernelArg(a.name, "ptr") if isinstance(a, Buffer) else KernelArg(a.name, str(a.dtype))
+            for a in s.args
+        )
+        steps.append(LaunchStep(s.kernel, grid, block, s.dyn_shared_bytes, args))  # type: ignore[arg-type]
+    return HostProgram(tuple(params), tuple(steps))
+
+
+class Kernel:
+    """A compiled function: call it with tensors (and scalars) in parameter order.
+
+    `cuda_source` is the generated CUDA C++, `cubin` the NVRTC output, `asm` every stage by name
+    ("tsir" the lowered IR text, "cuda", "cubin", and "ptx" on request), `lowered` each pass's IR.
+    """
+
+    def __init__(
+        self,
+        func: PrimFunc,
+        target: Target,
+        lowered: Any,
+        source: str,
+        binary: Any,
+        timings: dict[str, float],
+    ):
+        self.func = func
+        self.target = target
+        self.lowered = lowered
+        self.module: Module = lowered.module
+        self.cuda_source = source
+        self.binary = binary
+        self.cubin: bytes = binary.cubin
+        self.timings = timings
+        self.program = host_program(self.module)
+        self._launcher: Any = None
+
+    @property
+    def asm(self) -> dict[str, Any]:
+        return _Asm(self)
+
+    @property
+    def name(self) -> str:
+        return self.func.name
+
+    def __call__(self, *args: Any, stream: Any = None) -> None:
+        launcher = self._launcher
+        if launcher is None:
+            from tsir.runtime.launch import Launcher
+
+            launcher = self._launcher = Launcher(self.program, self.cubin)
+        launcher(*args, stream=stream)
+
+    def __repr__(self) -> str:
+        return f"<tsir.Kernel {self.func.name} for {self.target}>"
+
+
+class _Asm(dict):  # type: ignore[type-arg]
+    def __init__(self, k: Kernel):
+        super().__init__(tsir=str(k.module), cuda=k.cuda_source, cubin=k.cubin)
+        self._k = k
+
+    def __missing__(self, key: str) -> Any:
+        if key == "ptx":
+            from tsir.runtime.nvrtc import get_ptx
+
+            value = get_ptx(self._k.cuda_source, self._k.target)
+            self[key] = value
+            return value
+        raise KeyError(f"no stage {key!r}; stages: tsir, cuda, ptx, cubin")
+
+
+def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
+    """Lower `func` for `target`, generate CUDA C++ and compile it with NVRTC."""
+    from tsir.codegen.cuda import generate_cuda
+    from tsir.passes import lower
+    from tsir.runtime.nvrtc import compile_cuda
+
+    if not isinstance(func, PrimFunc):
+        raise TSIRError(
+            f"tsir.compile expects a PrimFunc (the `.func` of a `with T.prim_func(...) as f:` block), "
+            f"got {type(func).__name__}"
+        )
+    tgt = Target.parse(target)
+    t0 = time.perf_counter()
+    lowered = lower(func, tgt)
+    t1 = time.perf_counter()
+    source = generate_cuda(lowered.module)
+    t2 = time.perf_counter()
+    binary = compile_cuda(source, tgt, filename=f"{func.name}.cu")
+    t3 = time.perf_counter()
+    timings = {"lower": t1 - t0, "codegen": t2 - t1, "nvrtc": t3 - t2, "total": t3 - t0}
+    return Kernel(func, tgt, lowered, source, binary, timings)

@@ -1,0 +1,287 @@
+"""Compilation targets: which GPU architecture tsir generates code for, and what that GPU can do.
+
+A `Target` is a plain value (a frozen dataclass compared and hashed by value, not an IR node). Its
+only field is the architecture name; every capability and limit is a property read from one table,
+so passes and codegen ask `target.has_wgmma` instead of comparing architecture strings.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .errors import UnsupportedError
+
+__all__ = ["SUPPORTED_ARCHS", "Target", "cuda_device_count"]
+
+_KIB: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _ArchFacts:
+    """Hardware facts of one compute capability (CUDA C++ Programming Guide, technical specs)."""
+
+    major: int
+    minor: int
+    # Opt-in maximum of shared memory one block may use (cudaDevAttrMaxSharedMemoryPerBlockOptin):
+    # the SM's shared memory minus the 1 KiB the system reserves per block.
+    max_shared_memory_per_block: int
+    max_shared_memory_per_sm: int
+    max_threads_per_sm: int
+
+
+# Per compute capability. Consumer parts (8.6, 8.9, 12.x) have 100 KiB shared memory per SM and
+# 1536 threads per SM; data-center parts (8.0, 9.0, 10.x) have 164 or 228 KiB and 2048 threads.
+_FACTS: Final[dict[int, _ArchFacts]] = {
+    80: _ArchFacts(8, 0, 163 * _KIB, 164 * _KIB, 2048),
+    86: _ArchFacts(8, 6, 99 * _KIB, 100 * _KIB, 1536),
+    89: _ArchFacts(8, 9, 99 * _KIB, 100 * _KIB, 1536),
+    90: _ArchFacts(9, 0, 227 * _KIB, 228 * _KIB, 2048),
+    100: _ArchFacts(10, 0, 227 * _KIB, 228 * _KIB, 2048),
+    103: _ArchFacts(10, 3, 227 * _KIB, 228 * _KIB, 2048),
+    120: _ArchFacts(12, 0, 99 * _KIB, 100 * _KIB, 1536),
+    121: _ArchFacts(12, 1, 99 * _KIB, 100 * _KIB, 1536),
+}
+
+# Capabilities that have an arch-specific ("a") variant. Code compiled for sm_90a runs only on 9.0
+# but may use wgmma/setmaxnreg; sm_100a/sm_103a unlock tcgen05. "cuda" picks the "a" variant
+# because the binary is built for exactly the GPU that is present.
+_ARCH_SPECIFIC: Final = frozenset({90, 100, 103, 120, 121})
+
+SUPPORTED_ARCHS: Final[tuple[str, ...]] = tuple(
+    name
+    for sm in sorted(_FACTS)
+    for name in ((f"sm_{sm}", f"sm_{sm}a") if sm in _ARCH_SPECIFIC else (f"sm_{sm}",))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A CUDA GPU architecture, e.g. `Target("sm_90a")`; build one with `Target.parse`."""
+
+    arch: str
+    """The architecture name as NVRTC spells it: "sm_80", "sm_90a", "sm_100a", ..."""
+
+    def __post_init__(self) -> None:
+        if self.arch not in SUPPORTED_ARCHS:
+            raise UnsupportedError(_unknown_message(self.arch))
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @staticmethod
+    def parse(spec: Target | str) -> Target:
+        """A Target from a Target, an architecture ("sm_90a"), or "cuda" / "cuda:N" (a GPU)."""
+        if isinstance(spec, Target):
+            return spec
+        if not isinstance(spec, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
+            raise UnsupportedError(
+                f"a target is a string such as 'sm_90a' or a tsir.Target, got {type(spec).__name__}"
+            )
+        text = spec.strip().lower()
+        if text == "cuda":
+            return Target.current()
+        if text.startswith("cuda:") and text[5:].isdigit():
+            return Target.current(int(text[5:]))
+        return Target(text)
+
+    @staticmethod
+    def current(device: int | None = None) -> Target:
+        """The target of a present GPU: `device`, else the current context's, else device 0."""
+        major, minor = _device_capability(device)
+        sm = major * 10 + minor
+        if sm not in _FACTS:
+            raise UnsupportedError(
+                f"the GPU has compute capability {major}.{minor}, which tsir does not support; "
+                f"supported: {', '.join(SUPPORTED_ARCHS)}"
+            )
+        return Target(f"sm_{sm}a" if sm in _ARCH_SPECIFIC else f"sm_{sm}")
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return self.arch
+
+    @property
+    def sm(self) -> int:
+        """The compute capability as one number: 90 for sm_90a."""
+        return int(self.arch[3:].rstrip("a"))
+
+    @property
+    def compute_capability(self) -> tuple[int, int]:
+        facts = self._facts
+        return (facts.major, facts.minor)
+
+    @property
+    def arch_specific(self) -> bool:
+        """True for the "a" variants, whose code runs only on that exact compute capability."""
+        return self.arch.endswith("a")
+
+    @property
+    def nvrtc_arch(self) -> str:
+        """The value of NVRTC's `-arch=` for a cubin."""
+        return self.arch
+
+    @property
+    def ptx_arch(self) -> str:
+        """The value of NVRTC's `-arch=` for PTX only: "compute_90a"."""
+        return "compute_" + self.arch[3:]
+
+    # -- instructions -----------------------------------------------------------------------------
+
+    @property
+    def has_cp_async(self) -> bool:
+        return self.sm >= 80
+
+    @property
+    def has_mma_sync(self) -> bool:
+        return self.sm >= 80
+
+    @property
+    def has_bf16(self) -> bool:
+        return self.sm >= 80
+
+    @property
+    def has_fp8(self) -> bool:
+        """fp8 (e4m3/e5m2) conversions and MMA operands: Ada and later."""
+        return self.sm >= 89
+
+    @property
+    def has_tma(self) -> bool:
+        """cp.async.bulk(.tensor) and mbarrier transaction counts: every arch from sm_90 on."""
+        return self.sm >= 90
+
+    @property
+    def has_cluster(self) -> bool:
+        """Thread-block clusters and distributed shared memory."""
+        return self.sm >= 90
+
+    @property
+    def has_wgmma(self) -> bool:
+        """Warpgroup MMA exists only on sm_90a (Blackwell dropped it for tcgen05)."""
+        return self.arch == "sm_90a"
+
+    @property
+    def has_tcgen05(self) -> bool:
+        """5th-generation tensor core instructions (tensor memory, UMMA): sm_100a and sm_103a."""
+        return self.arch in ("sm_100a", "sm_103a")
+
+    # -- limits -----------------------------------------------------------------------------------
+
+    @property
+    def max_shared_memory_per_block(self) -> int:
+        """Bytes of shared memory one block may use after opting in (above the default 48 KiB)."""
+        return self._facts.max_shared_memory_per_block
+
+    @property
+    def max_shared_memory_per_sm(self) -> int:
+        return self._facts.max_shared_memory_per_sm
+
+    @property
+    def default_shared_memory_per_block(self) -> int:
+        """Bytes usable without cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)."""
+        return 48 * _KIB
+
+    @property
+    def max_threads_per_block(self) -> int:
+        return 1024
+
+    @property
+    def max_threads_per_sm(self) -> int:
+        return self._facts.max_threads_per_sm
+
+    @property
+    def max_registers_per_thread(self) -> int:
+        return 255
+
+    @property
+    def warp_size(self) -> int:
+        return 32
+
+    @property
+    def _facts(self) -> _ArchFacts:
+        return _FACTS[self.sm]
+
+
+def _unknown_message(arch: object) -> str:
+    return (
+        f"unknown target {arch!r}; supported: {', '.join(SUPPORTED_ARCHS)}, "
+        "or 'cuda' for the GPU of the current context"
+    )
+
+
+_NO_GPU_HINT: Final = (
+    "name an architecture instead (for example target='sm_90a') to compile without a GPU"
+)
+
+
+def _driver() -> Any:
+    """`cuda.bindings.driver` after a successful cuInit, or UnsupportedError saying why not."""
+    try:
+        # imported as Any: cuda-bindings ships compiled modules without type stubs
+        driver: Any = importlib.import_module("cuda.bindings.driver")
+    except ImportError as exc:
+        raise UnsupportedError(
+            f"target 'cuda' asks the driver for the current GPU, but cuda-bindings is missing "
+            f"({exc}); install it with `pip install cuda-python`, or {_NO_GPU_HINT}"
+        ) from None
+    try:
+        (status,) = driver.cuInit(0)
+    except Exception as exc:  # cuda.pathfinder raises when libcuda.so is absent
+        raise UnsupportedError(
+            f"target 'cuda' needs an NVIDIA GPU and driver, but the driver library could not be "
+            f"loaded ({exc}); {_NO_GPU_HINT}"
+        ) from None
+    if status != driver.CUresult.CUDA_SUCCESS:
+        raise UnsupportedError(
+            f"target 'cuda' needs a usable NVIDIA GPU, but cuInit failed with {status.name}; "
+            f"{_NO_GPU_HINT}"
+        )
+    return driver
+
+
+def cuda_device_count() -> int:
+    """The number of CUDA GPUs the driver shows this process; UnsupportedError (with the reason)
+    when there is no usable driver at all."""
+    driver = _driver()
+    status, count = driver.cuDeviceGetCount()
+    if status != driver.CUresult.CUDA_SUCCESS:
+        raise UnsupportedError(f"cuDeviceGetCount failed with {status.name}")
+    return int(count)
+
+
+def _device_capability(device: int | None) -> tuple[int, int]:
+    """(major, minor) of a GPU through the driver API, or UnsupportedError saying why not."""
+    driver = _driver()
+    count = cuda_device_count()
+    if count == 0:
+        raise UnsupportedError(f"target 'cuda' found no CUDA device; {_NO_GPU_HINT}")
+    if device is None:
+        device = _context_device(driver)
+    if not 0 <= device < count:
+        raise UnsupportedError(f"target 'cuda:{device}' names a missing device: {count} present")
+    status, handle = driver.cuDeviceGet(device)
+    if status != driver.CUresult.CUDA_SUCCESS:
+        raise UnsupportedError(f"cuDeviceGet({device}) failed with {status.name}")
+    attr = driver.CUdevice_attribute
+    values: list[int] = []
+    for which in (
+        attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+        attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+    ):
+        status, value = driver.cuDeviceGetAttribute(which, handle)
+        if status != driver.CUresult.CUDA_SUCCESS:
+            raise UnsupportedError(f"cuDeviceGetAttribute failed with {status.name}")
+        values.append(int(value))
+    return values[0], values[1]
+
+
+def _context_device(driver: Any) -> int:
+    """The ordinal of the current context's device, or 0 when no context is current."""
+    status, ctx = driver.cuCtxGetCurrent()
+    if status != driver.CUresult.CUDA_SUCCESS or not int(ctx):
+        return 0
+    status, dev = driver.cuCtxGetDevice()
+    if status != driver.CUresult.CUDA_SUCCESS:
+        return 0
+    return int(dev)
