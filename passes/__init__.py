@@ -1,0 +1,19 @@
+"""tsir's passes: one module per pass, each registered by name (and as tsir.transform.<Name>)."""
+
+from . import (  # noqa: F401  (importing registers each pass)
+    legalize_safe_memory_access,
+    lower_tile_op,
+    plan_shared_memory,
+    simplify,
+    split_host_device,
+    thread_sync,
+    vectorize_loop,
+    verify_pass,
+)
+from .infra import Pass, PassContext, get, register_pass, registered
+from .pipeline import Lowered, default_pipeline, lower, run_pipeline
+
+__all__ = [
+    "Pass", "PassContext", "get", "register_pass", "registered", "Lowered", "default_pipeline",
+    "lower", "run_pipeline",
+]

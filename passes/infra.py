@@ -1,0 +1,76 @@
+"""Pass infrastructure: a pass is a pure function on IR with a registered name.
+
+Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi global function
+`tsir.transform.<Name>`, so a pipeline can be listed, reordered and called from any TVM-FFI host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tsir.errors import TSIRError
+
+__all__ = ["Pass", "register_pass", "get", "registered", "PassContext"]
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What every pass may read: the target. Passes get it as their second argument."""
+
+    target: Any
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A named IR transformation `fn(ir, ctx) -> ir` that never mutates its input."""
+
+    name: str
+    fn: Callable[[Any, PassContext], Any]
+    doc: str
+
+    def __call__(self, ir: Any, ctx: PassContext) -> Any:
+        return self.fn(ir, ctx)
+
+
+_REGISTRY: dict[str, Pass] = {}
+
+
+def register_pass(name: str) -> Callable[[Callable[[Any, PassContext], Any]], Pass]:
+    """Register `fn` as pass `name` here and as the TVM-FFI global `tsir.transform.<name>`."""
+
+    def wrap(fn: Callable[[Any, PassContext], Any]) -> Pass:
+        if name in _REGISTRY:
+            raise ValueError(f"pass {name!r} registered twice")
+        p = Pass(name, fn, (fn.__doc__ or "").strip())
+        _REGISTRY[name] = p
+        _register_ffi(p)
+        return p
+
+    return wrap
+
+
+def _register_ffi(p: Pass) -> None:
+    try:
+        import tvm_ffi
+    except ImportError:  # pragma: no cover - a hard dependency, but passes work without it
+        return
+
+    def call(ir: Any, target: Any = None) -> Any:
+        from tsir.target import Target
+
+        return p.fn(ir, PassContext(Target.parse(target) if target is not None else None))
+
+    call.__name__ = p.name
+    tvm_ffi.register_global_func(f"tsir.transform.{p.name}", call, override=True)
+
+
+def get(name: str) -> Pass:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise TSIRError(f"no pass named {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def registered() -> dict[str, Pass]:
+    return dict(_REGISTRY)

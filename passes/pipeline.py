@@ -1,0 +1,83 @@
+"""The default pipeline, and the one hook that runs between passes (verify, dumps, snapshots)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsir import knobs
+from tsir.function import Module, PrimFunc
+
+from .infra import Pass, PassContext, get
+
+__all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower"]
+
+
+def default_pipeline() -> list[Pass]:
+    return [
+        get("Verify"),
+        # Tile ops and T.Parallel become per-thread loops; every later pass works on those.
+        get("LowerTileOp"),
+        # Guards before vectorization: it must see them to keep whole vectors in or out of bounds.
+        get("LegalizeSafeMemoryAccess"),
+        get("VectorizeLoop"),
+        get("Simplify"),
+        # Barriers are planned on distinct shared buffers, before they are merged into one pool.
+        get("ThreadSync"),
+        get("PlanSharedMemory"),
+        get("SplitHostDevice"),
+    ]
+
+
+@dataclass
+class Lowered:
+    """The IR after every pass (`stages`, in order) and the final module."""
+
+    stages: list[tuple[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def module(self) -> Module:
+        return self.stages[-1][1]
+
+    def __getitem__(self, name: str) -> Any:
+        for n, ir in self.stages:
+            if n == name:
+                return ir
+        raise KeyError(f"no stage {name!r}; stages: {', '.join(n for n, _ in self.stages)}")
+
+
+def run_pipeline(func: PrimFunc, target: Any, passes: list[Pass] | None = None) -> Lowered:
+    from tsir.verify import verify
+
+    ctx = PassContext(target)
+    out = Lowered([("input", func)])
+    dump = knobs.dump_ir
+    check = knobs.verify
+    ir: Any = func
+    for i, p in enumerate(passes if passes is not None else default_pipeline()):
+        t0 = time.perf_counter()
+        ir = p(ir, ctx)
+        out.seconds[p.name] = time.perf_counter() - t0
+        out.stages.append((p.name, ir))
+        if check and p.name != "Verify":
+            verify(ir, pass_name=p.name)
+        if dump:
+            os.makedirs(dump, exist_ok=True)
+            path = os.path.join(dump, f"{func.name}.{i:02d}.{p.name}.txt")
+            with open(path, "w") as f:
+                f.write(str(ir) + "\n")
+    return out
+
+
+def lower(func: PrimFunc, target: Any = "sm_90a") -> Lowered:
+    """Run the default pipeline; the result holds the IR after every pass."""
+    from tsir.target import Target
+
+    if not isinstance(func, PrimFunc):
+        from tsir.errors import TSIRError
+
+        raise TSIRError(f"tsir.lower expects a PrimFunc (f.func of a T.prim_func block), got {type(func).__name__}")
+    return run_pipeline(func, Target.parse(target))

@@ -1,0 +1,81 @@
+"""PlanSharedMemory: every shared buffer of a kernel becomes a slice of one dynamic allocation.
+
+Requires: ThreadSync done (it reasons about distinct buffers).
+Guarantees: each shared `Allocate` is replaced by a `DeclBuffer` at a 16-byte aligned (or the buffer's
+own alignment) offset into the kernel's pool `buf_dyn_shmem`, and `KernelLaunch.dyn_shared_bytes` is
+the pool size, checked against the target's per-block limit.
+"""
+
+from __future__ import annotations
+
+from tsir.buffer import Buffer, make_buffer
+from tsir.errors import UnsupportedError
+from tsir.expr import const_value
+from tsir.function import PrimFunc
+from tsir.stmt import Allocate, DeclBuffer, KernelLaunch, Stmt
+from tsir.visitor import Mutator, collect
+
+from .infra import PassContext, register_pass
+
+__all__ = ["PlanSharedMemory", "POOL_NAME"]
+
+POOL_NAME = "buf_dyn_shmem"
+SHARED_SCOPES = ("shared", "shared.dyn")
+
+
+def buffer_bytes(b: Buffer) -> int:
+    n = b.dtype.bytes
+    for d in b.shape:
+        c = const_value(d)
+        if c is None:
+            raise UnsupportedError(f"shared buffer `{b.name}` has a symbolic shape", where="PlanSharedMemory")
+        n *= c
+    return n
+
+
+class _Rewrite(Mutator):
+    def __init__(self, pool: Buffer, offsets: dict[Buffer, int]):
+        super().__init__()
+        self.pool = pool
+        self.offsets = offsets
+
+    def visit_Allocate(self, s: Allocate) -> Stmt:
+        body = self.visit(s.body)
+        if s.buffer in self.offsets:
+            return DeclBuffer(s.buffer, self.pool, self.offsets[s.buffer], body)
+        return s.replace(body=body) if body is not s.body else s
+
+
+class _Kernels(Mutator):
+    def __init__(self, ctx: PassContext):
+        super().__init__()
+        self.ctx = ctx
+
+    def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
+        allocs = [a for a in collect(k.body, Allocate) if a.buffer.scope in SHARED_SCOPES]
+        if not allocs:
+            return k
+        offsets: dict[Buffer, int] = {}
+        total = 0
+        for a in allocs:
+            align = max(16, a.buffer.align)
+            total = (total + align - 1) // align * align
+            offsets[a.buffer] = total
+            total += buffer_bytes(a.buffer)
+        limit = getattr(self.ctx.target, "max_shared_memory_per_block", None)
+        if limit is not None and total > limit:
+            sizes = ", ".join(f"{a.buffer.name}: {buffer_bytes(a.buffer)} B" for a in allocs)
+            raise UnsupportedError(
+                f"kernel `{k.name}` needs {total} bytes of shared memory ({sizes}); "
+                f"{self.ctx.target} allows {limit} per block",
+                where="PlanSharedMemory",
+            )
+        pool = make_buffer(POOL_NAME, (total,), "uint8", "shared.dyn", align=1024)
+        body = _Rewrite(pool, offsets).visit(k.body)
+        return k.replace(body=Allocate(pool, body), dyn_shared_bytes=total)
+
+
+@register_pass("PlanSharedMemory")
+def PlanSharedMemory(func: PrimFunc, ctx: PassContext) -> PrimFunc:
+    """Place all shared buffers of each kernel in one dynamic shared-memory pool."""
+    return _Kernels(ctx).visit(func)

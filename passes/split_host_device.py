@@ -1,0 +1,57 @@
+"""SplitHostDevice: each `KernelLaunch` becomes a `DeviceKernel` and a host-side `LaunchKernel`.
+
+Requires: fully lowered kernels (shared memory planned).
+Guarantees: a `Module` whose host function holds only host statements and `LaunchKernel`s; each
+kernel's parameters are the tensor parameters it touches (in the function's order), then the
+dynamic dimensions and scalar parameters it reads (in order of first declaration).
+"""
+
+from __future__ import annotations
+
+from tsir.buffer import Buffer
+from tsir.expr import Var
+from tsir.function import DeviceKernel, Module, PrimFunc
+from tsir.stmt import KernelLaunch, LaunchKernel, Stmt
+from tsir.visitor import Mutator, walk
+
+from .infra import PassContext, register_pass
+
+__all__ = ["SplitHostDevice", "host_scalars"]
+
+
+def host_scalars(func: PrimFunc) -> list[Var]:
+    """Dynamic dimensions (in order of appearance in parameter shapes), then scalar parameters."""
+    out: list[Var] = list(func.dynamic_vars())
+    out += [p for p in func.params if isinstance(p, Var) and p not in out]
+    return out
+
+
+class _Split(Mutator):
+    def __init__(self, func: PrimFunc):
+        super().__init__()
+        self.func = func
+        self.kernels: list[DeviceKernel] = []
+
+    def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
+        used_buffers: set[Buffer] = set()
+        used_vars: set[Var] = set()
+        for n in walk(k.body):
+            if isinstance(n, Buffer):
+                used_buffers.add(n)
+            elif isinstance(n, Var):
+                used_vars.add(n)
+        bufs = [b for b in self.func.buffer_params if b in used_buffers]
+        scalars = [v for v in host_scalars(self.func) if v in used_vars]
+        params = (*bufs, *scalars)
+        self.kernels.append(
+            DeviceKernel(k.name, params, k.grid, k.threads, k.block_vars, k.thread_vars, k.body, k.dyn_shared_bytes)
+        )
+        return LaunchKernel(k.name, k.grid, k.threads, k.dyn_shared_bytes, params)
+
+
+@register_pass("SplitHostDevice")
+def SplitHostDevice(func: PrimFunc, ctx: PassContext) -> Module:
+    """Outline kernels into DeviceKernels; the host function keeps LaunchKernel calls."""
+    s = _Split(func)
+    host = s.visit(func)
+    return Module(host, tuple(s.kernels))

@@ -1,0 +1,85 @@
+"""The examples on a GPU, against torch, on random data with poisoned outputs and odd sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+import tsir
+from elementwise_2d import fused_exp_scale_bias
+from transpose import transpose
+from vector_add import vector_add
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("n", [1, 3, 1000, 4097, 1 << 20, (1 << 20) + 5])
+def test_vector_add(dtype: str, n: int) -> None:
+    kernel = tsir.compile(vector_add(dtype), target="cuda")
+    tdt = getattr(torch, dtype)
+    a = torch.randn(n, device="cuda").to(tdt)
+    b = torch.randn(n, device="cuda").to(tdt)
+    c = torch.full((n,), float("nan"), device="cuda", dtype=tdt)
+    kernel(a, b, c)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(c, a + b)
+
+
+@pytest.mark.parametrize("M", [1, 5, 8, 1000, 4099])
+def test_fused_exp_scale_bias(M: int) -> None:
+    N = 1024
+    kernel = tsir.compile(fused_exp_scale_bias(N), target="cuda")
+    x = torch.randn(M, N, device="cuda")
+    w = torch.randn(N, device="cuda")
+    b = torch.randn(N, device="cuda")
+    y = torch.full((M, N), float("nan"), device="cuda")
+    kernel(x, w, b, y)
+    ref = (torch.exp(x.double()) * w.double() + b.double()).float()
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_exp_scale_bias_fp16_odd_width() -> None:
+    N = 200  # not a multiple of the 256-wide tile: column guards
+    kernel = tsir.compile(fused_exp_scale_bias(N, "float16"), target="cuda")
+    x = torch.randn(33, N, device="cuda", dtype=torch.float16)
+    w = torch.randn(N, device="cuda", dtype=torch.float16)
+    b = torch.randn(N, device="cuda", dtype=torch.float16)
+    y = torch.full((33, N), float("nan"), device="cuda", dtype=torch.float16)
+    kernel(x, w, b, y)
+    ref = (torch.exp(x.float()) * w.float() + b.float()).half()
+    torch.testing.assert_close(y, ref, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("M,N", [(4096, 4096), (1000, 4096), (77, 4096), (64, 128)])
+def test_transpose_dynamic_rows(M: int, N: int) -> None:
+    kernel = tsir.compile(transpose(N=N), target="cuda")
+    a = torch.randn(M, N, device="cuda")
+    b = torch.full((N, M), float("nan"), device="cuda")
+    kernel(a, b)
+    torch.testing.assert_close(b, a.t())
+
+
+@pytest.mark.parametrize("S", [64, 1000, 2048])
+def test_transpose_static(S: int) -> None:
+    kernel = tsir.compile(transpose(M=S, N=S), target="cuda")
+    a = torch.randn(S, S, device="cuda")
+    b = torch.full((S, S), float("nan"), device="cuda")
+    kernel(a, b)
+    torch.testing.assert_close(b, a.t())
+
+
+def test_wrong_shape_is_rejected_before_launch() -> None:
+    kernel = tsir.compile(fused_exp_scale_bias(1024), target="cuda")
+    x = torch.randn(4, 512, device="cuda")
+    w = torch.randn(1024, device="cuda")
+    with pytest.raises(tsir.LaunchError, match="X"):
+        kernel(x, w, w, x)
+
+
+def test_empty_rows_launch_nothing() -> None:
+    kernel = tsir.compile(fused_exp_scale_bias(1024), target="cuda")
+    x = torch.randn(0, 1024, device="cuda")
+    w = torch.randn(1024, device="cuda")
+    kernel(x, w, w, x.clone())
+    torch.cuda.synchronize()
