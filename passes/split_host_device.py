@@ -21,9 +21,9 @@ __all__ = ["SplitHostDevice", "host_scalars"]
 
 def host_scalars(func: PrimFunc) -> list[Var]:
     """Dynamic dimensions (in order of appearance in parameter shapes), then scalar parameters."""
-    out: list[Var] = list(func.dynamic_vars())
-    out += [p for p in func.params if isinstance(p, Var) and p not in out]
-    return out
+    out: dict[Var, None] = dict.fromkeys(func.dynamic_vars())  # identity-keyed: no `==` on Vars
+    out.update((p, None) for p in func.params if isinstance(p, Var))
+    return list(out)
 
 
 class _Split(Mutator):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from tsir.buffer import Buffer
@@ -87,18 +91,31 @@ class Kernel:
         lowered: Any,
         source: str,
         binary: Any,
+        program: Any,
         timings: dict[str, float],
     ):
         self.func = func
         self.target = target
-        self.lowered = lowered
-        self.module: Module = lowered.module
+        self._lowered = lowered
         self.cuda_source = source
         self.binary = binary
         self.cubin: bytes = binary.cubin
+        self.program = program
         self.timings = timings
-        self.program = host_program(self.module)
         self._launcher: Any = None
+
+    @property
+    def lowered(self) -> Any:
+        """The IR after every pass (recomputed on first access when the compile was a cache hit)."""
+        if self._lowered is None:
+            from tsir.passes import lower
+
+            self._lowered = lower(self.func, self.target)
+        return self._lowered
+
+    @property
+    def module(self) -> Module:
+        return self.lowered.module
 
     @property
     def asm(self) -> dict[str, Any]:
@@ -135,10 +152,70 @@ class _Asm(dict):  # type: ignore[type-arg]
         raise KeyError(f"no stage {key!r}; stages: tsir, cuda, ptx, cubin")
 
 
+@cache
+def compiler_source_hash() -> str:
+    """sha256 of tsir's own compiler sources (IR, passes, codegen), once per process: a changed
+    compiler never reuses a lowering cached by another version of itself."""
+    import tsir
+    import tsir.codegen
+    import tsir.passes
+
+    digest = hashlib.sha256()
+    for pkg in (tsir, tsir.passes, tsir.codegen):
+        root = Path(pkg.__file__).parent
+        # tsir/ is walked without its subfolders that are other packages' (installed layout).
+        files = sorted(root.rglob("*.py")) if pkg is not tsir else sorted(root.glob("*.py")) + sorted(
+            f for sub in ("arith", "builder", "tileop") for f in (root / sub).rglob("*.py")
+        )
+        for path in files:
+            if "__pycache__" not in path.parts:
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _lowering_key(func: PrimFunc, target: Target) -> str:
+    from tsir.runtime import cache
+    from tsir.structural import structural_hash
+
+    return cache.make_key(
+        "lowering", [str(func), str(structural_hash(func)), target.arch, compiler_source_hash()]
+    )
+
+
+def _program_to_json(program: Any) -> Any:
+    return dataclasses.asdict(program)
+
+
+def _program_from_json(data: Any) -> Any:
+    from tsir.runtime.host_program import HostProgram, KernelArg, LaunchStep, ScalarParam, TensorParam
+
+    params: list[Any] = []
+    for p in data["params"]:
+        if "shape" in p:
+            strides = tuple(p["strides"]) if p["strides"] is not None else None
+            params.append(TensorParam(p["name"], p["dtype"], tuple(p["shape"]), strides, p["align"]))
+        else:
+            params.append(ScalarParam(p["name"], p["dtype"]))
+    steps = tuple(
+        LaunchStep(
+            s["kernel"], tuple(s["grid"]), tuple(s["block"]), s["dyn_smem"],  # type: ignore[arg-type]
+            tuple(KernelArg(a["name"], a["ctype"]) for a in s["args"]),
+        )
+        for s in data["steps"]
+    )
+    return HostProgram(tuple(params), steps)
+
+
 def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
-    """Lower `func` for `target`, generate CUDA C++ and compile it with NVRTC."""
+    """Lower `func` for `target`, generate CUDA C++ and compile it with NVRTC.
+
+    Both halves are cached on disk: the lowering (keyed by the function's printed form and structural
+    hash, the target and tsir's own sources) and the cubin (keyed by the CUDA source and options).
+    """
     from tsir.codegen.cuda import generate_cuda
     from tsir.passes import lower
+    from tsir.runtime import cache
+    from tsir.runtime.cache import CacheEntry
     from tsir.runtime.nvrtc import compile_cuda
 
     if not isinstance(func, PrimFunc):
@@ -148,11 +225,22 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
         )
     tgt = Target.parse(target)
     t0 = time.perf_counter()
-    lowered = lower(func, tgt)
+    lowered = None
+    key = _lowering_key(func, tgt) if cache.enabled() else None
+    entry = cache.load("lowering", key) if key is not None else None
+    if entry is not None:
+        source = entry.blobs["cuda"].decode()
+        program = _program_from_json(entry.meta["program"])
     t1 = time.perf_counter()
-    source = generate_cuda(lowered.module)
+    if entry is None:
+        lowered = lower(func, tgt)
+        t1 = time.perf_counter()
+        source = generate_cuda(lowered.module)
+        program = host_program(lowered.module)
+        if key is not None:
+            cache.store("lowering", key, CacheEntry({"cuda": source.encode()}, {"program": _program_to_json(program)}))
     t2 = time.perf_counter()
     binary = compile_cuda(source, tgt, filename=f"{func.name}.cu")
     t3 = time.perf_counter()
     timings = {"lower": t1 - t0, "codegen": t2 - t1, "nvrtc": t3 - t2, "total": t3 - t0}
-    return Kernel(func, tgt, lowered, source, binary, timings)
+    return Kernel(func, tgt, lowered, source, binary, program, timings)

@@ -1,0 +1,96 @@
+"""LowerTileOp: T.Parallel and T.copy/T.fill become thread-level loops with vector lanes innermost."""
+
+from __future__ import annotations
+
+import pytest
+
+import tsir
+from tsir import T
+from tsir.passes import PassContext, get
+from tsir.structural import assert_structural_equal
+
+CTX = PassContext(tsir.Target.parse("sm_90a"))
+
+
+def run(func: tsir.PrimFunc) -> tsir.PrimFunc:
+    return get("LowerTileOp")(func, CTX)
+
+
+def test_parallel_nest_is_spread_over_threads_with_vector_lanes() -> None:
+    """A 8x256 float32 nest on 256 threads: 2 trips per thread, 4 contiguous lanes each."""
+    with T.prim_func("f") as before:
+        X = T.param("X", (64, 1024), "float32")
+        with T.Kernel(4, 8, threads=256) as (bx, by):
+            for i, j in T.Parallel(8, 256):
+                X[by * 8 + i, bx * 256 + j] = 0.0
+
+    with T.prim_func("f") as expected:
+        X = T.param("X", (64, 1024), "float32")
+        with T.Kernel(4, 8, threads=256) as (bx, by):
+            tx = T.get_thread_binding(0)
+            for o in T.unroll(2):
+                for v in T.vectorized(4):
+                    X[by * 8 + (o * 256 + tx) // 64, bx * 256 + ((o * 256 + tx) % 64 * 4 + v)] = 0.0
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_copy_to_shared_and_back() -> None:
+    """T.copy global->shared of a 16x16 tile with 64 threads: one trip, 4 lanes per thread."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (32, 32), "float32")
+        with T.Kernel(2, 2, threads=64) as (bx, by):
+            S = T.alloc_shared((16, 16), "float32")
+            T.copy(A[by * 16, bx * 16], S)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (32, 32), "float32")
+        with T.Kernel(2, 2, threads=64) as (bx, by):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((16, 16), "float32")
+            for v in T.vectorized(4):
+                S[tx // 4, tx % 4 * 4 + v] = A[by * 16 + tx // 4, bx * 16 + (tx % 4 * 4 + v)]
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_copy_casts_between_dtypes() -> None:
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float16")
+        B = T.param("B", (128,), "float32")
+        with T.Kernel(1, threads=32):
+            T.copy(A, B)
+    lowered = run(before.func)
+    text = str(lowered)
+    assert 'T.cast(A[' in text and '"float32")' in text
+
+
+def test_fill_of_a_ragged_region_is_guarded() -> None:
+    """100 elements on 64 threads: scalar lanes (4-wide would idle threads), second trip guarded."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (100,), "float32")
+        with T.Kernel(1, threads=64):
+            T.fill(A, 1.0)
+    text = str(run(before.func))
+    assert "for i_o in T.unroll(2):" in text
+    assert "T.If(i_o * 64 + tx < 100)" in text
+
+
+def test_fragment_operands_are_refused_with_a_clear_error() -> None:
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(1, threads=128):
+            F = T.alloc_fragment((128,), "float32")
+            T.copy(A, F)
+    with pytest.raises(tsir.UnsupportedError, match="LowerTileOp.*layout inference"):
+        run(before.func)
+
+
+def test_input_is_not_modified() -> None:
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(1, threads=128):
+            T.fill(A, 1.0)
+    text = str(before.func)
+    run(before.func)
+    assert str(before.func) == text

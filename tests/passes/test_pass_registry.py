@@ -1,0 +1,69 @@
+"""Passes are registered by their own name, callable through apache-tvm-ffi, and pure."""
+
+from __future__ import annotations
+
+import os
+
+import tvm_ffi
+
+import tsir
+from tsir import T
+from tsir.passes import default_pipeline, registered
+
+EXPECTED_ORDER = [
+    "Verify", "LowerTileOp", "LegalizeSafeMemoryAccess", "VectorizeLoop", "Simplify", "ThreadSync",
+    "PlanSharedMemory", "SplitHostDevice",
+]
+
+
+def small() -> tsir.PrimFunc:
+    with T.prim_func("small") as f:
+        A = T.param("A", (256,), "float32")
+        with T.Kernel(1, threads=64):
+            S = T.alloc_shared((256,), "float32")
+            T.copy(A, S)
+            for i in T.Parallel(256):
+                A[i] = S[255 - i]
+    return f.func
+
+
+def test_registered_names_match_the_pass_names() -> None:
+    for name, p in registered().items():
+        assert p.name == name
+        assert p.doc, f"pass {name} has no docstring"
+
+
+def test_pipeline_order() -> None:
+    assert [p.name for p in default_pipeline()] == EXPECTED_ORDER
+
+
+def test_every_pass_is_a_tvm_ffi_global_function() -> None:
+    f = small()
+    fn = tvm_ffi.get_global_func("tsir.transform.LowerTileOp")
+    out = fn(f, "sm_90a")
+    assert isinstance(out, tsir.PrimFunc)
+    assert "T.Parallel" not in str(out)
+    for name in registered():
+        assert tvm_ffi.get_global_func(f"tsir.transform.{name}") is not None
+
+
+def test_lower_returns_every_stage_and_leaves_the_input_alone() -> None:
+    f = small()
+    text = str(f)
+    lowered = tsir.lower(f, "sm_90a")
+    assert [n for n, _ in lowered.stages] == ["input", *EXPECTED_ORDER]
+    assert isinstance(lowered.module, tsir.Module)
+    assert str(f) == text
+
+
+def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TSIR_DUMP_IR", str(tmp_path))
+    tsir.lower(small(), "sm_90a")
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == len(EXPECTED_ORDER)
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.07.SplitHostDevice.txt"
+
+
+def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TSIR_VERIFY", "1")
+    tsir.lower(small(), "sm_90a")
