@@ -4,8 +4,8 @@ Run on a GPU: `python benchmarks/launch_overhead.py [--iters 20000] [--repeats 7
 
 Every case launches an empty kernel `empty3(const float*, const float*, float*, int n)` (compiled
 here with cuda.bindings.nvrtc for the device's architecture, no headers) or, for torch, `x.add_(1)` on
-a 1-element tensor. A case is timed by wall clock over `--iters` calls after a warm-up, `--repeats`
-times; the table shows the median. "enqueue" is the host time per call until the last call returns
+a 1-element tensor. A case is timed by wall clock over `--iters` calls after a warm-up; the cases
+take turns, `--repeats` rounds, and the table shows the median and the minimum over the rounds. "enqueue" is the host time per call until the last call returns
 (what the caller pays); "with sync" adds the final synchronize (it stays close when the GPU keeps up).
 The "python only" row runs the same Launcher with cuLaunchKernel replaced by a no-op: the Python work
 tsir adds on this CPU. Nothing here depends on unfinished parts of tsir.
@@ -51,36 +51,56 @@ def compile_empty(arch: str) -> bytes:
         nvrtc.nvrtcDestroyProgram(prog)
 
 
-def timed(
-    fn: Callable[[], Any], sync: Callable[[], None], iters: int, repeats: int
-) -> dict[str, Any]:
-    """Median / min per-call microseconds of `fn`, enqueue only and including the final sync."""
-    for _ in range(min(2000, iters)):
-        fn()
+def sample(fn: Callable[[], Any], sync: Callable[[], None], iters: int) -> tuple[float, float]:
+    """One timing of `iters` calls: (us per call until the last returns, us per call incl. sync)."""
     sync()
-    enqueue, total = [], []
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    t1 = time.perf_counter()
+    sync()
+    t2 = time.perf_counter()
+    return (t1 - t0) / iters * 1e6, (t2 - t0) / iters * 1e6
+
+
+def run_cases(
+    cases: list[tuple[str, Callable[[], Any]]], sync: Callable[[], None], iters: int, repeats: int
+) -> dict[str, Any]:
+    """Warm every case up, then time them round-robin, `repeats` rounds, so that drift of the
+    machine (clocks, neighbours) touches every case alike. Median and min over the rounds."""
+    samples: dict[str, list[tuple[float, float]]] = {}
+    errors: dict[str, str] = {}
+    for label, fn in cases:
+        try:
+            for _ in range(min(2000, iters)):
+                fn()
+            sync()
+            samples[label] = []
+        except Exception as e:  # noqa: BLE001  (report it in the table, keep the other rows)
+            errors[label] = f"{type(e).__name__}: {e}"
     gc_was = gc.isenabled()
     gc.disable()
     try:
         for _ in range(repeats):
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                fn()
-            t1 = time.perf_counter()
-            sync()
-            t2 = time.perf_counter()
-            enqueue.append((t1 - t0) / iters * 1e6)
-            total.append((t2 - t0) / iters * 1e6)
+            for label, fn in cases:
+                if label in samples:
+                    samples[label].append(sample(fn, sync, iters))
     finally:
         if gc_was:
             gc.enable()
-    return {
-        "median_us": statistics.median(enqueue),
-        "min_us": min(enqueue),
-        "median_with_sync_us": statistics.median(total),
-        "all_us": enqueue,
-    }
+    results: dict[str, Any] = {}
+    for label, _ in cases:
+        if label in errors:
+            results[label] = {"error": errors[label]}
+            continue
+        enqueue = [e for e, _ in samples[label]]
+        results[label] = {
+            "median_us": statistics.median(enqueue),
+            "min_us": min(enqueue),
+            "median_with_sync_us": statistics.median(t for _, t in samples[label]),
+            "all_us": enqueue,
+        }
+    return results
 
 
 def main() -> None:
@@ -194,12 +214,7 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001  (no CuPy, or no CUDA for it: skip the row)
         print(f"(no CuPy row: {type(e).__name__}: {e})")
 
-    results: dict[str, Any] = {}
-    for label, fn in cases:
-        try:
-            results[label] = timed(fn, sync, args.iters, args.repeats)
-        except Exception as e:  # noqa: BLE001  (report it in the table, keep the other rows)
-            results[label] = {"error": f"{type(e).__name__}: {e}"}
+    results = run_cases(cases, sync, args.iters, args.repeats)
 
     exchange = torch is not None and hasattr(torch.Tensor, "__dlpack_c_exchange_api__")
     import tvm_ffi

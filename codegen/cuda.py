@@ -362,7 +362,20 @@ class KernelPrinter:
             return f"{self.wrap(e.args[0], p)} {sym} {self.wrap(e.args[1], p + 1)}", p
         if op == "bitwise_not":
             return f"~{self.wrap(e.args[0], 15)}", 15
+        if op == "address_of":
+            (load,) = e.args
+            if not isinstance(load, BufferLoad):
+                raise UnsupportedError("address_of takes one buffer element")
+            return f"&{self.wrap(load, PRIMARY)}", 15
         args = [self.expr(a) for a in e.args]
+        if op.startswith("tsir."):
+            # A device-header function: "tsir.<header>.<function>" includes "tsir/<header>.h" and
+            # calls tsir::<function> (which may carry template arguments).
+            header, _, fn = op[len("tsir."):].partition(".")
+            if not fn:
+                raise UnsupportedError(f"call {op!r}: expected tsir.<header>.<function>")
+            self.includes.add(f"tsir/{header}.h")
+            return f"tsir::{fn}({', '.join(args)})", PRIMARY
         if op == "abs":
             if e.dtype.is_float:
                 fn = math_function("abs_float", e.dtype)

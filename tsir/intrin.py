@@ -39,6 +39,8 @@ _add("bitwise_not", 1)
 _add("sync_threads", 0, pure=False)
 _add("sync_warp", 0, pure=False)
 _add("thread_fence", 0, pure=False)
+# The address of one buffer element (`&A[i]`), for device-header functions taking pointers.
+_add("address_of", 1)
 
 
 def intrinsic(name: str) -> Intrinsic:
