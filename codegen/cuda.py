@@ -96,9 +96,21 @@ class KernelPrinter:
             if isinstance(b, Buffer):
                 self._note_type(b.dtype)
         written = {s.buffer for s in collect(k.body, BufferStore)}
+        # A device-header function given `&buf[i]` may write through it.
+        written |= {
+            a.buffer
+            for c in collect(k.body, Call)
+            if c.op == "address_of"
+            for a in c.args
+            if isinstance(a, BufferLoad)
+        }
         params = []
         for p in k.params:
-            if isinstance(p, Buffer):
+            if isinstance(p, Buffer) and p.scope == "symmetric":
+                # Peer GPUs read and write symmetric memory while the kernel runs: it is neither
+                # read-only nor unaliased (const/__restrict__ would allow stale non-coherent loads).
+                params.append(f"{c_type(p.dtype)}* {self.name(p)}")
+            elif isinstance(p, Buffer):
                 const = "" if p in written else "const "
                 params.append(f"{const}{c_type(p.dtype)}* __restrict__ {self.name(p)}")
             else:
@@ -198,7 +210,12 @@ class KernelPrinter:
             if c is None:
                 raise UnsupportedError(f"local buffer `{b.name}` needs a constant size")
             n *= c
-        align = "alignas(16) " if n * b.dtype.bytes >= 16 and n * b.dtype.bytes % 16 == 0 else ""
+        # Vector moves reinterpret register arrays as 2..16-byte words: align them for that.
+        nbytes = n * b.dtype.bytes
+        width = 16
+        while width > 1 and nbytes % width:
+            width //= 2
+        align = f"alignas({width}) " if n > 1 and width > b.dtype.bytes else ""
         if n == 1 and b.scope == "local.var":
             self.emit(f"{c_type(b.dtype)} {self.name(b)}[1];")
         else:

@@ -1,7 +1,9 @@
 """tsir's passes: one module per pass, each registered by name (and as tsir.transform.<Name>)."""
 
 from . import (  # noqa: F401  (importing registers each pass)
+    layout_inference,
     legalize_safe_memory_access,
+    lower_shared_layout,
     lower_tile_op,
     plan_shared_memory,
     simplify,

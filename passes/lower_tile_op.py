@@ -1,8 +1,11 @@
 """LowerTileOp: tile operators and `T.Parallel` nests become thread-level loops.
 
-Requires: tile ops on global/shared/local buffers (fragments need LayoutInference first).
-Guarantees: no TileOpStmt and no PARALLEL loop remains inside kernels; element-wise work is spread
-over the block's threads with vector lanes innermost (VECTORIZED loops that VectorizeLoop lowers).
+Requires: LayoutInference (every fragment has a layout in the kernel's `layout_map` attribute).
+Guarantees: no TileOpStmt, PARALLEL loop, fragment buffer or layout attribute remains inside
+kernels. Element-wise work on shared/global memory is spread over the block's threads with vector
+lanes innermost (VECTORIZED loops that VectorizeLoop lowers); work on fragments runs in the thread
+that holds each element, on its registers (a `local` array per fragment). Shared workspaces that
+ops ask for (reductions) are allocated at the kernel's top.
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ from tsir.arith import Analyzer
 from tsir.errors import TSIRError, UnsupportedError
 from tsir.expr import IntImm, PrimExpr, Var
 from tsir.function import PrimFunc
-from tsir.stmt import For, ForKind, KernelLaunch, Stmt, TileOpStmt
-from tsir.tileop import LowerArgs
+from tsir.buffer import Buffer, make_buffer
+from tsir.stmt import Allocate, AttrStmt, For, ForKind, KernelLaunch, Stmt, TileOpStmt
+from tsir.tileop import Copy, Fill, LowerArgs
 from tsir.tileop.copy import index_dtype, lower_elementwise
 from tsir.visitor import Mutator, collect, substitute
 from tsir.buffer import BufferRegion, Range
 
+from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragment_nest, touches_fragment
 from .infra import PassContext, register_pass
+from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
 
-__all__ = ["LowerTileOp", "linear_thread_index"]
+__all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR"]
+
+SHARED_LAYOUT_ATTR = "shared_layout_map"
 
 
 def linear_thread_index(k: KernelLaunch) -> PrimExpr:
@@ -33,20 +41,56 @@ def linear_thread_index(k: KernelLaunch) -> PrimExpr:
 
 
 class _Lower(Mutator):
-    def __init__(self, ctx: PassContext, kernel: KernelLaunch):
+    def __init__(self, ctx: PassContext, kernel: KernelLaunch, layouts: dict[Buffer, Any], plans: dict[Buffer, Any]):
         super().__init__()
+        from tsir.tileop.fragment_lowering import fragment_local_buffer
+
         self.kernel = kernel
-        self.args = LowerArgs(ctx.target, linear_thread_index(kernel), kernel.num_threads)
+        remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
+        self.workspaces: list[Buffer] = []
+        self.args = LowerArgs(
+            ctx.target, linear_thread_index(kernel), kernel.num_threads, layouts, remap, plans,
+            self.add_workspace,
+        )
         self.analyzer = Analyzer()
+        # Ops may prove facts about block and thread indices (a remote copy's bounds, say).
+        for v, n in zip(kernel.block_vars, kernel.grid):
+            self.analyzer.bind(v, IntImm(0, v.dtype), n)
+        for v, t in zip(kernel.thread_vars, kernel.threads):
+            self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(t, v.dtype))
+
+    def add_workspace(self, name: str, shape: tuple[int, ...], dtype: Any, scope: str) -> Buffer:
+        buf = make_buffer(f"{name}_{len(self.workspaces)}" if self.workspaces else name, shape, dtype, scope)
+        self.workspaces.append(buf)
+        return buf
+
+    def visit_Allocate(self, s: Allocate) -> Stmt:
+        local = self.args.buffer_remap.get(s.buffer)
+        if local is not None:
+            return Allocate(local, self.visit(s.body))
+        if s.buffer.scope == "local.fragment":
+            raise UnsupportedError(
+                f"fragment `{s.buffer.name}` has no layout: run LayoutInference before LowerTileOp",
+                where="LowerTileOp",
+            )
+        return self.generic_visit(s)
+
+    def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
+        if s.key in (LAYOUT_ATTR, ANNOTATE_ATTR):
+            return self.visit(s.body)
+        return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
         op = s.op
-        if any(r.buffer.scope == "local.fragment" for r in (*op.reads(), *op.writes())):
+        frag = [r for r in (*op.reads(), *op.writes()) if r.buffer.scope == "local.fragment"]
+        if frag and not self.args.layout_map:
             raise UnsupportedError(
-                f"{type(op).__name__}: fragment buffers need layout inference, which this pipeline "
-                f"does not run yet",
-                where="LowerTileOp",
+                f"{type(op).__name__}: fragment buffers need LayoutInference to run first", where="LowerTileOp"
             )
+        if isinstance(op, Copy) and frag:
+            return lower_fragment_copy(op.src, op.dst, self.args)
+        if isinstance(op, Fill) and frag:
+            return lower_fragment_fill(op.dst, op.value, self.args)
         try:
             out = op.lower(self.args, self.analyzer)
         except TSIRError:
@@ -56,6 +100,8 @@ class _Lower(Mutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
+        if touches_fragment(s):
+            return lower_fragment_nest(s, self.args, self.visit)
         loop_vars: list[Var] = []
         extents: list[PrimExpr] = []
         body: Stmt = s
@@ -106,7 +152,23 @@ class _Kernels(Mutator):
         self.ctx = ctx
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        return k.replace(body=_Lower(self.ctx, k).visit(k.body))
+        layouts: dict[Buffer, Any] = {}
+        plans: dict[Buffer, Any] = {}
+        if isinstance(k.body, AttrStmt) and k.body.key == LAYOUT_ATTR:
+            for buf, layout, plan in k.body.value:
+                layouts[buf] = layout
+                if plan is not None:
+                    plans[buf] = plan
+        lower = _Lower(self.ctx, k, layouts, plans)
+        body = lower.visit(k.body)
+        for ws in reversed(lower.workspaces):
+            body = Allocate(ws, body)
+        # Shared tiles with a non-trivial layout (gemm operand swizzles) keep it, for
+        # LowerSharedLayout to apply once accesses are vectorized.
+        shared = tuple((b, lay) for b, lay in layouts.items() if b.scope in ("shared", "shared.dyn"))
+        if shared:
+            body = AttrStmt(SHARED_LAYOUT_ATTR, shared, body)
+        return k.replace(body=body)
 
 
 @register_pass("LowerTileOp")

@@ -18,11 +18,15 @@ __all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower"]
 def default_pipeline() -> list[Pass]:
     return [
         get("Verify"),
+        # Fragments get register layouts and gemm operand tiles swizzles before anything lowers.
+        get("LayoutInference"),
         # Tile ops and T.Parallel become per-thread loops; every later pass works on those.
         get("LowerTileOp"),
         # Guards before vectorization: it must see them to keep whole vectors in or out of bounds.
         get("LegalizeSafeMemoryAccess"),
         get("VectorizeLoop"),
+        # Swizzles apply after vectorization, which reasons about contiguity on logical indices.
+        get("LowerSharedLayout"),
         get("Simplify"),
         # Barriers are planned on distinct shared buffers, before they are merged into one pool.
         get("ThreadSync"),

@@ -76,13 +76,14 @@ def test_fill_of_a_ragged_region_is_guarded() -> None:
     assert "T.If(i_o * 64 + tx < 100)" in text
 
 
-def test_fragment_operands_are_refused_with_a_clear_error() -> None:
+def test_fragment_copy_without_layout_inference_is_refused() -> None:
+    """LowerTileOp alone (no LayoutInference before it) cannot place fragment registers."""
     with T.prim_func("f") as before:
         A = T.param("A", (128,), "float32")
         with T.Kernel(1, threads=128):
             F = T.alloc_fragment((128,), "float32")
             T.copy(A, F)
-    with pytest.raises(tsir.UnsupportedError, match="LowerTileOp.*layout inference"):
+    with pytest.raises(tsir.UnsupportedError, match="LowerTileOp.*LayoutInference"):
         run(before.func)
 
 

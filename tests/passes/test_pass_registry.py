@@ -11,8 +11,8 @@ from tsir import T
 from tsir.passes import default_pipeline, registered
 
 EXPECTED_ORDER = [
-    "Verify", "LowerTileOp", "LegalizeSafeMemoryAccess", "VectorizeLoop", "Simplify", "ThreadSync",
-    "PlanSharedMemory", "SplitHostDevice",
+    "Verify", "LayoutInference", "LowerTileOp", "LegalizeSafeMemoryAccess", "VectorizeLoop",
+    "LowerSharedLayout", "Simplify", "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
 ]
 
 
@@ -61,7 +61,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
     tsir.lower(small(), "sm_90a")
     names = sorted(os.listdir(tmp_path))
     assert len(names) == len(EXPECTED_ORDER)
-    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.07.SplitHostDevice.txt"
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.09.SplitHostDevice.txt"
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ..buffer import Buffer
 from ..errors import BuildError, user_location
 from ..expr import Var
-from ..stmt import Allocate, Stmt, seq
+from ..stmt import Allocate, AttrStmt, Stmt, seq
 
 __all__ = ["Frame", "current_builder", "Builder", "infer_name"]
 
@@ -39,6 +39,8 @@ class Frame:
         for item in reversed(self.items):
             if isinstance(item, tuple) and item[0] == "alloc":
                 stmt = Allocate(item[1], stmt if stmt is not None else seq())
+            elif isinstance(item, tuple) and item[0] == "attr":
+                stmt = AttrStmt(item[1], item[2], stmt if stmt is not None else seq())
             else:
                 stmt = seq(item, stmt)
         return stmt if stmt is not None else seq()

@@ -47,6 +47,10 @@ class LowerArgs:
     thread_var: Any
     num_threads: int
     layout_map: dict[Buffer, Any] = field(default_factory=dict)
+    # Logical buffer -> the physical buffer that replaces it (a fragment -> its per-thread registers).
+    buffer_remap: dict[Buffer, Buffer] = field(default_factory=dict)
+    # Fragment -> the row-group plan LayoutInference chose for it (reductions need its shape).
+    plans: dict[Buffer, Any] = field(default_factory=dict)
     # Allocates a scratch buffer in the enclosing kernel (reductions need shared workspace).
     add_workspace: Callable[[str, tuple[int, ...], Any, str], Buffer] | None = None
 

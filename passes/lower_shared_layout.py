@@ -1,0 +1,78 @@
+"""LowerSharedLayout: accesses to shared tiles with a layout (swizzles, padding) go through it.
+
+Requires: vectorized accesses (VectorizeLoop proved contiguity and alignment on logical indices).
+Guarantees: every shared buffer listed in a kernel's `shared_layout_map` becomes a 1-D buffer of
+its layout's size, each access indexed by the layout's linearized forward map. A vector access
+`B[i, j0 .. j0+V)` stays one vector access: the layouts only permute 16-byte chunks (or pad rows),
+and the vector lies inside one chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsir.buffer import Buffer, make_buffer
+from tsir.expr import BufferLoad, PrimExpr, Ramp
+from tsir.function import PrimFunc
+from tsir.stmt import Allocate, AttrStmt, BufferStore, KernelLaunch, Stmt
+
+from .infra import PassContext, register_pass
+from .lower_tile_op import SHARED_LAYOUT_ATTR
+from .scope import ScopedMutator
+
+__all__ = ["LowerSharedLayout"]
+
+
+class _Apply(ScopedMutator):
+    def __init__(self, layouts: dict[Buffer, Any]):
+        super().__init__()
+        self.layouts = layouts
+        self.physical: dict[Buffer, Buffer] = {}
+        for b, lay in layouts.items():
+            size = 1
+            for e in lay.const_output_shape():
+                size *= e
+            self.physical[b] = make_buffer(b.name, (size,), b.dtype, b.scope, align=max(b.align, 128))
+
+    def index(self, b: Buffer, indices: tuple[PrimExpr, ...]) -> tuple[PrimExpr, ...]:
+        last = indices[-1]
+        lanes = last.lanes if isinstance(last, Ramp) else 0
+        logical = (*indices[:-1], last.base if isinstance(last, Ramp) else last)
+        flat = self.analyzer.simplify(self.layouts[b].linear_forward(logical))
+        return (Ramp(flat, last.stride, lanes),) if lanes else (flat,)  # type: ignore[union-attr]
+
+    def visit_Allocate(self, s: Allocate) -> Stmt:
+        phys = self.physical.get(s.buffer)
+        body = self.visit(s.body)
+        return Allocate(phys, body) if phys is not None else s.replace(body=body)
+
+    def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
+        e = self.generic_visit(e)  # type: ignore[assignment]
+        if e.buffer not in self.layouts:
+            return e
+        return BufferLoad(self.physical[e.buffer], self.index(e.buffer, e.indices))
+
+    def visit_BufferStore(self, s: BufferStore) -> Stmt:
+        s = self.generic_visit(s)  # type: ignore[assignment]
+        if s.buffer not in self.layouts:
+            return s
+        return BufferStore(self.physical[s.buffer], s.value, self.index(s.buffer, s.indices))
+
+
+class _Kernels(ScopedMutator):
+    def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
+        body = k.body
+        if not (isinstance(body, AttrStmt) and body.key == SHARED_LAYOUT_ATTR):
+            return k
+        apply = _Apply(dict(body.value))
+        for v, n in zip(k.block_vars, k.grid):
+            apply.analyzer.bind(v, 0, n)
+        for v, n in zip(k.thread_vars, k.threads):
+            apply.analyzer.bind(v, 0, n)
+        return k.replace(body=apply.visit(body.body))
+
+
+@register_pass("LowerSharedLayout")
+def LowerSharedLayout(func: PrimFunc, ctx: PassContext) -> PrimFunc:
+    """Index shared tiles through their (swizzled or padded) layouts."""
+    return _Kernels().visit(func)

@@ -1,0 +1,90 @@
+"""The tile-operator half of `tsir.T`: gemm, reductions, layout annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..buffer import Buffer, BufferRegion
+from ..errors import BuildError
+from ..expr import BufferLoad
+from ..stmt import AttrStmt, TileOpStmt
+from ..tileop.gemm import Gemm, check_gemm
+from ..tileop.reduce import Reduce, check_reduce
+from .frame import current_builder
+from .indexing import check_buffer_use
+
+__all__ = [
+    "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
+    "annotate_layout",
+]
+
+
+def _whole(x: Any, what: str) -> BufferRegion:
+    if isinstance(x, Buffer):
+        check_buffer_use(x, element_access=False)
+        return BufferRegion.full(x)
+    if isinstance(x, BufferRegion):
+        return x
+    if isinstance(x, BufferLoad):
+        raise BuildError(f"{what} takes a whole buffer or a slice, got one element of `{x.buffer.name}`")
+    raise BuildError(f"{what} takes a buffer, got {x!r}")
+
+
+def _emit(op: Any, what: str) -> None:
+    b = current_builder(what)
+    if b.kernel is None:
+        raise BuildError(f"{what} must be inside a T.Kernel")
+    b.frame.emit(TileOpStmt(op))
+
+
+def gemm(A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False, clear_accum: bool = False) -> None:
+    """C += A @ B (A, B in shared memory, fp16/bf16; C a float32 fragment), on tensor cores."""
+    a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
+    check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
+    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum)), "T.gemm")
+
+
+def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:
+    s, d = _whole(src, f"T.reduce_{kind}"), _whole(dst, f"T.reduce_{kind}")
+    if not isinstance(dim, int):
+        raise BuildError(f"T.reduce_{kind}: dim must be an int, got {dim!r}")
+    nd = len(s.buffer.shape)
+    dim = dim + nd if dim < 0 else dim
+    check_reduce(s, d, dim, kind)
+    _emit(Reduce(s, d, dim, kind, bool(clear)), f"T.reduce_{kind}")
+
+
+def reduce_sum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    reduce(src, dst, dim, "sum", clear)
+
+
+def reduce_max(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    reduce(src, dst, dim, "max", clear)
+
+
+def reduce_min(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    reduce(src, dst, dim, "min", clear)
+
+
+def reduce_absmax(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    reduce(src, dst, dim, "absmax", clear)
+
+
+def reduce_abssum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    reduce(src, dst, dim, "abssum", clear)
+
+
+def annotate_layout(layouts: dict[Any, Any]) -> None:
+    """Pin layouts: {buffer: Layout or Fragment}; layout inference keeps them (STRICT)."""
+    from ..layout import Layout
+
+    b = current_builder("T.annotate_layout")
+    if b.kernel is None:
+        raise BuildError("T.annotate_layout must be inside a T.Kernel")
+    pairs = []
+    for buf, lay in layouts.items():
+        if not isinstance(buf, Buffer) or not isinstance(lay, Layout):
+            raise BuildError(f"T.annotate_layout takes {{buffer: Layout}}, got {buf!r}: {lay!r}")
+        pairs.append((buf, lay))
+    # The annotation scopes the statements that follow it in this block, like an allocation.
+    b.frame.items.append(("attr", "annotate_layout", tuple(pairs)))

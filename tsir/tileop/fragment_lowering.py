@@ -1,0 +1,105 @@
+"""Lowering over fragments: each thread loops over its own registers of a fragment layout.
+
+`iterate_fragment(F, ...)` emits `for lo: for v in vectorized(V):` over the registers of the calling
+thread, recovering each register's logical coordinates from F's inverse. V > 1 when V consecutive
+registers hold V consecutive elements of the last dimension (checked exhaustively), so accesses to
+global or shared memory through those coordinates can become vector accesses.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+
+from ..buffer import Buffer, make_buffer
+from ..dtype import int32
+from ..errors import UnsupportedError
+from ..expr import EQ, IntImm, PrimExpr, Var
+from ..layout import Fragment, Layout
+from ..layout.numeric import evaluate_grid, grid
+from ..stmt import For, ForKind, IfThenElse, Stmt
+
+__all__ = ["iterate_fragment", "fragment_local_buffer", "fragment_vector_width"]
+
+
+def fragment_local_buffer(frag_buf: Buffer, layout: Fragment) -> Buffer:
+    """The per-thread register array that stands for a fragment buffer."""
+    return make_buffer(frag_buf.name, (layout.local_size,), frag_buf.dtype, "local")
+
+
+@lru_cache(maxsize=256)
+def _inverse(layout: Fragment) -> Layout:
+    return layout.inverse()
+
+
+@lru_cache(maxsize=256)
+def fragment_vector_width(layout: Fragment, max_lanes: int) -> int:
+    """The widest V <= max_lanes such that registers l..l+V-1 (l % V == 0) of every thread hold
+    consecutive elements of the last dimension."""
+    inv = _inverse(layout)
+    n_local, n_thread = layout.local_size, layout.thread_extent
+    local, thread = grid((n_local, n_thread), "fragment")
+    env = dict(zip(inv.vars, (local, thread)))
+    coords = [np.broadcast_to(evaluate_grid(e, env), local.shape).reshape(n_local, n_thread) for e in inv.forward_index]
+    v = max_lanes
+    while v > 1:
+        if n_local % v == 0:
+            ok = True
+            for lane in range(1, v):
+                base = slice(0, n_local, v)
+                shifted = slice(lane, n_local, v)
+                for d, c in enumerate(coords):
+                    expect = c[base] + (lane if d == len(layout.input_shape) - 1 else 0)
+                    if not np.array_equal(c[shifted], expect):
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if ok:
+                return v
+        v //= 2
+    return 1
+
+
+def iterate_fragment(
+    layout: Fragment,
+    thread: PrimExpr,
+    num_threads: int,
+    make_body: Callable[[list[PrimExpr], PrimExpr], Stmt],
+    *,
+    max_lanes: int = 1,
+    only_replica_zero: bool = False,
+    name: str = "l",
+) -> Stmt:
+    """Loops over the calling thread's registers of `layout`; `make_body(coords, local)` builds the
+    body for the register `local` holding logical element `coords`."""
+    if layout.thread_range is not None:
+        raise UnsupportedError("fragments bound to a thread sub-range are not supported yet")
+    inv = _inverse(layout)
+    lanes = fragment_vector_width(layout, max_lanes) if max_lanes > 1 else 1
+    lo = Var(f"{name}_o", int32)
+    v = Var(f"{name}_v", int32)
+    base = lo * lanes if lanes > 1 else lo
+    mapping = {inv.vars[0]: base, inv.vars[1]: thread}
+    out = inv.forward((base, thread))
+    ndim = len(layout.input_shape)
+    coords = list(out[:ndim])
+    if lanes > 1:
+        coords[-1] = coords[-1] + v
+    local = base + v if lanes > 1 else base
+    body = make_body(coords, local)
+    if only_replica_zero and layout.replicate_size > 1:
+        body = IfThenElse(EQ(out[ndim], IntImm(0, out[ndim].dtype)), body)
+    if lanes > 1:
+        body = For(v, IntImm(0, int32), IntImm(lanes, int32), ForKind.VECTORIZED, body)
+    trips = layout.local_size // lanes
+    stmt: Stmt = For(lo, IntImm(0, int32), IntImm(trips, int32), ForKind.UNROLLED, body)
+    if layout.thread_extent < num_threads:
+        stmt = IfThenElse(thread < layout.thread_extent, stmt)
+    _ = mapping
+    return stmt
+
+
+_ = Any
