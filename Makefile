@@ -12,13 +12,14 @@ DEVICE_Z3 ?= <5
 GPU_SITE ?= /tmp/site
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo sloc device-wheels gpu-test clean
+.PHONY: help venv test demo sloc device-wheels gpu-test gpu-dist clean
 
 help:
 	@echo "make test           CPU tests in $(VENV) (created from pyproject.toml)"
 	@echo "make demo           run examples/demo.py in $(VENV)"
 	@echo "make device-wheels  download the wheels the GPU machine lacks into $(WHEEL_DIR)/"
 	@echo "make gpu-test       on the GPU machine: install $(WHEEL_DIR)/*.whl, run gpu/multigpu tests"
+	@echo "make gpu-dist       on a 2+ GPU machine: multi-GPU tests, then distributed benchmarks"
 	@echo "make sloc           line counts per top-level folder"
 
 # The virtualenv is rebuilt when pyproject.toml changes (the stamp is older than it).
@@ -51,6 +52,9 @@ gpu-test:
 	python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) $(WHEEL_DIR)/*.whl
 	PYTHONPATH=$(GPU_SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} python3 -c "import tsir, tsir.runtime.nvrtc as n, tvm_ffi, z3; print('tsir from', tsir.__file__, '| NVRTC', n.nvrtc_version(), '| tvm_ffi', tvm_ffi.__version__, '| z3', z3.get_version_string())"
 	PYTHONPATH=$(GPU_SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} python3 -m pytest -m "gpu or multigpu" -v -rs $(PYTEST_ARGS)
+
+gpu-dist:
+	bash scripts/gpu_dist_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

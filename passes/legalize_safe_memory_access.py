@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsir.buffer import Buffer
-from tsir.expr import BufferLoad, IntImm, PrimExpr, Select, convert
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, convert
 from tsir.function import PrimFunc
 from tsir.stmt import BufferStore, IfThenElse, Stmt
 
@@ -45,6 +45,16 @@ class _Guard(ScopedMutator):
         if not conds:
             return e
         return Select(_all(conds), e, convert(0, e.dtype))
+
+    def visit_Call(self, e: Call) -> PrimExpr:
+        if e.op != "address_of" or not isinstance(e.args[0], BufferLoad):
+            return self.generic_visit(e)  # type: ignore[return-value]
+        # `&A[i]` computes an address and reads nothing: only its indices may hold loads to guard.
+        load = e.args[0]
+        indices = tuple(self.visit(i) for i in load.indices)
+        if all(a is b for a, b in zip(indices, load.indices)):
+            return e
+        return e.replace(args=(load.replace(indices=indices),))
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
         if s.buffer.scope not in GUARDED_SCOPES:

@@ -56,6 +56,14 @@ class _State:
 def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
     reads = {x.buffer for x in collect(s, BufferLoad) if x.buffer.scope in SHARED_SCOPES}
     writes = {x.buffer for x in collect(s, BufferStore) if x.buffer.scope in SHARED_SCOPES}
+    # `&A[i]` handed to a device-header function (a remote copy into shared memory) may be written.
+    writes |= {
+        a.buffer
+        for c in collect(s, Call)
+        if c.op == "address_of"
+        for a in c.args
+        if isinstance(a, BufferLoad) and a.buffer.scope in SHARED_SCOPES
+    }
     return reads, writes
 
 

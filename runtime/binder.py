@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 _FLOAT32_MAX = 3.4028234663852886e38
+
+# This process's symmetric heap as [start, end) (tsir.runtime.dist keeps it current; [0, 0] when no
+# group exists). A list updated in place: generated fast paths hold a reference to it.
+SYMMETRIC_HEAP: list[int] = [0, 0]
 _DTYPE_FROM_DLPACK = {v: k for k, v in TENSOR_DTYPES.items()}
 
 
@@ -203,6 +207,8 @@ def _bind_tensor(
                     f"argument {p.name!r}: stride {i} must be {want_s}, got {got} (expected strides "
                     f"{_fmt_shape(p.strides)}, got {_fmt_shape(info.strides)})"
                 )
+    if p.symmetric and not empty:
+        _check_symmetric(p, info)
     offset = info.ptr % p.align
     if offset and not empty:
         raise LaunchError(
@@ -211,6 +217,28 @@ def _bind_tensor(
             f"pass {p.name}.contiguous() or a freshly allocated tensor"
         )
     values[p.name] = info.ptr
+
+
+def _check_symmetric(p: TensorParam, info: TensorInfo) -> None:
+    """A symmetric parameter's tensor must lie inside this rank's symmetric heap: the kernel
+    addresses its peers' copies at the same offset from their heaps."""
+    start, end = SYMMETRIC_HEAP
+    if start == end:
+        raise LaunchError(
+            f"argument {p.name!r} must be a symmetric tensor, but this process has no symmetric heap: "
+            f"call tsir.runtime.dist.init() and allocate it with tsir.runtime.dist.empty/zeros"
+        )
+    from .launch_codegen import ITEMSIZE
+
+    # the last element's offset + 1 (strides are >= 0 here: compactness was checked above)
+    extent = 1 + sum((d - 1) * s for d, s in zip(info.shape, info.strides))
+    nbytes = extent * ITEMSIZE[tsir_dtype(info.dtype)]
+    if not (start <= info.ptr and info.ptr + nbytes <= end):
+        raise LaunchError(
+            f"argument {p.name!r} must be a symmetric tensor (allocated with "
+            f"tsir.runtime.dist.empty/zeros, or a view of one), but its {nbytes} bytes at 0x{info.ptr:x} "
+            f"are not inside this rank's symmetric heap [0x{start:x}, 0x{end:x})"
+        )
 
 
 def bind_arguments(program: HostProgram, args: Sequence[Any], name: str = "kernel") -> Binding:

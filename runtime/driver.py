@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import LaunchError
 
 __all__ = [
+    "MODULE_INITIALIZERS",
     "STICKY_ERRORS",
     "activate",
     "check",
@@ -193,12 +194,44 @@ def compute_capability(device: int) -> tuple[int, int]:
     )
 
 
+# Module initializers: a module that defines one of these global symbols has it filled by the named
+# function right after loading (before any launch), as `fn(module, device)` with the module's
+# context current; `forget_<name>` is told when the module is unloaded. The function's module is
+# imported only when a cubin defines the symbol.
+MODULE_INITIALIZERS: dict[str, str] = {
+    # the rank table of tsir's distributed operations (codegen/include/tsir/distributed.h)
+    "tsir_rank_table": "tsir.runtime.dist.table",
+}
+
+
+def _initializers(image: bytes) -> list[Any]:
+    import importlib
+
+    out = []
+    for symbol, module_name in MODULE_INITIALIZERS.items():
+        if symbol.encode() in image:  # cheap pre-filter; the initializer looks the symbol up
+            out.append(importlib.import_module(module_name))
+    return out
+
+
 def load_module(image: bytes, device: int) -> Any:
-    """Load a cubin (or fatbin / PTX) into `device`'s primary context; the caller's context is kept."""
+    """Load a cubin (or fatbin / PTX) into `device`'s primary context and run its module
+    initializers (MODULE_INITIALIZERS); the caller's context is kept."""
     drv = driver()
     prev = activate(primary_context(device))
     try:
         result = drv.cuModuleLoadData(image)
+        if result[0] == 0:
+            done = []
+            try:
+                for init in _initializers(image if isinstance(image, bytes) else bytes(image)):
+                    init.initialize_module(result[1], device)
+                    done.append(init)
+            except BaseException:
+                for init in done:
+                    init.forget_module(result[1], device)
+                drv.cuModuleUnload(result[1])
+                raise
     finally:
         restore(prev)
     if result[0] != 0:
@@ -242,6 +275,12 @@ def set_max_dynamic_smem(func: Any, nbytes: int, device: int, kernel: str) -> No
 
 
 def unload_module(module: Any, device: int) -> None:
+    import sys
+
+    for module_name in MODULE_INITIALIZERS.values():
+        init = sys.modules.get(module_name)
+        if init is not None:
+            init.forget_module(module, device)
     prev = activate(primary_context(device))
     try:
         check(driver().cuModuleUnload(module), "cuModuleUnload")

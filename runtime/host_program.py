@@ -106,6 +106,7 @@ class TensorParam:
     shape: tuple[int | str, ...]
     strides: tuple[int | str, ...] | None = None
     align: int = 16
+    symmetric: bool = False  # must lie in this rank's symmetric heap (tsir.runtime.dist)
 
     def __post_init__(self) -> None:
         _check_ident(self.name, "tensor parameter name")
@@ -138,6 +139,8 @@ class TensorParam:
     def type_str(self) -> str:
         """`float32[M, 64]`, with `strides=(...)` when declared."""
         text = f"{self.dtype}[{', '.join(str(d) for d in self.shape)}]"
+        if self.symmetric:
+            text = f"symmetric {text}"
         if self.strides is not None:
             text += f" strides=({', '.join(str(s) for s in self.strides)})"
         return text

@@ -55,7 +55,9 @@ def host_program(module: Module) -> Any:
                     raise CompileError(
                         f"parameter `{p.name}`: dimension `{d}` must be a constant or a T.dynamic symbol"
                     )
-            params.append(TensorParam(p.name, str(p.dtype), tuple(shape), None, p.align))
+            params.append(
+                TensorParam(p.name, str(p.dtype), tuple(shape), None, p.align, p.scope == "symmetric")
+            )
         else:
             claim(p.name, f"scalar `{p.name}`")
             params.append(ScalarParam(p.name, str(p.dtype)))
@@ -193,7 +195,11 @@ def _program_from_json(data: Any) -> Any:
     for p in data["params"]:
         if "shape" in p:
             strides = tuple(p["strides"]) if p["strides"] is not None else None
-            params.append(TensorParam(p["name"], p["dtype"], tuple(p["shape"]), strides, p["align"]))
+            params.append(
+                TensorParam(
+                    p["name"], p["dtype"], tuple(p["shape"]), strides, p["align"], p.get("symmetric", False)
+                )
+            )
         else:
             params.append(ScalarParam(p["name"], p["dtype"]))
     steps = tuple(

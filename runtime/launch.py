@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import LaunchError
 from . import driver as drv
-from .binder import bind_arguments, check_count, grid_error
+from .binder import SYMMETRIC_HEAP, bind_arguments, check_count, grid_error
 from .dlpack import (
     _STREAM_FNS,
     current_stream_fn,
@@ -131,6 +131,7 @@ class Launcher:
             "_launch": launch,
             "_launch_err": self._launch_error,
             "_grid_err": self._grid_error,
+            "_heap": SYMMETRIC_HEAP,
         }
         ns.update(self._dtype_sets)
         return ns
@@ -283,3 +284,10 @@ def _current_device() -> int:
     d = drv.driver()
     r = d.cuCtxGetDevice()
     return int(r[1]) if r[0] == 0 else 0
+
+
+if __name__ == "__main__":
+    # `python -m tsir.runtime.launch -n 2 script.py`: one process per GPU (tsir.runtime.dist.launcher).
+    from tsir.runtime.dist.launcher import main
+
+    raise SystemExit(main())

@@ -60,6 +60,7 @@ NAMESPACE = [
     "_launch",
     "_launch_err",
     "_grid_err",
+    "_heap",
 ]
 
 
@@ -157,6 +158,8 @@ def generate(program: HostProgram) -> Generated:
                         conds.append(f"s_{s} < 0")
                         bound.add(s)
             w(f"        p{i} = t{i}.data_ptr()")
+            if p.symmetric:
+                conds.append(_symmetric_cond(i, p))
             if p.align > 1:
                 conds.append(f"p{i} & {p.align - 1}")
             w(f"        if {' or '.join(conds)}:")
@@ -207,6 +210,23 @@ def generate(program: HostProgram) -> Generated:
         grid_names=tuple(grid_names),
         dtype_sets=tuple(f"_dt{i}" for i, _ in tensors),
     )
+
+
+def _symmetric_cond(i: int, p: TensorParam) -> str:
+    """True when tensor i may lie outside the symmetric heap `_heap` = [start, end): the binder
+    then decides (and names the argument)."""
+    if p.strides is not None:
+        return "True"  # strided symmetric tensors always take the binder's exact check
+    size = " * ".join(str(d) if isinstance(d, int) else f"s_{d}" for d in p.shape) or "1"
+    return f"not _heap[0] <= p{i} <= _heap[1] - {size} * {ITEMSIZE[p.dtype]}"
+
+
+# Bytes per element of each tensor dtype (tsir spelling).
+ITEMSIZE = {
+    "bool": 1, "int8": 1, "uint8": 1, "float8_e4m3": 1, "float8_e5m2": 1, "int16": 2, "uint16": 2,
+    "float16": 2, "bfloat16": 2, "int32": 4, "uint32": 4, "float32": 4, "int64": 8, "uint64": 8,
+    "float64": 8,
+}
 
 
 def _names(expr: str) -> set[str]:

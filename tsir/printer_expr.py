@@ -284,6 +284,8 @@ class ExprPrinter:
             return f"~{inner}", P_UNARY
         args = [self(a) for a in e.args]
         sugar = CALL_SUGAR.get(e.op)
+        if sugar is not None and not e.args:  # T.get_rank()
+            return f"{sugar}()", P_ATOM
         if sugar is not None and len(e.args) == 1 and e.dtype == e.args[0].dtype:
             return f"{sugar}({', '.join(args)})", P_ATOM
         return f"T.call_intrin({', '.join([dtype_text(e.dtype), quote(e.op), *args])})", P_ATOM

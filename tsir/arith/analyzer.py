@@ -20,18 +20,20 @@ from typing import Any, Iterator
 
 from ..dtype import DataType, bool_
 from ..errors import ArithError
-from ..expr import IntImm, Not, Or, PrimExpr, Var, convert
+from ..expr import GE, LE, IntImm, Max, Min, Not, Or, PrimExpr, Select, Var, convert
 from ..expr import FloorMod as _FloorMod
 from . import z3_prover
 from .bound import const_int_bound as _bound
 from .bound import dtype_range, fits, sum_bound
 from .canonical import atom_sum, sum_of
 from .context import Context, Fact
-from .facts import linear_facts, split_and
+from .facts import cmp_difference, linear_facts, split_and
 from .intern import fmt
 from .modular import modular_set as _modular
-from .rewrite_logic import decide_cmp
+from .rewrite_logic import NEGATE, decide_cmp
+from .sampling import find_counterexample
 from .simplify import simplify as _simplify
+from .simplify import substitute
 
 __all__ = ["Analyzer", "ConstIntBound", "ModularSet", "Proof"]
 
@@ -63,13 +65,22 @@ class Proof:
     method: str | None  # "rewrite", "interval" or "z3" when proved
     z3: str | None = None  # "proved", "refuted" or "unknown" when Z3 was asked
     disproved: bool = False  # the condition simplified to False: it never holds
+    refuted: bool = False  # a counterexample exists (found by sampling or by Z3)
 
     def __bool__(self) -> bool:
         return self.proved
 
 
 _STAT_KEYS = (
-    "queries", "rewrite", "interval", "z3", "z3_refuted", "z3_unknown", "unproved", "cache_hits",
+    "queries",
+    "rewrite",
+    "interval",
+    "z3",
+    "sampled",
+    "z3_refuted",
+    "z3_unknown",
+    "unproved",
+    "cache_hits",
     "z3_cache_hits",
 )
 
@@ -88,7 +99,7 @@ class Analyzer:
         """How many `can_prove` questions each method settled (plus totals and cache hits)."""
         return dict(self._stats)
 
-    # input ------------------------------------------------------------------------------------------
+    # input ----------------------------------------------------------------------------------------
     def _intern(self, e: Any, what: str) -> PrimExpr:
         if isinstance(e, bool):
             e = convert(e)
@@ -107,7 +118,7 @@ class Analyzer:
             )
         return c
 
-    # knowledge --------------------------------------------------------------------------------------
+    # knowledge ------------------------------------------------------------------------------------
     def bind(self, var: Var, value: Any, extent: Any = None, *, override: bool = False) -> None:
         """Give `var` a range or a value.
 
@@ -131,16 +142,21 @@ class Analyzer:
             ext = self._intern(_range_const(extent, var), "bind")
             for part in (lo, ext):
                 if not (part.dtype.is_int and part.dtype.lanes == 1):
-                    raise ArithError(f"bind range of `{var.name}` needs integer bounds, got {part.dtype}")
+                    raise ArithError(
+                        f"bind range of `{var.name}` needs integer bounds, got {part.dtype}"
+                    )
             new: tuple[Any, ...] = ("range", lo, ext)
         else:
             e = self._intern(convert(value, var.dtype) if isinstance(value, int) else value, "bind")
             if e.dtype != var.dtype:
                 raise ArithError(
-                    f"bind `{var.name}` ({var.dtype}) to `{fmt(e)}` of type {e.dtype}; cast the value"
+                    f"bind `{var.name}` ({var.dtype}) to `{fmt(e)}` of type {e.dtype}; "
+                    "cast the value"
                 )
             if id(var) in ctx.free_var_ids(e):
-                raise ArithError(f"bind `{var.name}` to `{fmt(e)}`, which mentions `{var.name}` itself")
+                raise ArithError(
+                    f"bind `{var.name}` to `{fmt(e)}`, which mentions `{var.name}` itself"
+                )
             new = ("subst", e)
         old = ctx.ranges.get(id(var)), ctx.substs.get(id(var))
         if old != (None, None):
@@ -165,7 +181,20 @@ class Analyzer:
             ctx.substs[id(var)] = (var, new[1])
         ctx.after_bind()
 
-    def _range_facts(self, var: Var, lo: PrimExpr, ext: PrimExpr) -> None:
+    def _refine_ranges(self, touched: frozenset[int]) -> None:
+        """Symbolic range bounds re-simplified under the new facts, as scoped linear facts:
+        with M % 32 == 0, `by < (M + 31) // 32` also reads `by < M // 32`."""
+        ctx = self._ctx
+        for var, lo, ext in list(ctx.ranges.values()):
+            if type(lo) is IntImm and type(ext) is IntImm:
+                continue
+            if not (ctx.free_var_ids(lo) | ctx.free_var_ids(ext)) & touched:
+                continue
+            lo2, ext2 = _simplify(ctx, lo), _simplify(ctx, ext)
+            if lo2 is not lo or ext2 is not ext:
+                self._range_facts(var, lo2, ext2, permanent=False)
+
+    def _range_facts(self, var: Var, lo: PrimExpr, ext: PrimExpr, permanent: bool = True) -> None:
         """Symbolic ranges also become linear facts (lo - v <= 0, v - lo - ext + 1 <= 0)."""
         if type(lo) is IntImm and type(ext) is IntImm:
             return
@@ -178,7 +207,7 @@ class Analyzer:
             return
         for lin in ((sl.exact() - v), (v - sl.exact() - se.exact()).add_const(1)):
             f = Fact(ctx.interner.int(1, bool_), linear=lin, rel="le", for_z3=False, var=var)
-            ctx.add_fact(f, permanent=True)
+            ctx.add_fact(f, permanent=permanent)
 
     @contextmanager
     def assume(self, cond: Any) -> Iterator[Analyzer]:
@@ -196,11 +225,12 @@ class Analyzer:
                     ctx.add_fact(Fact(cond=conj))
                 for i, (lin, rel) in enumerate(lins):
                     ctx.add_fact(Fact(cond=conj, linear=lin, rel=rel, for_z3=(i == 0)))
+            self._refine_ranges(ctx.free_var_ids(c))
             yield self
         finally:
             ctx.pop()
 
-    # queries ----------------------------------------------------------------------------------------
+    # queries --------------------------------------------------------------------------------------
     def simplify(self, expr: Any) -> PrimExpr:
         """An expression equal to `expr` for every value the context allows, in canonical form."""
         return _simplify(self._ctx, self._intern(expr, "simplify"))
@@ -227,7 +257,9 @@ class Analyzer:
     def modular_set(self, expr: Any) -> ModularSet:
         e = self._intern(expr, "modular_set")
         if not (e.dtype.element.is_int or e.dtype.element.is_bool):
-            raise ArithError(f"modular_set needs an integer expression, got `{fmt(e)}` of {e.dtype}")
+            raise ArithError(
+                f"modular_set needs an integer expression, got `{fmt(e)}` of {e.dtype}"
+            )
         c, b = _modular(self._ctx, _simplify(self._ctx, e))
         return ModularSet(c, b)
 
@@ -238,7 +270,11 @@ class Analyzer:
         if self.modular_set(expr).is_multiple_of(k):
             return True
         e = self._intern(expr, "is_multiple_of")
-        return self.can_prove(self._ctx.interner.mk(_FloorMod, e, self._ctx.interner.int(k, e.dtype)) == 0)
+        if not (e.dtype.is_int and e.dtype.lanes == 1) or k > e.dtype.max_value():
+            return False
+        return self.can_prove(
+            self._ctx.interner.mk(_FloorMod, e, self._ctx.interner.int(k, e.dtype)) == 0
+        )
 
     def can_prove(self, cond: Any, *, use_z3: bool | None = None) -> bool:
         """True only if `cond` holds for every value the ranges and assumptions allow."""
@@ -247,7 +283,9 @@ class Analyzer:
     def can_prove_equal(self, a: Any, b: Any) -> bool:
         ea, eb = self._intern(a, "can_prove_equal"), self._intern(b, "can_prove_equal")
         if ea.dtype != eb.dtype:
-            raise ArithError(f"can_prove_equal of {ea.dtype} `{fmt(ea)}` and {eb.dtype} `{fmt(eb)}`")
+            raise ArithError(
+                f"can_prove_equal of {ea.dtype} `{fmt(ea)}` and {eb.dtype} `{fmt(eb)}`"
+            )
         return self.can_prove(ea == eb)
 
     def prove(self, cond: Any, *, use_z3: bool | None = None) -> Proof:
@@ -280,6 +318,9 @@ class Analyzer:
             return Proof(bool(s.value), method if s.value else None, disproved=not s.value)
         if self._interval(s):
             return Proof(True, "interval")
+        if find_counterexample(ctx, s) is not None:
+            st["sampled"] += 1
+            return Proof(False, None, refuted=True)
         if not use_z3:
             return Proof(False, None)
         r, hit = z3_prover.prove(ctx, s, self.z3_rlimit)
@@ -288,27 +329,47 @@ class Analyzer:
         if r == z3_prover.PROVED:
             return Proof(True, "z3", z3=r)
         st["z3_refuted" if r == z3_prover.REFUTED else "z3_unknown"] += 1
-        return Proof(False, None, z3=r)
+        return Proof(False, None, z3=r, refuted=r == z3_prover.REFUTED)
 
-    def _interval(self, s: PrimExpr) -> bool:
-        """Intervals and facts on a simplified condition: all conjuncts / any disjunct."""
+    def _interval(self, s: PrimExpr, splits: int = 2) -> bool:
+        """Intervals and facts on a simplified condition (all conjuncts / any disjunct), with up to
+        `splits` case splits on a select, min or max inside a comparison."""
         conj = split_and(s)
         if len(conj) > 1:
-            return all(self._interval(x) for x in conj)
+            return all(self._interval(x, splits) for x in conj)
         if type(s) is Or:
-            return self._interval(s.a) or self._interval(s.b)  # type: ignore[attr-defined]
-        if type(s) is Not:
-            return False
-        from .facts import cmp_difference
-        from .rewrite_logic import NEGATE
-
+            return self._interval(s.a, splits) or self._interval(s.b, splits)  # type: ignore[attr-defined]
         if type(s) not in NEGATE:
             return False
-        d = cmp_difference(self._ctx, s)
-        return d is not None and decide_cmp(self._ctx, type(s), d) is True
+        ctx = self._ctx
+        d = cmp_difference(ctx, s)
+        if d is not None and decide_cmp(ctx, type(s), d, depth=2, only_true=True):
+            return True
+        if splits == 0:
+            return False
+        node = _find_branching(s)
+        if node is None:
+            return False
+        it = ctx.interner
+        t = type(node)
+        if t is Select:
+            cases = [(node.cond, node.true_value), (it.mk(Not, node.cond), node.false_value)]
+        else:
+            a, b = node.a, node.b  # type: ignore[attr-defined]
+            first = it.mk(LE, a, b) if t is Min else it.mk(GE, a, b)
+            cases = [(first, a), (it.mk(Not, first), b)]
+        for cond, value in cases:
+            with self.assume(cond):
+                case = _simplify(ctx, substitute(ctx, s, {id(node): value}))
+                if type(case) is IntImm:
+                    if not case.value:
+                        return False
+                elif not self._interval(case, splits - 1):
+                    return False
+        return True
 
     def counterexample(self, cond: Any) -> dict[Var, int] | None:
-        """Values of the variables (within ranges and assumptions) that make `cond` false, from Z3."""
+        """Values of the variables (in their ranges, under the assumptions) making `cond` false."""
         c = self._cond(cond, "counterexample")
         return z3_prover.counterexample(self._ctx, _simplify(self._ctx, c), self.z3_rlimit)
 
@@ -322,3 +383,18 @@ def _range_const(v: Any, var: Var) -> Any:
         if dt.is_int and dt.min_value() <= v <= dt.max_value():
             return IntImm(v, dt)
     raise ArithError(f"the range bound {v} of `{var.name}` does not fit int64")
+
+
+def _find_branching(e: PrimExpr) -> PrimExpr | None:
+    """The first scalar integer select/min/max inside a condition (pre-order), if any."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t in (Select, Min, Max) and x.dtype.lanes == 1 and x.dtype.is_int:
+            return x
+        if t in (IntImm, Var):
+            continue
+        kids = [getattr(x, f) for f in getattr(t, "__dataclass_fields__", {})]
+        stack.extend(k for k in reversed(kids) if isinstance(k, PrimExpr))
+    return None

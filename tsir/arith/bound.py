@@ -1,7 +1,7 @@
 """Constant integer bounds (intervals) of expressions, respecting ranges, substitutions and facts.
 
-`const_int_bound` bounds the value an expression actually takes (after wrapping): when the interval of
-an operation leaves its dtype, the result could be anything in the dtype, and the bound says so.
+`const_int_bound` bounds the value an expression actually takes (after wrapping): when the interval
+of an operation leaves its dtype, the result could be anything in the dtype, and the bound says so.
 `sum_bound` bounds a `Sum` over the mathematical integers, which is what the rewrite rules need.
 """
 
@@ -11,24 +11,24 @@ from typing import TYPE_CHECKING, Callable
 
 from ..dtype import DataType
 from ..expr import (
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
     Add,
     And,
     Broadcast,
     Call,
     Cast,
-    EQ,
     FloorDiv,
     FloorMod,
-    GE,
-    GT,
     IntImm,
-    LE,
-    LT,
     Let,
     Max,
     Min,
     Mul,
-    NE,
     Not,
     Or,
     PrimExpr,
@@ -82,14 +82,12 @@ def _imm(ctx: Context, e: IntImm) -> Bound:
 
 
 def _var(ctx: Context, v: Var) -> Bound:
-    from .facts import var_fact_bound
-
     dt = v.dtype.element
     lo, hi = dtype_range(dt)
     vid = id(v)
     sub = ctx.substs.get(vid)
     if sub is not None:
-        if vid in ctx.guard:
+        if vid in ctx.guard:  # a let variable seen inside its own value: cannot happen in valid IR
             ctx.guard_hits += 1
             return (lo, hi)
         ctx.guard.add(vid)
@@ -97,26 +95,13 @@ def _var(ctx: Context, v: Var) -> Bound:
             return const_int_bound(ctx, sub[1])
         finally:
             ctx.guard.discard(vid)
-    if vid in ctx.guard:
-        ctx.guard_hits += 1
-        return (lo, hi)
-    ctx.guard.add(vid)
-    try:
-        rng = ctx.ranges.get(vid)
-        if rng is not None:
-            _, mn, ext = rng
-            mlo, mhi = const_int_bound(ctx, mn)
-            _, ehi = const_int_bound(ctx, ext)
-            lo = max(lo, mlo)
-            hi = min(hi, mhi + ehi - 1)
-        flo, fhi = var_fact_bound(ctx, v)
-        lo = max(lo, flo)
-        hi = min(hi, fhi)
-    finally:
-        ctx.guard.discard(vid)
-    if lo > hi:  # an empty range or contradictory facts: nothing is reachable
-        hi = lo
-    return (lo, hi)
+    table = ctx.cache.var_table
+    if table is None:
+        from .facts import propagate
+
+        table = propagate(ctx)
+    b = table.get(vid)
+    return b if b is not None else (lo, hi)
 
 
 def _add(ctx: Context, e: Add) -> Bound:

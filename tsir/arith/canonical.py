@@ -1,13 +1,15 @@
 """The canonical form of integer ring expressions: a sum of coefficient x monomial plus a constant.
 
 `+`, `-` and `*` on an n-bit integer type are the ring Z/2^n, so any rearrangement of a polynomial
-(collecting like terms, expanding products, cancelling) gives the same *wrapped* value: a `Sum` always
-evaluates, modulo 2^n, to the expression it came from. The Sum's value over the mathematical integers can
-differ from the wrapped value only when it leaves the dtype's range; rules that are not ring identities
-(floordiv, floormod, comparisons, min/max) therefore first check with `bound.sum_bound` that it cannot.
+(collecting like terms, expanding products, cancelling) gives the same *wrapped* value: a `Sum`
+always evaluates, modulo 2^n, to the expression it came from. The Sum's value over the mathematical
+integers can differ from the wrapped value only when it leaves the dtype's range; rules that are not
+ring identities (floordiv, floormod, comparisons, min/max) therefore first check with
+`bound.sum_bound` that it cannot.
 
-Atoms are interned non-ring expressions (variables, floordiv/floormod, min/max, loads, ...); a monomial is
-the sorted tuple of its atoms' ids; coefficients are kept as the representative in (-2^(n-1), 2^(n-1)].
+Atoms are interned non-ring expressions (variables, floordiv/floormod, min/max, loads, ...); a
+monomial is the sorted tuple of its atoms' ids; coefficients are kept as the representative in
+(-2^(n-1), 2^(n-1)].
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def norm_coeff(c: int, dt: DataType | None) -> int:
 
 class Sum:
     """`const + sum(coeff * prod(atoms))` over one integer dtype (coefficients wrap), or over the
-    mathematical integers when `dtype` is None (an *exact* Sum, for reasoning). Treat as immutable."""
+    mathematical integers when `dtype` is None (an *exact* Sum, for reasoning). Immutable."""
 
     __slots__ = ("dtype", "terms", "const")
 
@@ -129,7 +131,7 @@ def atom_sum(ctx: Context, e: PrimExpr) -> Sum:
 
 
 def sum_of(ctx: Context, e: PrimExpr) -> Sum:
-    """The canonical Sum of an interned, integer, scalar expression (context independent, cached)."""
+    """The canonical Sum of an interned integer scalar expression (context independent, cached)."""
     hit = ctx.sums.get(id(e))
     if hit is not None:
         return hit
@@ -225,8 +227,9 @@ def _mono_expr(ctx: Context, mono: Mono) -> PrimExpr:
 
 
 def mono_order(ctx: Context, mono: Mono) -> tuple:
+    """Higher degree first, then by the atoms' order (names)."""
     it = ctx.interner
-    return tuple(sorted(it.order_key(ctx.node_by_id[i]) for i in mono))
+    return (-len(mono), tuple(sorted(it.order_key(ctx.node_by_id[i]) for i in mono)))
 
 
 def build(ctx: Context, s: Sum) -> PrimExpr:

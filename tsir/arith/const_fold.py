@@ -1,13 +1,13 @@
 """Constant folding with each dtype's real semantics.
 
 Integers wrap (two's complement, C semantics), `//` and `%` round toward minus infinity, floats are
-IEEE binary formats rounded to nearest-even after every operation. The value-level functions here are
-shared by the simplifier (`fold_node`) and by the reference interpreter (`evaluate`), so what the
-simplifier folds is exactly what the interpreter computes.
+IEEE binary formats rounded to nearest-even after every operation. The value-level functions here
+are shared by the simplifier (`fold_node`) and by the reference interpreter (`evaluate`), so what
+the simplifier folds is exactly what the interpreter computes.
 
 Deliberately not folded (the result would depend on how code generation lowers the operation):
-arithmetic and casts producing float8, float min/max involving NaN or signed zeros, float-to-int casts
-of NaN or out-of-range values (undefined behaviour in C).
+arithmetic and casts producing float8, float min/max involving NaN or signed zeros, float-to-int
+casts of NaN or out-of-range values (undefined behaviour in C).
 """
 
 from __future__ import annotations
@@ -110,7 +110,11 @@ def float_binary(op: str, a: float, b: float, dt: DataType) -> float:
         else:
             r = a / b
     elif op in ("Min", "Max"):
-        if math.isnan(a) or math.isnan(b) or (a == b and math.copysign(1, a) != math.copysign(1, b)):
+        if (
+            math.isnan(a)
+            or math.isnan(b)
+            or (a == b and math.copysign(1, a) != math.copysign(1, b))
+        ):
             raise NoFold(op)
         r = min(a, b) if op == "Min" else max(a, b)
     else:

@@ -1,8 +1,11 @@
 """What the analyzer knows: variable ranges and substitutions, assumed facts, and per-state caches.
 
-Caches of results that depend on this knowledge (simplify, bounds, modular sets, proofs) belong to one
-*state*; entering or leaving an `assume` scope or binding a variable switches to another state. Leaving a
-scope brings back the caches of the enclosing state unless a variable was bound inside it (bindings are
+Caches of results that depend on this knowledge (simplify, bounds, modular sets, proofs) belong to
+one
+*state*; entering or leaving an `assume` scope or binding a variable switches to another state.
+Leaving a
+scope brings back the caches of the enclosing state unless a variable was bound inside it (bindings
+are
 permanent, so those caches may be stale).
 """
 
@@ -21,12 +24,14 @@ __all__ = ["Context", "Fact", "Caches"]
 
 @dataclass(slots=True)
 class Fact:
-    """One assumed conjunct. `linear` is set when it is `linear <= 0` (rel "le") or `== 0` ("eq")."""
+    """One assumed conjunct; `linear` is set when it reads `linear <= 0` ("le") or `== 0` ("eq")."""
 
     cond: PrimExpr
     linear: Sum | None = None
     rel: str = ""
-    for_z3: bool = True  # False for facts that only restate a bound range (Z3 gets the range itself)
+    for_z3: bool = (
+        True  # False for facts that only restate a bound range (Z3 gets the range itself)
+    )
     var: Var | None = None  # the variable whose range this fact restates
 
 
@@ -36,6 +41,8 @@ class Caches:
     bound: dict[int, tuple[int, int]] = field(default_factory=dict)
     modular: dict[int, tuple[int, int]] = field(default_factory=dict)
     prove: dict[int, bool] = field(default_factory=dict)
+    defs: dict[int, list] = field(default_factory=dict)
+    var_table: dict[int, tuple[int, int]] | None = None  # variable bounds from ranges and facts
 
 
 @dataclass(slots=True)
@@ -69,7 +76,7 @@ class Context:
         self.guard_hits = 0
         self.bound_decisions = 0  # comparisons decided by bounds or facts inside simplify
 
-    # state switching ---------------------------------------------------------------------------------
+    # state switching ------------------------------------------------------------------------------
     def new_state(self) -> None:
         self.cache = Caches()
 

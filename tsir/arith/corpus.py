@@ -1,8 +1,9 @@
 """A seeded corpus of lemmas typical of tiled index arithmetic, true and false ones mixed.
 
-Used by the differential test against TVM's analyzer and by `benchmarks/arith_vs_tvm.py`. Each lemma is
-a condition over variables with ranges and optional assumptions; the generator is deterministic for a
-seed, and `Lemma.points` samples assignments (satisfying the assumptions) for ground-truth checks.
+Used by the differential test against TVM's analyzer and by `benchmarks/arith_vs_tvm.py`. Each lemma
+is a condition over variables with ranges and optional assumptions; the generator is deterministic
+for a seed, and `Lemma.points` samples assignments (satisfying the assumptions) for ground-truth
+checks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..dtype import DataType
-from ..expr import FloorDiv, FloorMod, IntImm, Max, Min, PrimExpr, Select, Var
+from ..expr import EQ, FloorDiv, FloorMod, IntImm, Max, Min, PrimExpr, Select, Var
 from .evaluate import evaluate
 
 __all__ = ["Lemma", "generate", "CATEGORIES"]
@@ -28,6 +29,7 @@ class Lemma:
     def points(self, rng: random.Random, n: int, tries: int = 20000) -> list[dict[Var, int]]:
         """Up to n assignments inside the ranges that satisfy the assumptions (corners first)."""
         out: list[dict[Var, int]] = []
+        residues = self._residues()
         for k in range(tries):
             env: dict[Var, int] = {}
             ok = True
@@ -42,10 +44,27 @@ class Lemma:
                     env[v] = int(lo_v) if r < 0.1 else int(lo_v + ext_v - 1)
                 else:
                     env[v] = int(lo_v + int(r * ext_v))
+                if id(v) in residues:  # an assumed `v % m == r`: move to the next such value
+                    m, want = residues[id(v)]
+                    env[v] += (want - env[v]) % m
+                    if env[v] > lo_v + ext_v - 1:
+                        env[v] -= m
+                    if env[v] < lo_v:
+                        ok = False
+                        break
             if ok and all(evaluate(a, env) == 1 for a in self.assumptions):
                 out.append(env)
                 if len(out) >= n:
                     break
+        return out
+
+    def _residues(self) -> dict[int, tuple[int, int]]:
+        out = {}
+        for a in self.assumptions:
+            if isinstance(a, EQ) and isinstance(a.a, FloorMod) and isinstance(a.a.a, Var):
+                m, r = a.a.b, a.b
+                if isinstance(m, IntImm) and isinstance(r, IntImm) and m.value > 0:
+                    out[id(a.a.a)] = (m.value, r.value % m.value)
         return out
 
 
@@ -202,7 +221,7 @@ def _transitive(r: random.Random) -> Lemma:
 def _nonlinear(r: random.Random) -> Lemma:
     a, b = _v("a"), _v("b")
     n = r.choice([16, 64, 256])
-    cond = a * b < n * n - r.choice([0, 0, n])
+    cond = a * b < n * n - r.choice([0, n, 2 * n - 1, 2 * n])
     if r.random() < 0.3:
         cond = a * n + b < n * n
     return Lemma("nonlinear", cond, [(a, 0, n), (b, 0, n)])
@@ -214,6 +233,57 @@ def _select(r: random.Random) -> Lemma:
     e = Select(i < m, i, m - 1)
     cond = e < m if r.random() < 0.6 else e < m - 1
     return Lemma("select", cond, [(m, 1, 1 << 16), (i, 0, bm * 4)])
+
+
+def _hard(r: random.Random) -> Lemma:
+    """Identities that need more than rewriting: rounding, symbolic moduli, disjunctions."""
+    a, b, c, m, i = _v("a"), _v("b"), _v("c"), _v("M"), _v("i")
+    t = r.choice(TILES)
+    k = r.randrange(7)
+    off = r.choice([0, 0, 1])
+    if k == 0:  # ((b - a) // c) * c + a <= b  for a <= b, c > 0
+        cond = ((b - a) // c) * c + a <= b - off
+        return Lemma("hard", cond, [(a, 0, 512), (b, 0, 512), (c, 1, 64)], [a <= b])
+    if k == 1:
+        cond = _ceildiv(m, t) * t >= m + off
+        return Lemma("hard", cond, [(m, 1, 1 << 20)])
+    if k == 2:
+        cond = _ceildiv(m, t) * t - m < t - off
+        return Lemma("hard", cond, [(m, 1, 1 << 20)])
+    if k == 3:
+        cond = FloorMod(i, m) < m - off
+        return Lemma("hard", cond, [(m, 1, 4096), (i, 0, 1 << 16)])
+    if k == 4:
+        cond = (i // 4) // 8 == i // (32 + off)
+        return Lemma("hard", cond, [(i, 0, 1 << 16)])
+    if k == 5:
+        e = i * 8 + a
+        cond = (e // t) * t + e % t == e + off
+        return Lemma("hard", cond, [(i, 0, 256), (a, 0, 8)])
+    cond = (i < t) | (i >= t + off)
+    return Lemma("hard", cond, [(i, 0, 4 * t)])
+
+
+def _solver(r: random.Random) -> Lemma:
+    """Lemmas where rounding or products need a solver: averages, monotonic products."""
+    a, b, c, d, i = _v("a"), _v("b"), _v("c"), _v("d"), _v("i")
+    k = r.randrange(5)
+    off = r.choice([0, 0, 1])
+    rng = [(a, 0, 1024), (b, 0, 1024)]
+    if k == 0:
+        cond = (a + b) // 2 >= Min(a, b) + off
+        return Lemma("solver", cond, rng)
+    if k == 1:
+        cond = a * b <= a * c - off
+        return Lemma("solver", cond, rng + [(c, 0, 1024)], [b <= c])
+    if k == 2:
+        cond = i - (i // d) * d < d - off
+        return Lemma("solver", cond, [(i, 0, 1 << 16), (d, 1, 512)])
+    if k == 3:
+        cond = (i // d) * d + i % d == i + off
+        return Lemma("solver", cond, [(i, 0, 1 << 16), (d, 1, 512)])
+    cond = ((a + b) % d + d) % d == (a + b) % d + off
+    return Lemma("solver", cond, rng + [(d, 1, 512)])
 
 
 CATEGORIES: dict[str, Callable[[random.Random], Lemma]] = {
@@ -230,6 +300,8 @@ CATEGORIES: dict[str, Callable[[random.Random], Lemma]] = {
     "transitive": _transitive,
     "nonlinear": _nonlinear,
     "select": _select,
+    "hard": _hard,
+    "solver": _solver,
 }
 
 

@@ -1,7 +1,7 @@
 """A reference interpreter for scalar expressions, with each dtype's exact semantics.
 
-It shares its value functions with constant folding (`const_fold`), so folding and evaluation agree by
-construction; tests use it as the ground truth that simplification must preserve.
+It shares its value functions with constant folding (`const_fold`), so folding and evaluation agree
+by construction; tests use it as the ground truth that simplification must preserve.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def evaluate(expr: PrimExpr, env: Mapping[Var, int | float | bool]) -> int | flo
 
 class _Eval:
     def __init__(self, env: Mapping[Var, Any]) -> None:
-        self.env: dict[int, Any] = {id(v): (int(x) if isinstance(x, bool) else x) for v, x in env.items()}
+        self.env: dict[int, Any] = {
+            id(v): (int(x) if isinstance(x, bool) else x) for v, x in env.items()
+        }
         self.memo: dict[int, Any] = {}
 
     def run(self, e: PrimExpr) -> Any:
@@ -111,4 +113,3 @@ class _Eval:
                     raise NoFold("shift")
                 return wrap(x << y if e.op == "shift_left" else x >> y, dt)
         raise ArithError(f"evaluate cannot evaluate the call `{fmt(e)}`")
-

@@ -1,9 +1,9 @@
 """Hash-consing of expressions, a canonical term order, and a small formatter for messages.
 
-Inside the analyzer every expression is interned: structurally equal expressions are the same object,
-so "same term" is an identity test, dictionaries keyed by `id()` combine like terms, and a rewrite rule
-can tell that it changed nothing with `is`. User expressions are interned on entry (`intern_tree`),
-which is also where mixed dtypes are rejected.
+Inside the analyzer every expression is interned: structurally equal expressions are the same
+object, so "same term" is an identity test, dictionaries keyed by `id()` combine like terms, and a
+rewrite rule can tell that it changed nothing with `is`. User expressions are interned on entry
+(`intern_tree`), which is also where mixed dtypes are rejected.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ from typing import Any
 from ..dtype import DataType
 from ..errors import ArithError
 from ..expr import (
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
     Add,
     And,
     BinaryOp,
@@ -22,20 +28,14 @@ from ..expr import (
     Cast,
     CmpOp,
     Div,
-    EQ,
     FloatImm,
     FloorDiv,
     FloorMod,
-    GE,
-    GT,
     IntImm,
-    LE,
-    LT,
     Let,
     Max,
     Min,
     Mul,
-    NE,
     Not,
     Or,
     PrimExpr,
@@ -54,7 +54,7 @@ __all__ = ["Interner", "fmt"]
 class Interner:
     """The table of canonical nodes of one analyzer.
 
-    It keeps every interned node alive, so `id(node)` is a stable key for as long as the analyzer lives.
+    It keeps every interned node alive, so `id(node)` is a stable key while the analyzer lives.
     """
 
     def __init__(self) -> None:
@@ -65,7 +65,7 @@ class Interner:
     def __len__(self) -> int:
         return len(self._table)
 
-    # construction -----------------------------------------------------------------------------------
+    # construction ---------------------------------------------------------------------------------
     def mk(self, cls: type, *fields: Any) -> PrimExpr:
         """The canonical `cls(*fields)`; node fields must already be interned."""
         key = (cls, *[_field_key(f) for f in fields])
@@ -147,9 +147,9 @@ class Interner:
             b = convert(b, a.dtype)
         return [self._intern(a, {}), self._intern(b, {})]
 
-    # order ------------------------------------------------------------------------------------------
+    # order ----------------------------------------------------------------------------------------
     def order_key(self, e: PrimExpr) -> tuple[Any, ...]:
-        """A total order on interned terms, independent of identity (names first, then structure)."""
+        """A total order on interned terms, independent of identity (names, then structure)."""
         k = self._order.get(id(e))
         if k is not None:
             return k
@@ -210,7 +210,8 @@ def _check_dtypes(e: PrimExpr, fields: list[Any]) -> None:
         _, t, f = fields
         if t.dtype != f.dtype:
             raise ArithError(
-                f"`{fmt(e)}` mixes {t.dtype} (`{fmt(t)}`) and {f.dtype} (`{fmt(f)}`) in its branches; "
+                f"`{fmt(e)}` mixes {t.dtype} (`{fmt(t)}`) and {f.dtype} (`{fmt(f)}`) "
+                "in its branches; "
                 "cast one branch"
             )
 
@@ -219,8 +220,20 @@ def _check_dtypes(e: PrimExpr, fields: list[Any]) -> None:
 # formatting for error messages (independent of tsir.printer)
 
 _INFIX = {
-    Add: "+", Sub: "-", Mul: "*", Div: "/", FloorDiv: "//", FloorMod: "%", EQ: "==", NE: "!=",
-    LT: "<", LE: "<=", GT: ">", GE: ">=", And: "and", Or: "or",
+    Add: "+",
+    Sub: "-",
+    Mul: "*",
+    Div: "/",
+    FloorDiv: "//",
+    FloorMod: "%",
+    EQ: "==",
+    NE: "!=",
+    LT: "<",
+    LE: "<=",
+    GT: ">",
+    GE: ">=",
+    And: "and",
+    Or: "or",
 }
 
 

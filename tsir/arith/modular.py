@@ -1,7 +1,9 @@
 """Modular sets: `e` is always `coeff * k + base` for some integer k.
 
-`coeff == 0` means `e == base`; `(1, 0)` means nothing is known. Wrapping arithmetic keeps congruences
-modulo powers of two only, so when an operation may overflow its dtype the result keeps just the power-of
+`coeff == 0` means `e == base`; `(1, 0)` means nothing is known. Wrapping arithmetic keeps
+congruences
+modulo powers of two only, so when an operation may overflow its dtype the result keeps just the
+power-of
 -two part of the modulus (e.g. `x * 6` that may wrap is still known even: `(2, 0)`).
 """
 

@@ -1,8 +1,9 @@
 """Rewrite rules for integer arithmetic: the canonical sum, floordiv, floormod, min and max.
 
-Each rule takes an interned node whose children are already simplified and returns a replacement or None.
-Rules that are not ring identities reason over the mathematical integers and first check (`fits`) that
-the operand's Sum cannot have wrapped, so the rewrite is exact for every value the expression can take.
+Each rule takes an interned node whose children are already simplified and returns a replacement or
+None. Rules that are not ring identities reason over the mathematical integers and first check
+(`fits`) that the operand's Sum cannot have wrapped, so the rewrite is exact for every value the
+expression can take.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..expr import Add, FloorDiv, FloorMod, IntImm, Min, PrimExpr
 from .bound import const_int_bound, fits, sum_bound
-from .canonical import Sum, build, sum_of
+from .canonical import Sum, atom_sum, build, sum_of
 from .facts import prove_le0
 from .modular import modular_set
 
@@ -35,7 +36,7 @@ def _int_scalar(e: PrimExpr) -> bool:
 
 
 def rewrite_ring(ctx: Context, e: PrimExpr) -> PrimExpr | None:
-    """Add/Sub/Mul -> the canonical sum: like terms combined, constants folded, products expanded."""
+    """Add/Sub/Mul -> the canonical sum: like terms combined, constants folded, products expanded"""
     if not _int_scalar(e):
         return None
     out = build(ctx, sum_of(ctx, e))
@@ -98,6 +99,13 @@ def rewrite_div_const(ctx: Context, e: FloorDiv) -> PrimExpr | None:
             q, r = q2, r2
     if k is not None:
         return build(ctx, q.add_const(k))
+    if s.const and s.terms:
+        # the terms are known to be r mod c: (T + k) // c == T // c + (r + k) // c
+        t = Sum(dt, s.terms, 0)
+        mc, mb = modular_set(ctx, build(ctx, t))
+        if mc and mc % c == 0 and fits(ctx, t):
+            rest = (mb % c + s.const) // c
+            return build(ctx, atom_sum(ctx, it.mk(FloorDiv, build(ctx, t), e.b)).add_const(rest))
     if q.terms and fits(ctx, r):
         # floor((c*Q + R) / c) == Q + floor(R / c) exactly; keep R's constant in [0, c)
         return it.mk(Add, build(ctx, q), it.mk(FloorDiv, build(ctx, r), e.b))
@@ -146,7 +154,7 @@ def _sum_from_q(q: Sum) -> Sum:
 
 
 def rewrite_div_symbolic(ctx: Context, e: FloorDiv) -> PrimExpr | None:
-    """(x*d + r) // d -> x when 0 <= r < d, for a positive atom d (a dynamic tile size, a stride)."""
+    """(x*d + r) // d -> x when 0 <= r < d, for a positive atom d (a dynamic tile size, stride)."""
     did = _symbolic_divisor(ctx, e)
     if did is None:
         return None
@@ -226,6 +234,9 @@ def _flatten(e: PrimExpr, cls: type, out: list[PrimExpr]) -> None:
         out.append(e)
 
 
+MAX_MINMAX_PROOFS = 16  # past this many operands, only dedupe and sort (pairwise proofs are n^2)
+
+
 def rewrite_minmax(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     """min/max: drop operands another one provably dominates, dedupe, sort, re-nest."""
     cls = type(e)
@@ -242,7 +253,7 @@ def rewrite_minmax(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     uniq.sort(key=ctx.interner.order_key)
     keep = list(uniq)
     i = 0
-    while i < len(keep):
+    while i < len(keep) and len(keep) <= MAX_MINMAX_PROOFS:
         x = keep[i]
         # for min, x is useless when some other y <= x; for max when x <= y
         if any(
@@ -258,4 +269,3 @@ def rewrite_minmax(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     for x in keep[1:]:
         out = it.mk(cls, out, x)
     return None if out is e else out
-

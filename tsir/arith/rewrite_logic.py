@@ -1,8 +1,8 @@
 """Rewrite rules for comparisons, boolean logic, select and casts.
 
 Integer comparisons are decided by intervals and facts when possible, otherwise normalized to one of
-`P + k < N`, `P + k == N`, `P + k != N` with P and N sums of positive terms and the common factor of the
-coefficients divided out, so equivalent conditions print the same and cancel in `And`/`Or`.
+`P + k < N`, `P + k == N`, `P + k != N` with P and N sums of positive terms and the common factor of
+the coefficients divided out, so equivalent conditions print the same and cancel in `And`/`Or`.
 Float comparisons are only folded: `x == x` is false for NaN, so no identity holds in general.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..expr import EQ, GE, GT, LE, LT, NE, And, Cast, IntImm, Not, Or, PrimExpr, Select
 from ..dtype import bool_
+from ..expr import EQ, GE, GT, LE, LT, NE, Cast, IntImm, Not, Or, PrimExpr, Select
 from .bound import const_int_bound, dtype_range, fits
 from .canonical import Sum, build, mono_order, norm_coeff
 from .facts import cmp_difference, prove_le0
@@ -37,24 +37,33 @@ def _true(ctx: Context, value: bool) -> PrimExpr:
     return ctx.interner.int(int(value), bool_)
 
 
-def decide_cmp(ctx: Context, t: type, d: Sum) -> bool | None:
-    """Truth of `d <op> 0` (d exact) when intervals and facts settle it."""
-    if t is LT:
-        return True if prove_le0(ctx, d.add_const(1)) else False if prove_le0(ctx, -d) else None
-    if t is LE:
-        return True if prove_le0(ctx, d) else False if prove_le0(ctx, (-d).add_const(1)) else None
+def decide_cmp(
+    ctx: Context, t: type, d: Sum, depth: int = 1, only_true: bool = False
+) -> bool | None:
+    """Truth of `d <op> 0` (d exact) when intervals and facts settle it (`only_true`: do not
+    spend time showing that it is false)."""
+
+    def le0(x: Sum) -> bool:
+        return prove_le0(ctx, x, depth)
+
     if t is GT:
-        return decide_cmp(ctx, LT, -d)
-    if t is GE:
-        return decide_cmp(ctx, LE, -d)
-    eq: bool | None
+        t, d = LT, -d
+    elif t is GE:
+        t, d = LE, -d
+    if t is LT or t is LE:
+        strict = d.add_const(1) if t is LT else d
+        if le0(strict):
+            return True
+        return None if only_true else (False if le0((-d).add_const(0 if t is LT else 1)) else None)
     if not d.terms:
-        eq = d.const == 0
+        eq: bool | None = d.const == 0
     elif d.const % d.gcd():
         eq = False
-    elif prove_le0(ctx, d.add_const(1)) or prove_le0(ctx, (-d).add_const(1)):
+    elif t is EQ and only_true:
+        eq = True if (le0(d) and le0(-d)) else None
+    elif le0(d.add_const(1)) or le0((-d).add_const(1)):
         eq = False
-    elif prove_le0(ctx, d) and prove_le0(ctx, -d):
+    elif le0(d) and le0(-d):
         eq = True
     else:
         eq = None
@@ -145,12 +154,17 @@ def _normalize(ctx: Context, t: type, d: Sum, e: PrimExpr) -> PrimExpr | None:
     lhs = Sum(dt, pos, k if k > 0 else 0)
     rhs = Sum(dt, neg, -k if k < 0 else 0)
     for s in (lhs, rhs):
-        if any(norm_coeff(c, dt) != c for c in s.terms.values()) or norm_coeff(s.const, dt) != s.const:
+        if (
+            any(norm_coeff(c, dt) != c for c in s.terms.values())
+            or norm_coeff(s.const, dt) != s.const
+        ):
             return None
         lo, hi = dtype_range(dt)
         if not (lo <= s.const <= hi) or not fits(ctx, s):
             return None
     it = ctx.interner
+    if t is LT and rhs.const == 1:  # P < N + 1 reads better as P <= N
+        t, rhs = LE, Sum(dt, rhs.terms, 0)
     out = it.mk(t, build(ctx, lhs), build(ctx, rhs))
     return None if out is e else out
 
@@ -193,6 +207,13 @@ def rewrite_and_or(ctx: Context, e: PrimExpr) -> PrimExpr | None:
         neg = it.find(Not, x)
         if neg is not None and id(neg) in seen:
             return _true(ctx, absorbing)
+    if len(uniq) > 1 and any(type(x) in NEGATE for x in uniq):
+        from .simplify import simplify  # the rules are part of the simplifier
+
+        for x in uniq:
+            if type(x) in NEGATE and x.a.dtype.is_int:  # type: ignore[attr-defined]
+                if id(simplify(ctx, it.mk(Not, x))) in seen:  # x and its complement
+                    return _true(ctx, absorbing)
     if not uniq:
         return _true(ctx, not absorbing)
     uniq.sort(key=it.order_key)
@@ -239,4 +260,3 @@ def rewrite_cast(ctx: Context, e: Cast) -> PrimExpr | None:
             if mlo <= lo and hi <= mhi:  # the inner cast is exact for every value of x
                 return x if src == dst else ctx.interner.mk(Cast, dst, x)
     return None
-

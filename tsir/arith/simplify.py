@@ -1,15 +1,17 @@
 """The simplifier driver: bottom-up, a rule table indexed by node type, each node run to a fixpoint.
 
-Children are simplified first (a `Select` with a decided condition, and `And`/`Or` with a deciding first
-operand, skip the operand that is never evaluated, as C does); constants fold with the dtype's semantics;
-then the rules for the node's type are tried in order until none applies. A rule's output is simplified
-again, so a rule may return new, unsimplified subterms. Results are cached per analyzer state.
+Children are simplified first (a `Select` with a decided condition, and `And`/`Or` with a deciding
+first operand, skip the operand that is never evaluated, as C does); constants fold with the dtype's
+semantics; then the rules for the node's type are tried in order until none applies. A rule's output
+is simplified again, so a rule may return new, unsimplified subterms. Results are cached per
+analyzer state.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..dtype import bool_
 from ..expr import (
     EQ,
     GE,
@@ -40,9 +42,9 @@ from ..expr import (
     Sub,
     Var,
 )
-from ..dtype import bool_
 from ..node import node_fields
 from .const_fold import NoFold, cast_value, compare, float_binary, int_binary, wrap
+from .canonical import build, sum_of
 from .intern import fmt
 from .rewrite_arith import (
     rewrite_div_const,
@@ -100,6 +102,10 @@ def simplify(ctx: Context, e: PrimExpr) -> PrimExpr:
     if hit is not None:
         return hit
     cur = _children(ctx, e)
+    if ctx.known and type(cur) is not IntImm:
+        known = ctx.known.get(id(cur))  # an assumed literal (a bool variable, a disjunction, ...)
+        if known is not None:
+            cur = ctx.interner.int(int(known), bool_)
     for _ in range(MAX_ROUNDS):
         nxt = None
         for rule in simplify_rules.get(type(cur), ()):
@@ -130,17 +136,12 @@ def _children(ctx: Context, e: PrimExpr) -> PrimExpr:
         x = simplify(ctx, e.true_value)  # type: ignore[attr-defined]
         y = simplify(ctx, e.false_value)  # type: ignore[attr-defined]
         return ctx.interner.mk(Select, c, x, y)
-    if t is And or t is Or:
-        a = simplify(ctx, e.a)  # type: ignore[attr-defined]
-        if type(a) is IntImm and bool(a.value) == (t is Or):
-            return a
-        b = simplify(ctx, e.b)  # type: ignore[attr-defined]
-        if a is e.a and b is e.b:  # type: ignore[attr-defined]
-            return e
-        out = ctx.interner.mk(t, a, b)
-        return _fold(ctx, out)
+    if t is And or t is Or or ((t is Min or t is Max) and e.dtype.lanes == 1):
+        return _chain(ctx, e)
     if t is Let:
         return _let(ctx, e)  # type: ignore[arg-type]
+    if (t is Add or t is Sub or t is Mul) and e.dtype.lanes == 1 and e.dtype.is_int:
+        return _ring(ctx, e)
     fields = []
     same = True
     for f in node_fields(e):
@@ -159,11 +160,48 @@ def _children(ctx: Context, e: PrimExpr) -> PrimExpr:
         if type(e.b) is IntImm:  # type: ignore[attr-defined]
             # a literal zero divisor is a bug in the input: say so
             int_binary(t.__name__, 0, 0, e.dtype, what=lambda: fmt(e))
-        # one that only appears after simplifying (in a branch that may never run) is left as written
+        # one that only appears after simplifying (in a branch that may never run) stays as written
         fields[1] = e.b  # type: ignore[attr-defined]
         same = fields[0] is e.a  # type: ignore[attr-defined]
     out = e if same else ctx.interner.mk(t, *fields)
     return _fold(ctx, out)
+
+
+def _ring(ctx: Context, e: PrimExpr) -> PrimExpr:
+    """A tree of + - * simplifies as one Sum: its atoms are simplified, the interior nodes are not
+    (simplifying every prefix of a long sum separately would cost quadratic time or worse)."""
+    it = ctx.interner
+
+    def go(x: PrimExpr) -> PrimExpr:
+        t = type(x)
+        if t is Add or t is Sub or t is Mul:
+            a, b = go(x.a), go(x.b)  # type: ignore[attr-defined]
+            return x if (a is x.a and b is x.b) else it.mk(t, a, b)  # type: ignore[attr-defined]
+        return simplify(ctx, x)
+
+    return build(ctx, sum_of(ctx, go(e)))
+
+
+def _chain(ctx: Context, e: PrimExpr) -> PrimExpr:
+    """A nest of one associative operator (and, or, min, max): its operands are simplified left to
+    right (and/or stop at a deciding constant, as C does), the nest itself is rebuilt as it was."""
+    t = type(e)
+    it = ctx.interner
+    absorbing = (t is Or) if (t is And or t is Or) else None
+
+    def go(x: PrimExpr) -> PrimExpr:
+        if type(x) is not t:
+            return simplify(ctx, x)
+        a = go(x.a)  # type: ignore[attr-defined]
+        if absorbing is not None and type(a) is IntImm and bool(a.value) == absorbing:
+            return a
+        b = go(x.b)  # type: ignore[attr-defined]
+        if absorbing is not None and type(b) is IntImm and bool(b.value) == absorbing:
+            return b
+        out = x if (a is x.a and b is x.b) else it.mk(t, a, b)  # type: ignore[attr-defined]
+        return _fold(ctx, out)
+
+    return go(e)
 
 
 def _let(ctx: Context, e: Let) -> PrimExpr:
@@ -173,7 +211,7 @@ def _let(ctx: Context, e: Let) -> PrimExpr:
 
 
 def substitute(ctx: Context, e: PrimExpr, mapping: dict[int, PrimExpr]) -> PrimExpr:
-    """Replace variables (by id) in an interned expression; the result is interned."""
+    """Replace subterms (variables or any interned node, by id); the result is interned."""
     memo: dict[int, PrimExpr] = {}
 
     def go(x: Any) -> Any:
@@ -184,9 +222,9 @@ def substitute(ctx: Context, e: PrimExpr, mapping: dict[int, PrimExpr]) -> PrimE
         hit = memo.get(id(x))
         if hit is not None:
             return hit
-        if isinstance(x, Var):
-            out = mapping.get(id(x), x)
-        elif isinstance(x, (IntImm, FloatImm, StringImm)):
+        if id(x) in mapping:
+            out = mapping[id(x)]
+        elif isinstance(x, (Var, IntImm, FloatImm, StringImm)):
             out = x
         else:
             fields = [go(getattr(x, f.name)) for f in node_fields(x)]

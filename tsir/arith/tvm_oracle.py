@@ -1,7 +1,8 @@
 """TVM's own analyzer as a differential oracle (apache-tvm, optional; imported lazily).
 
 apache-tvm 0.27 moved the analyzer to `tvm.sym.Analyzer` and expressions to `tvm.tirx`; older wheels
-have `tvm.arith` and `tvm.tir`. Both layouts are accepted. Only tests and benchmarks use this module.
+have `tvm.arith` and `tvm.tir`. Both layouts are accepted. Only tests and benchmarks use this
+module.
 """
 
 from __future__ import annotations
@@ -81,8 +82,19 @@ class TVMOracle:
             return tir.IntImm(str(e.dtype), e.value)  # type: ignore[attr-defined]
         c = lambda x: self.convert(x, vmap)  # noqa: E731
         simple = {
-            Add: tir.Add, Sub: tir.Sub, Mul: tir.Mul, Min: tir.Min, Max: tir.Max, EQ: tir.EQ,
-            NE: tir.NE, LT: tir.LT, LE: tir.LE, GT: tir.GT, GE: tir.GE, And: tir.And, Or: tir.Or,
+            Add: tir.Add,
+            Sub: tir.Sub,
+            Mul: tir.Mul,
+            Min: tir.Min,
+            Max: tir.Max,
+            EQ: tir.EQ,
+            NE: tir.NE,
+            LT: tir.LT,
+            LE: tir.LE,
+            GT: tir.GT,
+            GE: tir.GE,
+            And: tir.And,
+            Or: tir.Or,
         }
         if t in simple:
             return simple[t](c(e.a), c(e.b))  # type: ignore[attr-defined]

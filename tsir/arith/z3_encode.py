@@ -20,7 +20,8 @@ class _Builder:
         self.z3 = z3
         self.zctx = zctx
         self.vars = [
-            z3.Bool(f"b{i}", zctx) if s == "bool" else z3.Int(f"v{i}", zctx) for i, s in enumerate(sorts)
+            z3.Bool(f"b{i}", zctx) if s == "bool" else z3.Int(f"v{i}", zctx)
+            for i, s in enumerate(sorts)
         ]
         self.opaque = []
         self.side: list[Any] = []  # definitions of auxiliary variables

@@ -1,18 +1,19 @@
-"""The Z3 fallback of `can_prove`: exact integer semantics, a deterministic budget, a structural cache.
+"""The Z3 fallback of `can_prove`: exact integer semantics, a deterministic budget, a cache.
 
-A question is first put in a canonical form (`_Query`): nested tuples in which variables are numbered by
-first appearance, together with the constraints that matter for it (dtype ranges, bound ranges, the facts
-that share variables with it, transitively). Two questions that differ only in variable names or
-identities have the same canonical form, which is the key of a process-wide cache. Only on a miss is the
-form turned into Z3 terms and solved, in a fresh Z3 context with a resource limit (`rlimit`, counted in
-solver steps rather than seconds), so the answer is a function of the question alone.
+A question is first put in a canonical form (`_Query`): nested tuples in which variables are
+numbered by first appearance, together with the constraints that matter for it (dtype ranges, bound
+ranges, the facts that share variables with it, transitively). Two questions that differ only in
+variable names or identities have the same canonical form, which is the key of a process-wide cache.
+Only on a miss is the form turned into Z3 terms and solved, in a fresh Z3 context with a resource
+limit (`rlimit`, counted in solver steps rather than seconds), so the answer is a function of the
+question alone.
 
 Semantics encoded exactly: variables are mathematical integers constrained to their dtype's range;
-`+ - *` are exact where bounds show they cannot leave the dtype and wrap (`r = t - 2^n*k`) elsewhere;
-floordiv/floormod are written out as `a == b*q + r` with the remainder taking the divisor's sign (Z3's
-own div/mod are Euclidean, which differs for negative divisors); a zero divisor leaves q, r free.
-Anything else (loads, calls, floats, vectors) becomes an opaque value of its dtype, or makes the answer
-"unknown" when it is the question itself that cannot be expressed.
+`+ - *` are exact where bounds show they cannot leave the dtype and wrap (`r = t - 2^n*k`)
+elsewhere; floordiv/floormod are written out as `a == b*q + r` with the remainder taking the
+divisor's sign (Z3's own div/mod are Euclidean, which differs for negative divisors); a zero divisor
+leaves q, r free. Anything else (loads, calls, floats, vectors) becomes an opaque value of its
+dtype, or makes the answer "unknown" when it is the question itself that cannot be expressed.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class _Query:
         self._in_subst: set[int] = set()
         self.seen_subst: set[int] = set()
 
-    # terms ------------------------------------------------------------------------------------------
+    # terms ----------------------------------------------------------------------------------------
     def term(self, e: PrimExpr) -> tuple:
         hit = self.memo.get(id(e))
         if hit is None:
@@ -236,7 +237,7 @@ class _Query:
             return self._let(e)  # type: ignore[arg-type]
         return self._opaque(e)
 
-    # constraints ------------------------------------------------------------------------------------
+    # constraints ----------------------------------------------------------------------------------
     def close(self) -> None:
         """Add the range constraints of every variable met, and the facts that share variables."""
         ctx = self.ctx

@@ -19,6 +19,10 @@ from ..stmt import Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, St
 from ..tileop import Copy, Fill
 from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder, infer_name
 from .indexing import check_buffer_use, store_value
+from .dist_lang import *  # noqa: F403  (T.put_block, T.wait_eq, ...: TileScale's distributed names)
+from .dist_lang import __all__ as _dist_all
+from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
+from .tile_lang import __all__ as _tile_all
 
 __all__ = [
     "prim_func", "param", "scalar", "dynamic", "Kernel", "Parallel", "Pipelined", "serial", "unroll",
@@ -26,6 +30,8 @@ __all__ = [
     "sync_warp", "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "copy", "fill",
     "clear", "cast", "if_then_else", "infinity", "ceildiv", "max", "min", "abs", "all", "any",
     *MATH_UNARY,
+    *_dist_all,
+    *_tile_all,
 ]
 
 
