@@ -44,6 +44,11 @@ _RESERVED = {
 }
 PRIMARY = 16
 
+# Device-header functions and the positions of their pointer arguments they only read.
+_READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
+    "tsir.async_copy.cp_async_16": (1,),
+}
+
 
 class KernelPrinter:
     """Prints one DeviceKernel."""
@@ -96,14 +101,15 @@ class KernelPrinter:
             if isinstance(b, Buffer):
                 self._note_type(b.dtype)
         written = {s.buffer for s in collect(k.body, BufferStore)}
-        # A device-header function given `&buf[i]` may write through it.
-        written |= {
-            a.buffer
-            for c in collect(k.body, Call)
-            if c.op == "address_of"
-            for a in c.args
-            if isinstance(a, BufferLoad)
-        }
+        # A device-header function given `&buf[i]` may write through it, unless it is known to
+        # only read that argument.
+        for call in collect(k.body, Call):
+            read_only = _READ_ONLY_ARGS.get(call.op, ())
+            for pos, arg in enumerate(call.args):
+                if pos in read_only:
+                    continue
+                if isinstance(arg, Call) and arg.op == "address_of" and isinstance(arg.args[0], BufferLoad):
+                    written.add(arg.args[0].buffer)
         params = []
         for p in k.params:
             if isinstance(p, Buffer) and p.scope == "symmetric":

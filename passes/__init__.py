@@ -1,6 +1,8 @@
 """tsir's passes: one module per pass, each registered by name (and as tsir.transform.<Name>)."""
 
 from . import (  # noqa: F401  (importing registers each pass)
+    inject_async_copy,
+    inject_software_pipeline,
     layout_inference,
     legalize_safe_memory_access,
     lower_shared_layout,

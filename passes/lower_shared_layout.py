@@ -41,6 +41,12 @@ class _Apply(ScopedMutator):
         flat = self.analyzer.simplify(self.layouts[b].linear_forward(logical))
         return (Ramp(flat, last.stride, lanes),) if lanes else (flat,)  # type: ignore[union-attr]
 
+    def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
+        body = self.visit(s.body)
+        if s.key == "pipeline_buffers":
+            return AttrStmt(s.key, tuple(self.physical.get(b, b) for b in s.value), body)
+        return s.replace(body=body) if body is not s.body else s
+
     def visit_Allocate(self, s: Allocate) -> Stmt:
         phys = self.physical.get(s.buffer)
         body = self.visit(s.body)

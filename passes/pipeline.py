@@ -18,6 +18,8 @@ __all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower"]
 def default_pipeline() -> list[Pass]:
     return [
         get("Verify"),
+        # Pipelining works on tile ops: it stages the copies of T.Pipelined loops before layouts.
+        get("InjectSoftwarePipeline"),
         # Fragments get register layouts and gemm operand tiles swizzles before anything lowers.
         get("LayoutInference"),
         # Tile ops and T.Parallel become per-thread loops; every later pass works on those.
@@ -27,6 +29,7 @@ def default_pipeline() -> list[Pass]:
         get("VectorizeLoop"),
         # Swizzles apply after vectorization, which reasons about contiguity on logical indices.
         get("LowerSharedLayout"),
+        get("InjectAsyncCopy"),
         get("Simplify"),
         # Barriers are planned on distinct shared buffers, before they are merged into one pool.
         get("ThreadSync"),

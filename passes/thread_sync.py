@@ -54,22 +54,24 @@ class _State:
 
 
 def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
-    reads = {x.buffer for x in collect(s, BufferLoad) if x.buffer.scope in SHARED_SCOPES}
-    writes = {x.buffer for x in collect(s, BufferStore) if x.buffer.scope in SHARED_SCOPES}
-    # `&A[i]` handed to a device-header function (a remote copy into shared memory) may be written.
-    writes |= {
-        a.buffer
-        for c in collect(s, Call)
-        if c.op == "address_of"
-        for a in c.args
-        if isinstance(a, BufferLoad) and a.buffer.scope in SHARED_SCOPES
+    # `&A[i]` handed to a device-header function (a remote copy, cp.async into shared memory) may be
+    # written through, and is not itself a read.
+    addressed = [a for c in collect(s, Call) if c.op == "address_of" for a in c.args if isinstance(a, BufferLoad)]
+    addressed_ids = {id(a) for a in addressed}
+    reads = {
+        x.buffer for x in collect(s, BufferLoad)
+        if x.buffer.scope in SHARED_SCOPES and id(x) not in addressed_ids
     }
+    writes = {x.buffer for x in collect(s, BufferStore) if x.buffer.scope in SHARED_SCOPES}
+    writes |= {a.buffer for a in addressed if a.buffer.scope in SHARED_SCOPES}
     return reads, writes
 
 
 class _Planner:
     def __init__(self, thread_vars: tuple[Var, ...]):
         self.thread_vars = set(thread_vars)
+        # Buffers whose barriers a software pipeline places itself (inside its region).
+        self.managed: set[Buffer] = set()
 
     def uniform(self, cond: object) -> bool:
         return not any(v in self.thread_vars for v in collect(cond, Var))
@@ -88,6 +90,14 @@ class _Planner:
             new, st = self.block(list(s.stmts), st)
             out.extend(new)
             return s, st
+        if isinstance(s, AttrStmt) and s.key == "pipeline_buffers":
+            outer = self.managed
+            self.managed = outer | set(s.value)
+            body, st = self.nested(s.body, st)
+            self.managed = outer
+            new = s.replace(body=body)
+            out.append(new)
+            return new, st
         if isinstance(s, (Allocate, DeclBuffer, LetStmt, AttrStmt)):
             body, st = self.nested(s.body, st)
             new = s.replace(body=body)
@@ -111,10 +121,12 @@ class _Planner:
         st = self.barrier_if_conflict(s, st, out)
         out.append(s)
         reads, writes = _accesses(s)
-        return s, st.union(_State(reads, writes))
+        return s, st.union(_State(reads - self.managed, writes - self.managed))
 
     def barrier_if_conflict(self, s: Stmt, st: _State, out: list[Stmt]) -> _State:
         reads, writes = _accesses(s)
+        reads -= self.managed
+        writes -= self.managed
         if not st.conflicts(reads, writes):
             return st
         if not (out and is_barrier(out[-1])):

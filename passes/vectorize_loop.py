@@ -148,16 +148,26 @@ class _Vectorize(ScopedMutator):
     def rewrite_store(self, store: BufferStore, v: Var, lanes: int) -> Stmt | None:
         ramp0 = Ramp(IntImm(0, v.dtype), IntImm(1, v.dtype), lanes)
         dst_base = self.vector_base(store.buffer, store.indices, v, lanes)
-        # A plain copy between two vectorizable places: one vector move, no registers.
-        if dst_base is not None and isinstance(store.value, BufferLoad):
-            src = store.value
+        # A plain copy between two vectorizable places: one vector move, no registers; a copy
+        # whose source is guarded moves the vector or stores zeros.
+        value = store.value
+        guard = None
+        if isinstance(value, Select) and isinstance(value.true_value, BufferLoad) and _is_zero(value.false_value) and not _uses(value.cond, v):
+            guard, value = value.cond, value.true_value
+        if dst_base is not None and isinstance(value, BufferLoad):
+            src = value
             src_base = self.vector_base(src.buffer, src.indices, v, lanes)
             if src_base is not None and src.buffer.dtype == store.buffer.dtype:
-                return BufferStore(
+                dst_idx = (*store.indices[:-1], Ramp(dst_base, IntImm(1, v.dtype), lanes))
+                move = BufferStore(
                     store.buffer,
                     BufferLoad(src.buffer, (*src.indices[:-1], Ramp(src_base, IntImm(1, v.dtype), lanes))),
-                    (*store.indices[:-1], Ramp(dst_base, IntImm(1, v.dtype), lanes)),
+                    dst_idx,
                 )
+                if guard is None:
+                    return move
+                zero = BufferStore(store.buffer, Broadcast(convert(0, store.buffer.dtype), lanes), dst_idx)
+                return IfThenElse(guard, move, zero)
         prologue: list[Stmt] = []
         regs: list[Buffer] = []
         replaced: list[tuple[PrimExpr, PrimExpr]] = []

@@ -11,8 +11,9 @@ from tsir import T
 from tsir.passes import default_pipeline, registered
 
 EXPECTED_ORDER = [
-    "Verify", "LayoutInference", "LowerTileOp", "LegalizeSafeMemoryAccess", "VectorizeLoop",
-    "LowerSharedLayout", "Simplify", "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
+    "Verify", "InjectSoftwarePipeline", "LayoutInference", "LowerTileOp",
+    "LegalizeSafeMemoryAccess", "VectorizeLoop", "LowerSharedLayout", "InjectAsyncCopy", "Simplify",
+    "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
 ]
 
 
@@ -61,7 +62,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
     tsir.lower(small(), "sm_90a")
     names = sorted(os.listdir(tmp_path))
     assert len(names) == len(EXPECTED_ORDER)
-    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.09.SplitHostDevice.txt"
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.11.SplitHostDevice.txt"
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]

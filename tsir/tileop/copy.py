@@ -15,7 +15,9 @@ from .partition import partition_loop, pick_vector_width
 if TYPE_CHECKING:
     from ..arith import Analyzer
 
-__all__ = ["Copy", "Fill", "PER_THREAD_SCOPES"]
+__all__ = ["Copy", "Fill", "PER_THREAD_SCOPES", "ASYNC_COPY_ATTR"]
+
+ASYNC_COPY_ATTR = "async_copy"
 
 # Buffers private to each thread: an op on them runs whole in every thread.
 PER_THREAD_SCOPES = ("local", "local.var")
@@ -70,6 +72,9 @@ class Copy(TileOperatorNode):
 
     src: BufferRegion
     dst: BufferRegion
+    async_copy: bool = False
+    """Issue global->shared moves as cp.async (set by InjectSoftwarePipeline); the pipeline
+    commits and waits for them."""
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (self.src,)
@@ -88,7 +93,12 @@ class Copy(TileOperatorNode):
             return BufferStore(self.dst.buffer, value, _coords_to_indices(self.dst, d_axes, coords))
 
         elem = max(self.src.buffer.dtype.bytes, self.dst.buffer.dtype.bytes)
-        return lower_elementwise(self.dst, extents, make_store, args, elem, "i")
+        out = lower_elementwise(self.dst, extents, make_store, args, elem, "i")
+        if self.async_copy and args.target.has_cp_async:
+            from ..stmt import AttrStmt
+
+            out = AttrStmt(ASYNC_COPY_ATTR, 1, out)
+        return out
 
 
 @register_tile_op("tl.Fill")

@@ -64,7 +64,9 @@ class Gemm(TileOperatorNode):
 
     @property
     def mnk(self) -> tuple[int, int, int]:
-        a, b = [const_value(e) for e in self.A.extents], [const_value(e) for e in self.B.extents]
+        # Operand regions may carry leading unit dimensions (a pipeline stage index).
+        a = [const_value(e) for e in self.A.extents[-2:]]
+        b = [const_value(e) for e in self.B.extents[-2:]]
         m, k = (a[1], a[0]) if self.transpose_A else (a[0], a[1])
         n = b[0] if self.transpose_B else b[1]
         return m, n, k  # type: ignore[return-value]
@@ -106,7 +108,7 @@ def _shared_layout(args: LowerArgs, buf: Buffer) -> tuple[int, int]:
     if mode is SwizzleMode.NONE:
         return 0, cols  # type: ignore[return-value]
     # A padded layout: its pitch is where row 1 starts.
-    pitch = const_value(args_simplify(layout.linear_forward((1,) + (0,) * (len(buf.shape) - 1))))
+    pitch = const_value(args_simplify(layout.linear_forward((0,) * (len(buf.shape) - 2) + (1, 0))))
     if pitch is None:
         raise UnsupportedError(f"T.gemm: the layout of `{buf.name}` is neither swizzled nor padded: {layout}")
     return 0, pitch

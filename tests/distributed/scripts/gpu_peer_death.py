@@ -1,6 +1,7 @@
 """Rank 1 exits after the group formed; rank 0 waits on a flag only rank 1 would set, with a
 timeout: the kernel must print what it saw and trap, and the host must get an error, not hang."""
 
+import ctypes
 import os
 import sys
 
@@ -28,6 +29,8 @@ try:
     torch.cuda.synchronize()
 except Exception as e:  # noqa: BLE001
     print(f"host saw: {type(e).__name__}: {e}", flush=True)
+    # The device's printf goes through C stdio, which os._exit does not flush.
+    ctypes.CDLL(None).fflush(None)
     os._exit(3)
 print("the wait returned although nobody set the flag", flush=True)
 sys.exit(1)
