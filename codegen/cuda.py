@@ -130,6 +130,18 @@ class KernelPrinter:
             threads *= t
         self.level = 1
         used = set(collect(k.body, Var))
+        panel = next((a.value for a in collect(k.body, AttrStmt) if a.key == "threadblock_swizzle"), None)
+        if panel is not None and len(k.block_vars) == 2:
+            # Blocks run panel by panel (`panel` block columns, top to bottom): a permutation of the
+            # grid, so the block indices keep the ranges the passes reasoned with.
+            self.emit("const int blk_lin = blockIdx.y * gridDim.x + blockIdx.x;")
+            self.emit(f"const int blk_panel = blk_lin / ({panel} * gridDim.y);")
+            self.emit(f"const int blk_in = blk_lin % ({panel} * gridDim.y);")
+            self.emit(f"const int blk_w = min({panel}, (int)gridDim.x - blk_panel * {panel});")
+            bx, by = k.block_vars
+            self.emit(f"const int {self.name(bx)} = blk_panel * {panel} + blk_in % blk_w;")
+            self.emit(f"const int {self.name(by)} = blk_in / blk_w;")
+            used -= set(k.block_vars)
         for v, axis in zip(k.block_vars, "xyz"):
             if v in used:
                 self.emit(f"const int {self.name(v)} = blockIdx.{axis};")

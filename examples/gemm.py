@@ -15,7 +15,7 @@ from tsir import T
 def matmul(
     M: Any, N: int, K: int, bm: int = 128, bn: int = 128, bk: int = 32, dtype: str = "float16",
     accum: str = "float32", out_dtype: str | None = None, threads: int = 128, num_stages: int = 3,
-    transpose_A: bool = False, transpose_B: bool = False, epilogue: str = "none",
+    transpose_A: bool = False, transpose_B: bool = False, epilogue: str = "none", swizzle: int = 0,
 ) -> tsir.PrimFunc:
     out_dtype = out_dtype or dtype
     with T.prim_func("matmul") as f:
@@ -26,6 +26,8 @@ def matmul(
             Bias = T.param("Bias", (N,), accum)
         C = T.param("C", (M, N), out_dtype)
         with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=threads) as (bx, by):
+            if swizzle:
+                T.use_swizzle(swizzle)
             A_s = T.alloc_shared((bk, bm) if transpose_A else (bm, bk), dtype)
             B_s = T.alloc_shared((bn, bk) if transpose_B else (bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), accum)

@@ -8,8 +8,8 @@ become asynchronous (cp.async, committed as one group per iteration) and run S-1
     for s in [0, S-1): if s < n: copies(s) -> stage s;   commit
     for k in [0, n):
         wait until at most S-2 groups are pending; barrier      # tile k has landed for everyone
-        compute(k) on stage k % S
         if k + S - 1 < n: copies(k + S - 1) -> stage (k + S - 1) % S;   commit
+        compute(k) on stage k % S
     wait for all groups
 
 The barrier at the top of iteration k also orders compute(k-1)'s reads of stage (k-1) % S before
@@ -124,12 +124,15 @@ class _Pipeline(Mutator):
 
         prologue = [seq(guarded(IntImm(i, k.dtype), issue(IntImm(i, k.dtype))), commit) for i in range(stages - 1)]
         ahead = k + (stages - 1)
+        # The next tile's loads are issued before this tile's compute, so they have the whole
+        # compute to land; the stage they overwrite was last read by compute(k - 1), which every
+        # thread finished before the barrier.
         body = seq(
             _call(f"tsir.async_copy.cp_async_wait<{stages - 2}>"),
             _call("sync_threads"),
-            _Stage(mine, k % stages).visit(seq(*consumers)),
             guarded(ahead, issue(ahead)),
             commit,
+            _Stage(mine, k % stages).visit(seq(*consumers)),
         )
         loop = For(k, s.min, n, ForKind.SERIAL, body)
         out = seq(*prologue, loop, _call("tsir.async_copy.cp_async_wait<0>"))

@@ -15,7 +15,7 @@ from .indexing import check_buffer_use
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout",
+    "annotate_layout", "use_swizzle",
 ]
 
 
@@ -88,3 +88,20 @@ def annotate_layout(layouts: dict[Any, Any]) -> None:
         pairs.append((buf, lay))
     # The annotation scopes the statements that follow it in this block, like an allocation.
     b.frame.items.append(("attr", "annotate_layout", tuple(pairs)))
+
+
+def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
+    """Launch a 2-D grid's blocks panel by panel (`panel_size` block columns at a time) so blocks
+    that run together share rows of A and columns of B in L2. A permutation of the grid: `bx`, `by`
+    keep their ranges."""
+    b = current_builder("T.use_swizzle")
+    k = b.kernel
+    if k is None:
+        raise BuildError("T.use_swizzle must be inside a T.Kernel")
+    if len(k.block_vars) != 2:
+        raise BuildError(f"T.use_swizzle needs a 2-D grid, the kernel has {len(k.block_vars)} grid dims")
+    if not isinstance(panel_size, int) or panel_size < 1:
+        raise BuildError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
+    if order != "row":
+        raise BuildError(f"T.use_swizzle: order {order!r} is not supported; use 'row'")
+    b.frame.items.append(("attr", "threadblock_swizzle", panel_size))

@@ -44,7 +44,7 @@ struct MmaOp;
 template <>
 struct MmaOp<half> {
   static __device__ __forceinline__ void run(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
+    asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
         "{%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -55,13 +55,46 @@ struct MmaOp<half> {
 template <>
 struct MmaOp<__nv_bfloat16> {
   static __device__ __forceinline__ void run(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
+    asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
         "{%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   }
 };
+
+// The A fragments of a warp's MI m16 tiles and the B fragments of its NI n8 tiles for k-step k0.
+template <int MI, int NI, bool TRANS_A, bool TRANS_B, int SWZ_A, int ROWS_A, int LD_A, int SWZ_B, int ROWS_B,
+          int LD_B, typename T>
+__device__ __forceinline__ void load_fragments(const T* A, const T* B, unsigned (&a)[MI][4], unsigned (&b)[NI][2],
+                                               int m0, int n0, int k0, int lane) {
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) {
+    const int m = m0 + mi * 16;
+    if (!TRANS_A) {
+      ldmatrix_x4(a[mi], tile_ptr<SWZ_A, ROWS_A, LD_A>(A, m + lane % 16, k0 + (lane / 16) * 8));
+    } else {
+      ldmatrix_x4_trans(a[mi], tile_ptr<SWZ_A, ROWS_A, LD_A>(
+                                   A, k0 + lane % 8 + (lane / 16) * 8, m + ((lane / 8) % 2) * 8));
+    }
+  }
+#pragma unroll
+  for (int ni = 0; ni < NI; ni += 2) {
+    const int n = n0 + ni * 8;
+    unsigned r[4];
+    if (!TRANS_B) {
+      ldmatrix_x4_trans(r, tile_ptr<SWZ_B, ROWS_B, LD_B>(
+                               B, k0 + lane % 8 + ((lane / 8) % 2) * 8, n + (lane / 16) * 8));
+    } else {
+      ldmatrix_x4(r, tile_ptr<SWZ_B, ROWS_B, LD_B>(
+                         B, n + lane % 8 + (lane / 16) * 8, k0 + ((lane / 8) % 2) * 8));
+    }
+    b[ni][0] = r[0];
+    b[ni][1] = r[1];
+    b[ni + 1][0] = r[2];
+    b[ni + 1][1] = r[3];
+  }
+}
 
 // C[M x N] += A * B for one thread block of WARPS_M x WARPS_N warps.
 //   A: M x K (row-major, K contiguous) or, with TRANS_A, K x M (M contiguous); B: K x N (N
@@ -81,41 +114,22 @@ __device__ __forceinline__ void gemm_ss(const T* A, const T* B, float* c) {
   const int n0 = (warp % WARPS_N) * TN;
   constexpr int ROWS_A = TRANS_A ? K : M;
   constexpr int ROWS_B = TRANS_B ? N : K;
+  // Fragments of step k + 1 are loaded before the mma of step k is issued (double buffering),
+  // so ldmatrix latency hides behind the tensor cores.
+  unsigned a[2][MI][4];
+  unsigned b[2][NI][2];
+  load_fragments<MI, NI, TRANS_A, TRANS_B, SWZ_A, ROWS_A, LD_A, SWZ_B, ROWS_B, LD_B>(A, B, a[0], b[0], m0, n0, 0, lane);
 #pragma unroll
-  for (int k0 = 0; k0 < K; k0 += 16) {
-    unsigned a[MI][4];
-    unsigned b[NI][2];
-#pragma unroll
-    for (int mi = 0; mi < MI; ++mi) {
-      const int m = m0 + mi * 16;
-      if (!TRANS_A) {
-        ldmatrix_x4(a[mi], tile_ptr<SWZ_A, ROWS_A, LD_A>(A, m + lane % 16, k0 + (lane / 16) * 8));
-      } else {
-        ldmatrix_x4_trans(a[mi], tile_ptr<SWZ_A, ROWS_A, LD_A>(
-                                      A, k0 + lane % 8 + (lane / 16) * 8, m + ((lane / 8) % 2) * 8));
-      }
-    }
-#pragma unroll
-    for (int ni = 0; ni < NI; ni += 2) {
-      const int n = n0 + ni * 8;
-      unsigned r[4];
-      if (!TRANS_B) {
-        ldmatrix_x4_trans(r, tile_ptr<SWZ_B, ROWS_B, LD_B>(
-                               B, k0 + lane % 8 + ((lane / 8) % 2) * 8, n + (lane / 16) * 8));
-      } else {
-        ldmatrix_x4(r, tile_ptr<SWZ_B, ROWS_B, LD_B>(
-                         B, n + lane % 8 + (lane / 16) * 8, k0 + ((lane / 8) % 2) * 8));
-      }
-      b[ni][0] = r[0];
-      b[ni][1] = r[1];
-      b[ni + 1][0] = r[2];
-      b[ni + 1][1] = r[3];
+  for (int ks = 0; ks < K / 16; ++ks) {
+    if (ks + 1 < K / 16) {
+      load_fragments<MI, NI, TRANS_A, TRANS_B, SWZ_A, ROWS_A, LD_A, SWZ_B, ROWS_B, LD_B>(
+          A, B, a[(ks + 1) % 2], b[(ks + 1) % 2], m0, n0, (ks + 1) * 16, lane);
     }
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi) {
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
-        MmaOp<T>::run(c + (mi * NI + ni) * 4, a[mi], b[ni]);
+        MmaOp<T>::run(c + (mi * NI + ni) * 4, a[ks % 2][mi], b[ks % 2][ni]);
       }
     }
   }
