@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (importing registers each pass)
     inject_async_copy,
     inject_software_pipeline,
     layout_inference,
+    lower_cpengine_intrin,
     legalize_safe_memory_access,
     lower_shared_layout,
     lower_tile_op,

@@ -183,10 +183,12 @@ def _propagate(ops: list[Any], st: _State) -> None:
                 if anchor is None:
                     continue
                 for b in full:
-                    if b not in st.layouts:
-                        if st.layouts[anchor].input_shape != b.shape and [const_value(d) for d in st.layouts[anchor].input_shape] != [const_value(d) for d in b.shape]:
-                            continue
-                        st.set(b, st.layouts[anchor], _describe(op))
+                    if b is anchor:
+                        continue
+                    if [const_value(d) for d in st.layouts[anchor].input_shape] != [const_value(d) for d in b.shape]:
+                        continue
+                    # Same indices in one nest: one thread mapping. set() checks a clash.
+                    if st.set(b, st.layouts[anchor], _describe(op)):
                         if anchor in st.plans:
                             st.plans[b] = st.plans[anchor]
                         changed = True

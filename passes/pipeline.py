@@ -24,6 +24,8 @@ def default_pipeline() -> list[Pass]:
         get("LayoutInference"),
         # Tile ops and T.Parallel become per-thread loops; every later pass works on those.
         get("LowerTileOp"),
+        # Copy-engine transfers leave kernel bodies for the host program before kernels are split out.
+        get("LowerCPEngineIntrin"),
         # Guards before vectorization: it must see them to keep whole vectors in or out of bounds.
         get("LegalizeSafeMemoryAccess"),
         get("VectorizeLoop"),

@@ -1,7 +1,8 @@
 """The host program: what the compiler tells the runtime about a compiled function.
 
 `split_host_device` + codegen produce a `HostProgram`: the function's parameters (tensors and scalars,
-in call order) and the kernel launches to run, in order, on one stream. The runtime's `Launcher`
+in call order), the kernel launches to run, in order, on one stream, and the copy-engine transfers
+(`CopyStep`, each placed before a launch) to run on a copy stream ordered against them by events. The runtime's `Launcher`
 (`tsir.runtime.launch`) turns it into a callable. These classes only describe; they validate their own
 well-formedness at construction, so a malformed program (a compiler bug) fails when it is built, not on
 the user's first call.
@@ -17,6 +18,8 @@ from ..errors import TSIRError
 
 __all__ = [
     "ARG_CTYPES",
+    "COPY_NAMES",
+    "CopyStep",
     "GRID_LIMITS",
     "SCALAR_DTYPES",
     "TENSOR_DTYPES",
@@ -240,12 +243,56 @@ def grid_names(expr: str, kernel: str = "?") -> set[str]:
     return names
 
 
+# Names a copy's expressions may read besides symbols and integer scalars: the rank table's values.
+COPY_NAMES = ("__rank", "__num_ranks")
+
+
+@dataclass(frozen=True, slots=True)
+class CopyStep:
+    """One copy-engine transfer, issued before launch `before` (== len(steps): after the last).
+
+    `count` elements of tensor `src` from element `src_offset` (on rank `src_pe`, None: this rank) to
+    tensor `dst` from `dst_offset` (on rank `dst_pe`); then, with a `flag`, `flag_value` is written
+    (`flag_bytes` 4 or 8) to element `flag_offset` of tensor `flag` on the receiving rank (dst_pe, or
+    this rank). Every expression is a Python expression as in LaunchStep.grid, which may also read
+    `__rank` and `__num_ranks`."""
+
+    before: int
+    src: str
+    src_offset: str
+    dst: str
+    dst_offset: str
+    count: str
+    src_pe: str | None = None
+    dst_pe: str | None = None
+    flag: str | None = None
+    flag_offset: str = "0"
+    flag_value: str = "0"
+    flag_bytes: int = 4
+
+    def exprs(self) -> tuple[str, ...]:
+        out = (self.src_offset, self.dst_offset, self.count, self.flag_offset, self.flag_value)
+        return out + tuple(e for e in (self.src_pe, self.dst_pe) if e is not None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.before, int) or self.before < 0:
+            raise _fail(f"copy step position {self.before!r} must be an int >= 0")
+        for e in self.exprs():
+            if not isinstance(e, str):
+                raise _fail(f"copy step expression {e!r} is not a string")
+            grid_names(e, "<copy engine>")
+        if self.flag_bytes not in (4, 8):
+            raise _fail(f"copy step flag_bytes {self.flag_bytes!r} must be 4 or 8")
+
+
 @dataclass(frozen=True, slots=True)
 class HostProgram:
-    """Parameters in call order and the launches to run, in order, on one stream."""
+    """Parameters in call order, the launches to run, in order, on one stream, and the copy-engine
+    transfers placed between them (`copies`, in program order)."""
 
     params: tuple[TensorParam | ScalarParam, ...]
     steps: tuple[LaunchStep, ...]
+    copies: tuple[CopyStep, ...] = ()
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -286,6 +333,26 @@ class HostProgram:
                     raise _fail(
                         f"kernel {step.kernel!r} argument {arg.name!r} is not a symbol or scalar"
                     )
+
+        self._check_copies(tensors, symbols | int_scalars)
+
+    def _check_copies(self, tensors: set[str], names: set[str]) -> None:
+        last = 0
+        for c in self.copies:
+            if not isinstance(c, CopyStep):
+                raise _fail(f"copy {c!r} is not a CopyStep")
+            if not last <= c.before <= len(self.steps):
+                raise _fail(
+                    f"copy step before launch {c.before} is out of order or past the last launch"
+                )
+            last = c.before
+            for t in (c.src, c.dst, c.flag):
+                if t is not None and t not in tensors:
+                    raise _fail(f"copy step operand {t!r} is not a tensor parameter")
+            for e in c.exprs():
+                unknown = grid_names(e, "<copy engine>") - names - set(COPY_NAMES)
+                if unknown:
+                    raise _fail(f"copy step expression {e!r} reads unknown names {sorted(unknown)}")
 
     def symbols(self) -> set[str]:
         """Every dynamic symbol named in a tensor shape or strides."""

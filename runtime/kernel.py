@@ -13,7 +13,7 @@ from tsir.buffer import Buffer
 from tsir.errors import CompileError, TSIRError
 from tsir.expr import Var
 from tsir.function import Module, PrimFunc
-from tsir.stmt import LaunchKernel, SeqStmt
+from tsir.stmt import CpEngineCopy, LaunchKernel, SeqStmt
 from tsir.target import Target
 
 __all__ = ["Kernel", "compile", "host_program"]
@@ -64,10 +64,17 @@ def host_program(module: Module) -> Any:
     steps = []
     body = host.body
     stmts = body.stmts if isinstance(body, SeqStmt) else (body,)
+    copies = []
     for s in stmts:
+        if isinstance(s, CpEngineCopy):
+            from tsir.runtime.cpengine import copy_step
+
+            copies.append(copy_step(s, len(steps)))
+            continue
         if not isinstance(s, LaunchKernel):
             raise CompileError(
-                f"host statement {type(s).__name__} is not supported yet; only kernel launches"
+                f"host statement {type(s).__name__} is not supported yet; only kernel launches "
+                f"and copy-engine transfers"
             )
         grid = tuple(python_expr(g) for g in s.grid) + ("1",) * (3 - len(s.grid))
         block = tuple(s.threads) + (1,) * (3 - len(s.threads))
@@ -76,7 +83,7 @@ def host_program(module: Module) -> Any:
             for a in s.args
         )
         steps.append(LaunchStep(s.kernel, grid, block, s.dyn_shared_bytes, args))  # type: ignore[arg-type]
-    return HostProgram(tuple(params), tuple(steps))
+    return HostProgram(tuple(params), tuple(steps), tuple(copies))
 
 
 class Kernel:
@@ -209,7 +216,10 @@ def _program_from_json(data: Any) -> Any:
         )
         for s in data["steps"]
     )
-    return HostProgram(tuple(params), steps)
+    from tsir.runtime.host_program import CopyStep
+
+    copies = tuple(CopyStep(**c) for c in data.get("copies", ()))
+    return HostProgram(tuple(params), steps, copies)
 
 
 def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001

@@ -133,6 +133,16 @@ class Launcher:
             "_grid_err": self._grid_error,
             "_heap": SYMMETRIC_HEAP,
         }
+        if self.program.copies:  # copy-engine steps (runtime/cpengine.py); absent: no cost
+            from .cpengine import CopyEngines, ranks
+
+            engines = self._copy_engines = CopyEngines(self.program, self.name)
+            ns.update(
+                _cp_fence=engines.fence,
+                _cp_copy=engines.copy,
+                _cp_join=engines.join,
+                _cp_ranks=ranks,
+            )
         ns.update(self._dtype_sets)
         return ns
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from ..errors import TSIRError
 from .host_program import (
     ARG_CTYPES,
+    COPY_NAMES,
     GRID_LIMITS,
     SCALAR_DTYPES,
     HostProgram,
@@ -61,6 +62,10 @@ NAMESPACE = [
     "_launch_err",
     "_grid_err",
     "_heap",
+    "_cp_fence",
+    "_cp_copy",
+    "_cp_join",
+    "_cp_ranks",
 ]
 
 
@@ -198,7 +203,10 @@ def generate(program: HostProgram) -> Generated:
         w("        st = _norm_stream(stream)")
         _emit_tail(program, local, lines, "dev[1]")
 
-    grid_names = sorted({name for step in program.steps for g in step.grid for name in _names(g)})
+    grid_names = sorted(
+        {name for step in program.steps for g in step.grid for name in _names(g)}
+        | _copy_names(program)
+    )
     w("")
     w(f"def _tail(dev_id, st, bufs{''.join(', ' + local[nm] for nm in grid_names)}):")
     _emit_tail(program, local, lines, "dev_id")
@@ -237,8 +245,56 @@ def _names(expr: str) -> set[str]:
     }
 
 
+def _numel(p: TensorParam) -> str:
+    return " * ".join(str(d) if isinstance(d, int) else d for d in p.shape) or "1"
+
+
+def _copy_names(program: HostProgram) -> set[str]:
+    """The binding names the copy steps read (tensor pointers, symbols, scalars): `_tail` takes them."""
+    tensors = {p.name: p for p in program.params if isinstance(p, TensorParam)}
+    out: set[str] = set()
+    for c in program.copies:
+        for t in (c.src, c.dst, c.flag):
+            if t is not None:
+                out.add(t)
+                out |= _names(_numel(tensors[t]))
+        for e in c.exprs():
+            out |= _names(e)
+    return out - set(COPY_NAMES)
+
+
+def _emit_copies(
+    program: HostProgram, local: dict[str, str], lines: list[str], dev: str, before: int
+) -> None:
+    """The copy steps placed before launch `before` (see tsir.runtime.cpengine)."""
+    group = [(j, c) for j, c in enumerate(program.copies) if c.before == before]
+    if not group:
+        return
+    tensors = {p.name: p for p in program.params if isinstance(p, TensorParam)}
+    w = lines.append
+
+    def code(expr: str) -> str:
+        return _grid_code(expr, local)[0]
+
+    def operand(name: str, offset: str) -> str:
+        return f"({local[name]}, {code(offset)}, {code(_numel(tensors[name]))})"
+
+    w(f"        _cp_fence({dev}, cs)")
+    for j, c in group:
+        src_pe = "None" if c.src_pe is None else code(c.src_pe)
+        dst_pe = "None" if c.dst_pe is None else code(c.dst_pe)
+        flag = "None" if c.flag is None else operand(c.flag, c.flag_offset)
+        w(
+            f"        _cp_copy({dev}, {j}, {operand(c.src, c.src_offset)}, {src_pe}, "
+            f"{operand(c.dst, c.dst_offset)}, {dst_pe}, {code(c.count)}, {flag}, "
+            f"{code(c.flag_value)})"
+        )
+
+
 def _emit_tail(program: HostProgram, local: dict[str, str], lines: list[str], dev: str) -> None:
     w = lines.append
+    if program.copies:
+        local = {**local, "__rank": "_rk", "__num_ranks": "_nr"}
     w("    cs = _cstreams.get(st)")
     w("    if cs is None:")
     w("        cs = _new_cstream(st)")
@@ -250,7 +306,12 @@ def _emit_tail(program: HostProgram, local: dict[str, str], lines: list[str], de
     w("        prev = _switch(ds[0])")
     w("    try:")
     body_start = len(lines)
+    if program.copies and any(
+        n in COPY_NAMES for c in program.copies for e in c.exprs() for n in _names(e)
+    ):
+        w("        _rk, _nr = _cp_ranks()")
     for k, step in enumerate(program.steps):
+        _emit_copies(program, local, lines, dev, k)
         dims: list[str] = []
         dynamic: list[tuple[int, str]] = []
         empty = False
@@ -293,6 +354,9 @@ def _emit_tail(program: HostProgram, local: dict[str, str], lines: list[str], de
         if dynamic:
             w(f"        elif {' or '.join(f'{v} < 0' for _, v in dynamic)}:")
             w(f"            _grid_err({k}, ({grid}))")
+    if program.copies:
+        _emit_copies(program, local, lines, dev, len(program.steps))
+        w(f"        _cp_join({dev}, cs)")
     if len(lines) == body_start:
         w("        pass")
     w("    finally:")

@@ -6,13 +6,13 @@ import enum
 from typing import Any
 
 from .buffer import Buffer, BufferRegion, Range
-from .expr import PrimExpr, Var
+from .expr import BufferLoad, PrimExpr, Var
 from .node import Node, binder, node
 
 __all__ = [
     "Stmt", "ForKind", "For", "SeqStmt", "IfThenElse", "LetStmt", "BufferStore", "Evaluate",
     "Allocate", "DeclBuffer", "AttrStmt", "KernelLaunch", "TileOpStmt", "LaunchKernel", "Range",
-    "BufferRegion",
+    "BufferRegion", "CpEngineCopy",
 ]
 
 
@@ -154,6 +154,22 @@ class LaunchKernel(Stmt):
     threads: tuple[int, ...]
     dyn_shared_bytes: int
     args: tuple[Any, ...]  # Buffers (pointers) and scalar PrimExprs, in the kernel's parameter order
+
+
+@node
+class CpEngineCopy(Stmt):
+    """A copy-engine transfer (`T.cp_engine_copy`): `size` elements from `src` on rank `src_pe` to
+    `dst` on rank `dst_pe` (None: this rank), moved by the GPU's DMA engines, then `flag_value`
+    written to `flag` (when set) on the rank that received the data. A host statement: one written
+    in a kernel body is moved before that kernel's launch by LowerCPEngineIntrin."""
+
+    src: BufferLoad
+    dst: BufferLoad
+    size: PrimExpr
+    src_pe: PrimExpr | None = None
+    dst_pe: PrimExpr | None = None
+    flag: BufferLoad | None = None
+    flag_value: PrimExpr | None = None
 
 
 def seq(*stmts: Stmt | None) -> Stmt:

@@ -12,8 +12,8 @@ from tsir.passes import default_pipeline, registered
 
 EXPECTED_ORDER = [
     "Verify", "InjectSoftwarePipeline", "LayoutInference", "LowerTileOp",
-    "LegalizeSafeMemoryAccess", "VectorizeLoop", "LowerSharedLayout", "InjectAsyncCopy", "Simplify",
-    "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
+    "LowerCPEngineIntrin", "LegalizeSafeMemoryAccess", "VectorizeLoop", "LowerSharedLayout",
+    "InjectAsyncCopy", "Simplify", "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
 ]
 
 
@@ -62,7 +62,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
     tsir.lower(small(), "sm_90a")
     names = sorted(os.listdir(tmp_path))
     assert len(names) == len(EXPECTED_ORDER)
-    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.11.SplitHostDevice.txt"
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.12.SplitHostDevice.txt"
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -20,20 +20,19 @@ from typing import Any, Iterator
 
 from ..dtype import DataType, bool_
 from ..errors import ArithError
-from ..expr import GE, LE, IntImm, Max, Min, Not, Or, PrimExpr, Select, Var, convert
 from ..expr import FloorMod as _FloorMod
+from ..expr import IntImm, PrimExpr, Var, convert
 from . import z3_prover
 from .bound import const_int_bound as _bound
 from .bound import dtype_range, fits, sum_bound
 from .canonical import atom_sum, sum_of
 from .context import Context, Fact
-from .facts import cmp_difference, linear_facts, split_and
+from .facts import linear_facts, split_and
 from .intern import fmt
+from .interval import prove_by_intervals
 from .modular import modular_set as _modular
-from .rewrite_logic import NEGATE, decide_cmp
 from .sampling import find_counterexample
 from .simplify import simplify as _simplify
-from .simplify import substitute
 
 __all__ = ["Analyzer", "ConstIntBound", "ModularSet", "Proof"]
 
@@ -76,6 +75,7 @@ _STAT_KEYS = (
     "rewrite",
     "interval",
     "z3",
+    "disproved",
     "sampled",
     "z3_refuted",
     "z3_unknown",
@@ -315,6 +315,8 @@ class Analyzer:
         s = _simplify(ctx, c)
         if type(s) is IntImm:
             method = "rewrite" if ctx.bound_decisions == n0 else "interval"
+            if not s.value:
+                st["disproved"] += 1
             return Proof(bool(s.value), method if s.value else None, disproved=not s.value)
         if self._interval(s):
             return Proof(True, "interval")
@@ -331,42 +333,8 @@ class Analyzer:
         st["z3_refuted" if r == z3_prover.REFUTED else "z3_unknown"] += 1
         return Proof(False, None, z3=r, refuted=r == z3_prover.REFUTED)
 
-    def _interval(self, s: PrimExpr, splits: int = 2) -> bool:
-        """Intervals and facts on a simplified condition (all conjuncts / any disjunct), with up to
-        `splits` case splits on a select, min or max inside a comparison."""
-        conj = split_and(s)
-        if len(conj) > 1:
-            return all(self._interval(x, splits) for x in conj)
-        if type(s) is Or:
-            return self._interval(s.a, splits) or self._interval(s.b, splits)  # type: ignore[attr-defined]
-        if type(s) not in NEGATE:
-            return False
-        ctx = self._ctx
-        d = cmp_difference(ctx, s)
-        if d is not None and decide_cmp(ctx, type(s), d, depth=2, only_true=True):
-            return True
-        if splits == 0:
-            return False
-        node = _find_branching(s)
-        if node is None:
-            return False
-        it = ctx.interner
-        t = type(node)
-        if t is Select:
-            cases = [(node.cond, node.true_value), (it.mk(Not, node.cond), node.false_value)]
-        else:
-            a, b = node.a, node.b  # type: ignore[attr-defined]
-            first = it.mk(LE, a, b) if t is Min else it.mk(GE, a, b)
-            cases = [(first, a), (it.mk(Not, first), b)]
-        for cond, value in cases:
-            with self.assume(cond):
-                case = _simplify(ctx, substitute(ctx, s, {id(node): value}))
-                if type(case) is IntImm:
-                    if not case.value:
-                        return False
-                elif not self._interval(case, splits - 1):
-                    return False
-        return True
+    def _interval(self, s: PrimExpr) -> bool:
+        return prove_by_intervals(self._ctx, s, self.assume)
 
     def counterexample(self, cond: Any) -> dict[Var, int] | None:
         """Values of the variables (in their ranges, under the assumptions) making `cond` false."""
@@ -383,18 +351,3 @@ def _range_const(v: Any, var: Var) -> Any:
         if dt.is_int and dt.min_value() <= v <= dt.max_value():
             return IntImm(v, dt)
     raise ArithError(f"the range bound {v} of `{var.name}` does not fit int64")
-
-
-def _find_branching(e: PrimExpr) -> PrimExpr | None:
-    """The first scalar integer select/min/max inside a condition (pre-order), if any."""
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        t = type(x)
-        if t in (Select, Min, Max) and x.dtype.lanes == 1 and x.dtype.is_int:
-            return x
-        if t in (IntImm, Var):
-            continue
-        kids = [getattr(x, f) for f in getattr(t, "__dataclass_fields__", {})]
-        stack.extend(k for k in reversed(kids) if isinstance(k, PrimExpr))
-    return None

@@ -31,8 +31,6 @@ __all__ = [
     "cast_value",
 ]
 
-Value = "int | float"
-
 
 class NoFold(Exception):
     """Raised by a value function when folding would guess at device semantics."""

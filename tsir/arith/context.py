@@ -40,7 +40,7 @@ class Caches:
     simp: dict[int, PrimExpr] = field(default_factory=dict)
     bound: dict[int, tuple[int, int]] = field(default_factory=dict)
     modular: dict[int, tuple[int, int]] = field(default_factory=dict)
-    prove: dict[int, bool] = field(default_factory=dict)
+    prove: dict[int, Any] = field(default_factory=dict)  # -> Proof
     defs: dict[int, list] = field(default_factory=dict)
     var_table: dict[int, tuple[int, int]] | None = None  # variable bounds from ranges and facts
 
@@ -137,6 +137,3 @@ class Context:
         from .facts import index_fact
 
         index_fact(self, f)
-
-    def describe(self) -> dict[str, Any]:
-        return {"ranges": len(self.ranges), "substs": len(self.substs), "facts": len(self.facts)}

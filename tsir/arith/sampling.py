@@ -133,7 +133,9 @@ def _point(
             x = hi if pick_hi else lo
         else:
             x = rng.randint(lo, hi) if hi - lo < 1 << 62 else lo
-        for m, want in ctx.var_mod.get(id(v), ()):  # an assumed `v % m == r`: the nearest such value
+        for m, want in ctx.var_mod.get(
+            id(v), ()
+        ):  # an assumed `v % m == r`: the nearest such value
             x += (want - x) % m
             if x > hi:
                 x -= m

@@ -43,8 +43,8 @@ from ..expr import (
     Var,
 )
 from ..node import node_fields
-from .const_fold import NoFold, cast_value, compare, float_binary, int_binary, wrap
 from .canonical import build, sum_of
+from .const_fold import NoFold, cast_value, compare, float_binary, int_binary, wrap
 from .intern import fmt
 from .rewrite_arith import (
     rewrite_div_const,

@@ -21,6 +21,7 @@ from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_build
 from .indexing import check_buffer_use, store_value
 from .dist_lang import *  # noqa: F403  (T.put_block, T.wait_eq, ...: TileScale's distributed names)
 from .dist_lang import __all__ as _dist_all
+from .cpengine_lang import cp_engine_copy
 from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
 from .tile_lang import __all__ as _tile_all
 
@@ -32,6 +33,7 @@ __all__ = [
     *MATH_UNARY,
     *_dist_all,
     *_tile_all,
+    "cp_engine_copy",
 ]
 
 
