@@ -411,6 +411,8 @@ class KernelPrinter:
                 raise UnsupportedError(f"call {op!r}: expected tsir.<header>.<function>")
             self.includes.add(f"tsir/{header}.h")
             return f"tsir::{fn}({', '.join(args)})", PRIMARY
+        if op == "atomic_add":
+            return f"atomicAdd({args[0]}, {args[1]})", PRIMARY
         if op == "abs":
             if e.dtype.is_float:
                 fn = math_function("abs_float", e.dtype)

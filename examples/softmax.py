@@ -74,3 +74,32 @@ def column_sum(N: int, bm: int = 64, bn: int = 256, threads: int = 256) -> tsir.
                     acc[j] = acc[j] + part[j]
             T.copy(acc, out[bx * bn])
     return f.func
+
+
+def column_sum_atomic(N: int, bm: int = 64, bn: int = 256, threads: int = 256) -> tsir.PrimFunc:
+    """out[j] += sum over a block's rows of X[i, j]: row tiles in parallel blocks, added atomically."""
+    with T.prim_func("column_sum_atomic") as f:
+        M = T.dynamic("M")
+        X = T.param("X", (M, N), "float32")
+        out = T.param("out", (N,), "float32")
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=threads) as (bx, by):
+            x = T.alloc_fragment((bm, bn), "float32")
+            part = T.alloc_fragment((bn,), "float32")
+            T.copy(X[by * bm, bx * bn], x)
+            T.reduce_sum(x, part, dim=0)
+            T.atomic_add(out[bx * bn], part)
+    return f.func
+
+
+def prefix_sum_rows(N: int, bm: int = 16, threads: int = 128) -> tsir.PrimFunc:
+    """Y[i, :] = cumsum(X[i, :]) through a shared tile (T.cumsum)."""
+    with T.prim_func("prefix_sum_rows") as f:
+        M = T.dynamic("M")
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(T.ceildiv(M, bm), threads=threads) as bx:
+            S = T.alloc_shared((bm, N), "float32")
+            T.copy(X[bx * bm, 0], S)
+            T.cumsum(S, dim=1)
+            T.copy(S, Y[bx * bm, 0])
+    return f.func

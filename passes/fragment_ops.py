@@ -119,7 +119,7 @@ def lower_fragment_nest(nest: For, args: LowerArgs, visit: Any) -> Stmt:
     )
 
 
-def lower_fragment_copy(src: BufferRegion, dst: BufferRegion, args: LowerArgs) -> Stmt:
+def lower_fragment_copy(src: BufferRegion, dst: BufferRegion, args: LowerArgs, atomic: bool = False) -> Stmt:
     frag, other = (src, dst) if src.buffer.scope == "local.fragment" else (dst, src)
     if any(const_value(r.min) != 0 for r in frag.region) or [const_value(e) for e in frag.extents] != [const_value(d) for d in frag.buffer.shape]:
         raise UnsupportedError(f"T.copy: a fragment side (`{frag.buffer.name}`) must be the whole fragment", where="LowerTileOp")
@@ -145,6 +145,10 @@ def lower_fragment_copy(src: BufferRegion, dst: BufferRegion, args: LowerArgs) -
             idx[d] = idx[d] + c
         if frag is src:
             v: PrimExpr = BufferLoad(local_buf, (local,))
+            if atomic:
+                from tsir.tileop.atomic_scan import atomic_add_stmt
+
+                return atomic_add_stmt(BufferLoad(dst.buffer, tuple(idx)), v)
             if v.dtype != dst.buffer.dtype:
                 v = cast(dst.buffer.dtype, v)
             return BufferStore(dst.buffer, v, tuple(idx))
@@ -153,7 +157,9 @@ def lower_fragment_copy(src: BufferRegion, dst: BufferRegion, args: LowerArgs) -
             v = cast(local_buf.dtype, v)
         return BufferStore(local_buf, v, (local,))
 
-    lanes = 16 // max(src.buffer.dtype.bytes, dst.buffer.dtype.bytes)
+    lanes = 1 if atomic else 16 // max(src.buffer.dtype.bytes, dst.buffer.dtype.bytes)
+    if atomic and frag is not src:
+        raise UnsupportedError("T.atomic_add into a fragment: fragments are per-thread; add directly", where="LowerTileOp")
     return iterate_fragment(
         layout, args.thread_var, args.num_threads, make, max_lanes=lanes,
         only_replica_zero=frag is src, name="i",

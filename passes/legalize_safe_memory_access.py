@@ -14,7 +14,7 @@ from typing import Any
 from tsir.buffer import Buffer
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, convert
 from tsir.function import PrimFunc
-from tsir.stmt import BufferStore, IfThenElse, Stmt
+from tsir.stmt import BufferStore, Evaluate, IfThenElse, Stmt
 
 from .infra import PassContext, register_pass
 from .scope import ScopedMutator
@@ -55,6 +55,22 @@ class _Guard(ScopedMutator):
         if all(a is b for a, b in zip(indices, load.indices)):
             return e
         return e.replace(args=(load.replace(indices=indices),))
+
+    def visit_Evaluate(self, s: Evaluate) -> Stmt:
+        """An atomic add into global memory is a store: skipped when out of bounds."""
+        call = s.value
+        if not (isinstance(call, Call) and call.op == "atomic_add"):
+            return self.generic_visit(s)
+        target = call.args[0].args[0]  # type: ignore[attr-defined]  (address_of(BufferLoad))
+        if target.buffer.scope not in GUARDED_SCOPES:
+            return self.generic_visit(s)
+        indices = tuple(self.visit(i) for i in target.indices)
+        conds = self.unproved(target.buffer, indices)
+        with self.assuming(*conds):
+            value = self.visit(call.args[1])
+        addr = call.args[0].replace(args=(target.replace(indices=indices),))  # type: ignore[attr-defined]
+        out = Evaluate(call.replace(args=(addr, value)))
+        return IfThenElse(_all(conds), out) if conds else out
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
         if s.buffer.scope not in GUARDED_SCOPES:

@@ -18,7 +18,7 @@ from tsir.expr import IntImm, PrimExpr, Var
 from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
 from tsir.stmt import Allocate, AttrStmt, For, ForKind, KernelLaunch, Stmt, TileOpStmt
-from tsir.tileop import Copy, Fill, LowerArgs
+from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
 from tsir.tileop.copy import index_dtype, lower_elementwise
 from tsir.visitor import Mutator, collect, substitute
 from tsir.buffer import BufferRegion, Range
@@ -89,6 +89,8 @@ class _Lower(Mutator):
             )
         if isinstance(op, Copy) and frag:
             return lower_fragment_copy(op.src, op.dst, self.args)
+        if isinstance(op, AtomicAdd) and frag:
+            return lower_fragment_copy(op.src, op.dst, self.args, atomic=True)
         if isinstance(op, Fill) and frag:
             return lower_fragment_fill(op.dst, op.value, self.args)
         try:

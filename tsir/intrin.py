@@ -41,6 +41,8 @@ _add("sync_warp", 0, pure=False)
 _add("thread_fence", 0, pure=False)
 # The address of one buffer element (`&A[i]`), for device-header functions taking pointers.
 _add("address_of", 1)
+# atomicAdd(&dst, value): arg 0 is an address_of.
+_add("atomic_add", 2, pure=False)
 
 
 def intrinsic(name: str) -> Intrinsic:

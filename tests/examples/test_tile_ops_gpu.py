@@ -82,3 +82,27 @@ def test_column_sum() -> None:
         out = torch.full((N,), float("nan"), device="cuda")
         k(x, out)
         torch.testing.assert_close(out, x.double().sum(0).float(), rtol=1e-4, atol=1e-3)
+
+
+def test_column_sum_with_atomics() -> None:
+    from softmax import column_sum_atomic
+
+    N = 1024
+    k = tsir.compile(column_sum_atomic(N), target="cuda")
+    for M in (1, 200, 4096):
+        x = torch.randn(M, N, device="cuda")
+        out = torch.zeros(N, device="cuda")
+        k(x, out)
+        torch.testing.assert_close(out, x.double().sum(0).float(), rtol=1e-4, atol=1e-3)
+
+
+def test_prefix_sum_rows() -> None:
+    from softmax import prefix_sum_rows
+
+    N = 256
+    k = tsir.compile(prefix_sum_rows(N), target="cuda")
+    for M in (1, 100):
+        x = torch.randn(M, N, device="cuda")
+        y = torch.full_like(x, float("nan"))
+        k(x, y)
+        torch.testing.assert_close(y, torch.cumsum(x.double(), dim=1).float(), rtol=1e-4, atol=1e-3)

@@ -15,7 +15,7 @@ from .indexing import check_buffer_use
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle",
+    "annotate_layout", "use_swizzle", "atomic_add", "cumsum",
 ]
 
 
@@ -105,3 +105,47 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
     if order != "row":
         raise BuildError(f"T.use_swizzle: order {order!r} is not supported; use 'row'")
     b.frame.items.append(("attr", "threadblock_swizzle", panel_size))
+
+
+def atomic_add(dst: Any, value: Any) -> None:
+    """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`) or a whole region from a
+    buffer of the same non-unit shape (`T.atomic_add(C[by * 64, 0], C_f)`)."""
+    from ..expr import PrimExpr, convert
+    from ..tileop.atomic_scan import AtomicAdd, atomic_add_stmt
+    from . import lang
+
+    b = current_builder("T.atomic_add")
+    if b.kernel is None:
+        raise BuildError("T.atomic_add must be inside a T.Kernel")
+    if isinstance(dst, BufferLoad) and not isinstance(value, (Buffer, BufferRegion)):
+        if dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
+            raise BuildError(f"T.atomic_add: `{dst.buffer.name}` is {dst.buffer.scope}; atomics need global or shared memory")
+        v = value if isinstance(value, PrimExpr) else convert(value, dst.buffer.dtype)
+        b.frame.emit(atomic_add_stmt(dst, v))
+        return
+    # Region form: resolve both sides like T.copy does, then make the op atomic.
+    lang.copy(value, dst)
+    copy_stmt = b.frame.items.pop()
+    op = copy_stmt.op
+    if op.dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
+        raise BuildError(f"T.atomic_add: the destination `{op.dst.buffer.name}` must be in global or shared memory")
+    _emit(AtomicAdd(op.src, op.dst), "T.atomic_add")
+
+
+def cumsum(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> None:
+    """Inclusive prefix sum along `dim` of a shared tile (into `dst`, default in place)."""
+    from ..tileop.atomic_scan import CumSum
+
+    s = _whole(src, "T.cumsum")
+    d = _whole(dst, "T.cumsum") if dst is not None else s
+    nd = len(s.buffer.shape)
+    dim = dim + nd if dim < 0 else dim
+    if not 0 <= dim < nd:
+        raise BuildError(f"T.cumsum: dim={dim} is out of range for the {nd}-D `{s.buffer.name}`")
+    if s.buffer.scope not in ("shared", "shared.dyn") or d.buffer.scope not in ("shared", "shared.dyn"):
+        raise BuildError("T.cumsum takes shared-memory tiles; stage a fragment through T.copy to shared first")
+    from ..expr import const_value
+
+    if [const_value(e) for e in s.extents] != [const_value(e) for e in d.extents]:
+        raise BuildError(f"T.cumsum: `{s.buffer.name}` and `{d.buffer.name}` have different shapes")
+    _emit(CumSum(s, d, dim, bool(reverse)), "T.cumsum")
