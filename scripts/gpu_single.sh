@@ -13,6 +13,7 @@ make gpu-test PYTEST_ARGS="-q -p no:cacheprovider ${PYTEST_EXTRA:-}" 2>&1 | tee 
 export PYTHONPATH=/tmp/site:$PWD
 python3 examples/demo.py 2>&1 | tail -6 | tee "$OUT/demo.log"
 python3 benchmarks/bandwidth.py --json "$OUT/bandwidth.json" 2>&1 | tee "$OUT/bandwidth.log" | tail -12
+python3 benchmarks/tile_ops.py --sizes 4096,8192 --json "$OUT/tile_ops.json" 2>&1 | tee "$OUT/tile_ops.log" | tail -8
 python3 benchmarks/launch_overhead.py --json "$OUT/launch_overhead.json" 2>&1 | tee "$OUT/launch.log" | tail -12
 python3 benchmarks/compile_time.py --target sm_90a --json "$OUT/compile_time_gpu_host.json" 2>&1 | tail -6
 exit $status
