@@ -54,6 +54,7 @@ from .intrin import INTRINSICS
 from .node import Node, node_fields
 from .stmt import (
     Allocate,
+    AttrStmt,
     BufferStore,
     DeclBuffer,
     For,
@@ -65,11 +66,18 @@ from .stmt import (
     Stmt,
 )
 
-__all__ = ["verify", "ALLOWED_CALL_PREFIXES", "RULES"]
+__all__ = ["verify", "ALLOWED_CALL_PREFIXES", "RULES", "METADATA_ATTRS"]
+
+# AttrStmt keys whose values are pass metadata about buffers allocated inside their body (layout
+# maps, pipeline stages): they refer to those buffers before the Allocate, by design.
+METADATA_ATTRS = frozenset(
+    {"layout_map", "annotate_layout", "shared_layout_map", "pipeline_buffers", "threadblock_swizzle", "async_copy"}
+)
 
 # Call ops outside tsir.intrin.INTRINSICS are allowed with these prefixes (tsir's own device-header
-# functions and extern device functions); any other unknown op is a typo or a missing registration.
-ALLOWED_CALL_PREFIXES: tuple[str, ...] = ("tsir.", "extern:")
+# functions, extern device functions and NVSHMEM's device API); any other unknown op is a typo or
+# a missing registration.
+ALLOWED_CALL_PREFIXES: tuple[str, ...] = ("tsir.", "extern:", "nvshmem.")
 
 # Scopes that need no kernel: memory the host can allocate.
 _HOST_SCOPES = ("global", "symmetric")
@@ -144,6 +152,8 @@ class _Verifier:
         else:
             for f in fields:
                 if not f.binder and f.name != "body":
+                    if isinstance(n, AttrStmt) and f.name == "value" and n.key in METADATA_ATTRS:
+                        continue  # pass metadata naming buffers of the body (layouts, stages)
                     self.visit(getattr(n, f.name), "." + f.name)
             for f in binders:
                 defined += self.define_all(getattr(n, f.name), _describe(n, getattr(n, f.name)))

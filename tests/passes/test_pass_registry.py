@@ -66,5 +66,14 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every pass leaves well-formed IR, on kernels with fragments, gemm, pipelines, reductions."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+    from gemm import matmul
+    from softmax import column_sum_atomic, prefix_sum_rows, softmax
+
     monkeypatch.setenv("TSIR_VERIFY", "1")
-    tsir.lower(small(), "sm_90a")
+    for f in (small(), matmul(256, 256, 256), matmul(None, 256, 512, epilogue="bias_relu", out_dtype="float32"),
+              softmax(1024, 2), column_sum_atomic(1024), prefix_sum_rows(256)):
+        tsir.lower(f, "sm_90a")
