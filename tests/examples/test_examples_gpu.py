@@ -83,3 +83,34 @@ def test_empty_rows_launch_nothing() -> None:
     w = torch.randn(1024, device="cuda")
     kernel(x, w, w, x.clone())
     torch.cuda.synchronize()
+
+
+def test_vector_add_on_cupy_and_jax_arrays() -> None:
+    """DLPack tensors from other frameworks: CuPy arrays and JAX arrays on the GPU."""
+    import os
+
+    import numpy as np
+
+    kernel = tsir.compile(vector_add(), target="cuda")
+    n = 10_001
+    cupy = pytest.importorskip("cupy")
+    a, b = cupy.random.rand(n, dtype=cupy.float32), cupy.random.rand(n, dtype=cupy.float32)
+    c = cupy.full((n,), cupy.nan, dtype=cupy.float32)
+    kernel(a, b, c)
+    cupy.cuda.get_current_stream().synchronize()
+    np.testing.assert_allclose(cupy.asnumpy(c), cupy.asnumpy(a + b), rtol=1e-6)
+
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("JAX sees no GPU")
+    ka, kb = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(ka, (n,), dtype=jnp.float32)
+    y = jax.random.normal(kb, (n,), dtype=jnp.float32)
+    out = jnp.full((n,), jnp.nan, dtype=jnp.float32)
+    for arr in (x, y, out):
+        arr.block_until_ready()
+    kernel(x, y, out)
+    torch.cuda.synchronize()
+    np.testing.assert_allclose(np.asarray(out), np.asarray(x) + np.asarray(y), rtol=1e-6)
