@@ -1,5 +1,6 @@
-"""All-gather + GEMM overlapped (examples/distributed/ag_gemm.py): exact structure compiles on the
-CPU; on 2 GPUs the result matches torch over several epochs (flags reused without a reset)."""
+"""All-gather + GEMM and GEMM + reduce-scatter (examples/distributed/ag_gemm.py, gemm_rs.py): the
+kernels compile on the CPU; on 2 GPUs the results match torch over several epochs (flags and
+counters reused without a reset)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,23 @@ def test_gemm_rows_must_come_from_one_slice() -> None:
         gemm_after_flags(512, 384, 256, 256, 4, bm=128)
 
 
+def test_gemm_rs_kernels_compile() -> None:
+    from gemm_rs import gemm_partial, reduce_scatter
+
+    g = tsir.compile(gemm_partial(512, 256, 256, 2), target="sm_90a")
+    rs = tsir.compile(reduce_scatter(512, 256, 2), target="sm_90a")
+    assert "tsir::wait<tsir::GE>" in rs.cuda_source and "gemm_ss<" in g.cuda_source
+
+
 @pytest.mark.multigpu
-def test_ag_gemm_on_2_gpus() -> None:
+@pytest.mark.parametrize("example", ["ag_gemm", "gemm_rs"])
+def test_gemm_examples_on_2_gpus(example: str) -> None:
     pytest.importorskip("torch")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "tsir.runtime.launch", "-n", "2", "--timeout", "230",
-           str(ROOT / "examples" / "distributed" / "ag_gemm.py")]
+           str(ROOT / "examples" / "distributed" / f"{example}.py")]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
     sys.stdout.write(r.stdout[-8000:] + r.stderr[-8000:])
     assert r.returncode == 0
-    assert r.stdout.count("PASS ag_gemm") == 2
+    assert r.stdout.count(f"PASS {example} ") == 2
