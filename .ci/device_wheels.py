@@ -26,7 +26,12 @@ PLATFORMS = (
     "manylinux2014_x86_64",
 )
 # Requirements of the wheels below that the GPU machine already has, or that are not needed there.
-ASSUMED_PRESENT = {"numpy", "importlib_resources"}
+# nvshmem4py's: the GPU machines have nvidia-nvshmem-cu13 3.4.5, cuda-bindings, cuda.core and
+# cuda.pathfinder; Cython is declared but not imported by nvshmem.core/bindings at run time.
+ASSUMED_PRESENT = {
+    "numpy", "importlib_resources", "nvidia_nvshmem_cu13", "cuda_python", "cuda_core",
+    "cuda_pathfinder", "cython",
+}
 
 
 def normalize(name: str) -> str:
@@ -61,6 +66,7 @@ def wanted(z3_upper: str) -> list[str]:
         specs["hypothesis"],
         "sortedcontainers>=2.1,<3",  # hypothesis
         specs["filecheck"],
+        "nvshmem4py-cu13==0.4.1",  # NVSHMEM's host side (T.nvshmem.*, dist backend="nvshmem"); ~5 MB
     ]
 
 

@@ -411,6 +411,11 @@ class KernelPrinter:
                 raise UnsupportedError(f"call {op!r}: expected tsir.<header>.<function>")
             self.includes.add(f"tsir/{header}.h")
             return f"tsir::{fn}({', '.join(args)})", PRIMARY
+        if op.startswith("nvshmem."):
+            # NVSHMEM's device API (T.nvshmem.*): "nvshmem.<function>" calls <function> as NVSHMEM
+            # names it; tsir/nvshmem.h includes nvshmem.h / nvshmemx.h (runtime/nvshmem.py).
+            self.includes.add("tsir/nvshmem.h")
+            return f"{op[len('nvshmem.'):]}({', '.join(args)})", PRIMARY
         if op == "atomic_add":
             return f"atomicAdd({args[0]}, {args[1]})", PRIMARY
         if op == "abs":

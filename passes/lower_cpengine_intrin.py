@@ -71,6 +71,11 @@ class _Hoist(Mutator):
                 )
             self.copies.append(n)
             return seq()
+        if isinstance(n, SeqStmt):
+            items = [self.visit(x) for x in n.stmts]
+            if all(a is b for a, b in zip(items, n.stmts)):
+                return n
+            return seq(*items)  # drops the removed copies' empty sequences
         if isinstance(n, Stmt) and not isinstance(n, _TRANSPARENT):
             self.depth += 1
             try:

@@ -44,11 +44,11 @@ def _host_expr(e: Any) -> str:
     return python_expr(_Ranks().visit(e))
 
 
-def _flat_offset(load: Any) -> str:
+def _flat_offset(region: Any) -> str:
     from tsir.expr import IntImm
 
     total: Any = None
-    for i, s in zip(load.indices, load.buffer.row_major_strides()):
+    for i, s in zip(region.mins, region.buffer.row_major_strides()):
         term = i if isinstance(s, IntImm) and s.value == 1 else i * s
         if isinstance(i, IntImm) and i.value == 0:
             continue

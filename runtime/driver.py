@@ -201,6 +201,8 @@ def compute_capability(device: int) -> tuple[int, int]:
 MODULE_INITIALIZERS: dict[str, str] = {
     # the rank table of tsir's distributed operations (codegen/include/tsir/distributed.h)
     "tsir_rank_table": "tsir.runtime.dist.table",
+    # NVSHMEM's per-module device state (T.nvshmem.* calls): nvshmemx_cumodule_init
+    "nvshmemi_device_state_d": "tsir.runtime.nvshmem",
 }
 
 

@@ -29,6 +29,7 @@ from tsir.errors import CompileError
 from tsir.target import Target
 
 from . import cache as _cache
+from . import nvshmem as _nvshmem
 
 __all__ = [
     "CudaBinary",
@@ -220,6 +221,8 @@ def compile_cuda(
     include = tsir_include_dir()
     common = (f"-arch={tgt.nvrtc_arch}", "-std=c++17")
     tail = (*knobs.nvrtc_options, *extra_options)
+    if f'#include "{_nvshmem.HEADER}"' in source:  # T.nvshmem.* calls (runtime/nvshmem.py)
+        tail = (*_nvshmem.nvrtc_options(headers.options, headers.bundled_dir), *tail)
     options = (*common, f"-I{include}", *headers.options, *tail)
     key_options = (*common, "-I<tsir include>", *headers.key_options, *tail)
     # the file name is in the key because it ends up in the cubin with -lineinfo / -G

@@ -6,7 +6,7 @@ import enum
 from typing import Any
 
 from .buffer import Buffer, BufferRegion, Range
-from .expr import BufferLoad, PrimExpr, Var
+from .expr import PrimExpr, Var
 from .node import Node, binder, node
 
 __all__ = [
@@ -161,14 +161,15 @@ class CpEngineCopy(Stmt):
     """A copy-engine transfer (`T.cp_engine_copy`): `size` elements from `src` on rank `src_pe` to
     `dst` on rank `dst_pe` (None: this rank), moved by the GPU's DMA engines, then `flag_value`
     written to `flag` (when set) on the rank that received the data. A host statement: one written
-    in a kernel body is moved before that kernel's launch by LowerCPEngineIntrin."""
+    in a kernel body is moved before that kernel's launch by LowerCPEngineIntrin. `src`, `dst` and
+    `flag` are one-element regions (addresses, not loads: no pass may guard or hoist them)."""
 
-    src: BufferLoad
-    dst: BufferLoad
+    src: BufferRegion
+    dst: BufferRegion
     size: PrimExpr
     src_pe: PrimExpr | None = None
     dst_pe: PrimExpr | None = None
-    flag: BufferLoad | None = None
+    flag: BufferRegion | None = None
     flag_value: PrimExpr | None = None
 
 

@@ -89,6 +89,7 @@ def init(
             if rank is not None and rank != _group.rank:
                 raise TSIRError(f"dist.init: already initialized as rank {_group.rank}, not {rank}")
             return _group
+        use_nvshmem = backend == "nvshmem"  # NVSHMEM's heap too; torch picks its own backend
         g = form_group(
             rank,
             world_size,
@@ -97,7 +98,7 @@ def init(
             local_rank=local_rank,
             device=device,
             timeout=timeout,
-            backend=backend,
+            backend=None if use_nvshmem else backend,
         )
         if g.world_size > 64:
             raise TSIRError(f"dist.init: {g.world_size} ranks, but the rank table holds at most 64")
@@ -115,6 +116,10 @@ def init(
         h = SymmetricHeap(hg, nbytes, backend_obj, node)
         _group, _heap = g, h
         _publish(g, h)
+        if use_nvshmem:
+            from . import nvshmem_heap
+
+            nvshmem_heap.init(g)
         if not _atexit_registered:
             atexit.register(_finalize_at_exit)
             _atexit_registered = True
@@ -148,6 +153,9 @@ def finalize(timeout: float | None = None) -> None:
             return
         _group, _heap = None, None
         _publish(None, None)
+        from . import nvshmem_heap
+
+        nvshmem_heap.finalize()
         h.close(timeout)
         if g.owns_torch_group:
             tdist = _torch_dist()
@@ -245,19 +253,43 @@ def _allocate(shape: Any, dtype: Any, align: int, zero: bool) -> Any:
 
 
 def empty(
-    shape: Any, dtype: Any = "float32", group: Any = None, *, align: int = DEFAULT_ALIGN
+    shape: Any,
+    dtype: Any = "float32",
+    group: Any = None,
+    *,
+    align: int = DEFAULT_ALIGN,
+    backend: str | None = None,
 ) -> Any:
     """A symmetric tensor (collective: every rank allocates the same, in the same order).
     `group`, when given, must be the group dist.init() returned."""
     _check_group(group)
+    if backend == "nvshmem":  # NVSHMEM's symmetric heap (dist.init(backend="nvshmem"))
+        from . import nvshmem_heap
+
+        return nvshmem_heap.empty(shape, dtype)
     return _allocate(shape, dtype, align, zero=False)
 
 
 def zeros(
-    shape: Any, dtype: Any = "float32", group: Any = None, *, align: int = DEFAULT_ALIGN
+    shape: Any,
+    dtype: Any = "float32",
+    group: Any = None,
+    *,
+    align: int = DEFAULT_ALIGN,
+    backend: str | None = None,
 ) -> Any:
     """A zeroed symmetric tensor: zero on every rank once this returns on any rank."""
     _check_group(group)
+    if backend == "nvshmem":
+        from . import nvshmem_heap
+
+        t = nvshmem_heap.empty(shape, dtype)
+        t.zero_()
+        import torch
+
+        torch.cuda.synchronize()
+        barrier()
+        return t
     return _allocate(shape, dtype, align, zero=True)
 
 

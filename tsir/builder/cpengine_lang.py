@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..buffer import Buffer, BufferRegion
+from ..buffer import Buffer, BufferRegion, Range
 from ..dtype import int64
 from ..errors import BuildError, DTypeError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, cast, const_value, convert
@@ -113,12 +113,12 @@ def cp_engine_copy(
         flag, _ = _operand(signal[0], "signal flag")
         value = store_value(flag.buffer, signal[1])
     stmt = CpEngineCopy(
-        s,
-        d,
+        point(s),
+        point(d),
         n if n.dtype == int64 else cast(int64, n),
         peer_rank(src_pe, f"{WHAT} src_pe"),
         peer_rank(dst_pe, f"{WHAT} dst_pe"),
-        flag,
+        None if flag is None else point(flag),
         value,
     )
     host_vars: set[Var] = set()
@@ -128,8 +128,20 @@ def cp_engine_copy(
     b.frame.emit(stmt)
 
 
+def point(load: BufferLoad) -> BufferRegion:
+    """The one-element region at `load` (how CpEngineCopy holds an address)."""
+    return BufferRegion(load.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in load.indices))
+
+
+def _load(r: BufferRegion) -> BufferLoad:
+    return BufferLoad(r.buffer, r.mins)
+
+
 def check_cp_engine_copy(c: CpEngineCopy, host_vars: set[Var], error: type = BuildError) -> None:
     """Reject what a copy engine cannot do: raises `error` naming the op (shared with the pass)."""
+    c = c.replace(
+        src=_load(c.src), dst=_load(c.dst), flag=None if c.flag is None else _load(c.flag)
+    )  # a view with loads, for the element checks below (never emitted)
     for load, side in ((c.src, "src"), (c.dst, "dst")) + (((c.flag, "signal flag"),) if c.flag is not None else ()):
         if load.buffer.scope not in _MEMORY:
             raise error(
@@ -169,7 +181,8 @@ def check_cp_engine_copy(c: CpEngineCopy, host_vars: set[Var], error: type = Bui
                     f"{WHAT}: copying {count} elements from {side} `{load.buffer.name}` element "
                     f"{off} runs past its end ({total} elements)"
                 )
-    for x in walk((c.src.indices, c.dst.indices, c.size, c.src_pe, c.dst_pe, c.flag, c.flag_value)):
+    flag_idx = () if c.flag is None else c.flag.indices
+    for x in walk((c.src.indices, c.dst.indices, c.size, c.src_pe, c.dst_pe, flag_idx, c.flag_value)):
         if isinstance(x, Var) and x not in host_vars:
             raise error(
                 f"{WHAT}: `{x.name}` is not known on the host; the copy's offsets, size, ranks and "
@@ -178,14 +191,15 @@ def check_cp_engine_copy(c: CpEngineCopy, host_vars: set[Var], error: type = Bui
             )
         if isinstance(x, Call) and x.op not in HOST_CALLS:
             raise error(f"{WHAT}: `{x}` cannot be evaluated on the host")
-        if isinstance(x, BufferLoad) and x is not c.flag:
+        if isinstance(x, BufferLoad):
             raise error(f"{WHAT}: `{x}` reads GPU memory; the host cannot evaluate it")
 
 
 def _register_printer() -> None:
     from ..printer_stmt import StmtPrinter
 
-    def operand(p: Any, load: BufferLoad) -> str:
+    def operand(p: Any, region: BufferRegion) -> str:
+        load = _load(region)
         if all(const_value(i) == 0 for i in load.indices):
             return str(p.namer(load.buffer))
         # A one-element slice on the last axis: valid on the host, and rebuilds the same element.

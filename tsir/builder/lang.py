@@ -22,6 +22,7 @@ from .indexing import check_buffer_use, store_value
 from .dist_lang import *  # noqa: F403  (T.put_block, T.wait_eq, ...: TileScale's distributed names)
 from .dist_lang import __all__ as _dist_all
 from .cpengine_lang import cp_engine_copy
+from .nvshmem_lang import nvshmem
 from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
 from .tile_lang import __all__ as _tile_all
 
@@ -34,6 +35,7 @@ __all__ = [
     *_dist_all,
     *_tile_all,
     "cp_engine_copy",
+    "nvshmem",
 ]
 
 
