@@ -26,18 +26,20 @@ from tsir import T  # noqa: E402
 
 
 def ag_push(rows: int, K: int, world: int, slices: int, threads: int = 512, dtype: str = "bfloat16") -> tsir.PrimFunc:
-    """Block (s, j) pushes slice s of this rank's shard to rank (rank + j) % world, then sets that
-    rank's flag for (this rank, s) to `epoch`."""
+    """This rank's shard lives in its own slot of `full`. Block (s, j), j > 0, pushes slice s of
+    it into the same slot on rank (rank + j) % world, then sets that rank's flag for (this rank, s)
+    to `epoch` (release); blocks (s, 0) just raise the local flags (the data is already there)."""
     per = rows // slices * K
     with T.prim_func("ag_push") as f:
-        shard = T.param("shard", (rows * K,), dtype, scope="symmetric")
         full = T.param("full", (world * rows * K,), dtype, scope="symmetric")
         flags = T.param("flags", (world * slices,), "int32", scope="symmetric")
         epoch = T.scalar("epoch", "int32")
         with T.Kernel(slices, world, threads=threads) as (s, j):
             me = T.get_rank()
             peer = (me + j) % T.get_num_ranks()
-            T.put_block(shard[s * per], full[me * rows * K + s * per], per, dst_pe=peer)
+            offset = me * rows * K + s * per
+            with T.If(j > 0):
+                T.put_block(full[offset], full[offset], per, dst_pe=peer)
             T.st(flags[me * slices + s], epoch, scope="sys", sem="release", dst_pe=peer)
     return f.func
 
@@ -55,8 +57,12 @@ def gemm_after_flags(
         C = T.param("C", (M, N), dtype)
         flags = T.param("flags", (M // slice_rows,), "int32", scope="symmetric")
         epoch = T.scalar("epoch", "int32")
-        with T.Kernel(T.ceildiv(N, bn), M // bm, threads=128) as (bx, by):
-            T.wait_eq(flags[by * bm // slice_rows], epoch, timeout_cycles=timeout_cycles)
+        with T.Kernel(T.ceildiv(N, bn), M // bm, threads=128) as (bx, raw_by):
+            # Row blocks start at this rank's own rows (ready first) and wrap around, so blocks
+            # rarely wait for data still on the wire.
+            by = (raw_by + T.get_rank() * (rows // bm)) % (M // bm)
+            # Flags only grow (one epoch per call): >= also tolerates a peer already one call ahead.
+            T.wait_ge(flags[by * bm // slice_rows], epoch, timeout_cycles=timeout_cycles)
             A_s = T.alloc_shared((bm, bk), dtype)
             B_s = T.alloc_shared((bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), "float32")
@@ -70,7 +76,11 @@ def gemm_after_flags(
 
 
 class AgGemm:
-    """Both kernels compiled for one problem, with the buffers and the two streams."""
+    """Both kernels compiled for one problem, with the buffers and the two streams.
+
+    A call's pushes overwrite the peers' `A_full`: ranks must not start call k + 1 while a peer's
+    GEMM of call k may still read it (a `dist.barrier()` between calls, or two `A_full` buffers).
+    """
 
     def __init__(self, rows: int, N: int, K: int, slices: int, world: int):
         import torch
@@ -81,8 +91,10 @@ class AgGemm:
         M = rows * world
         self.push = tsir.compile(ag_push(rows, K, world, slices), target="cuda")
         self.gemm = tsir.compile(gemm_after_flags(M, N, K, rows, slices), target="cuda")
-        self.shard = dist.empty((rows * K,), "bfloat16")
         self.full = dist.empty((M * K,), "bfloat16")
+        rank = dist.rank()
+        # This rank's shard is its own slot of the gathered matrix: nothing to copy locally.
+        self.shard = self.full[rank * rows * K:(rank + 1) * rows * K]
         self.flags = dist.zeros((world * slices,), "int32")
         self.comm = torch.cuda.Stream()
         self.compute = torch.cuda.Stream()
@@ -96,7 +108,7 @@ class AgGemm:
         ready.record()  # the shard and B are written on the current stream
         self.comm.wait_event(ready)
         self.compute.wait_event(ready)
-        self.push(self.shard, self.full, self.flags, self.epoch, stream=self.comm)
+        self.push(self.full, self.flags, self.epoch, stream=self.comm)
         A = self.full.view(self.rows * self.world, self.K)
         self.gemm(A, B, C, self.flags, self.epoch, stream=self.compute)
         done = torch.cuda.Event()
@@ -161,6 +173,8 @@ def bench(group: Any) -> None:
 
         def timed(fn, reps: int = 10) -> float:  # type: ignore[no-untyped-def]
             for _ in range(2):
+                tdist.barrier()
+                torch.cuda.synchronize()
                 fn()
             torch.cuda.synchronize()
             ts = []
