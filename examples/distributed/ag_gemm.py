@@ -58,6 +58,7 @@ def gemm_after_flags(
         flags = T.param("flags", (M // slice_rows,), "int32", scope="symmetric")
         epoch = T.scalar("epoch", "int32")
         with T.Kernel(T.ceildiv(N, bn), M // bm, threads=128) as (bx, raw_by):
+            T.use_swizzle(8)  # the same L2-friendly block order as the plain GEMM it is compared to
             # Row blocks start at this rank's own rows (ready first) and wrap around, so blocks
             # rarely wait for data still on the wire.
             by = (raw_by + T.get_rank() * (rows // bm)) % (M // bm)
