@@ -103,3 +103,26 @@ def prefix_sum_rows(N: int, bm: int = 16, threads: int = 128) -> tsir.PrimFunc:
             T.cumsum(S, dim=1)
             T.copy(S, Y[bx * bm, 0])
     return f.func
+
+
+def tile_sum_and_max(N: int = 4096, bm: int = 8, threads: int = 256) -> tsir.PrimFunc:
+    """out[b] = (sum, max) of a tile of X, through reducers every thread accumulates into."""
+    with T.prim_func("tile_sum_and_max") as f:
+        M = T.dynamic("M")
+        X = T.param("X", (M, N), "float32")
+        NB = T.dynamic("NB")  # ceil(M / bm) blocks
+        out = T.param("out", (NB, 2), "float32")
+        with T.Kernel(T.ceildiv(M, bm), threads=threads) as bx:
+            S = T.alloc_shared((bm, N), "float32")
+            total = T.alloc_reducer((1,), "float32", op="sum")
+            peak = T.alloc_reducer((1,), "float32", op="max")
+            T.copy(X[bx * bm, 0], S)
+            for i, j in T.Parallel(bm, N):
+                total[0] = total[0] + S[i, j]
+                peak[0] = T.max(peak[0], S[i, j])
+            T.finalize_reducer(total)
+            T.finalize_reducer(peak)
+            with T.If(T.get_thread_binding() == 0):
+                out[bx, 0] = total[0]
+                out[bx, 1] = peak[0]
+    return f.func

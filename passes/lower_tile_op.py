@@ -48,6 +48,7 @@ class _Lower(Mutator):
         self.kernel = kernel
         remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
         self.workspaces: list[Buffer] = []
+        self.in_nest = 0
         self.args = LowerArgs(
             ctx.target, linear_thread_index(kernel), kernel.num_threads, layouts, remap, plans,
             self.add_workspace,
@@ -74,6 +75,39 @@ class _Lower(Mutator):
                 where="LowerTileOp",
             )
         return self.generic_visit(s)
+
+    def visit_in_nest(self, s: Stmt) -> Stmt:
+        """Visit a T.Parallel body whose fragment accesses the nest lowering rewrites itself."""
+        self.in_nest += 1
+        try:
+            return self.visit(s)
+        finally:
+            self.in_nest -= 1
+
+    def _floating(self, buf: Buffer, indices: tuple[PrimExpr, ...]) -> tuple[Buffer, tuple[PrimExpr, ...]]:
+        """A fragment read or written outside T.Parallel and tile ops: every thread must hold it."""
+        layout = self.args.layout_map.get(buf)
+        if layout is None or layout.replicate_size < self.args.num_threads:
+            raise UnsupportedError(
+                f"fragment `{buf.name}` is accessed outside T.Parallel and tile ops, where any thread "
+                f"may run the access; only fragments every thread holds whole (T.alloc_reducer, or a "
+                f"fully replicated T.annotate_layout) can be", where="LowerTileOp",
+            )
+        return self.args.buffer_remap[buf], layout.forward(indices)
+
+    def visit_BufferLoad(self, e: Any) -> Any:
+        e = self.generic_visit(e)
+        if e.buffer.scope != "local.fragment" or self.in_nest:
+            return e
+        buf, idx = self._floating(e.buffer, e.indices)
+        return e.replace(buffer=buf, indices=idx)
+
+    def visit_BufferStore(self, s: Any) -> Any:
+        s = self.generic_visit(s)
+        if s.buffer.scope != "local.fragment" or self.in_nest:
+            return s
+        buf, idx = self._floating(s.buffer, s.indices)
+        return s.replace(buffer=buf, indices=idx)
 
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
         if s.key in (LAYOUT_ATTR, ANNOTATE_ATTR):
@@ -103,7 +137,7 @@ class _Lower(Mutator):
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
         if touches_fragment(s):
-            return lower_fragment_nest(s, self.args, self.visit)
+            return lower_fragment_nest(s, self.args, self.visit_in_nest)
         loop_vars: list[Var] = []
         extents: list[PrimExpr] = []
         body: Stmt = s

@@ -184,3 +184,25 @@ def test_builder_state_is_clean_after_an_error() -> None:
                 A[i] = 0.0
     assert isinstance(f.func, tsir.PrimFunc)
     assert f.func.name == "good"
+
+
+def test_finalize_of_a_plain_fragment_is_refused() -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            with T.Kernel(1, threads=64):
+                F = T.alloc_fragment((4,), "float32")
+                line = here() + 1
+                T.finalize_reducer(F)
+    assert_user_error(e.value, line, "was not made by T.alloc_reducer")
+
+
+def test_floating_access_to_a_distributed_fragment_is_refused() -> None:
+    with T.prim_func("f") as f:
+        A = T.param("A", (256,), "float32")
+        with T.Kernel(1, threads=64):
+            F = T.alloc_fragment((256,), "float32")
+            T.copy(A, F)
+            with T.If(T.get_thread_binding() == 0):
+                A[0] = F[3]
+    with pytest.raises(tsir.UnsupportedError, match="`F` is accessed outside T.Parallel"):
+        tsir.lower(f.func, "sm_90a")

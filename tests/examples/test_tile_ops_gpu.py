@@ -106,3 +106,21 @@ def test_prefix_sum_rows() -> None:
         y = torch.full_like(x, float("nan"))
         k(x, y)
         torch.testing.assert_close(y, torch.cumsum(x.double(), dim=1).float(), rtol=1e-4, atol=1e-3)
+
+
+def test_reducers_sum_and_max() -> None:
+    from softmax import tile_sum_and_max
+
+    N, bm = 4096, 8
+    k = tsir.compile(tile_sum_and_max(N, bm), target="cuda")
+    for M in (8, 100):
+        x = torch.randn(M, N, device="cuda")
+        nb = -(-M // bm)
+        out = torch.full((nb, 2), float("nan"), device="cuda")
+        k(x, out)
+        pad = torch.zeros(nb * bm, N, device="cuda", dtype=torch.float64)
+        pad[:M] = x.double()
+        tiles = pad.view(nb, bm * N)
+        torch.testing.assert_close(out[:, 0].double(), tiles.sum(1), rtol=1e-4, atol=1e-2)
+        # Rows past M read zeros (T.copy's out-of-bounds rule), so the max includes 0 there.
+        torch.testing.assert_close(out[:, 1].double(), tiles.max(1).values)

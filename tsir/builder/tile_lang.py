@@ -15,7 +15,7 @@ from .indexing import check_buffer_use
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle", "atomic_add", "cumsum",
+    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "alloc_reducer", "finalize_reducer",
 ]
 
 
@@ -149,3 +149,43 @@ def cumsum(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> No
     if [const_value(e) for e in s.extents] != [const_value(e) for e in d.extents]:
         raise BuildError(f"T.cumsum: `{s.buffer.name}` and `{d.buffer.name}` have different shapes")
     _emit(CumSum(s, d, dim, bool(reverse)), "T.cumsum")
+
+
+_REDUCER_KINDS: dict[Any, str] = {}
+
+
+def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "all") -> Buffer:
+    """A fragment every thread holds whole, starting at the identity of `op`: threads accumulate
+    into their own copy (in T.Parallel loops or per thread), and `T.finalize_reducer` combines the
+    copies so each thread holds the block's total."""
+    from ..layout import Fragment
+    from ..tileop.reduce import _identity
+    from . import lang
+
+    if op not in ("sum", "max", "min"):
+        raise BuildError(f"T.alloc_reducer: op must be 'sum', 'max' or 'min', got {op!r}")
+    if replication != "all":
+        raise BuildError(f"T.alloc_reducer: only replication='all' is supported, got {replication!r}")
+    b = current_builder("T.alloc_reducer")
+    k = b.kernel
+    if k is None:
+        raise BuildError("T.alloc_reducer must be inside a T.Kernel")
+    buf = lang.alloc_fragment(shape, dtype)
+    threads = 1
+    for t in k.threads:
+        threads *= t
+    annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
+    lang.fill(buf, _identity(op, buf.dtype))
+    _REDUCER_KINDS[buf] = op
+    return buf
+
+
+def finalize_reducer(reducer: Any) -> None:
+    """Combine every thread's copy of a reducer; afterwards each thread holds the total."""
+    from ..tileop.atomic_scan import FinalizeReducer
+
+    r = _whole(reducer, "T.finalize_reducer")
+    kind = _REDUCER_KINDS.get(r.buffer)
+    if kind is None:
+        raise BuildError(f"T.finalize_reducer: `{r.buffer.name}` was not made by T.alloc_reducer")
+    _emit(FinalizeReducer(r, kind), "T.finalize_reducer")

@@ -119,3 +119,52 @@ class CumSum(TileOperatorNode):
 
         _ = acc
         return Allocate(acc_buf, substitute(body, {row: r_expr}))
+
+
+@register_tile_op("tl.FinalizeReducer")
+@node
+class FinalizeReducer(TileOperatorNode):
+    """Combine the per-thread partials of a reducer (T.alloc_reducer) across the block, so every
+    thread holds the total of each element (sum / max / min)."""
+
+    reducer: BufferRegion
+    kind: str
+
+    def reads(self) -> tuple[BufferRegion, ...]:
+        return (self.reducer,)
+
+    def writes(self) -> tuple[BufferRegion, ...]:
+        return (self.reducer,)
+
+    def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+        from .reduce import _combine
+
+        local = args.buffer_remap.get(self.reducer.buffer)
+        layout = args.layout_map.get(self.reducer.buffer)
+        if local is None or layout is None or layout.replicate_size != args.num_threads:
+            raise UnsupportedError(
+                f"T.finalize_reducer: `{self.reducer.buffer.name}` is not a reducer of this block "
+                f"(allocate it with T.alloc_reducer)", where="LowerTileOp",
+            )
+        dt = local.dtype
+        tid = args.thread_var
+        warps = max(1, args.num_threads // 32)
+        l = Var("l", int32)
+        x = BufferLoad(local, (l,))
+        body: list[Stmt] = []
+        off = min(32, args.num_threads) // 2
+        while off >= 1:
+            body.append(BufferStore(local, _combine(self.kind, x, Call(dt, "tsir.reduce.shfl_xor", (x, IntImm(off, int32)))), (l,)))
+            off //= 2
+        if warps > 1:
+            if args.add_workspace is None:
+                raise UnsupportedError("a reducer across warps needs a shared workspace", where="LowerTileOp")
+            ws = args.add_workspace(f"{self.reducer.buffer.name}_fin", (warps,), dt, "shared.dyn")
+            body.append(IfThenElse(tid % 32 == 0, BufferStore(ws, x, (tid // 32,))))
+            body.append(Evaluate(Call(int32, "sync_threads", ())))
+            total: PrimExpr = BufferLoad(ws, (IntImm(0, int32),))
+            for w in range(1, warps):
+                total = _combine(self.kind, total, BufferLoad(ws, (IntImm(w, int32),)))
+            body.append(BufferStore(local, total, (l,)))
+            body.append(Evaluate(Call(int32, "sync_threads", ())))
+        return For(l, IntImm(0, int32), IntImm(layout.local_size, int32), ForKind.UNROLLED, seq(*body))
