@@ -36,9 +36,8 @@ def main() -> None:
         b = torch.randn(n, n, device="cuda", dtype=torch.float16)
         c = torch.empty(n, n, device="cuda", dtype=torch.float16)
         t_cb = bench(lambda: torch.matmul(a, b, out=c), reps=20)
-        for bm, bn, bk, thr, st, sw in ((128, 128, 32, 128, 3, 0), (128, 128, 32, 128, 3, 8), (128, 128, 32, 128, 3, 4),
-                                        (128, 128, 32, 128, 3, 16), (128, 128, 32, 128, 4, 8), (128, 128, 32, 128, 2, 8),
-                                        (128, 256, 32, 256, 3, 8), (128, 128, 64, 128, 3, 8)):
+        for bm, bn, bk, thr, st, sw in ((128, 128, 32, 128, 3, 8), (128, 128, 32, 128, 3, 16), (128, 128, 32, 128, 3, 32),
+                                        (128, 128, 64, 128, 3, 16), (64, 128, 32, 128, 4, 16), (128, 64, 32, 128, 4, 16)):
             try:
                 k = tsir.compile(matmul(n, n, n, bm=bm, bn=bn, bk=bk, threads=thr, num_stages=st, swizzle=sw), target="cuda")
                 k(a, b, c)

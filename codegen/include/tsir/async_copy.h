@@ -8,7 +8,8 @@ namespace tsir {
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
   unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
   int src_size = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_size));
+  // .L2::128B: L2 fetches the whole 128-byte line (tile rows are read 128 bytes at a time).
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_size));
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
