@@ -375,8 +375,7 @@ class KernelPrinter:
         src, dst = e.value.dtype, e.dtype
         if src.name in ("float16", "bfloat16") and dst.is_int or dst.name in ("float16", "bfloat16") and src.is_int:
             # Half types convert through float: their integer constructors are not all present.
-            inner = f"static_cast<float>({self.expr(e.value)})" if src.name in ("float16", "bfloat16") else f"static_cast<float>({self.expr(e.value)})"
-            return f"static_cast<{c_type(dst)}>({inner})", PRIMARY
+            return f"static_cast<{c_type(dst)}>(static_cast<float>({self.expr(e.value)}))", PRIMARY
         return f"static_cast<{c_type(dst)}>({self.expr(e.value)})", PRIMARY
 
     def e_load(self, e: BufferLoad) -> tuple[str, int]:

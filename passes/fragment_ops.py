@@ -12,7 +12,7 @@ from typing import Any
 from tsir.buffer import Buffer, BufferRegion
 from tsir.errors import LayoutConflictError, UnsupportedError
 from tsir.expr import BufferLoad, IntImm, PrimExpr, Var, cast, const_value
-from tsir.layout import Fragment, prove_fragment_contains
+from tsir.layout import Fragment
 from tsir.stmt import BufferStore, For, ForKind, Stmt
 from tsir.tileop import LowerArgs
 from tsir.tileop.copy import non_unit_axes
@@ -189,8 +189,6 @@ def _lower_replicated_nest(nest: For, loop_vars: list[Var], body: Stmt, args: Lo
         extents.append(n.extent)  # type: ignore[attr-defined]
         n = n.body  # type: ignore[attr-defined]
     others = [x.buffer for x in collect(body, (BufferLoad, BufferStore)) if x.buffer.scope != "local.fragment"]
-    elem = max((b.dtype.bytes for b in others), default=4)
-
     class _Slots(Mutator):
         def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
             e = self.generic_visit(e)  # type: ignore[assignment]

@@ -20,11 +20,9 @@ told (`pipeline_buffers`) that these barriers already cover the staged tiles.
 
 from __future__ import annotations
 
-from typing import Any
-
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
-from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Var, const_value
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.function import PrimFunc
 from tsir.stmt import (
     Allocate, AttrStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, Stmt,
@@ -168,5 +166,3 @@ def InjectSoftwarePipeline(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Multi-buffer the tiles of T.Pipelined loops and load them asynchronously, stages ahead."""
     return _Kernels(ctx).visit(func)
 
-
-_ = (Any, Var, const_value)

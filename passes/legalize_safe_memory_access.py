@@ -9,8 +9,6 @@ ranges and enclosing `if`s) are dropped, so tiles that divide the shape get no g
 
 from __future__ import annotations
 
-from typing import Any
-
 from tsir.buffer import Buffer
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, convert
 from tsir.function import PrimFunc
@@ -103,5 +101,3 @@ def LegalizeSafeMemoryAccess(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Guard global loads and stores that the analyzer cannot prove in bounds."""
     return _Guard().visit(func)
 
-
-_ = Any

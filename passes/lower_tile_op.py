@@ -14,12 +14,12 @@ from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.errors import TSIRError, UnsupportedError
-from tsir.expr import IntImm, PrimExpr, Var
+from tsir.expr import BufferLoad, IntImm, PrimExpr, Var
 from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
-from tsir.stmt import Allocate, AttrStmt, For, ForKind, KernelLaunch, Stmt, TileOpStmt
+from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
-from tsir.tileop.copy import index_dtype, lower_elementwise
+from tsir.tileop.copy import lower_elementwise
 from tsir.visitor import Mutator, collect, substitute
 from tsir.buffer import BufferRegion, Range
 
@@ -153,10 +153,10 @@ class _Lower(Mutator):
         body = self.visit(body)
         if collect(body, For) and any(f.kind is ForKind.PARALLEL for f in collect(body, For)):
             raise UnsupportedError("a T.Parallel nested under other statements of a T.Parallel", where="LowerTileOp")
-        buffers = {x.buffer for x in collect(body, (_load_cls(), _store_cls()))}
+        buffers = {x.buffer for x in collect(body, (BufferLoad, BufferStore))}
         elem = max((b.dtype.bytes for b in buffers if b.scope not in ("local", "local.var")), default=4)
         # The first written buffer decides whether work is split over threads.
-        stores = collect(body, _store_cls())
+        stores = collect(body, BufferStore)
         dst = stores[0].buffer if stores else None
         region = BufferRegion(dst, tuple(Range(IntImm(0), d) for d in dst.shape)) if dst else None
         stmt_body = body
@@ -166,20 +166,7 @@ class _Lower(Mutator):
 
         if region is None:
             raise UnsupportedError("a T.Parallel loop that stores nothing", where="LowerTileOp")
-        _ = index_dtype
         return lower_elementwise(region, extents, make, self.args, elem, loop_vars[0].name)
-
-
-def _load_cls() -> Any:
-    from tsir.expr import BufferLoad
-
-    return BufferLoad
-
-
-def _store_cls() -> Any:
-    from tsir.stmt import BufferStore
-
-    return BufferStore
 
 
 class _Kernels(Mutator):

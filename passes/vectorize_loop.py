@@ -191,8 +191,6 @@ class _Vectorize(ScopedMutator):
             replaced.append((load if guard is None else Select(guard, load, convert(0, load.dtype)), new))
             return new
 
-        outer = self
-
         class Loads(Mutator):
             def visit_Select(self, e: Select) -> PrimExpr:
                 if isinstance(e.true_value, BufferLoad) and _is_zero(e.false_value) and not _uses(e.cond, v):
@@ -209,7 +207,6 @@ class _Vectorize(ScopedMutator):
                 return r if r is not None else self.generic_visit(e)  # type: ignore[return-value]
 
         value = Loads().visit(store.value)
-        _ = outer
         zero = IntImm(0, v.dtype)
         n = IntImm(lanes, v.dtype)
         if dst_base is not None:
@@ -236,5 +233,3 @@ def VectorizeLoop(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Turn VECTORIZED loops into 16-byte loads/stores where provably legal, else unrolled loops."""
     return _Vectorize().visit(func)
 
-
-_ = substitute

@@ -6,7 +6,7 @@ from typing import Any
 
 from .dtype import DataType, dtype as as_dtype, int32
 from .errors import BuildError
-from .expr import BufferLoad, IntImm, PrimExpr, Ramp, Var, convert
+from .expr import BufferLoad, IntImm, PrimExpr, convert
 from .node import Node, node
 
 __all__ = ["Buffer", "BufferRegion", "Range", "SCOPES"]
@@ -120,8 +120,3 @@ def make_buffer(name: str, shape: Any, dt: Any, scope: str = "global", align: in
     return Buffer(name, tuple(dims), as_dtype(dt), scope, (), align)
 
 
-def is_vector_index(e: PrimExpr) -> bool:
-    return isinstance(e, Ramp)
-
-
-_ = Var  # re-exported for type checkers of callers

@@ -7,7 +7,7 @@ from typing import Any
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
 from ..expr import BufferLoad
-from ..stmt import AttrStmt, TileOpStmt
+from ..stmt import TileOpStmt
 from ..tileop.gemm import Gemm, check_gemm
 from ..tileop.reduce import Reduce, check_reduce
 from .frame import current_builder

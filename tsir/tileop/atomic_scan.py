@@ -83,7 +83,6 @@ class CumSum(TileOperatorNode):
         # Each thread scans whole rows (rows round-robin over threads).
         row = Var("row", int32)
         t = Var("t", int32)
-        acc = Var("acc", dst.dtype)
         other = [k for k in range(len(shape)) if k != self.dim]
 
         def coords(r: PrimExpr, pos: PrimExpr) -> list[PrimExpr]:
@@ -117,7 +116,6 @@ class CumSum(TileOperatorNode):
         body = For(it, IntImm(0, int32), IntImm(trips, int32), ForKind.SERIAL, body)
         from ..visitor import substitute
 
-        _ = acc
         return Allocate(acc_buf, substitute(body, {row: r_expr}))
 
 

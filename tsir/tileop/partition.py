@@ -8,7 +8,7 @@ a warp touches consecutive vectors (coalesced).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from ..dtype import DataType
 from ..expr import IntImm, PrimExpr, Var, const_value
@@ -93,5 +93,3 @@ def partition_loop(
     kind = ForKind.UNROLLED if (const_value(trips) or 0) and (const_value(trips) or 0) <= 8 else ForKind.SERIAL
     return For(it, zero, trips, kind, body)
 
-
-_ = Any
