@@ -25,7 +25,9 @@ from tsir.layout import Fragment, Layout, make_mma_c_fragment, prove_fragment_co
 from tsir.layout.swizzle import make_swizzled_layout
 from tsir.stmt import AttrStmt, BufferStore, For, ForKind, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop.gemm import Gemm, warp_partition
-from tsir.tileop.planned_layouts import RowGroup, plan_row_group, reduced_fragment, row_group_fragment
+from tsir.tileop.planned_layouts import (
+    MmaTile, RowGroup, plan_row_group, reduced_fragment, row_group_fragment, row_fragment,
+)
 from tsir.visitor import Mutator, Visitor, collect
 
 from .infra import PassContext, register_pass
@@ -124,8 +126,9 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
         st.set(buf, layout, "T.annotate_layout", strict=True)
     for g in gemms:
         m, n, _ = g.mnk
-        wm, wn = warp_partition(m, n, k.num_threads // 32)
+        wm, wn = warp_partition(m, n, k.num_threads // 32, g.policy)
         st.set(g.C.buffer, make_mma_c_fragment(m, n, m // wm, n // wn), _describe(g), strict=True)
+        st.plans[g.C.buffer] = MmaTile(m, n, wm, wn)
         for r, k_inner in ((g.A, not g.transpose_A), (g.B, g.transpose_B)):
             if r.buffer not in st.layouts:
                 shape = tuple(const_value(d) for d in r.buffer.shape)
@@ -182,6 +185,14 @@ def _propagate(ops: list[Any], st: _State) -> None:
                 anchor = next((b for b in full if b in st.layouts), None)
                 if anchor is None:
                     continue
+                # 1-D fragments indexed by the nest's row variable hold one value per row: they take
+                # the row layout of the anchor (what a row reduction of it would give).
+                if len(loop_vars) == 2:
+                    for b, idx in accesses:
+                        if b not in st.layouts and len(idx) == 1 and idx[0] is loop_vars[0]:
+                            rows = row_fragment(st.plans.get(anchor))
+                            if rows is not None and st.set(b, rows, _describe(op)):
+                                changed = True
                 for b in full:
                     if b is anchor:
                         continue
@@ -196,13 +207,17 @@ def _propagate(ops: list[Any], st: _State) -> None:
                 src, dst = op.src.buffer, op.dst.buffer
                 if src in st.layouts and dst not in st.layouts and dst.scope == "local.fragment":
                     plan = st.plans.get(src)
-                    if plan is None:
+                    if isinstance(plan, MmaTile) and op.dim == 1 and plan.warps_n == 1:
+                        st.set(dst, plan.row_fragment(), _describe(op))
+                    elif isinstance(plan, RowGroup):
+                        st.set(dst, reduced_fragment(plan, op.dim if plan.rows > 1 or len(src.shape) == 2 else 1), _describe(op))
+                    else:
                         raise UnsupportedError(
                             f"reduce of `{src.name}`: its layout ({st.origin[src]}) is not one tsir "
-                            f"can reduce yet; copy it to a fragment laid out by tsir first",
+                            f"can reduce yet (a gemm accumulator reduces along rows when the gemm uses "
+                            f"policy='full_row'); copy it to a fragment laid out by tsir first",
                             where="LayoutInference",
                         )
-                    st.set(dst, reduced_fragment(plan, op.dim if plan.rows > 1 or len(src.shape) == 2 else 1), _describe(op))
                     changed = True
 
 

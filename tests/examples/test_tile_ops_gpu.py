@@ -124,3 +124,18 @@ def test_reducers_sum_and_max() -> None:
         torch.testing.assert_close(out[:, 0].double(), tiles.sum(1), rtol=1e-4, atol=1e-2)
         # Rows past M read zeros (T.copy's out-of-bounds rule), so the max includes 0 there.
         torch.testing.assert_close(out[:, 1].double(), tiles.max(1).values)
+
+
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("S", [1024, 1000])
+def test_flash_attention(D: int, S: int) -> None:
+    from flash_attention import flash_attention
+
+    BH = 6
+    k = tsir.compile(flash_attention(BH, S, D), target="cuda")
+    q, kk, v = (torch.randn(BH, S, D, device="cuda", dtype=torch.float16) for _ in range(3))
+    o = torch.full_like(q, float("nan"))
+    k(q, kk, v, o)
+    p = torch.softmax(q.double() @ kk.double().transpose(1, 2) / D**0.5, dim=-1)
+    ref = p @ v.double()
+    assert rel_err(o, ref) < 1e-2

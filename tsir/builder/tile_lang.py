@@ -37,11 +37,18 @@ def _emit(op: Any, what: str) -> None:
     b.frame.emit(TileOpStmt(op))
 
 
-def gemm(A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False, clear_accum: bool = False) -> None:
-    """C += A @ B (A, B in shared memory, fp16/bf16; C a float32 fragment), on tensor cores."""
+def gemm(
+    A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False,
+    clear_accum: bool = False, policy: str = "square",
+) -> None:
+    """C += A @ B (A, B in shared memory, fp16/bf16; C a float32 fragment), on tensor cores.
+    `policy`: "square" warp tiles, or "full_row" (warps split M only, so each row of C lives in one
+    warp and `T.reduce_*` can reduce C's rows)."""
+    if policy not in ("square", "full_row"):
+        raise BuildError(f"T.gemm: policy must be 'square' or 'full_row', got {policy!r}")
     a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
     check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
-    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum)), "T.gemm")
+    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), policy), "T.gemm")
 
 
 def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:

@@ -25,8 +25,15 @@ __all__ = ["Gemm", "warp_partition", "GEMM_INPUT_DTYPES"]
 GEMM_INPUT_DTYPES = ("float16", "bfloat16")
 
 
-def warp_partition(m: int, n: int, warps: int) -> tuple[int, int]:
-    """Warps along M and N: every warp tile a multiple of 16x16, as square as possible."""
+def warp_partition(m: int, n: int, warps: int, policy: str = "square") -> tuple[int, int]:
+    """Warps along M and N: every warp tile a multiple of 16x16, as square as possible ("square"),
+    or all warps along M so each warp owns whole rows ("full_row": row reductions stay in a warp)."""
+    if policy == "full_row":
+        if m % (warps * 16) or n % 16:
+            raise UnsupportedError(
+                f"T.gemm policy='full_row': M={m} must be a multiple of 16 x {warps} warps and N={n} of 16"
+            )
+        return warps, 1
     best: tuple[int, int] | None = None
     for wm in range(1, warps + 1):
         if warps % wm:
@@ -55,6 +62,7 @@ class Gemm(TileOperatorNode):
     transpose_A: bool = False
     transpose_B: bool = False
     clear_accum: bool = False
+    policy: str = "square"
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (self.A, self.B) if self.clear_accum else (self.A, self.B, self.C)
@@ -75,7 +83,7 @@ class Gemm(TileOperatorNode):
         if not args.target.has_mma_sync:
             raise UnsupportedError(f"T.gemm: {args.target} has no mma.sync tensor cores (needs sm_80+)")
         m, n, k = self.mnk
-        wm, wn = warp_partition(m, n, args.num_threads // 32)
+        wm, wn = warp_partition(m, n, args.num_threads // 32, self.policy)
         c_local = args.buffer_remap.get(self.C.buffer) if args.buffer_remap else None
         if c_local is None:
             raise UnsupportedError(f"T.gemm: the accumulator `{self.C.buffer.name}` has no register layout")
@@ -85,9 +93,18 @@ class Gemm(TileOperatorNode):
             f"gemm_ss<{m}, {n}, {k}, {wm}, {wn}, {_b(self.transpose_A)}, {_b(self.transpose_B)}, "
             f"{swz_a}, {ld_a}, {swz_b}, {ld_b}>"
         )
-        return Evaluate(
+        call = Evaluate(
             Call(int32, f"tsir.gemm_sm80.{tmpl}", (_addr(self.A), _addr(self.B), _addr_buf(c_local)))
         )
+        if not self.clear_accum:
+            return call
+        from ..expr import Var
+        from ..stmt import BufferStore, For, ForKind, seq
+
+        l = Var("l", int32)
+        zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # type: ignore[arg-type]
+                   BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)))
+        return seq(zero, call)
 
 
 def _b(x: bool) -> str:

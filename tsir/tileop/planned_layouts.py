@@ -20,7 +20,7 @@ from typing import Any
 
 from ..layout import Fragment
 
-__all__ = ["RowGroup", "plan_row_group", "row_group_fragment", "reduced_fragment"]
+__all__ = ["RowGroup", "MmaTile", "plan_row_group", "row_group_fragment", "reduced_fragment", "row_fragment"]
 
 
 @dataclass(frozen=True)
@@ -102,4 +102,31 @@ def reduced_fragment(p: RowGroup, dim: int) -> Fragment:
     )
 
 
-_ = Any
+@dataclass(frozen=True)
+class MmaTile:
+    """A gemm accumulator's tiling: an M x N tile over warps_m x warps_n warps (mma m16n8)."""
+
+    m: int
+    n: int
+    warps_m: int
+    warps_n: int
+
+    def row_fragment(self) -> Fragment:
+        """One value per row, held by the 4 lanes of the warp that owns the row (warps_n == 1):
+        lane (i % 8) * 4 + rep of warp i // (m / warps_m), in slot (i % warp_m) // 16 * 2 + i % 16 // 8."""
+        wm = self.m // self.warps_m
+        return Fragment.from_fn(
+            (self.m,),
+            lambda i, rep: (i // wm) * 32 + (i % 8) * 4 + rep,
+            lambda i: (i % wm) // 16 * 2 + (i % 16) // 8,
+            4,
+        )
+
+
+def row_fragment(plan: Any) -> Fragment | None:
+    """The per-row layout matching a 2-D tile's plan, or None when tsir has none for it."""
+    if isinstance(plan, RowGroup) and plan.rows > 1:
+        return reduced_fragment(plan, 1)
+    if isinstance(plan, MmaTile) and plan.warps_n == 1:
+        return plan.row_fragment()
+    return None

@@ -75,6 +75,15 @@ class Reduce(TileOperatorNode):
                 f"in fragments laid out by tsir", where="LowerTileOp",
             )
         dim = 1 if len(self.src.buffer.shape) == 1 else self.dim
+        from .planned_layouts import MmaTile
+
+        if isinstance(plan, MmaTile):
+            if dim != 1 or plan.warps_n != 1:
+                raise UnsupportedError(
+                    f"T.reduce_{self.kind} of the gemm accumulator `{self.src.buffer.name}`: only along "
+                    f"rows, with the gemm's policy='full_row'", where="LowerTileOp",
+                )
+            return self._mma_rows(plan, src, dst)
         if dim == 1:
             return self._rows(plan, src, dst, args)
         return self._columns(plan, src, dst, args)
@@ -82,6 +91,32 @@ class Reduce(TileOperatorNode):
     def _finish(self, dst: Any, slot: PrimExpr, acc: PrimExpr) -> Stmt:
         value = acc if self.clear else _combine(self.kind, BufferLoad(dst, (slot,)), acc)
         return BufferStore(dst, value, (slot,))
+
+    def _mma_rows(self, p: Any, src: Any, dst: Any) -> Stmt:
+        """Rows of an mma accumulator (warps_n == 1): each thread folds its 2 x NI values of each of
+        its 2 x MI rows, then the 4 lanes sharing a row combine with two shuffles."""
+        dt = dst.dtype
+        mi_count = p.m // p.warps_m // 16
+        ni_count = p.n // 8
+        out: list[Stmt] = []
+        for mi in range(mi_count):
+            for h in range(2):
+                acc: PrimExpr = _identity(self.kind, dt)
+                for ni in range(ni_count):
+                    for v in range(2):
+                        x = _prepare(self.kind, BufferLoad(src, (IntImm((mi * ni_count + ni) * 4 + h * 2 + v, int32),)), dt)
+                        acc = _combine(self.kind, acc, x) if ni or v else x
+                slot = IntImm(mi * 2 + h, int32)
+                out.append(BufferStore(dst, acc, (slot,)) if self.clear else BufferStore(dst, _combine(self.kind, BufferLoad(dst, (slot,)), acc), (slot,)))
+        # Two butterflies over the 4 lanes of a row (lane bits 0 and 1).
+        l = _var("r")
+        cur = BufferLoad(dst, (l,))
+        for off in (1, 2):
+            out.append(For(l, IntImm(0, int32), IntImm(2 * mi_count, int32), ForKind.UNROLLED,
+                           BufferStore(dst, _combine(self.kind, cur, Call(dt, "tsir.reduce.shfl_xor", (cur, IntImm(off, int32)))), (l,))))
+        if not self.clear:
+            raise UnsupportedError("clear=False on a gemm accumulator's rows", where="LowerTileOp")
+        return seq(*out)
 
     def _rows(self, p: Any, src: Any, dst: Any, args: LowerArgs) -> Stmt:
         from .planned_layouts import RowGroup
