@@ -7,6 +7,9 @@ from filecheck.finput import FInput  # noqa: F401  (the dependency must be impor
 
 import tsir
 from elementwise_2d import fused_exp_scale_bias
+from flash_attention import flash_attention
+from gemm import matmul
+from softmax import column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max
 from transpose import transpose
 from vector_add import vector_add
 
@@ -17,6 +20,16 @@ EXAMPLES = {
     "fused_exp_scale_bias_bf16": lambda: fused_exp_scale_bias(1024, "bfloat16"),
     "transpose_dynamic": lambda: transpose(N=4096),
     "transpose_static": lambda: transpose(M=4096, N=4096),
+    "gemm_fp16": lambda: matmul(4096, 4096, 4096, swizzle=8),
+    "gemm_bf16_dynamic_bias_relu": lambda: matmul(None, 256, 512, dtype="bfloat16", epilogue="bias_relu", out_dtype="float32"),
+    "gemm_transposed": lambda: matmul(512, 384, 256, transpose_A=True, transpose_B=True),
+    "softmax": lambda: softmax(4096, 1),
+    "layer_norm": lambda: layer_norm(1024, 2),
+    "column_sum": lambda: column_sum(1024),
+    "column_sum_atomic": lambda: column_sum_atomic(1024),
+    "prefix_sum_rows": lambda: prefix_sum_rows(256),
+    "tile_sum_and_max": lambda: tile_sum_and_max(),
+    "flash_attention_d128": lambda: flash_attention(8, 1000, 128),
 }
 
 
