@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--json", default="")
     ap.add_argument("--sizes", default="4096,8192")
     ap.add_argument("--stages", type=int, default=3)
-    ap.add_argument("--swizzle", type=int, default=8, help="block rasterization panel (0: off)")
+    ap.add_argument("--swizzle", type=int, default=16, help="block rasterization panel (0: off)")
     ap.add_argument("--sweep", action="store_true", help="try several tile configurations at 4096^3 fp16")
     args = ap.parse_args()
     rows = []
@@ -36,23 +36,23 @@ def main() -> None:
         b = torch.randn(n, n, device="cuda", dtype=torch.float16)
         c = torch.empty(n, n, device="cuda", dtype=torch.float16)
         t_cb = bench(lambda: torch.matmul(a, b, out=c), reps=20)
-        for bm, bn, bk, thr, st, sw in ((128, 128, 32, 128, 3, 8), (128, 128, 32, 128, 3, 16), (128, 128, 32, 128, 3, 32),
-                                        (128, 128, 64, 128, 3, 16), (64, 128, 32, 128, 4, 16), (128, 64, 32, 128, 4, 16)):
+        for bm, bn, bk, thr, st, sw, ep in ((128, 128, 32, 128, 3, 16, "none"), (128, 128, 32, 128, 3, 16, "smem"),
+                                            (128, 256, 32, 256, 3, 16, "smem"), (128, 128, 32, 128, 4, 16, "smem")):
             try:
-                k = tsir.compile(matmul(n, n, n, bm=bm, bn=bn, bk=bk, threads=thr, num_stages=st, swizzle=sw), target="cuda")
+                k = tsir.compile(matmul(n, n, n, bm=bm, bn=bn, bk=bk, threads=thr, num_stages=st, swizzle=sw, epilogue=ep), target="cuda")
                 k(a, b, c)
                 t = bench(lambda: k(a, b, c), reps=20)
-                print(f"sweep bm={bm} bn={bn} bk={bk} threads={thr} stages={st} swizzle={sw}: {2 * n**3 / t / 1e12:7.1f} TFLOP/s "
+                print(f"sweep bm={bm} bn={bn} bk={bk} threads={thr} stages={st} swizzle={sw} epilogue={ep}: {2 * n**3 / t / 1e12:7.1f} TFLOP/s "
                       f"(cuBLAS {2 * n**3 / t_cb / 1e12:.1f})", flush=True)
             except Exception as e:  # noqa: BLE001 - a configuration that does not fit is reported, not fatal
-                print(f"sweep bm={bm} bn={bn} bk={bk} threads={thr} stages={st} swizzle={sw}: {type(e).__name__}: {str(e)[:120]}")
+                print(f"sweep bm={bm} bn={bn} bk={bk} threads={thr} stages={st} swizzle={sw} epilogue={ep}: {type(e).__name__}: {str(e)[:120]}")
     for n in (int(s) for s in args.sizes.split(",")):
         for dtype in ("float16", "bfloat16"):
             tdt = getattr(torch, dtype)
             a = torch.randn(n, n, device="cuda", dtype=tdt)
             b = torch.randn(n, n, device="cuda", dtype=tdt)
             c = torch.empty(n, n, device="cuda", dtype=tdt)
-            k = tsir.compile(matmul(n, n, n, dtype=dtype, num_stages=args.stages, swizzle=args.swizzle), target="cuda")
+            k = tsir.compile(matmul(n, n, n, dtype=dtype, num_stages=args.stages, swizzle=args.swizzle, epilogue="smem"), target="cuda")
             k(a, b, c)
             err = ((c.float() - (a.float() @ b.float())).norm() / (a.float() @ b.float()).norm()).item()
             flops = 2 * n**3

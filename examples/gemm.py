@@ -45,7 +45,14 @@ def matmul(
             if epilogue == "bias_relu":
                 for i, j in T.Parallel(bm, bn):
                     C_f[i, j] = T.max(C_f[i, j] + Bias[bx * bn + j], 0.0)
-            T.copy(C_f, C[by * bm, bx * bn])
+            if epilogue == "smem":
+                # Stage the tile through shared memory (rows padded by 16 bytes against bank
+                # conflicts) so the global stores are 16-byte vectors.
+                C_s = T.alloc_shared((bm, bn + 16 // tsir.dtype(out_dtype).bytes), out_dtype)
+                T.copy(C_f, C_s[0:bm, 0:bn])
+                T.copy(C_s[0:bm, 0:bn], C[by * bm, bx * bn])
+            else:
+                T.copy(C_f, C[by * bm, bx * bn])
     return f.func
 
 

@@ -28,6 +28,16 @@ def test_gemm(dtype: str, M: int, N: int, K: int) -> None:
     assert rel_err(c, a.double() @ b.double()) < 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(4096, 4096, 4096), (1000, 1000, 1000), (77, 130, 64)])
+def test_gemm_with_shared_memory_epilogue(M: int, N: int, K: int) -> None:
+    k = tsir.compile(matmul(M, N, K, dtype="bfloat16", epilogue="smem", swizzle=16), target="cuda")
+    a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
+    c = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    k(a, b, c)
+    assert rel_err(c, a.double() @ b.double()) < 1e-2
+
+
 @pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
 def test_gemm_transposed(ta: bool, tb: bool) -> None:
     M, N, K = 512, 384, 256
