@@ -206,3 +206,33 @@ def test_floating_access_to_a_distributed_fragment_is_refused() -> None:
                 A[0] = F[3]
     with pytest.raises(tsir.UnsupportedError, match="`F` is accessed outside T.Parallel"):
         tsir.lower(f.func, "sm_90a")
+
+
+def _gemm_case(a_shape, b_shape, c_shape, dtype="float16", c_dtype="float32", **kw):  # type: ignore[no-untyped-def]
+    with T.prim_func("g"):
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared(a_shape, dtype)
+            B_s = T.alloc_shared(b_shape, dtype)
+            C_f = T.alloc_fragment(c_shape, c_dtype)
+            line = here() + 1
+            T.gemm(A_s, B_s, C_f, **kw)
+    return line  # pragma: no cover - the gemm raises first
+
+
+@pytest.mark.parametrize(
+    "args,kw,fragments",
+    [
+        (((64, 32), (32, 64), (64, 64), "float32"), {}, ("T.gemm", "float32", "float16 or bfloat16")),
+        (((64, 24), (24, 64), (64, 64)), {}, ("T.gemm", "K tile (24) must be a multiple of 16")),
+        (((64, 32), (16, 64), (64, 64)), {}, ("T.gemm", "A has K = 32 but B has K = 16")),
+        (((64, 32), (32, 64), (64, 32)), {}, ("T.gemm", "C is 64x32 but A @ B is 64x64")),
+        (((64, 32), (32, 64), (64, 64), "float16", "float16"), {}, ("accumulates in float32",)),
+        (((64, 32), (32, 64), (64, 64)), {"policy": "rows"}, ("policy must be",)),
+    ],
+)
+def test_gemm_the_hardware_cannot_do(args, kw, fragments) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(tsir.BuildError) as e:
+        _gemm_case(*args, **kw)
+    for frag in fragments:
+        assert frag in str(e.value)
+    assert e.value.loc is not None and e.value.loc.filename == __file__
