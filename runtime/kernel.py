@@ -163,22 +163,21 @@ class _Asm(dict):  # type: ignore[type-arg]
 
 @cache
 def compiler_source_hash() -> str:
-    """sha256 of tsir's own compiler sources (IR, passes, codegen), once per process: a changed
-    compiler never reuses a lowering cached by another version of itself."""
+    """sha256 of tsir's own compiler sources (IR, layouts, tile ops, passes, codegen, and the host
+    program builder), once per process: a changed compiler never reuses a lowering cached by
+    another version of itself."""
     import tsir
     import tsir.codegen
     import tsir.passes
 
-    digest = hashlib.sha256()
+    files: set[Path] = set()
     for pkg in (tsir, tsir.passes, tsir.codegen):
-        root = Path(pkg.__file__).parent
-        # tsir/ is walked without its subfolders that are other packages' (installed layout).
-        files = sorted(root.rglob("*.py")) if pkg is not tsir else sorted(root.glob("*.py")) + sorted(
-            f for sub in ("arith", "builder", "tileop") for f in (root / sub).rglob("*.py")
-        )
-        for path in files:
-            if "__pycache__" not in path.parts:
-                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        files.update(Path(pkg.__file__).parent.rglob("*.py"))
+    here = Path(__file__).parent
+    files.update((here / "kernel.py", here / "host_program.py"))
+    digest = hashlib.sha256()
+    for path in sorted(f for f in files if "__pycache__" not in f.parts):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
