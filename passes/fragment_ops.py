@@ -94,10 +94,6 @@ def lower_fragment_nest(nest: For, args: LowerArgs, visit: Any) -> Stmt:
         (b for b, idx in accesses if len(idx) == len(loop_vars) and all(i is v for i, v in zip(idx, loop_vars))),
         None,
     )
-    if anchor_buf is None and all(
-        args.layout_map[b].replicate_size >= args.num_threads for b, _ in accesses
-    ):
-        return _lower_replicated_nest(nest, loop_vars, body, args)
     if anchor_buf is None:
         raise UnsupportedError(
             f"T.Parallel over `{loop_vars[0].name}`: it reads fragments but indexes none of them with "
@@ -176,36 +172,3 @@ def lower_fragment_fill(dst: BufferRegion, value: PrimExpr, args: LowerArgs) -> 
     l = Var("l")
     return For(l, IntImm(0), IntImm(layout.local_size), ForKind.UNROLLED, BufferStore(local_buf, value, (l,)))
 
-
-def _lower_replicated_nest(nest: For, loop_vars: list[Var], body: Stmt, args: LowerArgs) -> Stmt:
-    """A nest whose fragments every thread holds whole (reducers): split it over the threads like a
-    shared-memory nest; each thread updates its own copy."""
-    from tsir.buffer import Range
-    from tsir.tileop.copy import lower_elementwise
-
-    extents = []
-    n: Stmt = nest
-    for _ in loop_vars:
-        extents.append(n.extent)  # type: ignore[attr-defined]
-        n = n.body  # type: ignore[attr-defined]
-    others = [x.buffer for x in collect(body, (BufferLoad, BufferStore)) if x.buffer.scope != "local.fragment"]
-    class _Slots(Mutator):
-        def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-            e = self.generic_visit(e)  # type: ignore[assignment]
-            if e.buffer.scope != "local.fragment":
-                return e
-            return BufferLoad(args.buffer_remap[e.buffer], args.layout_map[e.buffer].forward(e.indices))
-
-        def visit_BufferStore(self, s: BufferStore) -> Stmt:
-            s = self.generic_visit(s)  # type: ignore[assignment]
-            if s.buffer.scope != "local.fragment":
-                return s
-            return BufferStore(args.buffer_remap[s.buffer], s.value, args.layout_map[s.buffer].forward(s.indices))
-
-    region = BufferRegion(others[0] if others else args.buffer_remap[next(iter(args.buffer_remap))], tuple(Range(IntImm(0), e) for e in extents))
-
-    def make(coords: list[PrimExpr]) -> Stmt:
-        return _Slots().visit(substitute(body, dict(zip(loop_vars, coords))))
-
-    # Accumulating into one register must stay a plain loop per thread: no vector lanes.
-    return lower_elementwise(region, extents, make, args, 16, loop_vars[0].name)

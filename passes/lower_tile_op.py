@@ -19,7 +19,7 @@ from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
 from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
-from tsir.tileop.copy import lower_elementwise
+from tsir.tileop.copy import PER_THREAD_SCOPES, lower_elementwise
 from tsir.visitor import Mutator, collect, substitute
 from tsir.buffer import BufferRegion, Range
 
@@ -75,6 +75,15 @@ class _Lower(Mutator):
                 where="LowerTileOp",
             )
         return self.generic_visit(s)
+
+    def _only_whole_fragments(self, nest: For) -> bool:
+        """Every fragment the nest touches is held whole by every thread (reducers): the nest is then
+        split over threads like a shared-memory nest, each thread updating its own copy."""
+        bufs = {x.buffer for x in collect(nest, (BufferLoad, BufferStore)) if x.buffer.scope == "local.fragment"}
+        return all(
+            b in self.args.layout_map and self.args.layout_map[b].replicate_size >= self.args.num_threads
+            for b in bufs
+        )
 
     def visit_in_nest(self, s: Stmt) -> Stmt:
         """Visit a T.Parallel body whose fragment accesses the nest lowering rewrites itself."""
@@ -136,7 +145,7 @@ class _Lower(Mutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
-        if touches_fragment(s):
+        if touches_fragment(s) and not self._only_whole_fragments(s):
             return lower_fragment_nest(s, self.args, self.visit_in_nest)
         loop_vars: list[Var] = []
         extents: list[PrimExpr] = []
@@ -155,9 +164,11 @@ class _Lower(Mutator):
             raise UnsupportedError("a T.Parallel nested under other statements of a T.Parallel", where="LowerTileOp")
         buffers = {x.buffer for x in collect(body, (BufferLoad, BufferStore))}
         elem = max((b.dtype.bytes for b in buffers if b.scope not in ("local", "local.var")), default=4)
-        # The first written buffer decides whether work is split over threads.
+        # The first written buffer that is not per-thread decides how work is split over threads
+        # (a reducer's register copy, rewritten by visit above, is per-thread).
         stores = collect(body, BufferStore)
-        dst = stores[0].buffer if stores else None
+        shared = [x.buffer for x in (*stores, *collect(body, BufferLoad)) if x.buffer.scope not in PER_THREAD_SCOPES]
+        dst = shared[0] if shared else (stores[0].buffer if stores else None)
         region = BufferRegion(dst, tuple(Range(IntImm(0), d) for d in dst.shape)) if dst else None
         stmt_body = body
 
