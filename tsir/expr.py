@@ -271,14 +271,31 @@ class CmpOp(PrimExpr):
         return bool_.with_lanes(self.a.dtype.lanes)
 
 
+def _comparison_truth(cmp: CmpOp, is_eq: bool) -> bool:
+    """`bool(a == b)` / `bool(a != b)` of two expressions.
+
+    Only an identical pair has a known answer (an expression equals itself). Anything else is a
+    run-time value: a Python `if`, `while`, `and`, `or`, `not` or `in` on it would silently decide a
+    branch the GPU should take, so it raises (DESIGN: comparisons `==` and `!=` included).
+    """
+    if cmp.a is cmp.b:
+        return True
+    op = "==" if is_eq else "!="
+    raise BuildError(
+        f"the truth value of `{cmp.a} {op} {cmp.b}` is only known on the GPU; a Python `if`, "
+        "`while`, `and`, `or`, `not` or `in` cannot decide it while building. Use "
+        "`with T.If(cond):` (or `T.if_then_else`) for control flow and `T.all(...)`/`T.any(...)` to "
+        "combine conditions; to compare IR objects themselves, use `is`"
+    )
+
+
 @node
 class EQ(CmpOp):
     a: PrimExpr
     b: PrimExpr
 
     def __bool__(self) -> bool:
-        # Python asks this for `x in list`, dict lookups, `==` chains: fall back to identity.
-        return self.a is self.b
+        return _comparison_truth(self, True)
 
 
 @node
@@ -287,7 +304,7 @@ class NE(CmpOp):
     b: PrimExpr
 
     def __bool__(self) -> bool:
-        return self.a is not self.b
+        return not _comparison_truth(self, False)
 
 
 @node

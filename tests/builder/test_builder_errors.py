@@ -113,6 +113,45 @@ def test_truth_value_of_symbolic_expression() -> None:
     assert_user_error(e.value, line, "truth value", "T.If")
 
 
+@pytest.mark.parametrize("form", ["eq", "ne", "and", "not", "in", "while"])
+def test_truth_value_of_symbolic_equality(form: str) -> None:
+    """`==` and `!=` on symbolic expressions are run-time values too: a Python `if` (or `and`,
+    `not`, `in`, `while`) on them must raise, never silently pick a branch (issue 9)."""
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            A = T.param("A", (16,), "float32")
+            with T.Kernel(1, threads=16) as bx:
+                tx = T.get_thread_binding(0)
+                line = here() + 2
+                if form == "eq":
+                    if tx == 0: A[bx] = 0.0  # noqa: E701
+                elif form == "ne":
+                    if bx != 0: A[bx] = 0.0  # noqa: E701
+                elif form == "and":
+                    _ = (tx == 1) and (bx == 0)
+                elif form == "not":
+                    _ = not (tx != 3)
+                elif form == "in":
+                    _ = tx in (bx, 1)
+                else:
+                    while tx == bx: break  # noqa: E701
+    fragment = "!=" if form in ("ne", "not") else "=="
+    assert_user_error(e.value, line + _FORM_LINE[form], "truth value", fragment, "T.If", "`is`")
+
+
+_FORM_LINE = {"eq": 0, "ne": 2, "and": 4, "not": 6, "in": 8, "while": 10}
+
+
+def test_an_expression_equals_itself() -> None:
+    """The one decidable case: a node compared with itself (`x in [x]`) is True."""
+    with T.prim_func("f"):
+        with T.Kernel(1, threads=16):
+            tx = T.get_thread_binding(0)
+            assert bool(tx == tx)
+            assert not bool(tx != tx)
+            assert tx in [tx]
+
+
 def test_parallel_outside_kernel() -> None:
     with pytest.raises(tsir.BuildError) as e:
         with T.prim_func("f"):
