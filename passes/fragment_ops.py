@@ -107,7 +107,6 @@ def lower_fragment_nest(nest: For, args: LowerArgs, visit: Any) -> Stmt:
             _check_holders(anchor, anchor_buf, loop_vars, b, idx, args, where)
     others = [x.buffer for x in collect(body, (BufferLoad, BufferStore)) if x.buffer.scope != "local.fragment"]
     lanes = 16 // max((b.dtype.bytes for b in others), default=16)
-    writes_memory = any(s.buffer.scope != "local.fragment" for s in collect(body, BufferStore))
 
     def make(coords: list[PrimExpr], local: PrimExpr) -> Stmt:
         b = substitute(body, dict(zip(loop_vars, coords)))
@@ -115,7 +114,8 @@ def lower_fragment_nest(nest: For, args: LowerArgs, visit: Any) -> Stmt:
 
     return iterate_fragment(
         anchor, args.thread_var, args.num_threads, make, max_lanes=max(1, lanes),
-        only_replica_zero=writes_memory, name=loop_vars[0].name,
+        # Replicated elements: every holder updates its registers, only the first writes memory.
+        only_replica_zero="memory", name=loop_vars[0].name,
     )
 
 

@@ -14,22 +14,25 @@ from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.errors import TSIRError, UnsupportedError
-from tsir.expr import BufferLoad, IntImm, PrimExpr, Var
+from tsir.expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
 from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
 from tsir.tileop.copy import PER_THREAD_SCOPES, lower_elementwise
+from tsir.tileop.fragment_lowering import guard_memory_writes
 from tsir.visitor import Mutator, collect, substitute
 from tsir.buffer import BufferRegion, Range
 
-from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragment_nest, touches_fragment
+from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragment_nest
 from .infra import PassContext, register_pass
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
 
 __all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR"]
 
 SHARED_LAYOUT_ATTR = "shared_layout_map"
+# T.alloc_reducer marks its buffer (AttrStmt value: the buffer) for the statements that follow.
+REDUCER_ATTR = "reducer"
 
 
 def linear_thread_index(k: KernelLaunch) -> PrimExpr:
@@ -48,6 +51,7 @@ class _Lower(Mutator):
         self.kernel = kernel
         remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
         self.workspaces: list[Buffer] = []
+        self.reducers: set[Buffer] = set()
         self.in_nest = 0
         self.args = LowerArgs(
             ctx.target, linear_thread_index(kernel), kernel.num_threads, layouts, remap, plans,
@@ -76,14 +80,51 @@ class _Lower(Mutator):
             )
         return self.generic_visit(s)
 
-    def _only_whole_fragments(self, nest: For) -> bool:
-        """Every fragment the nest touches is held whole by every thread (reducers): the nest is then
-        split over threads like a shared-memory nest, each thread updating its own copy."""
+    def _nest_kind(self, nest: For) -> str:
+        """How a T.Parallel nest is spread over the block's threads:
+
+        - "split": no fragment, or only fragments every thread holds whole that the nest reads or
+          that are reducers (T.alloc_reducer): iterations are split over threads like a
+          shared-memory nest; each thread reads its own copy, or accumulates its share of the
+          iterations into its own reducer copy;
+        - "replicated": it writes fragments every thread holds whole that are not reducers (one
+          value per row computed from reduction results, say): every copy must end up equal, so
+          every thread runs every iteration for its registers, and one thread writes memory;
+        - "fragment": it touches distributed fragments: each thread runs the elements it holds.
+        """
         bufs = {x.buffer for x in collect(nest, (BufferLoad, BufferStore)) if x.buffer.scope == "local.fragment"}
-        return all(
+        if not bufs:
+            return "split"
+        whole = all(
             b in self.args.layout_map and self.args.layout_map[b].replicate_size >= self.args.num_threads
             for b in bufs
         )
+        if not whole:
+            return "fragment"
+        written = {x.buffer for x in collect(nest, BufferStore) if x.buffer.scope == "local.fragment"}
+        plain = sorted(b.name for b in written - self.reducers)
+        if not plain:
+            return "split"
+        if bufs & self.reducers:
+            raise UnsupportedError(
+                f"T.Parallel over `{nest.loop_var.name}` updates reducers and also writes the "
+                f"replicated fragment(s) {', '.join(plain)}: reducer updates are split over threads, "
+                f"replicated fragments must be computed by every thread; use two loops",
+                where="LowerTileOp",
+            )
+        return "replicated"
+
+    def _replicated_nest(self, nest: For) -> Stmt:
+        """Every thread runs the whole nest on its own copies; memory is written by thread 0."""
+        loops: list[For] = []
+        body: Stmt = nest
+        while isinstance(body, For) and body.kind is ForKind.PARALLEL:
+            loops.append(body)
+            body = body.body
+        out = guard_memory_writes(self.visit(body), EQ(self.args.thread_var, IntImm(0, self.args.thread_var.dtype)))
+        for f in reversed(loops):
+            out = f.replace(kind=ForKind.UNROLLED if const_value(f.extent) is not None else ForKind.SERIAL, body=out)
+        return out
 
     def visit_in_nest(self, s: Stmt) -> Stmt:
         """Visit a T.Parallel body whose fragment accesses the nest lowering rewrites itself."""
@@ -121,6 +162,9 @@ class _Lower(Mutator):
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
         if s.key in (LAYOUT_ATTR, ANNOTATE_ATTR):
             return self.visit(s.body)
+        if s.key == REDUCER_ATTR:
+            self.reducers.add(s.value)
+            return self.visit(s.body)
         return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
@@ -145,8 +189,11 @@ class _Lower(Mutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
-        if touches_fragment(s) and not self._only_whole_fragments(s):
+        kind = self._nest_kind(s)
+        if kind == "fragment":
             return lower_fragment_nest(s, self.args, self.visit_in_nest)
+        if kind == "replicated":
+            return self._replicated_nest(s)
         loop_vars: list[Var] = []
         extents: list[PrimExpr] = []
         body: Stmt = s

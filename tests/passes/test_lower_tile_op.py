@@ -95,3 +95,81 @@ def test_input_is_not_modified() -> None:
     text = str(before.func)
     run(before.func)
     assert str(before.func) == text
+
+
+def _lower_with_layouts(func: tsir.PrimFunc) -> tsir.PrimFunc:
+    return run(get("LayoutInference")(func, CTX))
+
+
+def test_nest_writing_a_replicated_fragment_runs_in_every_thread() -> None:
+    """Issue 9, layer norm with blk_m = 1: a fragment every thread holds whole (one value per row
+    of a reduction's result) written in a T.Parallel must be computed by EVERY thread, since every
+    thread later reads its own copy; only the store to global memory is done once (thread 0).
+    Before the fix the nest was split over threads (`if tx < 4`), leaving the other threads'
+    copies unwritten."""
+    from tsir.layout import Fragment
+
+    with T.prim_func("f") as before:
+        X = T.param("X", (4,), "float32")
+        Y = T.param("Y", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            m = T.alloc_fragment((4,), "float32")
+            T.annotate_layout({m: Fragment.fully_replicated((4,), 32)})
+            for i in T.Parallel(4):
+                m[i] = X[i] * 2.0
+                Y[i] = m[i]
+
+    with T.prim_func("f") as expected:
+        X = T.param("X", (4,), "float32")
+        Y = T.param("Y", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            m = T.alloc_local((4,), "float32")
+            for i in T.unroll(4):
+                m[i] = X[i] * 2.0
+                with T.If(tx == 0):
+                    Y[i] = m[i]
+
+    assert_structural_equal(_lower_with_layouts(before.func), expected.func)
+
+
+def test_nest_only_reading_a_replicated_fragment_is_split_over_threads() -> None:
+    """Reads of a whole-held fragment need no particular thread: the nest is spread as usual."""
+    from tsir.layout import Fragment
+
+    with T.prim_func("f") as before:
+        Y = T.param("Y", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            m = T.alloc_fragment((4,), "float32")
+            T.annotate_layout({m: Fragment.fully_replicated((4,), 32)})
+            T.fill(m, 1.0)
+            for i in T.Parallel(4):
+                Y[i] = m[3 - i]
+
+    with T.prim_func("f") as expected:
+        Y = T.param("Y", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            m = T.alloc_local((4,), "float32")
+            for l in T.unroll(4):
+                m[l] = 1.0
+            with T.If(tx < 4):
+                Y[tx] = m[3 - tx]
+
+    assert_structural_equal(_lower_with_layouts(before.func), expected.func)
+
+
+def test_a_nest_mixing_reducer_updates_and_replicated_writes_is_refused() -> None:
+    with T.prim_func("f") as before:
+        X = T.param("X", (64,), "float32")
+        with T.Kernel(1, threads=32):
+            r = T.alloc_reducer((1,), "float32", op="sum")
+            m = T.alloc_fragment((1,), "float32")
+            from tsir.layout import Fragment
+
+            T.annotate_layout({m: Fragment.fully_replicated((1,), 32)})
+            for i in T.Parallel(64):
+                r[0] = r[0] + X[i]
+                m[0] = X[i]
+    with pytest.raises(tsir.UnsupportedError, match="updates reducers and also writes"):
+        _lower_with_layouts(before.func)

@@ -184,6 +184,9 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
     lang.fill(buf, _identity(op, buf.dtype))
     _REDUCER_KINDS[buf] = op
+    # Marks the buffer as a reducer in the IR: its per-thread copies are partial results (a
+    # T.Parallel over it is split over threads), unlike a replicated fragment whose copies agree.
+    b.frame.items.append(("attr", "reducer", buf))
     return buf
 
 

@@ -19,9 +19,45 @@ from ..errors import UnsupportedError
 from ..expr import EQ, IntImm, PrimExpr, Var
 from ..layout import Fragment, Layout
 from ..layout.numeric import evaluate_grid, grid
-from ..stmt import For, ForKind, IfThenElse, Stmt
+from ..expr import Call
+from ..intrin import INTRINSICS
+from ..stmt import BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt
+from ..visitor import Mutator, collect
 
-__all__ = ["iterate_fragment", "fragment_local_buffer", "fragment_vector_width"]
+
+def intrinsic_is_pure(op: str) -> bool:
+    """Device-header functions (`tsir.<header>.<fn>`) are treated as side-effecting."""
+    entry = INTRINSICS.get(op)
+    return entry is not None and entry.pure
+
+__all__ = [
+    "iterate_fragment", "fragment_local_buffer", "fragment_vector_width", "guard_memory_writes",
+]
+
+PER_THREAD = ("local", "local.var", "local.fragment")
+
+
+class _GuardMemoryWrites(Mutator):
+    def __init__(self, cond: PrimExpr):
+        super().__init__()
+        self.cond = cond
+
+    def visit_BufferStore(self, s: BufferStore) -> Stmt:
+        if s.buffer.scope in PER_THREAD:
+            return s
+        return IfThenElse(self.cond, s)
+
+    def visit_Evaluate(self, s: Evaluate) -> Stmt:
+        # Side-effecting calls (atomics, remote stores) write memory; pure ones are values.
+        if any(not intrinsic_is_pure(c.op) for c in collect(s, Call)):
+            return IfThenElse(self.cond, s)
+        return s
+
+
+def guard_memory_writes(body: Stmt, cond: PrimExpr) -> Stmt:
+    """`body` with every write to shared/global memory (stores, side-effecting calls) under `cond`;
+    register writes stay unconditional."""
+    return _GuardMemoryWrites(cond).visit(body)
 
 
 def fragment_local_buffer(frag_buf: Buffer, layout: Fragment) -> Buffer:
@@ -70,11 +106,16 @@ def iterate_fragment(
     make_body: Callable[[list[PrimExpr], PrimExpr], Stmt],
     *,
     max_lanes: int = 1,
-    only_replica_zero: bool = False,
+    only_replica_zero: bool | str = False,
     name: str = "l",
 ) -> Stmt:
     """Loops over the calling thread's registers of `layout`; `make_body(coords, local)` builds the
-    body for the register `local` holding logical element `coords`."""
+    body for the register `local` holding logical element `coords`.
+
+    With replicated layouts several threads hold each element. `only_replica_zero=True` runs the
+    whole body in the first holder only; `only_replica_zero="memory"` runs every register update
+    in all holders (each keeps its copy current) but the stores to shared or global memory and the
+    atomics in the first holder only (one write per element, no duplicate atomics, no race)."""
     if layout.thread_range is not None:
         raise UnsupportedError("fragments bound to a thread sub-range are not supported yet")
     inv = _inverse(layout)
@@ -91,7 +132,8 @@ def iterate_fragment(
     local = base + v if lanes > 1 else base
     body = make_body(coords, local)
     if only_replica_zero and layout.replicate_size > 1:
-        body = IfThenElse(EQ(out[ndim], IntImm(0, out[ndim].dtype)), body)
+        first = EQ(out[ndim], IntImm(0, out[ndim].dtype))
+        body = guard_memory_writes(body, first) if only_replica_zero == "memory" else IfThenElse(first, body)
     if lanes > 1:
         body = For(v, IntImm(0, int32), IntImm(lanes, int32), ForKind.VECTORIZED, body)
     trips = layout.local_size // lanes
