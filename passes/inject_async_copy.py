@@ -5,6 +5,7 @@ Requires: vector moves (VectorizeLoop) on physical shared indices (LowerSharedLa
 becomes `cp_async_16(&S, &G, true)`, and `if c: S = G else S = 0` becomes `cp_async_16(&S, &G, c)`
 (cp.async zero-fills when its source size is 0, and reads nothing then). Other stores in the
 region stay synchronous, which is still correct: the pipeline's wait + barrier orders them too.
+The `async_copy` region markers stay for ThreadSync.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class _Async(Mutator):
         self.depth += 1
         body = self.visit(s.body)
         self.depth -= 1
-        return body
+        # The marker stays: ThreadSync leaves these accesses to the pipeline, then drops it.
+        return s.replace(body=body)
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
         if self.depth:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsir.arith import Analyzer
-from tsir.errors import TSIRError, UnsupportedError
+from tsir.errors import UnsupportedError
 from tsir.expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
@@ -28,11 +28,15 @@ from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragme
 from .infra import PassContext, register_pass
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
 
-__all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR"]
+__all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR", "TILE_OP_ATTR"]
 
 SHARED_LAYOUT_ATTR = "shared_layout_map"
 # T.alloc_reducer marks its buffer (AttrStmt value: the buffer) for the statements that follow.
 REDUCER_ATTR = "reducer"
+# Wraps the thread-level code of one tile op or T.Parallel nest (value: the op's name). The op's
+# lowering writes each element of its destination from one thread and synchronizes its own
+# internal phases; ThreadSync plans barriers between such units (and drops the markers).
+TILE_OP_ATTR = "tile_op"
 
 
 def linear_thread_index(k: KernelLaunch) -> PrimExpr:
@@ -168,6 +172,9 @@ class _Lower(Mutator):
         return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
+        return AttrStmt(TILE_OP_ATTR, s.op.op_name, self._lower_tile_op(s))
+
+    def _lower_tile_op(self, s: TileOpStmt) -> Stmt:
         op = s.op
         frag = [r for r in (*op.reads(), *op.writes()) if r.buffer.scope == "local.fragment"]
         if frag and not self.args.layout_map:
@@ -180,15 +187,14 @@ class _Lower(Mutator):
             return lower_fragment_copy(op.src, op.dst, self.args, atomic=True)
         if isinstance(op, Fill) and frag:
             return lower_fragment_fill(op.dst, op.value, self.args)
-        try:
-            out = op.lower(self.args, self.analyzer)
-        except TSIRError:
-            raise
-        return self.visit(out)
+        return self.visit(op.lower(self.args, self.analyzer))
 
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
+        return AttrStmt(TILE_OP_ATTR, "parallel", self._lower_nest(s))
+
+    def _lower_nest(self, s: For) -> Stmt:
         kind = self._nest_kind(s)
         if kind == "fragment":
             return lower_fragment_nest(s, self.args, self.visit_in_nest)

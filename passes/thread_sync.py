@@ -1,10 +1,21 @@
 """ThreadSync: `__syncthreads()` between shared-memory accesses of different threads that conflict.
 
 Requires: thread-level IR (after LowerTileOp), before PlanSharedMemory (buffers still distinct).
-Guarantees: between a write of a shared buffer and a later read of it, and between a read and a
-later write (the next loop iteration included), every thread passes a barrier. Barriers go
-only where such a conflict exists, never inside an `if` whose condition differs across the threads
-of a block (that would deadlock), and an existing barrier is reused.
+Guarantees: between two accesses of one shared buffer where at least one writes and not both are
+atomic -- a write then a read (RAW), a read then a write (WAR), a write then a write (WAW), a
+plain access then an atomic or back -- every thread passes a barrier, the next loop iteration
+included. What a statement reads and writes is data: buffer loads and stores, and for calls the
+memory effects that `tsir.intrin.DEVICE_FUNCTIONS` declares for each pointer argument (a gemm
+reads its operand tiles, an atomic is a read-modify-write, cp.async writes late); a device call
+without a declaration is refused. Barriers go only where a conflict exists, never inside an `if`
+or loop whose condition or bounds differ across the threads of a block (that would deadlock: the
+barrier goes before it), and an existing barrier is reused.
+
+Accesses inside a software pipeline's async-copy regions (`async_copy` inside `pipeline_buffers`,
+left in place by InjectAsyncCopy) are ordered by the pipeline's own wait + barrier at the top of
+each iteration and are not planned here; everything else in the pipelined loop, including the
+consumers' accesses to the staged tiles, is. A cp.async write outside such a region would need a
+wait that this pass cannot place: it is refused. ThreadSync removes the `async_copy` markers.
 """
 
 from __future__ import annotations
@@ -12,20 +23,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tsir.buffer import Buffer
-from tsir.expr import BufferLoad, Call, Var
+from tsir.errors import UnsupportedError
+from tsir.expr import BufferLoad, Call, PrimExpr, Var
 from tsir.function import PrimFunc
+from tsir.intrin import Access, device_function
 from tsir.stmt import (
     Allocate, AttrStmt, BufferStore, DeclBuffer, Evaluate, For, IfThenElse, KernelLaunch, LetStmt,
     SeqStmt, Stmt, seq,
 )
 from tsir.dtype import int32
-from tsir.visitor import Mutator, collect
+from tsir.tileop.copy import ASYNC_COPY_ATTR
+from tsir.visitor import Mutator, Visitor, collect
 
 from .infra import PassContext, register_pass
 
-__all__ = ["ThreadSync", "SHARED_SCOPES", "make_barrier", "is_barrier"]
+__all__ = ["ThreadSync", "SHARED_SCOPES", "make_barrier", "is_barrier", "shared_accesses"]
 
 SHARED_SCOPES = ("shared", "shared.dyn")
+PER_THREAD_SCOPES = ("local", "local.var", "local.fragment")
+PIPELINE_BUFFERS_ATTR = "pipeline_buffers"
+TILE_OP_ATTR = "tile_op"  # LowerTileOp's marker around one op's thread-level code
 
 
 def make_barrier() -> Stmt:
@@ -36,113 +53,249 @@ def is_barrier(s: Stmt) -> bool:
     return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == "sync_threads"
 
 
+Tag = tuple[int, int]  # (unit, generation): which tile op instance made an access
+
+
 @dataclass
-class _State:
-    reads: set[Buffer] = field(default_factory=set)
-    writes: set[Buffer] = field(default_factory=set)
+class Accesses:
+    """The shared buffers a statement (or a stretch of statements) reads, writes, updates
+    atomically, and writes asynchronously, each with the tags of the units that did so."""
 
-    def copy(self) -> _State:
-        return _State(set(self.reads), set(self.writes))
+    reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    atomics: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    async_writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
 
-    def union(self, o: _State) -> _State:
-        return _State(self.reads | o.reads, self.writes | o.writes)
+    def union(self, o: Accesses) -> Accesses:
+        def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
+            out = {k: set(v) for k, v in a.items()}
+            for k, v in b.items():
+                out.setdefault(k, set()).update(v)
+            return out
 
-    def conflicts(self, reads: set[Buffer], writes: set[Buffer]) -> bool:
-        # Read after write and write after read. Two unordered writes of one element by different
-        # threads would be a race in the program itself, so write after write needs no barrier.
-        return bool(reads & self.writes or writes & self.reads)
+        return Accesses(
+            merge(self.reads, o.reads), merge(self.writes, o.writes),
+            merge(self.atomics, o.atomics), merge(self.async_writes, o.async_writes),
+        )
+
+    def retag(self, tag: Tag) -> Accesses:
+        def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
+            return {k: {tag} for k in a}
+
+        return Accesses(one(self.reads), one(self.writes), one(self.atomics), one(self.async_writes))
+
+    def conflicts(self, later: Accesses) -> bool:
+        """Does `later` conflict with these earlier accesses? Accesses of one unit (one tile op's
+        lowering, in one iteration of the loops around it) never conflict with each other: an
+        op writes each element from one thread and orders its own phases."""
+
+        def clash(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> bool:
+            for buf, tags in b.items():
+                old = a.get(buf)
+                if old and (len(old | tags) > 1):
+                    return True
+            return False
+
+        written = (self.writes, self.async_writes)
+        later_written = (later.writes, later.async_writes)
+        return (
+            any(clash(e, later.reads) for e in (*written, self.atomics))
+            or any(clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written)
+            or any(clash(e, later.atomics) for e in (self.reads, *written))
+        )
 
 
-def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
-    # `&A[i]` handed to a device-header function (a remote copy, cp.async into shared memory) may be
-    # written through, and is not itself a read.
-    addressed = [a for c in collect(s, Call) if c.op == "address_of" for a in c.args if isinstance(a, BufferLoad)]
-    addressed_ids = {id(a) for a in addressed}
-    reads = {
-        x.buffer for x in collect(s, BufferLoad)
-        if x.buffer.scope in SHARED_SCOPES and id(x) not in addressed_ids
-    }
-    writes = {x.buffer for x in collect(s, BufferStore) if x.buffer.scope in SHARED_SCOPES}
-    writes |= {a.buffer for a in addressed if a.buffer.scope in SHARED_SCOPES}
-    return reads, writes
+class _Collect(Visitor):
+    """Shared-memory accesses of one statement, with calls' declared pointer effects."""
+
+    def __init__(self, tag: Tag) -> None:
+        super().__init__()
+        self.acc = Accesses()
+        self.tag = tag
+
+    def _record(self, buf: Buffer, mode: Access) -> None:
+        if buf.scope not in SHARED_SCOPES:
+            return
+        kinds = {
+            Access.READ: (self.acc.reads,),
+            Access.WRITE: (self.acc.writes,),
+            Access.READ_WRITE: (self.acc.reads, self.acc.writes),
+            Access.ATOMIC: (self.acc.atomics,),
+            Access.ASYNC_WRITE: (self.acc.async_writes,),
+        }[mode]
+        for k in kinds:
+            k.setdefault(buf, set()).add(self.tag)
+
+    def visit_BufferLoad(self, e: BufferLoad) -> None:
+        self._record(e.buffer, Access.READ)
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore) -> None:
+        self._record(s.buffer, Access.WRITE)
+        self.generic_visit(s)
+
+    def visit_Call(self, c: Call) -> None:
+        if c.op == "address_of":
+            # A pointer that escapes to something without declared effects: assume the worst.
+            self._pointee(c, Access.READ_WRITE)
+            return
+        fn = device_function(c.op)
+        if fn is None:
+            self.generic_visit(c)
+            return
+        if len(c.args) > len(fn.effects) and not fn.variadic_values:
+            raise UnsupportedError(
+                f"device function `{c.op}` is called with {len(c.args)} arguments but declares "
+                f"effects for {len(fn.effects)}", where="ThreadSync",
+            )
+        for i, arg in enumerate(c.args):
+            mode = fn.effects[i] if i < len(fn.effects) else None
+            if mode is None:
+                self.visit(arg)
+            else:
+                self._pointee(arg, mode)
+
+    def _pointee(self, arg: PrimExpr, mode: Access) -> None:
+        """The memory `arg` points to is accessed as `mode`; its index expressions are read."""
+        addr = arg
+        # remote_ptr(&x, pe) points into x's symmetric buffer on another rank.
+        while isinstance(addr, Call) and addr.op == "tsir.distributed.remote_ptr":
+            for extra in addr.args[1:]:
+                self.visit(extra)
+            addr = addr.args[0]
+        if isinstance(addr, Call) and addr.op == "address_of" and isinstance(addr.args[0], BufferLoad):
+            target = addr.args[0]
+            self._record(target.buffer, mode)
+            for idx in target.indices:
+                self.visit(idx)
+            return
+        self.visit(arg)
+
+
+def shared_accesses(s: Stmt | PrimExpr, tag: Tag = (0, 0)) -> Accesses:
+    """What `s` does to shared memory (reads, writes, atomics, async writes), from its loads,
+    stores and calls' declared effects, tagged with `tag`."""
+    c = _Collect(tag)
+    c.visit(s)
+    return c.acc
 
 
 class _Planner:
     def __init__(self, thread_vars: tuple[Var, ...]):
         self.thread_vars = set(thread_vars)
-        # Buffers whose barriers a software pipeline places itself (inside its region).
-        self.managed: set[Buffer] = set()
+        self.in_pipeline = 0
+        # The tile op whose lowering is being planned (None: statements outside any), and how
+        # many loop back-edges have been crossed outside units: a unit in the next iteration of
+        # a loop is another instance, whose accesses may conflict with the previous one's.
+        self.unit: int | None = None
+        self.generation = 0
 
-    def uniform(self, cond: object) -> bool:
-        return not any(v in self.thread_vars for v in collect(cond, Var))
+    def tag(self, s: Stmt) -> Tag:
+        return (self.unit if self.unit is not None else id(s), self.generation)
 
-    def block(self, stmts: list[Stmt], st: _State) -> tuple[list[Stmt], _State]:
+    def uniform(self, x: object) -> bool:
+        """Same value in every thread of the block: no thread index, no per-thread register."""
+        if any(v in self.thread_vars for v in collect(x, Var)):
+            return False
+        return not any(ld.buffer.scope in PER_THREAD_SCOPES for ld in collect(x, BufferLoad))
+
+    def block(self, stmts: list[Stmt], st: Accesses) -> tuple[list[Stmt], Accesses]:
         out: list[Stmt] = []
         for s in stmts:
-            s, st = self.stmt(s, st, out)
+            st = self.stmt(s, st, out)
         return out, st
 
-    def stmt(self, s: Stmt, st: _State, out: list[Stmt]) -> tuple[Stmt, _State]:
+    def stmt(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         if is_barrier(s):
             out.append(s)
-            return s, _State()
+            return Accesses()
         if isinstance(s, SeqStmt):
             new, st = self.block(list(s.stmts), st)
             out.extend(new)
-            return s, st
-        if isinstance(s, AttrStmt) and s.key == "pipeline_buffers":
-            outer = self.managed
-            self.managed = outer | set(s.value)
+            return st
+        if isinstance(s, AttrStmt) and s.key == TILE_OP_ATTR:
+            outer = self.unit
+            if outer is None:
+                self.unit = id(s)
             body, st = self.nested(s.body, st)
-            self.managed = outer
-            new = s.replace(body=body)
-            out.append(new)
-            return new, st
+            self.unit = outer
+            # Markers stay until the whole kernel is planned (a loop's body is planned twice).
+            out.append(s.replace(body=body))
+            return st
+        if isinstance(s, AttrStmt) and s.key == ASYNC_COPY_ATTR:
+            if self.in_pipeline:
+                # The pipeline orders its own async copies (wait + barrier each iteration).
+                out.append(s)
+                return st
+            return self.leaf(s, st, out)
+        if isinstance(s, AttrStmt) and s.key == PIPELINE_BUFFERS_ATTR:
+            self.in_pipeline += 1
+            body, st = self.nested(s.body, st)
+            self.in_pipeline -= 1
+            out.append(s.replace(body=body))
+            return st
         if isinstance(s, (Allocate, DeclBuffer, LetStmt, AttrStmt)):
+            if isinstance(s, LetStmt) and not self.uniform(s.value):
+                self.thread_vars.add(s.var)  # a value that differs across threads
             body, st = self.nested(s.body, st)
-            new = s.replace(body=body)
-            out.append(new)
-            return new, st
-        if isinstance(s, For):
+            out.append(s.replace(body=body))
+            return st
+        if isinstance(s, For) and self.uniform((s.min, s.extent)):
             # A conflict with what came before the loop is resolved once, before the loop.
-            st = self.barrier_if_conflict(s, st, out)
+            st = self.barrier_if_conflict(shared_accesses(s, self.tag(s)), st, out)
             body, st_first = self.nested(s.body, st)
             # The next iteration sees what the previous one left pending.
+            if self.unit is None:
+                self.generation += 1
             body, st_second = self.nested(body, st_first)
-            new = s.replace(body=body)
-            out.append(new)
-            return new, st.union(st_first).union(st_second)
+            out.append(s.replace(body=body))
+            return st.union(st_first).union(st_second)
         if isinstance(s, IfThenElse) and self.uniform(s.cond):
             then_case, st_then = self.nested(s.then_case, st)
             else_case, st_else = (None, st) if s.else_case is None else self.nested(s.else_case, st)
-            new = IfThenElse(s.cond, then_case, else_case)
-            out.append(new)
-            return new, st_then.union(st_else)
-        st = self.barrier_if_conflict(s, st, out)
-        out.append(s)
-        reads, writes = _accesses(s)
-        return s, st.union(_State(reads - self.managed, writes - self.managed))
+            out.append(IfThenElse(s.cond, then_case, else_case))
+            return st_then.union(st_else)
+        return self.leaf(s, st, out)
 
-    def barrier_if_conflict(self, s: Stmt, st: _State, out: list[Stmt]) -> _State:
-        reads, writes = _accesses(s)
-        reads -= self.managed
-        writes -= self.managed
-        if not st.conflicts(reads, writes):
+    def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
+        """A statement planned as a whole (no barrier can go inside it)."""
+        acc = shared_accesses(s, self.tag(s))
+        if acc.async_writes and not self.in_pipeline:
+            raise UnsupportedError(
+                f"cp.async into shared `{sorted(b.name for b in acc.async_writes)[0]}` outside a "
+                "software pipeline: no pass places the wait its readers need", where="ThreadSync",
+            )
+        st = self.barrier_if_conflict(acc, st, out)
+        out.append(s)
+        return st.union(acc)
+
+    def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
+        if not st.conflicts(acc):
             return st
         if not (out and is_barrier(out[-1])):
             out.append(make_barrier())
-        return _State()
+        return Accesses()
 
-    def nested(self, body: Stmt, st: _State) -> tuple[Stmt, _State]:
+    def nested(self, body: Stmt, st: Accesses) -> tuple[Stmt, Accesses]:
         stmts = list(body.stmts) if isinstance(body, SeqStmt) else [body]
         new, st = self.block(stmts, st)
         return seq(*new), st
 
 
+class _StripMarkers(Mutator):
+    def visit_SeqStmt(self, s: SeqStmt) -> Stmt:
+        return seq(*(self.visit(x) for x in s.stmts))  # a stripped marker's body may be a SeqStmt
+
+    def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
+        if s.key in (ASYNC_COPY_ATTR, TILE_OP_ATTR):
+            return self.visit(s.body)
+        return self.generic_visit(s)
+
+
 class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        body, _ = _Planner(k.thread_vars).nested(k.body, _State())
-        return k.replace(body=body)
+        body, _ = _Planner(k.thread_vars).nested(k.body, Accesses())
+        return k.replace(body=_StripMarkers().visit(body))
 
 
 @register_pass("ThreadSync")

@@ -6,9 +6,14 @@ the builder and the verifier agree on.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY"]
+__all__ = [
+    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "Access", "DeviceFunction",
+    "DEVICE_FUNCTIONS", "device_function", "device_function_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +55,90 @@ def intrinsic(name: str) -> Intrinsic:
         return INTRINSICS[name]
     except KeyError:
         raise KeyError(f"unknown intrinsic {name!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memory effects: what a call does to the memory behind its pointer arguments.
+#
+# Passes that order memory accesses (ThreadSync, the pipeliner) read these declarations, never the
+# shape of a call. Every device-header function the compiler emits (`tsir.<header>.<fn>`, with
+# template arguments in `<...>`) has an entry; a call without one is refused by those passes.
+
+
+class Access(enum.Enum):
+    """How a call touches the memory an argument points to."""
+
+    READ = "read"
+    WRITE = "write"
+    READ_WRITE = "read_write"
+    # A read-modify-write that is atomic with respect to other atomics of the same location.
+    ATOMIC = "atomic"
+    # A write that lands later (cp.async): visible to the issuing thread after its wait.
+    ASYNC_WRITE = "async_write"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFunction:
+    """A device-header function: per argument, the access to the memory it points to (None: the
+    argument is a value, or a pointer the function does not dereference itself)."""
+
+    name: str
+    effects: tuple[Access | None, ...] = ()
+    # Extra arguments beyond `effects` are values (optional trailing parameters).
+    variadic_values: bool = False
+    # The function waits for (or synchronizes) the threads of its block or warp: it must be
+    # reached by every thread of that group.
+    collective: str | None = None
+    # Retires this thread's outstanding cp.async groups (cp_async_wait).
+    retires_async: bool = False
+
+
+DEVICE_FUNCTIONS: dict[str, DeviceFunction] = {}
+
+
+def _dev(name: str, *effects: Access | None, **kw: Any) -> None:
+    DEVICE_FUNCTIONS[name] = DeviceFunction(name, tuple(effects), **kw)
+
+
+R, W, RW, AT, AW = Access.READ, Access.WRITE, Access.READ_WRITE, Access.ATOMIC, Access.ASYNC_WRITE
+# gemm_ss<M, N, K, ...>(&A_shared, &B_shared, &C_registers): one warp's tiles of C += A @ B.
+_dev("tsir.gemm_sm80.gemm_ss", R, R, RW, collective="warp")
+_dev("tsir.async_copy.cp_async_16", AW, R, None)
+_dev("tsir.async_copy.cp_async_commit")
+_dev("tsir.async_copy.cp_async_wait", retires_async=True)
+_dev("tsir.reduce.shfl_xor", None, None, collective="warp")
+_dev("tsir.distributed.rank")
+_dev("tsir.distributed.num_ranks")
+_dev("tsir.distributed.remote_ptr", None, None)
+# copy_group(dst, src, bytes, index in group, group size): this thread's share of a group copy.
+_dev("tsir.distributed.copy_group", W, R, None, None, None)
+_dev("tsir.distributed.barrier_blocks", AT, variadic_values=True, collective="block")
+_dev("tsir.ldst.st", W, None)
+_dev("tsir.ldst.ld", R)
+_dev("tsir.ldst.atom_add", AT, None)
+_dev("tsir.sync.wait", R, None, variadic_values=True)
+for _scope in ("cta", "gpu", "sys"):
+    _dev(f"tsir.sync.fence_{_scope}")
+# Plain intrinsics with pointer arguments.
+_dev("atomic_add", AT, None)
+
+
+def device_function_name(op: str) -> str:
+    """`tsir.gemm_sm80.gemm_ss<64, 64, ...>` -> `tsir.gemm_sm80.gemm_ss` (template arguments off)."""
+    cut = op.find("<")
+    return op if cut < 0 else op[:cut]
+
+
+def device_function(op: str) -> DeviceFunction | None:
+    """The declaration of a call's memory effects; None for pure intrinsics without pointers."""
+    found = DEVICE_FUNCTIONS.get(device_function_name(op))
+    if found is not None:
+        return found
+    if op.startswith("tsir."):
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"device function `{op}` declares no memory effects (tsir.intrin.DEVICE_FUNCTIONS): "
+            "barriers cannot be planned around it"
+        )
+    return None

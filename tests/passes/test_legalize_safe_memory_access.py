@@ -33,12 +33,13 @@ def test_dynamic_rows_are_guarded_and_tiled_columns_are_not() -> None:
         B = T.param("B", (M, 1024), "float32")
         with T.Kernel(16, (M + 63) // 64, threads=256) as (bx, by):
             tx = T.get_thread_binding(0)
-            for o in T.unroll(4):
-                for v in T.vectorized(4):
-                    row = by * 64 + (o * 256 + tx) // 16
-                    col = bx * 64 + ((o * 256 + tx) % 16 * 4 + v)
-                    with T.If(row < M):
-                        B[row, col] = A[row, col] * 2.0
+            with T.attr("tile_op", "parallel"):
+                for o in T.unroll(4):
+                    for v in T.vectorized(4):
+                        row = by * 64 + (o * 256 + tx) // 16
+                        col = bx * 64 + ((o * 256 + tx) % 16 * 4 + v)
+                        with T.If(row < M):
+                            B[row, col] = A[row, col] * 2.0
     assert_structural_equal(run(tiled_copy(1024)), expected.func)
 
 

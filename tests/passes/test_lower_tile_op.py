@@ -28,9 +28,10 @@ def test_parallel_nest_is_spread_over_threads_with_vector_lanes() -> None:
         X = T.param("X", (64, 1024), "float32")
         with T.Kernel(4, 8, threads=256) as (bx, by):
             tx = T.get_thread_binding(0)
-            for o in T.unroll(2):
-                for v in T.vectorized(4):
-                    X[by * 8 + (o * 256 + tx) // 64, bx * 256 + ((o * 256 + tx) % 64 * 4 + v)] = 0.0
+            with T.attr("tile_op", "parallel"):
+                for o in T.unroll(2):
+                    for v in T.vectorized(4):
+                        X[by * 8 + (o * 256 + tx) // 64, bx * 256 + ((o * 256 + tx) % 64 * 4 + v)] = 0.0
 
     assert_structural_equal(run(before.func), expected.func)
 
@@ -48,8 +49,9 @@ def test_copy_to_shared_and_back() -> None:
         with T.Kernel(2, 2, threads=64) as (bx, by):
             tx = T.get_thread_binding(0)
             S = T.alloc_shared((16, 16), "float32")
-            for v in T.vectorized(4):
-                S[tx // 4, tx % 4 * 4 + v] = A[by * 16 + tx // 4, bx * 16 + (tx % 4 * 4 + v)]
+            with T.attr("tile_op", "tl.Copy"):
+                for v in T.vectorized(4):
+                    S[tx // 4, tx % 4 * 4 + v] = A[by * 16 + tx // 4, bx * 16 + (tx % 4 * 4 + v)]
 
     assert_structural_equal(run(before.func), expected.func)
 
@@ -125,10 +127,11 @@ def test_nest_writing_a_replicated_fragment_runs_in_every_thread() -> None:
         with T.Kernel(1, threads=32):
             tx = T.get_thread_binding(0)
             m = T.alloc_local((4,), "float32")
-            for i in T.unroll(4):
-                m[i] = X[i] * 2.0
-                with T.If(tx == 0):
-                    Y[i] = m[i]
+            with T.attr("tile_op", "parallel"):
+                for i in T.unroll(4):
+                    m[i] = X[i] * 2.0
+                    with T.If(tx == 0):
+                        Y[i] = m[i]
 
     assert_structural_equal(_lower_with_layouts(before.func), expected.func)
 
@@ -151,10 +154,12 @@ def test_nest_only_reading_a_replicated_fragment_is_split_over_threads() -> None
         with T.Kernel(1, threads=32):
             tx = T.get_thread_binding(0)
             m = T.alloc_local((4,), "float32")
-            for l in T.unroll(4):
-                m[l] = 1.0
-            with T.If(tx < 4):
-                Y[tx] = m[3 - tx]
+            with T.attr("tile_op", "tl.Fill"):
+                for l in T.unroll(4):
+                    m[l] = 1.0
+            with T.attr("tile_op", "parallel"):
+                with T.If(tx < 4):
+                    Y[tx] = m[3 - tx]
 
     assert_structural_equal(_lower_with_layouts(before.func), expected.func)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import tsir
 from tsir import T
 from tsir.passes import PassContext, get
@@ -134,3 +136,147 @@ def test_no_barrier_inside_a_thread_dependent_if() -> None:
                 A[tx] = S[tx + 64]
 
     assert_structural_equal(run(before.func), expected.func)
+
+
+GEMM = "tsir.gemm_sm80.gemm_ss<16, 16, 16, 1, 1, false, false, 0, 16, 0, 16>"
+
+
+def _gemm(A_s: tsir.Buffer, B_s: tsir.Buffer, C: tsir.Buffer) -> None:
+    T.evaluate(T.call_intrin(
+        "int32", GEMM, T.call_intrin("handle", "address_of", A_s[0]),
+        T.call_intrin("handle", "address_of", B_s[0]), T.call_intrin("handle", "address_of", C[0]),
+    ))
+
+
+def test_a_device_call_reading_shared_memory_gets_barriers() -> None:
+    """Issue 9: the operand tiles handed to gemm_ss are READ by it (declared in
+    tsir.intrin.DEVICE_FUNCTIONS), so the copies into them are ordered before it (RAW) and the next
+    iteration's copies after it (WAR). Before, `&A_s[0]` counted as a write only."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (4, 256), "float16")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            A_s = T.alloc_shared((256,), "float16")
+            B_s = T.alloc_shared((256,), "float16")
+            C = T.alloc_local((8,), "float32")
+            for k in T.serial(4):
+                for i in T.unroll(8):
+                    A_s[i * 32 + tx] = A[k, i * 32 + tx]
+                    B_s[i * 32 + tx] = A[k, i * 32 + tx]
+                _gemm(A_s, B_s, C)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (4, 256), "float16")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            A_s = T.alloc_shared((256,), "float16")
+            B_s = T.alloc_shared((256,), "float16")
+            C = T.alloc_local((8,), "float32")
+            for k in T.serial(4):
+                T.sync_threads()
+                for i in T.unroll(8):
+                    T.sync_threads()
+                    A_s[i * 32 + tx] = A[k, i * 32 + tx]
+                    B_s[i * 32 + tx] = A[k, i * 32 + tx]
+                T.sync_threads()
+                _gemm(A_s, B_s, C)
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_one_tile_ops_lowering_is_one_unit() -> None:
+    """Inside one op's lowering (a `tile_op` marker), the unrolled trips write disjoint elements
+    from one thread each: no barrier between them; between two ops writing one tile (a fill,
+    then a copy with another thread mapping), a write-after-write barrier."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (256,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((256,), "float32")
+            with T.attr("tile_op", "tl.Fill"):
+                for i in T.unroll(8):
+                    S[i * 32 + tx] = 0.0
+            with T.attr("tile_op", "tl.Copy"):
+                for i in T.unroll(4):
+                    S[tx * 4 + i] = A[tx * 4 + i]
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (256,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((256,), "float32")
+            for i in T.unroll(8):
+                S[i * 32 + tx] = 0.0
+            T.sync_threads()
+            for i in T.unroll(4):
+                S[tx * 4 + i] = A[tx * 4 + i]
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_shared_atomics_after_plain_initialisation_get_a_barrier() -> None:
+    """Issue 9 (a shared histogram): atomics on a tile other threads initialised need a barrier;
+    atomics after atomics do not; a read of the result after them does."""
+    with T.prim_func("f") as before:
+        X = T.param("X", (256,), "int32")
+        H = T.param("H", (32,), "int32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            hist = T.alloc_shared((32,), "int32")
+            hist[tx] = 0
+            for i in T.serial(8):
+                T.evaluate(T.call_intrin(
+                    "int32", "atomic_add", T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]), 1
+                ))
+            H[tx] = hist[31 - tx]
+
+    with T.prim_func("f") as expected:
+        X = T.param("X", (256,), "int32")
+        H = T.param("H", (32,), "int32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            hist = T.alloc_shared((32,), "int32")
+            hist[tx] = 0
+            T.sync_threads()
+            for i in T.serial(8):
+                T.evaluate(T.call_intrin(
+                    "int32", "atomic_add", T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]), 1
+                ))
+            T.sync_threads()
+            H[tx] = hist[31 - tx]
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_no_barrier_inside_a_loop_whose_bounds_differ_across_threads() -> None:
+    """A barrier inside `for i in range(tx)` would be reached a different number of times by
+    each thread: the conflict is resolved before the loop."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (32,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((32,), "float32")
+            S[tx] = A[tx]
+            for i in T.serial(tx):
+                A[tx] = A[tx] + S[i]
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (32,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((32,), "float32")
+            S[tx] = A[tx]
+            T.sync_threads()
+            for i in T.serial(tx):
+                A[tx] = A[tx] + S[i]
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_a_device_call_without_declared_effects_is_refused() -> None:
+    with T.prim_func("f") as before:
+        with T.Kernel(1, threads=32):
+            S = T.alloc_shared((32,), "float32")
+            T.evaluate(T.call_intrin("int32", "tsir.mystery.fn", T.call_intrin("handle", "address_of", S[0])))
+    with pytest.raises(tsir.UnsupportedError, match="tsir.mystery.fn.*declares no memory effects"):
+        run(before.func)

@@ -15,7 +15,7 @@ from ..expr import (
 )
 from ..function import PrimFunc
 from ..intrin import MATH_UNARY
-from ..stmt import Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, Stmt, TileOpStmt
+from ..stmt import AttrStmt, Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, Stmt, TileOpStmt
 from ..tileop import Copy, Fill
 from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder, infer_name
 from .indexing import check_buffer_use, store_value
@@ -28,7 +28,7 @@ from .tile_lang import __all__ as _tile_all
 
 __all__ = [
     "prim_func", "param", "scalar", "dynamic", "Kernel", "Parallel", "Pipelined", "serial", "unroll",
-    "vectorized", "If", "Else", "get_thread_binding", "get_block_binding", "sync_threads",
+    "vectorized", "If", "Else", "attr", "call_intrin", "evaluate", "get_thread_binding", "get_block_binding", "sync_threads",
     "sync_warp", "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "copy", "fill",
     "clear", "cast", "if_then_else", "infinity", "ceildiv", "max", "min", "abs", "all", "any",
     *MATH_UNARY,
@@ -234,6 +234,22 @@ def If(cond: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def attr(key: str, value: Any) -> Iterator[None]:
+    """`AttrStmt(key, value, body)` around the statements of the block: a pass-level annotation
+    (the printer's form for AttrStmt; tile programs rarely need it)."""
+    b = current_builder("T.attr")
+    if not isinstance(key, str):
+        raise BuildError(f"T.attr: the key must be a string, got {key!r}")
+
+    def finish(body: Stmt) -> Stmt:
+        return AttrStmt(key, value, body)
+
+    frame = b.push(Frame("attr", finish))
+    yield
+    b.pop(frame)
+
+
+@contextlib.contextmanager
 def Else() -> Iterator[None]:
     b = current_builder("T.Else")
     parent = b.frame
@@ -286,6 +302,19 @@ def sync_threads() -> None:
 
 def sync_warp() -> None:
     _emit(Evaluate(Call(_int32, "sync_warp", ())), "T.sync_warp")
+
+
+def call_intrin(dtype: Any, op: str, *args: Any) -> PrimExpr:
+    """A call of an intrinsic (`tsir.intrin.INTRINSICS`) or of a device-header function
+    (`tsir.<header>.<function>`): the printer's form for `Call`."""
+    if not isinstance(op, str) or not op:
+        raise BuildError(f"T.call_intrin: the callee must be a non-empty string, got {op!r}")
+    return Call(as_dtype(dtype), op, tuple(convert(a) for a in args))
+
+
+def evaluate(value: Any) -> None:
+    """Evaluate an expression for its side effects (a call): the printer's form for `Evaluate`."""
+    _emit(Evaluate(convert(value)), "T.evaluate")
 
 
 # -- memory ---------------------------------------------------------------------------------------
