@@ -10,6 +10,7 @@ ops ask for (reductions) are allocated at the kernel's top.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tsir.arith import Analyzer
@@ -17,7 +18,7 @@ from tsir.errors import UnsupportedError
 from tsir.expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
-from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, KernelLaunch, Stmt, TileOpStmt
+from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, IfThenElse, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
 from tsir.tileop.copy import PER_THREAD_SCOPES, lower_elementwise
 from tsir.tileop.fragment_lowering import guard_memory_writes
@@ -26,6 +27,10 @@ from tsir.buffer import BufferRegion, Range
 
 from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragment_nest
 from .infra import PassContext, register_pass
+from .thread_range import (
+    THREAD_RANGE_ATTR, ThreadRange, complement, has_tile_work, thread_range_of, varies_across_threads,
+)
+from .thread_range import NamedBarriers
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
 
 __all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR", "TILE_OP_ATTR"]
@@ -61,6 +66,10 @@ class _Lower(Mutator):
             ctx.target, linear_thread_index(kernel), kernel.num_threads, layouts, remap, plans,
             self.add_workspace,
         )
+        self.thread_vars = set(kernel.thread_vars)
+        # The threads that run what is being lowered: all of them, or a range under a T.If.
+        self.range = ThreadRange(0, kernel.num_threads)
+        self.barrier_ids: dict[tuple[int, int], int] = {}
         self.analyzer = Analyzer()
         # Ops may prove facts about block and thread indices (a remote copy's bounds, say).
         for v, n in zip(kernel.block_vars, kernel.grid):
@@ -172,7 +181,78 @@ class _Lower(Mutator):
         return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
-        return AttrStmt(TILE_OP_ATTR, s.op.op_name, self._lower_tile_op(s))
+        self._check_range(s.op, f"{s.op.op_name}")
+        return AttrStmt(TILE_OP_ATTR, s.op.op_name, self._in_range_barriers(self._lower_tile_op(s), s.op.op_name))
+
+    def _check_range(self, op: Any, what: str) -> None:
+        if self.range.lo == 0 and self.range.hi >= self.kernel.num_threads:
+            return
+        if isinstance(op, For):
+            bufs = {x.buffer for x in collect(op, (BufferLoad, BufferStore))}
+        else:
+            bufs = {r.buffer for r in (*op.reads(), *op.writes())}
+        frags = sorted(b.name for b in bufs if b.scope == "local.fragment")
+        if frags:
+            raise UnsupportedError(
+                f"{what} under a T.If that runs in threads [{self.range.lo}, {self.range.hi}) of "
+                f"{self.kernel.num_threads} touches fragment(s) {', '.join(frags)}, which are laid out "
+                f"over all the block's threads; move it out of the T.If",
+                where="LowerTileOp",
+            )
+
+    def _in_range_barriers(self, out: Stmt, what: str) -> Stmt:
+        if self.range.count == self.kernel.num_threads:
+            return out
+        return NamedBarriers(self.range, what).visit(out)
+
+    def visit_IfThenElse(self, s: IfThenElse) -> Stmt:
+        if not varies_across_threads(s.cond, self.thread_vars) or not (
+            has_tile_work(s.then_case) or has_tile_work(s.else_case)
+        ):
+            return self.generic_visit(s)
+        tid = self.kernel.thread_vars[0] if len(self.kernel.thread_vars) == 1 else None
+        rng = thread_range_of(s.cond, tid, self.range) if tid is not None else None
+        if rng is None:
+            raise UnsupportedError(
+                f"a tile op under `T.If({s.cond})`: the condition differs between the block's threads "
+                f"but does not select a range of them (`tx < c`, `tx >= c`, or both), so tsir cannot "
+                f"spread the op over the threads that run it",
+                where="LowerTileOp",
+            )
+        then_case = self._in_range(rng, s.then_case)
+        else_case = s.else_case
+        if else_case is not None:
+            if has_tile_work(else_case):
+                rest = complement(rng, self.range)
+                if rest is None:
+                    raise UnsupportedError(
+                        f"a tile op in the else branch of `T.If({s.cond})`: the threads it runs in are "
+                        f"not one range", where="LowerTileOp",
+                    )
+                else_case = self._in_range(rest, else_case)
+            else:
+                else_case = self.visit(else_case)
+        return IfThenElse(s.cond, then_case, else_case)
+
+    def _in_range(self, rng: ThreadRange, body: Stmt) -> Stmt:
+        if rng.count <= 0:
+            return self.visit(body)  # no thread runs it; keep it well-formed
+        if rng.count < self.kernel.num_threads:
+            rid = self.barrier_ids.setdefault((rng.lo, rng.hi), len(self.barrier_ids) + 1)
+            if rid > 15:
+                raise UnsupportedError("more than 15 distinct thread ranges run tile ops", where="LowerTileOp")
+            rng = ThreadRange(rng.lo, rng.hi, rid)
+        saved_args, saved_range = self.args, self.range
+        tid = self.kernel.thread_vars[0]
+        self.args = dataclasses.replace(
+            self.args, thread_var=tid - rng.lo if rng.lo else tid, num_threads=rng.count
+        )
+        self.range = rng
+        try:
+            out = self.visit(body)
+        finally:
+            self.args, self.range = saved_args, saved_range
+        return AttrStmt(THREAD_RANGE_ATTR, (rng.lo, rng.hi, rng.barrier), out)
 
     def _lower_tile_op(self, s: TileOpStmt) -> Stmt:
         op = s.op
@@ -192,7 +272,8 @@ class _Lower(Mutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.PARALLEL:
             return self.generic_visit(s)
-        return AttrStmt(TILE_OP_ATTR, "parallel", self._lower_nest(s))
+        self._check_range(s, "T.Parallel")
+        return AttrStmt(TILE_OP_ATTR, "parallel", self._in_range_barriers(self._lower_nest(s), "T.Parallel"))
 
     def _lower_nest(self, s: For) -> Stmt:
         kind = self._nest_kind(s)

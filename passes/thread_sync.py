@@ -36,6 +36,7 @@ from tsir.tileop.copy import ASYNC_COPY_ATTR
 from tsir.visitor import Mutator, Visitor, collect
 
 from .infra import PassContext, register_pass
+from .thread_range import THREAD_RANGE_ATTR, ThreadRange, named_barrier
 
 __all__ = ["ThreadSync", "SHARED_SCOPES", "make_barrier", "is_barrier", "shared_accesses"]
 
@@ -181,8 +182,10 @@ def shared_accesses(s: Stmt | PrimExpr, tag: Tag = (0, 0)) -> Accesses:
 
 
 class _Planner:
-    def __init__(self, thread_vars: tuple[Var, ...]):
+    def __init__(self, thread_vars: tuple[Var, ...] | set[Var], barrier: Stmt | None = None):
         self.thread_vars = set(thread_vars)
+        # The barrier this planner places: __syncthreads, or a thread range's named barrier.
+        self.barrier = barrier if barrier is not None else make_barrier()
         self.in_pipeline = 0
         # The tile op whose lowering is being planned (None: statements outside any), and how
         # many loop back-edges have been crossed outside units: a unit in the next iteration of
@@ -205,8 +208,13 @@ class _Planner:
             st = self.stmt(s, st, out)
         return out, st
 
+    def is_own_barrier(self, s: Stmt) -> bool:
+        from tsir.structural import structural_equal
+
+        return is_barrier(s) or (not is_barrier(self.barrier) and structural_equal(s, self.barrier))
+
     def stmt(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
-        if is_barrier(s):
+        if self.is_own_barrier(s):
             out.append(s)
             return Accesses()
         if isinstance(s, SeqStmt):
@@ -255,7 +263,26 @@ class _Planner:
             else_case, st_else = (None, st) if s.else_case is None else self.nested(s.else_case, st)
             out.append(IfThenElse(s.cond, then_case, else_case))
             return st_then.union(st_else)
+        if isinstance(s, IfThenElse) and any(_is_range(b) for b in (s.then_case, s.else_case)):
+            # Tile ops in a range of threads: ordered against the rest by a block barrier before
+            # the `if`, among themselves by the range's named barrier.
+            acc = shared_accesses(s, self.tag(s))
+            st = self.barrier_if_conflict(acc, st, out)
+            out.append(s.replace(
+                then_case=self.plan_range(s.then_case),
+                else_case=None if s.else_case is None else self.plan_range(s.else_case),
+            ))
+            return st.union(acc)
         return self.leaf(s, st, out)
+
+    def plan_range(self, body: Stmt) -> Stmt:
+        if not _is_range(body):
+            return body
+        assert isinstance(body, AttrStmt)
+        lo, hi, barrier_id = body.value
+        sub = _Planner(self.thread_vars, named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
+        planned, _ = sub.nested(body.body, Accesses())
+        return body.replace(body=planned)
 
     def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """A statement planned as a whole (no barrier can go inside it)."""
@@ -272,8 +299,8 @@ class _Planner:
     def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
         if not st.conflicts(acc):
             return st
-        if not (out and is_barrier(out[-1])):
-            out.append(make_barrier())
+        if not (out and self.is_own_barrier(out[-1])):
+            out.append(self.barrier)
         return Accesses()
 
     def nested(self, body: Stmt, st: Accesses) -> tuple[Stmt, Accesses]:
@@ -282,12 +309,16 @@ class _Planner:
         return seq(*new), st
 
 
+def _is_range(s: Stmt | None) -> bool:
+    return isinstance(s, AttrStmt) and s.key == THREAD_RANGE_ATTR
+
+
 class _StripMarkers(Mutator):
     def visit_SeqStmt(self, s: SeqStmt) -> Stmt:
         return seq(*(self.visit(x) for x in s.stmts))  # a stripped marker's body may be a SeqStmt
 
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
-        if s.key in (ASYNC_COPY_ATTR, TILE_OP_ATTR):
+        if s.key in (ASYNC_COPY_ATTR, TILE_OP_ATTR, THREAD_RANGE_ATTR):
             return self.visit(s.body)
         return self.generic_visit(s)
 

@@ -117,6 +117,8 @@ _dev("tsir.ldst.st", W, None)
 _dev("tsir.ldst.ld", R)
 _dev("tsir.ldst.atom_add", AT, None)
 _dev("tsir.sync.wait", R, None, variadic_values=True)
+# named_barrier(id, count): a barrier for the `count` threads of a warp-aligned range.
+_dev("tsir.sync.named_barrier", None, None, collective="range")
 for _scope in ("cta", "gpu", "sys"):
     _dev(f"tsir.sync.fence_{_scope}")
 # Plain intrinsics with pointer arguments.

@@ -178,3 +178,105 @@ def test_a_nest_mixing_reducer_updates_and_replicated_writes_is_refused() -> Non
                 m[0] = X[i]
     with pytest.raises(tsir.UnsupportedError, match="updates reducers and also writes"):
         _lower_with_layouts(before.func)
+
+
+def test_tile_op_in_a_thread_range_is_spread_over_that_range() -> None:
+    """Issue 9: `T.copy` under `T.If(tx >= 128)` in a 256-thread block runs in threads
+    [128, 256) only, so it is spread over those 128 threads (index tx - 128), not all 256."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float32")
+        B = T.param("B", (128,), "float32")
+        with T.Kernel(1, threads=256):
+            tx = T.get_thread_binding(0)
+            with T.If(tx >= 128):
+                T.copy(A, B)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (128,), "float32")
+        B = T.param("B", (128,), "float32")
+        with T.Kernel(1, threads=256):
+            tx = T.get_thread_binding(0)
+            with T.If(tx >= 128):
+                with T.attr("thread_range", (128, 256, 1)):
+                    with T.attr("tile_op", "tl.Copy"):
+                        B[tx - 128] = A[tx - 128]
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_tile_op_under_a_block_uniform_if_uses_every_thread() -> None:
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(2, threads=128) as bx:
+            with T.If(bx == 1):
+                T.fill(A, 1.0)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(2, threads=128) as bx:
+            tx = T.get_thread_binding(0)
+            with T.If(bx == 1):
+                with T.attr("tile_op", "tl.Fill"):
+                    A[tx] = 1.0
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+@pytest.mark.parametrize(
+    "cond, message",
+    [
+        ("tx % 2 == 0", "does not select a range"),
+        ("A[tx] > 0.0", "does not select a range"),
+    ],
+)
+def test_tile_op_under_a_condition_that_is_not_a_thread_range_is_refused(cond: str, message: str) -> None:
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((128,), "float32")
+            with T.If(eval(cond)):
+                T.copy(A, S)
+    with pytest.raises(tsir.UnsupportedError, match=message):
+        run(before.func)
+
+
+def test_fragment_op_in_a_thread_range_is_refused() -> None:
+    """Fragments are laid out over all the block's threads; an op on one in a subset would leave
+    the other threads' registers untouched."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (64, 64), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            F = T.alloc_fragment((64, 64), "float32")
+            with T.If(tx < 64):
+                T.copy(A, F)
+    with pytest.raises(tsir.UnsupportedError, match="threads \\[0, 64\\) of 128 touches fragment"):
+        _lower_with_layouts(before.func)
+
+
+def test_an_ops_barrier_in_a_range_of_whole_warps_becomes_a_named_barrier() -> None:
+    """A block-scope remote copy synchronizes its group before and after the copy: in threads
+    [0, 64) of 128 those barriers are the range's named barrier, not __syncthreads."""
+    with T.prim_func("f") as before:
+        src = T.param("src", (64,), "float32", scope="symmetric")
+        dst = T.param("dst", (64,), "float32", scope="symmetric")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            with T.If(tx < 64):
+                T.put_block(src, dst, 64, dst_pe=0)
+    text = str(_lower_with_layouts(before.func))
+    assert text.count('T.call_intrin("int32", "tsir.sync.named_barrier", 1, 64)') == 2
+    assert "T.sync_threads()" not in text
+
+
+def test_an_ops_barrier_in_a_range_that_is_not_whole_warps_is_refused() -> None:
+    with T.prim_func("f") as before:
+        src = T.param("src", (64,), "float32", scope="symmetric")
+        dst = T.param("dst", (64,), "float32", scope="symmetric")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            with T.If(tx < 48):
+                T.put_block(src, dst, 64, dst_pe=0)
+    with pytest.raises(tsir.UnsupportedError, match="\\[0, 48\\).*whole warps"):
+        _lower_with_layouts(before.func)

@@ -280,3 +280,31 @@ def test_a_device_call_without_declared_effects_is_refused() -> None:
             T.evaluate(T.call_intrin("int32", "tsir.mystery.fn", T.call_intrin("handle", "address_of", S[0])))
     with pytest.raises(tsir.UnsupportedError, match="tsir.mystery.fn.*declares no memory effects"):
         run(before.func)
+
+
+def test_tile_ops_in_a_thread_range_sync_on_the_ranges_named_barrier() -> None:
+    """Between two ops in `if tx < 64` (threads [0, 64), barrier id 1), the barrier is
+    `bar.sync 1, 64`: a __syncthreads there would wait for threads that never come."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (64,), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((64,), "float32")
+            with T.If(tx < 64):
+                with T.attr("thread_range", (0, 64, 1)):
+                    with T.attr("tile_op", "tl.Copy"):
+                        S[tx] = A[tx]
+                    with T.attr("tile_op", "parallel"):
+                        A[tx] = S[63 - tx]
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (64,), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((64,), "float32")
+            with T.If(tx < 64):
+                S[tx] = A[tx]
+                T.evaluate(T.call_intrin("int32", "tsir.sync.named_barrier", 1, 64))
+                A[tx] = S[63 - tx]
+
+    assert_structural_equal(run(before.func), expected.func)

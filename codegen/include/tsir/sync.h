@@ -13,6 +13,13 @@ __device__ __forceinline__ void fence_cta() { asm volatile("fence.acq_rel.cta;" 
 __device__ __forceinline__ void fence_gpu() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
 __device__ __forceinline__ void fence_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
+// bar.sync with a barrier id other than 0 (__syncthreads' barrier): the `count` threads of the
+// warps that reach it with this id synchronize, the others go on. `count` is a multiple of 32.
+// Used for tile ops that run in a warp-aligned range of the block's threads.
+__device__ __forceinline__ void named_barrier(int id, int count) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+
 // The relations of the wait_* family, in the order the Python side numbers them.
 enum Rel : int { EQ = 0, NE = 1, GE = 2, LE = 3, GT = 4, LT = 5 };
 
