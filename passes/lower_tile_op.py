@@ -181,7 +181,8 @@ class _Lower(Mutator):
         return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
-        self._check_range(s.op, f"{s.op.op_name}")
+        if s.op.spread() == "block":
+            self._check_range(s.op, f"{s.op.op_name}")
         return AttrStmt(TILE_OP_ATTR, s.op.op_name, self._in_range_barriers(self._lower_tile_op(s), s.op.op_name))
 
     def _check_range(self, op: Any, what: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tsir.dtype import int32
 from tsir.errors import UnsupportedError
 from tsir.expr import GE, GT, LE, LT, And, BufferLoad, Call, IntImm, PrimExpr, Var
+from tsir.intrin import device_function
 from tsir.stmt import Evaluate, For, ForKind, Stmt, TileOpStmt
 from tsir.visitor import Mutator, collect
 
@@ -48,10 +49,13 @@ def varies_across_threads(cond: PrimExpr, thread_vars: set[Var]) -> bool:
 
 
 def has_tile_work(s: Stmt | None) -> bool:
-    """Does `s` hold a tile op or a T.Parallel nest (work spread over a block's threads)?"""
+    """Does `s` hold a tile op or a T.Parallel nest whose work is spread over a block's threads?
+    (Per-thread ops such as `T.st` and warp-collective ones run in whichever threads call them.)"""
     if s is None:
         return False
-    return bool(collect(s, TileOpStmt)) or any(f.kind is ForKind.PARALLEL for f in collect(s, For))
+    if any(t.op.spread() == "block" for t in collect(s, TileOpStmt)):
+        return True
+    return any(f.kind is ForKind.PARALLEL for f in collect(s, For))
 
 
 def thread_range_of(cond: PrimExpr, tid: Var, outer: ThreadRange) -> ThreadRange | None:
@@ -106,6 +110,14 @@ class NamedBarriers(Mutator):
     def visit_Evaluate(self, s: Evaluate) -> Stmt:
         if isinstance(s.value, Call) and s.value.op == "sync_threads":
             return named_barrier(self.rng, self.what)
+        for c in collect(s, Call):
+            fn = device_function(c.op)
+            if fn is not None and fn.collective == "block":
+                raise UnsupportedError(
+                    f"{self.what} calls `{c.op}`, which every thread of the block must reach, but "
+                    f"it runs in threads [{self.rng.lo}, {self.rng.hi}) only; move it out of the T.If",
+                    where="LowerTileOp",
+                )
         return s
 
 

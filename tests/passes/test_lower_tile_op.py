@@ -280,3 +280,15 @@ def test_an_ops_barrier_in_a_range_that_is_not_whole_warps_is_refused() -> None:
                 T.put_block(src, dst, 64, dst_pe=0)
     with pytest.raises(tsir.UnsupportedError, match="\\[0, 48\\).*whole warps"):
         _lower_with_layouts(before.func)
+
+
+def test_a_block_collective_call_in_a_thread_range_is_refused() -> None:
+    """T.barrier_blocks waits for every thread of the block inside its device function."""
+    with T.prim_func("f") as before:
+        bar = T.param("bar", (8,), "int32", scope="symmetric")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            with T.If(tx < 64):
+                T.barrier_blocks(bar)
+    with pytest.raises(tsir.UnsupportedError, match="barrier_blocks.*every thread of the block"):
+        _lower_with_layouts(before.func)

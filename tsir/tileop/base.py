@@ -61,6 +61,12 @@ class TileOperatorNode(Node):
     __slots__ = ()
     op_name: str = "tile_op"
 
+    def spread(self) -> str:
+        """Over which threads the op's work is spread: "block" (the op is collective over the
+        threads that run it, which split its elements), "warp" (collective over one warp), or
+        "thread" (each calling thread does its own, independent part: a scalar store)."""
+        return "block"
+
     def reads(self) -> tuple[BufferRegion, ...]:
         return ()
 

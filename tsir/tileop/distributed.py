@@ -143,6 +143,9 @@ class _RemoteCopy(TileOperatorNode):
     pe: PrimExpr | None
     scope: str  # "warp" or "block"
 
+    def spread(self) -> str:
+        return self.scope
+
     def reads(self) -> tuple[BufferRegion, ...]:
         return (_full(self.src.buffer),)
 
@@ -213,6 +216,9 @@ class StOp(TileOperatorNode):
     na: bool
     pe: PrimExpr | None
 
+    def spread(self) -> str:
+        return "thread"
+
     def writes(self) -> tuple[BufferRegion, ...]:
         return (_full(self.dst.buffer),)
 
@@ -244,6 +250,9 @@ class LdOp(TileOperatorNode):
     na: bool
     nc: bool
     pe: PrimExpr | None
+
+    def spread(self) -> str:
+        return "thread"
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (_full(self.src.buffer),)
@@ -283,6 +292,9 @@ class WaitOp(TileOperatorNode):
     pe: PrimExpr | None
     scope: str
     timeout_cycles: int
+
+    def spread(self) -> str:
+        return "thread"
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (_full(self.flag.buffer),)
