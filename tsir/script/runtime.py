@@ -58,7 +58,7 @@ class Scope:
             where = self.bound[name]
             live = where is not None and builtins.any(f is where for f in frames)
             if live and where is not here and (_is_value(old) or _is_value(value)):
-                kind = here.kind if here is not None else "scope"
+                kind = {"serial": "loop", "parallel": "T.Parallel loop", "pipelined": "loop", "unrolled": "loop", "vectorized": "loop"}.get(here.kind, here.kind) if here is not None else "scope"
                 raise BuildError(
                     f"`{name}` was bound outside this run-time {kind} and is rebound inside it: a "
                     f"Python name holds an expression, not storage, so the new value would not "
