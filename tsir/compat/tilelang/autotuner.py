@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ...errors import TSIRError, UnsupportedError
+from ...script import build_jit
 from .jit import JitFunction, jit
 from .kernel import JITKernel, resolve_target
 from .profiler import TensorSupplyType
@@ -208,7 +209,11 @@ class AutotunedFunction:
             return jitf.compile(*args, **kwargs, **fixed, **c)
 
         def make_func(c: dict[str, Any]) -> Any:
-            return make_kernel(c).func if jitf.is_body_form else jitf.fn(*args, **kwargs, **fixed, **c)
+            # Runs in the forked workers: builds the IR only (compiling goes by target name,
+            # never through the CUDA driver, which a forked child must not touch).
+            if jitf.is_body_form:
+                return build_jit(jitf.fn, args, {**kwargs, **fixed, **c}).func
+            return jitf.fn(*args, **kwargs, **fixed, **c)
 
         if len(space) == 1:
             return self._finish(jitf, make_kernel(space[0]), args, kwargs, None)
