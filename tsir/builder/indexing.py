@@ -90,7 +90,16 @@ def _slice_extent(lo: PrimExpr, hi: PrimExpr) -> PrimExpr:
 
     if isinstance(hi, Add) and hi.dtype == lo.dtype and structural_equal(hi.a, lo):
         return hi.b
-    return hi - lo
+    extent = hi - lo
+    if not isinstance(extent, IntImm) and not extent.dtype.is_float:
+        # `A[i * n:(i + 1) * n]` has extent n: the slice's extent is constant whenever the
+        # analyzer can fold it, and copies and fills need constant extents to match tiles.
+        from ..arith import Analyzer
+
+        folded = Analyzer().simplify(extent)
+        if isinstance(folded, IntImm):
+            return folded
+    return extent
 
 
 def index_buffer(buffer: Buffer, key: Any) -> BufferLoad | BufferRegion:

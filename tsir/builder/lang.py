@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..buffer import Buffer, BufferRegion, Range, make_buffer
 from ..dtype import DataType, bool_, dtype as as_dtype, int32 as _int32
-from ..errors import BuildError, DTypeError
+from ..errors import BuildError, DTypeError, user_location
 from ..expr import (
     BufferLoad, Call, FloatImm, IntImm, Max, Min, PrimExpr, Select, Var, binary, cast as _cast,
     const_value, convert,
@@ -70,7 +70,15 @@ class FuncHandle:
                 stack.pop()
 
 
-def prim_func(name: str) -> FuncHandle:
+def prim_func(name: Any) -> Any:
+    """`with T.prim_func("name") as f:` builds a function; `@T.prim_func` on a Python function whose
+    parameters are annotated `T.Tensor(shape, dtype)` parses its source (the script form)."""
+    if callable(name) and not isinstance(name, str):
+        # The script front end sits above the builder (it drives these very functions), so the
+        # decorator spelling forwards up to it instead of the builder importing it at load time.
+        from ..script import prim_func as script_prim_func
+
+        return script_prim_func(name)
     if not isinstance(name, str) or not name.isidentifier():
         raise BuildError(f"T.prim_func needs a function name that is a C identifier, got {name!r}")
     return FuncHandle(name)
@@ -137,6 +145,14 @@ def Kernel(*grid: Any, threads: Any = 128, cluster: Any = None) -> Iterator[Any]
         n *= t
     if n > 1024:
         raise BuildError(f"T.Kernel: {n} threads per block exceeds the CUDA limit of 1024")
+    if cluster is not None:
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"T.Kernel(cluster={cluster!r}): thread-block clusters are not launched by tsir yet "
+            "(the launch would silently run without them); drop `cluster=`",
+            loc=user_location(),
+        )
     bvars = tuple(Var(x, _int32) for x in ("bx", "by", "bz")[: len(dims)])
     tvars = tuple(Var(x, _int32) for x in ("tx", "ty", "tz")[: len(tdims)])
     info = KernelFrameInfo(bvars, tvars, tdims)
@@ -187,12 +203,41 @@ def Parallel(*extents: Any) -> Iterator[Any]:
     return _loop(ForKind.PARALLEL, extents, _loop_name("i"))
 
 
-def Pipelined(n: Any, num_stages: int = 0) -> Iterator[Any]:
-    """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined)."""
-    if not isinstance(num_stages, int) or num_stages < 0:
+def Pipelined(
+    start: Any, stop: Any = None, num_stages: int = 0, order: Any = None, stage: Any = None,
+    group: Any = None,
+) -> Iterator[Any]:
+    """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
+    `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
+    `stage=` and `group=` (a hand-written schedule in TileLang) raise: tsir's pipeliner chooses
+    the schedule itself, and accepting them would ignore them."""
+    if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
         raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
+    for key, value in (("order", order), ("stage", stage), ("group", group)):
+        if value is not None:
+            from ..errors import UnsupportedError
+
+            raise UnsupportedError(
+                f"T.Pipelined({key}=...): explicit pipeline schedules are not supported; tsir "
+                "stages the copies that lead the loop body itself (drop order=/stage=/group=)",
+                loc=user_location(),
+            )
     kind = ForKind.PIPELINED if num_stages > 0 else ForKind.SERIAL
-    return _loop(kind, (n,), _loop_name("k"), (("num_stages", num_stages),) if num_stages else ())
+    ann = (("num_stages", num_stages),) if num_stages else ()
+    if stop is None:
+        return _loop(kind, (start,), _loop_name("k"), ann)
+    if const_value(start) == 0:
+        return _loop(kind, (stop,), _loop_name("k"), ann)
+    if kind is ForKind.SERIAL:
+        return _loop(kind, ((start, stop),), _loop_name("k"), ann)
+    # The pipeliner counts stages from iteration 0: run 0..stop-start and hand the user start + k.
+    return _offset_loop(kind, start, stop, _loop_name("k"), ann)
+
+
+def _offset_loop(kind: ForKind, start: Any, stop: Any, names: list[str], ann: tuple) -> Iterator[Any]:
+    lo = convert(start)
+    for k in _loop(kind, (convert(stop, lo.dtype) - lo,), names, ann):
+        yield lo + k
 
 
 def serial(start: Any, stop: Any = None) -> Iterator[Any]:

@@ -1,0 +1,1 @@
+"""Compatibility layers that let programs written for other tile languages run on tsir."""

@@ -1,0 +1,103 @@
+"""TileLang names tsir does not implement: using one raises `MissingFeature` naming it.
+
+Every name of `tilelang_names.txt` that language.py does not define is here; the messages below
+say more where there is more to say (which work will bring it, or what to write instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import UnsupportedError
+
+__all__ = ["MissingFeature", "MISSING", "HOPPER", "tilelang_names"]
+
+HOPPER = (
+    "{what} belongs to the Hopper work (warp specialization, TMA, wgmma, fp8) and is not in tsir yet"
+)
+
+
+class MissingFeature(UnsupportedError, AttributeError):
+    """A TileLang name or argument tsir does not implement (an AttributeError too, so that
+    `hasattr(T, name)` is False)."""
+
+
+def tilelang_names() -> list[str]:
+    text = (Path(__file__).parent / "tilelang_names.txt").read_text()
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+_WS = [
+    "ws", "alloc_barrier", "barrier_wait", "barrier_arrive", "mbarrier_wait_parity", "mbarrier_arrive",
+    "mbarrier_expect_tx", "mbarrier_arrive_expect_tx", "tma_copy", "tma_load", "tma_store_arrive",
+    "tma_store_wait", "create_tma_descriptor", "fence_proxy_async", "set_max_nreg", "inc_max_nreg",
+    "dec_max_nreg", "no_set_max_nreg", "annotate_producer_reg_dealloc", "annotate_consumer_reg_alloc",
+    "disable_warp_group_reg_alloc", "warpgroup_arrive", "warpgroup_commit_batch", "warpgroup_wait",
+    "warpgroup_fence_operand", "wait_wgmma", "alloc_tmem", "deallocate_tmem", "alloc_descriptor",
+    "alloc_wgmma_desc", "alloc_tcgen05_smem_desc", "alloc_tcgen05_instr_desc",
+    "initialize_wgmma_descriptor", "initialize_tcgen05_descriptor", "increase_descriptor_offset",
+    "tcgen05_mma_arrive", "cp_async_barrier_noinc", "ptx_wgmma_ss", "ptx_wgmma_rs",
+]
+
+# Ops the ported TileLang programs need; issue 12 (item 4) plans them.
+_PLANNED = {
+    "atomic_max": "T.atomic_max", "atomic_min": "T.atomic_min", "atomic_addx2": "T.atomic_addx2",
+    "atomic_addx4": "T.atomic_addx4", "reduce_bitand": "T.reduce_bitand",
+    "reduce_bitor": "T.reduce_bitor", "reduce_bitxor": "T.reduce_bitxor",
+    "warp_reduce_sum": "warp reductions", "warp_reduce_max": "warp reductions",
+    "warp_reduce_min": "warp reductions", "warp_reduce_bitand": "warp reductions",
+    "warp_reduce_bitor": "warp reductions", "shfl_xor": "T.shfl_*", "shfl_down": "T.shfl_*",
+    "shfl_up": "T.shfl_*", "shfl_sync": "T.shfl_*", "c2d_im2col": "T.c2d_im2col (im2col copies)",
+    "view": "buffer views (T.view)", "reshape": "buffer views (T.reshape)",
+    "sigmoid": "T.sigmoid", "erf": "T.erf", "pow": "T.pow", "clamp": "T.clamp",
+    "isnan": "T.isnan", "isinf": "T.isinf", "reinterpret": "T.reinterpret",
+    "call_extern": "T.call_extern", "import_source": "T.import_source", "print": "T.print",
+    "loop_break": "T.loop_break", "Fragment": "user-defined fragments (T.Fragment(shape, forward_fn=...))",
+    "Layout": "user-defined layouts (T.Layout(shape, forward_fn))",
+}
+
+_TVM = ["attr", "comm_reducer", "evaluate", "tvm_thread_allreduce", "call_intrin", "call_pure_extern",
+        "tvm_warp_shuffle", "tvm_warp_shuffle_up", "tvm_warp_shuffle_down", "ptx_mma", "ptx_ldmatrix",
+        "ptx_cp_async", "ptx_wait_group", "ptx_commit_group", "allocate", "address_of", "access_ptr"]
+
+
+def _messages() -> dict[str, str]:
+    from . import language
+
+    defined = set(language.PRESENT) | set(language.DIFFERENT)
+    out: dict[str, str] = {}
+    for name in tilelang_names():
+        if name in defined:
+            continue
+        if name in _WS:
+            out[name] = HOPPER.format(what=f"TileLang's `T.{name}`")
+        elif name in _PLANNED:
+            out[name] = f"TileLang's `T.{name}`: {_PLANNED[name]} is not supported by tsir yet (planned with issue 12's op work)"
+        elif name in _TVM:
+            out[name] = f"TileLang's `T.{name}` is a TVM TIR intrinsic; tsir has no TVM IR (use tile ops, or T.reduce_* for reductions)"
+        else:
+            out[name] = f"TileLang's `T.{name}` is not supported by tsir"
+    return out
+
+
+class _Lazy(dict):  # type: ignore[type-arg]
+    """Built on first use: the messages depend on what language.py defines."""
+
+    def _fill(self) -> None:
+        if not self:
+            self.update(_messages())
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self._fill()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def items(self):  # type: ignore[no-untyped-def, override]
+        self._fill()
+        return super().items()
+
+
+MISSING: dict[str, str] = _Lazy()
