@@ -68,7 +68,6 @@ def _op_struct(n: int) -> str:
     r = n // 2
     out = [f"#define TSIR_WGMMA_D{n} \"{_regs(n)}\"", f"#define TSIR_WGMMA_OPS{n} {_operands(n)}"]
     out.append(f"template <>\nstruct Op<{n}> {{")
-    out.append("  static constexpr int kRegs = %d;" % r)
     # ss: %R desc a, %R+1 desc b, %R+2 scale_d, %R+3 trans a, %R+4 trans b
     out.append("  template <int KIND, int TRANS_A, int TRANS_B>")
     out.append(

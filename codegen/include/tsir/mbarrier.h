@@ -77,6 +77,7 @@ __device__ __forceinline__ bool mbarrier_try_wait(unsigned bar, unsigned parity)
   return done != 0;
 }
 
+#if TSIR_MBARRIER_TIMEOUT_CYCLES > 0
 namespace detail {
 __device__ __noinline__ void mbarrier_timed_out(unsigned bar, unsigned parity, long long cycles) {
   printf("tsir: mbarrier wait timed out (block %d, thread %d): barrier at shared 0x%x, parity %u, "
@@ -85,6 +86,7 @@ __device__ __noinline__ void mbarrier_timed_out(unsigned bar, unsigned parity, l
   __trap();
 }
 }  // namespace detail
+#endif
 
 // Block until the phase with parity `parity` has completed.
 __device__ __forceinline__ void mbarrier_wait(unsigned bar, unsigned parity) {

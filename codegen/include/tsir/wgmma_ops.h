@@ -19,7 +19,6 @@ struct Op;
 #define TSIR_WGMMA_OPS8 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
 template <>
 struct Op<8> {
-  static constexpr int kRegs = 4;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[4], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%6") "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 " TSIR_WGMMA_D8 ", %4, %5, p, 1, 1, %7, %8;\n}\n" : TSIR_WGMMA_OPS8 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -46,7 +45,6 @@ struct Op<8> {
 #define TSIR_WGMMA_OPS16 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
 template <>
 struct Op<16> {
-  static constexpr int kRegs = 8;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[8], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%10") "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 " TSIR_WGMMA_D16 ", %8, %9, p, 1, 1, %11, %12;\n}\n" : TSIR_WGMMA_OPS16 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -73,7 +71,6 @@ struct Op<16> {
 #define TSIR_WGMMA_OPS24 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11])
 template <>
 struct Op<24> {
-  static constexpr int kRegs = 12;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[12], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%14") "wgmma.mma_async.sync.aligned.m64n24k16.f32.f16.f16 " TSIR_WGMMA_D24 ", %12, %13, p, 1, 1, %15, %16;\n}\n" : TSIR_WGMMA_OPS24 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -100,7 +97,6 @@ struct Op<24> {
 #define TSIR_WGMMA_OPS32 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
 template <>
 struct Op<32> {
-  static constexpr int kRegs = 16;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[16], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%18") "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 " TSIR_WGMMA_D32 ", %16, %17, p, 1, 1, %19, %20;\n}\n" : TSIR_WGMMA_OPS32 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -127,7 +123,6 @@ struct Op<32> {
 #define TSIR_WGMMA_OPS40 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19])
 template <>
 struct Op<40> {
-  static constexpr int kRegs = 20;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[20], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%22") "wgmma.mma_async.sync.aligned.m64n40k16.f32.f16.f16 " TSIR_WGMMA_D40 ", %20, %21, p, 1, 1, %23, %24;\n}\n" : TSIR_WGMMA_OPS40 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -154,7 +149,6 @@ struct Op<40> {
 #define TSIR_WGMMA_OPS48 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
 template <>
 struct Op<48> {
-  static constexpr int kRegs = 24;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[24], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%26") "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 " TSIR_WGMMA_D48 ", %24, %25, p, 1, 1, %27, %28;\n}\n" : TSIR_WGMMA_OPS48 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -181,7 +175,6 @@ struct Op<48> {
 #define TSIR_WGMMA_OPS56 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27])
 template <>
 struct Op<56> {
-  static constexpr int kRegs = 28;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[28], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%30") "wgmma.mma_async.sync.aligned.m64n56k16.f32.f16.f16 " TSIR_WGMMA_D56 ", %28, %29, p, 1, 1, %31, %32;\n}\n" : TSIR_WGMMA_OPS56 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -208,7 +201,6 @@ struct Op<56> {
 #define TSIR_WGMMA_OPS64 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
 template <>
 struct Op<64> {
-  static constexpr int kRegs = 32;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[32], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%34") "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " TSIR_WGMMA_D64 ", %32, %33, p, 1, 1, %35, %36;\n}\n" : TSIR_WGMMA_OPS64 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -235,7 +227,6 @@ struct Op<64> {
 #define TSIR_WGMMA_OPS72 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])
 template <>
 struct Op<72> {
-  static constexpr int kRegs = 36;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[36], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%38") "wgmma.mma_async.sync.aligned.m64n72k16.f32.f16.f16 " TSIR_WGMMA_D72 ", %36, %37, p, 1, 1, %39, %40;\n}\n" : TSIR_WGMMA_OPS72 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -262,7 +253,6 @@ struct Op<72> {
 #define TSIR_WGMMA_OPS80 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39])
 template <>
 struct Op<80> {
-  static constexpr int kRegs = 40;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[40], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%42") "wgmma.mma_async.sync.aligned.m64n80k16.f32.f16.f16 " TSIR_WGMMA_D80 ", %40, %41, p, 1, 1, %43, %44;\n}\n" : TSIR_WGMMA_OPS80 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -289,7 +279,6 @@ struct Op<80> {
 #define TSIR_WGMMA_OPS88 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43])
 template <>
 struct Op<88> {
-  static constexpr int kRegs = 44;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[44], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%46") "wgmma.mma_async.sync.aligned.m64n88k16.f32.f16.f16 " TSIR_WGMMA_D88 ", %44, %45, p, 1, 1, %47, %48;\n}\n" : TSIR_WGMMA_OPS88 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -316,7 +305,6 @@ struct Op<88> {
 #define TSIR_WGMMA_OPS96 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
 template <>
 struct Op<96> {
-  static constexpr int kRegs = 48;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[48], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%50") "wgmma.mma_async.sync.aligned.m64n96k16.f32.f16.f16 " TSIR_WGMMA_D96 ", %48, %49, p, 1, 1, %51, %52;\n}\n" : TSIR_WGMMA_OPS96 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -343,7 +331,6 @@ struct Op<96> {
 #define TSIR_WGMMA_OPS104 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51])
 template <>
 struct Op<104> {
-  static constexpr int kRegs = 52;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[52], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%54") "wgmma.mma_async.sync.aligned.m64n104k16.f32.f16.f16 " TSIR_WGMMA_D104 ", %52, %53, p, 1, 1, %55, %56;\n}\n" : TSIR_WGMMA_OPS104 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -370,7 +357,6 @@ struct Op<104> {
 #define TSIR_WGMMA_OPS112 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
 template <>
 struct Op<112> {
-  static constexpr int kRegs = 56;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[56], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%58") "wgmma.mma_async.sync.aligned.m64n112k16.f32.f16.f16 " TSIR_WGMMA_D112 ", %56, %57, p, 1, 1, %59, %60;\n}\n" : TSIR_WGMMA_OPS112 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -397,7 +383,6 @@ struct Op<112> {
 #define TSIR_WGMMA_OPS120 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59])
 template <>
 struct Op<120> {
-  static constexpr int kRegs = 60;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[60], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%62") "wgmma.mma_async.sync.aligned.m64n120k16.f32.f16.f16 " TSIR_WGMMA_D120 ", %60, %61, p, 1, 1, %63, %64;\n}\n" : TSIR_WGMMA_OPS120 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -424,7 +409,6 @@ struct Op<120> {
 #define TSIR_WGMMA_OPS128 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 template <>
 struct Op<128> {
-  static constexpr int kRegs = 64;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[64], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%66") "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " TSIR_WGMMA_D128 ", %64, %65, p, 1, 1, %67, %68;\n}\n" : TSIR_WGMMA_OPS128 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -451,7 +435,6 @@ struct Op<128> {
 #define TSIR_WGMMA_OPS136 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67])
 template <>
 struct Op<136> {
-  static constexpr int kRegs = 68;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[68], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%70") "wgmma.mma_async.sync.aligned.m64n136k16.f32.f16.f16 " TSIR_WGMMA_D136 ", %68, %69, p, 1, 1, %71, %72;\n}\n" : TSIR_WGMMA_OPS136 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -478,7 +461,6 @@ struct Op<136> {
 #define TSIR_WGMMA_OPS144 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71])
 template <>
 struct Op<144> {
-  static constexpr int kRegs = 72;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[72], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%74") "wgmma.mma_async.sync.aligned.m64n144k16.f32.f16.f16 " TSIR_WGMMA_D144 ", %72, %73, p, 1, 1, %75, %76;\n}\n" : TSIR_WGMMA_OPS144 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -505,7 +487,6 @@ struct Op<144> {
 #define TSIR_WGMMA_OPS152 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75])
 template <>
 struct Op<152> {
-  static constexpr int kRegs = 76;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[76], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%78") "wgmma.mma_async.sync.aligned.m64n152k16.f32.f16.f16 " TSIR_WGMMA_D152 ", %76, %77, p, 1, 1, %79, %80;\n}\n" : TSIR_WGMMA_OPS152 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -532,7 +513,6 @@ struct Op<152> {
 #define TSIR_WGMMA_OPS160 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
 template <>
 struct Op<160> {
-  static constexpr int kRegs = 80;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[80], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%82") "wgmma.mma_async.sync.aligned.m64n160k16.f32.f16.f16 " TSIR_WGMMA_D160 ", %80, %81, p, 1, 1, %83, %84;\n}\n" : TSIR_WGMMA_OPS160 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -559,7 +539,6 @@ struct Op<160> {
 #define TSIR_WGMMA_OPS168 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83])
 template <>
 struct Op<168> {
-  static constexpr int kRegs = 84;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[84], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%86") "wgmma.mma_async.sync.aligned.m64n168k16.f32.f16.f16 " TSIR_WGMMA_D168 ", %84, %85, p, 1, 1, %87, %88;\n}\n" : TSIR_WGMMA_OPS168 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -586,7 +565,6 @@ struct Op<168> {
 #define TSIR_WGMMA_OPS176 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
 template <>
 struct Op<176> {
-  static constexpr int kRegs = 88;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[88], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%90") "wgmma.mma_async.sync.aligned.m64n176k16.f32.f16.f16 " TSIR_WGMMA_D176 ", %88, %89, p, 1, 1, %91, %92;\n}\n" : TSIR_WGMMA_OPS176 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -613,7 +591,6 @@ struct Op<176> {
 #define TSIR_WGMMA_OPS184 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91])
 template <>
 struct Op<184> {
-  static constexpr int kRegs = 92;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[92], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%94") "wgmma.mma_async.sync.aligned.m64n184k16.f32.f16.f16 " TSIR_WGMMA_D184 ", %92, %93, p, 1, 1, %95, %96;\n}\n" : TSIR_WGMMA_OPS184 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -640,7 +617,6 @@ struct Op<184> {
 #define TSIR_WGMMA_OPS192 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
 template <>
 struct Op<192> {
-  static constexpr int kRegs = 96;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[96], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%98") "wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 " TSIR_WGMMA_D192 ", %96, %97, p, 1, 1, %99, %100;\n}\n" : TSIR_WGMMA_OPS192 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -667,7 +643,6 @@ struct Op<192> {
 #define TSIR_WGMMA_OPS200 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99])
 template <>
 struct Op<200> {
-  static constexpr int kRegs = 100;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[100], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%102") "wgmma.mma_async.sync.aligned.m64n200k16.f32.f16.f16 " TSIR_WGMMA_D200 ", %100, %101, p, 1, 1, %103, %104;\n}\n" : TSIR_WGMMA_OPS200 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -694,7 +669,6 @@ struct Op<200> {
 #define TSIR_WGMMA_OPS208 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103])
 template <>
 struct Op<208> {
-  static constexpr int kRegs = 104;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[104], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%106") "wgmma.mma_async.sync.aligned.m64n208k16.f32.f16.f16 " TSIR_WGMMA_D208 ", %104, %105, p, 1, 1, %107, %108;\n}\n" : TSIR_WGMMA_OPS208 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -721,7 +695,6 @@ struct Op<208> {
 #define TSIR_WGMMA_OPS216 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107])
 template <>
 struct Op<216> {
-  static constexpr int kRegs = 108;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[108], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%110") "wgmma.mma_async.sync.aligned.m64n216k16.f32.f16.f16 " TSIR_WGMMA_D216 ", %108, %109, p, 1, 1, %111, %112;\n}\n" : TSIR_WGMMA_OPS216 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -748,7 +721,6 @@ struct Op<216> {
 #define TSIR_WGMMA_OPS224 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111])
 template <>
 struct Op<224> {
-  static constexpr int kRegs = 112;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[112], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%114") "wgmma.mma_async.sync.aligned.m64n224k16.f32.f16.f16 " TSIR_WGMMA_D224 ", %112, %113, p, 1, 1, %115, %116;\n}\n" : TSIR_WGMMA_OPS224 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -775,7 +747,6 @@ struct Op<224> {
 #define TSIR_WGMMA_OPS232 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115])
 template <>
 struct Op<232> {
-  static constexpr int kRegs = 116;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[116], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%118") "wgmma.mma_async.sync.aligned.m64n232k16.f32.f16.f16 " TSIR_WGMMA_D232 ", %116, %117, p, 1, 1, %119, %120;\n}\n" : TSIR_WGMMA_OPS232 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -802,7 +773,6 @@ struct Op<232> {
 #define TSIR_WGMMA_OPS240 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119])
 template <>
 struct Op<240> {
-  static constexpr int kRegs = 120;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[120], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%122") "wgmma.mma_async.sync.aligned.m64n240k16.f32.f16.f16 " TSIR_WGMMA_D240 ", %120, %121, p, 1, 1, %123, %124;\n}\n" : TSIR_WGMMA_OPS240 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -829,7 +799,6 @@ struct Op<240> {
 #define TSIR_WGMMA_OPS248 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123])
 template <>
 struct Op<248> {
-  static constexpr int kRegs = 124;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[124], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%126") "wgmma.mma_async.sync.aligned.m64n248k16.f32.f16.f16 " TSIR_WGMMA_D248 ", %124, %125, p, 1, 1, %127, %128;\n}\n" : TSIR_WGMMA_OPS248 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
@@ -856,7 +825,6 @@ struct Op<248> {
 #define TSIR_WGMMA_OPS256 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
 template <>
 struct Op<256> {
-  static constexpr int kRegs = 128;
   template <int KIND, int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[128], unsigned long long a, unsigned long long b, int scale_d) {
     if constexpr (KIND == 0) asm volatile(TSIR_WGMMA_PRED("%130") "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 " TSIR_WGMMA_D256 ", %128, %129, p, 1, 1, %131, %132;\n}\n" : TSIR_WGMMA_OPS256 : "l"(a), "l"(b), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B) : "memory");
