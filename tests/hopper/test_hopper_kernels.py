@@ -131,3 +131,18 @@ def test_trans_b_for_16_bit_b_stored_k_by_n(tmp_path: Path) -> None:
 def test_bad_variants_are_refused(cfg: GemmConfig, message: str) -> None:
     with pytest.raises(UnsupportedError, match=message):
         generate(cfg)
+
+
+def test_every_benchmark_variant_is_valid() -> None:
+    """benchmarks/hopper_gemm.py's variants all pass the generator's checks (the GPU run compiles
+    and times each; a refused variant would only show up there)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import hopper_gemm
+    finally:
+        sys.path.pop(0)
+    names = hopper_gemm.cases()
+    assert len(names) == len(set(names))
+    for problem in hopper_gemm.PROBLEMS.values():
+        for cfg in hopper_gemm.variants(problem):
+            cfg.check()
