@@ -16,7 +16,8 @@
 #pragma once
 
 #include "tsir/mbarrier.h"
-#include "tsir/wgmma_ops.h"
+#include "tsir/wgmma_ops_lo.h"
+#include "tsir/wgmma_ops_hi.h"
 
 namespace tsir {
 
