@@ -334,7 +334,11 @@ def _run(
                 f"options: {' '.join(options)}",
                 where="nvrtc",
             )
-        cubin = _read(prog, nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN) if want_cubin else b""
+        cubin = (
+            _read(prog, nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN, text=False)
+            if want_cubin
+            else b""
+        )
         ptx_bytes = _read(prog, nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX, optional=True)
         ptx = ptx_bytes.decode(errors="replace") if ptx_bytes else None
         return True, cubin, ptx, log.strip()
@@ -344,8 +348,11 @@ def _run(
             _log.warning("nvrtcDestroyProgram failed: %s", status.name)
 
 
-def _read(prog: Any, size_fn: Any, get_fn: Any, *, optional: bool = False) -> bytes:
-    """Fetch one NVRTC output into a fresh buffer; the trailing NUL of text outputs is dropped."""
+def _read(
+    prog: Any, size_fn: Any, get_fn: Any, *, optional: bool = False, text: bool = True
+) -> bytes:
+    """Fetch one NVRTC output into a fresh buffer; the trailing NUL of text outputs is dropped.
+    Binary outputs (`text=False`: the cubin) are returned whole: an ELF may end in zero bytes."""
     status, size = size_fn(prog)
     if status != _nvrtc().nvrtcResult.NVRTC_SUCCESS:
         if optional:
@@ -359,7 +366,7 @@ def _read(prog: Any, size_fn: Any, get_fn: Any, *, optional: bool = False) -> by
         if optional:
             return b""
         _check(status, get_fn.__name__)
-    return bytes(buffer).rstrip(b"\0")
+    return bytes(buffer).rstrip(b"\0") if text else bytes(buffer)
 
 
 _repaired: set[Path] = set()
