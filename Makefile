@@ -52,6 +52,7 @@ gpu-test:
 	python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) $(WHEEL_DIR)/*.whl
 	PYTHONPATH=$(GPU_SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} python3 -c "import tsir, tsir.runtime.nvrtc as n, tvm_ffi, z3; print('tsir from', tsir.__file__, '| NVRTC', n.nvrtc_version(), '| tvm_ffi', tvm_ffi.__version__, '| z3', z3.get_version_string())"
 	PYTHONPATH=$(GPU_SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} python3 -m pytest -m "gpu or multigpu" -v -rs $(PYTEST_ARGS)
+	PYTHONPATH=$(GPU_SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} bash scripts/gpu_sanitize.sh
 
 gpu-dist:
 	bash scripts/gpu_dist_check.sh

@@ -10,6 +10,7 @@ from elementwise_2d import fused_exp_scale_bias
 from flash_attention import flash_attention
 from gemm import matmul
 from softmax import column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max
+from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 from transpose import transpose
 from vector_add import vector_add
 
@@ -30,6 +31,13 @@ EXAMPLES = {
     "prefix_sum_rows": lambda: prefix_sum_rows(256),
     "tile_sum_and_max": lambda: tile_sum_and_max(),
     "flash_attention_d128": lambda: flash_attention(8, 1000, 128),
+    "layer_norm_rows_blk1": lambda: layer_norm_rows(100, 512, 1),
+    "layer_norm_rows_blk2_fp16": lambda: layer_norm_rows(100, 512, 2, 96, "float16"),
+    "gemm_serial_loop": lambda: gemm_loop(200, 136, 100),
+    "gemm_pipelined_1": lambda: gemm_loop(200, 136, 100, num_stages=1),
+    "gemm_scaled_a": lambda: gemm_scaled_a(200, 136, 100),
+    "histogram": lambda: histogram(10000),
+    "split_roles": lambda: split_roles(256),
 }
 
 

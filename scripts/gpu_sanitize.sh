@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# compute-sanitizer over every example kernel at a small shape (scripts/sanitize_kernels.py):
+# racecheck, synccheck, memcheck and initcheck, checking tsir's kernels only (names end in _kernel).
+# Any hazard, error or wrong result fails. Run from the repo root with tsir importable
+# (make gpu-test sets PYTHONPATH). Logs go to $OUT (default out/).
+set -uo pipefail
+OUT="${OUT:-out}"
+mkdir -p "$OUT"
+tool=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+[ -x "$tool" ] || { echo "compute-sanitizer not found" >&2; exit 1; }
+fail=0
+for check in racecheck synccheck memcheck initcheck; do
+  extra=()
+  [ "$check" = racecheck ] && extra=(--racecheck-report all)
+  log="$OUT/sanitize_$check.log"
+  start=$(date +%s)
+  "$tool" --tool "$check" "${extra[@]}" --kernel-name kns=_kernel --error-exitcode 9 \
+    --print-limit 20 python3 scripts/sanitize_kernels.py "$@" >"$log" 2>&1
+  rc=$?
+  summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|hazard" "$log" | tail -2 | tr '\n' ' ')
+  wrong=$(grep -cE ": (WRONG|error)" "$log")
+  echo "$check: exit $rc, $wrong wrong case(s), $(( $(date +%s) - start )) s; $summary"
+  [ "$rc" = 0 ] && [ "$wrong" = 0 ] || { fail=1; grep -E "WRONG|error|Race|Hazard|Invalid|Uninitialized|Barrier" "$log" | head -20; }
+done
+exit $fail
