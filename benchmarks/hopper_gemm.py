@@ -270,8 +270,9 @@ def sanitize_case() -> int:
         def data_ptr(self) -> int:
             return int(self.ptr)
 
-        def stride(self) -> tuple[int, int]:
-            return (self.shape[1], 1)
+        def stride(self, dim: int | None = None) -> Any:
+            strides = (self.shape[1], 1)
+            return strides if dim is None else strides[dim]
 
     da, db, dc = Dev(a), Dev(b), Dev(np.full((m, n), np.nan, np.float16))
     gemm = HopperGemm.load(GemmConfig())
