@@ -2,9 +2,49 @@
 
     tsir.interpret(func, *args, grid=None, ranks=1, check=True)
 
-runs `func` -- a PrimFunc built with `tsir.T`, any stage of `tsir.lower(func, target).stages`, or the
-final `Module` -- on numpy arrays (buffer parameters, modified in place) and Python numbers (scalar
+runs `func` -- a PrimFunc built with `tsir.T`, any stage of `tsir.lower(func, target).stages`, or
+the final `Module` (host function + device kernels) -- on numpy arrays (buffer parameters, modified
+in place; dtypes must match, bfloat16/fp8 as `ml_dtypes` arrays) and Python numbers (scalar
 parameters), in parameter order. Dynamic dimensions are bound from the arrays' shapes.
+
+- `grid`: None runs every block of every kernel launch; an iterable of block indices (tuples, or
+  ints for 1-D grids) runs only those blocks, for speed. Blocks outside the grid are an error.
+- `check`: run the detectors (below); False runs without them (an out-of-bounds load then reads
+  zero and a store is dropped).
+- `ranks`: several ranks in one process (symmetric buffers), see `tsir.interpret.distributed`.
+- keyword extras: `stages=` (a `tsir.lower` result) makes hazard messages name the pass that
+  produced each statement; `implicit_guards=` / `implicit_sync=` give the IR's meaning before
+  LegalizeSafeMemoryAccess / ThreadSync make guards / barriers explicit (`check_stages` sets them).
+
+Levels, chosen per kernel. Tile level (kernels that hold tile operators, T.Parallel loops or
+fragments: the builder's IR up to InjectSoftwarePipeline/LayoutInference): one block at a time;
+tile ops by DESIGN's semantics on whole per-block arrays; a T.Parallel nest is array semantics
+(each statement over the whole iteration space; `x[i] = x[i] + v` with shared targets is a
+reduction; other conflicting writes raise TileSemanticsError); statements outside T.Parallel run
+in every thread; global accesses out of bounds read zero / are skipped. Thread level (from
+LowerTileOp on): every thread of every block, one numpy lane each, all blocks of a sweep at once;
+registers per lane, shared memory per block as bytes (views by dtype and offset after
+PlanSharedMemory; swizzled tiles through their `shared_layout_map` before LowerSharedLayout),
+barriers, warp shuffles, atomics, cp.async commit groups (data lands at the wait that retires it),
+and the device-header functions of `device_calls.py` (gemm_ss through real swizzled addresses and
+the PTX ldmatrix/mma fragment tables). An unknown device call raises UnknownDeviceCallError.
+
+Detectors (thread level), each a `HazardError` naming both statements (printed IR, and the pass
+that produced them when known), the threads and blocks, and the buffer and address:
+DataRaceError (two threads of a block touch a shared byte between barriers, one writing, not both
+atomic), UninitializedReadError (a register the reading thread never wrote), OutOfBoundsError (any
+buffer, every vector lane), DivergentBarrierError (a barrier some threads of a block skip),
+DivergentWarpError (a warp-collective op with inactive lanes), AsyncCopyHazardError (a cp.async
+destination touched before its wait, or pending at kernel end), MisalignedAccessError,
+ArithmeticHazardError (integer division by zero).
+
+    report = tsir.interpret.check_stages(func_or_lowered, args, target="sm_80")
+
+runs the input (tile level, the reference) and every stage on copies of `args`; `report.ok`,
+`report.first_failure` (`.stage`, `.status` in "mismatch" / "hazard" / "error" / "internal",
+`.message`, `.error`), `report.results` (per stage, with seconds), `report.reference` (the input
+stage's outputs) and `report.raise_for_failure()`. Floats compare within `stages.TOLERANCE`,
+integers exactly. This is the entry point for differential testing of the pipeline.
 """
 
 import sys as _sys

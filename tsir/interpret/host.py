@@ -41,8 +41,10 @@ def interpret(func: Any, *args: Any, grid: Iterable[Any] | None = None, ranks: i
         return
     run = Program(func, grid=grid, check=check, stages=stages, implicit_guards=implicit_guards,
                   implicit_sync=implicit_sync)
-    run.bind(args)
-    run.run()
+    # Overflow, NaN and infinities are part of C's float semantics, not warnings.
+    with np.errstate(all="ignore"):
+        run.bind(args)
+        run.run()
     run.finish()
 
 

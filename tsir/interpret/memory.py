@@ -108,6 +108,13 @@ class View:
             raise InterpretUnsupportedError(
                 f"`{self.name}` has {len(self.shape)} dimensions but is indexed with {len(idx)}"
             )
+        if all(i.shape == (1,) for i in idx) and self.table is None:  # one element: Python ints
+            off_i, bad = 0, False
+            for i, ext, st in zip(idx, self.shape, self.strides):
+                v = int(i[0])
+                bad = bad or v < 0 or v >= ext
+                off_i += v * st
+            return np.array([off_i], dtype=np.int64), (np.ones(1, dtype=bool) if bad else None)
         if any(i.ndim == 2 for i in idx):  # scalar indices beside a vector (Ramp) index
             idx = [i[:, None] if i.ndim == 1 else i for i in idx]
         oob: np.ndarray | None = None
@@ -243,8 +250,45 @@ class Memory:
                        for i in idx]
 
     # -- loads and stores --------------------------------------------------------------------------
+    def _registers_uniform(self, view: View, idx: list[np.ndarray]) -> np.ndarray | None:
+        """Element offsets (1-D) of a register access whose index every lane shares, else None:
+        the common case, served column-wise without per-lane gathers."""
+        r = view.region
+        if r.kind != "local" or r.group_of_lane is None or view.byte_offset % view.itemsize:
+            return None
+        if any(i.shape[0] != 1 for i in idx):
+            return None
+        off, oob = view.offsets(idx)
+        if oob is not None:
+            lanes = np.zeros(1, dtype=np.int64)
+            self._oob(view, idx, oob, lanes if self.ctx.lanes.n else None, "access")
+        return off.reshape(-1) + view.byte_offset // view.itemsize
+
+    def _init_columns(self, view: View, elems: np.ndarray) -> np.ndarray:
+        size = view.itemsize
+        return (elems[:, None] * size + np.arange(size)).reshape(-1)
+
     def load(self, view: View, idx: list[np.ndarray], mask: Mask) -> np.ndarray:
         vec = max(i.ndim for i in idx) == 2
+        elems = self._registers_uniform(view, idx)
+        if elems is not None:
+            r = view.region
+            if self.detect and r.init is not None:
+                cols = self._init_columns(view, elems)
+                sub = r.init[:, cols] if mask.all else r.init[mask.idx][:, cols]
+                if not sub.all():
+                    row, col = (int(x[0]) for x in np.nonzero(~sub))
+                    lane = row if mask.all else int(mask.idx[row])
+                    elem = int(cols[col]) // view.itemsize - view.byte_offset // view.itemsize
+                    raise UninitializedReadError(
+                        f"read of register `{view.name}` element {elem} ({view.scope}), which the "
+                        f"reading thread never wrote{self.ctx.where()}",
+                        accesses=[self.ctx.access("read", [lane])], buffer=view.name, address=elem * view.itemsize,
+                    )
+            typed = r.typed(view.npdt)
+            assert typed is not None
+            vals = typed[:, elems]
+            return vals if vec else vals[:, 0]
         guard = self.ctx.global_guard and view.scope in _GLOBAL_SCOPES
         if all(i.shape[0] == 1 for i in idx) and not self.per_lane(view):
             off, oob = view.offsets(idx)
@@ -279,6 +323,22 @@ class Memory:
         guard = self.ctx.global_guard and view.scope in _GLOBAL_SCOPES
         if value.dtype != view.npdt:
             value = value.astype(view.npdt)
+        elems = self._registers_uniform(view, idx)
+        if elems is not None:
+            r = view.region
+            typed = r.typed(view.npdt)
+            assert typed is not None
+            vals = value if value.ndim == 2 else value[:, None]
+            if mask.all:
+                typed[:, elems] = vals
+                if self.detect and r.init is not None:
+                    r.init[:, self._init_columns(view, elems)] = True
+            else:
+                lanes = mask.idx
+                typed[lanes[:, None], elems] = vals[lanes] if vals.shape[0] > 1 else vals
+                if self.detect and r.init is not None:
+                    r.init[lanes[:, None], self._init_columns(view, elems)] = True
+            return
         if all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1 and not self.per_lane(view):
             off, oob = view.offsets(idx)
             if oob is not None:

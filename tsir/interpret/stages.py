@@ -106,15 +106,16 @@ def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid:
     origin = OriginIndex(stages)
     ref: list[Any] | None = None
     prev_ir: Any = None
+    prev_mode: tuple[Any, bool] | None = None
     prev_ok = True
     for k, (name, ir) in enumerate(stages):
-        if ir is prev_ir and prev_ok:
-            report.results.append(StageResult(name, "same"))
-            continue
-        prev_ir = ir
-        run_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         guards = None if guards_at is None or k >= guards_at else True
         sync = sync_at is not None and k < sync_at
+        if ir is prev_ir and prev_ok and (guards, sync) == prev_mode:
+            report.results.append(StageResult(name, "same"))
+            continue
+        prev_ir, prev_mode = ir, (guards, sync)
+        run_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         t0 = time.perf_counter()
         try:
             interpret(ir, *run_args, grid=grid, check=check, stages=origin, implicit_guards=guards,

@@ -113,19 +113,7 @@ class TileExecutor(Executor):
         if all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1:
             self.mem.store(view, idx, value, mask)
             return
-        lanes, li = self.mem._lanes_and_idx(idx, mask)
-        off, oob = view.offsets(li)
-        vals = value[lanes] if value.shape[0] > 1 else np.broadcast_to(value, (lanes.shape[0], *value.shape[1:]))
-        vals = vals.astype(view.npdt)
-        if off.ndim < vals.ndim:
-            off = off[:, None]
-        off = np.broadcast_to(off, vals.shape).reshape(-1)
-        vals = vals.reshape(-1)
-        if oob is not None:
-            keep = ~np.broadcast_to(oob if oob.ndim == 1 or oob.shape == value.shape else oob, off.shape).reshape(-1)
-            if not (self.ctx.global_guard and view.scope in ("global", "symmetric")):
-                self.mem._oob(view, li, oob, lanes, "write")
-            off, vals = off[keep], vals[keep]
+        off, vals = self._targets(view, idx, value, mask)
         typed = view.region.typed(view.npdt)
         base = view.byte_offset // view.itemsize
         order = np.argsort(off, kind="stable")
@@ -149,19 +137,34 @@ class TileExecutor(Executor):
         assert typed is not None
         typed[0, base + off] = vals
 
+    def _targets(self, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> tuple[np.ndarray, np.ndarray]:
+        """(element offsets, values), flat, of a store by the active lanes; elements outside a
+        global buffer dropped (implicit guards), outside any other buffer an error."""
+        lanes, li = self.mem._lanes_and_idx(idx, mask)
+        off, oob = view.offsets(li)
+        k = lanes.shape[0]
+        vals = value[lanes] if value.shape[0] > 1 else np.broadcast_to(value, (k, *value.shape[1:]))
+        if off.ndim < vals.ndim:
+            off = off[:, None]
+            oob = oob[:, None] if oob is not None else None
+        elif vals.ndim < off.ndim:
+            vals = vals[:, None]
+        shape = np.broadcast_shapes(off.shape, vals.shape)
+        off = np.broadcast_to(off, shape).reshape(-1)
+        vals = np.broadcast_to(vals, shape).reshape(-1).astype(view.npdt)
+        if oob is not None:
+            if not (self.ctx.global_guard and view.scope in ("global", "symmetric")):
+                self.mem._oob(view, li, np.broadcast_to(oob, shape), lanes, "write")
+            keep = ~np.broadcast_to(oob, shape).reshape(-1)
+            off, vals = off[keep], vals[keep]
+        return off, vals
+
     def _reduce_store(self, s: BufferStore, view: View, red: tuple[Any, Any], mask: Mask,
                       idx: list[np.ndarray]) -> None:
         """`x[i] = x[i] + v` (or max / min) where iterations share x[i]: every v is combined."""
         kind, other = red
         v = self.ev.eval(other, mask)
-        lanes, li = self.mem._lanes_and_idx(idx, mask)
-        off, oob = view.offsets(li)
-        vals = v[lanes] if v.shape[0] > 1 else np.broadcast_to(v, (lanes.shape[0], *v.shape[1:]))
-        off = np.broadcast_to(off if off.ndim == vals.ndim else off[:, None], vals.shape).reshape(-1)
-        vals = vals.reshape(-1)
-        if oob is not None:
-            keep = ~np.broadcast_to(oob, off.shape).reshape(-1)
-            off, vals = off[keep], vals[keep]
+        off, vals = self._targets(view, idx, v, mask)
         typed = view.region.typed(view.npdt)
         assert typed is not None
         base = view.byte_offset // view.itemsize
