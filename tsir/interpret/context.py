@@ -33,6 +33,7 @@ class RunContext:
         self.rank = rank
         self.stmt: Any = None
         self.runtime: Any = None  # the multi-rank runtime, when several ranks run
+        self.grid_dims: tuple[int, ...] = ()  # the launch's whole grid (blocks may run in sweeps)
         self._ids: dict[Any, int] = {}
         self._stmts: list[Any] = []
         # Barrier epochs: block epoch per block, warp epoch per warp (a barrier orders the accesses

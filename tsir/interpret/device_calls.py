@@ -138,3 +138,6 @@ def _gemm_ss(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) ->
         raise InterpretUnsupportedError(f"gemm_ss takes 11 template arguments: {e.op}")
     gemm_ss(ex, targs, e.args, mask)
     return _ZERO
+
+
+from . import dist_calls  # noqa: E402, F401  (registers the distributed and NVSHMEM entries)

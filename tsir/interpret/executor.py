@@ -15,11 +15,11 @@ import numpy as np
 from ..buffer import Buffer
 from ..expr import Call, PrimExpr, Var
 from ..stmt import (
-    Allocate, AttrStmt, BufferStore, DeclBuffer, Evaluate, For, ForKind, IfThenElse, LetStmt, SeqStmt,
-    Stmt,
+    Allocate, AttrStmt, BufferStore, CpEngineCopy, DeclBuffer, Evaluate, For, ForKind, IfThenElse,
+    LetStmt, SeqStmt, Stmt,
 )
 from .context import RunContext
-from .errors import InterpretUnsupportedError, OutOfBoundsError
+from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
 from .evaluator import Evaluator
 from .lanes import Mask
 from .memory import Memory, Region, View
@@ -41,7 +41,7 @@ class Executor:
         self._dispatch: dict[type, Callable[[Any, Mask], None]] = {
             SeqStmt: self.s_seq, For: self.s_for, IfThenElse: self.s_if, LetStmt: self.s_let,
             BufferStore: self.s_store, Evaluate: self.s_evaluate, Allocate: self.s_allocate,
-            DeclBuffer: self.s_decl, AttrStmt: self.s_attr,
+            DeclBuffer: self.s_decl, AttrStmt: self.s_attr, CpEngineCopy: self.s_cp_engine,
         }
 
     # -- driver ------------------------------------------------------------------------------------
@@ -59,6 +59,33 @@ class Executor:
         )
 
     level_name = "thread-level"
+
+    def s_cp_engine(self, s: CpEngineCopy, mask: Mask) -> None:
+        """A copy-engine transfer is a host step: it ran when the kernel was launched (where
+        LowerCPEngineIntrin puts it), not per thread."""
+
+    # -- warps and blocks --------------------------------------------------------------------------
+    def block_barrier(self, mask: Mask, what: str = "__syncthreads()", sync: bool = True) -> None:
+        """A block-wide barrier (thread level: every thread must reach it)."""
+
+    def full_warps(self, mask: Mask, what: str) -> np.ndarray:
+        """The warps with active lanes; every lane of each must be active (warp-collective ops)."""
+        lm = self.ctx.lanes
+        if mask.all:
+            return np.ones(lm.num_warps, dtype=bool)
+        cnt = np.bincount(lm.warp_of_lane[mask.idx], minlength=lm.num_warps)
+        size = np.bincount(lm.warp_of_lane, minlength=lm.num_warps)
+        partial = (cnt > 0) & (cnt < size)
+        if partial.any() and self.ctx.check:
+            w = int(np.flatnonzero(partial)[0])
+            lanes = np.flatnonzero(lm.warp_of_lane == w)
+            on, off = lanes[mask.arr[lanes]], lanes[~mask.arr[lanes]]
+            raise DivergentWarpError(
+                f"{what} is warp-collective but only {on.size} of the {lanes.size} lanes of a warp "
+                f"execute it{self.ctx.where()}",
+                accesses=[self.ctx.access("executed", on), self.ctx.access("not executed", off)],
+            )
+        return cnt > 0
 
     # -- binders -----------------------------------------------------------------------------------
     def bind(self, var: Var, value: Any) -> Any:

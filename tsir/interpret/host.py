@@ -30,14 +30,16 @@ LANES_PER_SWEEP = 8192
 
 
 def interpret(func: Any, *args: Any, grid: Iterable[Any] | None = None, ranks: int = 1, check: bool = True,
-              stages: Any = None, implicit_guards: bool | None = None, implicit_sync: bool = False) -> None:
+              stages: Any = None, implicit_guards: bool | None = None, implicit_sync: bool = False,
+              dead_ranks: Iterable[int] = ()) -> None:
     """Run `func` (a PrimFunc from any stage of `tsir.lower(...).stages`, or the final Module) on
     numpy arrays in place and Python numbers, in parameter order. See the package docstring."""
-    if ranks != 1:
-        from .distributed import interpret_ranks
+    from .distributed import interpret_ranks, uses_distributed
 
+    dead_ranks = tuple(dead_ranks)
+    if ranks != 1 or dead_ranks or uses_distributed(func):
         interpret_ranks(func, args, grid=grid, ranks=ranks, check=check, stages=stages,
-                        implicit_guards=implicit_guards, implicit_sync=implicit_sync)
+                        implicit_guards=implicit_guards, implicit_sync=implicit_sync, dead_ranks=dead_ranks)
         return
     run = Program(func, grid=grid, check=check, stages=stages, implicit_guards=implicit_guards,
                   implicit_sync=implicit_sync)
@@ -73,7 +75,8 @@ class Program:
         self.env: dict[Any, Any] = {}
         self._writeback: list[tuple[np.ndarray, np.ndarray]] = []
         hctx = RunContext(LaneMap([()], ()), check=False, global_guard=True, rank=rank)
-        self.hev = Evaluator(Memory(hctx, detect=False), hctx)
+        hctx.runtime = runtime
+        self.hev = Evaluator(Memory(hctx, detect=False), hctx, _host_call)
 
     # -- arguments ---------------------------------------------------------------------------------
     def bind(self, args: tuple[Any, ...], regions: dict[Buffer, Region] | None = None) -> None:
@@ -224,8 +227,12 @@ class Program:
             c = RunContext(lanes, check=self.check, global_guard=guard, races=not self.implicit_sync,
                            origin=self.origin, rank=self.rank)
             c.runtime = self.runtime
+            c.grid_dims = tuple(dims)
             return c
 
+        if self.runtime is not None:
+            self._multi_rank_launch(name, body, tile, ctx_for, views, env, blocks, threads, block_vars, thread_vars)
+            return
         if tile:
             run_tile_kernel(ctx_for, body, views, env, blocks, tuple(threads), block_vars, thread_vars)
             return
@@ -234,6 +241,31 @@ class Program:
         for i in range(0, len(blocks), step):
             run_thread_kernel(ctx_for(LaneMap(blocks[i : i + step], threads)), body, views, env,
                               block_vars, thread_vars)
+
+    def _multi_rank_launch(self, name: str, body: Stmt, tile: bool, ctx_for: Any, views: dict[Buffer, View],
+                           env: dict[Any, Any], blocks: list[tuple[int, ...]], threads: tuple[int, ...],
+                           block_vars: tuple[Any, ...], thread_vars: tuple[Any, ...]) -> None:
+        """Copy-engine steps written in the kernel run first (LowerCPEngineIntrin's meaning); tile-level
+        blocks become tasks (a block may wait for another); thread-level blocks run in one sweep."""
+        from ..stmt import CpEngineCopy
+        from ..visitor import walk
+
+        for n in walk(body):
+            if isinstance(n, CpEngineCopy):
+                self.runtime.cp_engine_copy(self, n)
+        if not tile:
+            run_thread_kernel(ctx_for(LaneMap(blocks, threads)), body, views, env, block_vars, thread_vars)
+            return
+        world = self.runtime.world
+        tasks = []
+        for blk in blocks:
+            def one(blk: tuple[int, ...] = blk) -> None:
+                with np.errstate(all="ignore"):
+                    run_tile_kernel(ctx_for, body, views, env, [blk], tuple(threads), block_vars, thread_vars)
+
+            tasks.append(world.spawn(one, f"rank {self.rank} block {fmt_idx(blk)}"))
+        world.wait_until(lambda: all(t.done for t in tasks),
+                         lambda: f"rank {self.rank} waits for the blocks of `{name}` to finish")
 
     def _blocks(self, name: str, dims: list[int]) -> list[tuple[int, ...]]:
         if any(d <= 0 for d in dims):
@@ -250,3 +282,13 @@ class Program:
 
 # Kernel body -> is it tile-level IR (keyed by node identity; nodes hash by identity).
 _level_cache: dict[Any, bool] = {}
+
+
+def _host_call(ev: Evaluator, e: Any, mask: Mask) -> Any:
+    """Calls host code may make: the rank and the number of ranks."""
+    rt = ev.ctx.runtime
+    if e.op == "tsir.distributed.rank":
+        return np.array([rt.rank if rt is not None else 0], dtype=np.int32)
+    if e.op == "tsir.distributed.num_ranks":
+        return np.array([rt.world.ranks if rt is not None else 1], dtype=np.int32)
+    raise InterpretUnsupportedError(f"host code calls `{e.op}`, which the interpreter cannot run on the host")

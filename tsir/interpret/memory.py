@@ -134,12 +134,15 @@ class View:
 
 
 class Pointer:
-    """`&buffer[index]` per lane: a view and element offsets (shape (1,) or (L,))."""
+    """`&buffer[index]` per lane: a view and element offsets (shape (1,) or (L,)); `rank` (per
+    lane, or None for this rank's memory) makes it the same address in another rank's memory."""
 
-    def __init__(self, view: View, elem: np.ndarray, index: tuple[np.ndarray, ...]):
+    def __init__(self, view: View, elem: np.ndarray, index: tuple[np.ndarray, ...],
+                 rank: np.ndarray | None = None):
         self.view = view
         self.elem = elem
         self.index = index
+        self.rank = rank
 
     def byte_addr(self) -> np.ndarray:
         return self.view.byte_offset + self.elem * self.view.itemsize

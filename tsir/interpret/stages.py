@@ -89,12 +89,13 @@ class StageReport:
 
 def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid: Any = None,
                  check: bool = True, rtol: dict[str, float] | float | None = None,
-                 keep_going: bool = False) -> StageReport:
+                 keep_going: bool = False, ranks: int = 1, dead_ranks: Sequence[int] = ()) -> StageReport:
     """Run the input and every stage of `func`'s lowering on copies of `args`; see the module doc.
 
     `func`: a PrimFunc (lowered here with `tsir.lower(func, target)`), a `tsir.lower` result, or a
     list of (stage name, IR). `args`: as for `tsir.interpret` (arrays are copied per stage, never
-    modified). `keep_going`: run every stage even after a failure.
+    modified; with `ranks` > 1, lists of per-rank arrays). `keep_going`: run every stage even
+    after a failure.
     """
     report = StageReport()
     stages = _stages(func, target, report)
@@ -115,11 +116,11 @@ def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid:
             report.results.append(StageResult(name, "same"))
             continue
         prev_ir, prev_mode = ir, (guards, sync)
-        run_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        run_args = [_copy(a) for a in args]
         t0 = time.perf_counter()
         try:
             interpret(ir, *run_args, grid=grid, check=check, stages=origin, implicit_guards=guards,
-                      implicit_sync=sync)
+                      implicit_sync=sync, ranks=ranks, dead_ranks=dead_ranks)
             res = StageResult(name, "ok")
         except HazardError as e:
             res = StageResult(name, "hazard", str(e), e)
@@ -145,6 +146,24 @@ def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid:
     return report
 
 
+def _copy(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if isinstance(a, (list, tuple)):
+        return [_copy(x) for x in a]
+    return a
+
+
+def _flat(xs: Sequence[Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for i, x in enumerate(xs):
+        if isinstance(x, (list, tuple)):
+            out += [(f"{i} (rank {r})", y) for r, y in enumerate(x)]
+        else:
+            out.append((str(i), x))
+    return out
+
+
 def _stages(func: Any, target: Any, report: StageReport) -> list[tuple[str, Any]] | None:
     if hasattr(func, "stages"):
         return list(func.stages)
@@ -168,7 +187,7 @@ def compare_outputs(ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, floa
     """"" when every array of `got` matches `ref`, else a description of the first difference."""
     from ..dtype import dtype as as_dtype
 
-    for i, (r, g) in enumerate(zip(ref, got)):
+    for (i, r), (_, g) in zip(_flat(ref), _flat(got)):
         if not isinstance(r, np.ndarray):
             continue
         name = str(r.dtype)

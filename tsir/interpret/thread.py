@@ -73,7 +73,7 @@ class ThreadExecutor(Executor):
     def call(self, ev: Evaluator, e: Call, mask: Mask) -> Any:
         op = e.op
         if op == "sync_threads":
-            self.barrier(mask)
+            self.block_barrier(mask)
             return np.zeros(1, dtype=np.int32)
         if op == "sync_warp":
             self.warp_barrier(mask)
@@ -89,7 +89,7 @@ class ThreadExecutor(Executor):
         return call_device(self, e, mask)
 
     # -- synchronisation ---------------------------------------------------------------------------
-    def barrier(self, mask: Mask) -> None:
+    def block_barrier(self, mask: Mask, what: str = "__syncthreads()", sync: bool = True) -> None:
         lm = self.lanes
         nb = len(lm.blocks)
         if mask.all:
@@ -104,36 +104,18 @@ class ThreadExecutor(Executor):
                 on = lanes[mask.arr[lanes]]
                 off = lanes[~mask.arr[lanes]]
                 raise DivergentBarrierError(
-                    f"__syncthreads() reached by {on.size} of the {lm.per_block} threads of block "
+                    f"{what} reached by {on.size} of the {lm.per_block} threads of block "
                     f"{fmt_idx(lm.blocks[b])}{self.ctx.where()}; the others never reach it, so the block "
                     f"would end with threads stuck at the barrier (or a later barrier would pair with it)",
                     accesses=[self.ctx.access("barrier reached", on), self.ctx.access("barrier not reached", off)],
                 )
-        self.ctx.block_epoch[reached] += 1
-        self.ctx.warp_epoch[np.repeat(reached, -(-lm.per_block // 32))] += 1
+        if sync:
+            self.ctx.block_epoch[reached] += 1
+            self.ctx.warp_epoch[np.repeat(reached, -(-lm.per_block // 32))] += 1
 
     def warp_barrier(self, mask: Mask) -> None:
         active = self.full_warps(mask, "__syncwarp()")
         self.ctx.warp_epoch[active] += 1
-
-    def full_warps(self, mask: Mask, what: str) -> np.ndarray:
-        """The warps with active lanes; every lane of each must be active (warp-collective ops)."""
-        lm = self.lanes
-        if mask.all:
-            return np.ones(lm.num_warps, dtype=bool)
-        cnt = np.bincount(lm.warp_of_lane[mask.idx], minlength=lm.num_warps)
-        size = np.bincount(lm.warp_of_lane, minlength=lm.num_warps)
-        partial = (cnt > 0) & (cnt < size)
-        if partial.any() and self.ctx.check:
-            w = int(np.flatnonzero(partial)[0])
-            lanes = np.flatnonzero(lm.warp_of_lane == w)
-            on, off = lanes[mask.arr[lanes]], lanes[~mask.arr[lanes]]
-            raise DivergentWarpError(
-                f"{what} is warp-collective but only {on.size} of the {lanes.size} lanes of a warp "
-                f"execute it{self.ctx.where()}",
-                accesses=[self.ctx.access("executed", on), self.ctx.access("not executed", off)],
-            )
-        return cnt > 0
 
     def shfl_xor(self, value: np.ndarray, lane_mask: np.ndarray, mask: Mask) -> np.ndarray:
         """`__shfl_xor_sync(0xffffffff, value, m)`: each lane gets the value of lane (laneid ^ m)."""

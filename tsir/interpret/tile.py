@@ -61,6 +61,7 @@ class TileExecutor(Executor):
         from .tile_ops import TileOps
 
         self.ops = TileOps(self)
+        self.lanes = ctx.lanes
 
     def allocate(self, b: Buffer) -> View:
         if b.scope in ("global", "symmetric"):
@@ -77,7 +78,7 @@ class TileExecutor(Executor):
             self.ctx.stmt = s
             if self.in_parallel:
                 raise InterpretUnsupportedError(f"a tile operator inside T.Parallel: {str(s).splitlines()[0]}")
-            self.ops.run(s.op)
+            self.ops.run(s.op, mask)
             return
         super().other_stmt(s, mask)
 
@@ -189,9 +190,9 @@ class TileExecutor(Executor):
             ptr = ev.eval(e.args[0], mask)
             value = ev.eval(e.args[1], mask)
             return self.mem.atomic_add(ptr, value, mask)
-        if self.ops.dist is not None:
-            return self.ops.dist.call(ev, e, mask)
-        raise InterpretUnsupportedError(f"the tile-level interpreter has no meaning for the call `{op}`")
+        from .device_calls import call_device
+
+        return call_device(self, e, mask)  # type: ignore[arg-type]
 
 
 def _reduction(s: BufferStore) -> tuple[str, Any] | None:

@@ -30,22 +30,25 @@ _F32 = np.dtype(np.float32)
 class TileOps:
     def __init__(self, ex: TileExecutor):
         self.ex = ex
-        self.dist: Any = None  # the multi-rank extension (phase 2) when ranks > 1
         self._table = {
             Copy: self.copy, Fill: self.fill, Gemm: self.gemm, Reduce: self.reduce, CumSum: self.cumsum,
             AtomicAdd: self.atomic_add, FinalizeReducer: self.finalize_reducer,
         }
 
-    def run(self, op: Any) -> None:
+    def run(self, op: Any, mask: Mask) -> None:
         fn = self._table.get(type(op))
-        if fn is None and self.dist is not None:
-            fn = self.dist.tile_op(type(op))
-        if fn is None:
+        if fn is not None:
+            fn(op)
+            return
+        from .dist_tile import DIST_TILE_OPS
+
+        dfn = DIST_TILE_OPS.get(type(op))
+        if dfn is None:
             raise InterpretUnsupportedError(
                 f"the tile-level interpreter has no semantics for the tile operator {type(op).__name__} "
                 f"({getattr(op, 'op_name', '?')})"
             )
-        fn(op)
+        dfn(self.ex, op, mask)
 
     # -- regions -----------------------------------------------------------------------------------
     def _box(self, r: BufferRegion) -> tuple[View, list[int], list[int]]:
