@@ -24,8 +24,11 @@ def emit(stmt: Any) -> None:
 
 
 def call(dtype: Any, op: str, *args: Any) -> Call:
-    return Call(tsir.dtype(dtype) if not isinstance(dtype, DataType) else dtype, op,
-                tuple(a if isinstance(a, PrimExpr) else tsir.convert(a) for a in args))
+    return Call(
+        tsir.dtype(dtype) if not isinstance(dtype, DataType) else dtype,
+        op,
+        tuple(a if isinstance(a, PrimExpr) else tsir.convert(a) for a in args),
+    )
 
 
 def evaluate(dtype: Any, op: str, *args: Any) -> None:

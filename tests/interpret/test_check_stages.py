@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tsir
 from tsir import T
 from tsir.interpret import DataRaceError, StageMismatchError, check_stages
-
-import pytest
 
 
 def scale(n: int = 64) -> tsir.PrimFunc:
@@ -56,14 +55,18 @@ def test_a_correct_pipeline_reports_every_stage() -> None:
 
 
 def test_the_first_stage_that_differs_is_named() -> None:
-    report = check_stages([("input", scale()), ("A", scale()), ("B", wrong_scale()), ("C", scale())], args())
+    report = check_stages(
+        [("input", scale()), ("A", scale()), ("B", wrong_scale()), ("C", scale())], args()
+    )
     f = report.first_failure
     assert f is not None and f.stage == "B" and f.status == "mismatch"
     assert "argument 1 (float32): 32 of 64 elements differ" in f.message
     assert [r.stage for r in report.results] == ["input", "A", "B"]
     with pytest.raises(StageMismatchError, match="stage B: mismatch"):
         report.raise_for_failure()
-    every = check_stages([("input", scale()), ("B", wrong_scale()), ("C", scale())], args(), keep_going=True)
+    every = check_stages(
+        [("input", scale()), ("B", wrong_scale()), ("C", scale())], args(), keep_going=True
+    )
     assert [r.status for r in every.results] == ["ok", "mismatch", "ok"]
 
 
@@ -80,7 +83,9 @@ def test_hazards_and_internal_errors_are_classified() -> None:
     f = report.first_failure
     assert f is not None and f.status == "hazard" and isinstance(f.error, DataRaceError)
     # Before ThreadSync the barriers are not there yet: statement-by-statement order is assumed.
-    before = check_stages([("input", reverse()), ("LowerTileOp", racy.func), ("ThreadSync", racy.func)], args())
+    before = check_stages(
+        [("input", reverse()), ("LowerTileOp", racy.func), ("ThreadSync", racy.func)], args()
+    )
     assert [r.status for r in before.results] == ["ok", "ok", "hazard"]
     broken = check_stages([("input", scale()), ("X", object())], args())
     assert broken.first_failure is not None and broken.first_failure.status == "error"

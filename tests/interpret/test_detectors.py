@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irkit import addr, call, emit, evaluate
 
 import tsir
 from tsir import T
 from tsir.dtype import DataType
 from tsir.expr import Ramp
 from tsir.interpret import (
-    ArithmeticHazardError, AsyncCopyHazardError, DataRaceError, DivergentBarrierError, DivergentWarpError,
-    HazardError, OutOfBoundsError, UninitializedReadError,
+    ArithmeticHazardError,
+    AsyncCopyHazardError,
+    DataRaceError,
+    DivergentBarrierError,
+    DivergentWarpError,
+    HazardError,
+    OutOfBoundsError,
+    UninitializedReadError,
 )
-
-from irkit import addr, call, emit, evaluate
 
 N = 64
 
 
-def kernel(body, n: int = N, threads: int = N, blocks: int = 1, dtype: str = "float32") -> tsir.PrimFunc:
+def kernel(
+    body, n: int = N, threads: int = N, blocks: int = 1, dtype: str = "float32"
+) -> tsir.PrimFunc:
     with T.prim_func("k") as f:
         A = T.param("A", (n,), dtype)
         B = T.param("B", (n,), dtype)
@@ -37,7 +44,7 @@ def run(func: tsir.PrimFunc, n: int = N, dtype: str = "float32") -> tuple[np.nda
     return a, b
 
 
-# -- data races --------------------------------------------------------------------------------------
+# -- data races ------------------------------------------------------------------------------------
 
 
 def _shift(barrier: bool):
@@ -47,6 +54,7 @@ def _shift(barrier: bool):
         if barrier:
             T.sync_threads()
         B[tx] = S[(tx + 1) % N]
+
     return body
 
 
@@ -76,6 +84,7 @@ def test_race_read_then_write() -> None:
         T.sync_threads()
         B[tx] = S[(tx + 1) % N]
         S[tx] = 0.0  # thread tx - 1 may still be reading S[tx]
+
     with pytest.raises(DataRaceError, match=r"(?s)read by thread \(63,\).*write by thread \(0,\)"):
         run(kernel(body))
 
@@ -84,6 +93,7 @@ def test_race_two_writers_in_one_statement() -> None:
     def body(A, B, bx, tx):
         S = T.alloc_shared((N,), "float32")
         S[tx // 2] = A[tx]
+
     with pytest.raises(DataRaceError, match="several threads write it in one statement"):
         run(kernel(body))
 
@@ -95,7 +105,9 @@ def test_race_between_warps_despite_syncwarp_but_not_within_a_warp() -> None:
             S[tx] = A[tx]
             T.sync_warp()
             B[tx] = S[tx ^ (32 if other_warp else 1)]
+
         return b
+
     a, b = run(kernel(body(False)))
     np.testing.assert_array_equal(b, a[np.arange(N) ^ 1])
     with pytest.raises(DataRaceError):
@@ -104,6 +116,7 @@ def test_race_between_warps_despite_syncwarp_but_not_within_a_warp() -> None:
 
 def test_races_are_per_block() -> None:
     """Blocks have their own shared memory: the same bytes in two blocks never race."""
+
     def body(A, B, bx, tx):
         S = T.alloc_shared((1,), "float32")
         with T.If(tx == 0):
@@ -111,6 +124,7 @@ def test_races_are_per_block() -> None:
         T.sync_threads()
         with T.If(tx == 1):
             B[bx] = S[0]
+
     a = np.arange(4, dtype="float32")
     b = np.zeros(4, dtype="float32")
     tsir.interpret(kernel(body, n=4, threads=32, blocks=4), a, b)
@@ -128,6 +142,7 @@ def _histogram(barrier: bool):
         T.sync_threads()
         with T.If(tx < 8):
             B[tx] = H[tx]
+
     return body
 
 
@@ -151,11 +166,12 @@ def test_plain_read_of_an_atomically_updated_element_races() -> None:
         T.sync_threads()
         T.atomic_add(S[0], A[tx])
         B[tx] = S[0]
+
     with pytest.raises(DataRaceError, match="atomic write"):
         run(kernel(body))
 
 
-# -- registers ---------------------------------------------------------------------------------------
+# -- registers -------------------------------------------------------------------------------------
 
 
 def test_uninitialised_register_read() -> None:
@@ -164,10 +180,15 @@ def test_uninitialised_register_read() -> None:
         with T.If(tx < 32):
             r[0] = A[tx]
         B[tx] = r[0]
+
     with pytest.raises(UninitializedReadError) as info:
         run(kernel(body))
     msg = str(info.value)
-    assert "register `r` element 0" in msg and "thread (32,) of block (0,)" in msg and "B[tx] = r[0]" in msg
+    assert (
+        "register `r` element 0" in msg
+        and "thread (32,) of block (0,)" in msg
+        and "B[tx] = r[0]" in msg
+    )
 
 
 def test_uninitialised_vector_lane() -> None:
@@ -178,6 +199,7 @@ def test_uninitialised_vector_lane() -> None:
         lanes = Ramp(tsir.IntImm(0), tsir.IntImm(1), 2)
         emit(tsir.BufferStore(v, r.vload((lanes,)), (lanes,)))
         B[tx] = v[0]
+
     with pytest.raises(UninitializedReadError, match="register `r` element 1"):
         run(kernel(body))
 
@@ -188,11 +210,12 @@ def test_registers_written_by_every_thread_are_fine() -> None:
         r[0] = A[tx]
         r[1] = r[0] * 2.0
         B[tx] = r[1]
+
     a, b = run(kernel(body))
     np.testing.assert_array_equal(b, 2 * a)
 
 
-# -- bounds ------------------------------------------------------------------------------------------
+# -- bounds ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("where", ["global", "shared", "local"])
@@ -209,6 +232,7 @@ def test_out_of_bounds(where: str) -> None:
             B[tx] = S[tx + 1]
         else:
             B[tx] = r[tx % 2]
+
     with pytest.raises(OutOfBoundsError) as info:
         run(kernel(body))
     name = {"global": "A", "shared": "S", "local": "r"}[where]
@@ -218,8 +242,15 @@ def test_out_of_bounds(where: str) -> None:
 def test_out_of_bounds_vector_lane() -> None:
     def body(A, B, bx, tx):
         v = T.alloc_local((4,), "float32")
-        emit(tsir.BufferStore(v, A.vload((Ramp(tx * 4 + 1, tsir.IntImm(1), 4),)), (Ramp(tsir.IntImm(0), tsir.IntImm(1), 4),)))
+        emit(
+            tsir.BufferStore(
+                v,
+                A.vload((Ramp(tx * 4 + 1, tsir.IntImm(1), 4),)),
+                (Ramp(tsir.IntImm(0), tsir.IntImm(1), 4),),
+            )
+        )
         B[tx] = v[3]
+
     with pytest.raises(OutOfBoundsError, match=r"`A`\[256\]"):
         run(kernel(body, n=256), n=256)
 
@@ -230,17 +261,19 @@ def test_guarded_accesses_do_not_fault() -> None:
             B[tx] = A[tx + 1]
         with T.Else():
             B[tx] = T.if_then_else(tx + 1 < N, A[tx + 1], 0.0)
+
     a, b = run(kernel(body))
     np.testing.assert_array_equal(b, np.append(a[1:], 0))
 
 
-# -- barriers and warps ------------------------------------------------------------------------------
+# -- barriers and warps ----------------------------------------------------------------------------
 
 
 def test_divergent_barrier() -> None:
     def body(A, B, bx, tx):
         with T.If(tx < 32):
             T.sync_threads()
+
     with pytest.raises(DivergentBarrierError) as info:
         run(kernel(body))
     msg = str(info.value)
@@ -256,6 +289,7 @@ def test_block_uniform_branch_with_a_barrier_is_fine() -> None:
             S[tx] = A[tx]
             T.sync_threads()
             B[tx] = S[N - 1 - tx]
+
     a, b = run(kernel(body))
     np.testing.assert_array_equal(b, a[::-1])
 
@@ -272,7 +306,9 @@ def test_warp_shuffle_sum_and_divergent_shuffle() -> None:
                 else:
                     r[0] = r[0] + call("float32", "tsir.reduce.shfl_xor", r[0], off)
             B[tx] = r[0]
+
         return b
+
     a, b = run(kernel(body(False)))
     np.testing.assert_array_equal(b, np.repeat([a[:32].sum(), a[32:].sum()], 32))
     with pytest.raises(DivergentWarpError, match="16 of the 32 lanes"):
@@ -282,15 +318,17 @@ def test_warp_shuffle_sum_and_divergent_shuffle() -> None:
 def test_integer_division_by_zero() -> None:
     def body(A, B, bx, tx):
         B[tx] = A[tx] // (tx - 3)
+
     with pytest.raises(ArithmeticHazardError, match="division by zero"):
         run(kernel(body, dtype="int32"), dtype="int32")
 
 
-# -- cp.async ----------------------------------------------------------------------------------------
+# -- cp.async --------------------------------------------------------------------------------------
 
 
 def _cp_async(wait: str | None, read_group: int = 0):
     """Thread t copies A[4t : 4t + 4] (16 bytes) into S as group 0 and into S2 as group 1."""
+
     def body(A, B, bx, tx):
         S = T.alloc_shared((4 * N,), "float32")
         S2 = T.alloc_shared((4 * N,), "float32")
@@ -306,6 +344,7 @@ def _cp_async(wait: str | None, read_group: int = 0):
             B[tx * 4 + i] = buf[(tx * 4 + i + 4) % (4 * N)]
         if wait is not None:
             evaluate("int32", "tsir.async_copy.cp_async_wait<0>")
+
     return body
 
 
@@ -342,6 +381,7 @@ def test_cp_async_pending_at_kernel_end() -> None:
         S = T.alloc_shared((4 * N,), "float32")
         evaluate("int32", "tsir.async_copy.cp_async_16", addr(S[tx * 4]), addr(A[tx * 4]), True)
         evaluate("int32", "tsir.async_copy.cp_async_commit")
+
     with pytest.raises(AsyncCopyHazardError, match="kernel ends with cp.async copies into `S`"):
         _run_cp(kernel(body, n=4 * N))
 

@@ -18,14 +18,14 @@ from tsir.interpret import DeadlockError, check_stages
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "distributed"))
 
-import ag_gemm  # noqa: E402
-import barrier_stress  # noqa: E402
-import collectives  # noqa: E402
-import cpengine_allgather  # noqa: E402
-import gemm_rs  # noqa: E402
-import nvshmem_examples  # noqa: E402
-import put_get  # noqa: E402
-import ring_shift  # noqa: E402
+import ag_gemm
+import barrier_stress
+import collectives
+import cpengine_allgather
+import gemm_rs
+import nvshmem_examples
+import put_get
+import ring_shift
 
 BF16 = ml_dtypes.bfloat16
 RANKS = [2, 4, 8]
@@ -56,16 +56,26 @@ def per_rank(ranks: int, make: Any) -> list[np.ndarray]:
 def test_ring_shift(ranks: int) -> None:
     n, blocks = 1003, 7
     src = per_rank(ranks, lambda r: pattern(n, BF16, r, 1))
-    out = run(ring_shift.ring_shift(n, blocks, "bfloat16"),
-              [src, per_rank(ranks, lambda r: np.zeros(n, BF16)), per_rank(ranks, lambda r: np.zeros(blocks, np.int32)),
-               per_rank(ranks, lambda r: np.full(n, np.nan, BF16)), 3], ranks)
+    out = run(
+        ring_shift.ring_shift(n, blocks, "bfloat16"),
+        [
+            src,
+            per_rank(ranks, lambda r: np.zeros(n, BF16)),
+            per_rank(ranks, lambda r: np.zeros(blocks, np.int32)),
+            per_rank(ranks, lambda r: np.full(n, np.nan, BF16)),
+            3,
+        ],
+        ranks,
+    )
     for r in range(ranks):
         np.testing.assert_array_equal(out[3][r], src[(r - 1) % ranks])
         np.testing.assert_array_equal(out[2][r], np.full(blocks, 3))
 
 
 @pytest.mark.parametrize("ranks", RANKS)
-@pytest.mark.parametrize("case", [("float32", 1000, 1, 3), ("bfloat16", 259, 5, 5), ("int8", 131, 3, 0)])
+@pytest.mark.parametrize(
+    "case", [("float32", 1000, 1, 3), ("bfloat16", 259, 5, 5), ("int8", 131, 3, 0)]
+)
 @pytest.mark.parametrize("scope,put", [("block", True), ("warp", False)])
 def test_put_get(ranks: int, case: tuple[str, int, int, int], scope: str, put: bool) -> None:
     dtype, chunk, so, do = case
@@ -73,13 +83,22 @@ def test_put_get(ranks: int, case: tuple[str, int, int, int], scope: str, put: b
     n = put_get.BLOCKS * chunk + 8
     src = per_rank(ranks, lambda r: pattern(n, npdt, r, chunk))
     poison = np.frombuffer(np.full(n * np.dtype(npdt).itemsize, 0x5A, np.uint8).tobytes(), npdt)
-    out = run(put_get.remote_copy(dtype, chunk, so, do, scope, put),
-              [src, per_rank(ranks, lambda r: poison.copy()), per_rank(ranks, lambda r: np.zeros(64, np.int32))], ranks)
+    out = run(
+        put_get.remote_copy(dtype, chunk, so, do, scope, put),
+        [
+            src,
+            per_rank(ranks, lambda r: poison.copy()),
+            per_rank(ranks, lambda r: np.zeros(64, np.int32)),
+        ],
+        ranks,
+    )
     for r in range(ranks):
         want = poison.copy()
         other = src[(r - 1) % ranks]
         for b in range(put_get.BLOCKS):
-            want[b * chunk + do: b * chunk + do + chunk] = other[b * chunk + so: b * chunk + so + chunk]
+            want[b * chunk + do : b * chunk + do + chunk] = other[
+                b * chunk + so : b * chunk + so + chunk
+            ]
         np.testing.assert_array_equal(out[1][r].view(np.uint8), want.view(np.uint8))
 
 
@@ -87,25 +106,46 @@ def test_put_get(ranks: int, case: tuple[str, int, int, int], scope: str, put: b
 def test_collectives(ranks: int) -> None:
     n, blocks = 300, 3
     inp = per_rank(ranks, lambda r: pattern(n, BF16, r))
-    out = run(collectives.all_gather(n, ranks, blocks, threads=128),
-              [inp, per_rank(ranks, lambda r: np.zeros(ranks * n, BF16)), per_rank(ranks, lambda r: np.zeros(64, np.int32))],
-              ranks)
+    out = run(
+        collectives.all_gather(n, ranks, blocks, threads=128),
+        [
+            inp,
+            per_rank(ranks, lambda r: np.zeros(ranks * n, BF16)),
+            per_rank(ranks, lambda r: np.zeros(64, np.int32)),
+        ],
+        ranks,
+    )
     for r in range(ranks):
         np.testing.assert_array_equal(out[1][r], np.concatenate(inp))
     inp2 = per_rank(ranks, lambda r: pattern(ranks * n, np.int8, r, 7))
-    out = run(collectives.all_to_all(n, ranks, blocks, threads=128, dtype="int8"),
-              [inp2, per_rank(ranks, lambda r: np.zeros(ranks * n, np.int8)), per_rank(ranks, lambda r: np.zeros(64, np.int32))],
-              ranks)
+    out = run(
+        collectives.all_to_all(n, ranks, blocks, threads=128, dtype="int8"),
+        [
+            inp2,
+            per_rank(ranks, lambda r: np.zeros(ranks * n, np.int8)),
+            per_rank(ranks, lambda r: np.zeros(64, np.int32)),
+        ],
+        ranks,
+    )
     for r in range(ranks):
-        np.testing.assert_array_equal(out[1][r], np.concatenate([inp2[q][r * n:(r + 1) * n] for q in range(ranks)]))
+        np.testing.assert_array_equal(
+            out[1][r], np.concatenate([inp2[q][r * n : (r + 1) * n] for q in range(ranks)])
+        )
 
 
 @pytest.mark.parametrize("ranks", RANKS)
 @pytest.mark.parametrize("blocks,fence", [(3, True), (2, False)])
 def test_barrier_stress(ranks: int, blocks: int, fence: bool) -> None:
-    out = run(barrier_stress.barrier_stress(blocks, iterations=2, fence=fence),
-              [per_rank(ranks, lambda r: np.zeros(256, np.int32)), per_rank(ranks, lambda r: np.zeros(64, np.int32)),
-               per_rank(ranks, lambda r: np.zeros(1, np.int32)), 5], ranks)
+    out = run(
+        barrier_stress.barrier_stress(blocks, iterations=2, fence=fence),
+        [
+            per_rank(ranks, lambda r: np.zeros(256, np.int32)),
+            per_rank(ranks, lambda r: np.zeros(64, np.int32)),
+            per_rank(ranks, lambda r: np.zeros(1, np.int32)),
+            5,
+        ],
+        ranks,
+    )
     for r in range(ranks):
         assert out[2][r][0] == 0  # no torn or stale slot seen
         assert out[1][r][r] & 0xFFFFF == 0  # quiescent: every arrival count back to 0
@@ -120,19 +160,31 @@ def test_gemm_reduce_scatter(ranks: int) -> None:
     rng = np.random.default_rng(ranks)
     A = rng.standard_normal((M, Kl * ranks)).astype(BF16)
     B = rng.standard_normal((Kl * ranks, N)).astype(BF16)
-    parts = run(gemm_rs.gemm_partial(M, N, Kl, ranks, bm=bm, bn=bn, bk=32),
-                [per_rank(ranks, lambda r: np.ascontiguousarray(A[:, r * Kl:(r + 1) * Kl])),
-                 per_rank(ranks, lambda r: np.ascontiguousarray(B[r * Kl:(r + 1) * Kl])),
-                 per_rank(ranks, lambda r: np.zeros((M, N), np.float32)),
-                 per_rank(ranks, lambda r: np.zeros(M // bm, np.int32))], ranks)
+    parts = run(
+        gemm_rs.gemm_partial(M, N, Kl, ranks, bm=bm, bn=bn, bk=32),
+        [
+            per_rank(ranks, lambda r: np.ascontiguousarray(A[:, r * Kl : (r + 1) * Kl])),
+            per_rank(ranks, lambda r: np.ascontiguousarray(B[r * Kl : (r + 1) * Kl])),
+            per_rank(ranks, lambda r: np.zeros((M, N), np.float32)),
+            per_rank(ranks, lambda r: np.zeros(M // bm, np.int32)),
+        ],
+        ranks,
+    )
     np.testing.assert_array_equal(parts[3][0], np.full(M // bm, ranks))  # every rank's tile counted
-    out = run(gemm_rs.reduce_scatter(M, N, ranks, bm=bm, bn=bn, threads=64),
-              [[p.reshape(-1) for p in parts[2]], parts[3], per_rank(ranks, lambda r: np.zeros((M // ranks, N), np.float32)), 1],
-              ranks)
+    out = run(
+        gemm_rs.reduce_scatter(M, N, ranks, bm=bm, bn=bn, threads=64),
+        [
+            [p.reshape(-1) for p in parts[2]],
+            parts[3],
+            per_rank(ranks, lambda r: np.zeros((M // ranks, N), np.float32)),
+            1,
+        ],
+        ranks,
+    )
     full = A.astype(np.float64) @ B.astype(np.float64)
     rows = M // ranks
     for r in range(ranks):
-        np.testing.assert_allclose(out[2][r], full[r * rows:(r + 1) * rows], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(out[2][r], full[r * rows : (r + 1) * rows], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("ranks", RANKS)
@@ -144,18 +196,29 @@ def test_all_gather_gemm(ranks: int) -> None:
 
     def full(r: int) -> np.ndarray:
         x = np.zeros(M * K, BF16)
-        x[r * rows * K:(r + 1) * rows * K] = shards[r]
+        x[r * rows * K : (r + 1) * rows * K] = shards[r]
         return x
 
-    pushed = run(ag_gemm.ag_push(rows, K, ranks, 1, threads=128),
-                 [per_rank(ranks, full), per_rank(ranks, lambda r: np.zeros(ranks, np.int32)), 1], ranks)
+    pushed = run(
+        ag_gemm.ag_push(rows, K, ranks, 1, threads=128),
+        [per_rank(ranks, full), per_rank(ranks, lambda r: np.zeros(ranks, np.int32)), 1],
+        ranks,
+    )
     gathered = np.concatenate(shards)
     for r in range(ranks):
         np.testing.assert_array_equal(pushed[0][r], gathered)
     B = rng.standard_normal((K, N)).astype(BF16)
-    out = run(ag_gemm.gemm_after_flags(M, N, K, rows, 1, bm=32, bn=32, bk=32),
-              [[a.reshape(M, K) for a in pushed[0]], per_rank(ranks, lambda r: B.copy()),
-               per_rank(ranks, lambda r: np.zeros((M, N), BF16)), pushed[1], 1], ranks)
+    out = run(
+        ag_gemm.gemm_after_flags(M, N, K, rows, 1, bm=32, bn=32, bk=32),
+        [
+            [a.reshape(M, K) for a in pushed[0]],
+            per_rank(ranks, lambda r: B.copy()),
+            per_rank(ranks, lambda r: np.zeros((M, N), BF16)),
+            pushed[1],
+            1,
+        ],
+        ranks,
+    )
     want = gathered.reshape(M, K).astype(np.float64) @ B.astype(np.float64)
     for r in range(ranks):
         np.testing.assert_allclose(out[2][r].astype(np.float64), want, rtol=3e-2, atol=1e-1)
@@ -165,9 +228,16 @@ def test_all_gather_gemm(ranks: int) -> None:
 def test_copy_engine_all_gather(ranks: int) -> None:
     n = 48
     inp = per_rank(ranks, lambda r: pattern(n, BF16, r))
-    out = run(cpengine_allgather.cp_all_gather(n, ranks),
-              [inp, per_rank(ranks, lambda r: np.zeros(ranks * n, BF16)), per_rank(ranks, lambda r: np.zeros(ranks, np.int32)), 4],
-              ranks)
+    out = run(
+        cpengine_allgather.cp_all_gather(n, ranks),
+        [
+            inp,
+            per_rank(ranks, lambda r: np.zeros(ranks * n, BF16)),
+            per_rank(ranks, lambda r: np.zeros(ranks, np.int32)),
+            4,
+        ],
+        ranks,
+    )
     for r in range(ranks):
         np.testing.assert_array_equal(out[1][r], np.concatenate(inp))
         np.testing.assert_array_equal(out[2][r], np.full(ranks, 4))
@@ -179,10 +249,18 @@ def test_copy_engine_all_gather_gemm(ranks: int) -> None:
     rng = np.random.default_rng(20 + ranks)
     A = per_rank(ranks, lambda r: rng.standard_normal((m, k)).astype(np.float16))
     B = rng.standard_normal((k, n)).astype(np.float16)
-    out = run(cpengine_allgather.ag_gemm(m, n, k, ranks, bm=32, bn=32, bk=32),
-              [A, per_rank(ranks, lambda r: np.zeros((ranks * m, k), np.float16)), per_rank(ranks, lambda r: B.copy()),
-               per_rank(ranks, lambda r: np.zeros((ranks * m, n), np.float16)), per_rank(ranks, lambda r: np.zeros(ranks, np.int32)), 1],
-              ranks)
+    out = run(
+        cpengine_allgather.ag_gemm(m, n, k, ranks, bm=32, bn=32, bk=32),
+        [
+            A,
+            per_rank(ranks, lambda r: np.zeros((ranks * m, k), np.float16)),
+            per_rank(ranks, lambda r: B.copy()),
+            per_rank(ranks, lambda r: np.zeros((ranks * m, n), np.float16)),
+            per_rank(ranks, lambda r: np.zeros(ranks, np.int32)),
+            1,
+        ],
+        ranks,
+    )
     want = np.concatenate(A).astype(np.float64) @ B.astype(np.float64)
     for r in range(ranks):
         np.testing.assert_allclose(out[3][r].astype(np.float64), want, rtol=2e-2, atol=5e-2)
@@ -192,12 +270,12 @@ def test_copy_engine_all_gather_gemm(ranks: int) -> None:
 def test_nvshmem_examples(ranks: int) -> None:
     n = 40
     src = per_rank(ranks, lambda r: pattern(n, np.float32, r))
-    zeros = lambda k: per_rank(ranks, lambda r: np.zeros(k, np.float32))  # noqa: E731
+    zeros = lambda k: per_rank(ranks, lambda r: np.zeros(k, np.float32))
     out = run(nvshmem_examples.put_get(n), [src, zeros(n), zeros(n)], ranks)
     for r in range(ranks):
         np.testing.assert_array_equal(out[1][r], src[(r - 1) % ranks])
         np.testing.assert_array_equal(out[2][r], src[(r + 1) % ranks])
-    sig = lambda k: per_rank(ranks, lambda r: np.zeros(k, np.uint64))  # noqa: E731
+    sig = lambda k: per_rank(ranks, lambda r: np.zeros(k, np.uint64))
     out = run(nvshmem_examples.ring_shift(n), [src, zeros(n), sig(1), 3], ranks)
     for r in range(ranks):
         np.testing.assert_array_equal(out[1][r], src[(r - 1) % ranks])
@@ -206,12 +284,17 @@ def test_nvshmem_examples(ranks: int) -> None:
         np.testing.assert_array_equal(out[1][r], np.concatenate(src))
 
 
-# -- dead ranks and waits that never end ---------------------------------------------------------------
+# -- dead ranks and waits that never end -----------------------------------------------------------
 
 
 def _ring_args(ranks: int, n: int = 64, blocks: int = 2) -> list[Any]:
-    return [per_rank(ranks, lambda r: pattern(n, np.float32, r)), per_rank(ranks, lambda r: np.zeros(n, np.float32)),
-            per_rank(ranks, lambda r: np.zeros(blocks, np.int32)), per_rank(ranks, lambda r: np.zeros(n, np.float32)), 1]
+    return [
+        per_rank(ranks, lambda r: pattern(n, np.float32, r)),
+        per_rank(ranks, lambda r: np.zeros(n, np.float32)),
+        per_rank(ranks, lambda r: np.zeros(blocks, np.int32)),
+        per_rank(ranks, lambda r: np.zeros(n, np.float32)),
+        1,
+    ]
 
 
 @pytest.mark.parametrize("stage", ["input", "SplitHostDevice"])
@@ -228,9 +311,19 @@ def test_a_dead_rank_ends_in_a_deadlock_error_naming_the_waits(stage: str) -> No
 
 def test_a_barrier_with_a_dead_rank_ends_in_a_deadlock_error() -> None:
     func = barrier_stress.barrier_stress(2, iterations=1)
-    with pytest.raises(DeadlockError, match=r"barrier_blocks \(timeout 20000000000 cycles\) waits for rank\(s\) \[2\]"):
-        tsir.interpret(func, per_rank(3, lambda r: np.zeros(256, np.int32)), per_rank(3, lambda r: np.zeros(64, np.int32)),
-                       per_rank(3, lambda r: np.zeros(1, np.int32)), 1, ranks=3, dead_ranks=[2])
+    with pytest.raises(
+        DeadlockError,
+        match=r"barrier_blocks \(timeout 20000000000 cycles\) waits for rank\(s\) \[2\]",
+    ):
+        tsir.interpret(
+            func,
+            per_rank(3, lambda r: np.zeros(256, np.int32)),
+            per_rank(3, lambda r: np.zeros(64, np.int32)),
+            per_rank(3, lambda r: np.zeros(1, np.int32)),
+            1,
+            ranks=3,
+            dead_ranks=[2],
+        )
 
 
 def test_a_wait_nothing_satisfies_without_a_timeout() -> None:

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irkit import addr, evaluate
 
 import tsir
 from tsir import T
-
-from irkit import addr, evaluate
 
 M, N, K = 32, 32, 64
 THREADS = 128  # 4 warps, 2 x 2: warp tiles of 16 x 16 (MI = 1, NI = 2)
 
 
-def phys(row, col, swz: int, rows: int, ld: int):  # noqa: ANN001, ANN201
+def phys(row, col, swz: int, rows: int, ld: int):
     """The element offset of (row, col): `tile_ptr` of gemm_sm80.h, in IR expressions."""
     if swz == 0:
         return row * ld + col
@@ -45,8 +44,14 @@ def kernel(swz_a: int, swz_b: int, read_a: int | None = None) -> tsir.PrimFunc:
             for r in T.serial(8):
                 C_f[r] = 0.0
             T.sync_threads()
-            evaluate("int32", f"tsir.gemm_sm80.gemm_ss<{M}, {N}, {K}, 2, 2, false, false, {read_a}, {K}, {swz_b}, {N}>",
-                     addr(A_s[0]), addr(B_s[0]), addr(C_f[0]))
+            evaluate(
+                "int32",
+                f"tsir.gemm_sm80.gemm_ss<{M}, {N}, {K}, 2, 2, false, false, {read_a}, {K}, "
+                f"{swz_b}, {N}>",
+                addr(A_s[0]),
+                addr(B_s[0]),
+                addr(C_f[0]),
+            )
             lane, warp = tx % 32, tx // 32
             for r in T.serial(8):
                 ni, i = r // 4, r % 4
@@ -80,12 +85,17 @@ def test_gemm_ss_reads_of_unwritten_accumulators_are_reported() -> None:
     from tsir.interpret import UninitializedReadError
 
     with T.prim_func("gemm") as f:
-        A = T.param("A", (M, K), "float16")
+        T.param("A", (M, K), "float16")
         with T.Kernel(1, threads=THREADS):
             A_s = T.alloc_shared((M * K,), "float16")
             B_s = T.alloc_shared((K * N,), "float16")
             C_f = T.alloc_local((8,), "float32")
-            evaluate("int32", f"tsir.gemm_sm80.gemm_ss<{M}, {N}, {K}, 2, 2, false, false, 0, {K}, 0, {N}>",
-                     addr(A_s[0]), addr(B_s[0]), addr(C_f[0]))
+            evaluate(
+                "int32",
+                f"tsir.gemm_sm80.gemm_ss<{M}, {N}, {K}, 2, 2, false, false, 0, {K}, 0, {N}>",
+                addr(A_s[0]),
+                addr(B_s[0]),
+                addr(C_f[0]),
+            )
     with pytest.raises(UninitializedReadError, match="register `C_f`"):
         tsir.interpret(f.func, np.zeros((M, K), np.float16))

@@ -1,4 +1,5 @@
-"""Issue 9's known miscompile classes, caught by the interpreter on frozen copies of the thread-level
+"""Issue 9's known miscompile classes, caught by the interpreter on frozen copies of the
+thread-level
 IR that the compiler produced before the fixes (transcribed from `tsir.lower(...)` output at commit
 bb752f5), each paired with its tile-level program through `check_stages`; and the fixed twins
 (barriers added, every thread writing its copy, ...) pass.
@@ -11,23 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gemm import matmul
+from irkit import addr, call, evaluate
 
 import tsir
 from tsir import T
 from tsir.expr import IntImm, Ramp
 from tsir.interpret import check_stages
 
-from gemm import matmul
-from irkit import addr, call, evaluate
-
 RNG = np.random.default_rng(7)
 
 
-def ramp(base, lanes: int) -> Ramp:  # noqa: ANN001
+def ramp(base, lanes: int) -> Ramp:
     return Ramp(base, IntImm(1, base.dtype), lanes)
 
 
-# -- class 1: a gemm in an un-pipelined K loop gets no barriers --------------------------------------
+# -- class 1: a gemm in an un-pipelined K loop gets no barriers ------------------------------------
 
 
 def frozen_gemm_k_loop(barriers: bool) -> tsir.PrimFunc:
@@ -47,20 +47,29 @@ def frozen_gemm_k_loop(barriers: bool) -> tsir.PrimFunc:
             for ko in T.serial(2):
                 if barriers:
                     T.sync_threads()
-                A_s[ramp(((tx % 2) ^ (tx // 2 % 8 // 4)) * 8 + tx // 2 * 16, 8)] = \
-                    A[by * 32 + tx // 2, ramp(ko * 16 + tx % 2 * 8, 8)]
-                B_s[ramp(((tx % 4) ^ (tx // 4 % 8 // 2)) * 8 + tx // 4 * 32, 8)] = \
-                    B[ko * 16 + tx // 4, ramp(bx * 32 + tx % 4 * 8, 8)]
+                A_s[ramp(((tx % 2) ^ (tx // 2 % 8 // 4)) * 8 + tx // 2 * 16, 8)] = A[
+                    by * 32 + tx // 2, ramp(ko * 16 + tx % 2 * 8, 8)
+                ]
+                B_s[ramp(((tx % 4) ^ (tx // 4 % 8 // 2)) * 8 + tx // 4 * 32, 8)] = B[
+                    ko * 16 + tx // 4, ramp(bx * 32 + tx % 4 * 8, 8)
+                ]
                 if barriers:
                     T.sync_threads()
-                evaluate("int32", "tsir.gemm_sm80.gemm_ss<32, 32, 16, 1, 2, false, false, 32, 16, 64, 32>",
-                         addr(A_s[0]), addr(B_s[0]), addr(C_f[0]))
+                evaluate(
+                    "int32",
+                    "tsir.gemm_sm80.gemm_ss<32, 32, 16, 1, 2, false, false, 32, 16, 64, 32>",
+                    addr(A_s[0]),
+                    addr(B_s[0]),
+                    addr(C_f[0]),
+                )
             for i_o in T.unroll(8):
                 C_v1 = T.alloc_local((2,), "float16")
                 for i_v in T.unroll(2):
                     C_v1[i_v] = T.cast(C_f[i_o * 2 + i_v], "float16")
-                C[by * 32 + i_o * 2 // 8 * 16 + i_o % 2 * 8 + tx // 4 % 8,
-                  ramp(bx * 32 + tx // 32 * 16 + tx % 4 * 2 + i_o * 2 // 4 % 2 * 8, 2)] = C_v1[ramp(IntImm(0), 2)]
+                C[
+                    by * 32 + i_o * 2 // 8 * 16 + i_o % 2 * 8 + tx // 4 % 8,
+                    ramp(bx * 32 + tx // 32 * 16 + tx % 4 * 2 + i_o * 2 // 4 % 2 * 8, 2),
+                ] = C_v1[ramp(IntImm(0), 2)]
     return f.func
 
 
@@ -72,7 +81,9 @@ def _gemm_args() -> list[np.ndarray]:
 
 def test_class1_gemm_in_unpipelined_loop_is_a_race() -> None:
     tile = matmul(32, 32, 32, bm=32, bn=32, bk=16, num_stages=0, threads=64)
-    report = check_stages([("input", tile), ("ThreadSync", frozen_gemm_k_loop(False))], _gemm_args())
+    report = check_stages(
+        [("input", tile), ("ThreadSync", frozen_gemm_k_loop(False))], _gemm_args()
+    )
     f = report.first_failure
     assert f is not None and f.stage == "ThreadSync" and f.status == "hazard", str(report)
     assert "data race on shared memory `A_s`" in f.message
@@ -88,7 +99,7 @@ def test_class1_fixed_twin_matches() -> None:
     np.testing.assert_allclose(report.reference[2].astype(np.float64), want, rtol=2e-2, atol=2e-2)
 
 
-# -- class 2: shared atomics right after a plain initialisation -------------------------------------
+# -- class 2: shared atomics right after a plain initialisation ------------------------------------
 
 
 def histogram_tile() -> tsir.PrimFunc:
@@ -128,19 +139,23 @@ def frozen_histogram(barrier: bool) -> tsir.PrimFunc:
 
 def test_class2_shared_atomics_after_plain_init_race() -> None:
     x = RNG.integers(0, 16, 256).astype(np.int32)
-    report = check_stages([("input", histogram_tile()), ("ThreadSync", frozen_histogram(False))],
-                          [x, np.zeros(16, np.int32)])
+    report = check_stages(
+        [("input", histogram_tile()), ("ThreadSync", frozen_histogram(False))],
+        [x, np.zeros(16, np.int32)],
+    )
     f = report.first_failure
     assert f is not None and f.status == "hazard", str(report)
     assert "data race on shared memory `H`" in f.message
     assert "H[tx] = 0" in f.message and "atomic write by" in f.message and "atomic_add" in f.message
-    fixed = check_stages([("input", histogram_tile()), ("ThreadSync", frozen_histogram(True))],
-                         [x, np.zeros(16, np.int32)])
+    fixed = check_stages(
+        [("input", histogram_tile()), ("ThreadSync", frozen_histogram(True))],
+        [x, np.zeros(16, np.int32)],
+    )
     assert fixed.ok, str(fixed)
     np.testing.assert_array_equal(fixed.reference[1], np.bincount(x, minlength=16))
 
 
-# -- class 3: a per-row fragment computed by one thread and read by all ------------------------------
+# -- class 3: a per-row fragment computed by one thread and read by all ----------------------------
 
 
 def layer_norm_tile(N: int = 64) -> tsir.PrimFunc:
@@ -227,21 +242,32 @@ def frozen_layer_norm(every_thread: bool) -> tsir.PrimFunc:
 
 
 def _ln_args() -> list[np.ndarray]:
-    return [RNG.standard_normal((3, 64)).astype(np.float32), np.zeros((3, 64), np.float32),
-            np.zeros(3, np.float32), np.zeros(3, np.float32)]
+    return [
+        RNG.standard_normal((3, 64)).astype(np.float32),
+        np.zeros((3, 64), np.float32),
+        np.zeros(3, np.float32),
+        np.zeros(3, np.float32),
+    ]
 
 
 def test_class3_row_fragment_written_by_one_thread_is_an_uninitialised_read() -> None:
-    report = check_stages([("input", layer_norm_tile()), ("LowerTileOp", frozen_layer_norm(False))], _ln_args())
+    report = check_stages(
+        [("input", layer_norm_tile()), ("LowerTileOp", frozen_layer_norm(False))], _ln_args()
+    )
     f = report.first_failure
     assert f is not None and f.stage == "LowerTileOp" and f.status == "hazard", str(report)
     assert "read of register `mean` element 0" in f.message
-    assert "thread (1,) of block (0,)" in f.message and "x[0] = (x[0] - mean[0]) * rstd[0]" in f.message
+    assert (
+        "thread (1,) of block (0,)" in f.message
+        and "x[0] = (x[0] - mean[0]) * rstd[0]" in f.message
+    )
 
 
 def test_class3_fixed_twin_matches() -> None:
     args = _ln_args()
-    report = check_stages([("input", layer_norm_tile()), ("LowerTileOp", frozen_layer_norm(True))], args)
+    report = check_stages(
+        [("input", layer_norm_tile()), ("LowerTileOp", frozen_layer_norm(True))], args
+    )
     assert report.ok, str(report)
     x = args[0].astype(np.float64)
     c = x - x.mean(axis=1, keepdims=True)
@@ -249,7 +275,7 @@ def test_class3_fixed_twin_matches() -> None:
     np.testing.assert_allclose(report.reference[1], want, rtol=1e-4, atol=1e-4)
 
 
-# -- class 5: tile operators inside a thread-dependent T.If ------------------------------------------
+# -- class 5: tile operators inside a thread-dependent T.If ----------------------------------------
 
 
 def if_tile_ops() -> tsir.PrimFunc:
@@ -282,8 +308,10 @@ def frozen_if_tile_ops() -> tsir.PrimFunc:
 
 def test_class5_tile_ops_in_a_thread_dependent_if_mismatch() -> None:
     a = RNG.standard_normal(256).astype(np.float32)
-    report = check_stages([("input", if_tile_ops()), ("LowerTileOp", frozen_if_tile_ops())],
-                          [a, np.zeros(256, np.float32)])
+    report = check_stages(
+        [("input", if_tile_ops()), ("LowerTileOp", frozen_if_tile_ops())],
+        [a, np.zeros(256, np.float32)],
+    )
     f = report.first_failure
     assert f is not None and f.stage == "LowerTileOp" and f.status == "mismatch", str(report)
     assert "128 of 256 elements differ" in f.message
@@ -292,8 +320,12 @@ def test_class5_tile_ops_in_a_thread_dependent_if_mismatch() -> None:
 
 @pytest.mark.parametrize("blocks", [1, 3])
 def test_the_frozen_programs_run_on_several_blocks(blocks: int) -> None:
-    args = [RNG.standard_normal((blocks, 64)).astype(np.float32), np.zeros((blocks, 64), np.float32),
-            np.zeros(blocks, np.float32), np.zeros(blocks, np.float32)]
+    args = [
+        RNG.standard_normal((blocks, 64)).astype(np.float32),
+        np.zeros((blocks, 64), np.float32),
+        np.zeros(blocks, np.float32),
+        np.zeros(blocks, np.float32),
+    ]
     tsir.interpret(frozen_layer_norm(True), *args)
     x = args[0].astype(np.float64)
     np.testing.assert_allclose(args[2], x.mean(axis=1), rtol=1e-5, atol=1e-6)

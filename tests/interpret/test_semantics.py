@@ -6,17 +6,16 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from irkit import call, evaluate
 
 import tsir
 from tsir import T
 from tsir.expr import Let, Var
+from tsir.interpret import ArgumentError, UnknownDeviceCallError
 from tsir.stmt import LetStmt
-from tsir.interpret import ArgumentError, InterpretUnsupportedError, UnknownDeviceCallError
-
-from irkit import call, evaluate
 
 
-def elementwise(n: int, src: str, dst: str, fn) -> tsir.PrimFunc:  # noqa: ANN001
+def elementwise(n: int, src: str, dst: str, fn) -> tsir.PrimFunc:
     with T.prim_func("f") as f:
         X = T.param("X", (n,), src)
         Y = T.param("Y", (n,), dst)
@@ -26,18 +25,33 @@ def elementwise(n: int, src: str, dst: str, fn) -> tsir.PrimFunc:  # noqa: ANN00
     return f.func
 
 
-def run(fn, x: np.ndarray, dst: str) -> np.ndarray:  # noqa: ANN001
+def run(fn, x: np.ndarray, dst: str) -> np.ndarray:
     y = np.zeros(x.shape, dtype=tsir.interpret.values.np_dtype(tsir.dtype(dst)))
-    tsir.interpret(elementwise(x.size, str(tsir.dtype(str(x.dtype))) if x.dtype != ml_dtypes.bfloat16 else "bfloat16", dst, fn), x, y)
+    tsir.interpret(
+        elementwise(
+            x.size,
+            str(tsir.dtype(str(x.dtype))) if x.dtype != ml_dtypes.bfloat16 else "bfloat16",
+            dst,
+            fn,
+        ),
+        x,
+        y,
+    )
     return y
 
 
 def test_int32_wraparound_and_uint32() -> None:
     x = np.array([2**31 - 1, -(2**31), 123456789, -7], np.int32)
-    np.testing.assert_array_equal(run(lambda v, t: v + 1, x, "int32"), (x.astype(np.int64) + 1).astype(np.int32))
-    np.testing.assert_array_equal(run(lambda v, t: v * 3, x, "int32"), (x.astype(np.int64) * 3).astype(np.int32))
+    np.testing.assert_array_equal(
+        run(lambda v, t: v + 1, x, "int32"), (x.astype(np.int64) + 1).astype(np.int32)
+    )
+    np.testing.assert_array_equal(
+        run(lambda v, t: v * 3, x, "int32"), (x.astype(np.int64) * 3).astype(np.int32)
+    )
     u = np.array([0, 1, 2**32 - 1, 5], np.uint32)
-    np.testing.assert_array_equal(run(lambda v, t: v - 2, u, "uint32"), (u.astype(np.int64) - 2).astype(np.uint32))
+    np.testing.assert_array_equal(
+        run(lambda v, t: v - 2, u, "uint32"), (u.astype(np.int64) - 2).astype(np.uint32)
+    )
 
 
 def test_floor_division_and_modulo() -> None:
@@ -49,12 +63,16 @@ def test_floor_division_and_modulo() -> None:
 
 def test_casts_truncate_and_round() -> None:
     x = np.array([2.7, -2.7, 1e10, -0.5], np.float32)
-    np.testing.assert_array_equal(run(lambda v, t: T.cast(v, "int32"), x, "int32"), [2, -2, 2**31 - 1, 0])
+    np.testing.assert_array_equal(
+        run(lambda v, t: T.cast(v, "int32"), x, "int32"), [2, -2, 2**31 - 1, 0]
+    )
     h = np.array([1 / 3, 65504.0, 70000.0, 1e-8], np.float32)
     with np.errstate(over="ignore"):
         want = h.astype(np.float16)  # 70000 -> inf
     np.testing.assert_array_equal(run(lambda v, t: T.cast(v, "float16"), h, "float16"), want)
-    np.testing.assert_array_equal(run(lambda v, t: T.cast(v, "bfloat16"), h, "bfloat16"), h.astype(ml_dtypes.bfloat16))
+    np.testing.assert_array_equal(
+        run(lambda v, t: T.cast(v, "bfloat16"), h, "bfloat16"), h.astype(ml_dtypes.bfloat16)
+    )
 
 
 def test_half_arithmetic_rounds_every_result() -> None:
@@ -63,16 +81,27 @@ def test_half_arithmetic_rounds_every_result() -> None:
     np.testing.assert_array_equal(got, (x.astype(np.float32) + 1).astype(np.float16))
     b = np.array([1.0, 256.0, 3.0, 0.01], ml_dtypes.bfloat16)
     got = run(lambda v, t: v * T.bfloat16(1.01), b, "bfloat16")
-    np.testing.assert_array_equal(got, (b.astype(np.float32) * np.float32(ml_dtypes.bfloat16(1.01))).astype(ml_dtypes.bfloat16))
+    np.testing.assert_array_equal(
+        got,
+        (b.astype(np.float32) * np.float32(ml_dtypes.bfloat16(1.01))).astype(ml_dtypes.bfloat16),
+    )
 
 
 def test_float_min_max_ignore_nan_and_math() -> None:
     x = np.array([np.nan, -1.0, 4.0, 0.25], np.float32)
-    np.testing.assert_array_equal(run(lambda v, t: T.max(v, 0.0), x, "float32"), [0.0, 0.0, 4.0, 0.25])
+    np.testing.assert_array_equal(
+        run(lambda v, t: T.max(v, 0.0), x, "float32"), [0.0, 0.0, 4.0, 0.25]
+    )
     x = np.array([1.0, 4.0, 0.5, 2.5], np.float32)
-    np.testing.assert_allclose(run(lambda v, t: T.rsqrt(v), x, "float32"), 1 / np.sqrt(x), rtol=1e-6)
-    np.testing.assert_allclose(run(lambda v, t: T.exp2(v) + T.log(v), x, "float32"), np.exp2(x) + np.log(x), rtol=1e-6)
-    np.testing.assert_array_equal(run(lambda v, t: T.round(v), x, "float32"), [1.0, 4.0, 1.0, 3.0])  # halves away from 0
+    np.testing.assert_allclose(
+        run(lambda v, t: T.rsqrt(v), x, "float32"), 1 / np.sqrt(x), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        run(lambda v, t: T.exp2(v) + T.log(v), x, "float32"), np.exp2(x) + np.log(x), rtol=1e-6
+    )
+    np.testing.assert_array_equal(
+        run(lambda v, t: T.round(v), x, "float32"), [1.0, 4.0, 1.0, 3.0]
+    )  # halves away from 0
 
 
 def test_select_evaluates_only_the_taken_side() -> None:
@@ -93,7 +122,9 @@ def test_select_evaluates_only_the_taken_side() -> None:
 
 def test_shifts_and_bitwise() -> None:
     x = np.array([-16, 16, 5, 1], np.int32)
-    np.testing.assert_array_equal(run(lambda v, t: (v >> 2) ^ (v << 1), x, "int32"), (x >> 2) ^ (x << 1))
+    np.testing.assert_array_equal(
+        run(lambda v, t: (v >> 2) ^ (v << 1), x, "int32"), (x >> 2) ^ (x << 1)
+    )
     np.testing.assert_array_equal(run(lambda v, t: ~v & 7, x, "int32"), ~x & 7)
 
 
@@ -163,6 +194,7 @@ def test_unknown_device_call_is_named() -> None:
                 evaluate("int32", "tsir.mystery.frobnicate<3>", 1)
                 X[0] = call("float32", "tsir.reduce.shfl_xor", X[0], 1)
         return f.func
+
     with pytest.raises(UnknownDeviceCallError, match=r"`tsir.mystery.frobnicate<3>`"):
         tsir.interpret(body(), np.zeros(32, np.float32))
 
@@ -171,6 +203,8 @@ def test_unsupported_ir_is_refused_with_its_name() -> None:
     from tsir.interpret.device_calls import parse_device_call
 
     assert parse_device_call("tsir.gemm_sm80.gemm_ss<64, 32, true, a<1, 2>>") == (
-        "tsir.gemm_sm80.gemm_ss", ("64", "32", "true", "a<1, 2>"))
+        "tsir.gemm_sm80.gemm_ss",
+        ("64", "32", "true", "a<1, 2>"),
+    )
     with pytest.raises(ArgumentError, match="PrimFunc or a Module"):
         tsir.interpret("not a function")

@@ -51,7 +51,10 @@ def test_fill_clear_and_casts() -> None:
     np.testing.assert_array_equal(b, want.astype(ml_dtypes.bfloat16))
 
 
-@pytest.mark.parametrize("ta,tb,clear", [(False, False, False), (True, False, False), (False, True, True), (True, True, False)])
+@pytest.mark.parametrize(
+    "ta,tb,clear",
+    [(False, False, False), (True, False, False), (False, True, True), (True, True, False)],
+)
 def test_gemm(ta: bool, tb: bool, clear: bool) -> None:
     M, N, K = 32, 16, 48
     with T.prim_func("f") as f:
@@ -71,7 +74,9 @@ def test_gemm(ta: bool, tb: bool, clear: bool) -> None:
     b = RNG.standard_normal((N, K) if tb else (K, N)).astype(np.float16)
     c = np.zeros((M, N), np.float32)
     tsir.interpret(f.func, a, b, c)
-    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + (0 if clear else 1)
+    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + (
+        0 if clear else 1
+    )
     np.testing.assert_allclose(c, want, rtol=1e-6, atol=1e-5)
 
 
@@ -93,7 +98,13 @@ def test_reduce(kind: str, dim: int) -> None:
     tsir.interpret(f.func, x, y)
     v = np.abs(x) if kind.startswith("abs") else x
     r = {"sum": v.sum, "abssum": v.sum, "max": v.max, "absmax": v.max, "min": v.min}[kind](axis=dim)
-    comb = {"sum": np.add, "abssum": np.add, "max": np.maximum, "absmax": np.maximum, "min": np.minimum}[kind]
+    comb = {
+        "sum": np.add,
+        "abssum": np.add,
+        "max": np.maximum,
+        "absmax": np.maximum,
+        "min": np.minimum,
+    }[kind]
     np.testing.assert_allclose(y, comb(r, 0.5), rtol=1e-6, atol=1e-6)
 
 

@@ -52,19 +52,49 @@ import types as _types
 from typing import Any
 
 from .errors import (
-    Access, ArgumentError, ArithmeticHazardError, AsyncCopyHazardError, DataRaceError, DeadlockError,
-    DivergentBarrierError, DivergentWarpError, HazardError, InterpretError, InterpretUnsupportedError,
-    MisalignedAccessError, OutOfBoundsError, StageMismatchError, TileSemanticsError,
-    UninitializedReadError, UnknownDeviceCallError,
+    Access,
+    ArgumentError,
+    ArithmeticHazardError,
+    AsyncCopyHazardError,
+    DataRaceError,
+    DeadlockError,
+    DivergentBarrierError,
+    DivergentWarpError,
+    HazardError,
+    InterpretError,
+    InterpretUnsupportedError,
+    MisalignedAccessError,
+    OutOfBoundsError,
+    StageMismatchError,
+    TileSemanticsError,
+    UninitializedReadError,
+    UnknownDeviceCallError,
 )
 from .host import interpret
 from .stages import StageReport, StageResult, check_stages
 
 __all__ = [
-    "interpret", "check_stages", "StageReport", "StageResult", "InterpretError", "InterpretUnsupportedError", "UnknownDeviceCallError", "ArgumentError",
-    "HazardError", "DataRaceError", "UninitializedReadError", "OutOfBoundsError", "DivergentBarrierError",
-    "DivergentWarpError", "AsyncCopyHazardError", "MisalignedAccessError", "ArithmeticHazardError",
-    "DeadlockError", "TileSemanticsError", "StageMismatchError", "Access",
+    "interpret",
+    "check_stages",
+    "StageReport",
+    "StageResult",
+    "InterpretError",
+    "InterpretUnsupportedError",
+    "UnknownDeviceCallError",
+    "ArgumentError",
+    "HazardError",
+    "DataRaceError",
+    "UninitializedReadError",
+    "OutOfBoundsError",
+    "DivergentBarrierError",
+    "DivergentWarpError",
+    "AsyncCopyHazardError",
+    "MisalignedAccessError",
+    "ArithmeticHazardError",
+    "DeadlockError",
+    "TileSemanticsError",
+    "StageMismatchError",
+    "Access",
 ]
 
 

@@ -22,9 +22,16 @@ class RunContext:
     `origin`: statement -> the pass that produced it (None when unknown).
     """
 
-    def __init__(self, lanes: LaneMap, *, check: bool = True, global_guard: bool = False,
-                 races: bool = True, origin: Callable[[Any], str | None] | None = None,
-                 rank: int | None = None):
+    def __init__(
+        self,
+        lanes: LaneMap,
+        *,
+        check: bool = True,
+        global_guard: bool = False,
+        races: bool = True,
+        origin: Callable[[Any], str | None] | None = None,
+        rank: int | None = None,
+    ):
         self.lanes = lanes
         self.check = check
         self.races = races and check

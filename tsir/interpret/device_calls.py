@@ -40,7 +40,8 @@ def device_call(name: str) -> Callable[[DeviceFn], DeviceFn]:
 
 
 def parse_device_call(op: str) -> tuple[str, tuple[str, ...]]:
-    """`"tsir.h.f<1, true>"` -> `("tsir.h.f", ("1", "true"))`: the name and its template arguments."""
+    """`"tsir.h.f<1, true>"` -> `("tsir.h.f", ("1", "true"))`: the name and its template "
+    "arguments."""
     lt = op.find("<")
     if lt < 0:
         return op, ()
@@ -69,7 +70,8 @@ def call_device(ex: ThreadExecutor, e: Call, mask: Mask) -> Any:
     fn = DEVICE_CALLS.get(name)
     if fn is None:
         raise UnknownDeviceCallError(
-            f"no reference semantics for the device call `{e.op}` (known: {', '.join(sorted(DEVICE_CALLS))}); "
+            f"no reference semantics for the device call `{e.op}` (known: "
+            f"{', '.join(sorted(DEVICE_CALLS))}); "
             f"add an entry to tsir/interpret/device_calls.py"
         )
     return fn(ex, e, targs, mask)
@@ -110,7 +112,9 @@ def _cp_async_commit(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: 
 def _cp_async_wait(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     """cp.async.wait_group N: all but the N most recent committed groups of the thread landed."""
     if len(targs) != 1 or not targs[0].lstrip("-").isdigit():
-        raise InterpretUnsupportedError(f"cp_async_wait needs one integer template argument: {e.op}")
+        raise InterpretUnsupportedError(
+            f"cp_async_wait needs one integer template argument: {e.op}"
+        )
     ex.async_copies.wait(int(targs[0]), mask)
     return _ZERO
 
@@ -140,4 +144,4 @@ def _gemm_ss(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) ->
     return _ZERO
 
 
-from . import dist_calls  # noqa: E402, F401  (registers the distributed and NVSHMEM entries)
+from . import dist_calls  # noqa: F401  (registers the distributed and NVSHMEM entries)

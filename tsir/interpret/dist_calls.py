@@ -27,8 +27,12 @@ __all__ = ["RELATIONS", "resolve", "remote_view"]
 
 _ZERO = np.zeros(1, dtype=np.int32)
 RELATIONS: dict[str, Callable[[Any, Any], Any]] = {
-    "EQ": np.equal, "NE": np.not_equal, "GE": np.greater_equal, "LE": np.less_equal,
-    "GT": np.greater, "LT": np.less,
+    "EQ": np.equal,
+    "NE": np.not_equal,
+    "GE": np.greater_equal,
+    "LE": np.less_equal,
+    "GT": np.greater,
+    "LT": np.less,
 }
 _SYMBOL = {"EQ": "==", "NE": "!=", "GE": ">=", "LE": "<=", "GT": ">", "LT": "<"}
 
@@ -53,7 +57,8 @@ def remote_view(ex: Executor, view: View, pe: int) -> View:
     if not 0 <= pe < n:
         raise OutOfBoundsError(
             f"rank {pe} is not a rank of this run ({n} ranks){ex.ctx.where()}",
-            accesses=[ex.ctx.access("remote access", None)], buffer=view.name,
+            accesses=[ex.ctx.access("remote access", None)],
+            buffer=view.name,
         )
     if pe == me:
         return view
@@ -100,7 +105,11 @@ def _atomic_add(ex: Executor, ptr: Pointer, value: np.ndarray, mask: Mask) -> np
 
 
 def _where(ex: Executor, ptr: Pointer, lane: int) -> str:
-    pe = "" if ptr.rank is None else f" on rank {int(np.broadcast_to(ptr.rank, (ex.ctx.lanes.n,))[lane])}"
+    pe = (
+        ""
+        if ptr.rank is None
+        else f" on rank {int(np.broadcast_to(ptr.rank, (ex.ctx.lanes.n,))[lane])}"
+    )
     idx = [int(np.broadcast_to(i, (ex.ctx.lanes.n,))[lane]) for i in ptr.index]
     return f"`{ptr.view.name}`{idx}{pe}"
 
@@ -124,7 +133,9 @@ def _remote_ptr(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> An
     p = _ptr(ex, e.args[0], mask, "remote_ptr")
     pe = ex.ev.eval(e.args[1], mask).astype(np.int64)
     if p.view.buffer.scope != "symmetric":
-        raise InterpretUnsupportedError(f"remote_ptr of `{p.view.name}` ({p.view.scope}): only symmetric buffers have peers")
+        raise InterpretUnsupportedError(
+            f"remote_ptr of `{p.view.name}` ({p.view.scope}): only symmetric buffers have peers"
+        )
     return Pointer(p.view, p.elem, p.index, rank=pe)
 
 
@@ -148,12 +159,22 @@ def _span_check(ex: Executor, view: View, start: int, nbytes: int, what: str, la
     if start < lo or start + nbytes > hi:
         raise OutOfBoundsError(
             f"{what} of bytes [{start - lo}, {start - lo + nbytes}) of `{view.name}`, which has "
-            f"{hi - lo}{ex.ctx.where()}", accesses=[ex.ctx.access(what, [lane])], buffer=view.name,
+            f"{hi - lo}{ex.ctx.where()}",
+            accesses=[ex.ctx.access(what, [lane])],
+            buffer=view.name,
         )
 
 
-def copy_bytes(ex: Executor, dst: Pointer, src: Pointer, nbytes: int, lane: int, owner_lanes: Any = None,
-               sel: np.ndarray | None = None, what: str = "copy") -> None:
+def copy_bytes(
+    ex: Executor,
+    dst: Pointer,
+    src: Pointer,
+    nbytes: int,
+    lane: int,
+    owner_lanes: Any = None,
+    sel: np.ndarray | None = None,
+    what: str = "copy",
+) -> None:
     """Copy bytes between two single-lane addresses (sel: which of the bytes; all by default)."""
     dv, sv = dst.view, src.view
     db = dv.byte_offset + int(np.broadcast_to(dst.elem, (ex.ctx.lanes.n,))[lane]) * dv.itemsize
@@ -193,8 +214,12 @@ def _copy_group(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> An
         n = max(int(g[4]), 0)
         if n == 0:
             continue
-        dptr = Pointer(remote_view(ex, dst.view, int(g[0])) if g[0] >= 0 else dst.view, dst.elem, dst.index)
-        sptr = Pointer(remote_view(ex, src.view, int(g[1])) if g[1] >= 0 else src.view, src.elem, src.index)
+        dptr = Pointer(
+            remote_view(ex, dst.view, int(g[0])) if g[0] >= 0 else dst.view, dst.elem, dst.index
+        )
+        sptr = Pointer(
+            remote_view(ex, src.view, int(g[1])) if g[1] >= 0 else src.view, src.elem, src.index
+        )
         dmod = (dptr.view.byte_offset + int(g[2]) * dptr.view.itemsize) & 15
         smod = (sptr.view.byte_offset + int(g[3]) * sptr.view.itemsize) & 15
         owner = _ownership(dmod, smod, n, int(g[5]))
@@ -202,7 +227,9 @@ def _copy_group(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> An
         lane_of = np.full(int(g[5]), -1)
         lane_of[ids[(ids >= 0) & (ids < g[5])]] = members[(ids >= 0) & (ids < g[5])]
         sel = lane_of[owner] >= 0
-        copy_bytes(ex, dptr, sptr, n, lead, owner_lanes=lane_of[owner][sel], sel=sel, what="copy_group")
+        copy_bytes(
+            ex, dptr, sptr, n, lead, owner_lanes=lane_of[owner][sel], sel=sel, what="copy_group"
+        )
     return _ZERO
 
 
@@ -215,7 +242,7 @@ def _barrier_blocks(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -
     ex.block_barrier(mask, "barrier_blocks")
     lm = ex.ctx.lanes
     arrivers = [int(x) for x in mask.idx if lm.thread_of_lane[x] == 0]
-    world, me, n = _world(ex)
+    _, me, n = _world(ex)
     blocks = int(np.prod(ex.ctx.grid_dims)) if ex.ctx.grid_dims else 1
     barrier_protocol(ex, bar, arrivers, me, n, blocks, timeout)
     ex.block_barrier(mask, "barrier_blocks")
@@ -229,25 +256,29 @@ def _u32(view: View, elem: int) -> tuple[np.ndarray, int]:
 
 def _get(view: View, elem: int) -> int:
     row, b = _u32(view, elem)
-    return int(row[b:b + 4].view(np.uint32)[0])
+    return int(row[b : b + 4].view(np.uint32)[0])
 
 
 def _add(view: View, elem: int, delta: int) -> int:
     row, b = _u32(view, elem)
-    old = int(row[b:b + 4].view(np.uint32)[0])
-    row[b:b + 4] = np.array([(old + delta) & 0xFFFFFFFF], dtype=np.uint32).view(np.uint8)
+    old = int(row[b : b + 4].view(np.uint32)[0])
+    row[b : b + 4] = np.array([(old + delta) & 0xFFFFFFFF], dtype=np.uint32).view(np.uint8)
     return old
 
 
-def barrier_protocol(ex: Executor, bar: Pointer, arrivers: list[int], me: int, n: int, blocks: int,
-                     timeout: int) -> None:
+def barrier_protocol(
+    ex: Executor, bar: Pointer, arrivers: list[int], me: int, n: int, blocks: int, timeout: int
+) -> None:
     """distributed.h's barrier_blocks for the blocks whose thread 0 is in `arrivers`."""
     world = ex.ctx.runtime.world if ex.ctx.runtime is not None else None
     base = int(np.broadcast_to(bar.elem, (ex.ctx.lanes.n,))[arrivers[0]]) if arrivers else 0
     view = bar.view
     if base < 0 or base + n > view.span:
-        raise OutOfBoundsError(f"barrier_blocks: `{view.name}` needs {n} int32 slots from element {base}",
-                               accesses=[ex.ctx.access("barrier", arrivers[:1])], buffer=view.name)
+        raise OutOfBoundsError(
+            f"barrier_blocks: `{view.name}` needs {n} int32 slots from element {base}",
+            accesses=[ex.ctx.access("barrier", arrivers[:1])],
+            buffer=view.name,
+        )
     if blocks >= 1 << 20:
         raise InterpretUnsupportedError("barrier_blocks supports up to 2^20 - 1 blocks per grid")
     own = base + me
@@ -266,24 +297,39 @@ def barrier_protocol(ex: Executor, bar: Pointer, arrivers: list[int], me: int, n
                     _add(remote_view(ex, view, j), base + me, 1)
 
             def peers_done(epoch: int = epoch) -> bool:
-                return all(((_get(view, base + j) - (epoch + 1)) & 0xFFF) < 0x800 for j in range(n) if j != me)
+                return all(
+                    ((_get(view, base + j) - (epoch + 1)) & 0xFFF) < 0x800
+                    for j in range(n)
+                    if j != me
+                )
 
-            def waiting(epoch: int = epoch) -> str:
-                late = [j for j in range(n) if j != me and ((_get(view, base + j) - (epoch + 1)) & 0xFFF) >= 0x800]
-                return (f"rank {me} block {fmt_idx(who[0])}: barrier_blocks{note} waits for rank(s) {late} "
-                        f"to complete epoch {epoch + 1}\n      {_line(stmt)}")
+            def waiting(epoch: int = epoch, who: Any = who) -> str:
+                late = [
+                    j
+                    for j in range(n)
+                    if j != me and ((_get(view, base + j) - (epoch + 1)) & 0xFFF) >= 0x800
+                ]
+                return (
+                    f"rank {me} block {fmt_idx(who[0])}: barrier_blocks{note} waits for rank(s) "
+                    f"{late} "
+                    f"to complete epoch {epoch + 1}\n      {_line(stmt)}"
+                )
 
             _wait(ex, peers_done, waiting)
             _add(view, own, (1 << 20) - blocks)
         else:
+
             def released(epoch: int = epoch) -> bool:
                 return (_get(view, own) >> 20) != epoch
 
             def waiting_local(epoch: int = epoch, who: Any = who) -> str:
                 cnt = _get(view, own) & 0xFFFFF
-                return (f"rank {me} block {fmt_idx(who[0])}: barrier_blocks{note} waits for the other "
-                        f"blocks of rank {me} ({cnt + 1 if cnt < blocks else cnt} of {blocks} arrived)\n"
-                        f"      {_line(stmt)}")
+                return (
+                    f"rank {me} block {fmt_idx(who[0])}: barrier_blocks{note} waits for the other "
+                    f"blocks of rank {me} ({cnt + 1 if cnt < blocks else cnt} of {blocks} "
+                    "arrived)\n"
+                    f"      {_line(stmt)}"
+                )
 
             _wait(ex, released, waiting_local)
     _ = world
@@ -301,7 +347,9 @@ def _wait(ex: Executor, check: Callable[[], bool], describe: Callable[[], str]) 
         if not check():
             from .errors import DeadlockError
 
-            raise DeadlockError("a wait that nothing can ever satisfy (one rank, no other task):\n  " + describe())
+            raise DeadlockError(
+                "a wait that nothing can ever satisfy (one rank, no other task):\n  " + describe()
+            )
         return
     rt.world.wait_until(check, describe)
 
@@ -332,8 +380,15 @@ def _wait_call(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any
     return _ZERO
 
 
-def _flag_wait(ex: Executor, flag: Pointer, want: np.ndarray, fn: Callable[[Any, Any], Any], mask: Mask,
-               rel: str, timeout: int) -> None:
+def _flag_wait(
+    ex: Executor,
+    flag: Pointer,
+    want: np.ndarray,
+    fn: Callable[[Any, Any], Any],
+    mask: Mask,
+    rel: str,
+    timeout: int,
+) -> None:
     w = np.broadcast_to(want, (mask.n,)).astype(flag.view.npdt)
     stmt = ex.ctx.stmt
     me = _world(ex)[1]
@@ -350,11 +405,17 @@ def _flag_wait(ex: Executor, flag: Pointer, want: np.ndarray, fn: Callable[[Any,
         lane = int(bad[0]) if bad.size else int(mask.idx[0])
         v = _load(ex, flag, mask)[lane]
         b, t = ex.ctx.lanes.who(lane)
-        note = f"its timeout of {timeout} cycles would trap" if timeout > 0 else "it has no timeout: it would hang"
+        note = (
+            f"its timeout of {timeout} cycles would trap"
+            if timeout > 0
+            else "it has no timeout: it would hang"
+        )
         more = f" (and {bad.size - 1} more threads)" if bad.size > 1 else ""
-        return (f"rank {me} block {fmt_idx(b)} thread {fmt_idx(t)}{more}: waits for "
-                f"{_where(ex, flag, lane)} {rel} {w[lane].item()}, which holds {v.item()}; {note}\n"
-                f"      {_line(stmt)}")
+        return (
+            f"rank {me} block {fmt_idx(b)} thread {fmt_idx(t)}{more}: waits for "
+            f"{_where(ex, flag, lane)} {rel} {w[lane].item()}, which holds {v.item()}; {note}\n"
+            f"      {_line(stmt)}"
+        )
 
     _wait(ex, check, describe)
 
@@ -401,9 +462,12 @@ def _vote(ex: Executor, e: Call, mask: Mask, any_: bool) -> np.ndarray:
         members = lanes[((bits >> lane_in_warp[lanes]) & 1) == 1]
         if not mask.arr[members].all():
             raise DivergentBarrierError(
-                f"{e.op[len('extern:'):]} with mask {bits:#x} names lanes that do not execute it{ex.ctx.where()}",
-                accesses=[ex.ctx.access("executed", lanes[mask.arr[lanes]]),
-                          ex.ctx.access("not executed", members[~mask.arr[members]])],
+                f"{e.op[len('extern:') :]} with mask {bits:#x} names lanes that do not execute "
+                f"it{ex.ctx.where()}",
+                accesses=[
+                    ex.ctx.access("executed", lanes[mask.arr[lanes]]),
+                    ex.ctx.access("not executed", members[~mask.arr[members]]),
+                ],
             )
         r = pred[members].any() if any_ else pred[members].all()
         out[lanes[mask.arr[lanes]]] = r
@@ -422,4 +486,4 @@ def _all_sync(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     return _vote(ex, e, mask, False)
 
 
-from . import nvshmem_calls  # noqa: E402, F401  (registers the NVSHMEM entries)
+from . import nvshmem_calls  # noqa: F401  (registers the NVSHMEM entries)

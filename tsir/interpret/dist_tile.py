@@ -14,7 +14,17 @@ from ..dtype import int32
 from ..expr import BufferLoad, IntImm
 from ..stmt import BufferStore
 from ..tileop.distributed import BarrierBlocksOp, GetOp, LdOp, PutOp, StOp, WaitOp
-from .dist_calls import _SYMBOL, RELATIONS, _flag_wait, _load, _store, _world, barrier_protocol, copy_bytes, remote_view
+from .dist_calls import (
+    _SYMBOL,
+    RELATIONS,
+    _flag_wait,
+    _load,
+    _store,
+    _world,
+    barrier_protocol,
+    copy_bytes,
+    remote_view,
+)
 from .errors import InterpretUnsupportedError
 from .lanes import Mask
 from .memory import Pointer
@@ -36,7 +46,9 @@ def _pointer(ex: TileExecutor, load: BufferLoad, pe: Any, mask: Mask) -> Pointer
 def _lane_value(ex: TileExecutor, v: np.ndarray, lanes: np.ndarray, what: str) -> int:
     b = np.broadcast_to(v, (ex.ctx.lanes.n,))[lanes]
     if (b != b[0]).any():
-        raise InterpretUnsupportedError(f"{what}: the threads of one group pass different arguments")
+        raise InterpretUnsupportedError(
+            f"{what}: the threads of one group pass different arguments"
+        )
     return int(b[0])
 
 
@@ -92,8 +104,15 @@ def _ld(ex: TileExecutor, op: LdOp, mask: Mask) -> None:
 
 def _wait(ex: TileExecutor, op: WaitOp, mask: Mask) -> None:
     flag = _pointer(ex, op.flag, op.pe, mask)
-    _flag_wait(ex, flag, ex.ev.eval(op.value, mask), RELATIONS[op.relation.upper()], mask,
-               _SYMBOL[op.relation.upper()], op.timeout_cycles)
+    _flag_wait(
+        ex,
+        flag,
+        ex.ev.eval(op.value, mask),
+        RELATIONS[op.relation.upper()],
+        mask,
+        _SYMBOL[op.relation.upper()],
+        op.timeout_cycles,
+    )
 
 
 def _barrier(ex: TileExecutor, op: BarrierBlocksOp, mask: Mask) -> None:
@@ -105,5 +124,10 @@ def _barrier(ex: TileExecutor, op: BarrierBlocksOp, mask: Mask) -> None:
 
 
 DIST_TILE_OPS: dict[type, Callable[..., None]] = {
-    PutOp: _put, GetOp: _get, StOp: _st, LdOp: _ld, WaitOp: _wait, BarrierBlocksOp: _barrier,
+    PutOp: _put,
+    GetOp: _get,
+    StOp: _st,
+    LdOp: _ld,
+    WaitOp: _wait,
+    BarrierBlocksOp: _barrier,
 }

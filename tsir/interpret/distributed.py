@@ -73,14 +73,22 @@ class Runtime:
             view = ev.view(region.buffer)
             pe = self.rank if pe_expr is None else ev.uniform_int(pe_expr, "a copy-engine peer")
             if not 0 <= pe < self.world.ranks:
-                raise OutOfBoundsError(f"cp_engine_copy to or from rank {pe} of {self.world.ranks}",
-                                       buffer=view.name)
+                raise OutOfBoundsError(
+                    f"cp_engine_copy to or from rank {pe} of {self.world.ranks}", buffer=view.name
+                )
             if pe != self.rank:
-                view = View(view.buffer, self.world.regions[pe][view.region.key], view.byte_offset,
-                            view.shape, view.strides)
+                view = View(
+                    view.buffer,
+                    self.world.regions[pe][view.region.key],
+                    view.byte_offset,
+                    view.shape,
+                    view.strides,
+                )
             off, oob = view.offsets([ev.index(r.min, one) for r in region.region])
             if oob is not None:
-                raise OutOfBoundsError(f"cp_engine_copy starts outside `{view.name}`", buffer=view.name)
+                raise OutOfBoundsError(
+                    f"cp_engine_copy starts outside `{view.name}`", buffer=view.name
+                )
             return view, int(off[0]), pe
 
         src, s_elem, _ = at(s.src, s.src_pe)
@@ -90,14 +98,15 @@ class Runtime:
         sb, db = src.byte_offset + s_elem * src.itemsize, dst.byte_offset + d_elem * dst.itemsize
         for v, b in ((src, sb), (dst, db)):
             if b + nbytes > v.byte_offset + v.span * v.itemsize:
-                raise OutOfBoundsError(f"cp_engine_copy of {n} elements runs past the end of `{v.name}`",
-                                       buffer=v.name)
-        dst.region.data[0, db:db + nbytes] = src.region.data[0, sb:sb + nbytes]
+                raise OutOfBoundsError(
+                    f"cp_engine_copy of {n} elements runs past the end of `{v.name}`", buffer=v.name
+                )
+        dst.region.data[0, db : db + nbytes] = src.region.data[0, sb : sb + nbytes]
         if s.flag is not None:
             fview, f_elem, _ = at(s.flag, None if d_rank == self.rank else _const(d_rank))
             value = ev.eval(s.flag_value, one).astype(fview.npdt)
             fb = fview.byte_offset + f_elem * fview.itemsize
-            fview.region.data[0, fb:fb + fview.itemsize] = value.view(np.uint8)
+            fview.region.data[0, fb : fb + fview.itemsize] = value.view(np.uint8)
 
 
 def _const(v: int) -> Any:
@@ -116,7 +125,8 @@ def _split_args(params: tuple[Any, ...], args: tuple[Any, ...], ranks: int) -> l
                 a = [a]
             if not isinstance(a, (list, tuple)) or len(a) != ranks:
                 raise ArgumentError(
-                    f"`{p.name}`: with ranks={ranks}, pass a list of {ranks} numpy arrays (one per rank)"
+                    f"`{p.name}`: with ranks={ranks}, pass a list of {ranks} numpy arrays (one "
+                    "per rank)"
                 )
         elif isinstance(p, Var):
             a = list(a) if isinstance(a, (list, tuple)) else [a] * ranks
@@ -127,9 +137,18 @@ def _split_args(params: tuple[Any, ...], args: tuple[Any, ...], ranks: int) -> l
     return out
 
 
-def interpret_ranks(func: Any, args: tuple[Any, ...], *, grid: Iterable[Any] | None, ranks: int, check: bool,
-                    stages: Any, implicit_guards: bool | None, implicit_sync: bool,
-                    dead_ranks: Iterable[int] = ()) -> None:
+def interpret_ranks(
+    func: Any,
+    args: tuple[Any, ...],
+    *,
+    grid: Iterable[Any] | None,
+    ranks: int,
+    check: bool,
+    stages: Any,
+    implicit_guards: bool | None,
+    implicit_sync: bool,
+    dead_ranks: Iterable[int] = (),
+) -> None:
     from .host import Program
 
     if not isinstance(ranks, int) or ranks < 1:
@@ -139,13 +158,23 @@ def interpret_ranks(func: Any, args: tuple[Any, ...], *, grid: Iterable[Any] | N
         raise ArgumentError(f"dead_ranks {sorted(dead)} are not ranks of {ranks}")
     host = func.host if isinstance(func, Module) else func
     if not isinstance(host, PrimFunc):
-        raise ArgumentError(f"tsir.interpret takes a PrimFunc or a Module, got {type(func).__name__}")
+        raise ArgumentError(
+            f"tsir.interpret takes a PrimFunc or a Module, got {type(func).__name__}"
+        )
     per_rank = _split_args(host.params, args, ranks)
     world = World(ranks, dead)
     programs = []
     for r in range(ranks):
-        prog = Program(func, grid=grid, check=check, stages=stages, implicit_guards=implicit_guards,
-                       implicit_sync=implicit_sync, rank=r, runtime=Runtime(world, r))
+        prog = Program(
+            func,
+            grid=grid,
+            check=check,
+            stages=stages,
+            implicit_guards=implicit_guards,
+            implicit_sync=implicit_sync,
+            rank=r,
+            runtime=Runtime(world, r),
+        )
         prog.bind(tuple(per_rank[r]))
         for k, p in enumerate(host.params):
             if isinstance(p, Buffer):

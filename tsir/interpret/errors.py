@@ -13,10 +13,23 @@ from typing import Any
 from ..errors import TSIRError
 
 __all__ = [
-    "InterpretError", "InterpretUnsupportedError", "UnknownDeviceCallError", "ArgumentError",
-    "HazardError", "DataRaceError", "UninitializedReadError", "OutOfBoundsError",
-    "DivergentBarrierError", "DivergentWarpError", "AsyncCopyHazardError", "MisalignedAccessError",
-    "ArithmeticHazardError", "DeadlockError", "TileSemanticsError", "StageMismatchError", "Access",
+    "InterpretError",
+    "InterpretUnsupportedError",
+    "UnknownDeviceCallError",
+    "ArgumentError",
+    "HazardError",
+    "DataRaceError",
+    "UninitializedReadError",
+    "OutOfBoundsError",
+    "DivergentBarrierError",
+    "DivergentWarpError",
+    "AsyncCopyHazardError",
+    "MisalignedAccessError",
+    "ArithmeticHazardError",
+    "DeadlockError",
+    "TileSemanticsError",
+    "StageMismatchError",
+    "Access",
 ]
 
 
@@ -64,8 +77,14 @@ class HazardError(InterpretError):
 
     kind = "hazard"
 
-    def __init__(self, message: str, *, accesses: list[Access] | None = None, buffer: str | None = None,
-                 address: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        accesses: list[Access] | None = None,
+        buffer: str | None = None,
+        address: int | None = None,
+    ):
         self.accesses = accesses or []
         self.buffer = buffer
         self.address = address

@@ -15,8 +15,35 @@ import numpy as np
 from ..buffer import Buffer
 from ..dtype import DataType
 from ..expr import (
-    EQ, GE, GT, LE, LT, NE, Add, And, Broadcast, BufferLoad, Call, Cast, Div, FloatImm, FloorDiv,
-    FloorMod, IntImm, Let, Max, Min, Mul, Not, Or, PrimExpr, Ramp, Select, StringImm, Sub, Var,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    Broadcast,
+    BufferLoad,
+    Call,
+    Cast,
+    Div,
+    FloatImm,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Let,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Ramp,
+    Select,
+    StringImm,
+    Sub,
+    Var,
 )
 from .context import RunContext
 from .errors import ArithmeticHazardError, InterpretUnsupportedError
@@ -31,10 +58,17 @@ CallHandler = Callable[["Evaluator", Call, Mask], Any]
 _F32 = np.dtype(np.float32)
 
 _ARITH: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    Add: np.add, Sub: np.subtract, Mul: np.multiply,
+    Add: np.add,
+    Sub: np.subtract,
+    Mul: np.multiply,
 }
 _CMP: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    EQ: np.equal, NE: np.not_equal, LT: np.less, LE: np.less_equal, GT: np.greater, GE: np.greater_equal,
+    EQ: np.equal,
+    NE: np.not_equal,
+    LT: np.less,
+    LE: np.less_equal,
+    GT: np.greater,
+    GE: np.greater_equal,
 }
 
 
@@ -45,13 +79,25 @@ def _c_round(x: np.ndarray) -> np.ndarray:
 
 
 _MATH1: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
-    "rsqrt": lambda x: np.reciprocal(np.sqrt(x)), "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
-    "floor": np.floor, "ceil": np.ceil, "round": _c_round,
+    "exp": np.exp,
+    "exp2": np.exp2,
+    "log": np.log,
+    "log2": np.log2,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "round": _c_round,
 }
 _BITWISE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
-    "shift_left": np.left_shift, "shift_right": np.right_shift,
+    "bitwise_and": np.bitwise_and,
+    "bitwise_or": np.bitwise_or,
+    "bitwise_xor": np.bitwise_xor,
+    "shift_left": np.left_shift,
+    "shift_right": np.right_shift,
 }
 
 
@@ -65,19 +111,43 @@ class Evaluator:
         self.views: dict[Buffer, View] = {}
         self.call_handler = call_handler
         self._dispatch: dict[type, Callable[[Any, Mask], Any]] = {
-            Var: self._var, IntImm: self._int, FloatImm: self._float, Add: self._arith, Sub: self._arith,
-            Mul: self._arith, Div: self._div, FloorDiv: self._floordiv, FloorMod: self._floormod,
-            Min: self._minmax, Max: self._minmax, EQ: self._cmp, NE: self._cmp, LT: self._cmp,
-            LE: self._cmp, GT: self._cmp, GE: self._cmp, And: self._and, Or: self._or, Not: self._not,
-            Select: self._select, Cast: self._cast, Ramp: self._ramp, Broadcast: self._broadcast,
-            BufferLoad: self._load, Call: self._call, Let: self._let, StringImm: self._string,
+            Var: self._var,
+            IntImm: self._int,
+            FloatImm: self._float,
+            Add: self._arith,
+            Sub: self._arith,
+            Mul: self._arith,
+            Div: self._div,
+            FloorDiv: self._floordiv,
+            FloorMod: self._floormod,
+            Min: self._minmax,
+            Max: self._minmax,
+            EQ: self._cmp,
+            NE: self._cmp,
+            LT: self._cmp,
+            LE: self._cmp,
+            GT: self._cmp,
+            GE: self._cmp,
+            And: self._and,
+            Or: self._or,
+            Not: self._not,
+            Select: self._select,
+            Cast: self._cast,
+            Ramp: self._ramp,
+            Broadcast: self._broadcast,
+            BufferLoad: self._load,
+            Call: self._call,
+            Let: self._let,
+            StringImm: self._string,
         }
 
     # -- entry points ------------------------------------------------------------------------------
     def eval(self, e: PrimExpr, mask: Mask) -> Any:
         fn = self._dispatch.get(type(e))
         if fn is None:
-            raise InterpretUnsupportedError(f"the interpreter cannot evaluate {type(e).__name__} `{e}`")
+            raise InterpretUnsupportedError(
+                f"the interpreter cannot evaluate {type(e).__name__} `{e}`"
+            )
         return fn(e, mask)
 
     def index(self, e: PrimExpr, mask: Mask) -> np.ndarray:
@@ -110,7 +180,9 @@ class Evaluator:
         try:
             return self.env[e]
         except KeyError:
-            raise InterpretUnsupportedError(f"variable `{e.name}` is used where it has no value") from None
+            raise InterpretUnsupportedError(
+                f"variable `{e.name}` is used where it has no value"
+            ) from None
 
     def _int(self, e: IntImm, mask: Mask) -> np.ndarray:
         return const_array(e.value, e.dtype)
@@ -141,9 +213,15 @@ class Evaluator:
     def _nonzero_divisor(self, b: np.ndarray, mask: Mask, e: Any) -> np.ndarray:
         zero = b == 0
         if zero.any():
-            bad = zero if zero.shape[0] == 1 else zero & mask.arr.reshape(-1, *[1] * (zero.ndim - 1))
+            bad = (
+                zero if zero.shape[0] == 1 else zero & mask.arr.reshape(-1, *[1] * (zero.ndim - 1))
+            )
             if self.ctx.check and bad.any() and mask.any:
-                lane = int(mask.idx[0]) if zero.shape[0] == 1 else int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+                lane = (
+                    int(mask.idx[0])
+                    if zero.shape[0] == 1
+                    else int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+                )
                 raise ArithmeticHazardError(
                     f"integer division by zero in `{e}`{self.ctx.where()}",
                     accesses=[self.ctx.access("division", [lane])],

@@ -15,8 +15,18 @@ import numpy as np
 from ..buffer import Buffer
 from ..expr import Call, PrimExpr, Var
 from ..stmt import (
-    Allocate, AttrStmt, BufferStore, CpEngineCopy, DeclBuffer, Evaluate, For, ForKind, IfThenElse,
-    LetStmt, SeqStmt, Stmt,
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    CpEngineCopy,
+    DeclBuffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    LetStmt,
+    SeqStmt,
+    Stmt,
 )
 from .context import RunContext
 from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
@@ -39,9 +49,16 @@ class Executor:
         self.ev = ev
         self.layouts: dict[Buffer, Any] = {}
         self._dispatch: dict[type, Callable[[Any, Mask], None]] = {
-            SeqStmt: self.s_seq, For: self.s_for, IfThenElse: self.s_if, LetStmt: self.s_let,
-            BufferStore: self.s_store, Evaluate: self.s_evaluate, Allocate: self.s_allocate,
-            DeclBuffer: self.s_decl, AttrStmt: self.s_attr, CpEngineCopy: self.s_cp_engine,
+            SeqStmt: self.s_seq,
+            For: self.s_for,
+            IfThenElse: self.s_if,
+            LetStmt: self.s_let,
+            BufferStore: self.s_store,
+            Evaluate: self.s_evaluate,
+            Allocate: self.s_allocate,
+            DeclBuffer: self.s_decl,
+            AttrStmt: self.s_attr,
+            CpEngineCopy: self.s_cp_engine,
         }
 
     # -- driver ------------------------------------------------------------------------------------
@@ -55,7 +72,8 @@ class Executor:
 
     def other_stmt(self, s: Stmt, mask: Mask) -> None:
         raise InterpretUnsupportedError(
-            f"the {self.level_name} interpreter cannot execute {type(s).__name__}: {str(s).splitlines()[0]}"
+            f"the {self.level_name} interpreter cannot execute {type(s).__name__}: "
+            f"{str(s).splitlines()[0]}"
         )
 
     level_name = "thread-level"
@@ -110,7 +128,9 @@ class Executor:
             self.parallel(s, mask)
             return
         if s.kind is ForKind.THREAD_BINDING:
-            raise InterpretUnsupportedError(f"thread-binding loops are not interpreted: {str(s).splitlines()[0]}")
+            raise InterpretUnsupportedError(
+                f"thread-binding loops are not interpreted: {str(s).splitlines()[0]}"
+            )
         lo = self.ev.eval(s.min, mask)
         ext = self.ev.eval(s.extent, mask)
         dt = np_dtype(s.loop_var.dtype)
@@ -173,7 +193,9 @@ class Executor:
         idx = [self.ev.index(i, mask) for i in s.indices]
         self.store(s, view, idx, value, mask)
 
-    def store(self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> None:
+    def store(
+        self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask
+    ) -> None:
         self.mem.store(view, idx, value, mask)
 
     def s_evaluate(self, s: Evaluate, mask: Mask) -> None:
@@ -218,8 +240,10 @@ class Executor:
         end = offset + view.span * view.itemsize
         if s.byte_offset < 0 or end > base.byte_offset + base.span * base.itemsize:
             raise OutOfBoundsError(
-                f"`{s.buffer.name}` is declared at bytes [{offset}, {end}) of `{s.base.name}`, which has "
-                f"{base.span * base.itemsize} bytes", accesses=[self.ctx.access("declaration", None)],
+                f"`{s.buffer.name}` is declared at bytes [{offset}, {end}) of `{s.base.name}`, "
+                "which has "
+                f"{base.span * base.itemsize} bytes",
+                accesses=[self.ctx.access("declaration", None)],
                 buffer=s.buffer.name,
             )
         old = self.ev.views.get(s.buffer)
@@ -253,8 +277,14 @@ class Executor:
     def allocate(self, b: Buffer) -> View:
         raise NotImplementedError
 
-    def new_region(self, b: Buffer, shape: tuple[int, ...], kind: str, groups: int,
-                   group_of_lane: np.ndarray | None) -> View:
+    def new_region(
+        self,
+        b: Buffer,
+        shape: tuple[int, ...],
+        kind: str,
+        groups: int,
+        group_of_lane: np.ndarray | None,
+    ) -> View:
         table = self.layout_table(b, shape)
         nbytes = View.span_for(shape, None, table) * np_dtype(b.dtype).itemsize
         region = Region(b.name, kind, nbytes, groups, group_of_lane)
@@ -267,13 +297,14 @@ _TABLES: dict[tuple[int, tuple[int, ...]], tuple[Any, np.ndarray]] = {}
 
 def layout_table(ev: Evaluator, lay: Any, shape: tuple[int, ...]) -> np.ndarray:
     # Reads only the Layout node's fields (input_shape, vars, forward_index): the physical index of
-    # every logical element is computed here, by the interpreter's own evaluator, not by tsir.layout.
+    # every logical element is computed here, by the interpreter's own evaluator, not by
+    # tsir.layout.
     key = (id(lay), shape)
     hit = _TABLES.get(key)
     if hit is not None and hit[0] is lay:
         return hit[1]
     ndim = len(lay.vars)
-    inner = shape[len(shape) - ndim:]
+    inner = shape[len(shape) - ndim :]
     lead = shape[: len(shape) - ndim]
     n = int(np.prod(inner, dtype=np.int64))
     grid = np.indices(inner, dtype=np.int64).reshape(ndim, n)

@@ -46,8 +46,9 @@ class SharedShadow:
         w = ctx.warp_epoch[lm.warp_of_lane[lanes]] & _M20
         return lanes.astype(np.int64) | (b << 20) | (w << 40), b, w
 
-    def _unordered(self, rec: np.ndarray, ctx: RunContext, lanes: np.ndarray, b: np.ndarray,
-                   w: np.ndarray) -> np.ndarray:
+    def _unordered(
+        self, rec: np.ndarray, ctx: RunContext, lanes: np.ndarray, b: np.ndarray, w: np.ndarray
+    ) -> np.ndarray:
         has = rec >= 0
         rl = np.where(has, rec & _M20, 0)
         same_block_epoch = ((rec >> 20) & _M20) == b
@@ -56,15 +57,28 @@ class SharedShadow:
         ordered = ~same_block_epoch | (same_warp & (((rec >> 40) & _M20) != w))
         return has & ~ordered
 
-    def _race(self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, bad: np.ndarray, rec: np.ndarray,
-              stmts: np.ndarray, prev_what: str, cur_what: str, buffer: str, base: int) -> DataRaceError:
+    def _race(
+        self,
+        ctx: RunContext,
+        fi: np.ndarray,
+        lanes: np.ndarray,
+        bad: np.ndarray,
+        rec: np.ndarray,
+        stmts: np.ndarray,
+        prev_what: str,
+        cur_what: str,
+        buffer: str,
+        base: int,
+    ) -> DataRaceError:
         k = int(np.flatnonzero(bad)[0])
         other = int(rec[fi[k]] & _M20) if rec[fi[k]] >= 0 else int(lanes[k])
         multi = bool(rec[fi[k]] >= 0 and (rec[fi[k]] & _MULTI))
         prev_stmt = ctx.stmt_of(int(stmts[fi[k]]))
         byte = int(fi[k] % self.row)
         block = ctx.lanes.blocks[int(ctx.lanes.block_of_lane[lanes[k]])]
-        first = ctx.access(prev_what + (" (and other threads)" if multi else ""), [other], prev_stmt)
+        first = ctx.access(
+            prev_what + (" (and other threads)" if multi else ""), [other], prev_stmt
+        )
         second = ctx.access(cur_what, [int(lanes[k])])
         from .report import fmt_idx
 
@@ -72,12 +86,15 @@ class SharedShadow:
             f"data race on shared memory `{buffer}` (byte {byte - base} of it, byte {byte} of "
             f"`{self.name}`) in block {fmt_idx(block)}{ctx.where()}: two threads access it with no "
             f"barrier between them",
-            accesses=[first, second], buffer=buffer, address=byte - base,
+            accesses=[first, second],
+            buffer=buffer,
+            address=byte - base,
         )
 
     # -- pending cp.async bytes --------------------------------------------------------------------
-    def check_pending(self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, what: str, buffer: str,
-                      base: int) -> None:
+    def check_pending(
+        self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, what: str, buffer: str, base: int
+    ) -> None:
         if self.pend is None:
             return
         bad = self.pend[fi] > 0
@@ -92,10 +109,14 @@ class SharedShadow:
         raise AsyncCopyHazardError(
             f"`{buffer}` (byte {byte - base}) is the destination of a cp.async that no "
             f"cp_async_wait has retired yet{ctx.where()}: its data may not have landed",
-            accesses=[issue, cur], buffer=buffer, address=byte - base,
+            accesses=[issue, cur],
+            buffer=buffer,
+            address=byte - base,
         )
 
-    def issue_async(self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, buffer: str, base: int) -> None:
+    def issue_async(
+        self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, buffer: str, base: int
+    ) -> None:
         if self.pend is None:
             n = self.w.shape[0]
             self.pend = np.zeros(n, dtype=np.int32)
@@ -110,7 +131,9 @@ class SharedShadow:
             a = ctx.access("cp.async", [int(lanes[k]), int(self.pend_lane[fi[k]])])
             raise DataRaceError(
                 f"two threads issue cp.async into the same bytes of `{buffer}` (byte "
-                f"{int(fi[k] % self.row) - base}){ctx.where()}", accesses=[a], buffer=buffer,
+                f"{int(fi[k] % self.row) - base}){ctx.where()}",
+                accesses=[a],
+                buffer=buffer,
             )
         self.pend[fi] += 1
         self.pend_stmt[fi] = ctx.stmt_id()
@@ -123,16 +146,27 @@ class SharedShadow:
         return np.zeros(0, dtype=np.int64) if self.pend is None else np.flatnonzero(self.pend > 0)
 
     # -- accesses ----------------------------------------------------------------------------------
-    def read(self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, buffer: str, base: int,
-             stmt_id: int | None = None) -> None:
+    def read(
+        self,
+        ctx: RunContext,
+        fi: np.ndarray,
+        lanes: np.ndarray,
+        buffer: str,
+        base: int,
+        stmt_id: int | None = None,
+    ) -> None:
         self.check_pending(ctx, fi, lanes, "read", buffer, base)
         if not ctx.races:
             return
         now, b, w = self._now(ctx, lanes)
         rec = self.w[fi]
-        bad = self._unordered(rec, ctx, lanes, b, w) & (((rec & _M20) != lanes) | ((rec & _MULTI) != 0))
+        bad = self._unordered(rec, ctx, lanes, b, w) & (
+            ((rec & _M20) != lanes) | ((rec & _MULTI) != 0)
+        )
         if bad.any():
-            raise self._race(ctx, fi, lanes, bad, self.w, self.w_stmt, _what(rec, bad), "read", buffer, base)
+            raise self._race(
+                ctx, fi, lanes, bad, self.w, self.w_stmt, _what(rec, bad), "read", buffer, base
+            )
         r = self.r[fi]
         same = (r >= 0) & (((r >> 20) & _M20) == b)
         multi = same & (((r & _M20) != lanes) | ((r & _MULTI) != 0))
@@ -142,8 +176,17 @@ class SharedShadow:
             self.r[fi[dup]] |= _MULTI
         self.r_stmt[fi] = ctx.stmt_id() if stmt_id is None else stmt_id
 
-    def write(self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, buffer: str, base: int,
-              atomic: bool = False, stmt_id: int | None = None, check_pending: bool = True) -> None:
+    def write(
+        self,
+        ctx: RunContext,
+        fi: np.ndarray,
+        lanes: np.ndarray,
+        buffer: str,
+        base: int,
+        atomic: bool = False,
+        stmt_id: int | None = None,
+        check_pending: bool = True,
+    ) -> None:
         if check_pending:
             self.check_pending(ctx, fi, lanes, "atomic write" if atomic else "write", buffer, base)
         if not ctx.races:
@@ -160,7 +203,9 @@ class SharedShadow:
         else:
             bad = unord & (other | rec_multi)
         if bad.any():
-            raise self._race(ctx, fi, lanes, bad, self.w, self.w_stmt, _what(rec, bad), what, buffer, base)
+            raise self._race(
+                ctx, fi, lanes, bad, self.w, self.w_stmt, _what(rec, bad), what, buffer, base
+            )
         r = self.r[fi]
         bad = self._unordered(r, ctx, lanes, b, w) & (((r & _M20) != lanes) | ((r & _MULTI) != 0))
         if bad.any():
@@ -176,9 +221,12 @@ class SharedShadow:
                 winner = int(self.w[fi[k]] & _M20)
                 a = ctx.access("write", [int(lanes[k]), winner])
                 raise DataRaceError(
-                    f"data race on shared memory `{buffer}` (byte {int(fi[k] % self.row) - base}){ctx.where()}: "
+                    f"data race on shared memory `{buffer}` (byte "
+                    f"{int(fi[k] % self.row) - base}){ctx.where()}: "
                     f"several threads write it in one statement",
-                    accesses=[a], buffer=buffer, address=int(fi[k] % self.row) - base,
+                    accesses=[a],
+                    buffer=buffer,
+                    address=int(fi[k] % self.row) - base,
                 )
             self.w[fi[dup]] |= _MULTI
         self.w_stmt[fi] = ctx.stmt_id() if stmt_id is None else stmt_id

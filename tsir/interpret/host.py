@@ -11,7 +11,15 @@ from ..buffer import Buffer
 from ..expr import IntImm, Var
 from ..function import DeviceKernel, Module, PrimFunc
 from ..stmt import (
-    AttrStmt, Evaluate, For, IfThenElse, KernelLaunch, LaunchKernel, LetStmt, SeqStmt, Stmt,
+    AttrStmt,
+    Evaluate,
+    For,
+    IfThenElse,
+    KernelLaunch,
+    LaunchKernel,
+    LetStmt,
+    SeqStmt,
+    Stmt,
 )
 from .context import RunContext
 from .errors import ArgumentError, InterpretUnsupportedError
@@ -19,8 +27,8 @@ from .evaluator import Evaluator
 from .lanes import LaneMap, Mask
 from .memory import Memory, Region, View
 from .report import OriginIndex, fmt_idx
-from .tile import is_tile_level, run_tile_kernel
 from .thread import run_thread_kernel
+from .tile import is_tile_level, run_tile_kernel
 from .values import const_array, np_dtype
 
 __all__ = ["interpret", "LANES_PER_SWEEP"]
@@ -29,20 +37,43 @@ __all__ = ["interpret", "LANES_PER_SWEEP"]
 LANES_PER_SWEEP = 8192
 
 
-def interpret(func: Any, *args: Any, grid: Iterable[Any] | None = None, ranks: int = 1, check: bool = True,
-              stages: Any = None, implicit_guards: bool | None = None, implicit_sync: bool = False,
-              dead_ranks: Iterable[int] = ()) -> None:
+def interpret(
+    func: Any,
+    *args: Any,
+    grid: Iterable[Any] | None = None,
+    ranks: int = 1,
+    check: bool = True,
+    stages: Any = None,
+    implicit_guards: bool | None = None,
+    implicit_sync: bool = False,
+    dead_ranks: Iterable[int] = (),
+) -> None:
     """Run `func` (a PrimFunc from any stage of `tsir.lower(...).stages`, or the final Module) on
     numpy arrays in place and Python numbers, in parameter order. See the package docstring."""
     from .distributed import interpret_ranks, uses_distributed
 
     dead_ranks = tuple(dead_ranks)
     if ranks != 1 or dead_ranks or uses_distributed(func):
-        interpret_ranks(func, args, grid=grid, ranks=ranks, check=check, stages=stages,
-                        implicit_guards=implicit_guards, implicit_sync=implicit_sync, dead_ranks=dead_ranks)
+        interpret_ranks(
+            func,
+            args,
+            grid=grid,
+            ranks=ranks,
+            check=check,
+            stages=stages,
+            implicit_guards=implicit_guards,
+            implicit_sync=implicit_sync,
+            dead_ranks=dead_ranks,
+        )
         return
-    run = Program(func, grid=grid, check=check, stages=stages, implicit_guards=implicit_guards,
-                  implicit_sync=implicit_sync)
+    run = Program(
+        func,
+        grid=grid,
+        check=check,
+        stages=stages,
+        implicit_guards=implicit_guards,
+        implicit_sync=implicit_sync,
+    )
     # Overflow, NaN and infinities are part of C's float semantics, not warnings.
     with np.errstate(all="ignore"):
         run.bind(args)
@@ -53,16 +84,31 @@ def interpret(func: Any, *args: Any, grid: Iterable[Any] | None = None, ranks: i
 class Program:
     """One run of a function: its bound arguments and its host program."""
 
-    def __init__(self, func: Any, *, grid: Iterable[Any] | None, check: bool, stages: Any,
-                 implicit_guards: bool | None, implicit_sync: bool = False, rank: int | None = None,
-                 runtime: Any = None):
+    def __init__(
+        self,
+        func: Any,
+        *,
+        grid: Iterable[Any] | None,
+        check: bool,
+        stages: Any,
+        implicit_guards: bool | None,
+        implicit_sync: bool = False,
+        rank: int | None = None,
+        runtime: Any = None,
+    ):
         if isinstance(func, Module):
             self.host, self.kernels = func.host, {k.name: k for k in func.kernels}
         elif isinstance(func, PrimFunc):
             self.host, self.kernels = func, {}
         else:
-            raise ArgumentError(f"tsir.interpret takes a PrimFunc or a Module, got {type(func).__name__}")
-        self.grid = None if grid is None else [tuple(g) if isinstance(g, (tuple, list)) else (int(g),) for g in grid]
+            raise ArgumentError(
+                f"tsir.interpret takes a PrimFunc or a Module, got {type(func).__name__}"
+            )
+        self.grid = (
+            None
+            if grid is None
+            else [tuple(g) if isinstance(g, (tuple, list)) else (int(g),) for g in grid]
+        )
         self.check = check
         self.implicit_guards = implicit_guards
         self.implicit_sync = implicit_sync
@@ -83,7 +129,9 @@ class Program:
         params = self.host.params
         if len(args) != len(params):
             names = ", ".join(p.name for p in params)
-            raise ArgumentError(f"`{self.host.name}` takes {len(params)} arguments ({names}), got {len(args)}")
+            raise ArgumentError(
+                f"`{self.host.name}` takes {len(params)} arguments ({names}), got {len(args)}"
+            )
         for p, a in zip(params, args):
             if isinstance(p, Var):
                 self.env[p] = self._scalar(p, a)
@@ -102,8 +150,14 @@ class Program:
         if isinstance(a, (bool, np.bool_)) and not p.dtype.is_bool:
             raise ArgumentError(f"scalar `{p.name}` ({p.dtype}) got a bool")
         if not isinstance(a, (int, float, bool, np.integer, np.floating, np.bool_)):
-            raise ArgumentError(f"scalar `{p.name}` ({p.dtype}) needs a Python number, got {type(a).__name__}")
-        if not p.dtype.is_float and isinstance(a, (float, np.floating)) and not float(a).is_integer():
+            raise ArgumentError(
+                f"scalar `{p.name}` ({p.dtype}) needs a Python number, got {type(a).__name__}"
+            )
+        if (
+            not p.dtype.is_float
+            and isinstance(a, (float, np.floating))
+            and not float(a).is_integer()
+        ):
             raise ArgumentError(f"scalar `{p.name}` is {p.dtype}, got the float {a}")
         return const_array(a if p.dtype.is_float else int(a), p.dtype).copy()
 
@@ -111,13 +165,16 @@ class Program:
         if not isinstance(a, np.ndarray):
             raise ArgumentError(f"`{p.name}` needs a numpy array, got {type(a).__name__}")
         if a.ndim != len(p.shape):
-            raise ArgumentError(f"`{p.name}` has {len(p.shape)} dimensions, the array has shape {a.shape}")
+            raise ArgumentError(
+                f"`{p.name}` has {len(p.shape)} dimensions, the array has shape {a.shape}"
+            )
         for d, (dim, n) in enumerate(zip(p.shape, a.shape)):
             if isinstance(dim, Var):
                 have = self.env.get(dim)
                 if have is not None and int(have[0]) != n:
                     raise ArgumentError(
-                        f"`{p.name}` dimension {d} is `{dim.name}` = {int(have[0])} (from another argument), "
+                        f"`{p.name}` dimension {d} is `{dim.name}` = {int(have[0])} (from another "
+                        "argument), "
                         f"but the array has {n}"
                     )
                 self.env[dim] = const_array(n, dim.dtype).copy()
@@ -129,19 +186,25 @@ class Program:
         self.hev.env.update(self.env)
         shape = tuple(int(self.hev.uniform_int(d, f"the shape of `{p.name}`")) for d in p.shape)
         if tuple(a.shape) != shape:
-            raise ArgumentError(f"`{p.name}` has shape {list(shape)}, the array has {list(a.shape)}")
+            raise ArgumentError(
+                f"`{p.name}` has shape {list(shape)}, the array has {list(a.shape)}"
+            )
         if region is None:
             arr = a
             if not a.flags.c_contiguous or not a.flags.writeable:
                 if not a.flags.writeable:
-                    raise ArgumentError(f"`{p.name}`: the array is read-only (tsir.interpret writes in place)")
+                    raise ArgumentError(
+                        f"`{p.name}`: the array is read-only (tsir.interpret writes in place)"
+                    )
                 arr = np.ascontiguousarray(a)
                 self._writeback.append((a, arr))
             data = arr.reshape(-1).view(np.uint8).reshape(1, -1)
             region = Region(p.name, "global", data.shape[1], 1, None, data=data)
         strides = None
         if p.strides:
-            strides = tuple(int(self.hev.uniform_int(s, f"a stride of `{p.name}`")) for s in p.strides)
+            strides = tuple(
+                int(self.hev.uniform_int(s, f"a stride of `{p.name}`")) for s in p.strides
+            )
         return View(p, region, 0, shape, strides)
 
     def finish(self) -> None:
@@ -159,7 +222,16 @@ class Program:
             for x in s.stmts:
                 self.host_stmt(x)
         elif isinstance(s, KernelLaunch):
-            self.launch(s.name, s.body, s.grid, s.threads, s.block_vars, s.thread_vars, self.views, dict(ev.env))
+            self.launch(
+                s.name,
+                s.body,
+                s.grid,
+                s.threads,
+                s.block_vars,
+                s.thread_vars,
+                self.views,
+                dict(ev.env),
+            )
         elif isinstance(s, LaunchKernel):
             self.launch_device(s)
         elif isinstance(s, LetStmt):
@@ -185,7 +257,8 @@ class Program:
             pass
         else:
             raise InterpretUnsupportedError(
-                f"the interpreter cannot run the host statement {type(s).__name__}: {str(s).splitlines()[0]}"
+                f"the interpreter cannot run the host statement {type(s).__name__}: "
+                f"{str(s).splitlines()[0]}"
             )
 
     def launch_device(self, s: LaunchKernel) -> None:
@@ -193,23 +266,37 @@ class Program:
         if k is None:
             raise InterpretUnsupportedError(f"launch of an unknown device kernel `{s.kernel}`")
         if len(s.args) != len(k.params):
-            raise InterpretUnsupportedError(f"`{s.kernel}` takes {len(k.params)} arguments, the launch passes {len(s.args)}")
+            raise InterpretUnsupportedError(
+                f"`{s.kernel}` takes {len(k.params)} arguments, the launch passes {len(s.args)}"
+            )
         views: dict[Buffer, View] = {}
         env: dict[Any, Any] = {}
         one = Mask.full(1)
         for p, a in zip(k.params, s.args):
             if isinstance(p, Buffer):
                 if not isinstance(a, Buffer):
-                    raise InterpretUnsupportedError(f"`{s.kernel}`: buffer parameter `{p.name}` gets `{a}`")
+                    raise InterpretUnsupportedError(
+                        f"`{s.kernel}`: buffer parameter `{p.name}` gets `{a}`"
+                    )
                 src = self.hev.view(a)
-                views[p] = View(p, src.region, src.byte_offset, src.shape, src.strides if p.strides else None)
+                views[p] = View(
+                    p, src.region, src.byte_offset, src.shape, src.strides if p.strides else None
+                )
             else:
                 env[p] = self.hev.eval(a, one)
         self.launch(k.name, k.body, k.grid, k.threads, k.block_vars, k.thread_vars, views, env)
 
-    def launch(self, name: str, body: Stmt, grid: tuple[Any, ...], threads: tuple[int, ...],
-               block_vars: tuple[Any, ...], thread_vars: tuple[Any, ...], views: dict[Buffer, View],
-               env: dict[Any, Any]) -> None:
+    def launch(
+        self,
+        name: str,
+        body: Stmt,
+        grid: tuple[Any, ...],
+        threads: tuple[int, ...],
+        block_vars: tuple[Any, ...],
+        thread_vars: tuple[Any, ...],
+        views: dict[Buffer, View],
+        env: dict[Any, Any],
+    ) -> None:
         kev = Evaluator(self.hev.mem, self.hev.ctx)
         kev.env.update(env)
         dims = [kev.uniform_int(g, f"a grid extent of `{name}`") for g in grid]
@@ -224,28 +311,55 @@ class Program:
         guard = tile if self.implicit_guards is None else self.implicit_guards
 
         def ctx_for(lanes: LaneMap) -> RunContext:
-            c = RunContext(lanes, check=self.check, global_guard=guard, races=not self.implicit_sync,
-                           origin=self.origin, rank=self.rank)
+            c = RunContext(
+                lanes,
+                check=self.check,
+                global_guard=guard,
+                races=not self.implicit_sync,
+                origin=self.origin,
+                rank=self.rank,
+            )
             c.runtime = self.runtime
             c.grid_dims = tuple(dims)
             return c
 
         if self.runtime is not None:
-            self._multi_rank_launch(name, body, tile, ctx_for, views, env, blocks, threads, block_vars, thread_vars)
+            self._multi_rank_launch(
+                name, body, tile, ctx_for, views, env, blocks, threads, block_vars, thread_vars
+            )
             return
         if tile:
-            run_tile_kernel(ctx_for, body, views, env, blocks, tuple(threads), block_vars, thread_vars)
+            run_tile_kernel(
+                ctx_for, body, views, env, blocks, tuple(threads), block_vars, thread_vars
+            )
             return
         per_block = int(np.prod(threads))
         step = max(1, LANES_PER_SWEEP // max(1, per_block))
         for i in range(0, len(blocks), step):
-            run_thread_kernel(ctx_for(LaneMap(blocks[i : i + step], threads)), body, views, env,
-                              block_vars, thread_vars)
+            run_thread_kernel(
+                ctx_for(LaneMap(blocks[i : i + step], threads)),
+                body,
+                views,
+                env,
+                block_vars,
+                thread_vars,
+            )
 
-    def _multi_rank_launch(self, name: str, body: Stmt, tile: bool, ctx_for: Any, views: dict[Buffer, View],
-                           env: dict[Any, Any], blocks: list[tuple[int, ...]], threads: tuple[int, ...],
-                           block_vars: tuple[Any, ...], thread_vars: tuple[Any, ...]) -> None:
-        """Copy-engine steps written in the kernel run first (LowerCPEngineIntrin's meaning); tile-level
+    def _multi_rank_launch(
+        self,
+        name: str,
+        body: Stmt,
+        tile: bool,
+        ctx_for: Any,
+        views: dict[Buffer, View],
+        env: dict[Any, Any],
+        blocks: list[tuple[int, ...]],
+        threads: tuple[int, ...],
+        block_vars: tuple[Any, ...],
+        thread_vars: tuple[Any, ...],
+    ) -> None:
+        """Copy-engine steps written in the kernel run first (LowerCPEngineIntrin's meaning);
+        tile-level
         blocks become tasks (a block may wait for another); thread-level blocks run in one sweep."""
         from ..stmt import CpEngineCopy
         from ..visitor import walk
@@ -254,28 +368,40 @@ class Program:
             if isinstance(n, CpEngineCopy):
                 self.runtime.cp_engine_copy(self, n)
         if not tile:
-            run_thread_kernel(ctx_for(LaneMap(blocks, threads)), body, views, env, block_vars, thread_vars)
+            run_thread_kernel(
+                ctx_for(LaneMap(blocks, threads)), body, views, env, block_vars, thread_vars
+            )
             return
         world = self.runtime.world
         tasks = []
         for blk in blocks:
+
             def one(blk: tuple[int, ...] = blk) -> None:
                 with np.errstate(all="ignore"):
-                    run_tile_kernel(ctx_for, body, views, env, [blk], tuple(threads), block_vars, thread_vars)
+                    run_tile_kernel(
+                        ctx_for, body, views, env, [blk], tuple(threads), block_vars, thread_vars
+                    )
 
             tasks.append(world.spawn(one, f"rank {self.rank} block {fmt_idx(blk)}"))
-        world.wait_until(lambda: all(t.done for t in tasks),
-                         lambda: f"rank {self.rank} waits for the blocks of `{name}` to finish")
+        world.wait_until(
+            lambda: all(t.done for t in tasks),
+            lambda: f"rank {self.rank} waits for the blocks of `{name}` to finish",
+        )
 
     def _blocks(self, name: str, dims: list[int]) -> list[tuple[int, ...]]:
         if any(d <= 0 for d in dims):
             return []
         if self.grid is None:
-            return [tuple(reversed(b)) for b in itertools.product(*(range(d) for d in reversed(dims)))]
+            return [
+                tuple(reversed(b)) for b in itertools.product(*(range(d) for d in reversed(dims)))
+            ]
         out = []
         for b in self.grid:
             if len(b) != len(dims) or any(not 0 <= x < d for x, d in zip(b, dims)):
-                raise ArgumentError(f"grid= block {fmt_idx(b)} is not a block of `{name}`'s grid {fmt_idx(tuple(dims))}")
+                raise ArgumentError(
+                    f"grid= block {fmt_idx(b)} is not a block of `{name}`'s grid "
+                    f"{fmt_idx(tuple(dims))}"
+                )
             out.append(tuple(int(x) for x in b))
         return out
 
@@ -291,4 +417,6 @@ def _host_call(ev: Evaluator, e: Any, mask: Mask) -> Any:
         return np.array([rt.rank if rt is not None else 0], dtype=np.int32)
     if e.op == "tsir.distributed.num_ranks":
         return np.array([rt.world.ranks if rt is not None else 1], dtype=np.int32)
-    raise InterpretUnsupportedError(f"host code calls `{e.op}`, which the interpreter cannot run on the host")
+    raise InterpretUnsupportedError(
+        f"host code calls `{e.op}`, which the interpreter cannot run on the host"
+    )

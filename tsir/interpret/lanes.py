@@ -1,4 +1,5 @@
-"""Lanes and masks: who executes (a lane per (block, thread) at thread level) and which lanes are on."""
+"""Lanes and masks: who executes (a lane per (block, thread) at thread level) and which lanes are "
+"on."""
 
 from __future__ import annotations
 
@@ -87,7 +88,9 @@ class LaneMap:
     def who(self, lane: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return self.blocks[int(self.block_of_lane[lane])], self.thread_index(lane)
 
-    def describe(self, lanes: Sequence[int] | np.ndarray, limit: int = 8) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    def describe(
+        self, lanes: Sequence[int] | np.ndarray, limit: int = 8
+    ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
         seen: list[int] = []
         for x in np.asarray(lanes).reshape(-1).tolist():
             if x not in seen:

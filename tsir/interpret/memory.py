@@ -16,7 +16,12 @@ import numpy as np
 
 from ..buffer import Buffer
 from .context import RunContext
-from .errors import InterpretUnsupportedError, MisalignedAccessError, OutOfBoundsError, UninitializedReadError
+from .errors import (
+    InterpretUnsupportedError,
+    MisalignedAccessError,
+    OutOfBoundsError,
+    UninitializedReadError,
+)
 from .hazards import SharedShadow
 from .lanes import Mask
 from .values import broadcast_lanes, np_dtype
@@ -32,8 +37,16 @@ _GLOBAL_SCOPES = ("global", "symmetric")
 class Region:
     """One allocation as bytes: `data[group, byte]` (rows padded to 16 bytes)."""
 
-    def __init__(self, name: str, kind: str, nbytes: int, groups: int, group_of_lane: np.ndarray | None,
-                 data: np.ndarray | None = None, poison: bool = True):
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        nbytes: int,
+        groups: int,
+        group_of_lane: np.ndarray | None,
+        data: np.ndarray | None = None,
+        poison: bool = True,
+    ):
         self.name = name
         self.kind = kind  # "global" | "shared" | "local"
         self.nbytes = nbytes
@@ -67,8 +80,15 @@ class Region:
 class View:
     """A buffer bound to memory: `region` bytes from `byte_offset`, elements of `dtype`."""
 
-    def __init__(self, buffer: Buffer, region: Region, byte_offset: int, shape: tuple[int, ...],
-                 strides: tuple[int, ...] | None = None, table: np.ndarray | None = None):
+    def __init__(
+        self,
+        buffer: Buffer,
+        region: Region,
+        byte_offset: int,
+        shape: tuple[int, ...],
+        strides: tuple[int, ...] | None = None,
+        table: np.ndarray | None = None,
+    ):
         self.buffer = buffer
         self.region = region
         self.byte_offset = byte_offset
@@ -88,7 +108,9 @@ class View:
         self.name = buffer.name
 
     @staticmethod
-    def span_for(shape: tuple[int, ...], strides: tuple[int, ...] | None, table: np.ndarray | None) -> int:
+    def span_for(
+        shape: tuple[int, ...], strides: tuple[int, ...] | None, table: np.ndarray | None
+    ) -> int:
         """Elements from the first to one past the last that the buffer can address."""
         if table is not None:
             return int(table.max()) + 1 if table.size else 0
@@ -137,8 +159,13 @@ class Pointer:
     """`&buffer[index]` per lane: a view and element offsets (shape (1,) or (L,)); `rank` (per
     lane, or None for this rank's memory) makes it the same address in another rank's memory."""
 
-    def __init__(self, view: View, elem: np.ndarray, index: tuple[np.ndarray, ...],
-                 rank: np.ndarray | None = None):
+    def __init__(
+        self,
+        view: View,
+        elem: np.ndarray,
+        index: tuple[np.ndarray, ...],
+        rank: np.ndarray | None = None,
+    ):
         self.view = view
         self.elem = elem
         self.index = index
@@ -156,12 +183,25 @@ class Memory:
         self.detect = detect and ctx.check
 
     # -- shared helpers ----------------------------------------------------------------------------
+    def guarded(self, view: View) -> bool:
+        """Out-of-bounds accesses of `view` read zero / are dropped instead of being reported:
+        global memory before LegalizeSafeMemoryAccess, and anything when the detectors are off."""
+        return not self.ctx.check or (self.ctx.global_guard and view.scope in _GLOBAL_SCOPES)
+
     def per_lane(self, view: View) -> bool:
         r = view.region
-        return r.group_of_lane is not None or (self.detect and (r.shadow is not None or r.init is not None))
+        return r.group_of_lane is not None or (
+            self.detect and (r.shadow is not None or r.init is not None)
+        )
 
-    def _oob(self, view: View, idx: list[np.ndarray], oob: np.ndarray, lanes: np.ndarray | None,
-             what: str) -> None:
+    def _oob(
+        self,
+        view: View,
+        idx: list[np.ndarray],
+        oob: np.ndarray,
+        lanes: np.ndarray | None,
+        what: str,
+    ) -> None:
         rows = oob.reshape(oob.shape[0], -1)
         k = int(np.flatnonzero(rows.any(axis=1))[0])
         j = int(np.flatnonzero(rows[k])[0])
@@ -174,14 +214,22 @@ class Memory:
         raise OutOfBoundsError(
             f"out-of-bounds {what} of `{view.name}`{point} ({view.scope}, shape "
             f"{list(view.shape)}){self.ctx.where()}",
-            accesses=[self.ctx.access(what, who)], buffer=view.name,
+            accesses=[self.ctx.access(what, who)],
+            buffer=view.name,
         )
 
     def _bytes(self, view: View, off: np.ndarray) -> np.ndarray:
         return view.byte_offset + off * view.itemsize
 
-    def _check_bytes(self, view: View, g: np.ndarray, byte: np.ndarray, lanes: np.ndarray, write: bool,
-                     atomic: bool = False) -> None:
+    def _check_bytes(
+        self,
+        view: View,
+        g: np.ndarray,
+        byte: np.ndarray,
+        lanes: np.ndarray,
+        write: bool,
+        atomic: bool = False,
+    ) -> None:
         """Detectors on the bytes of one access per entry: registers written, races, cp.async."""
         r = view.region
         if r.init is None and r.shadow is None:
@@ -202,7 +250,8 @@ class Memory:
                     raise UninitializedReadError(
                         f"read of register `{view.name}` element {elem} ({view.scope}), which the "
                         f"reading thread never wrote{self.ctx.where()}",
-                        accesses=[self.ctx.access("read", [int(lanes_e[k])])], buffer=view.name,
+                        accesses=[self.ctx.access("read", [int(lanes_e[k])])],
+                        buffer=view.name,
                         address=elem * size,
                     )
         if r.shadow is not None:
@@ -230,27 +279,39 @@ class Memory:
             typed[gi, view.byte_offset // view.itemsize + off] = vals
             return
         byte = self._bytes(view, off)
-        raw = np.ascontiguousarray(vals.astype(view.npdt)).view(np.uint8).reshape(*off.shape, view.itemsize)
+        raw = (
+            np.ascontiguousarray(vals.astype(view.npdt))
+            .view(np.uint8)
+            .reshape(*off.shape, view.itemsize)
+        )
         r.data[gi[..., None], byte[..., None] + np.arange(view.itemsize)] = raw
 
-    def _alignment(self, view: View, byte: np.ndarray, lanes: np.ndarray, width: int, what: str) -> None:
+    def _alignment(
+        self, view: View, byte: np.ndarray, lanes: np.ndarray, width: int, what: str
+    ) -> None:
         bad = (byte % width) != 0
         if bad.any():
             k = int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
             raise MisalignedAccessError(
-                f"misaligned {what} of `{view.name}`: byte offset {int(np.asarray(byte[k]).reshape(-1)[0])} is "
+                f"misaligned {what} of `{view.name}`: byte offset "
+                f"{int(np.asarray(byte[k]).reshape(-1)[0])} is "
                 f"not a multiple of {width}{self.ctx.where()}",
-                accesses=[self.ctx.access(what, [int(lanes[k])])], buffer=view.name,
+                accesses=[self.ctx.access(what, [int(lanes[k])])],
+                buffer=view.name,
             )
 
-    def _lanes_and_idx(self, idx: list[np.ndarray], mask: Mask) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _lanes_and_idx(
+        self, idx: list[np.ndarray], mask: Mask
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         n = mask.n
         if mask.all:
             lanes = np.arange(n)
             return lanes, [broadcast_lanes(i, n) for i in idx]
         lanes = mask.idx
-        return lanes, [i[lanes] if i.shape[0] > 1 else np.broadcast_to(i, (lanes.shape[0], *i.shape[1:]))
-                       for i in idx]
+        return lanes, [
+            i[lanes] if i.shape[0] > 1 else np.broadcast_to(i, (lanes.shape[0], *i.shape[1:]))
+            for i in idx
+        ]
 
     # -- loads and stores --------------------------------------------------------------------------
     def _registers_uniform(self, view: View, idx: list[np.ndarray]) -> np.ndarray | None:
@@ -286,13 +347,15 @@ class Memory:
                     raise UninitializedReadError(
                         f"read of register `{view.name}` element {elem} ({view.scope}), which the "
                         f"reading thread never wrote{self.ctx.where()}",
-                        accesses=[self.ctx.access("read", [lane])], buffer=view.name, address=elem * view.itemsize,
+                        accesses=[self.ctx.access("read", [lane])],
+                        buffer=view.name,
+                        address=elem * view.itemsize,
                     )
             typed = r.typed(view.npdt)
             assert typed is not None
             vals = typed[:, elems]
             return vals if vec else vals[:, 0]
-        guard = self.ctx.global_guard and view.scope in _GLOBAL_SCOPES
+        guard = self.guarded(view)
         if all(i.shape[0] == 1 for i in idx) and not self.per_lane(view):
             off, oob = view.offsets(idx)
             if oob is not None:
@@ -323,7 +386,7 @@ class Memory:
         return out
 
     def store(self, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> None:
-        guard = self.ctx.global_guard and view.scope in _GLOBAL_SCOPES
+        guard = self.guarded(view)
         if value.dtype != view.npdt:
             value = value.astype(view.npdt)
         elems = self._registers_uniform(view, idx)
@@ -348,14 +411,22 @@ class Memory:
                 if not guard:
                     self._oob(view, idx, oob, mask.idx[:1], "write")
                 keep = ~oob.reshape(-1)
-                self._scatter(view, np.zeros(1, dtype=np.int64), off.reshape(-1)[keep],
-                              np.broadcast_to(value, off.shape).reshape(-1)[keep])
+                self._scatter(
+                    view,
+                    np.zeros(1, dtype=np.int64),
+                    off.reshape(-1)[keep],
+                    np.broadcast_to(value, off.shape).reshape(-1)[keep],
+                )
                 return
             self._scatter(view, np.zeros(1, dtype=np.int64), off, np.broadcast_to(value, off.shape))
             return
         lanes, li = self._lanes_and_idx(idx, mask)
         off, oob = view.offsets(li)
-        vals = value[lanes] if value.shape[0] > 1 else np.broadcast_to(value, (lanes.shape[0], *value.shape[1:]))
+        vals = (
+            value[lanes]
+            if value.shape[0] > 1
+            else np.broadcast_to(value, (lanes.shape[0], *value.shape[1:]))
+        )
         if off.ndim == 1 and vals.ndim == 2:
             off = off[:, None]
         off = np.broadcast_to(off, vals.shape) if vals.ndim == 2 else off
@@ -367,9 +438,18 @@ class Memory:
             if off.ndim == 2:  # a vector partly outside: keep its elements inside
                 inside = ~np.broadcast_to(oob, off.shape)
                 g = np.broadcast_to(g[:, None], off.shape)[inside]
-                off, vals, lanes = off[inside], vals[inside], np.broadcast_to(lanes[:, None], inside.shape)[inside]
+                off, vals, lanes = (
+                    off[inside],
+                    vals[inside],
+                    np.broadcast_to(lanes[:, None], inside.shape)[inside],
+                )
             else:
-                g, off, vals, lanes = g[keep_rows], off[keep_rows], vals[keep_rows], lanes[keep_rows]
+                g, off, vals, lanes = (
+                    g[keep_rows],
+                    off[keep_rows],
+                    vals[keep_rows],
+                    lanes[keep_rows],
+                )
         if self.detect:
             self._check_bytes(view, g, self._bytes(view, off), lanes, write=True)
         self._scatter(view, g, off, vals)
@@ -386,7 +466,8 @@ class Memory:
         return lanes, ptr.view.region.groups_of(lanes), e
 
     def check_span(self, ptr: Pointer, count: int, lanes: np.ndarray, what: str) -> None:
-        """The `count` elements from each lane's pointer lie inside its buffer (its last dimension)."""
+        """The `count` elements from each lane's pointer lie inside its buffer (its last "
+        "dimension)."""
         v = ptr.view
         last = ptr.index[-1] if ptr.index else np.zeros(1, dtype=np.int64)
         last = last[lanes] if last.shape[0] > 1 else np.broadcast_to(last, lanes.shape)
@@ -400,7 +481,8 @@ class Memory:
             raise OutOfBoundsError(
                 f"out-of-bounds {what} of {count} elements at `{v.name}`{point} ({v.scope}, shape "
                 f"{list(v.shape)}){self.ctx.where()}",
-                accesses=[self.ctx.access(what, [int(lanes[k])])], buffer=v.name,
+                accesses=[self.ctx.access(what, [int(lanes[k])])],
+                buffer=v.name,
             )
 
     def read_elems(self, ptr: Pointer, count: int, mask: Mask, what: str = "read") -> np.ndarray:
@@ -409,7 +491,9 @@ class Memory:
         self.check_span(ptr, count, lanes, what)
         off = e[:, None] + np.arange(count)
         if ptr.view.table is not None:
-            raise InterpretUnsupportedError(f"a pointer into the laid-out tile `{ptr.view.name}` read as a span")
+            raise InterpretUnsupportedError(
+                f"a pointer into the laid-out tile `{ptr.view.name}` read as a span"
+            )
         if self.detect:
             self._check_bytes(ptr.view, g, self._bytes(ptr.view, off), lanes, write=False)
         return self._gather(ptr.view, g, off)
@@ -427,7 +511,7 @@ class Memory:
         """`atomicAdd(ptr, value)` in every active lane, in lane order; returns the old values."""
         view = ptr.view
         lanes, g, e = self.ptr_lanes(ptr, mask)
-        guard = self.ctx.global_guard and view.scope in _GLOBAL_SCOPES
+        guard = self.guarded(view)
         idx = [i[lanes] if i.shape[0] > 1 else np.broadcast_to(i, lanes.shape) for i in ptr.index]
         oob = np.zeros(lanes.shape, dtype=bool)
         for i, ext in zip(idx, view.shape):

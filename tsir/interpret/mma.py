@@ -35,7 +35,8 @@ _LD_COL = 2 * _TIG[:, None, None] + _H + 0 * _J
 _LDT_ROW = 8 * _J + 2 * _TIG[:, None, None] + _H
 _LDT_COL = _G[:, None, None] + 0 * _J + 0 * _H
 
-# mma.m16n8k16 (.f16/.bf16) fragments, element i of a thread's operand in register i // 2, half i % 2:
+# mma.m16n8k16 (.f16/.bf16) fragments, element i of a thread's operand in register i // 2,
+# half i % 2:
 #   A (16x16): row = groupID + 8 ((i / 2) % 2), col = 2 tig + i % 2 + 8 (i / 4)
 #   B (16x8):  row (k) = 2 tig + i % 2 + 8 (i / 2), col (n) = groupID
 #   C (16x8, f32, element i in register i): row = groupID + 8 (i / 2), col = 2 tig + i % 2
@@ -49,7 +50,9 @@ _C_ROW = _G[:, None] + 8 * (_I4 // 2)[None, :]
 _C_COL = 2 * _TIG[:, None] + (_I4 % 2)[None, :]
 
 
-def _tile_byte(base: np.ndarray, row: np.ndarray, col: np.ndarray, swz: int, rows: int, ld: int, size: int) -> np.ndarray:
+def _tile_byte(
+    base: np.ndarray, row: np.ndarray, col: np.ndarray, swz: int, rows: int, ld: int, size: int
+) -> np.ndarray:
     """`tile_ptr<SWZ, ROWS, LD>(base, row, col)` as a byte address (gemm_sm80.h)."""
     if swz == 0:
         return base + (row * ld + col) * size
@@ -59,7 +62,9 @@ def _tile_byte(base: np.ndarray, row: np.ndarray, col: np.ndarray, swz: int, row
     return base + (col // span) * (rows * swz) + o
 
 
-def _ldmatrix(ex: ThreadExecutor, ptr: Pointer, byte: np.ndarray, lanes: np.ndarray, trans: bool) -> np.ndarray:
+def _ldmatrix(
+    ex: ThreadExecutor, ptr: Pointer, byte: np.ndarray, lanes: np.ndarray, trans: bool
+) -> np.ndarray:
     """ldmatrix.x4[.trans] for lanes arranged (U, ..., 32): returns registers (U, ..., 32, 4, 2)."""
     view = ptr.view
     region = view.region
@@ -68,16 +73,22 @@ def _ldmatrix(ex: ThreadExecutor, ptr: Pointer, byte: np.ndarray, lanes: np.ndar
     if ((byte < lo) | (byte + 16 > hi)).any():
         k = np.flatnonzero(((byte < lo) | (byte + 16 > hi)).reshape(-1))[0]
         raise OutOfBoundsError(
-            f"gemm_ss: ldmatrix reads bytes [{int(byte.reshape(-1)[k])}, +16) outside `{view.name}` "
+            f"gemm_ss: ldmatrix reads bytes [{int(byte.reshape(-1)[k])}, +16) outside "
+            f"`{view.name}` "
             f"(bytes [{lo}, {hi}) of `{region.name}`){ex.ctx.where()}",
-            accesses=[ex.ctx.access("ldmatrix read", [int(lanes.reshape(-1)[k])])], buffer=view.name,
+            accesses=[ex.ctx.access("ldmatrix read", [int(lanes.reshape(-1)[k])])],
+            buffer=view.name,
         )
     g = region.groups_of(lanes.reshape(-1)).reshape(lanes.shape)
     if ex.ctx.check and region.shadow is not None:
         fi = ((g * region.row + byte)[..., None] + np.arange(16)).reshape(-1)
-        region.shadow.read(ex.ctx, fi, np.repeat(lanes.reshape(-1), 16), view.name, view.byte_offset)
+        region.shadow.read(
+            ex.ctx, fi, np.repeat(lanes.reshape(-1), 16), view.name, view.byte_offset
+        )
     raw = region.data[g[..., None], byte[..., None] + np.arange(16)]
-    rows = np.ascontiguousarray(raw).view(view.npdt)  # (..., 32, 8): row r of matrix j from lane 8j+r
+    rows = np.ascontiguousarray(raw).view(
+        view.npdt
+    )  # (..., 32, 8): row r of matrix j from lane 8j+r
     if trans:
         return rows[..., _LDT_ROW, _LDT_COL]
     return rows[..., _LD_ROW, _LD_COL]
@@ -94,15 +105,21 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
     if a_ptr.view.region.kind != "shared" or b_ptr.view.region.kind != "shared":
         raise InterpretUnsupportedError("gemm_ss: A and B must point into shared memory")
     if a_ptr.view.npdt != b_ptr.view.npdt or a_ptr.view.npdt.itemsize != 2:
-        raise InterpretUnsupportedError("gemm_ss: A and B must be float16 or bfloat16 tiles of one type")
+        raise InterpretUnsupportedError(
+            "gemm_ss: A and B must be float16 or bfloat16 tiles of one type"
+        )
     lm = ex.lanes
     if lm.per_block % 32:
-        raise InterpretUnsupportedError(f"gemm_ss with {lm.per_block} threads per block (not whole warps)")
+        raise InterpretUnsupportedError(
+            f"gemm_ss with {lm.per_block} threads per block (not whole warps)"
+        )
     ex.full_warps(mask, "gemm_ss (ldmatrix / mma.sync)")
     tm, tn = m // wm, n // wn
     mi_n, ni_n = tm // 16, tn // 8
     if tm % 16 or tn % 16 or k % 16:
-        raise InterpretUnsupportedError(f"gemm_ss<{', '.join(targs)}>: tile not a multiple of the mma")
+        raise InterpretUnsupportedError(
+            f"gemm_ss<{', '.join(targs)}>: tile not a multiple of the mma"
+        )
     # Lanes of the active warps, (U, 32) with U = warps.
     lanes = mask.idx.reshape(-1, 32)
     tid = ex.ev.env[ex.thread_vars[0]] if ex.thread_vars else None
@@ -129,22 +146,55 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
         mrow = m0[:, None, :] + mi * 16  # (U, MI, 32)
         ln = lane[:, None, :]
         if not trans_a:
-            ab = _tile_byte(a_base[:, None, :], mrow + ln % 16, k0 + (ln // 16) * 8 + 0 * mrow, swz_a, rows_a, ld_a, size)
+            ab = _tile_byte(
+                a_base[:, None, :],
+                mrow + ln % 16,
+                k0 + (ln // 16) * 8 + 0 * mrow,
+                swz_a,
+                rows_a,
+                ld_a,
+                size,
+            )
         else:
-            ab = _tile_byte(a_base[:, None, :], k0 + ln % 8 + (ln // 16) * 8 + 0 * mrow, mrow + ((ln // 8) % 2) * 8,
-                            swz_a, rows_a, ld_a, size)
+            ab = _tile_byte(
+                a_base[:, None, :],
+                k0 + ln % 8 + (ln // 16) * 8 + 0 * mrow,
+                mrow + ((ln // 8) % 2) * 8,
+                swz_a,
+                rows_a,
+                ld_a,
+                size,
+            )
         a_regs = _ldmatrix(ex, a_ptr, ab, np.broadcast_to(lanes[:, None, :], ab.shape), trans_a)
         ncol = n0[:, None, :] + nj * 8  # (U, NI/2, 32)
         if not trans_b:
-            bb = _tile_byte(b_base[:, None, :], k0 + ln % 8 + ((ln // 8) % 2) * 8 + 0 * ncol, ncol + (ln // 16) * 8,
-                            swz_b, rows_b, ld_b, size)
+            bb = _tile_byte(
+                b_base[:, None, :],
+                k0 + ln % 8 + ((ln // 8) % 2) * 8 + 0 * ncol,
+                ncol + (ln // 16) * 8,
+                swz_b,
+                rows_b,
+                ld_b,
+                size,
+            )
             r = _ldmatrix(ex, b_ptr, bb, np.broadcast_to(lanes[:, None, :], bb.shape), True)
         else:
-            bb = _tile_byte(b_base[:, None, :], ncol + ln % 8 + (ln // 16) * 8, k0 + ((ln // 8) % 2) * 8 + 0 * ncol,
-                            swz_b, rows_b, ld_b, size)
+            bb = _tile_byte(
+                b_base[:, None, :],
+                ncol + ln % 8 + (ln // 16) * 8,
+                k0 + ((ln // 8) % 2) * 8 + 0 * ncol,
+                swz_b,
+                rows_b,
+                ld_b,
+                size,
+            )
             r = _ldmatrix(ex, b_ptr, bb, np.broadcast_to(lanes[:, None, :], bb.shape), False)
         # b[ni] = {r0, r1}, b[ni + 1] = {r2, r3}  (U, NI/2, 32, 4, 2) -> (U, NI, 32, 2, 2)
-        b_regs = r.reshape(u, ni_n // 2, 32, 2, 2, 2).transpose(0, 1, 3, 2, 4, 5).reshape(u, ni_n, 32, 2, 2)
+        b_regs = (
+            r.reshape(u, ni_n // 2, 32, 2, 2, 2)
+            .transpose(0, 1, 3, 2, 4, 5)
+            .reshape(u, ni_n, 32, 2, 2)
+        )
         a_tile = np.zeros((u, mi_n, 16, 16), dtype=np.float64)
         a_tile[:, :, _A_ROW, _A_COL] = a_regs.astype(np.float64)
         b_tile = np.zeros((u, ni_n, 16, 8), dtype=np.float64)

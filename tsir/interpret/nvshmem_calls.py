@@ -1,4 +1,5 @@
-"""Reference semantics of the NVSHMEM device calls tsir emits (`T.nvshmem.*`, op "nvshmem.<C name>"),
+"""Reference semantics of the NVSHMEM device calls tsir emits (`T.nvshmem.*`, op
+"nvshmem.<C name>"),
 entries of the one device-call table. Sizes are bytes; a remote address is the same symmetric
 object on PE `pe` (every parameter exists on every rank here). Warp- and block-scoped variants are
 collective: every lane of the warp / thread of the block calls with the same arguments, and the
@@ -22,9 +23,26 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 _ZERO = np.zeros(1, dtype=np.int32)
-_CMP = {0: ("==", np.equal), 1: ("!=", np.not_equal), 2: (">", np.greater), 3: ("<=", np.less_equal),
-        4: ("<", np.less), 5: (">=", np.greater_equal)}
-_TYPENAMES = ("float", "double", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+_CMP = {
+    0: ("==", np.equal),
+    1: ("!=", np.not_equal),
+    2: (">", np.greater),
+    3: ("<=", np.less_equal),
+    4: ("<", np.less),
+    5: (">=", np.greater_equal),
+}
+_TYPENAMES = (
+    "float",
+    "double",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+)
 
 
 def _groups(ex: Executor, mask: Mask, scope: str, what: str) -> list[np.ndarray]:
@@ -45,7 +63,9 @@ def _uniform(ex: Executor, lanes: np.ndarray, values: list[np.ndarray], what: st
     for v in values:
         b = np.broadcast_to(v, (ex.ctx.lanes.n,))[lanes]
         if (b != b[0]).any():
-            raise InterpretUnsupportedError(f"{what}: the threads of one group pass different arguments")
+            raise InterpretUnsupportedError(
+                f"{what}: the threads of one group pass different arguments"
+            )
         out.append(int(b[0]))
     return out
 
@@ -75,7 +95,9 @@ def _rma(name: str, scope: str, put: bool, signal: bool) -> Callable[..., Any]:
                 _signal(ex, _at(ex, sig, pe), vals[1], vals[2], lead)
         return _ZERO
 
-    fn.__doc__ = f"{name}: {'put to' if put else 'get from'} PE pe{', then signal' if signal else ''}."
+    fn.__doc__ = (
+        f"{name}: {'put to' if put else 'get from'} PE pe{', then signal' if signal else ''}."
+    )
     return fn
 
 
@@ -91,7 +113,9 @@ def _signal(ex: Executor, sig: Pointer, value: int, op: int, lane: int) -> None:
 for _base in ("putmem", "putmem_nbi", "getmem", "getmem_nbi", "putmem_signal", "putmem_signal_nbi"):
     for _scope in ("thread", "warp", "block"):
         _name = f"nvshmem_{_base}" if _scope == "thread" else f"nvshmemx_{_base}_{_scope}"
-        device_call(f"nvshmem.{_name}")(_rma(_name, _scope, _base.startswith("put"), "signal" in _base))
+        device_call(f"nvshmem.{_name}")(
+            _rma(_name, _scope, _base.startswith("put"), "signal" in _base)
+        )
 
 
 @device_call("nvshmem.nvshmem_my_pe")
@@ -116,7 +140,8 @@ def _signal_op(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any
 
 @device_call("nvshmem.nvshmem_signal_wait_until")
 def _signal_wait_until(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
-    """nvshmem_signal_wait_until(sig, cmp, value): every calling thread waits on its local signal."""
+    """nvshmem_signal_wait_until(sig, cmp, value): every calling thread waits on its local "
+    "signal."""
     sig = _ptr(ex, e.args[0], mask, "signal_wait_until")
     cmp = int(ex.ev.eval(e.args[1], mask)[0])
     if cmp not in _CMP:
@@ -172,7 +197,7 @@ def _barrier_all(name: str, scope: str) -> Callable[..., Any]:
             def check(mine: int = mine) -> bool:
                 return min(world.barrier_arrivals) >= mine
 
-            def describe(mine: int = mine) -> str:
+            def describe(mine: int = mine, stmt: Any = stmt) -> str:
                 from .report import describe_stmt
 
                 late = [r for r in range(n) if world.barrier_arrivals[r] < mine]

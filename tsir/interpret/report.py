@@ -22,7 +22,7 @@ def describe_stmt(stmt: Any) -> str:
         return "<unknown statement>"
     try:
         text = str(stmt)
-    except Exception:  # noqa: BLE001 - a printer failure must not hide the hazard being reported
+    except Exception:  # noqa: BLE001
         text = f"<{type(stmt).__name__}>"
     lines = [ln for ln in text.splitlines() if ln.strip()]
     first = lines[0].strip() if lines else text.strip()
@@ -31,7 +31,9 @@ def describe_stmt(stmt: Any) -> str:
     return first
 
 
-def describe_threads(threads: Iterable[tuple[tuple[int, ...], tuple[int, ...]]], limit: int = 4) -> str:
+def describe_threads(
+    threads: Iterable[tuple[tuple[int, ...], tuple[int, ...]]], limit: int = 4
+) -> str:
     items = list(threads)
     if not items:
         return "no thread"

@@ -35,7 +35,11 @@ BARRIERS_EXPLICIT_FROM = "ThreadSync"
 # legitimately differ in rounding (a tile-level gemm sums in float64, mma.sync in float32 per k16
 # step; reductions combine in another order), by a few units in the last place of the output type.
 TOLERANCE = {
-    "float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 3e-2, "float8_e4m3": 0.25,
+    "float64": 1e-9,
+    "float32": 1e-4,
+    "float16": 1e-2,
+    "bfloat16": 3e-2,
+    "float8_e4m3": 0.25,
     "float8_e5m2": 0.5,
 }
 
@@ -87,9 +91,18 @@ class StageReport:
         return "\n".join(lines)
 
 
-def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid: Any = None,
-                 check: bool = True, rtol: dict[str, float] | float | None = None,
-                 keep_going: bool = False, ranks: int = 1, dead_ranks: Sequence[int] = ()) -> StageReport:
+def check_stages(
+    func: Any,
+    args: Sequence[Any],
+    *,
+    target: Any = "sm_80",
+    grid: Any = None,
+    check: bool = True,
+    rtol: dict[str, float] | float | None = None,
+    keep_going: bool = False,
+    ranks: int = 1,
+    dead_ranks: Sequence[int] = (),
+) -> StageReport:
     """Run the input and every stage of `func`'s lowering on copies of `args`; see the module doc.
 
     `func`: a PrimFunc (lowered here with `tsir.lower(func, target)`), a `tsir.lower` result, or a
@@ -119,15 +132,26 @@ def check_stages(func: Any, args: Sequence[Any], *, target: Any = "sm_80", grid:
         run_args = [_copy(a) for a in args]
         t0 = time.perf_counter()
         try:
-            interpret(ir, *run_args, grid=grid, check=check, stages=origin, implicit_guards=guards,
-                      implicit_sync=sync, ranks=ranks, dead_ranks=dead_ranks)
+            interpret(
+                ir,
+                *run_args,
+                grid=grid,
+                check=check,
+                stages=origin,
+                implicit_guards=guards,
+                implicit_sync=sync,
+                ranks=ranks,
+                dead_ranks=dead_ranks,
+            )
             res = StageResult(name, "ok")
         except HazardError as e:
             res = StageResult(name, "hazard", str(e), e)
         except TSIRError as e:
             res = StageResult(name, "error", str(e), e)
-        except Exception as e:  # noqa: BLE001 - reported as an internal error, with its traceback
-            res = StageResult(name, "internal", f"{type(e).__name__}: {e}\n{traceback.format_exc()}", e)
+        except Exception as e:  # noqa: BLE001
+            res = StageResult(
+                name, "internal", f"{type(e).__name__}: {e}\n{traceback.format_exc()}", e
+            )
         res.seconds = time.perf_counter() - t0
         if res.status == "ok":
             if ref is None:
@@ -178,13 +202,22 @@ def _stages(func: Any, target: Any, report: StageReport) -> list[tuple[str, Any]
     except TSIRError as e:
         report.results.append(StageResult("lower", "error", str(e), e, time.perf_counter() - t0))
     except Exception as e:  # noqa: BLE001
-        report.results.append(StageResult("lower", "internal", f"{type(e).__name__}: {e}\n{traceback.format_exc()}",
-                                          e, time.perf_counter() - t0))
+        report.results.append(
+            StageResult(
+                "lower",
+                "internal",
+                f"{type(e).__name__}: {e}\n{traceback.format_exc()}",
+                e,
+                time.perf_counter() - t0,
+            )
+        )
     return None
 
 
-def compare_outputs(ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, float] | float | None = None) -> str:
-    """"" when every array of `got` matches `ref`, else a description of the first difference."""
+def compare_outputs(
+    ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, float] | float | None = None
+) -> str:
+    """ "" when every array of `got` matches `ref`, else a description of the first difference."""
     from ..dtype import dtype as as_dtype
 
     for (i, r), (_, g) in zip(_flat(ref), _flat(got)):
@@ -199,8 +232,10 @@ def compare_outputs(ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, floa
             bad = r != g
             if bad.any():
                 k = np.argwhere(bad)[0]
-                return (f"argument {i}: {int(bad.sum())} of {bad.size} elements differ; first at "
-                        f"{tuple(int(x) for x in k)}: expected {r[tuple(k)]!r}, got {g[tuple(k)]!r}")
+                return (
+                    f"argument {i}: {int(bad.sum())} of {bad.size} elements differ; first at "
+                    f"{tuple(int(x) for x in k)}: expected {r[tuple(k)]!r}, got {g[tuple(k)]!r}"
+                )
             continue
         tol = rtol if isinstance(rtol, float) else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
         a = r.astype(np.float64)
@@ -214,8 +249,12 @@ def compare_outputs(ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, floa
         if not close.all():
             k = np.argwhere(~close)[0]
             err = np.abs(a - b)[~close]
-            return (f"argument {i} ({dt}): {int((~close).sum())} of {close.size} elements differ beyond "
-                    f"rtol {tol}; first at {tuple(int(x) for x in k)}: expected {a[tuple(k)]!r}, got "
-                    f"{b[tuple(k)]!r} (max error {float(np.nanmax(err)) if err.size else float('nan'):.3g}, "
-                    f"scale {scale:.3g})")
+            return (
+                f"argument {i} ({dt}): {int((~close).sum())} of {close.size} elements differ "
+                "beyond "
+                f"rtol {tol}; first at {tuple(int(x) for x in k)}: expected {a[tuple(k)]!r}, got "
+                f"{b[tuple(k)]!r} (max error "
+                f"{float(np.nanmax(err)) if err.size else float('nan'):.3g}, "
+                f"scale {scale:.3g})"
+            )
     return ""

@@ -17,7 +17,10 @@ from ..expr import Call
 from ..stmt import Stmt
 from .context import RunContext
 from .errors import (
-    AsyncCopyHazardError, DivergentBarrierError, DivergentWarpError, InterpretUnsupportedError,
+    AsyncCopyHazardError,
+    DivergentBarrierError,
+    DivergentWarpError,
+    InterpretUnsupportedError,
 )
 from .evaluator import Evaluator
 from .executor import Executor
@@ -53,12 +56,15 @@ class ThreadExecutor(Executor):
                 view.region.init = np.zeros(view.region.data.shape, dtype=bool)
             return view
         if b.scope in ("shared", "shared.dyn"):
-            view = self.new_region(b, shape, "shared", len(self.lanes.blocks), self.lanes.block_of_lane)
+            view = self.new_region(
+                b, shape, "shared", len(self.lanes.blocks), self.lanes.block_of_lane
+            )
             if self.ctx.check:
                 view.region.shadow = SharedShadow(view.region.groups, view.region.row, b.name)
             return view
         raise InterpretUnsupportedError(
-            f"buffer `{b.name}` of scope {b.scope} allocated in thread-level IR (fragments should have "
+            f"buffer `{b.name}` of scope {b.scope} allocated in thread-level IR (fragments should "
+            "have "
             f"become registers in LowerTileOp)"
         )
 
@@ -66,7 +72,9 @@ class ThreadExecutor(Executor):
         from ..stmt import TileOpStmt
 
         if isinstance(s, TileOpStmt):
-            raise InterpretUnsupportedError(f"a tile operator in thread-level IR: {str(s).splitlines()[0]}")
+            raise InterpretUnsupportedError(
+                f"a tile operator in thread-level IR: {str(s).splitlines()[0]}"
+            )
         super().other_stmt(s, mask)
 
     # -- calls -------------------------------------------------------------------------------------
@@ -105,9 +113,14 @@ class ThreadExecutor(Executor):
                 off = lanes[~mask.arr[lanes]]
                 raise DivergentBarrierError(
                     f"{what} reached by {on.size} of the {lm.per_block} threads of block "
-                    f"{fmt_idx(lm.blocks[b])}{self.ctx.where()}; the others never reach it, so the block "
-                    f"would end with threads stuck at the barrier (or a later barrier would pair with it)",
-                    accesses=[self.ctx.access("barrier reached", on), self.ctx.access("barrier not reached", off)],
+                    f"{fmt_idx(lm.blocks[b])}{self.ctx.where()}; the others never reach it, so "
+                    "the block "
+                    "would end with threads stuck at the barrier (or a later barrier would pair "
+                    "with it)",
+                    accesses=[
+                        self.ctx.access("barrier reached", on),
+                        self.ctx.access("barrier not reached", off),
+                    ],
                 )
         if sync:
             self.ctx.block_epoch[reached] += 1
@@ -118,7 +131,8 @@ class ThreadExecutor(Executor):
         self.ctx.warp_epoch[active] += 1
 
     def shfl_xor(self, value: np.ndarray, lane_mask: np.ndarray, mask: Mask) -> np.ndarray:
-        """`__shfl_xor_sync(0xffffffff, value, m)`: each lane gets the value of lane (laneid ^ m)."""
+        """`__shfl_xor_sync(0xffffffff, value, m)`: each lane gets the value of lane (laneid ^ "
+        "m)."""
         self.full_warps(mask, "__shfl_xor_sync")
         lm = self.lanes
         n = lm.n
@@ -129,8 +143,10 @@ class ThreadExecutor(Executor):
         partner_t = t ^ m
         if (partner_t >= lm.per_block).any():
             raise DivergentWarpError(
-                f"__shfl_xor_sync reads a lane past the end of the block ({lm.per_block} threads are not "
-                f"whole warps){self.ctx.where()}", accesses=[self.ctx.access("shuffle", mask.idx[:1])],
+                f"__shfl_xor_sync reads a lane past the end of the block ({lm.per_block} threads "
+                "are not "
+                f"whole warps){self.ctx.where()}",
+                accesses=[self.ctx.access("shuffle", mask.idx[:1])],
             )
         if value.shape[0] == 1:
             return value
@@ -151,7 +167,10 @@ class AsyncCopies:
         ex, mem, ctx = self.ex, self.ex.mem, self.ex.ctx
         lanes, g, e = mem.ptr_lanes(dst, mask)
         if dst.view.region.kind != "shared":
-            raise InterpretUnsupportedError(f"cp_async_16 into `{dst.view.name}` ({dst.view.scope}): the destination must be shared memory")
+            raise InterpretUnsupportedError(
+                f"cp_async_16 into `{dst.view.name}` ({dst.view.scope}): the destination must be "
+                "shared memory"
+            )
         count = 16 // dst.view.itemsize
         mem.check_span(dst, count, lanes, "cp.async destination")
         dbyte = dst.view.byte_offset + e * dst.view.itemsize
@@ -163,15 +182,33 @@ class AsyncCopies:
             sub.arr[lanes[ok]] = True
             sub = Mask(sub.arr)
             _, _, se = mem.ptr_lanes(src, sub)
-            mem._alignment(src.view, src.view.byte_offset + se * src.view.itemsize, lanes[ok], 16, "cp.async source")
+            mem._alignment(
+                src.view,
+                src.view.byte_offset + se * src.view.itemsize,
+                lanes[ok],
+                16,
+                "cp.async source",
+            )
             vals = mem.read_elems(src, 16 // src.view.itemsize, sub, "cp.async source read")
             data[ok] = np.ascontiguousarray(vals).view(np.uint8).reshape(-1, 16)
         region = dst.view.region
-        fi = ((g * region.row + dbyte)[:, None] + np.arange(16))
+        fi = (g * region.row + dbyte)[:, None] + np.arange(16)
         if region.shadow is not None and ctx.check:
-            region.shadow.issue_async(ctx, fi.reshape(-1), np.repeat(lanes, 16), dst.view.name, dst.view.byte_offset)
-        self.pending.append(dict(lanes=lanes, group=self.open[lanes].copy(), region=region, fi=fi, data=data,
-                                 stmt=ctx.stmt_id(), name=dst.view.name, base=dst.view.byte_offset))
+            region.shadow.issue_async(
+                ctx, fi.reshape(-1), np.repeat(lanes, 16), dst.view.name, dst.view.byte_offset
+            )
+        self.pending.append(
+            dict(
+                lanes=lanes,
+                group=self.open[lanes].copy(),
+                region=region,
+                fi=fi,
+                data=data,
+                stmt=ctx.stmt_id(),
+                name=dst.view.name,
+                base=dst.view.byte_offset,
+            )
+        )
         _ = ex
 
     def commit(self, mask: Mask) -> None:
@@ -188,8 +225,15 @@ class AsyncCopies:
                 self._land(rec, done)
                 if not done.all():
                     rest = ~done
-                    keep.append({**rec, "lanes": lanes[rest], "group": rec["group"][rest],
-                                 "fi": rec["fi"][rest], "data": rec["data"][rest]})
+                    keep.append(
+                        {
+                            **rec,
+                            "lanes": lanes[rest],
+                            "group": rec["group"][rest],
+                            "fi": rec["fi"][rest],
+                            "data": rec["data"][rest],
+                        }
+                    )
             else:
                 keep.append(rec)
         self.pending = keep
@@ -201,8 +245,15 @@ class AsyncCopies:
         ctx = self.ex.ctx
         if region.shadow is not None and ctx.check:
             region.shadow.land(fi)
-            region.shadow.write(ctx, fi, np.repeat(rec["lanes"][sel], 16), rec["name"], rec["base"],
-                                stmt_id=rec["stmt"], check_pending=False)
+            region.shadow.write(
+                ctx,
+                fi,
+                np.repeat(rec["lanes"][sel], 16),
+                rec["name"],
+                rec["base"],
+                stmt_id=rec["stmt"],
+                check_pending=False,
+            )
 
     def finish(self) -> None:
         """At kernel end: copies no wait retired are a hazard (their data may never be seen)."""
@@ -214,7 +265,9 @@ class AsyncCopies:
             raise AsyncCopyHazardError(
                 f"the kernel ends with cp.async copies into `{rec['name']}` that no cp_async_wait "
                 f"retired{ctx.where()}",
-                accesses=[ctx.access("cp.async issued", rec["lanes"][:4], ctx.stmt_of(rec["stmt"]))],
+                accesses=[
+                    ctx.access("cp.async issued", rec["lanes"][:4], ctx.stmt_of(rec["stmt"]))
+                ],
                 buffer=rec["name"],
             )
         for rec in self.pending:
@@ -223,8 +276,14 @@ class AsyncCopies:
         self.pending = []
 
 
-def run_thread_kernel(ctx: RunContext, body: Stmt, views: dict[Buffer, View], env: dict[Any, Any],
-                      block_vars: tuple[Any, ...], thread_vars: tuple[Any, ...]) -> ThreadExecutor:
+def run_thread_kernel(
+    ctx: RunContext,
+    body: Stmt,
+    views: dict[Buffer, View],
+    env: dict[Any, Any],
+    block_vars: tuple[Any, ...],
+    thread_vars: tuple[Any, ...],
+) -> ThreadExecutor:
     """Run one kernel body on the lanes of `ctx` (the blocks of one sweep)."""
     ex = ThreadExecutor(ctx, views, env)
     ex.thread_vars = thread_vars

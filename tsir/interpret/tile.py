@@ -34,7 +34,8 @@ _NOOP_DEVICE = ("tsir.async_copy.cp_async_commit", "tsir.async_copy.cp_async_wai
 
 
 def is_tile_level(body: Stmt) -> bool:
-    """Tile-level IR holds tile operators, T.Parallel loops or fragments; LowerTileOp removes all."""
+    """Tile-level IR holds tile operators, T.Parallel loops or fragments; LowerTileOp removes "
+    "all."""
     from ..stmt import Allocate
     from ..visitor import walk
 
@@ -65,9 +66,13 @@ class TileExecutor(Executor):
 
     def allocate(self, b: Buffer) -> View:
         if b.scope in ("global", "symmetric"):
-            raise InterpretUnsupportedError(f"a {b.scope} buffer `{b.name}` allocated inside a kernel")
+            raise InterpretUnsupportedError(
+                f"a {b.scope} buffer `{b.name}` allocated inside a kernel"
+            )
         # One array per block: fragments, shared tiles and (uniform) registers alike.
-        return self.new_region(b, self.shape_of(b), "shared" if b.scope.startswith("shared") else "local", 1, None)
+        return self.new_region(
+            b, self.shape_of(b), "shared" if b.scope.startswith("shared") else "local", 1, None
+        )
 
     def layout_table(self, b: Buffer, shape: tuple[int, ...]) -> np.ndarray | None:
         return None  # layouts are irrelevant at the tile level
@@ -77,14 +82,18 @@ class TileExecutor(Executor):
         if isinstance(s, TileOpStmt):
             self.ctx.stmt = s
             if self.in_parallel:
-                raise InterpretUnsupportedError(f"a tile operator inside T.Parallel: {str(s).splitlines()[0]}")
+                raise InterpretUnsupportedError(
+                    f"a tile operator inside T.Parallel: {str(s).splitlines()[0]}"
+                )
             self.ops.run(s.op, mask)
             return
         super().other_stmt(s, mask)
 
     def parallel(self, s: For, mask: Mask) -> None:
         if self.in_parallel:
-            raise InterpretUnsupportedError(f"a T.Parallel loop nested inside another's body: {str(s).splitlines()[0]}")
+            raise InterpretUnsupportedError(
+                f"a T.Parallel loop nested inside another's body: {str(s).splitlines()[0]}"
+            )
         loops = [s]
         while isinstance(loops[-1].body, For) and loops[-1].body.kind is ForKind.PARALLEL:
             loops.append(loops[-1].body)
@@ -97,7 +106,9 @@ class TileExecutor(Executor):
         saved_env = self.ev.env
         # Inside the nest the lanes are its iteration points: values that differ per thread have
         # no meaning there (TileLang leaves the thread of an iteration to the layout).
-        env = {k: v for k, v in saved_env.items() if not (isinstance(v, np.ndarray) and v.shape[0] > 1)}
+        env = {
+            k: v for k, v in saved_env.items() if not (isinstance(v, np.ndarray) and v.shape[0] > 1)
+        }
         from .values import np_dtype
 
         for x, lo, g in zip(loops, mins, grid):
@@ -110,7 +121,9 @@ class TileExecutor(Executor):
             self.in_parallel = False
             self.ev.env = saved_env
 
-    def store(self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> None:
+    def store(
+        self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask
+    ) -> None:
         if all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1:
             self.mem.store(view, idx, value, mask)
             return
@@ -126,19 +139,27 @@ class TileExecutor(Executor):
                 self._reduce_store(s, view, red, mask, idx)
                 return
             sv = vals[order]
-            differ = dup & ~((sv[1:] == sv[:-1]) | (np.isnan(sv[1:].astype(np.float64)) & np.isnan(sv[:-1].astype(np.float64))))
+            differ = dup & ~(
+                (sv[1:] == sv[:-1])
+                | (np.isnan(sv[1:].astype(np.float64)) & np.isnan(sv[:-1].astype(np.float64)))
+            )
             if differ.any():
                 k = int(np.flatnonzero(differ)[0])
                 raise TileSemanticsError(
-                    f"{'iterations of T.Parallel' if self.in_parallel else 'threads'} write different values "
-                    f"({sv[k]!r} and {sv[k + 1]!r}) to element {int(so[k])} of `{view.name}` in one statement; "
-                    f"its tile-level meaning is ambiguous (write a reduction `x = x + v`, or T.atomic_add)\n"
+                    f"{'iterations of T.Parallel' if self.in_parallel else 'threads'} write "
+                    "different values "
+                    f"({sv[k]!r} and {sv[k + 1]!r}) to element {int(so[k])} of `{view.name}` in "
+                    "one statement; "
+                    "its tile-level meaning is ambiguous (write a reduction `x = x + v`, or "
+                    "T.atomic_add)\n"
                     f"    {str(s).splitlines()[0]}"
                 )
         assert typed is not None
         typed[0, base + off] = vals
 
-    def _targets(self, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> tuple[np.ndarray, np.ndarray]:
+    def _targets(
+        self, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(element offsets, values), flat, of a store by the active lanes; elements outside a
         global buffer dropped (implicit guards), outside any other buffer an error."""
         lanes, li = self.mem._lanes_and_idx(idx, mask)
@@ -160,8 +181,9 @@ class TileExecutor(Executor):
             off, vals = off[keep], vals[keep]
         return off, vals
 
-    def _reduce_store(self, s: BufferStore, view: View, red: tuple[Any, Any], mask: Mask,
-                      idx: list[np.ndarray]) -> None:
+    def _reduce_store(
+        self, s: BufferStore, view: View, red: tuple[Any, Any], mask: Mask, idx: list[np.ndarray]
+    ) -> None:
         """`x[i] = x[i] + v` (or max / min) where iterations share x[i]: every v is combined."""
         kind, other = red
         v = self.ev.eval(other, mask)
@@ -203,16 +225,26 @@ def _reduction(s: BufferStore) -> tuple[str, Any] | None:
     if kind is None:
         return None
     for mine, other in ((v.a, v.b), (v.b, v.a)):  # type: ignore[attr-defined]
-        if isinstance(mine, BufferLoad) and mine.buffer is s.buffer and len(mine.indices) == len(s.indices) and all(
-            structural_equal(a, b) for a, b in zip(mine.indices, s.indices)
+        if (
+            isinstance(mine, BufferLoad)
+            and mine.buffer is s.buffer
+            and len(mine.indices) == len(s.indices)
+            and all(structural_equal(a, b) for a, b in zip(mine.indices, s.indices))
         ):
             return kind, other
     return None
 
 
-def run_tile_kernel(ctx_factory: Any, body: Stmt, views: dict[Buffer, View], env: dict[Any, Any],
-                    blocks: list[tuple[int, ...]], threads: tuple[int, ...], block_vars: tuple[Any, ...],
-                    thread_vars: tuple[Any, ...]) -> None:
+def run_tile_kernel(
+    ctx_factory: Any,
+    body: Stmt,
+    views: dict[Buffer, View],
+    env: dict[Any, Any],
+    blocks: list[tuple[int, ...]],
+    threads: tuple[int, ...],
+    block_vars: tuple[Any, ...],
+    thread_vars: tuple[Any, ...],
+) -> None:
     """Run a tile-level kernel body block by block."""
     from .values import np_dtype
 

@@ -31,8 +31,13 @@ class TileOps:
     def __init__(self, ex: TileExecutor):
         self.ex = ex
         self._table = {
-            Copy: self.copy, Fill: self.fill, Gemm: self.gemm, Reduce: self.reduce, CumSum: self.cumsum,
-            AtomicAdd: self.atomic_add, FinalizeReducer: self.finalize_reducer,
+            Copy: self.copy,
+            Fill: self.fill,
+            Gemm: self.gemm,
+            Reduce: self.reduce,
+            CumSum: self.cumsum,
+            AtomicAdd: self.atomic_add,
+            FinalizeReducer: self.finalize_reducer,
         }
 
     def run(self, op: Any, mask: Mask) -> None:
@@ -45,7 +50,8 @@ class TileOps:
         dfn = DIST_TILE_OPS.get(type(op))
         if dfn is None:
             raise InterpretUnsupportedError(
-                f"the tile-level interpreter has no semantics for the tile operator {type(op).__name__} "
+                "the tile-level interpreter has no semantics for the tile operator "
+                f"{type(op).__name__} "
                 f"({getattr(op, 'op_name', '?')})"
             )
         dfn(self.ex, op, mask)
@@ -58,7 +64,9 @@ class TileOps:
         exts = [ev.uniform_int(x.extent, f"a region extent of `{r.buffer.name}`") for x in r.region]
         return view, mins, exts
 
-    def _offsets(self, view: View, mins: list[int], exts: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _offsets(
+        self, view: View, mins: list[int], exts: list[int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         idx = []
         nd = len(exts)
         for d, (lo, n) in enumerate(zip(mins, exts)):
@@ -110,7 +118,9 @@ class TileOps:
         dst_ext = self._extents(op.dst)
         want = [n for n in dst_ext if n != 1]
         if list(src.shape) != want:
-            raise InterpretUnsupportedError(f"T.copy: source extents {list(src.shape)} vs destination {want}")
+            raise InterpretUnsupportedError(
+                f"T.copy: source extents {list(src.shape)} vs destination {want}"
+            )
         v = cast_array(src, op.src.buffer.dtype, op.dst.buffer.dtype)
         self.write(op.dst, v.reshape(dst_ext))
 
@@ -140,7 +150,9 @@ class TileOps:
     def _matrix(self, r: BufferRegion) -> np.ndarray:
         ext = self._extents(r)
         if any(n != 1 for n in ext[:-2]):
-            raise InterpretUnsupportedError(f"T.gemm operand `{r.buffer.name}` is not a 2-D tile: {ext}")
+            raise InterpretUnsupportedError(
+                f"T.gemm operand `{r.buffer.name}` is not a 2-D tile: {ext}"
+            )
         return self.read(r).reshape(ext[-2], ext[-1])
 
     def reduce(self, op: Reduce) -> None:

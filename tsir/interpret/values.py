@@ -34,7 +34,8 @@ _NP: dict[str, Any] = {
     "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
 }
 
-# Types numpy computes badly or slowly: math goes through float32 and is rounded back on the way out.
+# Types numpy computes badly or slowly: math goes through float32 and is rounded back on the way
+# out.
 NARROW_FLOATS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2")
 
 
@@ -45,7 +46,9 @@ def np_dtype(dt: DataType) -> np.dtype:
     except KeyError:
         from .errors import InterpretUnsupportedError
 
-        raise InterpretUnsupportedError(f"dtype {dt} has no numpy counterpart in the interpreter") from None
+        raise InterpretUnsupportedError(
+            f"dtype {dt} has no numpy counterpart in the interpreter"
+        ) from None
 
 
 def cast_array(x: np.ndarray, src: DataType, dst: DataType) -> np.ndarray:

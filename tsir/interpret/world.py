@@ -31,7 +31,9 @@ class Task:
         self.baton = threading.Event()
         self.done = False
         self.waiting: Callable[[], str] | None = None  # describes what it waits for
-        self.thread = threading.Thread(target=self._main, name=f"tsir-interpret {name}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._main, name=f"tsir-interpret {name}", daemon=True
+        )
 
     def _main(self) -> None:
         self.baton.wait()
@@ -41,7 +43,7 @@ class Task:
                 self.fn()
         except _Abort:
             pass
-        except BaseException as e:  # noqa: BLE001 - handed to the caller of World.run
+        except BaseException as e:  # noqa: BLE001
             w.fail(e)
         finally:
             self.done = True
@@ -91,7 +93,7 @@ class World:
         if not live:
             self._all_done.set()
             return
-        order = self.tasks[self.tasks.index(me) + 1:] + self.tasks[: self.tasks.index(me) + 1]
+        order = self.tasks[self.tasks.index(me) + 1 :] + self.tasks[: self.tasks.index(me) + 1]
         nxt = next(t for t in order if not t.done)
         self.current = nxt
         nxt.baton.set()
@@ -137,10 +139,15 @@ class World:
 
     def deadlock(self) -> DeadlockError:
         lines = [f"  {t.waiting()}" for t in self.tasks if not t.done and t.waiting is not None]
-        dead = f" Rank(s) {sorted(self.dead)} are dead (declared with dead_ranks=)." if self.dead else ""
+        dead = (
+            f" Rank(s) {sorted(self.dead)} are dead (declared with dead_ranks=)."
+            if self.dead
+            else ""
+        )
         return DeadlockError(
             "every rank waits and none can make progress: the waits below can never be satisfied "
-            "(on a GPU they would spin until their timeout traps, or forever)." + dead + "\n"
+            "(on a GPU they would spin until their timeout traps, or forever)."
+            + dead
+            + "\n"
             + "\n".join(lines)
         )
-
