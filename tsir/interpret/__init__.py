@@ -11,7 +11,11 @@ parameters), in parameter order. Dynamic dimensions are bound from the arrays' s
   ints for 1-D grids) runs only those blocks, for speed. Blocks outside the grid are an error.
 - `check`: run the detectors (below); False runs without them (an out-of-bounds load then reads
   zero and a store is dropped).
-- `ranks`: several ranks in one process (symmetric buffers), see `tsir.interpret.distributed`.
+- `ranks`: several ranks in one process (`tsir.interpret.distributed`): each buffer argument is
+  then a list of per-rank arrays; symmetric memory, put/get, st/ld, flag waits, barrier_blocks,
+  NVSHMEM calls and copy engines reach the peers' arrays. `dead_ranks=` names ranks that run
+  nothing; a wait that can never be satisfied (on a dead rank, or on nobody) raises DeadlockError
+  naming every waiting thread, its flag, the value it holds and the timeout it would hit.
 - keyword extras: `stages=` (a `tsir.lower` result) makes hazard messages name the pass that
   produced each statement; `implicit_guards=` / `implicit_sync=` give the IR's meaning before
   LegalizeSafeMemoryAccess / ThreadSync make guards / barriers explicit (`check_stages` sets them).
@@ -36,7 +40,7 @@ atomic), UninitializedReadError (a register the reading thread never wrote), Out
 buffer, every vector lane), DivergentBarrierError (a barrier some threads of a block skip),
 DivergentWarpError (a warp-collective op with inactive lanes), AsyncCopyHazardError (a cp.async
 destination touched before its wait, or pending at kernel end), MisalignedAccessError,
-ArithmeticHazardError (integer division by zero).
+ArithmeticHazardError (integer division by zero), DeadlockError (multi-rank waits).
 
     report = tsir.interpret.check_stages(func_or_lowered, args, target="sm_80")
 

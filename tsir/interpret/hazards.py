@@ -83,9 +83,9 @@ class SharedShadow:
         from .report import fmt_idx
 
         return DataRaceError(
-            f"data race on shared memory `{buffer}` (byte {byte - base} of it, byte {byte} of "
-            f"`{self.name}`) in block {fmt_idx(block)}{ctx.where()}: two threads access it with no "
-            f"barrier between them",
+            f"data race on shared memory `{buffer}` ({_where(byte, base, buffer, self.name)}) in "
+            f"block {fmt_idx(block)}{ctx.where()}: two threads access it with no barrier between "
+            f"them",
             accesses=[first, second],
             buffer=buffer,
             address=byte - base,
@@ -230,6 +230,12 @@ class SharedShadow:
                 )
             self.w[fi[dup]] |= _MULTI
         self.w_stmt[fi] = ctx.stmt_id() if stmt_id is None else stmt_id
+
+
+def _where(byte: int, base: int, buffer: str, pool: str) -> str:
+    if buffer == pool:
+        return f"byte {byte - base}"
+    return f"byte {byte - base} of it, byte {byte} of `{pool}`"
 
 
 def _what(rec: np.ndarray, bad: np.ndarray) -> str:

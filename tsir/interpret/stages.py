@@ -234,7 +234,8 @@ def compare_outputs(
                 k = np.argwhere(bad)[0]
                 return (
                     f"argument {i}: {int(bad.sum())} of {bad.size} elements differ; first at "
-                    f"{tuple(int(x) for x in k)}: expected {r[tuple(k)]!r}, got {g[tuple(k)]!r}"
+                    f"{tuple(int(x) for x in k)}: expected {r[tuple(k)].item()}, got "
+                    f"{g[tuple(k)].item()}"
                 )
             continue
         tol = rtol if isinstance(rtol, float) else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
@@ -251,10 +252,8 @@ def compare_outputs(
             err = np.abs(a - b)[~close]
             return (
                 f"argument {i} ({dt}): {int((~close).sum())} of {close.size} elements differ "
-                "beyond "
-                f"rtol {tol}; first at {tuple(int(x) for x in k)}: expected {a[tuple(k)]!r}, got "
-                f"{b[tuple(k)]!r} (max error "
-                f"{float(np.nanmax(err)) if err.size else float('nan'):.3g}, "
-                f"scale {scale:.3g})"
+                f"beyond rtol {tol}; first at {tuple(int(x) for x in k)}: expected "
+                f"{float(a[tuple(k)])}, got {float(b[tuple(k)])} (max error "
+                f"{float(np.nanmax(err)) if err.size else float('nan'):.3g}, scale {scale:.3g})"
             )
     return ""
