@@ -19,13 +19,18 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from tsir.arith import Analyzer, z3_prover
-from tsir.arith.corpus import Lemma, generate
-from tsir.arith.tvm_oracle import TVMOracle, tvm_import_error
+
+# The lemma corpus and the TVM oracle are test support (tests/arith/), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "arith"))
+from arith_corpus import Lemma, generate  # noqa: E402
+from arith_tvm_oracle import TVMOracle, tvm_import_error  # noqa: E402
 
 
 def _setup(lemma: Lemma, stack: ExitStack) -> Analyzer:

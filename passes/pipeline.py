@@ -81,12 +81,13 @@ def run_pipeline(func: PrimFunc, target: Any, passes: list[Pass] | None = None) 
     return out
 
 
-def lower(func: PrimFunc, target: Any = "sm_90a") -> Lowered:
-    """Run the default pipeline; the result holds the IR after every pass."""
+def lower(func: PrimFunc, target: Any = None) -> Lowered:
+    """Run the default pipeline; the result holds the IR after every pass. `target` as for
+    `tsir.lower` (None: the `tsir.knobs.target` knob)."""
     from tsir.target import Target
 
     if not isinstance(func, PrimFunc):
         from tsir.errors import TSIRError
 
         raise TSIRError(f"tsir.lower expects a PrimFunc (f.func of a T.prim_func block), got {type(func).__name__}")
-    return run_pipeline(func, Target.parse(target))
+    return run_pipeline(func, Target.parse(knobs.target if target is None else target))

@@ -1,7 +1,7 @@
-"""SplitHostDevice: each `KernelLaunch` becomes a `DeviceKernel` and a host-side `LaunchKernel`.
+"""SplitHostDevice: each `KernelLaunch` becomes a `DeviceKernel` and a host-side `KernelCall`.
 
 Requires: fully lowered kernels (shared memory planned).
-Guarantees: a `Module` whose host function holds only host statements and `LaunchKernel`s; each
+Guarantees: a `Module` whose host function holds only host statements and `KernelCall`s; each
 kernel's parameters are the tensor parameters it touches (in the function's order), then the
 dynamic dimensions and scalar parameters it reads (in order of first declaration).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from tsir.buffer import Buffer
 from tsir.expr import Var
 from tsir.function import DeviceKernel, Module, PrimFunc
-from tsir.stmt import KernelLaunch, LaunchKernel, Stmt
+from tsir.stmt import KernelLaunch, KernelCall, Stmt
 from tsir.visitor import Mutator, walk
 
 from .infra import PassContext, register_pass
@@ -46,12 +46,12 @@ class _Split(Mutator):
         self.kernels.append(
             DeviceKernel(k.name, params, k.grid, k.threads, k.block_vars, k.thread_vars, k.body, k.dyn_shared_bytes)
         )
-        return LaunchKernel(k.name, k.grid, k.threads, k.dyn_shared_bytes, params)
+        return KernelCall(k.name, k.grid, k.threads, k.dyn_shared_bytes, params)
 
 
 @register_pass("SplitHostDevice")
 def SplitHostDevice(func: PrimFunc, ctx: PassContext) -> Module:
-    """Outline kernels into DeviceKernels; the host function keeps LaunchKernel calls."""
+    """Outline kernels into DeviceKernels; the host function keeps KernelCall calls."""
     s = _Split(func)
     host = s.visit(func)
     return Module(host, tuple(s.kernels))

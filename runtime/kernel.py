@@ -169,10 +169,11 @@ def compiler_source_hash() -> str:
     import tsir
     import tsir.codegen
     import tsir.passes
+    from tsir.sources import is_compiler_source
 
     files: set[Path] = set()
     for pkg in (tsir, tsir.passes, tsir.codegen):
-        files.update(Path(pkg.__file__).parent.rglob("*.py"))
+        files.update(p for p in Path(pkg.__file__).parent.rglob("*.py") if is_compiler_source(p))
     here = Path(__file__).parent
     files.update((here / "kernel.py", here / "host_program.py"))
     digest = hashlib.sha256()

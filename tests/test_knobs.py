@@ -23,6 +23,7 @@ def test_defaults() -> None:
     assert knobs.disable_cache is False
     assert knobs.dump_ir is None
     assert knobs.verify is False
+    assert knobs.target == "cuda"
     assert knobs.cuda_home is None
     assert knobs.nvrtc_options == ()
     assert all(knobs.source(name) == "default" for name in knobs.KNOBS)

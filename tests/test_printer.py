@@ -41,7 +41,7 @@ from tsir.stmt import (
     For,
     ForKind,
     KernelLaunch,
-    LaunchKernel,
+    KernelCall,
     LetStmt,
     SeqStmt,
     TileOpStmt,
@@ -480,7 +480,7 @@ def test_lowered_statement_forms() -> None:
     f = PrimFunc(
         "lowered",
         (A, n),
-        SeqStmt((kernel, LaunchKernel("k", (n // 128,), (32,), 1024, (A, n)))),
+        SeqStmt((kernel, KernelCall("k", (n // 128,), (32,), 1024, (A, n)))),
         (("target", "sm_90a"),),
     )
     assert print_func(f) == golden(
@@ -496,7 +496,7 @@ def test_lowered_statement_forms() -> None:
                 for t in T.thread_binding(32, thread="threadIdx.x"):
                     A_s[T.Ramp(t * 4, 1, 4)] = A[T.Ramp(bx * 128 + t * 4, 1, 4)]
                 T.sync_threads()
-            T.launch_kernel("k", A, n, grid=(n // 128,), threads=(32,), dyn_shared_bytes=1024)
+            T.call_kernel("k", A, n, grid=(n // 128,), threads=(32,), dyn_shared_bytes=1024)
         """
     )
     assert print_node(let) == golden(
@@ -530,7 +530,7 @@ def test_scoped_statement_followed_by_others_is_wrapped() -> None:
 def test_device_kernel_and_module_forms() -> None:
     n, A, bx, tx, v, body = lowered_parts()
     kernel = DeviceKernel("k", (A, n), (n // 128,), (32,), (bx,), (tx,), body, 1024)
-    host = PrimFunc("host", (A, n), LaunchKernel("k", (n // 128,), (32,), 1024, (A, n)))
+    host = PrimFunc("host", (A, n), KernelCall("k", (n // 128,), (32,), 1024, (A, n)))
     text = print_node(Module(host, (kernel,)))
     assert text.startswith(
         '# tsir.Module: the host function, then its 1 device kernel(s)\n\nwith T.prim_func("host")'

@@ -280,3 +280,16 @@ def test_hash_is_stable_across_processes() -> None:
 
 def test_dtype_objects_compare_by_value() -> None:
     assert structural_equal(Var("x", DataType("float32")).dtype, DataType("float32"))
+
+
+def test_the_testing_api_is_at_the_top_level() -> None:
+    """DESIGN's 2026-12-07 additions: the pass-level testing API at `tsir.*`, and still in
+    `tsir.structural`; one error base name."""
+    import tsir
+    import tsir.structural as structural
+
+    assert tsir.structural_equal is structural.structural_equal
+    assert tsir.assert_structural_equal is structural.assert_structural_equal
+    assert tsir.structural_hash is structural.structural_hash
+    assert issubclass(tsir.VerifyError, tsir.TSIRError)
+    assert not hasattr(tsir, "TsirError")

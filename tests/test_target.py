@@ -248,3 +248,31 @@ def test_cuda_target_matches_the_device() -> None:
         attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device
     )
     assert Target.parse("cuda:0").compute_capability == (major, minor)
+
+
+def test_lower_and_compile_share_one_default_target(
+    monkeypatch: pytest.MonkeyPatch, num_gpus: int
+) -> None:
+    """No target means the `target` knob (TSIR_TARGET, default "cuda": the present GPU) for both
+    tsir.lower and tsir.compile; the knob names an architecture to compile without a GPU."""
+    import inspect
+
+    import tsir
+    from tsir import T, knobs
+
+    assert inspect.signature(tsir.lower).parameters["target"].default is None
+    assert inspect.signature(tsir.compile).parameters["target"].default is None
+    with T.prim_func("k") as f:
+        A = T.param("A", (128,), "float32")
+        with T.Kernel(1, threads=128):
+            for i in T.Parallel(128):
+                A[i] = A[i] + 1.0
+    monkeypatch.delenv("TSIR_TARGET", raising=False)
+    if num_gpus == 0:
+        with pytest.raises(UnsupportedError, match="target 'cuda' needs an NVIDIA GPU"):
+            tsir.lower(f.func)
+    monkeypatch.setenv("TSIR_TARGET", "sm_80")
+    assert knobs.target == "sm_80"
+    assert tsir.lower(f.func).module.host.name == "k"
+    with knobs.override(target=Target("sm_100a")):
+        assert knobs.target == "sm_100a"

@@ -19,7 +19,7 @@ from tsir.stmt import (
     ForKind,
     IfThenElse,
     KernelLaunch,
-    LaunchKernel,
+    KernelCall,
     LetStmt,
     SeqStmt,
     TileOpStmt,
@@ -99,7 +99,7 @@ def test_module_with_device_kernel_verifies() -> None:
     B = make_buffer("B", (n,), "float32")
     body = IfThenElse(bx * 128 + tx < n, store(B, FloatImm(0.0), bx * 128 + tx))
     k = DeviceKernel("k", (B, n), ((n + 127) // 128,), (128,), (bx,), (tx,), body)
-    host = PrimFunc("host", (B, n), LaunchKernel("k", ((n + 127) // 128,), (128,), 0, (B, n)))
+    host = PrimFunc("host", (B, n), KernelCall("k", ((n + 127) // 128,), (128,), 0, (B, n)))
     verify(Module(host, (k,)))
 
 
@@ -338,8 +338,8 @@ def test_module_launches_must_match_its_kernels() -> None:
     k = DeviceKernel("k", (B, n), (IntImm(1),), (128,), (bx,), (tx,), store(B, FloatImm(0.0), tx))
     bad = SeqStmt(
         (
-            LaunchKernel("k", (IntImm(1),), (128,), 0, (B,)),
-            LaunchKernel("k2", (IntImm(1),), (128,), 0, (B, n)),
+            KernelCall("k", (IntImm(1),), (128,), 0, (B,)),
+            KernelCall("k2", (IntImm(1),), (128,), 0, (B, n)),
         )
     )
     text = problems(Module(PrimFunc("host", (B, n), bad), (k,)))

@@ -1,5 +1,6 @@
 """tsir: a tile-level GPU compiler in Python (TileLang's model plus TileScale's distributed ops)."""
 
+from . import knobs
 from .dtype import DataType, dtype
 from .errors import (
     ArithError,
@@ -9,7 +10,6 @@ from .errors import (
     LaunchError,
     LayoutConflictError,
     TSIRError,
-    TsirError,
     UnsupportedError,
     VerifyError,
 )
@@ -20,6 +20,7 @@ from .stmt import *  # noqa: F403
 from .function import DeviceKernel, Module, PrimFunc
 from .builder import lang as T
 from .target import Target
+from .structural import assert_structural_equal, structural_equal, structural_hash
 
 __version__ = "0.1.0"
 
@@ -33,18 +34,28 @@ if _os.path.isfile(_os.path.join(_root, "passes", "__init__.py")) and _root not 
 del _os, _root
 
 
-def compile(func, target="cuda"):  # noqa: A001
-    """Lower, generate CUDA C++ and compile with NVRTC; returns a callable `tsir.runtime.Kernel`."""
+def compile(func, target=None):  # noqa: A001
+    """Lower, generate CUDA C++ and compile with NVRTC; returns a callable `tsir.runtime.Kernel`.
+
+    `target`: an architecture ("sm_90a"), a `tsir.Target`, "cuda" (the present GPU), or None: the
+    `tsir.knobs.target` knob (TSIR_TARGET, default "cuda"), as for `tsir.lower`."""
+    # The runtime and the pipeline sit above the IR package: loaded on first use (DESIGN, "The
+    # pipeline"), so `import tsir` stays light and never imports a pass.
     from .runtime.kernel import compile as _compile
 
-    return _compile(func, target)
+    return _compile(func, _default_target(target))
 
 
-def lower(func, target="sm_90a"):
-    """The IR after every pass of the default pipeline (`.stages`, `.module`)."""
-    from .passes import lower as _lower
+def lower(func, target=None):
+    """The IR after every pass of the default pipeline (`.stages`, `.module`); `target` as for
+    `tsir.compile` (None: the `tsir.knobs.target` knob, TSIR_TARGET, default "cuda")."""
+    from .passes import lower as _lower  # the pipeline sits above the IR package (see compile)
 
-    return _lower(func, target)
+    return _lower(func, _default_target(target))
+
+
+def _default_target(target):
+    return knobs.target if target is None else target
 
 
 # Imported eagerly: a lazy `def verify` here would be replaced by the submodule `tsir.verify` the

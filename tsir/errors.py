@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 __all__ = [
     "TSIRError",
-    "TsirError",
     "BuildError",
     "DTypeError",
     "VerifyError",
@@ -89,9 +88,6 @@ class TSIRError(Exception):
         if self.loc is not None:
             text += f"\n  at {self.loc}"
         return text
-
-
-TsirError = TSIRError  # the spelling CONVENTIONS.md uses
 
 
 class BuildError(TSIRError):

@@ -88,6 +88,14 @@ def _coerce_options(value: object) -> tuple[str, ...]:
     raise TypeError("expected a string of options or a sequence of strings")
 
 
+def _coerce_target(value: object) -> str:
+    # A tsir.Target is accepted by its architecture name (this module sits below tsir.target).
+    arch = getattr(value, "arch", value)
+    if isinstance(arch, str) and arch.strip():
+        return arch.strip()
+    raise TypeError("expected a target such as 'sm_90a' or 'cuda', or a tsir.Target")
+
+
 @dataclass(frozen=True, slots=True)
 class Knob(Generic[T]):
     """One setting: its environment variables, how to parse them, and its default."""
@@ -154,6 +162,15 @@ KNOBS: dict[str, Knob[Any]] = {
             _coerce_bool,
             lambda: False,
             "Run tsir.verify after every pass of the pipeline.",
+        ),
+        Knob(
+            "target",
+            ("TSIR_TARGET",),
+            str.strip,
+            _coerce_target,
+            lambda: "cuda",
+            "The target of tsir.lower / tsir.compile when none is given: an architecture such as "
+            "'sm_90a', or 'cuda' (the present GPU).",
         ),
         Knob(
             "cuda_home",
@@ -265,6 +282,7 @@ if TYPE_CHECKING:
     disable_cache: bool
     dump_ir: Path | None
     verify: bool
+    target: str
     cuda_home: Path | None
     nvrtc_options: tuple[str, ...]
 

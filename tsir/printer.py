@@ -13,7 +13,7 @@ What the builder cannot express prints in a text form that reads like it but doe
 - `X = T.decl_buffer(shape, dtype, scope=..., data=pool, byte_offset=N)` (a view into `pool`);
 - `T.alloc_buffer(...)` for allocations with strides, a non-default alignment or another scope;
 - `x: T.int32 = value` for a LetStmt (its scope: the rest of the block), `with T.attr(key, value):`,
-  `T.evaluate(expr)`, `T.launch_kernel("k", *args, grid=, threads=, dyn_shared_bytes=)`;
+  `T.evaluate(expr)`, `T.call_kernel("k", *args, grid=, threads=, dyn_shared_bytes=)`;
 - a scoped statement (allocation, let, view) followed by statements outside its scope is wrapped in
   `with T.scope():`;
 - `T.func_attr({...})` for function attributes;

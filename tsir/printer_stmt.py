@@ -33,7 +33,7 @@ from .stmt import (
     ForKind,
     IfThenElse,
     KernelLaunch,
-    LaunchKernel,
+    KernelCall,
     LetStmt,
     SeqStmt,
     Stmt,
@@ -339,11 +339,11 @@ class StmtPrinter:
         )
         return f"{getattr(op, 'op_name', type(op).__name__)}({fields})"
 
-    def _LaunchKernel(self, s: LaunchKernel, tail: bool) -> None:
+    def _KernelCall(self, s: KernelCall, tail: bool) -> None:
         args = [quote(s.kernel), *(self.expr.value(a) for a in s.args)]
         args += [f"grid={self.tuple(s.grid)}", f"threads={self.tuple(s.threads)}"]
         args.append(f"dyn_shared_bytes={s.dyn_shared_bytes}")
-        self.emit(f"T.launch_kernel({', '.join(args)})")
+        self.emit(f"T.call_kernel({', '.join(args)})")
 
     def _generic_stmt(self, s: Stmt, tail: bool) -> None:
         fields = [f for f in node_fields(s) if f.name != "body"]

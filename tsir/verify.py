@@ -61,7 +61,7 @@ from .stmt import (
     ForKind,
     IfThenElse,
     KernelLaunch,
-    LaunchKernel,
+    KernelCall,
     LetStmt,
     Stmt,
 )
@@ -398,7 +398,7 @@ def _module(v: _Verifier, m: Module) -> None:
 
     kernels = {k.name: k for k in m.kernels}
     for launch in walk(m.host):
-        if not isinstance(launch, LaunchKernel):
+        if not isinstance(launch, KernelCall):
             continue
         k = kernels.get(launch.kernel)
         if k is None:

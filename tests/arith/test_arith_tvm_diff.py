@@ -12,10 +12,10 @@ import random
 
 import pytest
 
-from tsir.arith.corpus import generate
+from arith_corpus import generate
 from tsir.arith.evaluate import evaluate
 from tsir.arith.intern import fmt
-from tsir.arith.tvm_oracle import TVMOracle, ours, tvm_import_error
+from arith_tvm_oracle import TVMOracle, ours, tvm_import_error
 from tsir.expr import Not
 
 _TVM_ERROR = tvm_import_error()

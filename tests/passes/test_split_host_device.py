@@ -5,7 +5,7 @@ from __future__ import annotations
 import tsir
 from tsir import T
 from tsir.passes import PassContext, get
-from tsir.stmt import LaunchKernel
+from tsir.stmt import KernelCall
 from tsir.visitor import collect
 
 
@@ -28,6 +28,6 @@ def test_kernel_parameters_in_declaration_order() -> None:
     assert [k.name for k in m.kernels] == ["f_kernel", "f_kernel_1"]
     assert [p.name for p in m.kernels[0].params] == ["A", "C", "n", "alpha"]
     assert [p.name for p in m.kernels[1].params] == ["B"]
-    launches = collect(m.host, LaunchKernel)
+    launches = collect(m.host, KernelCall)
     assert [x.kernel for x in launches] == ["f_kernel", "f_kernel_1"]
     assert m.host.params == f.func.params

@@ -16,7 +16,7 @@ from ..stmt import (
     For,
     IfThenElse,
     KernelLaunch,
-    LaunchKernel,
+    KernelCall,
     LetStmt,
     SeqStmt,
     Stmt,
@@ -232,7 +232,7 @@ class Program:
                 self.views,
                 dict(ev.env),
             )
-        elif isinstance(s, LaunchKernel):
+        elif isinstance(s, KernelCall):
             self.launch_device(s)
         elif isinstance(s, LetStmt):
             ev.env[s.var] = ev.eval(s.value, one)
@@ -261,7 +261,7 @@ class Program:
                 f"{str(s).splitlines()[0]}"
             )
 
-    def launch_device(self, s: LaunchKernel) -> None:
+    def launch_device(self, s: KernelCall) -> None:
         k: DeviceKernel | None = self.kernels.get(s.kernel)
         if k is None:
             raise InterpretUnsupportedError(f"launch of an unknown device kernel `{s.kernel}`")

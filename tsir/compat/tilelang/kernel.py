@@ -8,6 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from ...buffer import Buffer
+from ... import knobs
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm, Var
 from ...function import PrimFunc
@@ -73,10 +74,10 @@ _OTHER_BACKENDS = ("hip", "metal", "llvm", "c", "webgpu", "cutedsl", "rocm", "cp
 def resolve_target(target: Any) -> str:
     """TileLang's target spellings to tsir's: "auto"/"cuda" -> the current GPU."""
     if target is None:
-        return os.environ.get("TSIR_TILELANG_TARGET", "cuda")
+        return os.environ.get("TSIR_TILELANG_TARGET") or knobs.target
     t = str(getattr(target, "kind", target)).strip()
     if t in ("auto", "cuda", ""):
-        return os.environ.get("TSIR_TILELANG_TARGET", "cuda")
+        return os.environ.get("TSIR_TILELANG_TARGET") or knobs.target
     if t.startswith("cuda") and "-arch=" in t:
         return t.split("-arch=")[1].split()[0]
     if t.split()[0] in _OTHER_BACKENDS:

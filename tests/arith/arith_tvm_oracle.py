@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from ..expr import (
+from tsir.expr import (
     EQ,
     GE,
     GT,
@@ -33,8 +33,8 @@ from ..expr import (
     Sub,
     Var,
 )
-from .analyzer import Analyzer, Proof
-from .corpus import Lemma
+from tsir.arith.analyzer import Analyzer, Proof
+from arith_corpus import Lemma
 
 __all__ = ["TVMOracle", "tvm_import_error", "ours"]
 

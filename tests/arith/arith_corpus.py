@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..dtype import DataType
-from ..expr import EQ, FloorDiv, FloorMod, IntImm, Max, Min, PrimExpr, Select, Var
-from .evaluate import evaluate
+from tsir.dtype import DataType
+from tsir.expr import EQ, FloorDiv, FloorMod, IntImm, Max, Min, PrimExpr, Select, Var
+from tsir.arith.evaluate import evaluate
 
 __all__ = ["Lemma", "generate", "CATEGORIES"]
 
