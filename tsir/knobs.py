@@ -173,6 +173,15 @@ KNOBS: dict[str, Knob[Any]] = {
             "'sm_90a', or 'cuda' (the present GPU).",
         ),
         Knob(
+            "explain",
+            ("TSIR_EXPLAIN",),
+            _parse_bool,
+            _coerce_bool,
+            lambda: False,
+            "Print, once per kernel, every decision made against what the program asked for (a "
+            "loop left unpipelined, a fallback, an option with no effect), with the user's line.",
+        ),
+        Knob(
             "cuda_home",
             ("CUDA_HOME", "CUDA_PATH"),
             _parse_optional_path,
@@ -283,6 +292,7 @@ if TYPE_CHECKING:
     dump_ir: Path | None
     verify: bool
     target: str
+    explain: bool
     cuda_home: Path | None
     nvrtc_options: tuple[str, ...]
 
