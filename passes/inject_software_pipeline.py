@@ -32,7 +32,6 @@ from tsir.stmt import (
     Allocate, AttrStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, Stmt,
     TileOpStmt, seq,
 )
-from tsir.tileop.copy import Copy
 from tsir.visitor import Mutator, collect, substitute
 
 from .infra import PassContext, register_pass
@@ -47,12 +46,8 @@ def _call(op: str) -> Stmt:
 
 
 def _is_producer(s: Stmt) -> bool:
-    return (
-        isinstance(s, TileOpStmt)
-        and isinstance(s.op, Copy)
-        and s.op.src.buffer.scope in ("global", "symmetric")
-        and s.op.dst.buffer.scope in ("shared", "shared.dyn")
-    )
+    """A tile op that may run as an asynchronous global->shared load (`async_load`)."""
+    return isinstance(s, TileOpStmt) and s.op.async_load() is not None
 
 
 def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
@@ -84,11 +79,12 @@ def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
             continue
         if not _is_producer(st):
             for t in candidates:
-                refusals.append(f"T.copy into `{t.op.dst.buffer.name}` is not issued ahead: it sits "
+                refusals.append(f"{t.op.title()} into `{t.op.async_load().tile.name}` is not issued ahead: it sits "
                                 f"inside another statement of the loop body (an if or a loop)")
             continue
         op = st.op  # type: ignore[attr-defined]
-        tile, src = op.dst.buffer, op.src.buffer
+        load = op.async_load()
+        tile, src = load.tile, load.source
         written_elsewhere = any(tile in w for j, (_, w) in enumerate(body_reads_writes) if j != i)
         read_before = any(tile in r for r, _ in body_reads_writes[:i])
         src_written = any(src in w for _, w in body_reads_writes)
@@ -104,7 +100,7 @@ def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
         if why is None:
             producers.append(st)  # type: ignore[arg-type]
         else:
-            refusals.append(f"T.copy into `{tile.name}` is not issued ahead: {why}")
+            refusals.append(f"{op.title()} into `{tile.name}` is not issued ahead: {why}")
     return producers, refusals
 
 
@@ -169,7 +165,8 @@ class _Pipeline(Mutator):
             )
         taken = {id(p) for p in producers}
         consumers = [x for x in stmts if id(x) not in taken]
-        tiles = {p.op.dst.buffer for p in producers}  # type: ignore[attr-defined]
+        loads = [p.op.async_load() for p in producers]
+        tiles = {ld.tile for ld in loads}
         if any(b in self.staged for b in tiles):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
             return self.unpipelined(serial, s, f"tile {names} is already staged by another pipelined loop")
@@ -180,10 +177,9 @@ class _Pipeline(Mutator):
 
         def issue(j: PrimExpr) -> Stmt:
             out = []
-            for p in producers:
-                op = substitute(p.op, {k: j})
-                op = _Stage(mine, j % stages).visit(op.replace(async_copy=True))
-                out.append(TileOpStmt(op))
+            for ld in loads:
+                op = substitute(ld.op, {k: j})
+                out.append(TileOpStmt(_Stage(mine, j % stages).visit(op)))
             return seq(*out)
 
         commit = _call("tsir.async_copy.cp_async_commit")

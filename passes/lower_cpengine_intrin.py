@@ -22,6 +22,7 @@ stream waits for the copy stream, so later work on the caller's stream sees ever
 
 from __future__ import annotations
 
+from tsir.cp_engine import check_cp_engine_copy
 from tsir.errors import TSIRError
 from tsir.expr import Var
 from tsir.function import PrimFunc
@@ -86,8 +87,6 @@ class _Hoist(Mutator):
 
 
 def _check(c: CpEngineCopy, host_vars: set[Var]) -> None:
-    from tsir.builder.cpengine_lang import check_cp_engine_copy
-
     def error(message: str) -> TSIRError:
         return TSIRError(message, where="LowerCPEngineIntrin")
 

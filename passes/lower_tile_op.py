@@ -2,10 +2,14 @@
 
 Requires: LayoutInference (every fragment has a layout in the kernel's `layout_map` attribute).
 Guarantees: no TileOpStmt, PARALLEL loop, fragment buffer or layout attribute remains inside
-kernels. Element-wise work on shared/global memory is spread over the block's threads with vector
-lanes innermost (VECTORIZED loops that VectorizeLoop lowers); work on fragments runs in the thread
-that holds each element, on its registers (a `local` array per fragment). Shared workspaces that
-ops ask for (reductions) are allocated at the kernel's top.
+kernels. Each op lowers itself (`TileOperatorNode.lower`, the first of its lowerings whose
+requirements hold; a T.Parallel nest through `ParallelLoop`): element-wise work on shared/global
+memory is spread over the block's threads with vector lanes innermost (VECTORIZED loops that
+VectorizeLoop lowers); work on fragments runs in the thread that holds each element, on its
+registers (a `local` array per fragment). This pass gives the ops their arguments (`LowerArgs`),
+rewrites fragment accesses outside ops (only fragments every thread holds whole), spreads ops
+under a thread-dependent `T.If` over the threads it selects, marks each op's code (`tile_op`) and
+allocates the shared workspaces ops ask for at the kernel's top.
 """
 
 from __future__ import annotations
@@ -14,24 +18,23 @@ import dataclasses
 from typing import Any
 
 from tsir.arith import Analyzer
-from tsir.errors import UnsupportedError
-from tsir.expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
-from tsir.function import PrimFunc
 from tsir.buffer import Buffer, make_buffer
-from tsir.stmt import Allocate, AttrStmt, BufferStore, For, ForKind, IfThenElse, KernelLaunch, Stmt, TileOpStmt
-from tsir.tileop import AtomicAdd, Copy, Fill, LowerArgs
-from tsir.tileop.copy import PER_THREAD_SCOPES, lower_elementwise
-from tsir.tileop.fragment_lowering import guard_memory_writes
-from tsir.visitor import Mutator, collect, substitute
-from tsir.buffer import BufferRegion, Range
+from tsir.errors import UnsupportedError
+from tsir.expr import IntImm, PrimExpr
+from tsir.function import PrimFunc
+from tsir.layout import Layout
+from tsir.stmt import Allocate, AttrStmt, For, ForKind, IfThenElse, KernelLaunch, Stmt, TileOpStmt
+from tsir.tileop import LowerArgs, ParallelLoop, TileOperatorNode
+from tsir.tileop.fragment_lowering import fragment_local_buffer
+from tsir.tileop.planned_layouts import FragmentPlan
+from tsir.visitor import Mutator
 
-from .fragment_ops import lower_fragment_copy, lower_fragment_fill, lower_fragment_nest
 from .infra import PassContext, register_pass
-from .thread_range import (
-    THREAD_RANGE_ATTR, ThreadRange, complement, has_tile_work, thread_range_of, varies_across_threads,
-)
-from .thread_range import NamedBarriers
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
+from .thread_range import (
+    THREAD_RANGE_ATTR, NamedBarriers, ThreadRange, complement, has_tile_work, thread_range_of,
+    varies_across_threads,
+)
 
 __all__ = ["LowerTileOp", "linear_thread_index", "SHARED_LAYOUT_ATTR", "TILE_OP_ATTR"]
 
@@ -53,18 +56,27 @@ def linear_thread_index(k: KernelLaunch) -> PrimExpr:
 
 
 class _Lower(Mutator):
-    def __init__(self, ctx: PassContext, kernel: KernelLaunch, layouts: dict[Buffer, Any], plans: dict[Buffer, Any]):
+    def __init__(
+        self,
+        ctx: PassContext,
+        kernel: KernelLaunch,
+        layouts: dict[Buffer, Layout],
+        plans: dict[Buffer, FragmentPlan],
+    ):
         super().__init__()
-        from tsir.tileop.fragment_lowering import fragment_local_buffer
-
         self.kernel = kernel
+        self.ctx = ctx
         remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
         self.workspaces: list[Buffer] = []
         self.reducers: set[Buffer] = set()
         self.in_nest = 0
         self.args = LowerArgs(
-            ctx.target, linear_thread_index(kernel), kernel.num_threads, layouts, remap, plans,
-            self.add_workspace,
+            ctx.target, kernel.num_threads, layouts, plans,
+            thread_var=linear_thread_index(kernel),
+            buffer_remap=remap,
+            add_workspace=self.add_workspace,
+            reducers=self.reducers,
+            lower_nested=self.lower_nested,
         )
         self.thread_vars = set(kernel.thread_vars)
         # The threads that run what is being lowered: all of them, or a range under a T.If.
@@ -93,54 +105,11 @@ class _Lower(Mutator):
             )
         return self.generic_visit(s)
 
-    def _nest_kind(self, nest: For) -> str:
-        """How a T.Parallel nest is spread over the block's threads:
-
-        - "split": no fragment, or only fragments every thread holds whole that the nest reads or
-          that are reducers (T.alloc_reducer): iterations are split over threads like a
-          shared-memory nest; each thread reads its own copy, or accumulates its share of the
-          iterations into its own reducer copy;
-        - "replicated": it writes fragments every thread holds whole that are not reducers (one
-          value per row computed from reduction results, say): every copy must end up equal, so
-          every thread runs every iteration for its registers, and one thread writes memory;
-        - "fragment": it touches distributed fragments: each thread runs the elements it holds.
-        """
-        bufs = {x.buffer for x in collect(nest, (BufferLoad, BufferStore)) if x.buffer.scope == "local.fragment"}
-        if not bufs:
-            return "split"
-        whole = all(
-            b in self.args.layout_map and self.args.layout_map[b].replicate_size >= self.args.num_threads
-            for b in bufs
-        )
-        if not whole:
-            return "fragment"
-        written = {x.buffer for x in collect(nest, BufferStore) if x.buffer.scope == "local.fragment"}
-        plain = sorted(b.name for b in written - self.reducers)
-        if not plain:
-            return "split"
-        if bufs & self.reducers:
-            raise UnsupportedError(
-                f"T.Parallel over `{nest.loop_var.name}` updates reducers and also writes the "
-                f"replicated fragment(s) {', '.join(plain)}: reducer updates are split over threads, "
-                f"replicated fragments must be computed by every thread; use two loops",
-                where="LowerTileOp",
-            )
-        return "replicated"
-
-    def _replicated_nest(self, nest: For) -> Stmt:
-        """Every thread runs the whole nest on its own copies; memory is written by thread 0."""
-        loops: list[For] = []
-        body: Stmt = nest
-        while isinstance(body, For) and body.kind is ForKind.PARALLEL:
-            loops.append(body)
-            body = body.body
-        out = guard_memory_writes(self.visit(body), EQ(self.args.thread_var, IntImm(0, self.args.thread_var.dtype)))
-        for f in reversed(loops):
-            out = f.replace(kind=ForKind.UNROLLED if const_value(f.extent) is not None else ForKind.SERIAL, body=out)
-        return out
-
-    def visit_in_nest(self, s: Stmt) -> Stmt:
-        """Visit a T.Parallel body whose fragment accesses the nest lowering rewrites itself."""
+    def lower_nested(self, s: Stmt, owned: bool = False) -> Stmt:
+        """Lower statements nested in an op (a T.Parallel body); with `owned`, the op rewrites
+        their fragment accesses itself, so they are left as they are here."""
+        if not owned:
+            return self.visit(s)
         self.in_nest += 1
         try:
             return self.visit(s)
@@ -181,17 +150,34 @@ class _Lower(Mutator):
         return self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> Stmt:
-        if s.op.spread() == "block":
-            self._check_range(s.op, f"{s.op.op_name}")
-        return AttrStmt(TILE_OP_ATTR, s.op.op_name, self._in_range_barriers(self._lower_tile_op(s), s.op.op_name))
+        return self._lower_op(s.op, s.op.op_name, s.span)
 
-    def _check_range(self, op: Any, what: str) -> None:
+    def visit_For(self, s: For) -> Stmt:
+        if s.kind is not ForKind.PARALLEL:
+            return self.generic_visit(s)
+        return self._lower_op(ParallelLoop(s), "T.Parallel", s.span)
+
+    def _lower_op(self, op: TileOperatorNode, what: str, span: Any) -> Stmt:
+        """The op's thread-level code, spread over the threads that run it, marked as one unit."""
+        if op.spread() == "block":
+            self._check_range(op, what)
+        if op.fragments() and not self.args.layout_map:
+            raise UnsupportedError(
+                f"{type(op).__name__}: fragment buffers need LayoutInference to run first",
+                where="LowerTileOp",
+            )
+
+        def explain(message: str) -> None:
+            self.ctx.explain("LowerTileOp", message, span)
+
+        args = dataclasses.replace(self.args, explain=explain)
+        out = self.visit(op.lower(args, self.analyzer))
+        return AttrStmt(TILE_OP_ATTR, op.op_name, self._in_range_barriers(out, what))
+
+    def _check_range(self, op: TileOperatorNode, what: str) -> None:
         if self.range.lo == 0 and self.range.hi >= self.kernel.num_threads:
             return
-        if isinstance(op, For):
-            bufs = {x.buffer for x in collect(op, (BufferLoad, BufferStore))}
-        else:
-            bufs = {r.buffer for r in (*op.reads(), *op.writes())}
+        bufs = {r.buffer for r in (*op.reads(), *op.writes())}
         frags = sorted(b.name for b in bufs if b.scope == "local.fragment")
         if frags:
             raise UnsupportedError(
@@ -254,65 +240,6 @@ class _Lower(Mutator):
         finally:
             self.args, self.range = saved_args, saved_range
         return AttrStmt(THREAD_RANGE_ATTR, (rng.lo, rng.hi, rng.barrier), out)
-
-    def _lower_tile_op(self, s: TileOpStmt) -> Stmt:
-        op = s.op
-        frag = [r for r in (*op.reads(), *op.writes()) if r.buffer.scope == "local.fragment"]
-        if frag and not self.args.layout_map:
-            raise UnsupportedError(
-                f"{type(op).__name__}: fragment buffers need LayoutInference to run first", where="LowerTileOp"
-            )
-        if isinstance(op, Copy) and frag:
-            return lower_fragment_copy(op.src, op.dst, self.args)
-        if isinstance(op, AtomicAdd) and frag:
-            return lower_fragment_copy(op.src, op.dst, self.args, atomic=True)
-        if isinstance(op, Fill) and frag:
-            return lower_fragment_fill(op.dst, op.value, self.args)
-        return self.visit(op.lower(self.args, self.analyzer))
-
-    def visit_For(self, s: For) -> Stmt:
-        if s.kind is not ForKind.PARALLEL:
-            return self.generic_visit(s)
-        self._check_range(s, "T.Parallel")
-        return AttrStmt(TILE_OP_ATTR, "parallel", self._in_range_barriers(self._lower_nest(s), "T.Parallel"))
-
-    def _lower_nest(self, s: For) -> Stmt:
-        kind = self._nest_kind(s)
-        if kind == "fragment":
-            return lower_fragment_nest(s, self.args, self.visit_in_nest)
-        if kind == "replicated":
-            return self._replicated_nest(s)
-        loop_vars: list[Var] = []
-        extents: list[PrimExpr] = []
-        body: Stmt = s
-        while isinstance(body, For) and body.kind is ForKind.PARALLEL:
-            if not isinstance(body.min, IntImm) or body.min.value != 0:
-                body = body.replace(
-                    body=substitute(body.body, {body.loop_var: body.loop_var + body.min}),
-                    min=IntImm(0, body.extent.dtype),
-                )
-            loop_vars.append(body.loop_var)
-            extents.append(body.extent)
-            body = body.body
-        body = self.visit(body)
-        if collect(body, For) and any(f.kind is ForKind.PARALLEL for f in collect(body, For)):
-            raise UnsupportedError("a T.Parallel nested under other statements of a T.Parallel", where="LowerTileOp")
-        buffers = {x.buffer for x in collect(body, (BufferLoad, BufferStore))}
-        elem = max((b.dtype.bytes for b in buffers if b.scope not in ("local", "local.var")), default=4)
-        # The first written buffer that is not per-thread decides how work is split over threads
-        # (a reducer's register copy, rewritten by visit above, is per-thread).
-        stores = collect(body, BufferStore)
-        shared = [x.buffer for x in (*stores, *collect(body, BufferLoad)) if x.buffer.scope not in PER_THREAD_SCOPES]
-        dst = shared[0] if shared else (stores[0].buffer if stores else None)
-        region = BufferRegion(dst, tuple(Range(IntImm(0), d) for d in dst.shape)) if dst else None
-        stmt_body = body
-
-        def make(coords: list[PrimExpr]) -> Stmt:
-            return substitute(stmt_body, dict(zip(loop_vars, coords)))
-
-        if region is None:
-            raise UnsupportedError("a T.Parallel loop that stores nothing", where="LowerTileOp")
-        return lower_elementwise(region, extents, make, self.args, elem, loop_vars[0].name)
 
 
 class _Kernels(Mutator):

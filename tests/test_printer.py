@@ -572,7 +572,7 @@ def test_loop_annotations_and_generic_tile_op() -> None:
     assert print_node(loop) == golden(
         """
         for i in T.serial(1, 8, annotations={"unroll_hint": 2}):
-            tl.Swizzle(buffer=A, factor=3)
+            T.tile_op("tl.Swizzle", buffer=A, factor=3)
         """
     )
 

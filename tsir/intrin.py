@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UnsupportedError
+
 __all__ = [
     "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "Access", "DeviceFunction",
     "DEVICE_FUNCTIONS", "device_function", "device_function_name",
@@ -91,6 +93,10 @@ class DeviceFunction:
     collective: str | None = None
     # Retires this thread's outstanding cp.async groups (cp_async_wait).
     retires_async: bool = False
+    # The builder function that makes this call without arguments (`T.get_rank`): the printer's
+    # form for it. `statement`: that function emits the call as a statement (`T.fence_cta()`).
+    builder: str | None = None
+    statement: bool = False
 
 
 DEVICE_FUNCTIONS: dict[str, DeviceFunction] = {}
@@ -107,8 +113,8 @@ _dev("tsir.async_copy.cp_async_16", AW, R, None)
 _dev("tsir.async_copy.cp_async_commit")
 _dev("tsir.async_copy.cp_async_wait", retires_async=True)
 _dev("tsir.reduce.shfl_xor", None, None, collective="warp")
-_dev("tsir.distributed.rank")
-_dev("tsir.distributed.num_ranks")
+_dev("tsir.distributed.rank", builder="T.get_rank")
+_dev("tsir.distributed.num_ranks", builder="T.get_num_ranks")
 _dev("tsir.distributed.remote_ptr", None, None)
 # copy_group(dst, src, bytes, index in group, group size): this thread's share of a group copy.
 _dev("tsir.distributed.copy_group", W, R, None, None, None)
@@ -120,7 +126,7 @@ _dev("tsir.sync.wait", R, None, variadic_values=True)
 # named_barrier(id, count): a barrier for the `count` threads of a warp-aligned range.
 _dev("tsir.sync.named_barrier", None, None, collective="range")
 for _scope in ("cta", "gpu", "sys"):
-    _dev(f"tsir.sync.fence_{_scope}")
+    _dev(f"tsir.sync.fence_{_scope}", builder=f"T.fence_{_scope}", statement=True)
 # Plain intrinsics with pointer arguments.
 _dev("atomic_add", AT, None)
 
@@ -137,8 +143,6 @@ def device_function(op: str) -> DeviceFunction | None:
     if found is not None:
         return found
     if op.startswith("tsir."):
-        from .errors import UnsupportedError
-
         raise UnsupportedError(
             f"device function `{op}` declares no memory effects (tsir.intrin.DEVICE_FUNCTIONS): "
             "barriers cannot be planned around it"

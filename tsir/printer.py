@@ -17,7 +17,8 @@ What the builder cannot express prints in a text form that reads like it but doe
 - a scoped statement (allocation, let, view) followed by statements outside its scope is wrapped in
   `with T.scope():`;
 - `T.func_attr({...})` for function attributes;
-- a tile op without a builder form as `<registered name>(field=value, ...)`;
+- a tile op prints its own builder form (`print_form`, beside the op in tsir/tileop/); one without
+  a builder function prints as `T.tile_op("<registered name>", field=value, ...)`;
 - a `DeviceKernel` as `with T.device_kernel("k", grid=, threads=, dyn_shared_bytes=) as f:` with
   its parameters and `T.get_block_binding(d)` / `T.get_thread_binding(d)` lines, and a `Module` as
   its host function followed by its kernels.
@@ -33,17 +34,14 @@ from .buffer import Buffer, BufferRegion
 from .expr import PrimExpr
 from .function import DeviceKernel, Module, PrimFunc
 from .node import Node
-from .printer_stmt import TILE_OP_PRINTERS, StmtPrinter, register_tile_op_printer
+from .printer_stmt import StmtPrinter
 from .stmt import Stmt
-from .tileop import TileOperatorNode
 
 __all__ = [
     "print_node",
     "print_expr",
     "print_func",
     "rebuild",
-    "register_tile_op_printer",
-    "TILE_OP_PRINTERS",
 ]
 
 
@@ -114,8 +112,8 @@ def _render_node(node: Any, mark: Node | None) -> tuple[str, bool]:
         p.emit(p.buffer_decl(node), node)
     elif isinstance(node, BufferRegion):
         p.emit(p.expr.region(node))
-    elif isinstance(node, TileOperatorNode):
-        p.emit(p.tile_op(node), node)
+    elif hasattr(node, "print_form"):  # a tile op, or a statement that prints itself
+        p.emit(node.print_form(p.expr), node)
     else:
         p.emit(p.expr.value(node))
     return "\n".join(p.lines), p.marked

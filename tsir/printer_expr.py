@@ -56,8 +56,9 @@ from .expr import (
     StringImm,
     Sub,
     Var,
+    const_value,
 )
-from .intrin import MATH_UNARY
+from .intrin import DEVICE_FUNCTIONS, MATH_UNARY
 from .node import Node, node_fields
 
 __all__ = ["Namer", "ExprPrinter", "MARK_BEGIN", "MARK_END", "quote", "dtype_text"]
@@ -97,9 +98,13 @@ CALL_OPERATORS: dict[str, tuple[str, int]] = {
 # Python has no reflected `<<`, `>>`, `^` on PrimExpr, and `1 < x` becomes `x > 1`: a literal may
 # not stand on the left of these operators.
 _NO_LEFT_LITERAL = {"<<", ">>", "^", "==", "!=", "<", "<=", ">", ">="}
-# Intrinsic calls written `T.<name>(args)` by the builder. Extend this when a builder function
-# creates a Call of its own name.
-CALL_SUGAR: dict[str, str] = {**{n: f"T.{n}" for n in MATH_UNARY}, "abs": "T.abs"}
+# Calls written `T.<name>(args)` by the builder: the math intrinsics of their own name, and the
+# device functions that declare the builder function making them (tsir.intrin.DEVICE_FUNCTIONS).
+CALL_SUGAR: dict[str, str] = {
+    **{n: f"T.{n}" for n in MATH_UNARY},
+    "abs": "T.abs",
+    **{f.name: f.builder for f in DEVICE_FUNCTIONS.values() if f.builder and not f.statement},
+}
 
 _RESERVED = frozenset({"T", "tsir", "f"}) | frozenset(keyword.kwlist)
 
@@ -380,3 +385,29 @@ def is_full_region(r: BufferRegion) -> bool:
         if not structural_equal(rng.extent, dim):
             return False
     return True
+
+
+def is_unit_region(r: BufferRegion) -> bool:
+    """Every extent is the constant 1 (of its min's dtype): the region of one element."""
+    return all(
+        isinstance(x.extent, IntImm) and x.extent.value == 1 and x.extent.dtype == x.min.dtype
+        for x in r.region
+    )
+
+
+def element_form_fits(r: BufferRegion, other: BufferRegion) -> bool:
+    """Whether the builder rebuilds `r` from `buf[mins]` given the other operand's extents."""
+    from .structural import structural_equal
+
+    ext = [e for e in other.extents if const_value(e) != 1]
+    n = r.buffer.ndim
+    if len(r.region) != n or len(ext) > n:
+        return False
+    expected = [IntImm(1, m.dtype) for m in r.mins[: n - len(ext)]] + ext
+    return all(structural_equal(x.extent, e) for x, e in zip(r.region, expected, strict=True))
+
+
+def element_text(p: ExprPrinter, r: BufferRegion) -> str:
+    """`A[i, j]`: a region written as its first element (marked when it is the printer's mark)."""
+    text = f"{p.namer(r.buffer)}[{p.indices(r.mins)}]"
+    return MARK_BEGIN + text + MARK_END if r is p.mark else text

@@ -1,7 +1,8 @@
 """The statement and function printer behind `tsir.printer` (its docstring lists the text forms).
 
 `StmtPrinter` emits one line at a time at the current depth; a marked node's span (the sentinels
-of `tsir.printer_expr`) becomes a `^^^` line beneath it. Tile ops print through `TILE_OP_PRINTERS`.
+of `tsir.printer_expr`) becomes a `^^^` line beneath it. Tile ops, and statements that declare a
+`print_form` (CpEngineCopy), print through their own `print_form(expr_printer)`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .buffer import Buffer, BufferRegion
 from .dtype import int32
 from .expr import Add, Call, FloatImm, IntImm, PrimExpr, Sub, Var, const_value
 from .function import DeviceKernel, PrimFunc
+from .intrin import DEVICE_FUNCTIONS
 from .node import Node, node_fields
 from .printer_expr import (
     MARK_BEGIN,
@@ -39,9 +41,7 @@ from .stmt import (
     Stmt,
     TileOpStmt,
 )
-from .tileop import Copy, Fill
-
-__all__ = ["StmtPrinter", "TILE_OP_PRINTERS", "register_tile_op_printer"]
+__all__ = ["StmtPrinter"]
 
 _LOOP_FUNCS = {
     ForKind.SERIAL: "T.serial",
@@ -57,21 +57,14 @@ _ALLOC_FUNCS = {
     "local.fragment": "T.alloc_fragment({shape}, {dtype})",
     "local": "T.alloc_local({shape}, {dtype})",
 }
-_SYNC_CALLS = {"sync_threads": "T.sync_threads()", "sync_warp": "T.sync_warp()"}
+# Calls the builder emits as statements of their own: barriers, and the device functions that
+# declare a statement-form builder function (fences).
+_SYNC_CALLS = {
+    "sync_threads": "T.sync_threads()",
+    "sync_warp": "T.sync_warp()",
+    **{f.name: f"{f.builder}()" for f in DEVICE_FUNCTIONS.values() if f.builder and f.statement},
+}
 _DEFAULT_ALIGN = 16  # what make_buffer gives every buffer the builder creates
-
-# Builder forms of tile ops: type -> function(printer, op) -> the statement text.
-TILE_OP_PRINTERS: dict[type, Callable[[ExprPrinter, Any], str]] = {}
-
-
-def register_tile_op_printer(cls: type) -> Callable[[Callable[[ExprPrinter, Any], str]], Any]:
-    """Give tile op `cls` a builder form (the default is `<registered name>(field=value, ...)`)."""
-
-    def wrap(fn: Callable[[ExprPrinter, Any], str]) -> Callable[[ExprPrinter, Any], str]:
-        TILE_OP_PRINTERS[cls] = fn
-        return fn
-
-    return wrap
 
 
 class StmtPrinter:
@@ -331,13 +324,7 @@ class StmtPrinter:
         self.emit(self.tile_op(s.op), s.op)
 
     def tile_op(self, op: Any) -> str:
-        fn = TILE_OP_PRINTERS.get(type(op))
-        if fn is not None:
-            return fn(self.expr, op)
-        fields = ", ".join(
-            f"{f.name}={self.expr.value(getattr(op, f.name))}" for f in node_fields(op)
-        )
-        return f"{getattr(op, 'op_name', type(op).__name__)}({fields})"
+        return op.print_form(self.expr)
 
     def _KernelCall(self, s: KernelCall, tail: bool) -> None:
         args = [quote(s.kernel), *(self.expr.value(a) for a in s.args)]
@@ -346,6 +333,10 @@ class StmtPrinter:
         self.emit(f"T.call_kernel({', '.join(args)})")
 
     def _generic_stmt(self, s: Stmt, tail: bool) -> None:
+        form = getattr(s, "print_form", None)
+        if form is not None:  # a statement that knows its builder form (CpEngineCopy)
+            self.emit(form(self.expr), s)
+            return
         fields = [f for f in node_fields(s) if f.name != "body"]
         args = ", ".join(f"{f.name}={self.expr.value(getattr(s, f.name))}" for f in fields)
         text = f"{type(s).__name__}({args})"
@@ -364,61 +355,3 @@ def _flatten(s: Stmt) -> list[Stmt]:
     for x in s.stmts:
         out.extend(_flatten(x))
     return out
-
-
-# -- tile ops -------------------------------------------------------------------------------------
-
-
-def _unit(r: BufferRegion) -> bool:
-    return all(
-        isinstance(x.extent, IntImm) and x.extent.value == 1 and x.extent.dtype == x.min.dtype
-        for x in r.region
-    )
-
-
-def _element_form(r: BufferRegion, other: BufferRegion) -> bool:
-    """Whether the builder rebuilds `r` from `buf[mins]` given the other operand's extents."""
-    from .structural import structural_equal
-
-    ext = [e for e in other.extents if const_value(e) != 1]
-    n = r.buffer.ndim
-    if len(r.region) != n or len(ext) > n:
-        return False
-    expected = [IntImm(1, m.dtype) for m in r.mins[: n - len(ext)]] + ext
-    return all(structural_equal(x.extent, e) for x, e in zip(r.region, expected, strict=True))
-
-
-def _element(p: ExprPrinter, r: BufferRegion) -> str:
-    text = f"{p.namer(r.buffer)}[{p.indices(r.mins)}]"
-    return MARK_BEGIN + text + MARK_END if r is p.mark else text
-
-
-@register_tile_op_printer(Copy)
-def _print_copy(p: ExprPrinter, op: Copy) -> str:
-    src, dst = op.src, op.dst
-    if is_full_region(src) and is_full_region(dst):
-        s, d = p.region(src), p.region(dst)
-    elif _unit(src) and _unit(dst):
-        s, d = _element(p, src), _element(p, dst)
-    elif is_full_region(src) and _element_form(dst, src):
-        s, d = p.region(src), _element(p, dst)
-    elif is_full_region(dst) and _element_form(src, dst):
-        s, d = _element(p, src), p.region(dst)
-    elif _element_form(dst, src):
-        s, d = p.region(src), _element(p, dst)
-    elif _element_form(src, dst):
-        s, d = _element(p, src), p.region(dst)
-    else:
-        s, d = p.region(src), p.region(dst)
-    return f"T.copy({s}, {d})"
-
-
-@register_tile_op_printer(Fill)
-def _print_fill(p: ExprPrinter, op: Fill) -> str:
-    dst = _element(p, op.dst) if _unit(op.dst) and op.dst.buffer.ndim else p.region(op.dst)
-    v = op.value
-    zero = isinstance(v, (IntImm, FloatImm)) and v.value == 0 and math.copysign(1, v.value) > 0
-    # T.clear of a bool buffer is an error in the builder (0 is no bool); fill it with False.
-    if zero and v.dtype == op.dst.buffer.dtype and not v.dtype.is_bool and v is not p.mark:
-        return f"T.clear({dst})"
-    return f"T.fill({dst}, {p(v, op.dst.buffer.dtype)})"

@@ -6,7 +6,7 @@ import enum
 from typing import Any
 
 from .buffer import Buffer, BufferRegion, Range
-from .expr import PrimExpr, Var
+from .expr import PrimExpr, Var, const_value
 from dataclasses import dataclass
 
 from .errors import SourceLocation
@@ -179,6 +179,25 @@ class CpEngineCopy(Stmt):
     dst_pe: PrimExpr | None = None
     flag: BufferRegion | None = None
     flag_value: PrimExpr | None = None
+
+    def print_form(self, p: Any) -> str:
+        """`T.cp_engine_copy(src, dst, size, src_pe=, dst_pe=, signal=(flag, value))`."""
+
+        def operand(r: BufferRegion) -> str:
+            if all(const_value(m) == 0 for m in r.mins):
+                return str(p.namer(r.buffer))
+            # A one-element slice on the last axis: valid on the host, and rebuilds this element.
+            idx = [p(i) for i in r.mins[:-1]]
+            last = p(r.mins[-1])
+            return f"{p.namer(r.buffer)}[{', '.join([*idx, f'{last}:{last} + 1'])}]"
+
+        text = f"T.cp_engine_copy({operand(self.src)}, {operand(self.dst)}, {p(self.size, self.size.dtype)}"
+        text += f", src_pe={p(self.src_pe)}" if self.src_pe is not None else ""
+        text += f", dst_pe={p(self.dst_pe)}" if self.dst_pe is not None else ""
+        if self.flag is not None and self.flag_value is not None:
+            value = p(self.flag_value, self.flag.buffer.dtype)
+            text += f", signal=({operand(self.flag)}, {value})"
+        return text + ")"
 
 
 # The host step's old name, kept importable for runtime/kernel.py (branch `plumbing` owns it);

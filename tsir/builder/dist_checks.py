@@ -84,26 +84,6 @@ def require_symmetric(load: BufferLoad, what: str, why: str) -> None:
         )
 
 
-def numel(b: Buffer) -> int | None:
-    n = 1
-    for d in b.shape:
-        c = const_value(d)
-        if c is None:
-            return None
-        n *= c
-    return n
-
-
-def flat_offset(load: BufferLoad) -> int | None:
-    off = 0
-    for i, s in zip(load.indices, load.buffer.row_major_strides()):
-        ci, cs = const_value(i), const_value(s)
-        if ci is None or cs is None:
-            return None
-        off += ci * cs
-    return off
-
-
 def order(
     what: str, sem: Any, scope: Any, allowed: tuple[str, ...], flipped: str
 ) -> tuple[str, str]:

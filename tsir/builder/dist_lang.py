@@ -39,13 +39,12 @@ from .dist_builtins import (  # noqa: F401  (re-exported as T.*)
     warp_all,
     warp_any,
 )
+from ..cp_engine import const_flat_offset as flat_offset, const_numel as numel
 from .dist_checks import (
     SCOPES,
     element,
-    flat_offset,
     hints,
     in_kernel,
-    numel,
     order,
     peer_rank,
     require_symmetric,
@@ -311,6 +310,3 @@ def alloc_symmetric(name: str, shape: Any, dtype: Any) -> Buffer:
 
 
 _ = address_of
-
-
-from . import dist_print  # noqa: E402, F401  (registers the builder forms of the ops)

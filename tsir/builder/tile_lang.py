@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
 from ..expr import BufferLoad
 from ..stmt import TileOpStmt
-from ..tileop.gemm import Gemm, check_gemm
-from ..tileop.reduce import Reduce, check_reduce
+from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
+from ..tileop.base import get_tile_op
+from ..tileop.cumsum import CumSum
+from ..tileop.finalize_reducer import FinalizeReducer
+from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
+from ..tileop.reduce import Reduce, check_reduce, reduce_identity
+from ..tileop.scan import check_scan_operands
 from .frame import current_builder
 from .indexing import check_buffer_use
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "alloc_reducer", "finalize_reducer",
+    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "alloc_reducer",
+    "finalize_reducer", "tile_op",
 ]
 
 
@@ -44,7 +51,7 @@ def gemm(
     """C += A @ B (A, B in shared memory, fp16/bf16; C a float32 fragment), on tensor cores.
     `policy`: "square" warp tiles, or "full_row" (warps split M only, so each row of C lives in one
     warp and `T.reduce_*` can reduce C's rows)."""
-    if policy not in ("square", "full_row"):
+    if policy not in tuple(GemmPolicy):
         raise BuildError(f"T.gemm: policy must be 'square' or 'full_row', got {policy!r}")
     a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
     check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
@@ -118,7 +125,6 @@ def atomic_add(dst: Any, value: Any) -> None:
     """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`) or a whole region from a
     buffer of the same non-unit shape (`T.atomic_add(C[by * 64, 0], C_f)`)."""
     from ..expr import PrimExpr, convert
-    from ..tileop.atomic_scan import AtomicAdd, atomic_add_stmt
     from . import lang
 
     b = current_builder("T.atomic_add")
@@ -139,22 +145,23 @@ def atomic_add(dst: Any, value: Any) -> None:
     _emit(AtomicAdd(op.src, op.dst), "T.atomic_add")
 
 
-def cumsum(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> None:
-    """Inclusive prefix sum along `dim` of a shared tile (into `dst`, default in place)."""
-    from ..tileop.atomic_scan import CumSum
-
-    s = _whole(src, "T.cumsum")
-    d = _whole(dst, "T.cumsum") if dst is not None else s
+def _scan(what: str, src: Any, dst: Any, dim: int) -> tuple[BufferRegion, BufferRegion, int]:
+    s = _whole(src, what)
+    d = _whole(dst, what) if dst is not None else s
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise BuildError(f"{what}: dim must be an int, got {dim!r}")
     nd = len(s.buffer.shape)
     dim = dim + nd if dim < 0 else dim
-    if not 0 <= dim < nd:
-        raise BuildError(f"T.cumsum: dim={dim} is out of range for the {nd}-D `{s.buffer.name}`")
-    if s.buffer.scope not in ("shared", "shared.dyn") or d.buffer.scope not in ("shared", "shared.dyn"):
-        raise BuildError("T.cumsum takes shared-memory tiles; stage a fragment through T.copy to shared first")
-    from ..expr import const_value
+    why = check_scan_operands(what, s, d, dim)
+    if why is not None:
+        raise BuildError(why)
+    return s, d, dim
 
-    if [const_value(e) for e in s.extents] != [const_value(e) for e in d.extents]:
-        raise BuildError(f"T.cumsum: `{s.buffer.name}` and `{d.buffer.name}` have different shapes")
+
+def cumsum(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> None:
+    """Inclusive prefix sum along `dim` of a shared tile or a fragment (into `dst`, default in
+    place); `reverse=True` sums from the end."""
+    s, d, dim = _scan("T.cumsum", src, dst, dim)
     _emit(CumSum(s, d, dim, bool(reverse)), "T.cumsum")
 
 
@@ -166,7 +173,6 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     into their own copy (in T.Parallel loops or per thread), and `T.finalize_reducer` combines the
     copies so each thread holds the block's total."""
     from ..layout import Fragment
-    from ..tileop.reduce import _identity
     from . import lang
 
     if op not in ("sum", "max", "min"):
@@ -182,7 +188,7 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     for t in k.threads:
         threads *= t
     annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
-    lang.fill(buf, _identity(op, buf.dtype))
+    lang.fill(buf, reduce_identity(op, buf.dtype))
     _REDUCER_KINDS[buf] = op
     # Marks the buffer as a reducer in the IR: its per-thread copies are partial results (a
     # T.Parallel over it is split over threads), unlike a replicated fragment whose copies agree.
@@ -192,10 +198,30 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
 
 def finalize_reducer(reducer: Any) -> None:
     """Combine every thread's copy of a reducer; afterwards each thread holds the total."""
-    from ..tileop.atomic_scan import FinalizeReducer
-
     r = _whole(reducer, "T.finalize_reducer")
     kind = _REDUCER_KINDS.get(r.buffer)
     if kind is None:
         raise BuildError(f"T.finalize_reducer: `{r.buffer.name}` was not made by T.alloc_reducer")
     _emit(FinalizeReducer(r, kind), "T.finalize_reducer")
+
+
+def tile_op(name: str, **fields: Any) -> None:
+    """The tile op registered as `name` (`tsir.tileop.registered_tile_ops()`), built from its
+    fields: the printer's form for ops without a builder function of their own. A buffer given
+    for a region field means the whole buffer."""
+    try:
+        cls = get_tile_op(name)
+    except KeyError as e:
+        raise BuildError(f"T.tile_op: {e.args[0]}") from None
+    declared = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - set(declared))
+    if unknown:
+        raise BuildError(f"T.tile_op({name!r}): no field {', '.join(unknown)}; it has {', '.join(declared)}")
+    for key, value in fields.items():
+        if isinstance(value, Buffer) and "BufferRegion" in declared[key]:
+            fields[key] = _whole(value, f"T.tile_op({name!r}) {key}")
+    try:
+        op = cls(**fields)
+    except (TypeError, ValueError) as e:
+        raise BuildError(f"T.tile_op({name!r}): {e}") from None
+    _emit(op, "T.tile_op")

@@ -1,20 +1,41 @@
-"""Tile operators: TileOperatorNode, its registry, and the core ops."""
+"""Tile operators: TileOperatorNode (the interface the passes drive ops through), its registry,
+and the ops, one file each."""
 
 from .base import (
+    AsyncLoad,
     InferLevel,
+    LayoutFact,
     LayoutInferArgs,
+    Lowering,
     LowerArgs,
+    OpArgs,
+    OpEnum,
+    Requirement,
+    Spread,
     TileOperatorNode,
     get_tile_op,
     register_tile_op,
     registered_tile_ops,
+    requirement,
 )
-from .copy import Copy, Fill
-from .atomic_scan import AtomicAdd, CumSum, FinalizeReducer
-from .distributed import BarrierBlocksOp, GetOp, LdOp, PutOp, StOp, WaitOp
+from .copy import Copy
+from .fill import Fill
+from .atomic_add import AtomicAdd
+from .cumsum import CumSum
+from .reduce import Reduce, ReduceKind
+from .finalize_reducer import FinalizeReducer
+from .gemm import Gemm, GemmPolicy
+from .parallel import ParallelLoop
+from .distributed import (
+    BarrierBlocksOp, GetOp, LdOp, MemoryScope, PutOp, Relation, Semantics, StOp, WaitOp,
+)
 
 __all__ = [
-    "InferLevel", "LayoutInferArgs", "LowerArgs", "TileOperatorNode", "get_tile_op",
-    "register_tile_op", "registered_tile_ops", "Copy", "Fill", "AtomicAdd", "CumSum", "FinalizeReducer", "PutOp", "GetOp", "StOp", "LdOp",
-    "WaitOp", "BarrierBlocksOp",
+    "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
+    "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
+    "registered_tile_ops", "requirement",
+    "Copy", "Fill", "AtomicAdd", "CumSum", "Reduce", "ReduceKind", "FinalizeReducer",
+    "Gemm", "GemmPolicy", "ParallelLoop",
+    "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
+    "Relation",
 ]

@@ -1,64 +1,46 @@
-"""Copy and Fill: element-wise tile operators over rectangular regions."""
+"""Copy: `T.copy(src, dst)`, element-wise between global, shared, local and fragment memory.
+
+Lowerings, tried in order:
+- `fragment`: a side is a fragment. Each thread moves the elements it holds, through its
+  registers (a fragment to a fragment of the same layout is a register-to-register loop);
+- `elementwise`: memory to memory, spread over the block's threads with vector lanes innermost;
+  a pipelined global->shared copy (`async_copy`) is marked for InjectAsyncCopy (cp.async).
+
+A hardware path (TMA on sm_90a) registers before them with `Copy.register_lowering("tma", ...,
+first=True, preferred=True)`: it is chosen when its requirements hold, and each decline is
+reported under TSIR_EXPLAIN.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Callable
 
 from ..buffer import BufferRegion
-from ..dtype import DataType, int32, int64
-from ..expr import BufferLoad, PrimExpr, Var, cast, is_const_int
+from ..errors import LayoutConflictError, UnsupportedError
+from ..expr import BufferLoad, IntImm, PrimExpr, Var, cast, const_value
 from ..node import node
-from ..stmt import BufferStore, For, ForKind, Stmt
-from .base import LowerArgs, TileOperatorNode, register_tile_op
-from .partition import partition_loop, pick_vector_width
+from ..printer_expr import element_form_fits, element_text, is_full_region, is_unit_region
+from ..stmt import AttrStmt, BufferStore, For, ForKind, Stmt
+from .base import (
+    FRAGMENT, AsyncLoad, LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement,
+)
+from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
+from .fragment_lowering import iterate_fragment
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
+    from ..printer_expr import ExprPrinter
 
-__all__ = ["Copy", "Fill", "PER_THREAD_SCOPES", "ASYNC_COPY_ATTR"]
+__all__ = [
+    "Copy", "ASYNC_COPY_ATTR", "copy_operands", "fragment_side", "lower_fragment_transfer",
+]
 
+# Marks the thread-level code of a pipelined copy: InjectAsyncCopy turns its 16-byte moves into
+# cp.async, ThreadSync leaves its accesses to the pipeline's barriers.
 ASYNC_COPY_ATTR = "async_copy"
 
-# Buffers private to each thread: an op on them runs whole in every thread.
-PER_THREAD_SCOPES = ("local", "local.var")
-
-
-def non_unit_axes(region: BufferRegion) -> list[int]:
-    return [d for d, r in enumerate(region.region) if not is_const_int(r.extent, 1)]
-
-
-def index_dtype(*exprs: PrimExpr) -> DataType:
-    return int64 if any(e.dtype == int64 for e in exprs) else int32
-
-
-def _coords_to_indices(region: BufferRegion, axes: list[int], coords: list[PrimExpr]) -> tuple[PrimExpr, ...]:
-    idx = list(region.mins)
-    for k, d in enumerate(axes):
-        idx[d] = idx[d] + coords[k]
-    return tuple(idx)
-
-
-def lower_elementwise(
-    dst: BufferRegion, extents: list[PrimExpr], make_store: Any, args: LowerArgs, elem_bytes: int, name: str
-) -> Stmt:
-    """Loops over `extents` that run `make_store(coords)`, split across threads unless per-thread."""
-    idt = index_dtype(*extents, *dst.mins)
-    if not extents:
-        return make_store([])
-    if dst.buffer.scope in PER_THREAD_SCOPES:
-        loop_vars = [Var(f"{name}{k}", idt) for k in range(len(extents))]
-        body = make_store(list(loop_vars))
-        for v, e in reversed(list(zip(loop_vars, extents))):
-            body = For(v, _zero(idt), e, ForKind.UNROLLED, body)
-        return body
-    vec = pick_vector_width(extents, elem_bytes, args.num_threads)
-    return partition_loop(extents, make_store, args.thread_var, args.num_threads, vec, idt, name)
-
-
-def _zero(dt: DataType) -> PrimExpr:
-    from ..expr import IntImm
-
-    return IntImm(0, dt)
+_GLOBAL = ("global", "symmetric")
+_SHARED = ("shared", "shared.dyn")
 
 
 @register_tile_op("tl.Copy")
@@ -82,41 +64,146 @@ class Copy(TileOperatorNode):
     def writes(self) -> tuple[BufferRegion, ...]:
         return (self.dst,)
 
-    def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-        s_axes, d_axes = non_unit_axes(self.src), non_unit_axes(self.dst)
-        extents = [self.dst.region[d].extent for d in d_axes]
+    def title(self) -> str:
+        return "T.copy"
 
-        def make_store(coords: list[PrimExpr]) -> Stmt:
-            value: PrimExpr = BufferLoad(self.src.buffer, _coords_to_indices(self.src, s_axes, coords))
-            if value.dtype != self.dst.buffer.dtype:
-                value = cast(self.dst.buffer.dtype, value)
-            return BufferStore(self.dst.buffer, value, _coords_to_indices(self.dst, d_axes, coords))
+    def async_load(self) -> AsyncLoad | None:
+        if self.src.buffer.scope in _GLOBAL and self.dst.buffer.scope in _SHARED:
+            return AsyncLoad(self.dst.buffer, self.src.buffer, self.replace(async_copy=True))
+        return None
 
-        elem = max(self.src.buffer.dtype.bytes, self.dst.buffer.dtype.bytes)
-        out = lower_elementwise(self.dst, extents, make_store, args, elem, "i")
-        if self.async_copy and args.target.has_cp_async:
-            from ..stmt import AttrStmt
-
-            out = AttrStmt(ASYNC_COPY_ATTR, 1, out)
-        return out
+    def print_form(self, p: ExprPrinter) -> str:
+        if self.async_copy:
+            return TileOperatorNode.print_form(self, p)  # the builder has no asynchronous T.copy
+        s, d = copy_operands(p, self.src, self.dst)
+        return f"T.copy({s}, {d})"
 
 
-@register_tile_op("tl.Fill")
-@node
-class Fill(TileOperatorNode):
-    """Store `value` (already of the destination dtype) into every element of `dst`."""
+def copy_operands(p: ExprPrinter, src: BufferRegion, dst: BufferRegion) -> tuple[str, str]:
+    """The operand texts of `T.copy(src, dst)` (and of T.atomic_add, which resolves its operands
+    the same way): a region, or its first element where the other side's extents rebuild it."""
+    if is_full_region(src) and is_full_region(dst):
+        return p.region(src), p.region(dst)
+    if is_unit_region(src) and is_unit_region(dst):
+        return element_text(p, src), element_text(p, dst)
+    if is_full_region(src) and element_form_fits(dst, src):
+        return p.region(src), element_text(p, dst)
+    if is_full_region(dst) and element_form_fits(src, dst):
+        return element_text(p, src), p.region(dst)
+    if element_form_fits(dst, src):
+        return p.region(src), element_text(p, dst)
+    if element_form_fits(src, dst):
+        return element_text(p, src), p.region(dst)
+    return p.region(src), p.region(dst)
 
-    dst: BufferRegion
-    value: PrimExpr
 
-    def writes(self) -> tuple[BufferRegion, ...]:
-        return (self.dst,)
+# -- lowerings -------------------------------------------------------------------------------------
 
-    def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-        axes = non_unit_axes(self.dst)
-        extents = [self.dst.region[d].extent for d in axes]
 
-        def make_store(coords: list[PrimExpr]) -> Stmt:
-            return BufferStore(self.dst.buffer, self.value, _coords_to_indices(self.dst, axes, coords))
+def fragment_side(src: BufferRegion, dst: BufferRegion) -> BufferRegion | None:
+    """The fragment operand of a transfer (the source when both are), or None."""
+    if src.buffer.scope == FRAGMENT:
+        return src
+    return dst if dst.buffer.scope == FRAGMENT else None
 
-        return lower_elementwise(self.dst, extents, make_store, args, self.dst.buffer.dtype.bytes, "i")
+
+@requirement("a side is a fragment")
+def _has_fragment(op: Copy, args: OpArgs) -> str | None:
+    if fragment_side(op.src, op.dst) is None:
+        return f"`{op.src.buffer.name}` and `{op.dst.buffer.name}` are in memory"
+    return None
+
+
+@requirement("no side is a fragment")
+def _in_memory(op: Copy, args: OpArgs) -> str | None:
+    frag = fragment_side(op.src, op.dst)
+    return None if frag is None else f"`{frag.buffer.name}` is a fragment"
+
+
+@Copy.register_lowering("fragment", _has_fragment)
+def _lower_fragment(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    def store(dst: BufferLoad, value: PrimExpr) -> Stmt:
+        if value.dtype != dst.buffer.dtype:
+            value = cast(dst.buffer.dtype, value)
+        return BufferStore(dst.buffer, value, dst.indices)
+
+    return lower_fragment_transfer(op.src, op.dst, args, store, "T.copy")
+
+
+@Copy.register_lowering("elementwise", _in_memory)
+def _lower_elementwise(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    s_axes, d_axes = non_unit_axes(op.src), non_unit_axes(op.dst)
+    extents = [op.dst.region[d].extent for d in d_axes]
+
+    def make_store(coords: list[PrimExpr]) -> Stmt:
+        value: PrimExpr = BufferLoad(op.src.buffer, coords_to_indices(op.src, s_axes, coords))
+        if value.dtype != op.dst.buffer.dtype:
+            value = cast(op.dst.buffer.dtype, value)
+        return BufferStore(op.dst.buffer, value, coords_to_indices(op.dst, d_axes, coords))
+
+    elem = max(op.src.buffer.dtype.bytes, op.dst.buffer.dtype.bytes)
+    out = lower_elementwise(op.dst, extents, make_store, args, elem, "i")
+    if op.async_copy and args.target.has_cp_async:
+        out = AttrStmt(ASYNC_COPY_ATTR, 1, out)
+    return out
+
+
+def lower_fragment_transfer(
+    src: BufferRegion,
+    dst: BufferRegion,
+    args: LowerArgs,
+    store_to_memory: Callable[[BufferLoad, PrimExpr], Stmt],
+    what: str,
+    vectorize: bool = True,
+) -> Stmt:
+    """Element-wise between a whole fragment and memory (or another fragment of its layout): each
+    thread visits the registers it holds. A store into memory goes through `store_to_memory(dst
+    element, value)` (a plain store, an atomic add) in the first holder of each element only;
+    `vectorize=False` keeps one element per register step (atomics are scalar)."""
+    frag = fragment_side(src, dst)
+    assert frag is not None
+    other = dst if frag is src else src
+    whole = all(const_value(r.min) == 0 for r in frag.region) and [
+        const_value(e) for e in frag.extents
+    ] == [const_value(d) for d in frag.buffer.shape]
+    if not whole:
+        raise UnsupportedError(
+            f"{what}: a fragment side (`{frag.buffer.name}`) must be the whole fragment",
+            where="LowerTileOp",
+        )
+    layout = args.layout_map[frag.buffer]
+    local_buf = args.buffer_remap[frag.buffer]
+    if other.buffer.scope == FRAGMENT:
+        if not args.layout_map[other.buffer].is_equal(layout):
+            raise LayoutConflictError(
+                f"{what} between fragments `{src.buffer.name}` and `{dst.buffer.name}` with "
+                f"different layouts",
+                where="LowerTileOp",
+            )
+        l = Var("l")
+        value: PrimExpr = BufferLoad(args.buffer_remap[src.buffer], (l,))
+        if value.dtype != dst.buffer.dtype:
+            value = cast(dst.buffer.dtype, value)
+        return For(
+            l, IntImm(0), IntImm(layout.local_size), ForKind.UNROLLED,
+            BufferStore(args.buffer_remap[dst.buffer], value, (l,)),
+        )
+    axes = non_unit_axes(other)
+    frag_axes = non_unit_axes(frag)
+
+    def make(coords: list[PrimExpr], local: PrimExpr) -> Stmt:
+        idx = list(other.mins)
+        for d, c in zip(axes, (coords[a] for a in frag_axes)):
+            idx[d] = idx[d] + c
+        if frag is src:
+            return store_to_memory(BufferLoad(dst.buffer, tuple(idx)), BufferLoad(local_buf, (local,)))
+        v: PrimExpr = BufferLoad(src.buffer, tuple(idx))
+        if v.dtype != local_buf.dtype:
+            v = cast(local_buf.dtype, v)
+        return BufferStore(local_buf, v, (local,))
+
+    lanes = 16 // max(src.buffer.dtype.bytes, dst.buffer.dtype.bytes) if vectorize else 1
+    return iterate_fragment(
+        layout, args.thread_var, args.num_threads, make, max_lanes=lanes,
+        only_replica_zero=frag is src, name="i",
+    )

@@ -13,18 +13,20 @@ put from a swizzled shared buffer is refused at lowering rather than addressed w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32, int64
 from ..errors import UnsupportedError
-from ..expr import BufferLoad, Call, IntImm, PrimExpr, cast
+from ..expr import BufferLoad, Call, IntImm, Max, Min, PrimExpr, cast
 from ..node import node
 from ..stmt import BufferStore, Evaluate, Stmt, seq
-from .base import LowerArgs, TileOperatorNode, register_tile_op
+from ..structural import structural_equal
+from .base import LowerArgs, OpEnum, Spread, TileOperatorNode, coerce_enums, register_tile_op
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
+    from ..printer_expr import ExprPrinter
 
 __all__ = [
     "PutOp",
@@ -33,6 +35,9 @@ __all__ = [
     "LdOp",
     "WaitOp",
     "BarrierBlocksOp",
+    "Semantics",
+    "MemoryScope",
+    "Relation",
     "SEMANTICS",
     "SCOPES",
     "RELATIONS",
@@ -43,6 +48,38 @@ __all__ = [
 ]
 
 HANDLE = DataType("handle")
+
+
+class Semantics(OpEnum):
+    """The memory order of `T.st` / `T.ld` (PTX `ld`/`st` qualifiers)."""
+
+    WEAK = "weak"
+    VOLATILE = "volatile"
+    RELAXED = "relaxed"
+    ACQUIRE = "acquire"
+    RELEASE = "release"
+    ACQ_REL = "acq_rel"
+
+
+class MemoryScope(OpEnum):
+    """The threads a memory order is relative to: the block, the GPU, the system."""
+
+    CTA = "cta"
+    GPU = "gpu"
+    SYS = "sys"
+
+
+class Relation(OpEnum):
+    """What `T.wait_<relation>` waits for between the flag and the value."""
+
+    EQ = "eq"
+    NE = "ne"
+    GE = "ge"
+    LE = "le"
+    GT = "gt"
+    LT = "lt"
+
+
 # Memory orders, scopes and wait relations as the device headers spell them.
 SEMANTICS = {
     "weak": "WEAK",
@@ -102,9 +139,6 @@ def _clamped(size: PrimExpr, ends: tuple[BufferLoad, ...], analyzer: Analyzer) -
     """`size`, cut so the copy stays inside both buffers (as T.copy skips stores outside its
     destination) and is not negative, where the analyzer cannot prove it already is: a dynamic
     shape whose last tile is partial copies only what exists."""
-    from ..expr import Max, Min
-    from ..structural import structural_equal
-
     out = size
     rooms: list[PrimExpr] = []
     for load in ends:
@@ -133,6 +167,18 @@ def _i64(e: PrimExpr) -> PrimExpr:
     return e if e.dtype == int64 else cast(int64, e)
 
 
+def _peer(p: ExprPrinter, name: str, pe: PrimExpr | None) -> str:
+    return "" if pe is None else f", {name}={p(pe)}"
+
+
+def _order(op: Any) -> str:
+    """The `sem=` / `scope=` / `na=` keywords of T.st and T.ld that differ from the defaults."""
+    text = f', sem="{op.sem}"' if op.sem != Semantics.WEAK else ""
+    if op.sem not in (Semantics.WEAK, Semantics.VOLATILE):
+        text = f', scope="{op.scope}"' + text
+    return text + (", na=True" if op.na else "")
+
+
 class _RemoteCopy(TileOperatorNode):
     """A cooperative copy of `size` elements from `src[...]` onwards to `dst[...]` onwards."""
 
@@ -141,9 +187,12 @@ class _RemoteCopy(TileOperatorNode):
     dst: BufferLoad
     size: PrimExpr
     pe: PrimExpr | None
-    scope: str  # "warp" or "block"
+    scope: Spread  # warp or block
 
-    def spread(self) -> str:
+    def __post_init__(self) -> None:
+        coerce_enums(self, scope=Spread)
+
+    def spread(self) -> Spread:
         return self.scope
 
     def reads(self) -> tuple[BufferRegion, ...]:
@@ -162,7 +211,7 @@ class _RemoteCopy(TileOperatorNode):
         nbytes = _clamped(size, (self.src, self.dst), analyzer) * IntImm(
             self.src.buffer.dtype.bytes, int64
         )
-        if self.scope == "block":
+        if self.scope is Spread.BLOCK:
             idx, count, sync = args.thread_var, IntImm(args.num_threads, int32), "sync_threads"
         else:
             idx, count, sync = args.thread_var % 32, IntImm(32, int32), "sync_warp"
@@ -182,10 +231,17 @@ class PutOp(_RemoteCopy):
     dst: BufferLoad
     size: PrimExpr
     pe: PrimExpr | None
-    scope: str
+    scope: Spread
 
     def addresses(self) -> tuple[PrimExpr, PrimExpr]:
         return remote_address(self.dst, self.pe), address_of(self.src)
+
+    def title(self) -> str:
+        return f"T.put_{self.scope}"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        peer = _peer(p, "dst_pe", self.pe)
+        return f"T.put_{self.scope}({p(self.src)}, {p(self.dst)}, {p(self.size)}{peer})"
 
 
 @register_tile_op("tl.GetOp")
@@ -197,10 +253,17 @@ class GetOp(_RemoteCopy):
     dst: BufferLoad
     size: PrimExpr
     pe: PrimExpr | None
-    scope: str
+    scope: Spread
 
     def addresses(self) -> tuple[PrimExpr, PrimExpr]:
         return address_of(self.dst), remote_address(self.src, self.pe)
+
+    def title(self) -> str:
+        return f"T.get_{self.scope}"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        peer = _peer(p, "src_pe", self.pe)
+        return f"T.get_{self.scope}({p(self.src)}, {p(self.dst)}, {p(self.size)}{peer})"
 
 
 @register_tile_op("tl.StOp")
@@ -211,13 +274,23 @@ class StOp(TileOperatorNode):
 
     dst: BufferLoad
     value: PrimExpr
-    sem: str
-    scope: str
+    sem: Semantics
+    scope: MemoryScope
     na: bool
     pe: PrimExpr | None
 
-    def spread(self) -> str:
-        return "thread"
+    def __post_init__(self) -> None:
+        coerce_enums(self, sem=Semantics, scope=MemoryScope)
+
+    def spread(self) -> Spread:
+        return Spread.THREAD
+
+    def title(self) -> str:
+        return "T.st"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        value = p(self.value, self.dst.buffer.dtype)
+        return f"T.st({p(self.dst)}, {value}{_order(self)}{_peer(p, 'dst_pe', self.pe)})"
 
     def writes(self) -> tuple[BufferRegion, ...]:
         return (_full(self.dst.buffer),)
@@ -245,14 +318,25 @@ class LdOp(TileOperatorNode):
 
     src: BufferLoad
     value: BufferLoad
-    sem: str
-    scope: str
+    sem: Semantics
+    scope: MemoryScope
     na: bool
     nc: bool
     pe: PrimExpr | None
 
-    def spread(self) -> str:
-        return "thread"
+    def __post_init__(self) -> None:
+        coerce_enums(self, sem=Semantics, scope=MemoryScope)
+
+    def spread(self) -> Spread:
+        return Spread.THREAD
+
+    def title(self) -> str:
+        return "T.ld"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        nc = ", nc=True" if self.nc else ""
+        peer = _peer(p, "src_pe", self.pe)
+        return f"T.ld({p(self.src)}, {p(self.value)}{_order(self)}{nc}{peer})"
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (_full(self.src.buffer),)
@@ -287,14 +371,27 @@ class WaitOp(TileOperatorNode):
     `scope`); with `timeout_cycles` > 0 it traps after printing what it saw."""
 
     flag: BufferLoad
-    relation: str
+    relation: Relation
     value: PrimExpr
     pe: PrimExpr | None
-    scope: str
+    scope: MemoryScope
     timeout_cycles: int
 
-    def spread(self) -> str:
-        return "thread"
+    def __post_init__(self) -> None:
+        coerce_enums(self, relation=Relation, scope=MemoryScope)
+
+    def spread(self) -> Spread:
+        return Spread.THREAD
+
+    def title(self) -> str:
+        return f"T.wait_{self.relation}"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        default = "sys" if self.pe is not None or self.flag.buffer.scope == "symmetric" else "gpu"
+        text = f"T.wait_{self.relation}({p(self.flag)}, {p(self.value, self.flag.buffer.dtype)}"
+        text += _peer(p, "peer", self.pe)
+        text += f", timeout_cycles={self.timeout_cycles}" if self.timeout_cycles else ""
+        return text + (f', scope="{self.scope}"' if self.scope != default else "") + ")"
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (_full(self.flag.buffer),)
@@ -324,6 +421,13 @@ class BarrierBlocksOp(TileOperatorNode):
     barrier: BufferLoad
     fence: bool
     timeout_cycles: int
+
+    def title(self) -> str:
+        return "T.barrier_blocks" if self.fence else "T.sync_blocks"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        timeout = f", timeout_cycles={self.timeout_cycles}" if self.timeout_cycles else ""
+        return f"{self.title()}({p(self.barrier)}{timeout})"
 
     def writes(self) -> tuple[BufferRegion, ...]:
         return (_full(self.barrier.buffer),)

@@ -1,26 +1,51 @@
-"""Gemm: C += A @ B on tensor cores (mma.sync m16n8k16, fp16/bf16 in, fp32 accumulate).
+"""Gemm: `T.gemm(A, B, C)`, C += A @ B on tensor cores.
 
-A and B live in shared memory, C in a fragment (per-thread registers) whose layout is fixed by the
-hardware (LayoutInference assigns it at the STRICT level). The lowering calls `tsir::gemm_ss` from
-`gemm_sm80.h`, which reads the operands with ldmatrix from the 128-byte-swizzled tiles.
+A and B live in shared memory, C in a fragment (per-thread registers) whose layout the chosen
+lowering fixes (LayoutInference asks for it at the STRICT level, with the operand tiles' swizzles).
+
+Lowerings, each with its STRICT layouts:
+- `mma.sync` (sm_80+, fp16/bf16 in, fp32 accumulate): C tiled over warps in m16n8 tiles
+  (`warp_partition`), operands in 128-byte-swizzled tiles; calls `tsir::gemm_ss` from
+  `gemm_sm80.h`, which reads them with ldmatrix.
+
+A Hopper path registers before it: `@Gemm.register_lowering("wgmma", has_wgmma, warpgroups, ...,
+first=True, preferred=True, layouts=wgmma_layouts)`, its requirements the predicates of
+docs/hopper_design.md section 1; when one fails, mma.sync is used and the reason reported under
+TSIR_EXPLAIN; `requested_lowering` (a `policy=` that names a path) makes a failure an error.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..arith import Analyzer
 from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
-from ..expr import BufferLoad, Call, IntImm, const_value
+from ..expr import BufferLoad, Call, IntImm, Var, const_value
+from ..layout import make_mma_c_fragment
+from ..layout.swizzle import SwizzleMode, detect_swizzle, make_swizzled_layout
 from ..node import node
-from ..stmt import Evaluate, Stmt
-from .base import LowerArgs, TileOperatorNode, register_tile_op
+from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
+from .base import (
+    InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, OpEnum, TileOperatorNode,
+    coerce_enums, register_tile_op, requirement,
+)
+from .planned_layouts import MmaTile
 
 if TYPE_CHECKING:
-    from ..arith import Analyzer
+    from ..printer_expr import ExprPrinter
 
-__all__ = ["Gemm", "warp_partition", "GEMM_INPUT_DTYPES"]
+__all__ = ["Gemm", "GemmPolicy", "warp_partition", "GEMM_INPUT_DTYPES"]
+
+
+class GemmPolicy(OpEnum):
+    """How the accumulator is split over warps."""
+
+    SQUARE = "square"
+    """Warp tiles as square as possible."""
+    FULL_ROW = "full_row"
+    """All warps along M: each warp owns whole rows (row reductions stay in a warp)."""
 
 GEMM_INPUT_DTYPES = ("float16", "bfloat16")
 
@@ -62,7 +87,31 @@ class Gemm(TileOperatorNode):
     transpose_A: bool = False
     transpose_B: bool = False
     clear_accum: bool = False
-    policy: str = "square"
+    policy: GemmPolicy = GemmPolicy.SQUARE
+
+    def __post_init__(self) -> None:
+        coerce_enums(self, policy=GemmPolicy)
+
+    def title(self) -> str:
+        return "T.gemm"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        kw = "".join(
+            f", {name}=True"
+            for name in ("transpose_A", "transpose_B", "clear_accum")
+            if getattr(self, name)
+        )
+        if self.policy is not GemmPolicy.SQUARE:
+            kw += f', policy="{self.policy}"'
+        return f"T.gemm({p.region(self.A)}, {p.region(self.B)}, {p.region(self.C)}{kw})"
+
+    def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+        """STRICT: the layouts of the lowering that will run (the accumulator's registers, the
+        operand tiles' swizzles unless something fixed them already)."""
+        if level is not InferLevel.STRICT:
+            return TileOperatorNode.infer_layout(self, args, level)
+        chosen = self.select_lowering(args)
+        return chosen.layouts(self, args) if chosen.layouts is not None else {}
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (self.A, self.B) if self.clear_accum else (self.A, self.B, self.C)
@@ -79,32 +128,53 @@ class Gemm(TileOperatorNode):
         n = b[0] if self.transpose_B else b[1]
         return m, n, k  # type: ignore[return-value]
 
-    def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-        if not args.target.has_mma_sync:
-            raise UnsupportedError(f"T.gemm: {args.target} has no mma.sync tensor cores (needs sm_80+)")
-        m, n, k = self.mnk
-        wm, wn = warp_partition(m, n, args.num_threads // 32, self.policy)
-        c_local = args.buffer_remap.get(self.C.buffer) if args.buffer_remap else None
-        if c_local is None:
-            raise UnsupportedError(f"T.gemm: the accumulator `{self.C.buffer.name}` has no register layout")
-        swz_a, ld_a = _shared_layout(args, self.A.buffer)
-        swz_b, ld_b = _shared_layout(args, self.B.buffer)
-        tmpl = (
-            f"gemm_ss<{m}, {n}, {k}, {wm}, {wn}, {_b(self.transpose_A)}, {_b(self.transpose_B)}, "
-            f"{swz_a}, {ld_a}, {swz_b}, {ld_b}>"
-        )
-        call = Evaluate(
-            Call(int32, f"tsir.gemm_sm80.{tmpl}", (_addr(self.A), _addr(self.B), _addr_buf(c_local)))
-        )
-        if not self.clear_accum:
-            return call
-        from ..expr import Var
-        from ..stmt import BufferStore, For, ForKind, seq
 
-        l = Var("l", int32)
-        zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # type: ignore[arg-type]
-                   BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)))
-        return seq(zero, call)
+
+# -- mma.sync (sm_80+) -----------------------------------------------------------------------------
+
+
+@requirement("mma.sync tensor cores")
+def _has_mma_sync(op: Gemm, args: OpArgs) -> str | None:
+    if args.target.has_mma_sync:
+        return None
+    return f"{args.target} has no mma.sync tensor cores (needs sm_80+)"
+
+
+def _mma_sync_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
+    """The accumulator's m16n8 register tiles over the warps, and 128-byte-swizzled operand tiles
+    (the K dimension innermost for ldmatrix) unless something fixed them already."""
+    m, n, _ = op.mnk
+    wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
+    out = {op.C.buffer: LayoutFact(make_mma_c_fragment(m, n, m // wm, n // wn), MmaTile(m, n, wm, wn))}
+    for r, k_inner in ((op.A, not op.transpose_A), (op.B, op.transpose_B)):
+        if r.buffer not in args.layout_map and r.buffer not in out:
+            shape = tuple(const_value(d) for d in r.buffer.shape)
+            out[r.buffer] = LayoutFact(make_swizzled_layout(shape, r.buffer.dtype, k_inner))
+    return out
+
+
+@Gemm.register_lowering("mma.sync", _has_mma_sync, layouts=_mma_sync_layouts)
+def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    m, n, k = op.mnk
+    wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
+    c_local = args.buffer_remap.get(op.C.buffer) if args.buffer_remap else None
+    if c_local is None:
+        raise UnsupportedError(f"T.gemm: the accumulator `{op.C.buffer.name}` has no register layout")
+    swz_a, ld_a = _shared_layout(args, op.A.buffer)
+    swz_b, ld_b = _shared_layout(args, op.B.buffer)
+    tmpl = (
+        f"gemm_ss<{m}, {n}, {k}, {wm}, {wn}, {_b(op.transpose_A)}, {_b(op.transpose_B)}, "
+        f"{swz_a}, {ld_a}, {swz_b}, {ld_b}>"
+    )
+    call = Evaluate(
+        Call(int32, f"tsir.gemm_sm80.{tmpl}", (_addr(op.A), _addr(op.B), _addr_buf(c_local)))
+    )
+    if not op.clear_accum:
+        return call
+    l = Var("l", int32)
+    zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # type: ignore[arg-type]
+               BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)))
+    return seq(zero, call)
 
 
 def _b(x: bool) -> str:
@@ -113,8 +183,6 @@ def _b(x: bool) -> str:
 
 def _shared_layout(args: LowerArgs, buf: Buffer) -> tuple[int, int]:
     """(swizzle bytes, physical row length) of an operand tile, as gemm_ss's template takes them."""
-    from ..layout.swizzle import SwizzleMode, detect_swizzle
-
     cols = const_value(buf.shape[-1])
     layout = args.layout_map.get(buf)
     if layout is None:
@@ -132,8 +200,6 @@ def _shared_layout(args: LowerArgs, buf: Buffer) -> tuple[int, int]:
 
 
 def args_simplify(e: Any) -> Any:
-    from ..arith import Analyzer
-
     return Analyzer().simplify(e)
 
 

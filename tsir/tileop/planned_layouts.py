@@ -20,7 +20,10 @@ from typing import Any
 
 from ..layout import Fragment
 
-__all__ = ["RowGroup", "MmaTile", "plan_row_group", "row_group_fragment", "reduced_fragment", "row_fragment"]
+__all__ = [
+    "RowGroup", "MmaTile", "FragmentPlan", "plan_row_group", "row_group_fragment", "reduced_fragment",
+    "row_fragment",
+]
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,7 @@ def row_fragment(plan: Any) -> Fragment | None:
     if isinstance(plan, MmaTile) and plan.warps_n == 1:
         return plan.row_fragment()
     return None
+
+
+# What LayoutInference records beside a fragment's layout, for the ops that lower over it.
+FragmentPlan = RowGroup | MmaTile

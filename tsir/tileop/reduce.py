@@ -1,29 +1,61 @@
-"""Reduce: sum / max / min / absmax / abssum of a fragment along one axis, into a fragment.
+"""Reduce: `T.reduce_<kind>(src, dst, dim, clear=True)`, sum / max / min / absmax / abssum of a
+fragment along one axis, into a fragment.
 
-Works on tsir's row-group fragments (LayoutInference lays out the source and derives the result's
-layout). A row reduction folds each thread's registers, then the G threads sharing a row with
-warp shuffles (and shared memory when G spans several warps). A column reduction folds the rows a
-thread holds, then the thread groups through a shared-memory workspace.
+Layouts (COMMON): the result's layout follows from the source's plan: a row-group tile reduces
+to the per-row (or per-column) layout of `reduced_fragment`, a gemm accumulator (policy
+"full_row") to its per-row layout. Lowerings:
+- `mma rows`: the rows of a gemm accumulator: each thread folds its registers of a row, then the
+  four lanes of a quad combine with two shuffles;
+- `rows`: a row reduction of a row-group tile folds each thread's registers, then the G threads
+  sharing a row with warp shuffles (and shared memory when G spans several warps);
+- `columns`: a column reduction folds the rows a thread holds, then the thread groups through a
+  shared-memory workspace.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..buffer import BufferRegion
+from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
-from ..expr import BufferLoad, Call, FloatImm, IntImm, Max, Min, PrimExpr, Select, cast, const
+from ..expr import (
+    BufferLoad, Call, FloatImm, IntImm, Max, Min, PrimExpr, Select, Var, cast, const, const_value,
+)
 from ..node import node
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
-from .base import LowerArgs, TileOperatorNode, register_tile_op
+from .base import (
+    FRAGMENT, InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, OpEnum,
+    TileOperatorNode, coerce_enums, register_tile_op, requirement,
+)
+from .planned_layouts import MmaTile, RowGroup, reduced_fragment
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
+    from ..printer_expr import ExprPrinter
 
-__all__ = ["Reduce", "REDUCE_KINDS"]
+__all__ = ["Reduce", "ReduceKind", "REDUCE_KINDS", "reduce_identity", "reduce_combine"]
 
-REDUCE_KINDS = ("sum", "max", "min", "absmax", "abssum")
+
+class ReduceKind(OpEnum):
+    SUM = "sum"
+    MAX = "max"
+    MIN = "min"
+    ABSMAX = "absmax"
+    ABSSUM = "abssum"
+
+
+REDUCE_KINDS = tuple(k.value for k in ReduceKind)
+
+
+def reduce_identity(kind: str, dt: DataType) -> PrimExpr:
+    """The value a reduction of `kind` over `dt` starts from."""
+    return _identity(kind, dt)
+
+
+def reduce_combine(kind: str, a: PrimExpr, b: PrimExpr) -> PrimExpr:
+    """One step of a reduction of `kind`."""
+    return _combine(kind, a, b)
 
 
 def _identity(kind: str, dt: DataType) -> PrimExpr:
@@ -56,8 +88,11 @@ class Reduce(TileOperatorNode):
     src: BufferRegion
     dst: BufferRegion
     dim: int
-    kind: str
+    kind: ReduceKind
     clear: bool = True
+
+    def __post_init__(self) -> None:
+        coerce_enums(self, kind=ReduceKind)
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (self.src,) if self.clear else (self.src, self.dst)
@@ -65,34 +100,44 @@ class Reduce(TileOperatorNode):
     def writes(self) -> tuple[BufferRegion, ...]:
         return (self.dst,)
 
-    def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-        plan = args.plans.get(self.src.buffer)
-        src = args.buffer_remap.get(self.src.buffer)
-        dst = args.buffer_remap.get(self.dst.buffer)
-        if plan is None or src is None or dst is None:
-            raise UnsupportedError(
-                f"T.reduce_{self.kind}: `{self.src.buffer.name}` -> `{self.dst.buffer.name}` needs both "
-                f"in fragments laid out by tsir", where="LowerTileOp",
-            )
-        dim = 1 if len(self.src.buffer.shape) == 1 else self.dim
-        from .planned_layouts import MmaTile
+    def title(self) -> str:
+        return f"T.reduce_{self.kind}"
 
-        if isinstance(plan, MmaTile):
-            if dim != 1 or plan.warps_n != 1:
-                raise UnsupportedError(
-                    f"T.reduce_{self.kind} of the gemm accumulator `{self.src.buffer.name}`: only along "
-                    f"rows, with the gemm's policy='full_row'", where="LowerTileOp",
-                )
-            return self._mma_rows(plan, src, dst)
-        if dim == 1:
-            return self._rows(plan, src, dst, args)
-        return self._columns(plan, src, dst, args)
+    @property
+    def axis(self) -> int:
+        """The reduced axis of a 2-D source (a 1-D source reduces along its only axis, as rows)."""
+        return 1 if len(self.src.buffer.shape) == 1 else self.dim
+
+    def print_form(self, p: ExprPrinter) -> str:
+        clear = "" if self.clear else ", clear=False"
+        return f"T.reduce_{self.kind}({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{clear})"
+
+    def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+        """COMMON: the result's layout from the source's plan (a row-group tile's per-row or
+        per-column layout, a full_row gemm accumulator's per-row layout)."""
+        if level is not InferLevel.COMMON:
+            return TileOperatorNode.infer_layout(self, args, level)
+        src, dst = self.src.buffer, self.dst.buffer
+        if src not in args.layout_map or dst in args.layout_map or dst.scope != FRAGMENT:
+            return {}
+        plan = args.plans.get(src)
+        if isinstance(plan, MmaTile) and self.dim == 1 and plan.warps_n == 1:
+            return {dst: LayoutFact(plan.row_fragment())}
+        if isinstance(plan, RowGroup):
+            dim = self.dim if plan.rows > 1 or len(src.shape) == 2 else 1
+            return {dst: LayoutFact(reduced_fragment(plan, dim))}
+        raise UnsupportedError(
+            f"reduce of `{src.name}`: its layout ({args.origins.get(src, 'an earlier op')}) is not one tsir "
+            f"can reduce yet (a gemm accumulator reduces along rows when the gemm uses "
+            f"policy='full_row'); copy it to a fragment laid out by tsir first",
+            where="LayoutInference",
+        )
 
     def _finish(self, dst: Any, slot: PrimExpr, acc: PrimExpr) -> Stmt:
         value = acc if self.clear else _combine(self.kind, BufferLoad(dst, (slot,)), acc)
         return BufferStore(dst, value, (slot,))
 
-    def _mma_rows(self, p: Any, src: Any, dst: Any) -> Stmt:
+    def _mma_rows(self, p: MmaTile, src: Buffer, dst: Buffer) -> Stmt:
         """Rows of an mma accumulator (warps_n == 1): each thread folds its 2 x NI values of each of
         its 2 x MI rows, then the 4 lanes sharing a row combine with two shuffles."""
         dt = dst.dtype
@@ -114,14 +159,9 @@ class Reduce(TileOperatorNode):
         for off in (1, 2):
             out.append(For(l, IntImm(0, int32), IntImm(2 * mi_count, int32), ForKind.UNROLLED,
                            BufferStore(dst, _combine(self.kind, cur, Call(dt, "tsir.reduce.shfl_xor", (cur, IntImm(off, int32)))), (l,))))
-        if not self.clear:
-            raise UnsupportedError("clear=False on a gemm accumulator's rows", where="LowerTileOp")
         return seq(*out)
 
-    def _rows(self, p: Any, src: Any, dst: Any, args: LowerArgs) -> Stmt:
-        from .planned_layouts import RowGroup
-
-        assert isinstance(p, RowGroup)
+    def _rows(self, p: RowGroup, src: Buffer, dst: Buffer, args: LowerArgs) -> Stmt:
         dt = dst.dtype
         acc_buf = _scalar(f"{self.dst.buffer.name}_acc", dt)
         acc = BufferLoad(acc_buf, (IntImm(0, int32),))
@@ -158,7 +198,7 @@ class Reduce(TileOperatorNode):
         loop = For(slot, IntImm(0, int32), IntImm(p.row_slots, int32), ForKind.UNROLLED, seq(*body))
         return Allocate(acc_buf, loop)
 
-    def _columns(self, p: Any, src: Any, dst: Any, args: LowerArgs) -> Stmt:
+    def _columns(self, p: RowGroup, src: Buffer, dst: Buffer, args: LowerArgs) -> Stmt:
         dt = dst.dtype
         tid = args.thread_var
         per_row = p.col_slots * p.vector
@@ -192,16 +232,79 @@ class Reduce(TileOperatorNode):
         return Allocate(acc_buf, loops)
 
 
-def _var(name: str) -> Any:
-    from ..expr import Var
-
+def _var(name: str) -> Var:
     return Var(name, int32)
 
 
-def _scalar(name: str, dt: DataType) -> Any:
-    from ..buffer import make_buffer
-
+def _scalar(name: str, dt: DataType) -> Buffer:
     return make_buffer(name, (1,), dt, "local")
+
+
+# -- lowerings -------------------------------------------------------------------------------------
+
+
+def _registers(op: Reduce, args: LowerArgs) -> tuple[Buffer, Buffer]:
+    return args.buffer_remap[op.src.buffer], args.buffer_remap[op.dst.buffer]
+
+
+@requirement("fragments laid out by tsir")
+def _planned(op: Reduce, args: OpArgs) -> str | None:
+    remap = getattr(args, "buffer_remap", {})
+    if op.src.buffer in args.plans and op.src.buffer in remap and op.dst.buffer in remap:
+        return None
+    return (
+        f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` needs both in fragments laid out by tsir"
+    )
+
+
+@requirement("the source is a gemm accumulator")
+def _mma_source(op: Reduce, args: OpArgs) -> str | None:
+    plan = args.plans.get(op.src.buffer)
+    if not isinstance(plan, MmaTile):
+        return f"`{op.src.buffer.name}` is laid out as a row-group tile"
+    if op.axis != 1 or plan.warps_n != 1:
+        return (
+            f"the gemm accumulator `{op.src.buffer.name}` reduces only along rows, with the "
+            f"gemm's policy='full_row'"
+        )
+    if not op.clear:
+        return "clear=False on a gemm accumulator's rows"
+    return None
+
+
+@requirement("a row-group source reduced along rows")
+def _row_group_rows(op: Reduce, args: OpArgs) -> str | None:
+    if not isinstance(args.plans.get(op.src.buffer), RowGroup):
+        return f"`{op.src.buffer.name}` is a gemm accumulator"
+    return None if op.axis == 1 else f"dim={op.dim} reduces columns"
+
+
+@requirement("a row-group source reduced along columns")
+def _row_group_columns(op: Reduce, args: OpArgs) -> str | None:
+    if not isinstance(args.plans.get(op.src.buffer), RowGroup):
+        return f"`{op.src.buffer.name}` is a gemm accumulator"
+    return None if op.axis == 0 else f"dim={op.dim} reduces rows"
+
+
+@Reduce.register_lowering("mma rows", _planned, _mma_source)
+def _lower_mma_rows(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    plan = args.plans[op.src.buffer]
+    assert isinstance(plan, MmaTile)
+    return op._mma_rows(plan, *_registers(op, args))
+
+
+@Reduce.register_lowering("rows", _planned, _row_group_rows)
+def _lower_rows(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    plan = args.plans[op.src.buffer]
+    assert isinstance(plan, RowGroup)
+    return op._rows(plan, *_registers(op, args), args)
+
+
+@Reduce.register_lowering("columns", _planned, _row_group_columns)
+def _lower_columns(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    plan = args.plans[op.src.buffer]
+    assert isinstance(plan, RowGroup)
+    return op._columns(plan, *_registers(op, args), args)
 
 
 def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> None:
@@ -218,8 +321,6 @@ def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> N
         raise BuildError(f"{where}: dim={dim} is out of range for the {nd}-D source `{src.buffer.name}`")
     want = [d for k, d in enumerate(src.buffer.shape) if k != dim] or [IntImm(1, int32)]
     got = list(dst.buffer.shape)
-    from ..expr import const_value
-
     if [const_value(x) for x in want] != [const_value(x) for x in got]:
         raise BuildError(
             f"{where}: reducing `{src.buffer.name}` {tuple(const_value(x) for x in src.buffer.shape)} "
