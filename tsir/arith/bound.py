@@ -95,11 +95,7 @@ def _var(ctx: Context, v: Var) -> Bound:
             return const_int_bound(ctx, sub[1])
         finally:
             ctx.guard.discard(vid)
-    table = ctx.cache.var_table
-    if table is None:
-        from .facts import propagate
-
-        table = propagate(ctx)
+    table = ctx.var_bounds()
     b = table.get(vid)
     return b if b is not None else (lo, hi)
 

@@ -17,6 +17,8 @@ from typing import Any
 from ..expr import PrimExpr, Var
 from ..node import node_fields
 from .canonical import Sum
+from .facts import index_fact, propagate
+from .simplify import simplify
 from .intern import Interner
 
 __all__ = ["Context", "Fact", "Caches"]
@@ -134,6 +136,14 @@ class Context:
         return out
 
     def _index(self, f: Fact) -> None:
-        from .facts import index_fact
-
         index_fact(self, f)
+
+    def var_bounds(self) -> dict[int, tuple[int, int]]:
+        """The variable bounds of the current state (ranges and facts, propagated once per state;
+        `const_int_bound` reads them)."""
+        table = self.cache.var_table
+        return propagate(self) if table is None else table
+
+    def simplify(self, e: PrimExpr) -> PrimExpr:
+        """`e` simplified under this context (for rewrite rules that simplify a subterm)."""
+        return simplify(self, e)

@@ -30,6 +30,7 @@ from ..expr import (
     Var,
 )
 from .bound import const_int_bound, dtype_range, mul_bound
+from .const_fold import wrap
 
 if TYPE_CHECKING:
     from .context import Context
@@ -54,8 +55,6 @@ def _wrap(ms: MS, dt, lo: int, hi: int) -> MS:  # type: ignore[no-untyped-def]
     c, b = ms
     p = gcd(c, m)  # gcd(0, 2^n) == 2^n: a constant that wrapped is still known mod 2^n
     if c == 0:
-        from .const_fold import wrap
-
         return (0, wrap(b, dt))
     return (p, b % p)
 

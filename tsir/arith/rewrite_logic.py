@@ -208,11 +208,9 @@ def rewrite_and_or(ctx: Context, e: PrimExpr) -> PrimExpr | None:
         if neg is not None and id(neg) in seen:
             return _true(ctx, absorbing)
     if len(uniq) > 1 and any(type(x) in NEGATE for x in uniq):
-        from .simplify import simplify  # the rules are part of the simplifier
-
         for x in uniq:
             if type(x) in NEGATE and x.a.dtype.is_int:  # type: ignore[attr-defined]
-                if id(simplify(ctx, it.mk(Not, x))) in seen:  # x and its complement
+                if id(ctx.simplify(it.mk(Not, x))) in seen:  # x and its complement
                     return _true(ctx, absorbing)
     if not uniq:
         return _true(ctx, not absorbing)

@@ -327,6 +327,8 @@ def counterexample(ctx: Context, goal: PrimExpr, rlimit: int) -> dict[Var, int] 
 
 
 def _solve(q: _Query, goal: tuple, rlimit: int, want_model: bool) -> tuple[str, Any]:
+    # Deliberately lazy: z3_encode imports the z3 solver, a heavy library loaded only when a
+    # proof first needs it (most compiles never do).
     from .z3_encode import solve
 
     return solve(q.vars, q.sorts, q.opaque_sorts, q.constraints, goal, rlimit, want_model)
