@@ -11,6 +11,7 @@ from ..expr import BufferLoad
 from ..stmt import TileOpStmt
 from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
 from ..tileop.base import get_tile_op
+from ..tileop.cummax import CumMax
 from ..tileop.cumsum import CumSum
 from ..tileop.finalize_reducer import FinalizeReducer
 from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
@@ -21,7 +22,7 @@ from .indexing import check_buffer_use
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "alloc_reducer",
+    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "cummax", "alloc_reducer",
     "finalize_reducer", "tile_op",
 ]
 
@@ -163,6 +164,13 @@ def cumsum(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> No
     place); `reverse=True` sums from the end."""
     s, d, dim = _scan("T.cumsum", src, dst, dim)
     _emit(CumSum(s, d, dim, bool(reverse)), "T.cumsum")
+
+
+def cummax(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> None:
+    """Inclusive running maximum along `dim` of a shared tile or a fragment (into `dst`, default
+    in place); `reverse=True` runs from the end."""
+    s, d, dim = _scan("T.cummax", src, dst, dim)
+    _emit(CumMax(s, d, dim, bool(reverse)), "T.cummax")
 
 
 _REDUCER_KINDS: dict[Any, str] = {}

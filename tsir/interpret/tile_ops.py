@@ -11,7 +11,7 @@ import numpy as np
 
 from ..buffer import BufferRegion
 from ..expr import const_value
-from ..tileop import AtomicAdd, Copy, CumSum, Fill, FinalizeReducer
+from ..tileop import AtomicAdd, Copy, CumMax, CumSum, Fill, FinalizeReducer
 from ..tileop.gemm import Gemm
 from ..tileop.reduce import Reduce
 from .errors import InterpretUnsupportedError
@@ -36,6 +36,7 @@ class TileOps:
             Gemm: self.gemm,
             Reduce: self.reduce,
             CumSum: self.cumsum,
+            CumMax: self.cummax,
             AtomicAdd: self.atomic_add,
             FinalizeReducer: self.finalize_reducer,
         }
@@ -201,6 +202,23 @@ class TileOps:
         for t in range(x.shape[0]):
             acc = (acc.astype(_F32) + x[t].astype(_F32)).astype(x.dtype) if narrow else acc + x[t]
             out[t] = acc
+        if op.reverse:
+            out = out[::-1]
+        self.write(op.dst, np.moveaxis(out, 0, op.dim))
+
+    def cummax(self, op: CumMax) -> None:
+        """Inclusive running maximum along `dim` (from the end with reverse), in the destination's
+        dtype; a NaN is dropped unless everything before it was NaN (fmax, as the device's max)."""
+        x = cast_array(self.read(op.src), op.src.buffer.dtype, op.dst.buffer.dtype)
+        x = np.moveaxis(x, op.dim, 0)
+        if op.reverse:
+            x = x[::-1]
+        ddt = op.dst.buffer.dtype
+        if ddt.is_float:  # max is exact: run it in float32/64, then back to the dtype
+            wide = x.astype(_F32 if ddt.name in NARROW_FLOATS else x.dtype)
+            out = np.fmax.accumulate(wide, axis=0).astype(x.dtype)
+        else:
+            out = np.maximum.accumulate(x, axis=0)
         if op.reverse:
             out = out[::-1]
         self.write(op.dst, np.moveaxis(out, 0, op.dim))

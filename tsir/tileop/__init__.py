@@ -22,6 +22,7 @@ from .copy import Copy
 from .fill import Fill
 from .atomic_add import AtomicAdd
 from .cumsum import CumSum
+from .cummax import CumMax
 from .reduce import Reduce, ReduceKind
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
@@ -34,7 +35,7 @@ __all__ = [
     "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
-    "Copy", "Fill", "AtomicAdd", "CumSum", "Reduce", "ReduceKind", "FinalizeReducer",
+    "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
     "Gemm", "GemmPolicy", "ParallelLoop",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",

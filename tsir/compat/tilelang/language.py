@@ -192,7 +192,7 @@ PRESENT = [
     "Vectorized", "grid", "get_thread_binding", "get_thread_bindings", "get_block_binding",
     "get_block_bindings", "alloc_var", "alloc_local", "alloc_shared", "alloc_fragment", "empty",
     "copy", "fill", "clear", "reduce", "reduce_max", "reduce_min", "reduce_sum", "reduce_abssum",
-    "reduce_absmax", "finalize_reducer", "dynamic", "symbolic", "use_swizzle", "annotate_layout",
+    "reduce_absmax", "cumsum", "finalize_reducer", "dynamic", "symbolic", "use_swizzle", "annotate_layout",
     "prim_func", "macro", "const", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer",
     "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
     "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
@@ -203,7 +203,6 @@ PRESENT = [
 DIFFERENT = {
     "gemm": "mma.sync on sm_80+ (fp16/bf16, fp32 accumulation); policy Square/FullRow; no k_pack/wg_wait, no fp8",
     "atomic_add": "element or region form; memory_order=/return_prev= raise",
-    "cumsum": "shared tiles only (fragments raise)",
     "alloc_reducer": "op sum/max/min, replication='all' only",
     "Pipelined": "order=/stage=/group= raise (tsir schedules the stages)",
     "use_swizzle": "order='row' only",

@@ -1,0 +1,68 @@
+"""CumMax: `T.cummax(src, dst=None, dim=0, reverse=False)`, the inclusive running maximum along
+`dim` of a shared tile or a fragment (into `dst`, which may be `src` itself): dst[..., i, ...] =
+max(src[..., 0..i, ...]), or max(src[..., i..n-1, ...]) with `reverse=True`. NaN handling is the
+target's `max` (CUDA fmaxf: a NaN is dropped unless every value seen is NaN).
+
+The whole op is this file (its fields, layouts, lowering, printer form) plus `T.cummax` in the
+builder: no pass knows it. It reuses the scan lowering of `tsir.tileop.scan` with `max` as the
+combining step and the dtype's lowest value (-inf for floats) as the start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..buffer import BufferRegion
+from ..dtype import DataType
+from ..expr import FloatImm, IntImm, Max, PrimExpr
+from ..node import node
+from ..stmt import Stmt
+from .base import LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
+from .scan import check_scan_operands, lower_scan
+
+if TYPE_CHECKING:
+    from ..arith import Analyzer
+    from ..printer_expr import ExprPrinter
+
+__all__ = ["CumMax"]
+
+
+@register_tile_op("tl.CumMax")
+@node
+class CumMax(TileOperatorNode):
+    """Inclusive running maximum of `src` along `dim` into `dst` (shared tiles or fragments)."""
+
+    src: BufferRegion
+    dst: BufferRegion
+    dim: int
+    reverse: bool = False
+
+    def reads(self) -> tuple[BufferRegion, ...]:
+        return (self.src,)
+
+    def writes(self) -> tuple[BufferRegion, ...]:
+        return (self.dst,)
+
+    def title(self) -> str:
+        return "T.cummax"
+
+    def print_form(self, p: ExprPrinter) -> str:
+        rev = ", reverse=True" if self.reverse else ""
+        return f"T.cummax({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{rev})"
+
+
+def lowest(dt: DataType) -> PrimExpr:
+    """The identity of max over `dt`: -inf for floats, the smallest value for integers."""
+    if dt.is_float:
+        return FloatImm(float("-inf"), dt)
+    return IntImm(int(dt.min_value()), dt)
+
+
+@requirement("shared tiles or fragments")
+def _operands(op: CumMax, args: OpArgs) -> str | None:
+    return check_scan_operands("T.cummax", op.src, op.dst, op.dim)
+
+
+@CumMax.register_lowering("rows", _operands)
+def _lower_rows(op: CumMax, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    start = lowest(op.dst.buffer.dtype)
+    return lower_scan(op.src, op.dst, op.dim, op.reverse, Max, start, args, "T.cummax")
