@@ -15,7 +15,7 @@ import numpy as np
 
 from ..expr import Call
 from .device_calls import device_call
-from .errors import DivergentBarrierError, InterpretUnsupportedError, OutOfBoundsError
+from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
 from .lanes import Mask
 from .memory import Pointer, View
 from .report import fmt_idx
@@ -461,7 +461,7 @@ def _vote(ex: Executor, e: Call, mask: Mask, any_: bool) -> np.ndarray:
         bits = int(m[lanes[mask.arr[lanes]][0]])
         members = lanes[((bits >> lane_in_warp[lanes]) & 1) == 1]
         if not mask.arr[members].all():
-            raise DivergentBarrierError(
+            raise DivergentWarpError(
                 f"{e.op[len('extern:') :]} with mask {bits:#x} names lanes that do not execute "
                 f"it{ex.ctx.where()}",
                 accesses=[
