@@ -542,7 +542,7 @@ class Memory:
         base = self._gather(view, g[order], e[order])
         # Old value of each add: the base plus the adds of earlier lanes on the same element.
         seg = np.cumsum(start) - 1
-        wide = vs.astype(np.float64) if view.npdt.kind == "f" else vs.astype(np.int64)
+        wide = vs.astype(np.float64) if view.buffer.dtype.is_float else vs.astype(np.int64)
         excl = np.cumsum(wide) - wide  # adds of earlier lanes, all elements
         before = excl - excl[np.flatnonzero(start)][seg]  # ... on the same element
         olds = (base.astype(wide.dtype) + before).astype(view.npdt)
