@@ -43,11 +43,18 @@ def _example_functions() -> list[tsir.PrimFunc]:
     from softmax import column_sum_atomic, prefix_sum_rows, softmax, tile_sum_and_max
 
     return [
-        matmul(64, 64, 64, bm=32, bn=32, bk=32, num_stages=3), softmax(256, 1), column_sum_atomic(256),
-        prefix_sum_rows(64), tile_sum_and_max(), flash_attention(1, 64, 64),
-        *list(put_get.kernels().values())[:4], ring_shift.ring_shift(1024, 4),
-        collectives.all_gather(1000, 2, 3), gemm_rs.gemm_partial(256, 256, 64, 2),
-        nvshmem_examples.put_get(64), nvshmem_examples.all_gather(64, 2),
+        matmul(64, 64, 64, bm=32, bn=32, bk=32, num_stages=3),
+        softmax(256, 1),
+        column_sum_atomic(256),
+        prefix_sum_rows(64),
+        tile_sum_and_max(),
+        flash_attention(1, 64, 64),
+        *list(put_get.kernels().values())[:4],
+        ring_shift.ring_shift(1024, 4),
+        collectives.all_gather(1000, 2, 3),
+        gemm_rs.gemm_partial(256, 256, 64, 2),
+        nvshmem_examples.put_get(64),
+        nvshmem_examples.all_gather(64, 2),
     ]
 
 
@@ -73,12 +80,16 @@ def _gpu_vs_interpreter(func: tsir.PrimFunc, args: list[np.ndarray], rtol: float
     ref = [a.copy() for a in args]
     tsir.interpret(tsir.lower(func, kernel.target).module, *ref)
     for got, want in zip(dev, ref):
-        np.testing.assert_allclose(got.cpu().float().numpy(), want.astype(np.float32), rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(
+            got.cpu().float().numpy(), want.astype(np.float32), rtol=rtol, atol=rtol
+        )
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("bk,stages,ta,tb", [(16, 2, False, False), (32, 3, True, False), (64, 2, False, True),
-                                             (32, 3, True, True)])
+@pytest.mark.parametrize(
+    "bk,stages,ta,tb",
+    [(16, 2, False, False), (32, 3, True, False), (64, 2, False, True), (32, 3, True, True)],
+)
 def test_gemm_ss_matches_the_header(bk: int, stages: int, ta: bool, tb: bool) -> None:
     """Swizzles of 32/64/128 bytes, every transpose, cp.async pipelines: fp32 outputs agree."""
     from gemm import matmul
@@ -87,8 +98,18 @@ def test_gemm_ss_matches_the_header(bk: int, stages: int, ta: bool, tb: bool) ->
     rng = np.random.default_rng(5)
     a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float16)
     b = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float16)
-    func = matmul(M, N, K, bm=32, bn=64, bk=bk, num_stages=stages, transpose_A=ta, transpose_B=tb,
-                  out_dtype="float32")
+    func = matmul(
+        M,
+        N,
+        K,
+        bm=32,
+        bn=64,
+        bk=bk,
+        num_stages=stages,
+        transpose_A=ta,
+        transpose_B=tb,
+        out_dtype="float32",
+    )
     _gpu_vs_interpreter(func, [a, b, np.full((M, N), np.nan, np.float32)], 1e-4)
 
 

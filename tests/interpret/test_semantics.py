@@ -216,7 +216,7 @@ def test_the_host_evaluates_a_launch_grid_the_kernel_does_not_take() -> None:
         n = T.dynamic("n")
         X = T.param("X", (n,), "float32")
         Y = T.param("Y", (4,), "float32")
-        with T.Kernel(T.ceildiv(n, 32), threads=32) as bx:
+        with T.Kernel(T.ceildiv(n, 32), threads=32):
             tx = T.get_thread_binding()
             with T.If(tx == 0):
                 T.atomic_add(Y[0], 1.0)

@@ -270,7 +270,6 @@ def barrier_protocol(
     ex: Executor, bar: Pointer, arrivers: list[int], me: int, n: int, blocks: int, timeout: int
 ) -> None:
     """distributed.h's barrier_blocks for the blocks whose thread 0 is in `arrivers`."""
-    world = ex.ctx.runtime.world if ex.ctx.runtime is not None else None
     base = int(np.broadcast_to(bar.elem, (ex.ctx.lanes.n,))[arrivers[0]]) if arrivers else 0
     view = bar.view
     if base < 0 or base + n > view.span:
@@ -332,7 +331,6 @@ def barrier_protocol(
                 )
 
             _wait(ex, released, waiting_local)
-    _ = world
 
 
 def _line(stmt: Any) -> str:

@@ -303,7 +303,9 @@ class Program:
         kev = Evaluator(self.hev.mem, self.hev.ctx)
         kev.env.update(env)
         dims = [
-            int(g[0]) if isinstance(g, np.ndarray) else kev.uniform_int(g, f"a grid extent of `{name}`")
+            int(g[0])
+            if isinstance(g, np.ndarray)
+            else kev.uniform_int(g, f"a grid extent of `{name}`")
             for g in grid
         ]
         blocks = self._blocks(name, dims)
