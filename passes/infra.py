@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tsir.errors import SourceLocation, TSIRError
+from tsir.target import Target
 
 __all__ = ["Pass", "register_pass", "get", "registered", "PassContext", "Decision"]
 
@@ -75,8 +76,6 @@ def _register_ffi(p: Pass) -> None:
         return
 
     def call(ir: Any, target: Any = None) -> Any:
-        from tsir.target import Target
-
         return p.fn(ir, PassContext(Target.parse(target) if target is not None else None))
 
     call.__name__ = p.name

@@ -29,8 +29,18 @@ from tsir.dtype import int32
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.function import PrimFunc
 from tsir.stmt import (
-    Allocate, AttrStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, KernelLaunch, SeqStmt, Stmt,
-    TileOpStmt, seq,
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    KernelLaunch,
+    SeqStmt,
+    Stmt,
+    TileOpStmt,
+    seq,
 )
 from tsir.visitor import Mutator, collect, substitute
 

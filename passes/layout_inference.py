@@ -18,7 +18,6 @@ otherwise a LayoutConflictError names both ops and both layouts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer

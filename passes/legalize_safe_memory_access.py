@@ -10,7 +10,7 @@ ranges and enclosing `if`s) are dropped, so tiles that divide the shape get no g
 from __future__ import annotations
 
 from tsir.buffer import Buffer
-from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, convert
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, cast, convert
 from tsir.function import PrimFunc
 from tsir.stmt import BufferStore, Evaluate, IfThenElse, Stmt
 
@@ -84,7 +84,6 @@ class _Guard(ScopedMutator):
 def _same(extent: PrimExpr, like: PrimExpr) -> PrimExpr:
     if extent.dtype == like.dtype:
         return extent
-    from tsir.expr import cast
 
     return cast(like.dtype, extent)
 

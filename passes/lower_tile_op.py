@@ -32,7 +32,12 @@ from tsir.visitor import Mutator
 from .infra import PassContext, register_pass
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
 from .thread_range import (
-    THREAD_RANGE_ATTR, NamedBarriers, ThreadRange, complement, has_tile_work, thread_range_of,
+    THREAD_RANGE_ATTR,
+    NamedBarriers,
+    ThreadRange,
+    complement,
+    has_tile_work,
+    thread_range_of,
     varies_across_threads,
 )
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tsir import knobs
+from tsir.errors import TSIRError
 from tsir.function import Module, PrimFunc
+from tsir.target import Target
+from tsir.verify import verify
 
 from .infra import Decision, Pass, PassContext, get
 
@@ -61,8 +64,6 @@ class Lowered:
 
 
 def run_pipeline(func: PrimFunc, target: Any, passes: list[Pass] | None = None) -> Lowered:
-    from tsir.verify import verify
-
     ctx = PassContext(target)
     out = Lowered([("input", func)])
     dump = knobs.dump_ir
@@ -97,10 +98,6 @@ def print_report(name: str, report: list[Decision]) -> None:
 def lower(func: PrimFunc, target: Any = None) -> Lowered:
     """Run the default pipeline; the result holds the IR after every pass. `target` as for
     `tsir.lower` (None: the `tsir.knobs.target` knob)."""
-    from tsir.target import Target
-
     if not isinstance(func, PrimFunc):
-        from tsir.errors import TSIRError
-
         raise TSIRError(f"tsir.lower expects a PrimFunc (f.func of a T.prim_func block), got {type(func).__name__}")
     return run_pipeline(func, Target.parse(knobs.target if target is None else target))

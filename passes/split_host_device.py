@@ -11,7 +11,7 @@ from __future__ import annotations
 from tsir.buffer import Buffer
 from tsir.expr import Var
 from tsir.function import DeviceKernel, Module, PrimFunc
-from tsir.stmt import KernelLaunch, KernelCall, Stmt
+from tsir.stmt import KernelCall, KernelLaunch, Stmt
 from tsir.visitor import Mutator, walk
 
 from .infra import PassContext, register_pass

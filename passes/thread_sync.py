@@ -23,15 +23,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tsir.buffer import Buffer
+from tsir.dtype import int32
 from tsir.errors import UnsupportedError
 from tsir.expr import BufferLoad, Call, PrimExpr, Var
 from tsir.function import PrimFunc
 from tsir.intrin import Access, device_function
 from tsir.stmt import (
-    Allocate, AttrStmt, BufferStore, DeclBuffer, Evaluate, For, IfThenElse, KernelLaunch, LetStmt,
-    SeqStmt, Stmt, seq,
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    DeclBuffer,
+    Evaluate,
+    For,
+    IfThenElse,
+    KernelLaunch,
+    LetStmt,
+    SeqStmt,
+    Stmt,
+    seq,
 )
-from tsir.dtype import int32
+from tsir.structural import structural_equal
 from tsir.tileop.copy import ASYNC_COPY_ATTR
 from tsir.visitor import Mutator, Visitor, collect
 
@@ -209,8 +220,6 @@ class _Planner:
         return out, st
 
     def is_own_barrier(self, s: Stmt) -> bool:
-        from tsir.structural import structural_equal
-
         return is_barrier(s) or (not is_barrier(self.barrier) and structural_equal(s, self.barrier))
 
     def stmt(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:

@@ -15,7 +15,22 @@ from typing import Any
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
-    Broadcast, BufferLoad, FloatImm, FloorMod, IntImm, PrimExpr, Ramp, Select, Var, const_value,
+    GE,
+    GT,
+    LE,
+    LT,
+    And,
+    Broadcast,
+    BufferLoad,
+    CmpOp,
+    FloatImm,
+    FloorMod,
+    IntImm,
+    PrimExpr,
+    Ramp,
+    Select,
+    Var,
+    const_value,
     convert,
 )
 from tsir.function import PrimFunc
@@ -110,8 +125,6 @@ class _Vectorize(ScopedMutator):
 
     def whole_vector(self, cond: PrimExpr, v: Var, lanes: int) -> PrimExpr:
         """A condition, free of v, that holds iff `cond` holds for every lane (cond is affine in v)."""
-        from tsir.expr import GE, GT, LE, LT, And
-
         if isinstance(cond, And):
             return self.whole_vector(cond.a, v, lanes) & self.whole_vector(cond.b, v, lanes)
         first = substitute(cond, {v: IntImm(0, v.dtype)})
@@ -130,8 +143,6 @@ class _Vectorize(ScopedMutator):
 
     def affine_in(self, cond: PrimExpr, v: Var) -> bool:
         """cond is a conjunction of comparisons whose sides are affine in v (a convex set of v)."""
-        from tsir.expr import And, CmpOp
-
         if isinstance(cond, And):
             return self.affine_in(cond.a, v) and self.affine_in(cond.b, v)
         if not isinstance(cond, CmpOp) or not _uses(cond, v):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tsir.function import PrimFunc
+from tsir.verify import verify
 
 from .infra import PassContext, register_pass
 
@@ -12,7 +13,5 @@ __all__ = ["Verify"]
 @register_pass("Verify")
 def Verify(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Raise VerifyError on malformed IR; return the function unchanged."""
-    from tsir.verify import verify
-
     verify(func, pass_name="Verify")
     return func

@@ -1,15 +1,27 @@
-"""Buffers: typed, shaped memory in one scope, and regions of them."""
+"""Buffers: typed, shaped memory in one scope, and regions of them.
+
+Indexing builds IR: `A[i, j]` is a BufferLoad, `A[i, 0:64]` a BufferRegion (checked here: index
+count, integer indices, constant indices in range, no steps). Storing (`A[i, j] = v`) is a
+statement, so it needs a builder: `tsir.builder` registers an `IndexHook` on `index_hooks()`
+while a `with T.prim_func(...)` block runs, which also checks each access against the builder's
+state (a buffer used outside its kernel) and folds slice extents with the arithmetic analyzer.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Protocol
 
-from .dtype import DataType, dtype as as_dtype, int32
-from .errors import BuildError
-from .expr import BufferLoad, IntImm, PrimExpr, convert
+from .dtype import DataType, int32
+from .dtype import dtype as as_dtype
+from .errors import BuildError, DTypeError
+from .expr import Add, BufferLoad, IntImm, PrimExpr, cast, convert
 from .node import Node, node
 
-__all__ = ["Buffer", "BufferRegion", "Range", "SCOPES"]
+__all__ = [
+    "Buffer", "BufferRegion", "Range", "SCOPES", "IndexHook", "index_hooks", "normalize_index",
+    "index_buffer", "store_value", "make_buffer",
+]
 
 SCOPES = ("global", "shared", "shared.dyn", "local", "local.fragment", "local.var", "symmetric")
 
@@ -45,14 +57,18 @@ class Buffer(Node):
 
     # -- indexing builds loads, regions and (inside a builder) stores -----------------------------
     def __getitem__(self, key: Any) -> Any:
-        from .builder.indexing import index_buffer
-
-        return index_buffer(self, key)
+        hooks = index_hooks()
+        out = index_buffer(self, key)
+        return hooks[-1].indexed(self, out) if hooks else out
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        from .builder.indexing import store_buffer
-
-        store_buffer(self, key, value)
+        hooks = index_hooks()
+        if not hooks:
+            raise BuildError(
+                f"storing into `{self.name}`[...] outside `with T.prim_func(...)`: a store is a "
+                f"statement; build a tsir.BufferStore instead"
+            )
+        hooks[-1].store(self, key, value)
 
     @property
     def ndim(self) -> int:
@@ -120,3 +136,114 @@ def make_buffer(name: str, shape: Any, dt: Any, scope: str = "global", align: in
     return Buffer(name, tuple(dims), as_dtype(dt), scope, (), align)
 
 
+
+
+# -- indexing -------------------------------------------------------------------------------------
+
+
+class IndexHook(Protocol):
+    """What an active builder adds to indexing (see the module docstring)."""
+
+    def indexed(self, buffer: Buffer, access: BufferLoad | BufferRegion) -> BufferLoad | BufferRegion:
+        """Check (and possibly refine) an access just built by `buffer[...]`."""
+        ...
+
+    def store(self, buffer: Buffer, key: Any, value: Any) -> None:
+        """Emit `buffer[key] = value` into the function being built."""
+        ...
+
+
+_hooks = threading.local()
+
+
+def index_hooks() -> list[IndexHook]:
+    """The hooks of the builders active in this thread (innermost last)."""
+    stack = getattr(_hooks, "stack", None)
+    if stack is None:
+        stack = _hooks.stack = []
+    return stack
+
+
+def normalize_index(buffer: Buffer, i: Any, dim: int) -> PrimExpr:
+    if isinstance(i, float) or (isinstance(i, PrimExpr) and i.dtype.is_float):
+        raise DTypeError(
+            f"buffer `{buffer.name}`: index {dim} is the float `{i}`; indices must be integers "
+            f"(use `//` for integer division, or T.cast(..., 'int32'))"
+        )
+    if isinstance(i, bool) or not isinstance(i, (int, PrimExpr)):
+        raise BuildError(f"buffer `{buffer.name}`: index {dim} is {i!r}, expected an integer expression")
+    e = convert(i)
+    if not e.dtype.is_int or e.dtype.lanes != 1 and dim != buffer.ndim - 1:
+        raise DTypeError(f"buffer `{buffer.name}`: index {dim} `{e}` has dtype {e.dtype}, expected an integer")
+    extent = buffer.shape[dim]
+    if isinstance(e, IntImm) and isinstance(extent, IntImm) and not 0 <= e.value < extent.value:
+        raise BuildError(
+            f"buffer `{buffer.name}`: index {e.value} is out of range for dimension {dim} "
+            f"of extent {extent.value}"
+        )
+    return e
+
+
+def _key_tuple(buffer: Buffer, key: Any) -> tuple[Any, ...]:
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        raise BuildError(f"buffer `{buffer.name}`: `...` is not supported in indices")
+    if len(key) != buffer.ndim:
+        shape = "(" + ", ".join(str(d) for d in buffer.shape) + ")"
+        raise BuildError(
+            f"buffer `{buffer.name}` has {buffer.ndim} dimension{'s' if buffer.ndim != 1 else ''} "
+            f"{shape}, got {len(key)} ind{'ices' if len(key) != 1 else 'ex'}"
+        )
+    return key
+
+
+def _slice_range(buffer: Buffer, s: slice, dim: int) -> Range:
+    if s.step not in (None, 1):
+        raise BuildError(f"buffer `{buffer.name}`: slices with a step are not supported (dimension {dim})")
+    start = normalize_index(buffer, 0 if s.start is None else s.start, dim) if s.start is not None else None
+    lo = start if start is not None else IntImm(0, buffer.shape[dim].dtype)
+    if s.stop is None:
+        hi = buffer.shape[dim]
+    else:
+        hi = convert(s.stop)
+        if not hi.dtype.is_int:
+            raise DTypeError(f"buffer `{buffer.name}`: slice bound `{s.stop}` is not an integer")
+    extent = _slice_extent(lo, hi)
+    if isinstance(extent, IntImm) and extent.value <= 0:
+        raise BuildError(f"buffer `{buffer.name}`: empty slice {lo}:{hi} in dimension {dim}")
+    return Range(lo, extent)
+
+
+def _slice_extent(lo: PrimExpr, hi: PrimExpr) -> PrimExpr:
+    """`hi - lo`, as `e` when `hi` is written `lo + e` (`A[x:x + 64]` has extent 64). A builder's
+    hook also recognizes `lo` written twice (`A[i * n:i * n + n]`) and folds with the analyzer."""
+    if isinstance(hi, Add) and hi.dtype == lo.dtype and hi.a is lo:
+        return hi.b
+    return hi - lo
+
+
+def index_buffer(buffer: Buffer, key: Any) -> BufferLoad | BufferRegion:
+    """`buffer[key]`: a load of one element, or the region of a slice (see the module docstring)."""
+    key = _key_tuple(buffer, key)
+    if any(isinstance(k, slice) for k in key):
+        ranges = []
+        for d, k in enumerate(key):
+            if isinstance(k, slice):
+                ranges.append(_slice_range(buffer, k, d))
+            else:
+                e = normalize_index(buffer, k, d)
+                ranges.append(Range(e, IntImm(1, e.dtype)))
+        return BufferRegion(buffer, tuple(ranges))
+    return BufferLoad(buffer, tuple(normalize_index(buffer, k, d) for d, k in enumerate(key)))
+
+
+def store_value(buffer: Buffer, value: Any) -> PrimExpr:
+    """The value converted for a store: literals take the buffer dtype, other dtypes are cast."""
+    if isinstance(value, (BufferRegion, Buffer)):
+        raise BuildError(f"cannot store a buffer region into `{buffer.name}`[...]; use T.copy")
+    if isinstance(value, float) and not buffer.dtype.is_float:
+        raise DTypeError(f"storing the float {value} into {buffer.dtype} buffer `{buffer.name}`; use T.cast")
+    v = convert(value, buffer.dtype)
+    if v.dtype.element != buffer.dtype:
+        v = cast(buffer.dtype.with_lanes(v.dtype.lanes), v)
+    return v

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .errors import DTypeError
+
 __all__ = ["DataType", "dtype", "DTypeLike", "bool_", "int32", "int64", "float32"]
 
 # name -> (kind, bits). kind is one of "int", "uint", "float", "bfloat", "float8", "bool", "handle".
@@ -159,8 +161,6 @@ def dtype(value: object) -> DataType:
     try:
         return _parse(text)
     except ValueError:
-        from .errors import DTypeError
-
         known = ", ".join(n for n in _SCALARS if n != "handle")
         raise DTypeError(f"unknown dtype {value!r}; expected one of {known}") from None
 

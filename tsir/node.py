@@ -34,6 +34,8 @@ class Node:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     def __str__(self) -> str:
+        # Deliberately lazy: the printer sits above every node class it prints (the IR core
+        # imports nothing above it); `str(node)` loads it on first use, once.
         from .printer import print_node
 
         return print_node(self)

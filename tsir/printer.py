@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import sys
 from typing import Any
 
 from .buffer import Buffer, BufferRegion
+from .builder import lang as T
 from .expr import PrimExpr
 from .function import DeviceKernel, Module, PrimFunc
 from .node import Node
 from .printer_stmt import StmtPrinter
 from .stmt import Stmt
+from .structural import deep_recursion
 
 __all__ = [
     "print_node",
@@ -70,12 +73,10 @@ def rebuild(text: str) -> PrimFunc:
     reads names off the source lines (`A_s = T.alloc_shared(...)` names the buffer `A_s`) exactly
     as for user code.
     """
-    import tsir
-    from tsir import T
-
     filename = f"/tsir-printed/{hashlib.sha1(text.encode()).hexdigest()[:16]}.py"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace: dict[str, Any] = {"T": T, "tsir": tsir}
+    # `tsir` is the package this module belongs to: loaded (it is never imported from in here).
+    namespace: dict[str, Any] = {"T": T, "tsir": sys.modules["tsir"]}
     try:
         exec(compile(text, filename, "exec"), namespace)
     finally:
@@ -89,8 +90,6 @@ def rebuild(text: str) -> PrimFunc:
 
 def _render(node: Any, mark: Node | None) -> tuple[str, bool]:
     """(text, whether `mark` was printed)."""
-    from .structural import deep_recursion
-
     with deep_recursion():
         return _render_node(node, mark)
 

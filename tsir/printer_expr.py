@@ -60,8 +60,12 @@ from .expr import (
 )
 from .intrin import DEVICE_FUNCTIONS, MATH_UNARY
 from .node import Node, node_fields
+from .structural import deep_recursion, structural_equal
 
-__all__ = ["Namer", "ExprPrinter", "MARK_BEGIN", "MARK_END", "quote", "dtype_text"]
+__all__ = [
+    "Namer", "ExprPrinter", "MARK_BEGIN", "MARK_END", "quote", "dtype_text", "print_expr",
+    "is_full_region", "is_unit_region", "element_form_fits", "element_text", "CALL_SUGAR",
+]
 
 # Sentinels around the text of the marked node; the statement printer turns them into a `^^^` line.
 MARK_BEGIN = "\x02"
@@ -324,8 +328,6 @@ class ExprPrinter:
         return MARK_BEGIN + text + MARK_END if r is self.mark else text
 
     def slice(self, buffer: Buffer, dim: int, rng: Range) -> str:
-        from .structural import structural_equal
-
         lo, ext = rng.min, rng.extent
         if isinstance(ext, IntImm) and ext.value == 1 and ext.dtype == lo.dtype:
             return self(lo)  # the builder reads `A[i, 0:64]` as extent 1 in dimension 0
@@ -372,10 +374,14 @@ class ExprPrinter:
         return MARK_BEGIN + text + MARK_END if n is self.mark else text
 
 
+def print_expr(expr: PrimExpr) -> str:
+    """One expression as builder text (`a + b * c`, `T.cast(x, "float16")`)."""
+    with deep_recursion():
+        return ExprPrinter(Namer())(expr)
+
+
 def is_full_region(r: BufferRegion) -> bool:
     """Whether `r` is what the builder makes of a bare buffer: `[0, dim)` in every dimension."""
-    from .structural import structural_equal
-
     if len(r.region) != len(r.buffer.shape):
         return False
     for rng, dim in zip(r.region, r.buffer.shape, strict=True):
@@ -397,8 +403,6 @@ def is_unit_region(r: BufferRegion) -> bool:
 
 def element_form_fits(r: BufferRegion, other: BufferRegion) -> bool:
     """Whether the builder rebuilds `r` from `buf[mins]` given the other operand's extents."""
-    from .structural import structural_equal
-
     ext = [e for e in other.extents if const_value(e) != 1]
     n = r.buffer.ndim
     if len(r.region) != n or len(ext) > n:

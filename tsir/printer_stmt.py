@@ -7,12 +7,11 @@ of `tsir.printer_expr`) becomes a `^^^` line beneath it. Tile ops, and statement
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
-from .buffer import Buffer, BufferRegion
+from .buffer import Buffer
 from .dtype import int32
-from .expr import Add, Call, FloatImm, IntImm, PrimExpr, Sub, Var, const_value
+from .expr import Add, Call, IntImm, PrimExpr, Sub, Var, const_value
 from .function import DeviceKernel, PrimFunc
 from .intrin import DEVICE_FUNCTIONS
 from .node import Node, node_fields
@@ -22,7 +21,6 @@ from .printer_expr import (
     ExprPrinter,
     Namer,
     dtype_text,
-    is_full_region,
     quote,
 )
 from .stmt import (
@@ -34,13 +32,16 @@ from .stmt import (
     For,
     ForKind,
     IfThenElse,
-    KernelLaunch,
     KernelCall,
+    KernelLaunch,
     LetStmt,
     SeqStmt,
     Stmt,
     TileOpStmt,
 )
+from .structural import structural_equal
+from .visitor import walk
+
 __all__ = ["StmtPrinter"]
 
 _LOOP_FUNCS = {
@@ -166,7 +167,6 @@ class StmtPrinter:
             dt = "" if p.dtype == int32 else f", {dtype_text(p.dtype)}"
             self.emit(f"{self.namer.define(p, p.name)} = T.scalar({quote(p.name)}{dt})", p)
             return
-        from .visitor import walk
 
         for v in walk((p.shape, p.strides)):
             if isinstance(v, Var) and v not in self.declared:
@@ -199,7 +199,6 @@ class StmtPrinter:
         loops = [s]
         if s.kind is ForKind.PARALLEL and not s.annotations and s.thread is None:
             # `for i, j in T.Parallel(m, n)`: nested parallel loops whose bounds use no outer var
-            from .visitor import walk
 
             inner = s.body
             while (
@@ -230,8 +229,6 @@ class StmtPrinter:
 
     def loop_range(self, lo: PrimExpr, ext: PrimExpr, tuple_form: bool) -> str:
         """`ext` for a loop from 0, else `lo, hi` with hi what the builder turns into `hi - lo`."""
-        from .structural import structural_equal
-
         if isinstance(lo, IntImm) and lo.value == 0 and lo.dtype == ext.dtype:
             return self.expr(ext)
         if isinstance(ext, Sub) and structural_equal(ext.b, lo):
@@ -294,8 +291,6 @@ class StmtPrinter:
         self.block(s.body)
 
     def _KernelLaunch(self, s: KernelLaunch, tail: bool) -> None:
-        from .visitor import walk
-
         args = [self.expr(g) for g in s.grid]
         args.append(f"threads={s.threads[0] if len(s.threads) == 1 else self.tuple(s.threads)}")
         if s.cluster is not None:

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 from .buffer import Buffer
 from .expr import PrimExpr, Var
+from .function import DeviceKernel, Module, PrimFunc
 from .node import Node, node_fields
 from .stmt import Stmt
 
@@ -247,8 +248,6 @@ def assert_structural_equal(lhs: Any, rhs: Any, map_free_vars: bool = False) -> 
 
 
 def _root_label(n: Any) -> str:
-    from .function import DeviceKernel, Module, PrimFunc
-
     if isinstance(n, (PrimFunc, DeviceKernel)):
         return "func"
     if isinstance(n, Module):
@@ -261,6 +260,8 @@ def _root_label(n: Any) -> str:
 
 
 def _short(v: Any) -> str:
+    # Deliberately lazy (here and in _marked): a mismatch report prints both IRs, and the printer
+    # sits above this module (it compares with structural_equal itself).
     from .printer import print_node
 
     if isinstance(v, Node):
@@ -274,7 +275,7 @@ def _short(v: Any) -> str:
 
 def _marked(root: Any, candidates: list[Any]) -> str:
     """`root` printed with the first candidate that shows up in the text marked."""
-    from .printer import _render
+    from .printer import _render  # deliberately lazy: see _short
 
     for c in candidates:
         text, marked = _render(root, c)

@@ -52,6 +52,7 @@ from .expr import (
 from .function import DeviceKernel, Module, PrimFunc
 from .intrin import INTRINSICS
 from .node import Node, node_fields
+from .printer import print_node
 from .stmt import (
     Allocate,
     AttrStmt,
@@ -60,11 +61,13 @@ from .stmt import (
     For,
     ForKind,
     IfThenElse,
-    KernelLaunch,
     KernelCall,
+    KernelLaunch,
     LetStmt,
     Stmt,
 )
+from .structural import deep_recursion
+from .visitor import walk
 
 __all__ = ["verify", "ALLOWED_CALL_PREFIXES", "RULES", "METADATA_ATTRS"]
 
@@ -108,8 +111,6 @@ class _Verifier:
         self._seen.add(message)
         where = "".join(self.path)
         if self.stmt is not None:
-            from .printer import print_node
-
             line = print_node(self.stmt).splitlines()[0].strip()
             where = f"`{line}` at {where}"
         self.problems.append(f"{message}\n     in {where}")
@@ -244,8 +245,6 @@ def _describe(n: Node, value: Any) -> str:
 
 
 def _shape_vars(b: Buffer) -> list[Var]:
-    from .visitor import walk
-
     return [v for v in walk((b.shape, b.strides)) if isinstance(v, Var)]
 
 
@@ -253,8 +252,6 @@ def _shape_vars(b: Buffer) -> list[Var]:
 
 
 def _text(n: Node) -> str:
-    from .printer import print_node
-
     return print_node(n).splitlines()[0]
 
 
@@ -394,8 +391,6 @@ def _broadcast(v: _Verifier, e: Broadcast) -> None:
 
 
 def _module(v: _Verifier, m: Module) -> None:
-    from .visitor import walk
-
     kernels = {k.name: k for k in m.kernels}
     for launch in walk(m.host):
         if not isinstance(launch, KernelCall):
@@ -437,8 +432,6 @@ RULES: dict[type, Callable[[_Verifier, Any], None]] = {
 def verify(ir: PrimFunc | DeviceKernel | Module, pass_name: str | None = None) -> None:
     """Raise VerifyError listing every well-formedness problem of `ir`; `pass_name` names the pass
     that produced it."""
-    from .structural import deep_recursion
-
     v = _Verifier()
     with deep_recursion():
         v.visit(ir, "module" if isinstance(ir, Module) else "func")

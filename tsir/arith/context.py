@@ -18,8 +18,8 @@ from ..expr import PrimExpr, Var
 from ..node import node_fields
 from .canonical import Sum
 from .facts import index_fact, propagate
-from .simplify import simplify
 from .intern import Interner
+from .simplify import simplify
 
 __all__ = ["Context", "Fact", "Caches"]
 

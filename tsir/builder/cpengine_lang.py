@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..buffer import Buffer, BufferRegion
+from ..buffer import Buffer, BufferRegion, store_value
 from ..cp_engine import WHAT, check_cp_engine_copy, point
 from ..dtype import int64
 from ..errors import BuildError, DTypeError
@@ -28,8 +28,7 @@ from ..expr import BufferLoad, IntImm, PrimExpr, Var, cast, const_value, convert
 from ..stmt import CpEngineCopy
 from ..visitor import walk
 from .dist_checks import peer_rank
-from .frame import current_builder
-from .indexing import check_buffer_use, store_value
+from .frame import check_buffer_use, current_builder
 
 __all__ = ["cp_engine_copy"]
 

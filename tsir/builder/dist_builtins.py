@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..buffer import store_value
 from ..dtype import DataType, bool_, int32
 from ..errors import BuildError, DTypeError
 from ..expr import Call, IntImm, PrimExpr, cast, convert
 from ..stmt import BufferStore, Evaluate
-from ..tileop.distributed import rank_expr, remote_address
+from ..tileop.distributed import SCOPES, SEMANTICS, rank_expr, remote_address
 from .dist_checks import element, in_kernel, peer_rank, require_symmetric
-from .indexing import store_value
+from .memory import alloc_var
 
 __all__ = [
     "get_rank",
@@ -65,9 +66,6 @@ def atom_add(
     dst: Any, value: Any, scope: str = "gpu", sem: str = "relaxed", dst_pe: Any = None
 ) -> PrimExpr:
     """Atomically add `value` to `dst` (on rank `dst_pe`, or this rank) and return the old value."""
-    from ..tileop.distributed import SCOPES, SEMANTICS
-    from .lang import alloc_var
-
     b = in_kernel("T.atom_add")
     d = element(dst, "T.atom_add dst")
     if d.buffer.dtype.name not in _ATOM_DTYPES:

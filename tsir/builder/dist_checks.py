@@ -9,17 +9,20 @@ from ..buffer import Buffer, BufferRegion
 from ..dtype import int32
 from ..errors import BuildError, DTypeError
 from ..expr import BufferLoad, IntImm, PrimExpr, cast, const_value, convert
-from .frame import current_builder
-from .indexing import check_buffer_use
+from .frame import check_buffer_use, current_builder
 
 MAX_RANKS = 64  # TSIR_MAX_RANKS in codegen/include/tsir/distributed.h
 SCOPES = ("cta", "gpu", "sys")
 
 
-def world_size_hint() -> int | None:
-    from . import dist_lang
+class _World:
+    """The world size the distributed builder functions check ranks against (None: unknown, any
+    rank below MAX_RANKS); read and written as `tsir.builder.dist_lang.world_size_hint`."""
 
-    return dist_lang.world_size_hint
+    hint: int | None = None
+
+
+WORLD = _World()
 
 
 def in_kernel(what: str) -> Any:
@@ -59,7 +62,7 @@ def peer_rank(value: Any, what: str) -> PrimExpr | None:
         raise DTypeError(f"{what} must be an integer rank, got `{e}` of dtype {e.dtype}")
     c = const_value(e)
     if c is not None:
-        hint = world_size_hint()
+        hint = WORLD.hint
         limit = hint if hint is not None else MAX_RANKS
         if c < 0:
             raise BuildError(

@@ -10,9 +10,13 @@ most). Every check here raises BuildError (a TSIRError) pointing at the user's l
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
-from ..buffer import Buffer
+from ..buffer import Buffer, store_value
+from ..cp_engine import const_flat_offset as flat_offset
+from ..cp_engine import const_numel as numel
 from ..dtype import DataType, int32, int64
 from ..dtype import dtype as as_dtype
 from ..errors import BuildError, DTypeError
@@ -39,9 +43,9 @@ from .dist_builtins import (  # noqa: F401  (re-exported as T.*)
     warp_all,
     warp_any,
 )
-from ..cp_engine import const_flat_offset as flat_offset, const_numel as numel
 from .dist_checks import (
     SCOPES,
+    WORLD,
     element,
     hints,
     in_kernel,
@@ -49,7 +53,8 @@ from .dist_checks import (
     peer_rank,
     require_symmetric,
 )
-from .indexing import store_value
+from .memory import alloc_var
+from .structure import param
 
 __all__ = [
     "get_rank",
@@ -79,9 +84,6 @@ __all__ = [
 ]
 
 uint32 = DataType("uint32")
-# The world size of the group `tsir.runtime.dist.init()` formed in this process (None before):
-# set by the runtime so constant peers can be checked when a kernel is built.
-world_size_hint: int | None = None
 
 _ST_SEMS = ("weak", "volatile", "relaxed", "release")
 _LD_SEMS = ("weak", "volatile", "relaxed", "acquire")
@@ -193,8 +195,6 @@ def ld(
             f"T.ld: `{s.buffer.name}` is in registers ({s.buffer.scope}); read it directly"
         )
     if value is None:
-        from .lang import alloc_var
-
         value = alloc_var(s.buffer.dtype)
     v = element(value, "T.ld value")
     b.frame.emit(TileOpStmt(LdOp(s, v, sem, scope, bool(na), bool(nc), peer)))
@@ -270,7 +270,7 @@ def _barrier(barrier: Any, fence: bool, timeout_cycles: Any, what: str) -> None:
             f"{what}: the barrier buffer `{bar.buffer.name}` must be int32, got {bar.buffer.dtype}"
         )
     total, off = numel(bar.buffer), flat_offset(bar)
-    need = world_size_hint
+    need = WORLD.hint
     if need is not None and total is not None and off is not None and total - off < need:
         raise BuildError(
             f"{what}: the barrier `{bar.buffer.name}` needs {need} int32 slots (one per rank) "
@@ -303,10 +303,25 @@ def alloc_symmetric(name: str, shape: Any, dtype: Any) -> Buffer:
     """A symmetric tensor parameter: every rank passes its copy, allocated at the same offset of
     its symmetric heap (`tsir.runtime.dist.empty/zeros`). Same as
     T.param(..., scope="symmetric")."""
-    from .lang import param
-
     as_dtype(dtype)
     return param(name, shape, dtype, scope="symmetric")
 
 
 _ = address_of
+
+
+class _DistLangModule(types.ModuleType):
+    """`dist_lang.world_size_hint`: the world size of the group `tsir.runtime.dist.init()` formed
+    in this process (None before), set by the runtime so constant peers and barrier sizes can be
+    checked when a kernel is built. It lives in `dist_checks.WORLD`, which the checks read."""
+
+    @property
+    def world_size_hint(self) -> int | None:
+        return WORLD.hint
+
+    @world_size_hint.setter
+    def world_size_hint(self, value: int | None) -> None:
+        WORLD.hint = value
+
+
+sys.modules[__name__].__class__ = _DistLangModule

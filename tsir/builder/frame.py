@@ -12,7 +12,9 @@ from ..errors import BuildError, SourceLocation, user_location
 from ..expr import Var
 from ..stmt import Allocate, AttrStmt, Stmt, seq
 
-__all__ = ["Frame", "current_builder", "Builder", "infer_name"]
+__all__ = [
+    "Frame", "current_builder", "Builder", "builder_stack", "infer_name", "check_buffer_use",
+]
 
 
 @dataclass
@@ -121,6 +123,27 @@ def current_builder(what: str) -> Builder:
     if not stack:
         raise BuildError(f"{what} must be used inside `with T.prim_func(...)`")
     return stack[-1]
+
+
+def check_buffer_use(buffer: Buffer, element_access: bool) -> None:
+    """Reject a buffer used outside the kernel it lives in."""
+    stack = builder_stack()
+    if not stack:
+        return
+    b = stack[-1]
+    kernel = b.kernel
+    owner = b.owner.get(buffer)
+    if owner is not None and owner is not kernel:
+        where = "outside any kernel" if kernel is None else "in another kernel"
+        raise BuildError(
+            f"buffer `{buffer.name}` ({buffer.scope}) is used {where}; it belongs to the "
+            f"`T.Kernel` that allocated it"
+        )
+    if element_access and kernel is None and b.frames:
+        raise BuildError(
+            f"buffer `{buffer.name}` is indexed outside a `T.Kernel`; element accesses run on the "
+            f"GPU and must be inside `with T.Kernel(...)`"
+        )
 
 
 _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*(?:\w+\.)*\w+\(")

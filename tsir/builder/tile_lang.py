@@ -7,7 +7,8 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
-from ..expr import BufferLoad
+from ..expr import BufferLoad, PrimExpr, convert
+from ..layout import Fragment, Layout
 from ..stmt import TileOpStmt
 from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
 from ..tileop.base import get_tile_op
@@ -17,8 +18,8 @@ from ..tileop.finalize_reducer import FinalizeReducer
 from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
 from ..tileop.reduce import Reduce, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
-from .frame import current_builder
-from .indexing import check_buffer_use
+from .frame import check_buffer_use, current_builder
+from .memory import alloc_fragment, copy, fill
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
@@ -91,8 +92,6 @@ def reduce_abssum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None
 
 def annotate_layout(layouts: dict[Any, Any]) -> None:
     """Pin layouts: {buffer: Layout or Fragment}; layout inference keeps them (STRICT)."""
-    from ..layout import Layout
-
     b = current_builder("T.annotate_layout")
     if b.kernel is None:
         raise BuildError("T.annotate_layout must be inside a T.Kernel")
@@ -125,9 +124,6 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
 def atomic_add(dst: Any, value: Any) -> None:
     """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`) or a whole region from a
     buffer of the same non-unit shape (`T.atomic_add(C[by * 64, 0], C_f)`)."""
-    from ..expr import PrimExpr, convert
-    from . import lang
-
     b = current_builder("T.atomic_add")
     if b.kernel is None:
         raise BuildError("T.atomic_add must be inside a T.Kernel")
@@ -138,7 +134,7 @@ def atomic_add(dst: Any, value: Any) -> None:
         b.frame.emit(atomic_add_stmt(dst, v))
         return
     # Region form: resolve both sides like T.copy does, then make the op atomic.
-    lang.copy(value, dst)
+    copy(value, dst)
     copy_stmt = b.frame.items.pop()
     op = copy_stmt.op
     if op.dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
@@ -180,9 +176,6 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     """A fragment every thread holds whole, starting at the identity of `op`: threads accumulate
     into their own copy (in T.Parallel loops or per thread), and `T.finalize_reducer` combines the
     copies so each thread holds the block's total."""
-    from ..layout import Fragment
-    from . import lang
-
     if op not in ("sum", "max", "min"):
         raise BuildError(f"T.alloc_reducer: op must be 'sum', 'max' or 'min', got {op!r}")
     if replication != "all":
@@ -191,12 +184,12 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     k = b.kernel
     if k is None:
         raise BuildError("T.alloc_reducer must be inside a T.Kernel")
-    buf = lang.alloc_fragment(shape, dtype)
+    buf = alloc_fragment(shape, dtype)
     threads = 1
     for t in k.threads:
         threads *= t
     annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
-    lang.fill(buf, reduce_identity(op, buf.dtype))
+    fill(buf, reduce_identity(op, buf.dtype))
     _REDUCER_KINDS[buf] = op
     # Marks the buffer as a reducer in the IR: its per-thread copies are partial results (a
     # T.Parallel over it is split over threads), unlike a replicated fragment whose copies agree.

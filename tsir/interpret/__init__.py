@@ -55,6 +55,10 @@ import sys as _sys
 import types as _types
 from typing import Any
 
+# The semantics tables of the device calls: device_calls declares the core entries; these two
+# modules add the distributed and NVSHMEM ones to the same table when imported.
+from . import dist_calls, nvshmem_calls  # noqa: F401
+from .entry import interpret
 from .errors import (
     Access,
     ArgumentError,
@@ -74,7 +78,6 @@ from .errors import (
     UninitializedReadError,
     UnknownDeviceCallError,
 )
-from .host import interpret
 from .stages import StageReport, StageResult, check_stages
 
 __all__ = [

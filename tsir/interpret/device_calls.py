@@ -19,6 +19,7 @@ from ..expr import Call
 from .errors import InterpretUnsupportedError, UnknownDeviceCallError
 from .lanes import Mask
 from .memory import Pointer
+from .mma import gemm_ss
 
 if TYPE_CHECKING:
     from .thread import ThreadExecutor
@@ -136,12 +137,7 @@ def _shfl_xor(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -
 @device_call("tsir.gemm_sm80.gemm_ss")
 def _gemm_ss(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     """gemm_ss<M, N, K, WARPS_M, WARPS_N, TRANS_A, TRANS_B, SWZ_A, LD_A, SWZ_B, LD_B>(A, B, c)."""
-    from .mma import gemm_ss
-
     if len(targs) != 11:
         raise InterpretUnsupportedError(f"gemm_ss takes 11 template arguments: {e.op}")
     gemm_ss(ex, targs, e.args, mask)
     return _ZERO
-
-
-from . import dist_calls  # noqa: F401  (registers the distributed and NVSHMEM entries)

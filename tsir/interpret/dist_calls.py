@@ -15,10 +15,12 @@ import numpy as np
 
 from ..expr import Call
 from .device_calls import device_call
-from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
+from .errors import (
+    DeadlockError, DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError,
+)
 from .lanes import Mask
 from .memory import Pointer, View
-from .report import fmt_idx
+from .report import describe_stmt, fmt_idx
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -334,8 +336,6 @@ def barrier_protocol(
 
 
 def _line(stmt: Any) -> str:
-    from .report import describe_stmt
-
     return describe_stmt(stmt)
 
 
@@ -343,8 +343,6 @@ def _wait(ex: Executor, check: Callable[[], bool], describe: Callable[[], str]) 
     rt = ex.ctx.runtime
     if rt is None:
         if not check():
-            from .errors import DeadlockError
-
             raise DeadlockError(
                 "a wait that nothing can ever satisfy (one rank, no other task):\n  " + describe()
             )
@@ -482,6 +480,3 @@ def _any_sync(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
 def _all_sync(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     """__all_sync(mask, pred): true in every named lane when pred is true in all of them."""
     return _vote(ex, e, mask, False)
-
-
-from . import nvshmem_calls  # noqa: F401  (registers the NVSHMEM entries)

@@ -19,10 +19,13 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..buffer import Buffer
-from ..expr import Var
+from ..expr import Call, IntImm, Var
 from ..function import Module, PrimFunc
-from ..stmt import CpEngineCopy
+from ..stmt import CpEngineCopy, TileOpStmt
+from ..tileop.distributed import BarrierBlocksOp, GetOp, LdOp, PutOp, StOp, WaitOp
+from ..visitor import walk
 from .errors import ArgumentError, OutOfBoundsError
+from .host import Program
 from .lanes import Mask
 from .memory import View
 from .world import World
@@ -34,10 +37,6 @@ _DIST_CALL_PREFIXES = ("tsir.distributed.", "tsir.ldst.", "tsir.sync.", "nvshmem
 
 def uses_distributed(func: Any) -> bool:
     """Does the function use ranks, remote memory, flag waits or copy engines?"""
-    from ..expr import Call
-    from ..stmt import TileOpStmt
-    from ..tileop.distributed import BarrierBlocksOp, GetOp, LdOp, PutOp, StOp, WaitOp
-    from ..visitor import walk
 
     dist_ops = (PutOp, GetOp, StOp, LdOp, WaitOp, BarrierBlocksOp)
     for n in walk(func):
@@ -110,8 +109,6 @@ class Runtime:
 
 
 def _const(v: int) -> Any:
-    from ..expr import IntImm
-
     return IntImm(v)
 
 
@@ -149,8 +146,6 @@ def interpret_ranks(
     implicit_sync: bool,
     dead_ranks: Iterable[int] = (),
 ) -> None:
-    from .host import Program
-
     if not isinstance(ranks, int) or ranks < 1:
         raise ArgumentError(f"ranks must be a positive int, got {ranks!r}")
     dead = set(dead_ranks)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TSIRError
+from .report import describe_stmt, describe_threads
 
 __all__ = [
     "InterpretError",
@@ -92,8 +93,6 @@ class HazardError(InterpretError):
 
 
 def _render_accesses(accesses: list[Access]) -> str:
-    from .report import describe_stmt, describe_threads
-
     out = []
     for a in accesses:
         who = describe_threads(a.threads)

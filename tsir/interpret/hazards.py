@@ -11,11 +11,11 @@ vectorised over the bytes a statement touches, in all lanes at once.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .context import RunContext
 from .errors import AsyncCopyHazardError, DataRaceError
+from .report import fmt_idx
 
 __all__ = ["SharedShadow"]
 
@@ -79,7 +79,6 @@ class SharedShadow:
             prev_what + (" (and other threads)" if multi else ""), [other], prev_stmt
         )
         second = ctx.access(cur_what, [int(lanes[k])])
-        from .report import fmt_idx
 
         return DataRaceError(
             f"data race on shared memory `{buffer}` ({_where(byte, base, buffer, self.name)}) in "

@@ -12,15 +12,17 @@ from ..expr import IntImm, Var
 from ..function import DeviceKernel, Module, PrimFunc
 from ..stmt import (
     AttrStmt,
+    CpEngineCopy,
     Evaluate,
     For,
     IfThenElse,
-    KernelLaunch,
     KernelCall,
+    KernelLaunch,
     LetStmt,
     SeqStmt,
     Stmt,
 )
+from ..visitor import walk
 from .context import RunContext
 from .errors import ArgumentError, InterpretUnsupportedError
 from .evaluator import Evaluator
@@ -35,50 +37,6 @@ __all__ = ["interpret", "LANES_PER_SWEEP"]
 
 # Blocks run together while their lanes fit this budget (memory per lane: registers + shadows).
 LANES_PER_SWEEP = 8192
-
-
-def interpret(
-    func: Any,
-    *args: Any,
-    grid: Iterable[Any] | None = None,
-    ranks: int = 1,
-    check: bool = True,
-    stages: Any = None,
-    implicit_guards: bool | None = None,
-    implicit_sync: bool = False,
-    dead_ranks: Iterable[int] = (),
-) -> None:
-    """Run `func` (a PrimFunc from any stage of `tsir.lower(...).stages`, or the final Module) on
-    numpy arrays in place and Python numbers, in parameter order. See the package docstring."""
-    from .distributed import interpret_ranks, uses_distributed
-
-    dead_ranks = tuple(dead_ranks)
-    if ranks != 1 or dead_ranks or uses_distributed(func):
-        interpret_ranks(
-            func,
-            args,
-            grid=grid,
-            ranks=ranks,
-            check=check,
-            stages=stages,
-            implicit_guards=implicit_guards,
-            implicit_sync=implicit_sync,
-            dead_ranks=dead_ranks,
-        )
-        return
-    run = Program(
-        func,
-        grid=grid,
-        check=check,
-        stages=stages,
-        implicit_guards=implicit_guards,
-        implicit_sync=implicit_sync,
-    )
-    # Overflow, NaN and infinities are part of C's float semantics, not warnings.
-    with np.errstate(all="ignore"):
-        run.bind(args)
-        run.run()
-    run.finish()
 
 
 class Program:
@@ -369,8 +327,6 @@ class Program:
         """Copy-engine steps written in the kernel run first (LowerCPEngineIntrin's meaning);
         tile-level
         blocks become tasks (a block may wait for another); thread-level blocks run in one sweep."""
-        from ..stmt import CpEngineCopy
-        from ..visitor import walk
 
         for n in walk(body):
             if isinstance(n, CpEngineCopy):

@@ -20,6 +20,7 @@ from .errors import (
     InterpretUnsupportedError,
     MisalignedAccessError,
     OutOfBoundsError,
+    TileSemanticsError,
     UninitializedReadError,
 )
 from .hazards import SharedShadow
@@ -335,8 +336,6 @@ class Memory:
 
     def _usable(self, view: View) -> None:
         if view.region.divergent is not None:
-            from .errors import TileSemanticsError
-
             raise TileSemanticsError(view.region.divergent)
 
     def load(self, view: View, idx: list[np.ndarray], mask: Mask) -> np.ndarray:

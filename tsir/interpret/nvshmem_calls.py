@@ -18,6 +18,7 @@ from .dist_calls import _flag_wait, _load, _ptr, _store, _wait, _world, copy_byt
 from .errors import InterpretUnsupportedError
 from .lanes import Mask
 from .memory import Pointer
+from .report import describe_stmt
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -198,8 +199,6 @@ def _barrier_all(name: str, scope: str) -> Callable[..., Any]:
                 return min(world.barrier_arrivals) >= mine
 
             def describe(mine: int = mine, stmt: Any = stmt) -> str:
-                from .report import describe_stmt
-
                 late = [r for r in range(n) if world.barrier_arrivals[r] < mine]
                 return f"rank {me}: {name} waits for PE(s) {late}\n      {describe_stmt(stmt)}"
 

@@ -21,9 +21,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..dtype import dtype as as_dtype
 from ..errors import TSIRError
+from .entry import interpret
 from .errors import HazardError, StageMismatchError
-from .host import interpret
 from .report import OriginIndex
 
 __all__ = ["check_stages", "StageReport", "StageResult", "TOLERANCE", "compare_outputs"]
@@ -193,12 +194,15 @@ def _stages(func: Any, target: Any, report: StageReport) -> list[tuple[str, Any]
         return list(func.stages)
     if isinstance(func, (list, tuple)):
         return list(func)
-    import tsir
 
     t0 = time.perf_counter()
     try:
         # The public entry point, as any user of the pipeline calls it.
-        return list(tsir.lower(func, target).stages)
+        # Deliberately lazy: the pipeline loads on first use (as for tsir.lower), so importing
+        # tsir (which imports this package) never imports a pass.
+        from ..passes import lower
+
+        return list(lower(func, target).stages)
     except TSIRError as e:
         report.results.append(StageResult("lower", "error", str(e), e, time.perf_counter() - t0))
     except Exception as e:  # noqa: BLE001
@@ -218,8 +222,6 @@ def compare_outputs(
     ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, float] | float | None = None
 ) -> str:
     """ "" when every array of `got` matches `ref`, else a description of the first difference."""
-    from ..dtype import dtype as as_dtype
-
     for (i, r), (_, g) in zip(_flat(ref), _flat(got)):
         if not isinstance(r, np.ndarray):
             continue

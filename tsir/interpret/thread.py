@@ -14,8 +14,9 @@ import numpy as np
 
 from ..buffer import Buffer
 from ..expr import Call
-from ..stmt import Stmt
+from ..stmt import Stmt, TileOpStmt
 from .context import RunContext
+from .device_calls import call_device
 from .errors import (
     AsyncCopyHazardError,
     DivergentBarrierError,
@@ -69,8 +70,6 @@ class ThreadExecutor(Executor):
         )
 
     def other_stmt(self, s: Stmt, mask: Mask) -> None:
-        from ..stmt import TileOpStmt
-
         if isinstance(s, TileOpStmt):
             raise InterpretUnsupportedError(
                 f"a tile operator in thread-level IR: {str(s).splitlines()[0]}"
@@ -92,7 +91,6 @@ class ThreadExecutor(Executor):
             ptr = ev.eval(e.args[0], mask)
             value = ev.eval(e.args[1], mask)
             return self.mem.atomic_add(ptr, value, mask)
-        from .device_calls import call_device
 
         return call_device(self, e, mask)
 

@@ -17,15 +17,19 @@ import numpy as np
 
 from ..buffer import Buffer
 from ..expr import Add, BufferLoad, Call, Max, Min
-from ..stmt import BufferStore, For, ForKind, Stmt, TileOpStmt
+from ..stmt import Allocate, BufferStore, For, ForKind, Stmt, TileOpStmt
 from ..structural import structural_equal
+from ..visitor import walk
 from .context import RunContext
+from .device_calls import call_device
 from .errors import InterpretUnsupportedError, TileSemanticsError
 from .evaluator import Evaluator
 from .executor import Executor
 from .lanes import LaneMap, Mask
 from .memory import Memory, Region, View
 from .report import fmt_idx
+from .tile_ops import TileOps
+from .values import np_dtype
 
 __all__ = ["TileExecutor", "run_tile_kernel", "is_tile_level"]
 
@@ -36,8 +40,6 @@ _NOOP_DEVICE = ("tsir.async_copy.cp_async_commit", "tsir.async_copy.cp_async_wai
 def is_tile_level(body: Stmt) -> bool:
     """Tile-level IR holds tile operators, T.Parallel loops or fragments; LowerTileOp removes "
     "all."""
-    from ..stmt import Allocate
-    from ..visitor import walk
 
     for n in walk(body):
         if isinstance(n, TileOpStmt):
@@ -59,7 +61,6 @@ class TileExecutor(Executor):
         ev.env.update(env)
         super().__init__(ctx, mem, ev)
         self.in_parallel = False
-        from .tile_ops import TileOps
 
         self.ops = TileOps(self)
         self.lanes = ctx.lanes
@@ -113,7 +114,6 @@ class TileExecutor(Executor):
         env = {
             k: v for k, v in saved_env.items() if not (isinstance(v, np.ndarray) and v.shape[0] > 1)
         }
-        from .values import np_dtype
 
         for x, lo, g in zip(loops, mins, grid):
             env[x.loop_var] = (g + lo).astype(np_dtype(x.loop_var.dtype))
@@ -246,7 +246,6 @@ class TileExecutor(Executor):
             ptr = ev.eval(e.args[0], mask)
             value = ev.eval(e.args[1], mask)
             return self.mem.atomic_add(ptr, value, mask)
-        from .device_calls import call_device
 
         return call_device(self, e, mask)  # type: ignore[arg-type]
 
@@ -280,8 +279,6 @@ def run_tile_kernel(
     thread_vars: tuple[Any, ...],
 ) -> None:
     """Run a tile-level kernel body block by block."""
-    from .values import np_dtype
-
     for blk in blocks:
         ctx: RunContext = ctx_factory(LaneMap([blk], threads))
         ex = TileExecutor(ctx, views, env)

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..buffer import BufferRegion
+from ..dtype import DataType
 from ..tileop import AtomicAdd, Copy, CumMax, CumSum, Fill, FinalizeReducer
 from ..tileop.gemm import Gemm
 from ..tileop.reduce import Reduce
+from .dist_tile import DIST_TILE_OPS
 from .errors import InterpretUnsupportedError
 from .lanes import Mask
 from .memory import View
-from .values import NARROW_FLOATS, cast_array
+from .values import NARROW_FLOATS, cast_array, np_dtype
 
 if TYPE_CHECKING:
     from .tile import TileExecutor
@@ -45,7 +47,6 @@ class TileOps:
         if fn is not None:
             fn(op)
             return
-        from .dist_tile import DIST_TILE_OPS
 
         dfn = DIST_TILE_OPS.get(type(op))
         if dfn is None:
@@ -240,12 +241,8 @@ class TileOps:
 
 
 def _np(dt: Any) -> np.dtype:
-    from .values import np_dtype
-
     return np_dtype(dt)
 
 
 def _f64() -> Any:
-    from ..dtype import DataType
-
     return DataType("float64")

@@ -13,6 +13,7 @@ import ml_dtypes
 import numpy as np
 
 from ..dtype import DataType
+from .errors import InterpretUnsupportedError
 
 __all__ = ["np_dtype", "cast_array", "const_array", "is_uniform", "lanes_of", "broadcast_lanes"]
 
@@ -44,8 +45,6 @@ def np_dtype(dt: DataType) -> np.dtype:
     try:
         return _NP[dt.name]
     except KeyError:
-        from .errors import InterpretUnsupportedError
-
         raise InterpretUnsupportedError(
             f"dtype {dt} has no numpy counterpart in the interpreter"
         ) from None

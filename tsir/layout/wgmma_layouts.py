@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnsupportedError
+from .analysis import equivalent
 from .fragment import Fragment
 from .gemm_layouts import _clean
 from .layout import Layout
@@ -159,8 +160,6 @@ def a_fragment_matches_accumulator(rows: int, cols: int, dtype_bits: int) -> boo
     """Whether the accumulator fragment of a rows x cols tile (one warpgroup column) is, register
     for register, the A fragment of a rows x (K = cols) operand of `dtype_bits` (True for 16-bit:
     convert in place; False for 8-bit, whose A packs 4 consecutive columns per thread)."""
-    from .analysis import equivalent
-
     c = make_wgmma_c_fragment(rows, cols, rows, cols)
     a = make_wgmma_a_fragment(rows, cols, rows, dtype_bits)
     if c.local_size != a.local_size:

@@ -6,8 +6,8 @@ import inspect
 import sys
 from typing import Any, Callable
 
-from ..builder import lang as T
-from ..errors import BuildError, TSIRError
+from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
+from ..errors import BuildError, TSIRError, UnsupportedError, _is_internal
 from ..function import PrimFunc
 from .annot import TensorSpec, is_dtype_annotation
 from .source import def_location, run_script
@@ -23,7 +23,6 @@ def param_annotations(fn: Callable[..., Any]) -> dict[str, Any]:
         return raw
     # `from __future__ import annotations`: evaluate in the defining scope (closure, caller, module).
     ns: dict[str, Any] = dict(fn.__globals__)  # type: ignore[attr-defined]
-    from ..errors import _is_internal
 
     frame = sys._getframe(1)
     while frame is not None and _is_internal(frame.f_code.co_filename):
@@ -113,8 +112,6 @@ def macro(fn: Any = None, **options: Any) -> Any:
     if options:
         extra = set(options) - {"hygienic"}
         if extra or options.get("hygienic", True) is not True:
-            from ..errors import UnsupportedError
-
             raise UnsupportedError(f"T.macro options {options} are not supported (macros are hygienic)")
     if fn is None:
         return Macro

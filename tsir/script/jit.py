@@ -18,38 +18,17 @@ from __future__ import annotations
 
 import ast
 import inspect
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..buffer import Buffer
-from ..builder import lang as T
-from ..builder.frame import infer_name
-from ..dtype import dtype as as_dtype
+from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
 from ..errors import BuildError
 from ..function import PrimFunc
-from .annot import TensorSpec, is_dtype_annotation
+from .jit_body import JitContext, const, declare_tensor, empty, is_tensor, jit_state
 from .source import def_location, parse_function, run_script
 
 __all__ = ["JitSignature", "JitBuild", "build_jit", "is_jit_body", "const", "empty", "declare_tensor"]
-
-
-@dataclass
-class _Context:
-    consts: dict[str, Any]
-    tensors: dict[str, Any]
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-
-
-_state = threading.local()
-
-
-def _ctx(what: str) -> _Context:
-    ctx = getattr(_state, "ctx", None)
-    if ctx is None:
-        raise BuildError(f"{what} is only meaningful in the body of a @tilelang.jit function")
-    return ctx
 
 
 @dataclass(frozen=True)
@@ -120,10 +99,6 @@ def is_jit_body(fn: Callable[..., Any]) -> bool:
     return False
 
 
-def _is_tensor(x: Any) -> bool:
-    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (Buffer, TensorSpec))
-
-
 def bind_consts(fn: Callable[..., Any], arguments: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """Values of the T.const names: from keyword arguments, then from the tensors' shapes."""
     sig = signature_of(fn)
@@ -131,7 +106,7 @@ def bind_consts(fn: Callable[..., Any], arguments: dict[str, Any], given: dict[s
     source: dict[str, str] = {k: "a keyword argument" for k in values}
     for pname, dims in sig.tensor_dims.items():
         t = arguments.get(pname)
-        if not _is_tensor(t):
+        if not is_tensor(t):
             continue
         shape = tuple(int(d) for d in t.shape)
         for axis, cname in enumerate(dims):
@@ -145,64 +120,6 @@ def bind_consts(fn: Callable[..., Any], arguments: dict[str, Any], given: dict[s
             values[cname] = shape[axis]
             source[cname] = f"dimension {axis} of `{pname}`"
     return values
-
-
-def const(names: str) -> Any:
-    """`M, N, K = T.const("M, N, K")`: compile-time dimensions bound from the tensors passed."""
-    ctx = _ctx("T.const")
-    out = []
-    for n in names.replace(",", " ").split():
-        if n not in ctx.consts:
-            raise BuildError(
-                f"T.const: no value for `{n}`; it must be a dimension of a tensor annotation "
-                f"(`A: T.Tensor(({n}, ...), dtype)`) given a tensor, or passed as `{n}=` to .compile()"
-            )
-        out.append(ctx.consts[n])
-    return out[0] if len(out) == 1 else tuple(out)
-
-
-def declare_tensor(name: str, value: Any, ann: Any) -> Any:
-    ctx = _ctx(f"the annotation `{name}: ...`")
-    dt = is_dtype_annotation(ann)
-    if dt is not None:
-        ctx.inputs.append(name)
-        return T.scalar(name, dt)
-    if not isinstance(ann, TensorSpec):
-        raise BuildError(f"`{name}: {ann!r}`: a parameter annotation must be T.Tensor(shape, dtype) or a dtype")
-    if name not in ctx.tensors:
-        raise BuildError(f"`{name}` is annotated as a tensor but is not a parameter of the function")
-    buf = T.param(name, ann.shape, ann.dtype)
-    if _is_tensor(value):
-        _check_tensor(name, value, buf)
-    ctx.inputs.append(name)
-    return buf
-
-
-def _check_tensor(name: str, t: Any, buf: Buffer) -> None:
-    from ..expr import IntImm
-
-    shape = tuple(int(d) for d in t.shape)
-    want = tuple(d.value if isinstance(d, IntImm) else None for d in buf.shape)
-    if len(shape) != len(want) or any(w is not None and w != s for w, s in zip(want, shape)):
-        raise BuildError(f"`{name}` is declared with shape {tuple(str(d) for d in buf.shape)} but the tensor passed has shape {shape}")
-    tdt = str(t.dtype).replace("torch.", "")
-    try:
-        got = as_dtype(tdt)
-    except Exception:
-        return
-    if got != buf.dtype:
-        raise BuildError(f"`{name}` is declared {buf.dtype} but the tensor passed is {got}")
-
-
-def empty(shape: Any, dtype: Any = "float32") -> Buffer:
-    """`C = T.empty((M, N), dtype)`: an output, allocated by the kernel's caller and returned."""
-    ctx = _ctx("T.empty")
-    name = infer_name("out")
-    if isinstance(shape, int) or hasattr(shape, "dtype"):
-        shape = (shape,)
-    buf = T.param(name, tuple(shape), dtype)
-    ctx.outputs.append(name)
-    return buf
 
 
 @dataclass
@@ -233,20 +150,21 @@ def build_jit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     for p in sig.tensor_params:
         arguments.setdefault(p, None)
     consts = bind_consts(fn, arguments, {**extra, **call_kwargs})
-    ctx = _Context(consts, {p: arguments.get(p) for p in sig.tensor_params})
-    prev = getattr(_state, "ctx", None)
-    _state.ctx = ctx
+    ctx = JitContext(consts, {p: arguments.get(p) for p in sig.tensor_params})
+    state = jit_state()
+    prev = getattr(state, "ctx", None)
+    state.ctx = ctx
     try:
         with T.prim_func(fn.__name__) as f:
             ret = run_script(fn, **arguments)
     finally:
-        _state.ctx = prev
+        state.ctx = prev
     outputs = _returned(ret, ctx, fn)
     assert f.func is not None
     return JitBuild(f.func, ctx.inputs, outputs, arguments)
 
 
-def _returned(ret: Any, ctx: _Context, fn: Callable[..., Any]) -> list[str]:
+def _returned(ret: Any, ctx: JitContext, fn: Callable[..., Any]) -> list[str]:
     if ret is None:
         return list(ctx.outputs)
     items = ret if isinstance(ret, (tuple, list)) else (ret,)

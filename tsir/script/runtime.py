@@ -11,12 +11,14 @@ import operator
 from typing import Any, Callable
 
 from ..buffer import Buffer
-from ..builder import lang as T
+from ..builder import math_lang as M
+from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
 from ..builder.frame import Frame, builder_stack
 from ..dtype import DataType
 from ..errors import BuildError, UnsupportedError, user_location
 from ..expr import IntImm, PrimExpr, convert
 from .annot import TensorSpec, is_dtype_annotation
+from .jit_body import declare_tensor
 
 __all__ = [
     "Scope", "cond", "If", "Else", "loop", "range_loop", "is_ir_loop", "while_cond", "and_", "or_",
@@ -173,7 +175,7 @@ def ifexp(c: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
         return then()
     if cv is False:
         return otherwise()
-    return T.if_then_else(cv, then(), otherwise())
+    return M.if_then_else(cv, then(), otherwise())
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -242,15 +244,13 @@ def while_cond(x: Any) -> Any:
 
 def annotate(name: str, local_vars: dict[str, Any], ann: Any) -> Any:
     """`A: T.Tensor((M, K), dtype)` in a jit body: declares the parameter `A`."""
-    from .jit import declare_tensor
-
     return declare_tensor(name, local_vars.get(name, None), ann)
 
 
 def annotated_value(ann: Any, value: Any) -> Any:
     dt = is_dtype_annotation(ann)
     if dt is not None:
-        return T.cast(value, dt) if isinstance(value, PrimExpr) else convert(value, dt)
+        return M.cast(value, dt) if isinstance(value, PrimExpr) else convert(value, dt)
     if isinstance(ann, TensorSpec) and not isinstance(value, Buffer):
         raise BuildError(f"a value annotated {ann!r} must be a buffer, got {value!r}")
     return value

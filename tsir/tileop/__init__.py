@@ -1,13 +1,14 @@
 """Tile operators: TileOperatorNode (the interface the passes drive ops through), its registry,
 and the ops, one file each."""
 
+from .atomic_add import AtomicAdd
 from .base import (
     AsyncLoad,
     InferLevel,
     LayoutFact,
     LayoutInferArgs,
-    Lowering,
     LowerArgs,
+    Lowering,
     OpArgs,
     OpEnum,
     Requirement,
@@ -19,17 +20,24 @@ from .base import (
     requirement,
 )
 from .copy import Copy
-from .fill import Fill
-from .atomic_add import AtomicAdd
-from .cumsum import CumSum
 from .cummax import CumMax
-from .reduce import Reduce, ReduceKind
+from .cumsum import CumSum
+from .distributed import (
+    BarrierBlocksOp,
+    GetOp,
+    LdOp,
+    MemoryScope,
+    PutOp,
+    Relation,
+    Semantics,
+    StOp,
+    WaitOp,
+)
+from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
 from .parallel import ParallelLoop
-from .distributed import (
-    BarrierBlocksOp, GetOp, LdOp, MemoryScope, PutOp, Relation, Semantics, StOp, WaitOp,
-)
+from .reduce import Reduce, ReduceKind
 
 __all__ = [
     "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",

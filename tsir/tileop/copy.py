@@ -22,7 +22,13 @@ from ..node import node
 from ..printer_expr import element_form_fits, element_text, is_full_region, is_unit_region
 from ..stmt import AttrStmt, BufferStore, For, ForKind, Stmt
 from .base import (
-    FRAGMENT, AsyncLoad, LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement,
+    FRAGMENT,
+    AsyncLoad,
+    LowerArgs,
+    OpArgs,
+    TileOperatorNode,
+    register_tile_op,
+    requirement,
 )
 from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
 from .fragment_lowering import iterate_fragment

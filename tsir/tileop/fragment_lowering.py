@@ -16,11 +16,10 @@ import numpy as np
 from ..buffer import Buffer, make_buffer
 from ..dtype import int32
 from ..errors import UnsupportedError
-from ..expr import EQ, IntImm, PrimExpr, Var
+from ..expr import EQ, Call, IntImm, PrimExpr, Var
+from ..intrin import INTRINSICS
 from ..layout import Fragment, Layout
 from ..layout.numeric import evaluate_grid, grid
-from ..expr import Call
-from ..intrin import INTRINSICS
 from ..stmt import BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt
 from ..visitor import Mutator, collect, substitute
 

@@ -28,8 +28,16 @@ from ..layout.swizzle import SwizzleMode, detect_swizzle, make_swizzled_layout
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
 from .base import (
-    InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, OpEnum, TileOperatorNode,
-    coerce_enums, register_tile_op, requirement,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    OpArgs,
+    OpEnum,
+    TileOperatorNode,
+    coerce_enums,
+    register_tile_op,
+    requirement,
 )
 from .planned_layouts import MmaTile
 

@@ -34,7 +34,13 @@ from ..node import node
 from ..stmt import BufferStore, For, ForKind, Stmt
 from ..visitor import Mutator, collect, substitute
 from .base import (
-    FRAGMENT, InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, TileOperatorNode,
+    FRAGMENT,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    OpArgs,
+    TileOperatorNode,
     requirement,
 )
 from .elementwise import PER_THREAD_SCOPES, lower_elementwise

@@ -20,13 +20,33 @@ from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
 from ..expr import (
-    BufferLoad, Call, FloatImm, IntImm, Max, Min, PrimExpr, Select, Var, cast, const, const_value,
+    BufferLoad,
+    Call,
+    FloatImm,
+    IntImm,
+    Max,
+    Min,
+    PrimExpr,
+    Select,
+    Var,
+    cast,
+    const,
+    const_value,
 )
 from ..node import node
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from .base import (
-    FRAGMENT, InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, OpEnum,
-    TileOperatorNode, coerce_enums, register_tile_op, requirement,
+    FRAGMENT,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    OpArgs,
+    OpEnum,
+    TileOperatorNode,
+    coerce_enums,
+    register_tile_op,
+    requirement,
 )
 from .planned_layouts import MmaTile, RowGroup, reduced_fragment
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import knobs
+from ...dtype import dtype as _as_dtype
 from . import language
 from .autotuner import AutoTuner, AutotuneResult, autotune
 from .jit import JitFunction, compile, jit, lazy_jit
@@ -34,12 +36,8 @@ def next_power_of_2(n: int) -> int:
 
 def disable_cache() -> None:
     """TileLang's kernel cache switch: tsir's compile cache is turned off for this process."""
-    from ... import knobs
-
     knobs.disable_cache = True
 
 
 def DataType(name: Any) -> Any:  # noqa: N802  (tvm.DataType's spelling: .bits, .lanes)
-    from ...dtype import dtype
-
-    return dtype(str(name))
+    return _as_dtype(str(name))

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import tsir  # compat sits above the whole package
+
+from ... import knobs
 from ...errors import TSIRError, UnsupportedError
 from ...script import build_jit
 from .jit import JitFunction, jit
@@ -74,8 +77,6 @@ _WORK: dict[str, Any] = {}
 
 
 def _warm(index: int) -> str | None:
-    import tsir
-
     make, configs, arch = _WORK["make"], _WORK["configs"], _WORK["arch"]
     try:
         tsir.compile(make(configs[index]), target=arch)
@@ -103,8 +104,6 @@ def _parallel_warm(make_func: Callable[[dict[str, Any]], Any], configs: list[dic
 
 
 def _cache_path(key: str) -> Path:
-    from ... import knobs
-
     return Path(knobs.get("cache_dir")) / "autotune" / f"{key}.json"
 
 
@@ -126,8 +125,6 @@ def tune(
     ref_bench: Callable[[], float] | None = None, use_cache: bool = True,
 ) -> AutotuneResult:
     """Compile every config (in parallel), time each with `bench`, return the fastest."""
-    import tsir
-
     configs = [dict(c) for c in configs]
     if not configs:
         raise UnsupportedError("autotune: the configuration space is empty")

@@ -7,12 +7,14 @@ import os
 import sys
 from typing import Any, Sequence
 
+import tsir  # compat sits above the whole package
+
 from ... import knobs
 from ...buffer import Buffer
-from ... import knobs
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm, Var
 from ...function import PrimFunc
+from .profiler import Profiler, TensorSupplyType, torch_dtype
 
 __all__ = ["JITKernel", "PassConfigKey", "resolve_target", "check_pass_configs", "compile_func"]
 
@@ -87,8 +89,6 @@ def resolve_target(target: Any) -> str:
 
 
 def compile_func(func: PrimFunc, target: Any) -> Any:
-    import tsir
-
     return tsir.compile(func, target=resolve_target(target))
 
 
@@ -139,8 +139,6 @@ class JITKernel:
         return str(self.kernel.asm["tsir"])
 
     def get_profiler(self, tensor_supply_type: Any = None) -> Any:
-        from .profiler import Profiler, TensorSupplyType
-
         return Profiler(self, tensor_supply_type or TensorSupplyType.Auto)
 
     @property
@@ -199,10 +197,3 @@ class JITKernel:
 
     def __repr__(self) -> str:
         return f"<tsir.compat JITKernel {self.func.name} out_idx={self.out_idx} for {self.target}>"
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    special = {"float8_e4m3": "float8_e4m3fn", "bool": "bool"}
-    return getattr(torch, special.get(name, name))

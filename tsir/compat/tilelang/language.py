@@ -12,18 +12,63 @@ from typing import Any
 
 from ...builder import lang as _T
 from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meaning)
-    abs, alloc_reducer, alloc_shared, annotate_layout, atomic_add, cast, ceil, ceildiv, clear,
-    copy, cos, cumsum, exp, exp2, fill, finalize_reducer, floor, get_block_binding,
-    get_thread_binding, if_then_else, infinity, log, log2, max, min, reduce_absmax,
-    reduce_abssum, reduce_max, reduce_min, reduce_sum, round, rsqrt, sin, sqrt, sync_threads,
-    sync_warp, tanh, unroll, vectorized,
+    Pipelined,  # noqa: F401
+    abs,
+    alloc_reducer,
+    alloc_shared,
+    annotate_layout,
+    atomic_add,
+    cast,
+    ceil,
+    ceildiv,
+    clear,
+    copy,
+    cos,
+    cumsum,
+    exp,
+    exp2,
+    fill,
+    finalize_reducer,
+    floor,
+    get_block_binding,
+    get_thread_binding,
+    if_then_else,
+    infinity,
+    log,
+    log2,
+    max,
+    min,
+    reduce_absmax,
+    reduce_abssum,
+    reduce_max,
+    reduce_min,
+    reduce_sum,
+    round,
+    rsqrt,
+    sin,
+    sqrt,
+    sync_threads,
+    sync_warp,
+    tanh,
+    unroll,
+    vectorized,
 )
-from ...builder.lang import Pipelined  # noqa: F401
-from ...dtype import DataType as _DataType, dtype as _as_dtype
+from ...dtype import DataType as _DataType
+from ...dtype import dtype as _as_dtype
 from ...errors import BuildError, UnsupportedError, user_location
-from ...script import Buffer, FragmentBuffer, LocalBuffer, SharedBuffer, Tensor, const, empty, macro, prim_func  # noqa: F401
+from ...script import (  # noqa: F401
+    Buffer,
+    FragmentBuffer,
+    LocalBuffer,
+    SharedBuffer,
+    Tensor,
+    const,
+    empty,
+    macro,
+    prim_func,
+)
 from ...stmt import ForKind as _ForKind
-from .missing import HOPPER, MISSING, MissingFeature
+from .missing import HOPPER, MISSING, MissingFeature, missing_messages
 
 # -- dtypes ----------------------------------------------------------------------------------------
 
@@ -207,6 +252,8 @@ DIFFERENT = {
     "Pipelined": "order=/stage=/group= raise (tsir schedules the stages)",
     "use_swizzle": "order='row' only",
 }
+
+MISSING.update(missing_messages(set(PRESENT) | set(DIFFERENT)))
 
 __all__ = sorted(set(PRESENT) | set(DIFFERENT) | {"dyn"})
 

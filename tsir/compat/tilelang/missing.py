@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...errors import UnsupportedError
 
-__all__ = ["MissingFeature", "MISSING", "HOPPER", "tilelang_names"]
+__all__ = ["MissingFeature", "MISSING", "HOPPER", "tilelang_names", "missing_messages"]
 
 HOPPER = (
     "{what} belongs to the Hopper work (warp specialization, TMA, wgmma, fp8) and is not in tsir yet"
@@ -61,10 +61,8 @@ _TVM = ["attr", "comm_reducer", "evaluate", "tvm_thread_allreduce", "call_intrin
         "ptx_cp_async", "ptx_wait_group", "ptx_commit_group", "allocate", "address_of", "access_ptr"]
 
 
-def _messages() -> dict[str, str]:
-    from . import language
-
-    defined = set(language.PRESENT) | set(language.DIFFERENT)
+def missing_messages(defined: set[str]) -> dict[str, str]:
+    """For each TileLang name not in `defined` (what language.py implements), why it raises."""
     out: dict[str, str] = {}
     for name in tilelang_names():
         if name in defined:
@@ -80,24 +78,6 @@ def _messages() -> dict[str, str]:
     return out
 
 
-class _Lazy(dict):  # type: ignore[type-arg]
-    """Built on first use: the messages depend on what language.py defines."""
-
-    def _fill(self) -> None:
-        if not self:
-            self.update(_messages())
-
-    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
-        self._fill()
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        self._fill()
-        return super().__contains__(key)
-
-    def items(self):  # type: ignore[no-untyped-def, override]
-        self._fill()
-        return super().items()
-
-
-MISSING: dict[str, str] = _Lazy()
+# Filled by language.py once it has defined its names (the messages depend on what it defines;
+# importing this package imports language.py).
+MISSING: dict[str, str] = {}

@@ -7,6 +7,7 @@ import enum
 from typing import Any, Callable, Sequence
 
 from ...errors import LaunchError, UnsupportedError
+from ...expr import IntImm
 
 __all__ = ["TensorSupplyType", "do_bench", "Profiler", "make_inputs"]
 
@@ -102,8 +103,6 @@ def make_inputs(params: Sequence[Any], supply: TensorSupplyType, shapes: Sequenc
     """Random tensors for `params` (tsir Buffers) with the given concrete shapes."""
     import torch
 
-    from .kernel import torch_dtype
-
     out = []
     for p, shape in zip(params, shapes):
         dt = torch_dtype(str(p.dtype))
@@ -135,8 +134,6 @@ class Profiler:
         self._inputs: list[Any] | None = None
 
     def _input_shapes(self) -> list[tuple[int, ...]]:
-        from ...expr import IntImm
-
         shapes = []
         for i in self.kernel.in_idx:
             p = self.kernel.params[i]
@@ -188,3 +185,11 @@ class Profiler:
             lambda: target(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat,
             quantiles=quantiles, backend=backend, return_mode=return_mode,
         )
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype of a tsir dtype name (torch is optional: imported on use)."""
+    import torch
+
+    special = {"float8_e4m3": "float8_e4m3fn", "bool": "bool"}
+    return getattr(torch, special.get(name, name))

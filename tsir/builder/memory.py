@@ -1,0 +1,152 @@
+"""The memory half of `tsir.T`: allocations, copies and fills."""
+
+from __future__ import annotations
+
+import builtins as _py
+from typing import Any
+
+from ..buffer import Buffer, BufferRegion, Range, make_buffer, store_value
+from ..errors import BuildError
+from ..expr import BufferLoad, IntImm, PrimExpr, const_value
+from ..printer_expr import print_expr
+from ..stmt import TileOpStmt
+from ..structural import structural_equal
+from ..tileop.copy import Copy
+from ..tileop.fill import Fill
+from .frame import check_buffer_use, current_builder, infer_name
+
+__all__ = [
+    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "copy", "fill", "clear",
+]
+
+
+def _alloc(shape: Any, dtype: Any, scope: str, default_name: str) -> Buffer:
+    b = current_builder(f"T.alloc_{default_name}")
+    k = b.kernel
+    if k is None:
+        raise BuildError(f"{scope} buffers must be allocated inside a T.Kernel")
+    name = b.unique(infer_name(default_name))
+    if isinstance(shape, (int, PrimExpr)):
+        shape = (shape,)
+    for d in shape:
+        if const_value(d) is None:
+            raise BuildError(f"`{name}`: {scope} buffers need constant shapes, got {shape!r}")
+    buf = make_buffer(name, shape, dtype, scope)
+    b.owner[buf] = k
+    b.frame.allocate(buf)
+    return buf
+
+
+def alloc_shared(shape: Any, dtype: Any, scope: str = "shared.dyn") -> Buffer:
+    if scope not in ("shared", "shared.dyn"):
+        raise BuildError(f"T.alloc_shared scope must be 'shared' or 'shared.dyn', got {scope!r}")
+    return _alloc(shape, dtype, scope, "shared")
+
+
+def alloc_fragment(shape: Any, dtype: Any) -> Buffer:
+    return _alloc(shape, dtype, "local.fragment", "frag")
+
+
+def alloc_local(shape: Any, dtype: Any) -> Buffer:
+    return _alloc(shape, dtype, "local", "local")
+
+
+def alloc_var(dtype: Any, init: Any = None) -> Buffer:
+    """A per-thread scalar variable: read and write it as `v[0]`."""
+    buf = _alloc((1,), dtype, "local.var", "var")
+    if init is not None:
+        buf[0] = init
+    return buf
+
+
+def _region(x: Any, what: str) -> BufferRegion | BufferLoad:
+    if isinstance(x, Buffer):
+        check_buffer_use(x, element_access=False)
+        return BufferRegion.full(x)
+    if isinstance(x, (BufferRegion, BufferLoad)):
+        return x
+    raise BuildError(f"{what} must be a buffer, a slice of one or one element of one, got {x!r}")
+
+
+def _squeezed(extents: tuple[PrimExpr, ...]) -> list[PrimExpr]:
+    return [e for e in extents if const_value(e) != 1]
+
+
+def _same_extent(a: PrimExpr, b: PrimExpr) -> bool:
+    if a is b:
+        return True
+    ca, cb = const_value(a), const_value(b)
+    if ca is not None and cb is not None:
+        return ca == cb
+    return structural_equal(a, b)
+
+
+def _element_region(load: BufferLoad, extents: tuple[PrimExpr, ...], what: str) -> BufferRegion:
+    """`A[i, j]` used as a copy operand: the region starting there with the other side's extents."""
+    n = load.buffer.ndim
+    ext = list(_squeezed(extents))
+    if len(ext) > n:
+        raise BuildError(
+            f"{what}: `{load.buffer.name}` has {n} dimensions but the other side of the copy has "
+            f"{len(ext)} non-unit extents"
+        )
+    full = [IntImm(1, e.dtype) for e in load.indices[: n - len(ext)]] + ext
+    return BufferRegion(load.buffer, tuple(Range(i, e) for i, e in zip(load.indices, full)))
+
+
+def copy(src: Any, dst: Any) -> None:
+    """Copy a region to another (global, shared, local); dtypes are cast. See DESIGN's semantics."""
+    b = current_builder("T.copy")
+    s, d = _region(src, "T.copy source"), _region(dst, "T.copy destination")
+    if isinstance(s, BufferLoad) and isinstance(d, BufferLoad):
+        d_region = BufferRegion(d.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in d.indices))
+        s_region = BufferRegion(s.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in s.indices))
+    elif isinstance(s, BufferLoad):
+        d_region = d  # type: ignore[assignment]
+        s_region = _element_region(s, d_region.extents, "T.copy source")
+    elif isinstance(d, BufferLoad):
+        s_region = s
+        d_region = _element_region(d, s_region.extents, "T.copy destination")
+    else:
+        s_region, d_region = s, d
+    se, de = _squeezed(s_region.extents), _squeezed(d_region.extents)
+    if len(se) != len(de) or not _py.all(_same_extent(x, y) for x, y in zip(se, de)):
+        fmt = lambda r: "(" + ", ".join(print_expr(e) for e in r.extents) + ")"  # noqa: E731
+        raise BuildError(
+            f"T.copy shape mismatch: source `{s_region.buffer.name}` region {fmt(s_region)} vs "
+            f"destination `{d_region.buffer.name}` region {fmt(d_region)} (non-unit extents must "
+            f"match in order)"
+        )
+    _check_region_bounds(s_region, "T.copy source")
+    _check_region_bounds(d_region, "T.copy destination")
+    if b.kernel is None:
+        raise BuildError("T.copy must be inside a T.Kernel (use T.cp_engine_copy for host-side copies)")
+    b.frame.emit(TileOpStmt(Copy(s_region, d_region)))
+
+
+def _check_region_bounds(r: BufferRegion, what: str) -> None:
+    """Regions of on-chip buffers must fit (they have no bounds guards); global ones are guarded."""
+    if r.buffer.scope in ("global", "symmetric"):
+        return
+    for dim, (rng, ext) in enumerate(zip(r.region, r.buffer.shape)):
+        lo, n, size = const_value(rng.min), const_value(rng.extent), const_value(ext)
+        if lo is not None and n is not None and size is not None and (lo < 0 or lo + n > size):
+            raise BuildError(
+                f"{what}: region [{lo}, {lo + n}) exceeds dimension {dim} of `{r.buffer.name}` "
+                f"(extent {size})"
+            )
+
+
+def fill(dst: Any, value: Any) -> None:
+    b = current_builder("T.fill")
+    d = _region(dst, "T.fill destination")
+    if isinstance(d, BufferLoad):
+        d = BufferRegion(d.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in d.indices))
+    if b.kernel is None:
+        raise BuildError("T.fill must be inside a T.Kernel")
+    _check_region_bounds(d, "T.fill destination")
+    b.frame.emit(TileOpStmt(Fill(d, store_value(d.buffer, value))))
+
+
+def clear(dst: Any) -> None:
+    fill(dst, 0)

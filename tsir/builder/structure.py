@@ -1,0 +1,330 @@
+"""The structure half of `tsir.T`: functions, parameters, kernels, loops, branches, bindings,
+barriers and raw calls."""
+
+from __future__ import annotations
+
+import builtins as _py
+import contextlib
+import re
+from typing import Any, Iterator
+
+from ..buffer import Buffer, index_hooks, make_buffer
+from ..dtype import dtype as as_dtype
+from ..dtype import int32 as _int32
+from ..errors import BuildError, DTypeError, UnsupportedError, user_location
+from ..expr import Call, IntImm, PrimExpr, Var, const_value, convert
+from ..function import PrimFunc
+from ..stmt import AttrStmt, Evaluate, For, ForKind, IfThenElse, KernelLaunch, Stmt
+from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder
+from .indexing import BUILDER_ACCESS
+from .math_lang import as_cond
+
+__all__ = [
+    "prim_func", "param", "scalar", "dynamic", "Kernel", "Parallel", "Pipelined", "serial",
+    "unroll", "vectorized", "If", "Else", "attr", "call_intrin", "evaluate",
+    "get_thread_binding", "get_block_binding", "sync_threads", "sync_warp",
+]
+
+
+class FuncHandle:
+    """What `with T.prim_func(name) as f:` binds; `f.func` is the PrimFunc once the block exits."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.func: PrimFunc | None = None
+        self._builder = Builder(name)
+
+    def __enter__(self) -> FuncHandle:
+        builder_stack().append(self._builder)
+        index_hooks().append(BUILDER_ACCESS)  # `A[i] = v` and checked indexing, while this runs
+        self._builder.push(Frame("func", lambda body: None))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        b = self._builder
+        stack = builder_stack()
+        try:
+            if exc_type is None:
+                if len(b.frames) != 1:
+                    raise BuildError("a loop or `with` block of the function was left open")
+                body = b.frames[0].body()
+                self.func = PrimFunc(self.name, tuple(b.params), body)
+        finally:
+            b.frames.clear()
+            if stack and stack[-1] is b:
+                stack.pop()
+            hooks = index_hooks()
+            if hooks and hooks[-1] is BUILDER_ACCESS:
+                hooks.pop()
+
+
+def prim_func(name: Any) -> Any:
+    """`with T.prim_func("name") as f:` builds a function (the decorator spelling, `@T.prim_func`
+    on a Python function, is `tsir.T.prim_func`: the script front end sits above the builder)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise BuildError(f"T.prim_func needs a function name that is a C identifier, got {name!r}")
+    return FuncHandle(name)
+
+
+def _check_name(b: Builder, name: str, what: str) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise BuildError(f"{what} name must be an identifier, got {name!r}")
+    if _py.any(getattr(p, "name", None) == name for p in b.params):
+        raise BuildError(f"{what} `{name}` is declared twice")
+
+
+def param(name: str, shape: Any, dtype: Any, scope: str = "global") -> Buffer:
+    """A tensor parameter: a dim may be an int or a `T.dynamic` symbol."""
+    b = current_builder("T.param")
+    _check_name(b, name, "parameter")
+    if scope not in ("global", "symmetric"):
+        raise BuildError(f"parameter `{name}`: scope must be 'global' or 'symmetric', got {scope!r}")
+    if b.kernels or len(b.frames) != 1:
+        raise BuildError(f"parameter `{name}` must be declared before any statement of the function")
+    buf = make_buffer(name, shape, dtype, scope)
+    b.params.append(buf)
+    return buf
+
+
+def scalar(name: str, dtype: Any = "int32") -> Var:
+    """A scalar parameter, passed as a Python number at call time."""
+    b = current_builder("T.scalar")
+    _check_name(b, name, "parameter")
+    v = Var(name, as_dtype(dtype))
+    b.params.append(v)
+    return v
+
+
+def dynamic(name: str, dtype: Any = "int32") -> Var:
+    """A symbolic dimension, bound from the shapes of the tensors passed at call time."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise BuildError(f"T.dynamic needs an identifier, got {name!r}")
+    dt = as_dtype(dtype)
+    if not dt.is_int:
+        raise DTypeError(f"T.dynamic(`{name}`) must have an integer dtype, got {dt}")
+    return Var(name, dt)
+
+
+@contextlib.contextmanager
+def Kernel(*grid: Any, threads: Any = 128, cluster: Any = None) -> Iterator[Any]:
+    """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims)."""
+    b = current_builder("T.Kernel")
+    if b.kernel is not None:
+        raise BuildError("T.Kernel cannot be nested inside another T.Kernel")
+    if not 1 <= len(grid) <= 3:
+        raise BuildError(f"T.Kernel takes 1 to 3 grid extents, got {len(grid)}")
+    dims = []
+    for g in grid:
+        e = convert(g)
+        if not e.dtype.is_int:
+            raise DTypeError(f"T.Kernel grid extent `{g}` must be an integer, got {e.dtype}")
+        dims.append(e)
+    tdims = (threads,) if isinstance(threads, int) else tuple(threads)
+    if not tdims or len(tdims) > 3 or _py.any(not isinstance(t, int) or t < 1 for t in tdims):
+        raise BuildError(f"T.Kernel threads must be a positive int or up to 3 of them, got {threads!r}")
+    n = 1
+    for t in tdims:
+        n *= t
+    if n > 1024:
+        raise BuildError(f"T.Kernel: {n} threads per block exceeds the CUDA limit of 1024")
+    if cluster is not None:
+        raise UnsupportedError(
+            f"T.Kernel(cluster={cluster!r}): thread-block clusters are not launched by tsir yet "
+            "(the launch would silently run without them); drop `cluster=`",
+            loc=user_location(),
+        )
+    bvars = tuple(Var(x, _int32) for x in ("bx", "by", "bz")[: len(dims)])
+    tvars = tuple(Var(x, _int32) for x in ("tx", "ty", "tz")[: len(tdims)])
+    info = KernelFrameInfo(bvars, tvars, tdims)
+    name = b.unique(f"{b.name}_kernel")
+    clus = None if cluster is None else ((cluster,) if isinstance(cluster, int) else tuple(cluster))
+
+    def finish(body: Stmt) -> Stmt:
+        return KernelLaunch(name, tuple(dims), tdims, bvars, tvars, body, clus)
+
+    frame = b.push(Frame("kernel", finish, kernel=info))
+    b.kernels.append(info)
+    yield bvars[0] if len(bvars) == 1 else bvars
+    b.pop(frame)
+
+
+def _loop(kind: ForKind, extents: tuple[Any, ...], names: list[str], annotations: tuple = ()) -> Iterator[Any]:
+    b = current_builder(f"T.{kind.value}")
+    ranges: list[tuple[PrimExpr, PrimExpr]] = []
+    for e in extents:
+        if isinstance(e, tuple):
+            lo, hi = convert(e[0]), convert(e[1])
+            ranges.append((lo, hi - lo))
+        else:
+            x = convert(e)
+            if not x.dtype.is_int:
+                raise DTypeError(f"loop extent `{e}` must be an integer, got {x.dtype}")
+            ranges.append((IntImm(0, x.dtype), x))
+    if kind is ForKind.PARALLEL and b.kernel is None:
+        raise BuildError("T.Parallel must be inside a T.Kernel")
+    if len(names) != len(ranges):
+        names = [f"{names[0]}{k}" for k in range(len(ranges))] if len(ranges) > 1 else names[:1]
+    lvars = [Var(n, r[1].dtype) for n, r in zip(names, ranges)]
+    frames = []
+    for v, (lo, ext) in zip(lvars, ranges):
+        def finish(body: Stmt, v: Var = v, lo: PrimExpr = lo, ext: PrimExpr = ext) -> Stmt:
+            return For(v, lo, ext, kind, body, None, annotations)
+
+        frames.append(b.push(Frame(kind.value, finish)))
+    yield lvars[0] if len(lvars) == 1 else tuple(lvars)
+    for f in reversed(frames):
+        b.pop(f)
+
+
+def Parallel(*extents: Any) -> Iterator[Any]:
+    """An element-wise loop nest; the compiler distributes its iterations over the block's threads."""
+    if not extents:
+        raise BuildError("T.Parallel needs at least one extent")
+    return _loop(ForKind.PARALLEL, extents, _loop_name("i"))
+
+
+def Pipelined(
+    start: Any, stop: Any = None, num_stages: int = 0, order: Any = None, stage: Any = None,
+    group: Any = None,
+) -> Iterator[Any]:
+    """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
+    `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
+    `stage=` and `group=` (a hand-written schedule in TileLang) raise: tsir's pipeliner chooses
+    the schedule itself, and accepting them would ignore them."""
+    if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
+        raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
+    for key, value in (("order", order), ("stage", stage), ("group", group)):
+        if value is not None:
+            raise UnsupportedError(
+                f"T.Pipelined({key}=...): explicit pipeline schedules are not supported; tsir "
+                "stages the copies that lead the loop body itself (drop order=/stage=/group=)",
+                loc=user_location(),
+            )
+    kind = ForKind.PIPELINED if num_stages > 0 else ForKind.SERIAL
+    ann = (("num_stages", num_stages),) if num_stages else ()
+    if stop is None:
+        return _loop(kind, (start,), _loop_name("k"), ann)
+    if const_value(start) == 0:
+        return _loop(kind, (stop,), _loop_name("k"), ann)
+    if kind is ForKind.SERIAL:
+        return _loop(kind, ((start, stop),), _loop_name("k"), ann)
+    # The pipeliner counts stages from iteration 0: run 0..stop-start and hand the user start + k.
+    return _offset_loop(kind, start, stop, _loop_name("k"), ann)
+
+
+def _offset_loop(kind: ForKind, start: Any, stop: Any, names: list[str], ann: tuple) -> Iterator[Any]:
+    lo = convert(start)
+    for k in _loop(kind, (convert(stop, lo.dtype) - lo,), names, ann):
+        yield lo + k
+
+
+def serial(start: Any, stop: Any = None) -> Iterator[Any]:
+    return _loop(ForKind.SERIAL, ((start, stop) if stop is not None else start,), _loop_name("i"))
+
+
+def unroll(start: Any, stop: Any = None) -> Iterator[Any]:
+    return _loop(ForKind.UNROLLED, ((start, stop) if stop is not None else start,), _loop_name("i"))
+
+
+def vectorized(start: Any, stop: Any = None) -> Iterator[Any]:
+    return _loop(ForKind.VECTORIZED, ((start, stop) if stop is not None else start,), _loop_name("v"))
+
+
+def _loop_name(default: str) -> list[str]:
+    """The user's loop target names (`for row, col in T.Parallel(...)` gives ["row", "col"])."""
+    loc = user_location()
+    if loc is not None:
+        m = re.match(r"\s*for\s+\(?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*,?\s*\)?\s+in\b", loc.line)
+        if m:
+            return [n.strip() for n in m.group(1).split(",")]
+    return [default]
+
+
+@contextlib.contextmanager
+def If(cond: Any) -> Iterator[None]:
+    b = current_builder("T.If")
+    c = as_cond(cond, "T.If")
+
+    def finish(body: Stmt) -> Stmt:
+        return IfThenElse(c, body)
+
+    frame = b.push(Frame("if", finish))
+    yield
+    b.pop(frame)
+
+
+@contextlib.contextmanager
+def attr(key: str, value: Any) -> Iterator[None]:
+    """`AttrStmt(key, value, body)` around the statements of the block: a pass-level annotation
+    (the printer's form for AttrStmt; tile programs rarely need it)."""
+    b = current_builder("T.attr")
+    if not isinstance(key, str):
+        raise BuildError(f"T.attr: the key must be a string, got {key!r}")
+
+    def finish(body: Stmt) -> Stmt:
+        return AttrStmt(key, value, body)
+
+    frame = b.push(Frame("attr", finish))
+    yield
+    b.pop(frame)
+
+
+@contextlib.contextmanager
+def Else() -> Iterator[None]:
+    b = current_builder("T.Else")
+    parent = b.frame
+    last = parent.items[-1] if parent.items else None
+    if not isinstance(last, IfThenElse) or last.else_case is not None:
+        raise BuildError("`with T.Else():` must directly follow a `with T.If(...):` block")
+
+    def finish(body: Stmt) -> Stmt | None:
+        parent.items[-1] = last.replace(else_case=body)
+        return None
+
+    frame = b.push(Frame("else", finish))
+    yield
+    b.pop(frame)
+
+
+def get_thread_binding(dim: int = 0) -> Var:
+    b = current_builder("T.get_thread_binding")
+    k = b.kernel
+    if k is None:
+        raise BuildError("T.get_thread_binding must be used inside a T.Kernel")
+    if not 0 <= dim < len(k.thread_vars):
+        raise BuildError(f"T.get_thread_binding({dim}): the kernel has {len(k.thread_vars)} thread dims")
+    return k.thread_vars[dim]
+
+
+def get_block_binding(dim: int = 0) -> Var:
+    b = current_builder("T.get_block_binding")
+    k = b.kernel
+    if k is None or not 0 <= dim < len(k.block_vars):
+        raise BuildError(f"T.get_block_binding({dim}) needs an enclosing T.Kernel with that grid dim")
+    return k.block_vars[dim]
+
+
+def _emit(stmt: Stmt, what: str) -> None:
+    b = current_builder(what)
+    b.frame.emit(stmt)
+
+
+def sync_threads() -> None:
+    _emit(Evaluate(Call(_int32, "sync_threads", ())), "T.sync_threads")
+
+
+def sync_warp() -> None:
+    _emit(Evaluate(Call(_int32, "sync_warp", ())), "T.sync_warp")
+
+
+def call_intrin(dtype: Any, op: str, *args: Any) -> PrimExpr:
+    """A call of an intrinsic (`tsir.intrin.INTRINSICS`) or of a device-header function
+    (`tsir.<header>.<function>`): the printer's form for `Call`."""
+    if not isinstance(op, str) or not op:
+        raise BuildError(f"T.call_intrin: the callee must be a non-empty string, got {op!r}")
+    return Call(as_dtype(dtype), op, tuple(convert(a) for a in args))
+
+
+def evaluate(value: Any) -> None:
+    """Evaluate an expression for its side effects (a call): the printer's form for `Evaluate`."""
+    _emit(Evaluate(convert(value)), "T.evaluate")
