@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tsir import knobs
 from tsir.errors import SourceLocation, TSIRError
 from tsir.target import Target
 
@@ -33,7 +34,7 @@ class PassContext:
     """What every pass may read: the target. Passes get it as their second argument, and record
     in `report` (through `explain`) every request they could not honour."""
 
-    target: Any
+    target: Target
     report: list[Decision] = field(default_factory=list)
 
     def explain(self, pass_name: str, message: str, span: SourceLocation | None = None) -> None:
@@ -76,7 +77,8 @@ def _register_ffi(p: Pass) -> None:
         return
 
     def call(ir: Any, target: Any = None) -> Any:
-        return p.fn(ir, PassContext(Target.parse(target) if target is not None else None))
+        # No target: the default every entry point uses (tsir.knobs.target, TSIR_TARGET).
+        return p.fn(ir, PassContext(Target.parse(target if target is not None else knobs.target)))
 
     call.__name__ = p.name
     tvm_ffi.register_global_func(f"tsir.transform.{p.name}", call, override=True)

@@ -7,8 +7,16 @@ the mutator and the printer all walk `fields(node)`. Nodes hash by identity, so 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - Python 3.10: type checkers read the 3.11 branch
+
+    def dataclass_transform(**_: Any) -> Callable[[T], T]:
+        return lambda f: f
 
 __all__ = ["Node", "node", "binder", "node_fields", "FieldInfo", "span_field"]
 
@@ -44,11 +52,6 @@ class Node:
         return f"<{type(self).__name__}: {self!s}>"
 
 
-def node(cls: type[T]) -> type[T]:
-    """Declare an IR node: a frozen, slotted dataclass with identity equality and hashing."""
-    return dataclass(frozen=True, slots=True, eq=False, repr=False)(cls)
-
-
 def binder(**kwargs: Any) -> Any:
     """A field that *defines* variables (a loop variable, a let variable): compared up to renaming."""
     return field(metadata={"binder": True}, **kwargs)
@@ -70,6 +73,12 @@ def span_field() -> Any:
     walkers ignore it (`node_fields` leaves it out); `replace` keeps it, so a pass that rewrites a
     statement with `.replace(...)` keeps its origin for error messages and TSIR_EXPLAIN reports."""
     return field(default=None, kw_only=True, metadata={"span": True})
+
+
+@dataclass_transform(eq_default=False, frozen_default=True, field_specifiers=(field, binder, span_field))
+def node(cls: type[T]) -> type[T]:
+    """Declare an IR node: a frozen, slotted dataclass with identity equality and hashing."""
+    return dataclass(frozen=True, slots=True, eq=False, repr=False)(cls)
 
 
 def node_fields(obj_or_cls: Any) -> tuple[FieldInfo, ...]:

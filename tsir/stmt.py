@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .buffer import Buffer, BufferRegion, Range
-from .expr import PrimExpr, Var, const_value
-from dataclasses import dataclass
-
 from .errors import SourceLocation
+from .expr import PrimExpr, Var, const_value
 from .node import Node, binder, node, span_field
+
+if TYPE_CHECKING:  # the ops sit above the core; the annotation only names their base class
+    from .tileop.base import TileOperatorNode
 
 __all__ = [
     "Stmt", "ForKind", "For", "SeqStmt", "IfThenElse", "LetStmt", "BufferStore", "Evaluate",
@@ -148,7 +150,7 @@ class KernelLaunch(Stmt):
 class TileOpStmt(Stmt):
     """A tile operator in place (lowered to thread-level IR by LowerTileOp)."""
 
-    op: Node
+    op: TileOperatorNode
 
 
 @node
