@@ -539,6 +539,28 @@ _FOLD_CMP = {
 }
 
 
+def folds_when_built(e: PrimExpr) -> bool:
+    """Whether `binary` would not rebuild the binary node `e` from its operands as they are (it
+    folds constants and the integer identities): the printer then spells the node out."""
+    name = type(e).__name__
+    a, b = getattr(e, "a", None), getattr(e, "b", None)
+    if not isinstance(a, PrimExpr) or not isinstance(b, PrimExpr):
+        return False
+    if isinstance(a, IntImm) and isinstance(b, IntImm) and (name in _FOLD_INT or name in _FOLD_CMP):
+        return True
+    if not a.dtype.is_int:
+        return False
+    if name == "Add":
+        return _is_zero(a) or _is_zero(b)
+    if name == "Sub":
+        return _is_zero(b)
+    if name == "Mul":
+        return _is_one(a) or _is_one(b) or _is_zero(a) or _is_zero(b)
+    if name in ("FloorDiv", "FloorMod"):
+        return _is_one(b)
+    return False
+
+
 def binary(cls: type, a: Any, b: Any) -> PrimExpr:
     """Build `cls(a, b)` from user operands: convert literals, check dtypes, fold constants."""
     a, b = _unify(a, b, _OP_SYMBOL.get(cls.__name__, cls.__name__))

@@ -57,6 +57,7 @@ from .expr import (
     Sub,
     Var,
     const_value,
+    folds_when_built,
 )
 from .intrin import DEVICE_FUNCTIONS, MATH_UNARY
 from .node import Node, node_fields
@@ -216,6 +217,12 @@ class ExprPrinter:
             return lit, (P_UNARY if lit.startswith("-") else P_ATOM)
         return f"T.{e.dtype}({lit})", P_ATOM
 
+    def operand_node(self, e: PrimExpr) -> str:
+        """An operand of a node constructor: a constant typed (`T.int32(0)`), else as usual."""
+        if isinstance(e, (IntImm, FloatImm)):
+            return self.const(e, None, typed=True)[0]
+        return self(e)
+
     def _IntImm(self, e: IntImm, like: DataType | None) -> tuple[str, int]:
         return self.const(e, like)
 
@@ -246,6 +253,9 @@ class ExprPrinter:
         return left, self.operand(b, prec, like_b, right=True)
 
     def _binary(self, e: Any, like: DataType | None) -> tuple[str, int]:
+        if folds_when_built(e):
+            # The operator would fold it (`0 * 32` is 0): the node spelled out rebuilds as it is.
+            return f"tsir.{type(e).__name__}({self.operand_node(e.a)}, {self.operand_node(e.b)})", P_ATOM
         symbol, prec = BINARY_OPS[type(e)]
         left, right = self.pair(e.a, e.b, prec, symbol)
         return f"{left} {symbol} {right}", prec
@@ -365,13 +375,19 @@ class ExprPrinter:
             return "{" + ", ".join(f"{self.value(k)}: {self.value(x)}" for k, x in v.items()) + "}"
         if isinstance(v, str):
             return quote(v)
-        return repr(v)
+        form = getattr(v, "print_form", None)  # a value that knows its form (a fragment's plan)
+        return form(self) if form is not None else repr(v)
 
     def generic(self, n: Node) -> str:
-        """`TypeName(field=value, ...)` for nodes without a dedicated form."""
-        fields = ", ".join(f"{f.name}={self.value(getattr(n, f.name))}" for f in node_fields(n))
-        text = f"{type(n).__name__}({fields})"
+        """A node's own `print_form(printer)` (tile ops, layouts), else `TypeName(field=value)`."""
+        form = getattr(n, "print_form", None)
+        text = form(self) if form is not None else self.fields_form(n)
         return MARK_BEGIN + text + MARK_END if n is self.mark else text
+
+    def fields_form(self, n: Node) -> str:
+        """`TypeName(field=value, ...)`: a node without a form of its own (it does not rebuild)."""
+        fields = ", ".join(f"{f.name}={self.value(getattr(n, f.name))}" for f in node_fields(n))
+        return f"{type(n).__name__}({fields})"
 
 
 def print_expr(expr: PrimExpr) -> str:

@@ -133,10 +133,15 @@ def test_containment_symbolic_fallback() -> None:
 
 
 def test_str_is_readable() -> None:
-    assert str(QUAD) == (
-        "Fragment(input_shape=(8, 8), vars=(i, j), forward_index=(j % 2,), rep=rep, "
-        "forward_thread=i * 4 + j // 2, replicate_size=1, thread_range=None)"
+    """The printer's form: the construction that rebuilds the fragment."""
+    import tsir
+
+    text = str(QUAD)
+    assert text == (
+        "tsir.layout.Fragment.from_fn((8, 8), lambda i, j, rep: i * 4 + j // 2, "
+        "lambda i, j: (j % 2,), 1)"
     )
+    tsir.assert_structural_equal(eval(text, {"tsir": tsir}), QUAD)
 
 
 @pytest.mark.parametrize("size", [16, 64, 128])

@@ -7,6 +7,7 @@ import pytest
 from tsir.arith import Analyzer
 from tsir.errors import UnsupportedError
 from tsir.expr import IntImm, Var
+import tsir
 from tsir.layout import Layout, equivalent
 from tsir.structural import structural_equal
 
@@ -110,6 +111,8 @@ def test_placeholder_count_is_checked() -> None:
 
 def test_str_is_readable() -> None:
     layout = Layout.from_fn((64, 64), lambda i, j: (i, (j // 8 ^ i % 8) * 8 + j % 8))
-    assert str(layout) == (
-        "Layout(input_shape=(64, 64), vars=(i, j), forward_index=(i, (j // 8 ^ i % 8) * 8 + j % 8))"
+    text = str(layout)  # the printer's form: the construction that rebuilds the layout
+    assert text == (
+        "tsir.layout.Layout.from_fn((64, 64), lambda i, j: (i, (j // 8 ^ i % 8) * 8 + j % 8,))"
     )
+    tsir.assert_structural_equal(eval(text, {"tsir": tsir}), layout)

@@ -113,7 +113,9 @@ def test_conflicting_layouts_name_both_ops_and_both_layouts() -> None:
     # The nest ties C_f (fixed by the gemm) to D_f (pinned fully replicated): one must give.
     assert "`C_f` gets two different layouts" in msg
     assert "from Gemm" in msg and "from T.Parallel over `i`" in msg
-    assert "replicate_size=128" in msg and "forward_thread=" in msg
+    # Both layouts, printed in their builder form: D_f's copies in every thread (`rep` -> thread).
+    assert msg.count("tsir.layout.Fragment.from_fn((128, 128), lambda i, j, rep: ") == 2
+    assert "lambda i, j, rep: rep, lambda i, j: (i * 128 + j,), 128)" in msg
 
 
 def test_reducing_a_gemm_accumulator_is_refused_clearly() -> None:

@@ -9,6 +9,7 @@ import tvm_ffi
 import tsir
 from tsir import T
 from tsir.passes import default_pipeline, registered
+from tsir.visitor import collect
 
 EXPECTED_ORDER = [
     "Verify", "InjectSoftwarePipeline", "LayoutInference", "LowerTileOp",
@@ -43,7 +44,8 @@ def test_every_pass_is_a_tvm_ffi_global_function() -> None:
     fn = tvm_ffi.get_global_func("tsir.transform.LowerTileOp")
     out = fn(f, "sm_90a")
     assert isinstance(out, tsir.PrimFunc)
-    assert "T.Parallel" not in str(out)
+    assert not any(x.kind is tsir.ForKind.PARALLEL for x in collect(out, tsir.For))
+    assert not collect(out, tsir.TileOpStmt)
     for name in registered():
         assert tvm_ffi.get_global_func(f"tsir.transform.{name}") is not None
 
@@ -77,3 +79,18 @@ def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untype
     for f in (small(), matmul(256, 256, 256), matmul(None, 256, 512, epilogue="bias_relu", out_dtype="float32"),
               softmax(1024, 2), column_sum_atomic(1024), prefix_sum_rows(256)):
         tsir.lower(f, "sm_90a")
+
+
+def test_every_registered_pass_has_its_own_test_file() -> None:
+    """CONVENTIONS 1: `passes/<module>.py` defining a pass is tested in
+    `tests/passes/test_<module>.py`."""
+    import inspect
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    missing = []
+    for name, p in registered().items():
+        module = Path(inspect.getfile(p.fn)).stem
+        if not (here / f"test_{module}.py").exists():
+            missing.append(f"{name} (passes/{module}.py): tests/passes/test_{module}.py")
+    assert not missing, f"passes without their own test file: {missing}"

@@ -8,12 +8,15 @@ from typing import Any
 from ..dtype import bool_
 from ..dtype import dtype as as_dtype
 from ..errors import ArithError, DTypeError
+from ..expr import Broadcast as _Broadcast
 from ..expr import Call, FloatImm, IntImm, Max, Min, PrimExpr, Select, binary, convert
+from ..expr import Ramp as _Ramp
 from ..expr import cast as _cast
 from ..intrin import MATH_UNARY
 
 __all__ = [
     "cast", "if_then_else", "infinity", "ceildiv", "max", "min", "abs", "all", "any", *MATH_UNARY,
+    "Ramp", "Broadcast",
 ]
 
 
@@ -110,6 +113,22 @@ def _math(name: str) -> Any:
 
 for _name in MATH_UNARY:
     globals()[_name] = _math(_name)
+
+
+def Ramp(base: Any, stride: Any, lanes: int) -> PrimExpr:  # noqa: N802  (the node's name)
+    """The vector `base, base + stride, ...` of `lanes` integers (the printer's form of a vector
+    index after VectorizeLoop)."""
+    b = convert(base)
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 2:
+        raise DTypeError(f"T.Ramp: lanes must be an int >= 2, got {lanes!r}")
+    return _Ramp(b, convert(stride, b.dtype), lanes)
+
+
+def Broadcast(value: Any, lanes: int) -> PrimExpr:  # noqa: N802  (the node's name)
+    """`value` in each of `lanes` lanes (the printer's form of a vector of one value)."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 2:
+        raise DTypeError(f"T.Broadcast: lanes must be an int >= 2, got {lanes!r}")
+    return _Broadcast(convert(value), lanes)
 
 
 def typed_constant(name: str) -> Any:

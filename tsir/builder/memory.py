@@ -7,7 +7,7 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion, Range, make_buffer, store_value
 from ..errors import BuildError
-from ..expr import BufferLoad, IntImm, PrimExpr, const_value
+from ..expr import BufferLoad, IntImm, PrimExpr, const_value, convert
 from ..printer_expr import print_expr
 from ..stmt import TileOpStmt
 from ..structural import structural_equal
@@ -16,12 +16,16 @@ from ..tileop.fill import Fill
 from .frame import check_buffer_use, current_builder, infer_name
 
 __all__ = [
-    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "copy", "fill", "clear",
+    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "alloc_buffer", "copy", "fill",
+    "clear",
 ]
 
 
-def _alloc(shape: Any, dtype: Any, scope: str, default_name: str) -> Buffer:
-    b = current_builder(f"T.alloc_{default_name}")
+def _alloc(
+    shape: Any, dtype: Any, scope: str, default_name: str, strides: Any = (), align: int = 16,
+    what: str | None = None,
+) -> Buffer:
+    b = current_builder(what or f"T.alloc_{default_name}")
     k = b.kernel
     if k is None:
         raise BuildError(f"{scope} buffers must be allocated inside a T.Kernel")
@@ -31,10 +35,24 @@ def _alloc(shape: Any, dtype: Any, scope: str, default_name: str) -> Buffer:
     for d in shape:
         if const_value(d) is None:
             raise BuildError(f"`{name}`: {scope} buffers need constant shapes, got {shape!r}")
-    buf = make_buffer(name, shape, dtype, scope)
+    buf = make_buffer(name, shape, dtype, scope, align)
+    if strides:
+        buf = buf.replace(strides=tuple(convert(s) for s in strides))
     b.owner[buf] = k
     b.frame.allocate(buf)
     return buf
+
+
+def alloc_buffer(
+    shape: Any, dtype: Any, scope: str = "local", strides: Any = (), align: int = 16
+) -> Buffer:
+    """A buffer in any on-chip scope, with explicit strides or alignment (the printer's form for
+    allocations the other T.alloc_* do not spell, such as a planned shared-memory pool)."""
+    if scope in ("global", "symmetric"):
+        raise BuildError(f"T.alloc_buffer: {scope} buffers are parameters (T.param), not allocations")
+    if not isinstance(align, int) or isinstance(align, bool) or align < 1:
+        raise BuildError(f"T.alloc_buffer: align must be a positive int, got {align!r}")
+    return _alloc(shape, dtype, scope, "buf", strides, align, "T.alloc_buffer")
 
 
 def alloc_shared(shape: Any, dtype: Any, scope: str = "shared.dyn") -> Buffer:

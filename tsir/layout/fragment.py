@@ -73,6 +73,18 @@ class Fragment(Layout):
         thread = thread_fn(*vs, rep) if takes_rep else thread_fn(*vs)
         return Fragment(_as_exprs(shape), vs, _as_exprs(index_fn(*vs)), rep, thread, replicate)
 
+    def print_form(self, p: Any) -> str:
+        """`tsir.layout.Fragment.from_fn(shape, lambda i, rep: thread, lambda i: (index,), R)`:
+        the printer's form (a fragment bound to a thread range prints field by field)."""
+        if self.thread_range is not None:
+            return p.fields_form(self)
+        names = [p.namer.define(v, v.name) for v in self.vars]
+        rep = p.namer.define(self.rep, self.rep.name)
+        thread = f"lambda {', '.join([*names, rep])}: {p(self.forward_thread)}"
+        index = f"lambda {', '.join(names)}: ({', '.join(p(e) for e in self.forward_index)},)"
+        shape = p.value(self.input_shape)
+        return f"tsir.layout.Fragment.from_fn({shape}, {thread}, {index}, {self.replicate_size})"
+
     @staticmethod
     def partitioned(shape: Sequence[Any], threads: int, vector: int = 1) -> Fragment:
         """A loop nest over `shape` dealt to threads in runs of `vector` consecutive elements

@@ -123,6 +123,12 @@ class Layout(Node):
         vs = placeholders(len(shape), names)
         return Layout(_as_exprs(shape), vs, _as_exprs(fn(*vs)))
 
+    def print_form(self, p: Any) -> str:
+        """`tsir.layout.Layout.from_fn(shape, lambda i, j: (index,))`: the printer's form."""
+        names = ", ".join(p.namer.define(v, v.name) for v in self.vars)
+        index = ", ".join(p(e) for e in self.forward_index)
+        return f"tsir.layout.Layout.from_fn({p.value(self.input_shape)}, lambda {names}: ({index},))"
+
     @staticmethod
     def row_major(shape: Sequence[Any]) -> Layout:
         """The identity layout (physical index = logical index)."""

@@ -46,6 +46,8 @@ class CumMax(TileOperatorNode):
         return "T.cummax"
 
     def print_form(self, p: ExprPrinter) -> str:
+        if check_scan_operands("T.cummax", self.src, self.dst, self.dim) is not None:
+            return TileOperatorNode.print_form(self, p)  # what the builder would refuse
         rev = ", reverse=True" if self.reverse else ""
         return f"T.cummax({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{rev})"
 

@@ -40,6 +40,8 @@ class CumSum(TileOperatorNode):
         return "T.cumsum"
 
     def print_form(self, p: ExprPrinter) -> str:
+        if check_scan_operands("T.cumsum", self.src, self.dst, self.dim) is not None:
+            return TileOperatorNode.print_form(self, p)  # what the builder would refuse
         rev = ", reverse=True" if self.reverse else ""
         return f"T.cumsum({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{rev})"
 

@@ -104,6 +104,10 @@ class Gemm(TileOperatorNode):
         return "T.gemm"
 
     def print_form(self, p: ExprPrinter) -> str:
+        try:  # T.gemm rebuilds only what the builder accepts (not a pipeline's staged operands)
+            check_gemm(self.A, self.B, self.C, self.transpose_A, self.transpose_B)
+        except BuildError:
+            return TileOperatorNode.print_form(self, p)
         kw = "".join(
             f", {name}=True"
             for name in ("transpose_A", "transpose_B", "clear_accum")

@@ -15,7 +15,7 @@ row i's group. 1-D tiles are the R = 1 case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..layout import Fragment
@@ -34,6 +34,9 @@ class RowGroup:
     group: int  # G: threads per row
     vector: int  # V: elements per vector
 
+    def print_form(self, p: Any) -> str:
+        return _dataclass_form(self)
+
     @property
     def groups(self) -> int:
         return self.threads // self.group
@@ -50,6 +53,12 @@ class RowGroup:
     @property
     def local_size(self) -> int:
         return self.row_slots * self.col_slots * self.vector
+
+
+def _dataclass_form(x: Any) -> str:
+    """The printer's form of a plan: `tsir.tileop.planned_layouts.RowGroup(rows=8, ...)`."""
+    args = ", ".join(f"{f.name}={getattr(x, f.name)!r}" for f in fields(x))
+    return f"tsir.tileop.planned_layouts.{type(x).__name__}({args})"
 
 
 def _pow2_at_most(n: int) -> int:
@@ -113,6 +122,9 @@ class MmaTile:
     n: int
     warps_m: int
     warps_n: int
+
+    def print_form(self, p: Any) -> str:
+        return _dataclass_form(self)
 
     def row_fragment(self) -> Fragment:
         """One value per row, held by the 4 lanes of the warp that owns the row (warps_n == 1):

@@ -129,6 +129,10 @@ class Reduce(TileOperatorNode):
         return 1 if len(self.src.buffer.shape) == 1 else self.dim
 
     def print_form(self, p: ExprPrinter) -> str:
+        try:  # T.reduce_* rebuilds only what the builder accepts
+            check_reduce(self.src, self.dst, self.dim, self.kind)
+        except BuildError:
+            return TileOperatorNode.print_form(self, p)
         clear = "" if self.clear else ", clear=False"
         return f"T.reduce_{self.kind}({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{clear})"
 

@@ -1,0 +1,93 @@
+"""VectorizeLoop: VECTORIZED loops become 16-byte vector accesses where the analyzer proves them
+contiguous and aligned, scalar accesses otherwise (Before/Expected, CONVENTIONS 16)."""
+
+from __future__ import annotations
+
+import tsir
+from tsir import T
+from tsir.passes import PassContext, get
+
+CTX = PassContext(tsir.Target.parse("sm_90a"))
+
+
+def run(func: tsir.PrimFunc) -> tsir.PrimFunc:
+    return get("VectorizeLoop")(func, CTX)
+
+
+def test_aligned_operands_load_and_store_whole_vectors() -> None:
+    """Contiguous, 16-byte aligned operands: one vector load into registers, the arithmetic per
+    lane on the registers, one vector store."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (1024,), "float32")
+        B = T.param("B", (1024,), "float32")
+        with T.Kernel(4, threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            for v in T.vectorized(4):
+                B[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v] * 2.0
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (1024,), "float32")
+        B = T.param("B", (1024,), "float32")
+        with T.Kernel(4, threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            A_v = T.alloc_local((4,), "float32")
+            B_v = T.alloc_local((4,), "float32")
+            A_v[T.Ramp(0, 1, 4)] = A[T.Ramp(bx * 256 + tx * 4, 1, 4)]
+            for v in T.unroll(4):
+                B_v[v] = A_v[v] * 2.0
+            B[T.Ramp(bx * 256 + tx * 4, 1, 4)] = B_v[T.Ramp(0, 1, 4)]
+
+    tsir.assert_structural_equal(run(before.func), expected.func)
+
+
+def test_a_lane_guard_keeps_whole_vectors_in_bounds_and_the_rest_scalar() -> None:
+    """A pure copy under a guard that depends on the lane: the whole vector when its last lane is
+    in bounds, lane by lane otherwise (the ragged end of a dynamic length)."""
+    with T.prim_func("g") as before:
+        n = T.dynamic("n")
+        A = T.param("A", (n,), "float32")
+        B = T.param("B", (n,), "float32")
+        with T.Kernel(T.ceildiv(n, 256), threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            for v in T.vectorized(4):
+                with T.If(bx * 256 + tx * 4 + v < n):
+                    B[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v]
+
+    with T.prim_func("g") as expected:
+        n = T.dynamic("n")
+        A = T.param("A", (n,), "float32")
+        B = T.param("B", (n,), "float32")
+        with T.Kernel(T.ceildiv(n, 256), threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            with T.If(bx * 256 + tx * 4 + 3 < n):
+                B[T.Ramp(bx * 256 + tx * 4, 1, 4)] = A[T.Ramp(bx * 256 + tx * 4, 1, 4)]
+            with T.Else():
+                for v in T.unroll(4):
+                    with T.If(bx * 256 + tx * 4 + v < n):
+                        B[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v]
+
+    tsir.assert_structural_equal(run(before.func), expected.func)
+
+
+def test_an_operand_not_provably_aligned_stays_scalar() -> None:
+    """`A[... + 1]` is contiguous but 4 bytes off a 16-byte boundary: its lanes load one by one
+    into the registers; the aligned destination is still stored as one vector."""
+    with T.prim_func("h") as before:
+        A = T.param("A", (1025,), "float32")
+        B = T.param("B", (1024,), "float32")
+        with T.Kernel(4, threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            for v in T.vectorized(4):
+                B[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v + 1]
+
+    with T.prim_func("h") as expected:
+        A = T.param("A", (1025,), "float32")
+        B = T.param("B", (1024,), "float32")
+        with T.Kernel(4, threads=64) as bx:
+            tx = T.get_thread_binding(0)
+            B_v = T.alloc_local((4,), "float32")
+            for v in T.unroll(4):
+                B_v[v] = A[bx * 256 + tx * 4 + v + 1]
+            B[T.Ramp(bx * 256 + tx * 4, 1, 4)] = B_v[T.Ramp(0, 1, 4)]
+
+    tsir.assert_structural_equal(run(before.func), expected.func)
