@@ -232,7 +232,7 @@ class Launcher:
                     pass
         device = binding.device[1]
         if device < 0:
-            device = _current_device()
+            device = drv.current_device()
         if stream is None:
             st = current_stream_fn(type(first_tensor))(device) if first_tensor is not None else 0
         else:
@@ -287,13 +287,6 @@ class Launcher:
 
 class _Defer(Exception):
     """Raised inside the generated fast path to hand the call to the slow path."""
-
-
-def _current_device() -> int:
-    """The device of the calling thread's current context, or 0 (only for programs with no tensors)."""
-    d = drv.driver()
-    r = d.cuCtxGetDevice()
-    return int(r[1]) if r[0] == 0 else 0
 
 
 if __name__ == "__main__":
