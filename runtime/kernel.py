@@ -7,7 +7,7 @@ import hashlib
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tsir.buffer import Buffer
 from tsir.errors import CompileError, TSIRError
@@ -161,22 +161,42 @@ class _Asm(dict):  # type: ignore[type-arg]
         raise KeyError(f"no stage {key!r}; stages: tsir, cuda, ptx, cubin")
 
 
-@cache
-def compiler_source_hash() -> str:
-    """sha256 of tsir's own compiler sources (IR, layouts, tile ops, passes, codegen, and the host
-    program builder), once per process: a changed compiler never reuses a lowering cached by
-    another version of itself."""
+# Parts of the tsir package that never run inside `tsir.lower` or the code generator, so a change
+# to them cannot change a lowering (the function's printed form and structural hash are in the
+# key): the front ends that only build IR, the reference interpreter, and test-support modules
+# (which belong under tests/; listed in case one is still in the package). An installed tsir holds
+# the runtime as tsir/runtime: of it, only kernel.py and host_program.py shape a lowering.
+_NOT_COMPILER: Final = ("script", "compat", "interpret", "runtime")
+_TEST_SUPPORT: Final = ("arith/corpus.py", "arith/tvm_oracle.py")
+
+
+def compiler_source_files() -> list[Path]:
+    """tsir's compiler sources: the IR, builder helpers, layouts, tile ops, arithmetic, passes,
+    codegen, and the host-program builder; not the parts in `_NOT_COMPILER` / `_TEST_SUPPORT`."""
     import tsir
     import tsir.codegen
     import tsir.passes
 
-    files: set[Path] = set()
-    for pkg in (tsir, tsir.passes, tsir.codegen):
+    root = Path(tsir.__file__).parent
+    files = {
+        p
+        for p in root.rglob("*.py")
+        if p.relative_to(root).parts[0] not in _NOT_COMPILER
+        and p.relative_to(root).as_posix() not in _TEST_SUPPORT
+    }
+    for pkg in (tsir.passes, tsir.codegen):
         files.update(Path(pkg.__file__).parent.rglob("*.py"))
     here = Path(__file__).parent
     files.update((here / "kernel.py", here / "host_program.py"))
+    return sorted(f for f in files if "__pycache__" not in f.parts)
+
+
+@cache
+def compiler_source_hash() -> str:
+    """sha256 of `compiler_source_files()`, once per process: a changed compiler never reuses a
+    lowering cached by another version of itself, and nothing but the compiler invalidates one."""
     digest = hashlib.sha256()
-    for path in sorted(f for f in files if "__pycache__" not in f.parts):
+    for path in compiler_source_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
