@@ -56,7 +56,9 @@ def host_program(module: Module) -> Any:
                         f"parameter `{p.name}`: dimension `{d}` must be a constant or a T.dynamic symbol"
                     )
             params.append(
-                TensorParam(p.name, str(p.dtype), tuple(shape), None, p.align, p.scope == "symmetric")
+                TensorParam(
+                    p.name, str(p.dtype), tuple(shape), None, p.align, p.scope == "symmetric"
+                )
             )
         else:
             claim(p.name, f"scalar `{p.name}`")
@@ -215,7 +217,7 @@ def _program_to_json(program: Any) -> Any:
 
 
 def _program_from_json(data: Any) -> Any:
-    from tsir.runtime.host_program import HostProgram, KernelArg, LaunchStep, ScalarParam, TensorParam
+    from tsir.runtime.host_program import HostProgram, LaunchStep, ScalarParam, TensorParam
 
     params: list[Any] = []
     for p in data["params"]:
@@ -223,15 +225,23 @@ def _program_from_json(data: Any) -> Any:
             strides = tuple(p["strides"]) if p["strides"] is not None else None
             params.append(
                 TensorParam(
-                    p["name"], p["dtype"], tuple(p["shape"]), strides, p["align"], p.get("symmetric", False)
+                    p["name"],
+                    p["dtype"],
+                    tuple(p["shape"]),
+                    strides,
+                    p["align"],
+                    p.get("symmetric", False),
                 )
             )
         else:
             params.append(ScalarParam(p["name"], p["dtype"]))
     steps = tuple(
         LaunchStep(
-            s["kernel"], tuple(s["grid"]), tuple(s["block"]), s["dyn_smem"],  # type: ignore[arg-type]
-            tuple(KernelArg(a["name"], a["ctype"]) for a in s["args"]),
+            s["kernel"],
+            tuple(s["grid"]),
+            tuple(s["block"]),
+            s["dyn_smem"],  # type: ignore[arg-type]
+            tuple(_arg_from_json(a) for a in s["args"]),
         )
         for s in data["steps"]
     )
@@ -239,6 +249,20 @@ def _program_from_json(data: Any) -> Any:
 
     copies = tuple(CopyStep(**c) for c in data.get("copies", ()))
     return HostProgram(tuple(params), steps, copies)
+
+
+def _arg_from_json(data: dict[str, Any]) -> Any:
+    from tsir.runtime.host_program import KernelArg, TensorMapArg
+
+    if "tensor" in data:  # a TensorMapArg
+        return TensorMapArg(
+            data["tensor"],
+            tuple(data["box"]),
+            data["swizzle"],
+            data["l2_promotion"],
+            data["oob_nan"],
+        )
+    return KernelArg(data["name"], data["ctype"])
 
 
 def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
@@ -273,7 +297,11 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
         source = generate_cuda(lowered.module)
         program = host_program(lowered.module)
         if key is not None:
-            cache.store("lowering", key, CacheEntry({"cuda": source.encode()}, {"program": _program_to_json(program)}))
+            cache.store(
+                "lowering",
+                key,
+                CacheEntry({"cuda": source.encode()}, {"program": _program_to_json(program)}),
+            )
     t2 = time.perf_counter()
     binary = compile_cuda(source, tgt, filename=f"{func.name}.cu")
     t3 = time.perf_counter()
