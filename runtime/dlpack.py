@@ -8,8 +8,8 @@ of its tensors is passed with `stream=None`.
 `RawTensor` goes the other way: a minimal DLPack producer over memory tsir owns (a symmetric heap,
 a `cuda.core` `Buffer` through `RawTensor.from_buffer`), for callers without torch or CuPy, and for
 tests. It is not built on cuda.core's `StridedMemoryView` export, which would spare the ctypes
-below, because of what cuda.core (checked up to 1.2.2) cannot do, each checked by a test in
-tests/runtime/test_dlpack.py that fails once a release can:
+below, because of what cuda.core (checked up to 1.2.2) cannot do (the dtype gap is checked by a
+test in tests/runtime/test_dlpack.py that fails once a release closes it):
 - describe memory without a CUDA driver (`Buffer.from_handle` queries it), so fake device tensors
   for CPU tests of the launcher would need a second producer anyway;
 - export bfloat16 (it fails with a SystemError), and import float8 at all (DLPack codes 10 and 12:
