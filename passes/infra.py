@@ -6,19 +6,37 @@ Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi globa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tsir.errors import TSIRError
+from tsir.errors import SourceLocation, TSIRError
 
-__all__ = ["Pass", "register_pass", "get", "registered", "PassContext"]
+__all__ = ["Pass", "register_pass", "get", "registered", "PassContext", "Decision"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision a pass made against what the program asked for (TSIR_EXPLAIN, `report`)."""
+
+    pass_name: str
+    message: str
+    span: SourceLocation | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.span.filename}:{self.span.lineno}: " if self.span is not None else ""
+        return f"{where}{self.message} [{self.pass_name}]"
 
 
 @dataclass(frozen=True)
 class PassContext:
-    """What every pass may read: the target. Passes get it as their second argument."""
+    """What every pass may read: the target. Passes get it as their second argument, and record
+    in `report` (through `explain`) every request they could not honour."""
 
     target: Any
+    report: list[Decision] = field(default_factory=list)
+
+    def explain(self, pass_name: str, message: str, span: SourceLocation | None = None) -> None:
+        self.report.append(Decision(pass_name, message, span))
 
 
 @dataclass(frozen=True)

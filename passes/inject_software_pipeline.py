@@ -1,9 +1,11 @@
 """InjectSoftwarePipeline: `T.Pipelined(n, num_stages=S)` overlaps the next tiles' loads with compute.
 
-Requires: tile-level IR (before LayoutInference). Guarantees: in a PIPELINED loop whose body starts
-with global->shared `T.copy`s (the producers) followed by the compute that reads them (the
-consumers), each producer's shared tile gets S buffers (a leading stage dimension), the copies
-become asynchronous (cp.async, committed as one group per iteration) and run S-1 iterations ahead:
+Requires: tile-level IR (before LayoutInference). Guarantees: in a PIPELINED loop, the
+global->shared `T.copy`s at the top level of its body that may be issued ahead (the producers:
+nothing else in the body writes their tile or their source, nothing before them reads their tile,
+see `_select_producers`), wherever they stand in the body, get S buffers for their tile (a
+leading stage dimension), become asynchronous (cp.async, committed as one group per iteration)
+and run S-1 iterations ahead; the rest of the body (the consumers) keeps its order:
 
     for s in [0, S-1): if s < n: copies(s) -> stage s;   commit
     for k in [0, n):
@@ -13,9 +15,11 @@ become asynchronous (cp.async, committed as one group per iteration) and run S-1
     wait for all groups
 
 The barrier at the top of iteration k also orders compute(k-1)'s reads of stage (k-1) % S before
-its overwrite by copies(k + S - 1) (the same stage). The loop is correct for any n >= 0; with S < 2,
-no producer, or no cp.async on the target, the loop is left as a plain serial loop. ThreadSync is
-told (`pipeline_buffers`) that these barriers already cover the staged tiles.
+its overwrite by copies(k + S - 1) (the same stage). The loop is correct for any n >= 0. With
+S < 2 the loop is a plain serial loop, as asked; with no producer, no cp.async on the target, or
+a tile another loop already stages, it is a plain serial loop too, and the reason (with each copy
+that was not taken) is recorded in the report that TSIR_EXPLAIN=1 prints. ThreadSync leaves the
+producers' accesses to these barriers (`pipeline_buffers`, `async_copy`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tsir.stmt import (
     TileOpStmt, seq,
 )
 from tsir.tileop.copy import Copy
-from tsir.visitor import Mutator, substitute
+from tsir.visitor import Mutator, collect, substitute
 
 from .infra import PassContext, register_pass
 
@@ -49,6 +53,59 @@ def _is_producer(s: Stmt) -> bool:
         and s.op.src.buffer.scope in ("global", "symmetric")
         and s.op.dst.buffer.scope in ("shared", "shared.dyn")
     )
+
+
+def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
+    """(buffers read, buffers written) anywhere in `s`, tile ops by their declared regions."""
+    reads: set[Buffer] = set()
+    writes: set[Buffer] = set()
+    for t in collect(s, TileOpStmt):
+        reads |= {r.buffer for r in t.op.reads()}
+        writes |= {r.buffer for r in t.op.writes()}
+    reads |= {x.buffer for x in collect(s, BufferLoad)}
+    writes |= {x.buffer for x in collect(s, BufferStore)}
+    return reads, writes
+
+
+def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
+    """The global->shared copies of a loop body that may be issued iterations ahead, wherever they
+    stand in the body, and why the other candidates may not.
+
+    A copy qualifies when nothing else in the body writes its tile (the staged copy would be
+    overwritten), nothing before it reads its tile (that read means the previous iteration's
+    tile), nothing in the body writes its source (the early read would miss the write), and its
+    addresses read no buffer the body writes (they would be computed too early)."""
+    body_reads_writes = [_accesses(x) for x in stmts]
+    producers: list[TileOpStmt] = []
+    refusals: list[str] = []
+    for i, st in enumerate(stmts):
+        candidates = [t for t in collect(st, TileOpStmt) if _is_producer(t)]
+        if not candidates:
+            continue
+        if not _is_producer(st):
+            for t in candidates:
+                refusals.append(f"T.copy into `{t.op.dst.buffer.name}` is not issued ahead: it sits "
+                                f"inside another statement of the loop body (an if or a loop)")
+            continue
+        op = st.op  # type: ignore[attr-defined]
+        tile, src = op.dst.buffer, op.src.buffer
+        written_elsewhere = any(tile in w for j, (_, w) in enumerate(body_reads_writes) if j != i)
+        read_before = any(tile in r for r, _ in body_reads_writes[:i])
+        src_written = any(src in w for _, w in body_reads_writes)
+        index_loads = {x.buffer for x in collect(op, BufferLoad)}
+        index_written = any(index_loads & w for _, w in body_reads_writes)
+        why = (
+            f"another statement of the body writes `{tile.name}`" if written_elsewhere
+            else f"`{tile.name}` is read before the copy in the same iteration" if read_before
+            else f"the body writes its source `{src.name}`" if src_written
+            else "its addresses read values the body computes" if index_written
+            else None
+        )
+        if why is None:
+            producers.append(st)  # type: ignore[arg-type]
+        else:
+            refusals.append(f"T.copy into `{tile.name}` is not issued ahead: {why}")
+    return producers, refusals
 
 
 class _Stage(Mutator):
@@ -83,22 +140,39 @@ class _Pipeline(Mutator):
         self.ctx = ctx
         self.staged: dict[Buffer, Buffer] = {}
 
+    def unpipelined(self, serial: For, loop: For, why: str) -> For:
+        stages = loop.annotation("num_stages", 0)
+        self.ctx.explain(
+            "InjectSoftwarePipeline",
+            f"T.Pipelined(num_stages={stages}) over `{loop.loop_var.name}` runs unpipelined: {why}",
+            loop.span,
+        )
+        return serial
+
     def visit_For(self, s: For) -> Stmt:
         s = self.generic_visit(s)  # type: ignore[assignment]
         if s.kind is not ForKind.PIPELINED:
             return s
         stages = int(s.annotation("num_stages", 0) or 0)
         serial = s.replace(kind=ForKind.SERIAL, annotations=())
+        if stages < 2:
+            return serial  # 0 and 1 ask for no overlap
+        if not self.ctx.target.has_cp_async:
+            return self.unpipelined(serial, s, f"{self.ctx.target} has no cp.async")
         stmts = list(s.body.stmts) if isinstance(s.body, SeqStmt) else [s.body]
-        n_prod = 0
-        while n_prod < len(stmts) and _is_producer(stmts[n_prod]):
-            n_prod += 1
-        if stages < 2 or n_prod == 0 or not self.ctx.target.has_cp_async:
-            return serial
-        producers, consumers = stmts[:n_prod], stmts[n_prod:]
+        producers, refusals = _select_producers(stmts)
+        for why in refusals:
+            self.ctx.explain("InjectSoftwarePipeline", why, s.span)
+        if not producers:
+            return self.unpipelined(
+                serial, s, "no global->shared T.copy in its body can be issued ahead"
+            )
+        taken = {id(p) for p in producers}
+        consumers = [x for x in stmts if id(x) not in taken]
         tiles = {p.op.dst.buffer for p in producers}  # type: ignore[attr-defined]
         if any(b in self.staged for b in tiles):
-            return serial  # the tile is already staged by another pipelined loop
+            names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
+            return self.unpipelined(serial, s, f"tile {names} is already staged by another pipelined loop")
         for b in tiles:
             self.staged[b] = make_buffer(b.name, (stages, *b.shape), b.dtype, b.scope, b.align)
         k, n = s.loop_var, s.extent

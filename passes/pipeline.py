@@ -10,9 +10,9 @@ from typing import Any
 from tsir import knobs
 from tsir.function import Module, PrimFunc
 
-from .infra import Pass, PassContext, get
+from .infra import Decision, Pass, PassContext, get
 
-__all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower"]
+__all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower", "print_report"]
 
 
 def default_pipeline() -> list[Pass]:
@@ -46,6 +46,8 @@ class Lowered:
 
     stages: list[tuple[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Requests the passes could not honour (TSIR_EXPLAIN=1 prints them).
+    report: list[Decision] = field(default_factory=list)
 
     @property
     def module(self) -> Module:
@@ -78,7 +80,18 @@ def run_pipeline(func: PrimFunc, target: Any, passes: list[Pass] | None = None) 
             path = os.path.join(dump, f"{func.name}.{i:02d}.{p.name}.txt")
             with open(path, "w") as f:
                 f.write(str(ir) + "\n")
+    out.report = list(ctx.report)
+    if knobs.explain:
+        print_report(func.name, out.report)
     return out
+
+
+def print_report(name: str, report: list[Decision]) -> None:
+    """TSIR_EXPLAIN=1: each decision once, on stderr."""
+    import sys
+
+    for d in dict.fromkeys(str(d) for d in report):
+        print(f"[tsir explain] {name}: {d}", file=sys.stderr)
 
 
 def lower(func: PrimFunc, target: Any = "sm_90a") -> Lowered:

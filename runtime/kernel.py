@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import time
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+from tsir import knobs
 from tsir.buffer import Buffer
 from tsir.errors import CompileError, TSIRError
 from tsir.expr import Var
@@ -114,6 +116,8 @@ class Kernel:
         self.program = program
         self.timings = timings
         self._launcher: Any = None
+        # Requests the compiler could not honour, one line each (TSIR_EXPLAIN=1 prints them).
+        self.report: list[str] = []
 
     @property
     def lowered(self) -> Any:
@@ -290,20 +294,24 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
     if entry is not None:
         source = entry.blobs["cuda"].decode()
         program = _program_from_json(entry.meta["program"])
+        report = [str(x) for x in entry.meta.get("report", [])]
+        if knobs.explain:
+            for line in report:
+                print(f"[tsir explain] {func.name}: {line}", file=sys.stderr)
     t1 = time.perf_counter()
     if entry is None:
         lowered = lower(func, tgt)
         t1 = time.perf_counter()
         source = generate_cuda(lowered.module)
         program = host_program(lowered.module)
+        report = [str(d) for d in lowered.report]
         if key is not None:
-            cache.store(
-                "lowering",
-                key,
-                CacheEntry({"cuda": source.encode()}, {"program": _program_to_json(program)}),
-            )
+            meta = {"program": _program_to_json(program), "report": report}
+            cache.store("lowering", key, CacheEntry({"cuda": source.encode()}, meta))
     t2 = time.perf_counter()
     binary = compile_cuda(source, tgt, filename=f"{func.name}.cu")
     t3 = time.perf_counter()
     timings = {"lower": t1 - t0, "codegen": t2 - t1, "nvrtc": t3 - t2, "total": t3 - t0}
-    return Kernel(func, tgt, lowered, source, binary, program, timings)
+    kernel = Kernel(func, tgt, lowered, source, binary, program, timings)
+    kernel.report = report
+    return kernel

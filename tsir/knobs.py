@@ -156,6 +156,15 @@ KNOBS: dict[str, Knob[Any]] = {
             "Run tsir.verify after every pass of the pipeline.",
         ),
         Knob(
+            "explain",
+            ("TSIR_EXPLAIN",),
+            _parse_bool,
+            _coerce_bool,
+            lambda: False,
+            "Print, once per kernel, every decision made against what the program asked for (a "
+            "loop left unpipelined, a fallback, an option with no effect), with the user's line.",
+        ),
+        Knob(
             "cuda_home",
             ("CUDA_HOME", "CUDA_PATH"),
             _parse_optional_path,

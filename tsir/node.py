@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-__all__ = ["Node", "node", "binder", "node_fields", "FieldInfo"]
+__all__ = ["Node", "node", "binder", "node_fields", "FieldInfo", "span_field"]
 
 T = TypeVar("T")
 
@@ -61,13 +61,24 @@ class FieldInfo:
 _FIELD_CACHE: dict[type, tuple[FieldInfo, ...]] = {}
 
 
+def span_field() -> Any:
+    """The `span` field of statements: where in the user's source the statement was built.
+
+    Not part of the node's spec: structural equality and hashing, the printer and the generic
+    walkers ignore it (`node_fields` leaves it out); `replace` keeps it, so a pass that rewrites a
+    statement with `.replace(...)` keeps its origin for error messages and TSIR_EXPLAIN reports."""
+    return field(default=None, kw_only=True, metadata={"span": True})
+
+
 def node_fields(obj_or_cls: Any) -> tuple[FieldInfo, ...]:
-    """The declared fields of a node class, in order, cached."""
+    """The declared fields of a node class, in order, cached (spans excluded)."""
     cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
     info = _FIELD_CACHE.get(cls)
     if info is None:
         info = tuple(
-            FieldInfo(f.name, bool(f.metadata.get("binder", False))) for f in dataclasses.fields(cls)
+            FieldInfo(f.name, bool(f.metadata.get("binder", False)))
+            for f in dataclasses.fields(cls)
+            if not f.metadata.get("span", False)
         )
         _FIELD_CACHE[cls] = info
     return info

@@ -7,7 +7,10 @@ from typing import Any
 
 from .buffer import Buffer, BufferRegion, Range
 from .expr import PrimExpr, Var
-from .node import Node, binder, node
+from dataclasses import dataclass
+
+from .errors import SourceLocation
+from .node import Node, binder, node, span_field
 
 __all__ = [
     "Stmt", "ForKind", "For", "SeqStmt", "IfThenElse", "LetStmt", "BufferStore", "Evaluate",
@@ -16,8 +19,11 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Stmt(Node):
-    __slots__ = ()
+    """Base of statements. `span`: the user's source line that built it (not part of the spec)."""
+
+    span: SourceLocation | None = span_field()
 
 
 class ForKind(enum.Enum):

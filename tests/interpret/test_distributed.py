@@ -342,3 +342,35 @@ def test_a_wait_nothing_satisfies_without_a_timeout() -> None:
 def test_per_rank_arguments_are_required() -> None:
     with pytest.raises(tsir.TSIRError, match="pass a list of 2 numpy arrays"):
         tsir.interpret(ring_shift.ring_shift(64, 2), *[np.zeros(64, np.float32)] * 4, 1, ranks=2)
+
+
+def test_ld_atom_add_and_warp_votes_at_both_levels() -> None:
+    from tsir import T
+
+    with T.prim_func("misc") as f:
+        data = T.param("data", (8,), "int32", scope="symmetric")
+        out = T.param("out", (4,), "int32")
+        with T.Kernel(1, threads=64):
+            tx = T.get_thread_binding()
+            peer = (T.get_rank() + 1) % T.get_num_ranks()
+            v = T.ld(data[3], sem="acquire", scope="sys", src_pe=peer)
+            old = T.atom_add(data[0], 1, scope="sys", dst_pe=peer)  # every thread: 64 adds
+            any_ = T.alloc_var("int32")
+            all_ = T.alloc_var("int32")
+            any_[0] = T.cast(T.warp_any(tx == 5), "int32")
+            all_[0] = T.cast(T.warp_all(tx < 40), "int32")
+            with T.If(tx == 0):
+                out[0] = v
+                out[1] = any_[0]
+                out[2] = all_[0]
+            with T.If(tx == 63):
+                out[3] = old + all_[0]  # the last of the 64 adds; warp 1 is not all below 40
+    low = tsir.lower(f.func, "sm_80")
+    for _, ir in (low.stages[0], low.stages[-1]):
+        data_ = per_rank(3, lambda r: np.arange(8, dtype=np.int32) + 100 * r)
+        out_ = per_rank(3, lambda r: np.zeros(4, np.int32))
+        tsir.interpret(ir, data_, out_, ranks=3)
+        for r in range(3):
+            peer = (r + 1) % 3
+            np.testing.assert_array_equal(out_[r], [100 * peer + 3, 1, 1, 100 * peer + 63])
+            assert data_[r][0] == 100 * r + 64

@@ -130,11 +130,6 @@ def test_gemm_unpipelined_tile_level(stages: int) -> None:
     close(args[2], want, 2e-2, 2e-2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 class 1: no barrier between the K loop's shared writes "
-    "and gemm_ss reads when the loop is not pipelined (ThreadSync)",
-)
 @pytest.mark.parametrize("stages", [0, 1])
 def test_gemm_unpipelined_all_stages(stages: int) -> None:
     args, want = _gemm_args(64, 64, 64, False, False, "float16")
@@ -245,12 +240,6 @@ def test_flash_attention_tile_level() -> None:
     close(o, _attention_ref(q, k, v), 2e-2, 2e-2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P_s is written by T.copy(S_f, P_s) and read by the next "
-    "gemm_ss with no barrier (issue 9 class 1: a shared tile written by a copy the "
-    "pipeliner did not take)",
-)
 def test_flash_attention_all_stages() -> None:
     q, k, v = (rand(1, 64, 32, dtype=np.float16) for _ in range(3))
     assert_stages(

@@ -208,3 +208,30 @@ def test_unsupported_ir_is_refused_with_its_name() -> None:
     )
     with pytest.raises(ArgumentError, match="PrimFunc or a Module"):
         tsir.interpret("not a function")
+
+
+def test_the_host_evaluates_a_launch_grid_the_kernel_does_not_take() -> None:
+    """SplitHostDevice passes a kernel only the values its body uses; its grid may need others."""
+    with T.prim_func("f") as f:
+        n = T.dynamic("n")
+        X = T.param("X", (n,), "float32")
+        Y = T.param("Y", (4,), "float32")
+        with T.Kernel(T.ceildiv(n, 32), threads=32):
+            tx = T.get_thread_binding()
+            with T.If(tx == 0):
+                T.atomic_add(Y[0], 1.0)
+        _ = X
+    y = np.zeros(4, np.float32)
+    tsir.interpret(tsir.lower(f.func, "sm_80").module, np.zeros(100, np.float32), y)
+    assert y[0] == 4
+
+
+def test_narrow_float_atomics() -> None:
+    with T.prim_func("f") as f:
+        Y = T.param("Y", (2,), "bfloat16")
+        with T.Kernel(3, threads=32):
+            tx = T.get_thread_binding()
+            T.atomic_add(Y[tx % 2], T.bfloat16(0.5))
+    y = np.ones(2, ml_dtypes.bfloat16)
+    tsir.interpret(f.func, y)
+    np.testing.assert_array_equal(y.astype(np.float32), [1 + 24, 1 + 24])

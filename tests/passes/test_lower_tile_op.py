@@ -292,3 +292,26 @@ def test_a_block_collective_call_in_a_thread_range_is_refused() -> None:
                 T.barrier_blocks(bar)
     with pytest.raises(tsir.UnsupportedError, match="barrier_blocks.*every thread of the block"):
         _lower_with_layouts(before.func)
+
+
+@pytest.mark.parametrize("rows,cols,threads", [(1, 16, 128), (3, 64, 128), (5, 8, 64)])
+def test_row_reduction_of_a_fragment_narrower_than_the_block_reads_no_unwritten_register(
+    rows: int, cols: int, threads: int
+) -> None:
+    """Threads whose row slot is past the tile hold no element: the fold must not read their
+    (never written) registers. The interpreter's uninitialised-read detector is the oracle."""
+    import numpy as np
+
+    with T.prim_func("f") as f:
+        X = T.param("X", (rows, cols), "float32")
+        Y = T.param("Y", (rows,), "float32")
+        with T.Kernel(1, threads=threads):
+            x = T.alloc_fragment((rows, cols), "float32")
+            s = T.alloc_fragment((rows,), "float32")
+            T.copy(X, x)
+            T.reduce_max(x, s, 1)
+            T.copy(s, Y)
+    a = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
+    report = tsir.interpret.check_stages(f.func, [a, np.zeros(rows, np.float32)], target="sm_80")
+    report.raise_for_failure()
+    np.testing.assert_array_equal(report.reference[1], a.max(1))

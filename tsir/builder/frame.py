@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..buffer import Buffer
-from ..errors import BuildError, user_location
+from ..errors import BuildError, SourceLocation, user_location
 from ..expr import Var
 from ..stmt import Allocate, AttrStmt, Stmt, seq
 
@@ -27,8 +27,14 @@ class Frame:
     finish: Callable[[Stmt], Stmt | None]
     items: list[Any] = field(default_factory=list)
     kernel: Any = None  # the KernelFrame this frame is inside, if any
+    # The user's line that opened this scope (a `for`, a `with`): the finished statement's span.
+    loc: SourceLocation | None = None
 
     def emit(self, stmt: Stmt) -> None:
+        if isinstance(stmt, Stmt) and stmt.span is None:
+            loc = user_location()
+            if loc is not None:
+                stmt = stmt.replace(span=loc)
         self.items.append(stmt)
 
     def allocate(self, buffer: Buffer) -> None:
@@ -84,6 +90,8 @@ class Builder:
         return base if n == 0 else f"{base}_{n}"
 
     def push(self, frame: Frame) -> Frame:
+        if frame.loc is None:
+            frame.loc = user_location()
         self.frames.append(frame)
         return frame
 
@@ -93,6 +101,8 @@ class Builder:
         self.frames.pop()
         stmt = frame.finish(frame.body())
         if stmt is not None and self.frames:
+            if stmt.span is None and frame.loc is not None:
+                stmt = stmt.replace(span=frame.loc)
             self.frames[-1].emit(stmt)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..expr import Call
 from .device_calls import device_call
-from .errors import DivergentBarrierError, InterpretUnsupportedError, OutOfBoundsError
+from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
 from .lanes import Mask
 from .memory import Pointer, View
 from .report import fmt_idx
@@ -270,7 +270,6 @@ def barrier_protocol(
     ex: Executor, bar: Pointer, arrivers: list[int], me: int, n: int, blocks: int, timeout: int
 ) -> None:
     """distributed.h's barrier_blocks for the blocks whose thread 0 is in `arrivers`."""
-    world = ex.ctx.runtime.world if ex.ctx.runtime is not None else None
     base = int(np.broadcast_to(bar.elem, (ex.ctx.lanes.n,))[arrivers[0]]) if arrivers else 0
     view = bar.view
     if base < 0 or base + n > view.span:
@@ -332,7 +331,6 @@ def barrier_protocol(
                 )
 
             _wait(ex, released, waiting_local)
-    _ = world
 
 
 def _line(stmt: Any) -> str:
@@ -461,7 +459,7 @@ def _vote(ex: Executor, e: Call, mask: Mask, any_: bool) -> np.ndarray:
         bits = int(m[lanes[mask.arr[lanes]][0]])
         members = lanes[((bits >> lane_in_warp[lanes]) & 1) == 1]
         if not mask.arr[members].all():
-            raise DivergentBarrierError(
+            raise DivergentWarpError(
                 f"{e.op[len('extern:') :]} with mask {bits:#x} names lanes that do not execute "
                 f"it{ex.ctx.where()}",
                 accesses=[

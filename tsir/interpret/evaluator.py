@@ -49,7 +49,7 @@ from .context import RunContext
 from .errors import ArithmeticHazardError, InterpretUnsupportedError
 from .lanes import Mask
 from .memory import Memory, Pointer, View
-from .values import NARROW_FLOATS, broadcast_lanes, cast_array, const_array, lanes_of, np_dtype
+from .values import NARROW_FLOATS, broadcast_lanes, cast_array, const_array, np_dtype
 
 __all__ = ["Evaluator", "CallHandler"]
 
@@ -368,6 +368,3 @@ class Evaluator:
         if self.call_handler is None:
             raise InterpretUnsupportedError(f"call `{op}` is not available here")
         return self.call_handler(self, e, mask)
-
-
-_ = (lanes_of,)

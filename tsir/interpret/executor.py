@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..buffer import Buffer
-from ..expr import Call, PrimExpr, Var
+from ..expr import Var
 from ..stmt import (
     Allocate,
     AttrStmt,
@@ -331,6 +331,3 @@ def layout_table(ev: Evaluator, lay: Any, shape: tuple[int, ...]) -> np.ndarray:
         _TABLES.clear()
     _TABLES[key] = (lay, table)
     return table
-
-
-_ = (Call, PrimExpr)

@@ -11,7 +11,6 @@ vectorised over the bytes a statement touches, in all lanes at once.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
@@ -241,6 +240,3 @@ def _where(byte: int, base: int, buffer: str, pool: str) -> str:
 def _what(rec: np.ndarray, bad: np.ndarray) -> str:
     k = int(np.flatnonzero(bad)[0])
     return "atomic write" if rec[k] >= 0 and (rec[k] & _ATOMIC) else "write"
-
-
-_ = Any

@@ -284,7 +284,10 @@ class Program:
                 )
             else:
                 env[p] = self.hev.eval(a, one)
-        self.launch(k.name, k.body, k.grid, k.threads, k.block_vars, k.thread_vars, views, env)
+        # The grid is the launch's, evaluated on the host (a kernel need not take the values
+        # its grid was computed from).
+        grid = tuple(self.hev.eval(g, one) for g in s.grid)
+        self.launch(k.name, k.body, grid, k.threads, k.block_vars, k.thread_vars, views, env)
 
     def launch(
         self,
@@ -299,7 +302,12 @@ class Program:
     ) -> None:
         kev = Evaluator(self.hev.mem, self.hev.ctx)
         kev.env.update(env)
-        dims = [kev.uniform_int(g, f"a grid extent of `{name}`") for g in grid]
+        dims = [
+            int(g[0])
+            if isinstance(g, np.ndarray)
+            else kev.uniform_int(g, f"a grid extent of `{name}`")
+            for g in grid
+        ]
         blocks = self._blocks(name, dims)
         if not blocks:
             return

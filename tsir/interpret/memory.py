@@ -60,6 +60,7 @@ class Region:
         self._typed: dict[Any, np.ndarray] = {}
         self.shadow: SharedShadow | None = None
         self.init: np.ndarray | None = None  # registers: which bytes each lane wrote
+        self.divergent: str | None = None  # why this memory cannot be used here (tile level)
 
     def typed(self, npdt: np.dtype) -> np.ndarray | None:
         """The rows viewed as `npdt` elements, or None when the row size is not a multiple."""
@@ -332,7 +333,14 @@ class Memory:
         size = view.itemsize
         return (elems[:, None] * size + np.arange(size)).reshape(-1)
 
+    def _usable(self, view: View) -> None:
+        if view.region.divergent is not None:
+            from .errors import TileSemanticsError
+
+            raise TileSemanticsError(view.region.divergent)
+
     def load(self, view: View, idx: list[np.ndarray], mask: Mask) -> np.ndarray:
+        self._usable(view)
         vec = max(i.ndim for i in idx) == 2
         elems = self._registers_uniform(view, idx)
         if elems is not None:
@@ -386,6 +394,7 @@ class Memory:
         return out
 
     def store(self, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> None:
+        self._usable(view)
         guard = self.guarded(view)
         if value.dtype != view.npdt:
             value = value.astype(view.npdt)
@@ -533,7 +542,7 @@ class Memory:
         base = self._gather(view, g[order], e[order])
         # Old value of each add: the base plus the adds of earlier lanes on the same element.
         seg = np.cumsum(start) - 1
-        wide = vs.astype(np.float64) if view.npdt.kind == "f" else vs.astype(np.int64)
+        wide = vs.astype(np.float64) if view.buffer.dtype.is_float else vs.astype(np.int64)
         excl = np.cumsum(wide) - wide  # adds of earlier lanes, all elements
         before = excl - excl[np.flatnonzero(start)][seg]  # ... on the same element
         olds = (base.astype(wide.dtype) + before).astype(view.npdt)

@@ -132,7 +132,6 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
     b_base = np.broadcast_to(b_ptr.byte_addr(), (lm.n,))[lanes]
     rows_a, rows_b = (k if trans_a else m), (n if trans_b else k)
     # Accumulators: c[(mi * NI + ni) * 4 + r] of every thread.
-    flat_lanes = lanes.reshape(-1)
     cmask = Mask(mask.arr)
     cvals = ex.mem.read_elems(c_ptr, mi_n * ni_n * 4, cmask, "gemm_ss accumulator read")
     cvals = cvals.reshape(lanes.shape[0], 32, mi_n, ni_n, 4).astype(np.float64)
@@ -204,4 +203,3 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
         acc = (acc + step).astype(np.float32).astype(np.float64)
     out = acc[:, :, :, _C_ROW, _C_COL].transpose(0, 3, 1, 2, 4).reshape(u * 32, mi_n * ni_n * 4)
     ex.mem.write_elems(c_ptr, out.astype(np.float32), cmask, "gemm_ss accumulator write")
-    _ = flat_lanes

@@ -164,7 +164,7 @@ class AsyncCopies:
         self.pending: list[dict[str, Any]] = []
 
     def issue(self, dst: Pointer, src: Pointer, valid: np.ndarray, mask: Mask) -> None:
-        ex, mem, ctx = self.ex, self.ex.mem, self.ex.ctx
+        mem, ctx = self.ex.mem, self.ex.ctx
         lanes, g, e = mem.ptr_lanes(dst, mask)
         if dst.view.region.kind != "shared":
             raise InterpretUnsupportedError(
@@ -209,7 +209,6 @@ class AsyncCopies:
                 base=dst.view.byte_offset,
             )
         )
-        _ = ex
 
     def commit(self, mask: Mask) -> None:
         self.open[mask.idx] += 1

@@ -24,7 +24,7 @@ from .errors import InterpretUnsupportedError, TileSemanticsError
 from .evaluator import Evaluator
 from .executor import Executor
 from .lanes import LaneMap, Mask
-from .memory import Memory, View
+from .memory import Memory, Region, View
 from .report import fmt_idx
 
 __all__ = ["TileExecutor", "run_tile_kernel", "is_tile_level"]
@@ -69,10 +69,14 @@ class TileExecutor(Executor):
             raise InterpretUnsupportedError(
                 f"a {b.scope} buffer `{b.name}` allocated inside a kernel"
             )
-        # One array per block: fragments, shared tiles and (uniform) registers alike.
-        return self.new_region(
-            b, self.shape_of(b), "shared" if b.scope.startswith("shared") else "local", 1, None
-        )
+        shape = self.shape_of(b)
+        if b.scope in ("local", "local.var") and not self.in_parallel:
+            # Thread-private registers (T.alloc_var, T.alloc_local): a copy per thread.
+            n = self.ctx.lanes.n
+            return self.new_region(b, shape, "local", n, np.arange(n))
+        # One array per block: fragments and shared tiles (and temporaries of a T.Parallel body).
+        kind = "shared" if b.scope.startswith("shared") else "local"
+        return self.new_region(b, shape, kind, 1, None)
 
     def layout_table(self, b: Buffer, shape: tuple[int, ...]) -> np.ndarray | None:
         return None  # layouts are irrelevant at the tile level
@@ -115,16 +119,46 @@ class TileExecutor(Executor):
             env[x.loop_var] = (g + lo).astype(np_dtype(x.loop_var.dtype))
         self.ev.env = env
         self.in_parallel = True
+        private = self._enter_parallel()
         try:
             self.run(loops[-1].body, Mask.full(total))
         finally:
             self.in_parallel = False
             self.ev.env = saved_env
+            self._leave_parallel(private)
+
+    def _enter_parallel(self) -> list[tuple[Buffer, View, View]]:
+        """Inside T.Parallel every thread's registers are one array: usable when all threads
+        hold the same values (their copies are merged, and written back to every thread after)."""
+        out = []
+        for buf, view in list(self.ev.views.items()):
+            r = view.region
+            if r.group_of_lane is None or r.kind != "local":
+                continue
+            merged = Region(r.name, "local", r.nbytes, 1, None, data=r.data[:1].copy())
+            if (r.data != r.data[:1]).any():
+                merged.divergent = (
+                    f"`{buf.name}` ({buf.scope}) holds different values in different threads, so "
+                    f"T.Parallel (whose iterations belong to no particular thread at the tile level) "
+                    f"cannot use it"
+                )
+            inner = View(buf, merged, view.byte_offset, view.shape, view.strides, view.table)
+            self.ev.views[buf] = inner
+            out.append((buf, view, inner))
+        return out
+
+    def _leave_parallel(self, private: list[tuple[Buffer, View, View]]) -> None:
+        for buf, view, inner in private:
+            if inner.region.divergent is None:
+                view.region.data[:] = inner.region.data[0]
+            self.ev.views[buf] = view
 
     def store(
         self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask
     ) -> None:
-        if all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1:
+        if (all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1) or (
+            view.region.group_of_lane is not None
+        ):
             self.mem.store(view, idx, value, mask)
             return
         off, vals = self._targets(view, idx, value, mask)

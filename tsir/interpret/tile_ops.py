@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..buffer import BufferRegion
-from ..expr import const_value
 from ..tileop import AtomicAdd, Copy, CumSum, Fill, FinalizeReducer
 from ..tileop.gemm import Gemm
 from ..tileop.reduce import Reduce
@@ -232,6 +231,3 @@ def _f64() -> Any:
     from ..dtype import DataType
 
     return DataType("float64")
-
-
-_ = const_value

@@ -22,7 +22,7 @@ from ..layout.numeric import evaluate_grid, grid
 from ..expr import Call
 from ..intrin import INTRINSICS
 from ..stmt import BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt
-from ..visitor import Mutator, collect
+from ..visitor import Mutator, collect, substitute
 
 
 def intrinsic_is_pure(op: str) -> bool:
@@ -66,18 +66,21 @@ def fragment_local_buffer(frag_buf: Buffer, layout: Fragment) -> Buffer:
 
 
 @lru_cache(maxsize=256)
-def _inverse(layout: Fragment) -> Layout:
-    return layout.inverse()
+def _inverse(layout: Fragment) -> tuple[Layout, PrimExpr]:
+    """(inverse, guard): the guard holds at the (register, thread) slots that hold an element
+    (not all do when the tile does not fill whole row groups: 3 rows over 2 groups, say)."""
+    return layout.inverse_with_guard()
 
 
 @lru_cache(maxsize=256)
 def fragment_vector_width(layout: Fragment, max_lanes: int) -> int:
     """The widest V <= max_lanes such that registers l..l+V-1 (l % V == 0) of every thread hold
-    consecutive elements of the last dimension."""
-    inv = _inverse(layout)
+    consecutive elements of the last dimension (and are all held, or all empty)."""
+    inv, guard = _inverse(layout)
     n_local, n_thread = layout.local_size, layout.thread_extent
     local, thread = grid((n_local, n_thread), "fragment")
     env = dict(zip(inv.vars, (local, thread)))
+    held = np.broadcast_to(evaluate_grid(guard, env), local.shape).reshape(n_local, n_thread).astype(bool)
     coords = [np.broadcast_to(evaluate_grid(e, env), local.shape).reshape(n_local, n_thread) for e in inv.forward_index]
     v = max_lanes
     while v > 1:
@@ -86,9 +89,12 @@ def fragment_vector_width(layout: Fragment, max_lanes: int) -> int:
             for lane in range(1, v):
                 base = slice(0, n_local, v)
                 shifted = slice(lane, n_local, v)
+                if not np.array_equal(held[shifted], held[base]):
+                    ok = False
+                    break
                 for d, c in enumerate(coords):
                     expect = c[base] + (lane if d == len(layout.input_shape) - 1 else 0)
-                    if not np.array_equal(c[shifted], expect):
+                    if not np.array_equal(c[shifted][held[base]], expect[held[base]]):
                         ok = False
                         break
                 if not ok:
@@ -118,7 +124,7 @@ def iterate_fragment(
     atomics in the first holder only (one write per element, no duplicate atomics, no race)."""
     if layout.thread_range is not None:
         raise UnsupportedError("fragments bound to a thread sub-range are not supported yet")
-    inv = _inverse(layout)
+    inv, guard = _inverse(layout)
     lanes = fragment_vector_width(layout, max_lanes) if max_lanes > 1 else 1
     lo = Var(f"{name}_o", int32)
     v = Var(f"{name}_v", int32)
@@ -131,6 +137,9 @@ def iterate_fragment(
         coords[-1] = coords[-1] + v
     local = base + v if lanes > 1 else base
     body = make_body(coords, local)
+    if not (isinstance(guard, IntImm) and guard.value):
+        # Register slots past the tile: no element, nothing to do (vectors are held whole).
+        body = IfThenElse(substitute(guard, {inv.vars[0]: base, inv.vars[1]: thread}), body)
     if only_replica_zero and layout.replicate_size > 1:
         first = EQ(out[ndim], IntImm(0, out[ndim].dtype))
         body = guard_memory_writes(body, first) if only_replica_zero == "memory" else IfThenElse(first, body)

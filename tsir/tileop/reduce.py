@@ -129,10 +129,15 @@ class Reduce(TileOperatorNode):
         slot = _var("r")
         c = _var("c")
         tid = args.thread_var
+        value: PrimExpr = _prepare(self.kind, BufferLoad(src, (slot * per_row + c,)), dt)
+        fold = BufferStore(acc_buf, _combine(self.kind, acc, value), (IntImm(0, int32),))
+        if p.rows % p.groups:
+            # The last row slot of some groups is past the tile: those registers hold nothing
+            # (never written), so they are not read; the group's result for that slot is unused.
+            fold = IfThenElse(slot * p.groups + tid // p.group < p.rows, fold)
         body: list[Stmt] = [
             BufferStore(acc_buf, _identity(self.kind, dt), (IntImm(0, int32),)),
-            For(c, IntImm(0, int32), IntImm(per_row, int32), ForKind.UNROLLED,
-                BufferStore(acc_buf, _combine(self.kind, acc, _prepare(self.kind, BufferLoad(src, (slot * per_row + c,)), dt)), (IntImm(0, int32),))),
+            For(c, IntImm(0, int32), IntImm(per_row, int32), ForKind.UNROLLED, fold),
         ]
         off = min(p.group, 32) // 2
         while off >= 1:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from ... import knobs
 from ...buffer import Buffer
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm, Var
@@ -123,9 +124,11 @@ class JITKernel:
         self.in_idx = [i for i in range(n) if i not in self.out_idx]
         self.kernel = compile_func(func, target)
         self.target = self.kernel.target
-        if os.environ.get("TSIR_EXPLAIN", "") not in ("", "0"):
+        # The compiler prints its own decisions under TSIR_EXPLAIN; these are the compat layer's.
+        if knobs.explain:
             for line in self.report:
                 print(f"[tsir explain] {func.name}: {line}", file=sys.stderr)
+        self.report += self.kernel.report
 
     # -- TileLang's accessors ----------------------------------------------------------------------
     def get_kernel_source(self, kernel_only: bool = True) -> str:
