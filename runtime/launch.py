@@ -95,6 +95,9 @@ class Launcher:
         self._map_objects: list[dict[tuple[int, ...], TensorMap]] = [
             {} for _ in self._gen.map_dicts
         ]
+        self._map_retired: list[dict[tuple[int, ...], TensorMap]] = [
+            {} for _ in self._gen.map_dicts
+        ]
         ns = self._namespace()
         # Trusted input: the source is generated above from a validated HostProgram, whose grid
         # expressions were checked to hold only names, integer literals, arithmetic and min/max.
@@ -290,8 +293,11 @@ class Launcher:
             key = tensor_map_key(param, info)
             addresses, objects = self._map_addresses[j], self._map_objects[j]
             if len(addresses) >= _MAX_MAPS_PER_PARAMETER:
-                addresses.clear()  # the fast path then defers once per tensor and refills
-                objects.clear()
+                # The fast path then defers once per tensor and refills. The maps dropped stay
+                # alive one more round, for a thread that read an address just before the clear.
+                self._map_retired[j] = objects
+                objects = self._map_objects[j] = {}
+                addresses.clear()
             objects[key] = tmap
             addresses[key] = tmap.address
             out.append(tmap.address)

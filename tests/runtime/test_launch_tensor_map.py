@@ -194,6 +194,16 @@ def test_tensor_map_arg_checks_its_fields(kwargs: dict, message: str) -> None:
         TensorMapArg(**{"tensor": "a", "box": (8, 8), **kwargs})
 
 
+def test_encoded_maps_are_copied_to_a_64_byte_boundary() -> None:
+    """CUtensorMap is 64-byte aligned; the binding object's storage promises no alignment."""
+    data = bytes(range(128))
+    for shift in range(0, 64, 8):
+        source = ctypes.create_string_buffer(bytes(shift) + data)  # the map starts at `shift`
+        keep, address = aligned_copy(ctypes.addressof(source) + shift)
+        assert address % 64 == 0 and ctypes.string_at(address, 128) == data
+        del keep
+
+
 def test_tensor_map_parameters_survive_the_lowering_cache() -> None:
     """The compile cache stores host programs as JSON; a TensorMapArg comes back equal."""
     data = json.loads(json.dumps(_program_to_json(TILE)))
@@ -266,3 +276,4 @@ def test_tma_copy_through_a_tensor_map_parameter(tsir_cache) -> None:
         torch.cuda.synchronize()
         assert torch.equal(out, expected)
     assert maps.misses == 3  # base[:, :100] twice: one map
+    assert all(m.address % 64 == 0 for m in maps._maps.values())
