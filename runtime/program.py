@@ -2,7 +2,8 @@
 
 Which cuda.core: `cuda.core.Program` (cuda-core 0.5 and later, the only home from 1.0 on) or
 `cuda.core.experimental.Program` (0.3, 0.4). Anything else is a CompileError that names the package
-and the install command.
+and the install command. Before 0.7, `Program.compile` asks the CUDA driver for its version while
+wrapping the cubin, so on a machine without a GPU it needs cuda-core 0.7 (the error says so).
 
 Options. tsir hands NVRTC its own option strings, verbatim: the include directories of a CUDA
 toolkit, `--use-bundled-headers=<dir>` under tsir's cache directory, and the user's options from
