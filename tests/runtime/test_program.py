@@ -81,17 +81,17 @@ def test_cuda_core_before_0_5_is_found_under_experimental(
     tsir_cache: Path, monkeypatch: pytest.MonkeyPatch, fresh_core: None
 ) -> None:
     """cuda-core 0.3/0.4 have Program only in cuda.core.experimental."""
-    import cuda.core as real
-
+    real = program._core()  # whichever cuda.core is installed
+    program._core.cache_clear()
     old = types.ModuleType("cuda.core")
     experimental = types.ModuleType("cuda.core.experimental")
-    experimental.Program = real.Program  # type: ignore[attr-defined]
-    experimental.ProgramOptions = real.ProgramOptions  # type: ignore[attr-defined]
+    experimental.Program = real.program  # type: ignore[attr-defined]
+    experimental.ProgramOptions = real.options.__mro__[1]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cuda.core", old)
     monkeypatch.setitem(sys.modules, "cuda.core.experimental", experimental)
     binary = nvrtc.compile_cuda(KERNEL, "sm_80", use_cache=False)
     assert binary.cubin.startswith(b"\x7fELF")
-    assert program._core().program is real.Program
+    assert program._core().program is real.program
 
 
 class _RecordingProgram:
