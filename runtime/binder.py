@@ -16,9 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tsir.layout.swizzle import SwizzleMode
+
 from ..errors import LaunchError
 from .dlpack import CUDA_DEVICE_TYPES, TensorInfo, device_str
-from .host_program import GRID_LIMITS, SCALAR_DTYPES, TENSOR_DTYPES, HostProgram, TensorParam
+from .host_program import (
+    GRID_LIMITS,
+    SCALAR_DTYPES,
+    TENSOR_DTYPES,
+    HostProgram,
+    TensorMapArg,
+    TensorParam,
+)
+from .tensor_map import TensorMapSpec, check_tensor_map
 
 __all__ = [
     "Binding",
@@ -27,6 +37,8 @@ __all__ = [
     "check_scalar",
     "ctype_range",
     "grid_error",
+    "tensor_map_key",
+    "tensor_map_spec",
     "tsir_dtype",
 ]
 
@@ -40,10 +52,12 @@ _DTYPE_FROM_DLPACK = {v: k for k, v in TENSOR_DTYPES.items()}
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """The result of binding: the tensors' device and every value a launch reads, by name."""
+    """The result of binding: the tensors' device, every value a launch reads, by name, and the
+    checked spec of each tensor map (in `HostProgram.tensor_maps()` order)."""
 
     device: tuple[int, int]
     values: dict[str, Any]
+    maps: tuple[TensorMapSpec, ...] = ()
 
 
 def tsir_dtype(dlpack_dtype: str) -> str:
@@ -265,6 +279,8 @@ def bind_arguments(program: HostProgram, args: Sequence[Any], name: str = "kerne
             values[p.name] = check_scalar(p.name, p.dtype, arg)
     for step in program.steps:
         for a in step.args:
+            if isinstance(a, TensorMapArg):
+                continue  # checked below, once per map
             rng = ctype_range(a.ctype)
             v = values[a.name]
             if rng is not None and not rng[0] <= int(v) <= rng[1]:
@@ -273,7 +289,34 @@ def bind_arguments(program: HostProgram, args: Sequence[Any], name: str = "kerne
                     f"{a.name} = {v} (from {origin}) does not fit the {a.ctype} parameter {a.name!r} of "
                     f"kernel {step.kernel!r}; it was compiled for smaller sizes"
                 )
-    return Binding(device if device is not None else (2, -1), values)
+    tensors = {p.name: (p, a) for p, a in zip(program.params, args) if isinstance(p, TensorParam)}
+    maps = tuple(tensor_map_spec(m, *tensors[m.tensor]) for m in program.tensor_maps())
+    return Binding(device if device is not None else (2, -1), values, maps)
+
+
+def tensor_map_spec(arg: TensorMapArg, param: TensorParam, info: TensorInfo) -> TensorMapSpec:
+    """The checked spec of `arg`'s map over the (already bound) tensor `info`; a TensorMapError
+    naming the argument and the TMA rule when the tensor cannot be described."""
+    spec = TensorMapSpec(
+        dtype=param.dtype,
+        address=info.ptr,
+        shape=info.shape,
+        strides=info.strides,
+        box=arg.box,
+        swizzle=SwizzleMode(arg.swizzle),
+        l2_promotion=arg.l2_promotion,
+        oob_nan=arg.oob_nan,
+    )
+    check_tensor_map(spec, f"argument {param.name!r}")
+    return spec
+
+
+def tensor_map_key(param: TensorParam, info: TensorInfo) -> tuple[int, ...]:
+    """What a launcher's cache of encoded maps is keyed by: the pointer, the shape and, for a
+    parameter with declared strides, the strides (compact tensors' strides follow from the shape).
+    The generated fast path builds the same tuple from the values it bound."""
+    strides = info.strides if param.strides is not None else ()
+    return (info.ptr, *info.shape, *strides)
 
 
 def grid_error(program: HostProgram, step: int, dim: int, value: int) -> LaunchError:

@@ -5,8 +5,16 @@ with `__dlpack__` (and takes torch's C exchange API fast path when torch provide
 *current stream* of a framework needs the framework itself, and it is imported lazily, only when one
 of its tensors is passed with `stream=None`.
 
-`RawTensor` goes the other way: a minimal DLPack producer over memory tsir owns (a `cuMemAlloc`
-pointer, a symmetric heap), for callers without torch or CuPy, and for tests.
+`RawTensor` goes the other way: a minimal DLPack producer over memory tsir owns (a symmetric heap,
+a `cuda.core` `Buffer` through `RawTensor.from_buffer`), for callers without torch or CuPy, and for
+tests. It is not built on cuda.core's `StridedMemoryView` export, which would spare the ctypes
+below, because of what cuda.core (checked up to 1.2.2) cannot do (the dtype gap is checked by a
+test in tests/runtime/test_dlpack.py that fails once a release closes it):
+- describe memory without a CUDA driver (`Buffer.from_handle` queries it), so fake device tensors
+  for CPU tests of the launcher would need a second producer anyway;
+- export bfloat16 (it fails with a SystemError), and import float8 at all (DLPack codes 10 and 12:
+  "Unsupported dtype"), while tsir kernels take bf16 and fp8 tensors;
+- export a `StridedMemoryView` before cuda-core 0.7.
 """
 
 from __future__ import annotations
@@ -228,7 +236,9 @@ class _DLManagedTensor(ctypes.Structure):
     _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _DELETER)]
 
 
-# DLPack type codes (dlpack.h DLDataTypeCode) of each tvm-ffi dtype string.
+# DLPack type codes (dlpack.h DLDataTypeCode) of each tvm-ffi dtype string. tsir's float8_e4m3 is
+# CUDA's __nv_fp8_e4m3: finite values and NaN only, DLPack's kDLFloat8_e4m3fn (10), not the
+# kDLFloat8_e4m3 (8) that has infinities; float8_e5m2 is kDLFloat8_e5m2 (12), bfloat16 kDLBfloat (4).
 _DL_CODES = {
     "int": 0,
     "uint": 1,
@@ -253,6 +263,14 @@ def _dl_dtype(dtype: str) -> tuple[int, int]:
     raise ValueError(f"RawTensor: unknown dtype {dtype!r}")
 
 
+def _compact(shape: tuple[int, ...]) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
 @_DELETER
 def _deleter(ptr: int | None) -> None:
     if ptr:
@@ -260,13 +278,15 @@ def _deleter(ptr: int | None) -> None:
         _LIVE.pop(managed.manager_ctx or 0, None)
 
 
-_PyCapsule_New = ctypes.pythonapi.PyCapsule_New
+# Our own function objects (`pythonapi[...]` makes a new one; `pythonapi.X` is shared, and another
+# module setting its argtypes would change ours).
+_PyCapsule_New = ctypes.pythonapi["PyCapsule_New"]
 _PyCapsule_New.restype = ctypes.py_object
 _PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-_PyCapsule_IsValid = ctypes.pythonapi.PyCapsule_IsValid
+_PyCapsule_IsValid = ctypes.pythonapi["PyCapsule_IsValid"]
 _PyCapsule_IsValid.restype = ctypes.c_int
 _PyCapsule_IsValid.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-_PyCapsule_GetPointer = ctypes.pythonapi.PyCapsule_GetPointer
+_PyCapsule_GetPointer = ctypes.pythonapi["PyCapsule_GetPointer"]
 _PyCapsule_GetPointer.restype = ctypes.c_void_p
 _PyCapsule_GetPointer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 
@@ -302,6 +322,46 @@ class RawTensor:
         self.strides = None if strides is None else tuple(int(s) for s in strides)
         self.owner = owner
         self._code, self._bits = _dl_dtype(dtype)
+
+    @staticmethod
+    def from_buffer(
+        buffer: Any,
+        shape: tuple[int, ...],
+        dtype: str,
+        strides: tuple[int, ...] | None = None,
+    ) -> RawTensor:
+        """A view of a `cuda.core` `Buffer` (or any object with `handle`, `size` and
+        `__dlpack_device__`), which the view keeps alive. The elements it spans must lie inside
+        the buffer."""
+        try:
+            ptr = int(buffer.handle)
+            size = int(buffer.size)
+            device = tuple(buffer.__dlpack_device__())
+        except Exception as e:  # noqa: BLE001  (whatever the object lacks, named below)
+            raise LaunchError(
+                f"RawTensor.from_buffer expects a cuda.core Buffer (handle, size, "
+                f"__dlpack_device__), got {type(buffer).__name__}: {type(e).__name__}: {e}"
+            ) from None
+        view = RawTensor(ptr, shape, dtype, (int(device[0]), int(device[1])), strides, buffer)
+        nbytes = view.nbytes_spanned()
+        if nbytes > size:
+            raise LaunchError(
+                f"RawTensor.from_buffer: a {dtype} tensor of shape {view.shape} and strides "
+                f"{view.strides or 'compact'} spans {nbytes} bytes, but the buffer has {size}"
+            )
+        return view
+
+    def nbytes_spanned(self) -> int:
+        """Bytes from the data pointer to the end of the last element (0 when empty)."""
+        if 0 in self.shape:
+            return 0
+        strides = self.strides
+        if strides is None:
+            strides = tuple(_compact(self.shape))
+        if any(s < 0 for s in strides):
+            raise LaunchError(f"RawTensor: negative strides {strides} are not supported")
+        last = sum((d - 1) * s for d, s in zip(self.shape, strides))
+        return (last + 1) * self._bits // 8
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return self.device

@@ -1,4 +1,6 @@
-"""CUDA driver helpers over `cuda.bindings.driver`: init, primary contexts, modules, checked calls.
+"""tsir's one CUDA driver layer, over `cuda.bindings.driver`: init, devices, primary contexts,
+modules, checked calls. Everything else asks here, `tsir.Target.parse("cuda")` included (through
+one lazily imported function in tsir/target.py, since the IR does not import the runtime).
 
 Every driver call goes through `check`, which turns a failing CUresult into a `LaunchError` carrying
 the error's name (`CUDA_ERROR_INVALID_VALUE`) and the driver's description. We use each device's
@@ -27,6 +29,7 @@ __all__ = [
     "activate",
     "check",
     "compute_capability",
+    "current_device",
     "device_attribute",
     "device_count",
     "driver",
@@ -76,11 +79,11 @@ def driver() -> Any:
             ) from None
         try:
             result = drv.cuInit(0)
-        except RuntimeError as e:  # cuda.pathfinder: libcuda.so not found
+        except Exception as e:  # noqa: BLE001  (cuda.pathfinder: libcuda.so not found)
             raise LaunchError(f"no CUDA driver on this machine: {e}") from None
         if result[0] != 0:
             raise LaunchError(
-                f"cuInit failed: {error_text(result[0], drv)}; is there a usable GPU?"
+                f"cuInit failed with {error_text(result[0], drv)}; is there a usable GPU?"
             )
         _driver = drv
     return _driver
@@ -133,6 +136,16 @@ def check(result: tuple[Any, ...], what: str) -> Any:
 
 def device_count() -> int:
     return int(check(driver().cuDeviceGetCount(), "cuDeviceGetCount"))
+
+
+def current_device() -> int:
+    """The device of the calling thread's current context, or 0 when no context is current."""
+    d = driver()
+    ctx = check(d.cuCtxGetCurrent(), "cuCtxGetCurrent")
+    if ctx is None or not int(ctx):
+        return 0
+    result = d.cuCtxGetDevice()
+    return int(result[1]) if result[0] == 0 else 0
 
 
 def _device(device: int) -> Any:

@@ -27,6 +27,7 @@ __all__ = [
     "KernelArg",
     "LaunchStep",
     "ScalarParam",
+    "TensorMapArg",
     "TensorParam",
 ]
 
@@ -80,6 +81,11 @@ ARG_CTYPES: dict[str, str] = {
     "float32": "f4x",
     "float64": "d",
 }
+
+# Element types a TMA tensor map can describe (runtime/tensor_map.py; bool has no CUtensorMapDataType).
+TMA_DTYPES = frozenset(TENSOR_DTYPES) - {"bool"}
+_TMA_SWIZZLES = (0, 32, 64, 128)
+_TMA_L2_PROMOTIONS = (0, 64, 128, 256)
 
 # Hardware limits of a launch (CUDA: gridDim.x < 2**31, gridDim.y/z <= 65535).
 GRID_LIMITS = (2**31 - 1, 65535, 65535)
@@ -182,6 +188,37 @@ class KernelArg:
 
 
 @dataclass(frozen=True, slots=True)
+class TensorMapArg:
+    """One kernel parameter that is the TMA tensor map (a CUtensorMap: 128 bytes, 64-byte aligned,
+    passed by value as a `const __grid_constant__` parameter) of tensor parameter `tensor`, for
+    boxes of `box` elements (outermost dimension first) and a `swizzle` of 0 (none), 32, 64 or
+    128 bytes. The launcher encodes it on the host from the tensor's pointer, shape and strides
+    and caches it by (pointer, shape, strides): a launch with tensors seen before looks it up."""
+
+    tensor: str
+    box: tuple[int, ...]
+    swizzle: int = 0
+    l2_promotion: int = 128
+    """L2 fetch granularity in bytes: 0 (none), 64, 128 or 256."""
+    oob_nan: bool = False
+    """Fill out-of-bounds elements with NaN instead of zero (floating-point tensors only)."""
+
+    def __post_init__(self) -> None:
+        _check_ident(self.tensor, "tensor-map tensor")
+        what = f"tensor map of {self.tensor!r}"
+        if not isinstance(self.box, tuple) or not 1 <= len(self.box) <= 5:
+            raise _fail(f"{what}: box {self.box!r} must be a tuple of 1 to 5 extents")
+        if any(type(b) is not int or not 1 <= b <= 256 for b in self.box):
+            raise _fail(f"{what}: box {self.box!r} extents must be ints in 1..256")
+        if self.swizzle not in _TMA_SWIZZLES:
+            raise _fail(f"{what}: swizzle {self.swizzle!r} is not one of {_TMA_SWIZZLES}")
+        if self.l2_promotion not in _TMA_L2_PROMOTIONS:
+            raise _fail(f"{what}: l2_promotion {self.l2_promotion!r} not in {_TMA_L2_PROMOTIONS}")
+        if type(self.oob_nan) is not bool:
+            raise _fail(f"{what}: oob_nan {self.oob_nan!r} is not a bool")
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchStep:
     """One `cuLaunchKernel`: `kernel` is the extern "C" symbol; `grid` holds Python expressions over
     symbol and integer scalar names (our codegen writes them; they are checked to use only names,
@@ -191,7 +228,7 @@ class LaunchStep:
     grid: tuple[str, str, str]
     block: tuple[int, int, int]
     dyn_smem: int
-    args: tuple[KernelArg, ...]
+    args: tuple[KernelArg | TensorMapArg, ...]
 
     def __post_init__(self) -> None:
         if not isinstance(self.kernel, str) or not self.kernel.isidentifier():
@@ -324,7 +361,11 @@ class HostProgram:
                         f"symbols or integer scalars"
                     )
             for arg in step.args:
-                if arg.ctype == "ptr":
+                if isinstance(arg, TensorMapArg):
+                    self._check_tensor_map(step.kernel, arg)
+                elif not isinstance(arg, KernelArg):
+                    raise _fail(f"kernel {step.kernel!r} argument {arg!r} is not a KernelArg")
+                elif arg.ctype == "ptr":
                     if arg.name not in tensors:
                         raise _fail(
                             f"kernel {step.kernel!r} pointer argument {arg.name!r} is not a tensor"
@@ -335,6 +376,30 @@ class HostProgram:
                     )
 
         self._check_copies(tensors, symbols | int_scalars)
+
+    def _check_tensor_map(self, kernel: str, arg: TensorMapArg) -> None:
+        param = next((p for p in self.params if p.name == arg.tensor), None)
+        if not isinstance(param, TensorParam):
+            raise _fail(f"kernel {kernel!r} tensor map of {arg.tensor!r}: not a tensor parameter")
+        if len(arg.box) != len(param.shape):
+            raise _fail(
+                f"kernel {kernel!r} tensor map of {arg.tensor!r}: box {arg.box} has "
+                f"{len(arg.box)} dimensions, the tensor {len(param.shape)}"
+            )
+        if param.dtype not in TMA_DTYPES:
+            raise _fail(
+                f"kernel {kernel!r} tensor map of {arg.tensor!r}: TMA cannot copy {param.dtype}"
+            )
+
+    def tensor_maps(self) -> tuple[TensorMapArg, ...]:
+        """The distinct tensor maps the steps pass, in order of first use (a map passed twice is
+        built once)."""
+        out: dict[TensorMapArg, None] = {}
+        for step in self.steps:
+            for arg in step.args:
+                if isinstance(arg, TensorMapArg):
+                    out.setdefault(arg)
+        return tuple(out)
 
     def _check_copies(self, tensors: set[str], names: set[str]) -> None:
         last = 0

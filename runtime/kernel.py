@@ -8,7 +8,7 @@ import sys
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tsir import knobs
 from tsir.buffer import Buffer
@@ -58,7 +58,9 @@ def host_program(module: Module) -> Any:
                         f"parameter `{p.name}`: dimension `{d}` must be a constant or a T.dynamic symbol"
                     )
             params.append(
-                TensorParam(p.name, str(p.dtype), tuple(shape), None, p.align, p.scope == "symmetric")
+                TensorParam(
+                    p.name, str(p.dtype), tuple(shape), None, p.align, p.scope == "symmetric"
+                )
             )
         else:
             claim(p.name, f"scalar `{p.name}`")
@@ -165,23 +167,42 @@ class _Asm(dict):  # type: ignore[type-arg]
         raise KeyError(f"no stage {key!r}; stages: tsir, cuda, ptx, cubin")
 
 
-@cache
-def compiler_source_hash() -> str:
-    """sha256 of tsir's own compiler sources (IR, layouts, tile ops, passes, codegen, and the host
-    program builder), once per process: a changed compiler never reuses a lowering cached by
-    another version of itself."""
+# Parts of the tsir package that never run inside `tsir.lower` or the code generator, so a change
+# to them cannot change a lowering (the function's printed form and structural hash are in the
+# key): the front ends that only build IR, the reference interpreter, and test-support modules
+# (which belong under tests/; listed in case one is still in the package). An installed tsir holds
+# the runtime as tsir/runtime: of it, only kernel.py and host_program.py shape a lowering.
+_NOT_COMPILER: Final = ("script", "compat", "interpret", "runtime")
+_TEST_SUPPORT: Final = ("arith/corpus.py", "arith/tvm_oracle.py")
+
+
+def compiler_source_files() -> list[Path]:
+    """tsir's compiler sources: the IR, builder helpers, layouts, tile ops, arithmetic, passes,
+    codegen, and the host-program builder; not the parts in `_NOT_COMPILER` / `_TEST_SUPPORT`."""
     import tsir
     import tsir.codegen
     import tsir.passes
-    from tsir.sources import is_compiler_source
 
-    files: set[Path] = set()
-    for pkg in (tsir, tsir.passes, tsir.codegen):
-        files.update(p for p in Path(pkg.__file__).parent.rglob("*.py") if is_compiler_source(p))
+    root = Path(tsir.__file__).parent
+    files = {
+        p
+        for p in root.rglob("*.py")
+        if p.relative_to(root).parts[0] not in _NOT_COMPILER
+        and p.relative_to(root).as_posix() not in _TEST_SUPPORT
+    }
+    for pkg in (tsir.passes, tsir.codegen):
+        files.update(Path(pkg.__file__).parent.rglob("*.py"))
     here = Path(__file__).parent
     files.update((here / "kernel.py", here / "host_program.py"))
+    return sorted(f for f in files if "__pycache__" not in f.parts)
+
+
+@cache
+def compiler_source_hash() -> str:
+    """sha256 of `compiler_source_files()`, once per process: a changed compiler never reuses a
+    lowering cached by another version of itself, and nothing but the compiler invalidates one."""
     digest = hashlib.sha256()
-    for path in sorted(f for f in files if "__pycache__" not in f.parts):
+    for path in compiler_source_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -200,7 +221,7 @@ def _program_to_json(program: Any) -> Any:
 
 
 def _program_from_json(data: Any) -> Any:
-    from tsir.runtime.host_program import HostProgram, KernelArg, LaunchStep, ScalarParam, TensorParam
+    from tsir.runtime.host_program import HostProgram, LaunchStep, ScalarParam, TensorParam
 
     params: list[Any] = []
     for p in data["params"]:
@@ -208,15 +229,23 @@ def _program_from_json(data: Any) -> Any:
             strides = tuple(p["strides"]) if p["strides"] is not None else None
             params.append(
                 TensorParam(
-                    p["name"], p["dtype"], tuple(p["shape"]), strides, p["align"], p.get("symmetric", False)
+                    p["name"],
+                    p["dtype"],
+                    tuple(p["shape"]),
+                    strides,
+                    p["align"],
+                    p.get("symmetric", False),
                 )
             )
         else:
             params.append(ScalarParam(p["name"], p["dtype"]))
     steps = tuple(
         LaunchStep(
-            s["kernel"], tuple(s["grid"]), tuple(s["block"]), s["dyn_smem"],  # type: ignore[arg-type]
-            tuple(KernelArg(a["name"], a["ctype"]) for a in s["args"]),
+            s["kernel"],
+            tuple(s["grid"]),
+            tuple(s["block"]),
+            s["dyn_smem"],  # type: ignore[arg-type]
+            tuple(_arg_from_json(a) for a in s["args"]),
         )
         for s in data["steps"]
     )
@@ -224,6 +253,20 @@ def _program_from_json(data: Any) -> Any:
 
     copies = tuple(CopyStep(**c) for c in data.get("copies", ()))
     return HostProgram(tuple(params), steps, copies)
+
+
+def _arg_from_json(data: dict[str, Any]) -> Any:
+    from tsir.runtime.host_program import KernelArg, TensorMapArg
+
+    if "tensor" in data:  # a TensorMapArg
+        return TensorMapArg(
+            data["tensor"],
+            tuple(data["box"]),
+            data["swizzle"],
+            data["l2_promotion"],
+            data["oob_nan"],
+        )
+    return KernelArg(data["name"], data["ctype"])
 
 
 def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import LaunchError
 from . import driver as drv
-from .binder import SYMMETRIC_HEAP, bind_arguments, check_count, grid_error
+from .binder import SYMMETRIC_HEAP, bind_arguments, check_count, grid_error, tensor_map_key
 from .dlpack import (
     _STREAM_FNS,
     current_stream_fn,
@@ -38,8 +38,18 @@ from .dlpack import (
     normalize_stream,
     tensor_info,
 )
-from .host_program import GRID_LIMITS, HostProgram, KernelArg, LaunchStep, ScalarParam, TensorParam
+from .host_program import (
+    GRID_LIMITS,
+    HostProgram,
+    KernelArg,
+    LaunchStep,
+    ScalarParam,
+    TensorMapArg,
+    TensorParam,
+)
 from .launch_codegen import generate
+from .tensor_map import TensorMap, TensorMapCache
+from .tensor_map import default_cache as default_map_cache
 
 __all__ = [
     "HostProgram",
@@ -47,6 +57,7 @@ __all__ = [
     "LaunchStep",
     "Launcher",
     "ScalarParam",
+    "TensorMapArg",
     "TensorParam",
     "synchronize",
 ]
@@ -57,7 +68,14 @@ synchronize = drv.synchronize
 class Launcher:
     """A callable kernel: `launcher(*args, stream=None)`. See the module docstring."""
 
-    def __init__(self, program: HostProgram, cubin: bytes, name: str | None = None) -> None:
+    def __init__(
+        self,
+        program: HostProgram,
+        cubin: bytes,
+        name: str | None = None,
+        *,
+        tensor_maps: TensorMapCache | None = None,
+    ) -> None:
         if not isinstance(program, HostProgram):
             raise TypeError(f"Launcher expects a HostProgram, got {type(program).__name__}")
         self.program = program
@@ -70,6 +88,16 @@ class Launcher:
         self._tls = threading.local()
         self._dtype_sets: dict[str, set[Any]] = {s: set() for s in self._gen.dtype_sets}
         self._cstreams: dict[int, Any] = {}
+        # tensor maps: the encoder's cache, and per map j the fast path's key -> address dict with
+        # the TensorMap objects that keep those addresses valid
+        self._map_cache = tensor_maps if tensor_maps is not None else default_map_cache
+        self._map_addresses: list[dict[tuple[int, ...], int]] = [{} for _ in self._gen.map_dicts]
+        self._map_objects: list[dict[tuple[int, ...], TensorMap]] = [
+            {} for _ in self._gen.map_dicts
+        ]
+        self._map_retired: list[dict[tuple[int, ...], TensorMap]] = [
+            {} for _ in self._gen.map_dicts
+        ]
         ns = self._namespace()
         # Trusted input: the source is generated above from a validated HostProgram, whose grid
         # expressions were checked to hold only names, integer literals, arithmetic and min/max.
@@ -132,7 +160,9 @@ class Launcher:
             "_launch_err": self._launch_error,
             "_grid_err": self._grid_error,
             "_heap": SYMMETRIC_HEAP,
+            "_pq": _PACK_ADDRESS,
         }
+        ns.update(zip(self._gen.map_dicts, self._map_addresses))
         if self.program.copies:  # copy-engine steps (runtime/cpengine.py); absent: no cost
             from .cpengine import CopyEngines, ranks
 
@@ -147,20 +177,22 @@ class Launcher:
         return ns
 
     def _new_bufs(self) -> tuple[Any, ...]:
-        """This thread's parameter buffer: (storage, params address of each step, keep-alive)."""
-        slots = self._gen.slots
-        storage = (c_uint64 * max(sum(slots), 1))()
-        base = addressof(storage)
-        arrays, addrs, offset = [], [], 0
-        for n in slots:
-            if n == 0:
-                addrs.append(0)  # kernelParams = NULL
-                continue
-            arr = (c_void_p * n)(*[base + 8 * (offset + i) for i in range(n)])
-            arrays.append(arr)
-            addrs.append(addressof(arr))
-            offset += n
-        bufs = (storage, *addrs, arrays)
+        """This thread's parameter buffer (see launch_codegen.py): (slot storage, the address of
+        each step's `void*[]` or 0, the array of all entries). Each packed argument's entry points
+        at its slot; a tensor map's entry is written per launch."""
+        storage = (c_uint64 * max(len(self._gen.pack_names), 1))()
+        slot = addressof(storage)
+        entries = (c_void_p * max(sum(self._gen.slots), 1))()
+        addrs: list[int] = []
+        index = 0
+        for step in self.program.steps:
+            addrs.append(addressof(entries) + 8 * index if step.args else 0)  # 0: NULL params
+            for arg in step.args:
+                if isinstance(arg, KernelArg):
+                    entries[index] = slot
+                    slot += 8
+                index += 1
+        bufs = (storage, *addrs, entries)
         self._tls.bufs = bufs
         return bufs
 
@@ -232,7 +264,7 @@ class Launcher:
                     pass
         device = binding.device[1]
         if device < 0:
-            device = _current_device()
+            device = drv.current_device()
         if stream is None:
             st = current_stream_fn(type(first_tensor))(device) if first_tensor is not None else 0
         else:
@@ -243,8 +275,33 @@ class Launcher:
             struct.pack_into(
                 self._gen.pack_format, bufs[0], 0, *(values[n] for n in self._gen.pack_names)
             )
+        if binding.maps:
+            addresses = self._tensor_maps(binding, infos, device)
+            for j, offset in self._gen.map_entries:
+                _PACK_ADDRESS(bufs[-1], offset, addresses[j])
         self._tail(device, st, bufs, *(values[n] for n in self._gen.grid_names))
         del keep
+
+    def _tensor_maps(self, binding: Any, infos: list[Any], device: int) -> list[int]:
+        """Each map's address (encoded through the cache on first sight), recorded for the fast
+        path under `tensor_map_key`."""
+        params = {p.name: (p, info) for p, info in zip(self.program.params, infos)}
+        out: list[int] = []
+        for j, (arg, spec) in enumerate(zip(self.program.tensor_maps(), binding.maps)):
+            param, info = params[arg.tensor]
+            tmap = self._map_cache.get(spec, device, f"argument {param.name!r}")
+            key = tensor_map_key(param, info)
+            addresses, objects = self._map_addresses[j], self._map_objects[j]
+            if len(addresses) >= _MAX_MAPS_PER_PARAMETER:
+                # The fast path then defers once per tensor and refills. The maps dropped stay
+                # alive one more round, for a thread that read an address just before the clear.
+                self._map_retired[j] = objects
+                objects = self._map_objects[j] = {}
+                addresses.clear()
+            objects[key] = tmap
+            addresses[key] = tmap.address
+            out.append(tmap.address)
+        return out
 
     def _grid_error(self, step: int, grid: tuple[int, int, int]) -> None:
         for dim, g in enumerate(grid):
@@ -285,15 +342,12 @@ class Launcher:
             self._devs.clear()
 
 
+_PACK_ADDRESS = struct.Struct("<Q").pack_into  # a tensor map's address into its entry
+_MAX_MAPS_PER_PARAMETER = 1024
+
+
 class _Defer(Exception):
     """Raised inside the generated fast path to hand the call to the slow path."""
-
-
-def _current_device() -> int:
-    """The device of the calling thread's current context, or 0 (only for programs with no tensors)."""
-    d = drv.driver()
-    r = d.cuCtxGetDevice()
-    return int(r[1]) if r[0] == 0 else 0
 
 
 if __name__ == "__main__":

@@ -15,11 +15,22 @@ looks it up in a per-parameter set of dtype objects that the binder has already 
 parameter: tvm-ffi's `Tensor.dtype` builds a string through an FFI call (~0.5 us), the framework's
 attribute costs ~50 ns. The first call with each dtype object goes through the binder.
 
+Tensor maps (`TensorMapArg`, 128 bytes passed by value) are not packed: their kernel-parameter
+entry points at the encoded map itself. Per launch the fast path looks the map's address up in the
+launcher's dict `_tm{j}`, keyed by (pointer, shape, declared strides) as `binder.tensor_map_key`
+builds it, and writes it into the entry with `_pq`; a key seen for the first time defers to
+`_slow`, which checks, encodes and records the map.
+
 `_tail(dev_id, st, bufs, <grid names>)` is the launch half on its own, for `_slow`.
 
 Names in the generated source: argument i is `a{i}`; tensor i's tvm-ffi tensor and data pointer
-are `t{i}` and `p{i}`; dynamic symbol `M` is `s_M`; names starting with `_` come from the namespace
-the Launcher provides (see `NAMESPACE`).
+are `t{i}` and `p{i}`; dynamic symbol `M` is `s_M`; tensor map j's address is `m{j}`; names
+starting with `_` come from the namespace the Launcher provides (see `NAMESPACE`, plus the
+per-parameter `_dt{i}` sets and per-map `_tm{j}` dicts).
+
+The parameter buffer of a thread, `bufs`: `bufs[0]` holds one 8-byte slot per packed argument;
+`bufs[k + 1]` is the address of step k's `void*[]` (0 without parameters); `bufs[-1]` is the one
+array of every step's entries, in order, each pointing at its slot (or at a tensor map).
 """
 
 from __future__ import annotations
@@ -34,7 +45,9 @@ from .host_program import (
     GRID_LIMITS,
     SCALAR_DTYPES,
     HostProgram,
+    KernelArg,
     ScalarParam,
+    TensorMapArg,
     TensorParam,
 )
 
@@ -66,17 +79,20 @@ NAMESPACE = [
     "_cp_copy",
     "_cp_join",
     "_cp_ranks",
+    "_pq",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Generated:
     source: str
-    pack_format: str  # struct format of every step's parameter slots, in order
+    pack_format: str  # struct format of every step's packed (8-byte) parameter slots, in order
     pack_names: tuple[str, ...]  # the binding name written into each slot
-    slots: tuple[int, ...]  # number of parameter slots of each step
+    slots: tuple[int, ...]  # number of kernel parameters (void*[] entries) of each step
     grid_names: tuple[str, ...]  # binding names `_tail` takes after (dev_id, st, bufs)
     dtype_sets: tuple[str, ...]  # names of the per-tensor "dtype objects seen valid" sets: _dt{i}
+    map_dicts: tuple[str, ...] = ()  # names of the per-map "key -> map address" dicts: _tm{j}
+    map_entries: tuple[tuple[int, int], ...] = ()  # (map j, byte offset of its entry in bufs[-1])
 
 
 class _Rename(ast.NodeTransformer):
@@ -180,15 +196,25 @@ def generate(program: HostProgram) -> Generated:
                     cond = f"type(a{i}) is not float and type(a{i}) is not int"
                 w(f"        if {cond}:")
                 w(f"            {defer}")
-    pack_names = tuple(a.name for step in program.steps for a in step.args)
-    pack_format = "<" + "".join(ARG_CTYPES[a.ctype] for step in program.steps for a in step.args)
+    packed = [a for step in program.steps for a in step.args if isinstance(a, KernelArg)]
+    pack_names = tuple(a.name for a in packed)
+    pack_format = "<" + "".join(ARG_CTYPES[a.ctype] for a in packed)
+    maps = program.tensor_maps()
+    map_entries = _map_entries(program, maps)
     if tensors:
+        by_name = {p.name: (i, p) for i, p in tensors}
+        for j, m in enumerate(maps):
+            w(f"        m{j} = _tm{j}.get({_map_key(*by_name[m.tensor])})")
+            w(f"        if m{j} is None:")
+            w(f"            {defer}")
         w("        try:")
         w("            bufs = _tls.bufs")
         w("        except AttributeError:")
         w("            bufs = _new_bufs()")
         if pack_names:
             w(f"        _pack(bufs[0], 0, {', '.join(local[nm] for nm in pack_names)})")
+        for j, offset in map_entries:
+            w(f"        _pq(bufs[-1], {offset}, m{j})")
         w("    except Exception:")
         w(f"        {slow}")
         first = tensors[0][0]
@@ -217,7 +243,31 @@ def generate(program: HostProgram) -> Generated:
         slots=tuple(len(step.args) for step in program.steps),
         grid_names=tuple(grid_names),
         dtype_sets=tuple(f"_dt{i}" for i, _ in tensors),
+        map_dicts=tuple(f"_tm{j}" for j in range(len(maps))),
+        map_entries=map_entries,
     )
+
+
+def _map_key(i: int, p: TensorParam) -> str:
+    """The fast path's key of tensor i's maps, the tuple `binder.tensor_map_key` makes."""
+    parts = [f"p{i}"] + [str(d) if isinstance(d, int) else f"s_{d}" for d in p.shape]
+    if p.strides is not None:
+        parts += [f"st{i}[{k}]" for k in range(len(p.strides))]
+    return f"({', '.join(parts)},)"
+
+
+def _map_entries(
+    program: HostProgram, maps: tuple[TensorMapArg, ...]
+) -> tuple[tuple[int, int], ...]:
+    """(map j, byte offset of the parameter entry that passes it), over every step's entries."""
+    out: list[tuple[int, int]] = []
+    entry = 0
+    for step in program.steps:
+        for arg in step.args:
+            if isinstance(arg, TensorMapArg):
+                out.append((maps.index(arg), 8 * entry))
+            entry += 1
+    return tuple(out)
 
 
 def _symmetric_cond(i: int, p: TensorParam) -> str:
@@ -231,8 +281,20 @@ def _symmetric_cond(i: int, p: TensorParam) -> str:
 
 # Bytes per element of each tensor dtype (tsir spelling).
 ITEMSIZE = {
-    "bool": 1, "int8": 1, "uint8": 1, "float8_e4m3": 1, "float8_e5m2": 1, "int16": 2, "uint16": 2,
-    "float16": 2, "bfloat16": 2, "int32": 4, "uint32": 4, "float32": 4, "int64": 8, "uint64": 8,
+    "bool": 1,
+    "int8": 1,
+    "uint8": 1,
+    "float8_e4m3": 1,
+    "float8_e5m2": 1,
+    "int16": 2,
+    "uint16": 2,
+    "float16": 2,
+    "bfloat16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "float32": 4,
+    "int64": 8,
+    "uint64": 8,
     "float64": 8,
 }
 

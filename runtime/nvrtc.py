@@ -1,4 +1,4 @@
-"""CUDA C++ -> cubin with NVRTC (through `cuda.bindings.nvrtc`), cached on disk.
+"""CUDA C++ -> cubin with NVRTC (through cuda.core's `Program`, runtime/program.py), cached on disk.
 
 Where the CUDA headers (cuda_fp16.h, cuda_bf16.h, cuda/std/...) come from depends on the NVRTC:
 - NVRTC >= 13.4 carries them: `--use-bundled-headers=<dir>` extracts them once into `dir` (under the
@@ -8,8 +8,8 @@ Where the CUDA headers (cuda_fp16.h, cuda_bf16.h, cuda/std/...) come from depend
   wheels found by cuda.pathfinder. With none of them, sources that include no CUDA header still
   compile, and a missing header is reported with what to install.
 
-`cuda.bindings.nvrtc` is used directly, not `cuda.core`: cuda.core needs the driver (libcuda) for
-some outputs, and this module must work on machines without a GPU.
+Everything here works without a GPU: the cubin comes from `Program.compile("cubin")`, and the PTX
+is the one NVRTC keeps beside it (see runtime/program.py for what stays on `cuda.bindings.nvrtc`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tsir.target import Target
 
 from . import cache as _cache
 from . import nvshmem as _nvshmem
+from . import program as _program
 
 __all__ = [
     "CudaBinary",
@@ -44,7 +45,6 @@ __all__ = [
 
 _log = logging.getLogger("tsir.nvrtc")
 
-_INSTALL_HINT: Final = "pip install 'cuda-python>=13,<14' 'nvidia-cuda-nvrtc>=13,<14'"
 _BUNDLED_HEADERS_SINCE: Final = (13, 4)
 _NAMESPACE: Final = "nvrtc"
 
@@ -105,30 +105,12 @@ class NvrtcError(CompileError):
 # -- the NVRTC library ----------------------------------------------------------------------------
 
 
-@cache
-def _nvrtc() -> Any:
-    """`cuda.bindings.nvrtc` with libnvrtc loaded, or CompileError saying what to install."""
-    try:
-        # imported as Any: cuda-bindings ships compiled modules without type stubs
-        nvrtc: Any = importlib.import_module("cuda.bindings.nvrtc")
-    except ImportError as exc:
-        raise CompileError(
-            f"NVRTC is not available: the Python package cuda-bindings is missing ({exc}). "
-            f"Install it with: {_INSTALL_HINT}"
-        ) from None
-    try:
-        nvrtc.nvrtcVersion()
-    except Exception as exc:  # cuda.pathfinder raises DynamicLibNotFoundError (a RuntimeError)
-        raise CompileError(
-            f"NVRTC is not available: libnvrtc could not be loaded ({exc}). "
-            f"Install it with: {_INSTALL_HINT}"
-        ) from None
-    return nvrtc
+# `cuda.bindings.nvrtc`, checked (the version, the header bundle and the program's outputs use it)
+_nvrtc = _program.nvrtc_bindings
 
 
 def _check(status: Any, what: str) -> None:
-    nvrtc = _nvrtc()
-    if status != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+    if status != _nvrtc().nvrtcResult.NVRTC_SUCCESS:
         raise CompileError(f"{what} failed: {status.name}", where="nvrtc")
 
 
@@ -315,58 +297,10 @@ def _compile_or_raise(
 def _run(
     source: str, filename: str, options: tuple[str, ...], want_cubin: bool
 ) -> tuple[bool, bytes, str | None, str]:
-    """One NVRTC run: (compiled?, cubin, ptx, log). Every status is checked; the program is
-    destroyed on every path."""
-    nvrtc = _nvrtc()
+    """One NVRTC run: (compiled?, cubin, ptx, log), counted as a compile."""
     _cache.record_compile()
-    status, prog = nvrtc.nvrtcCreateProgram(source.encode(), filename.encode(), 0, [], [])
-    _check(status, "nvrtcCreateProgram")
-    try:
-        (status,) = nvrtc.nvrtcCompileProgram(prog, len(options), [o.encode() for o in options])
-        log = _read(prog, nvrtc.nvrtcGetProgramLogSize, nvrtc.nvrtcGetProgramLog).decode(
-            errors="replace"
-        )
-        if status == nvrtc.nvrtcResult.NVRTC_ERROR_COMPILATION:
-            return False, b"", None, log
-        if status != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            raise CompileError(
-                f"nvrtcCompileProgram failed with {status.name}: {log.strip() or '(no log)'}\n"
-                f"options: {' '.join(options)}",
-                where="nvrtc",
-            )
-        cubin = (
-            _read(prog, nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN, text=False)
-            if want_cubin
-            else b""
-        )
-        ptx_bytes = _read(prog, nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX, optional=True)
-        ptx = ptx_bytes.decode(errors="replace") if ptx_bytes else None
-        return True, cubin, ptx, log.strip()
-    finally:
-        (status,) = nvrtc.nvrtcDestroyProgram(prog)
-        if status != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            _log.warning("nvrtcDestroyProgram failed: %s", status.name)
-
-
-def _read(
-    prog: Any, size_fn: Any, get_fn: Any, *, optional: bool = False, text: bool = True
-) -> bytes:
-    """Fetch one NVRTC output into a fresh buffer; the trailing NUL of text outputs is dropped.
-    Binary outputs (`text=False`: the cubin) are returned whole: an ELF may end in zero bytes."""
-    status, size = size_fn(prog)
-    if status != _nvrtc().nvrtcResult.NVRTC_SUCCESS:
-        if optional:
-            return b""
-        _check(status, size_fn.__name__)
-    if size <= 1:  # nothing, or just the terminating NUL
-        return b""
-    buffer = bytearray(size)
-    (status,) = get_fn(prog, buffer)
-    if status != _nvrtc().nvrtcResult.NVRTC_SUCCESS:
-        if optional:
-            return b""
-        _check(status, get_fn.__name__)
-    return bytes(buffer).rstrip(b"\0") if text else bytes(buffer)
+    out = _program.run(source, filename, options, want_cubin=want_cubin)
+    return out.ok, out.cubin, out.ptx, out.log
 
 
 _repaired: set[Path] = set()

@@ -37,6 +37,7 @@ __all__ = [
     "TensorMapSpec",
     "TensorMap",
     "TensorMapCache",
+    "aligned_copy",
     "check_tensor_map",
     "encode_args",
     "tensor_map",
@@ -202,8 +203,8 @@ def encode_args(spec: TensorMapSpec) -> EncodeArgs:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TensorMap:
-    """An encoded tensor map: `address` is the host address of its 128 bytes (what a kernel
-    parameter pointer passes), `raw` keeps the driver object alive."""
+    """An encoded tensor map: `address` is the host address of its 128 bytes, 64-byte aligned
+    (what a kernel parameter pointer passes), `raw` keeps their storage alive."""
 
     spec: TensorMapSpec
     raw: Any
@@ -215,7 +216,25 @@ class TensorMap:
         return ctypes.string_at(self.address, 128)
 
 
+MAP_BYTES: Final = 128
+MAP_ALIGN: Final = 64
+
+
+def aligned_copy(address: int) -> tuple[Any, int]:
+    """The 128 bytes at `address` copied into a buffer of our own at a 64-byte boundary (a
+    CUtensorMap's alignment): (the buffer, to keep alive; the copy's address)."""
+    import ctypes
+
+    buffer = (ctypes.c_uint8 * (MAP_BYTES + MAP_ALIGN))()
+    start = ctypes.addressof(buffer)
+    aligned = (start + MAP_ALIGN - 1) // MAP_ALIGN * MAP_ALIGN
+    ctypes.memmove(aligned, address, MAP_BYTES)
+    return buffer, aligned
+
+
 def _driver_encode(args: EncodeArgs) -> tuple[Any, int]:
+    """Encode with the driver; the map is then copied to a 64-byte boundary of our own (the
+    binding object's storage promises no alignment), which kernel parameters point at."""
     from .driver import check, driver
 
     drv = driver()
@@ -235,7 +254,8 @@ def _driver_encode(args: EncodeArgs) -> tuple[Any, int]:
         ),
         "cuTensorMapEncodeTiled",
     )
-    return tmap, int(tmap.getPtr())
+    buffer, address = aligned_copy(int(tmap.getPtr()))
+    return (tmap, buffer), address
 
 
 class TensorMapCache:

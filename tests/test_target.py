@@ -152,11 +152,15 @@ def _fake_driver(
 
 @pytest.fixture
 def use_driver(monkeypatch: pytest.MonkeyPatch):
+    """Install a fake `cuda.bindings.driver` under tsir's one driver layer (tsir.runtime.driver),
+    which Target.parse("cuda") asks."""
     import cuda.bindings
+    from tsir.runtime import driver as runtime_driver
 
     def install(fake: types.SimpleNamespace) -> None:
         monkeypatch.setattr(cuda.bindings, "driver", fake, raising=False)
         monkeypatch.setitem(sys.modules, "cuda.bindings.driver", fake)
+        monkeypatch.setattr(runtime_driver, "_driver", None)  # forget a real driver already up
 
     return install
 
@@ -190,7 +194,7 @@ def test_cuda_without_context_uses_device_zero(use_driver) -> None:
 
 def test_cuda_with_missing_driver_library(use_driver) -> None:
     use_driver(_fake_driver([], init=RuntimeError('"cuda" is an NVIDIA driver library')))
-    with pytest.raises(UnsupportedError, match=r"needs an NVIDIA GPU and driver.*sm_90a"):
+    with pytest.raises(UnsupportedError, match=r"needs a usable NVIDIA GPU and driver.*sm_90a"):
         Target.parse("cuda")
 
 
@@ -269,7 +273,7 @@ def test_lower_and_compile_share_one_default_target(
                 A[i] = A[i] + 1.0
     monkeypatch.delenv("TSIR_TARGET", raising=False)
     if num_gpus == 0:
-        with pytest.raises(UnsupportedError, match="target 'cuda' needs an NVIDIA GPU"):
+        with pytest.raises(UnsupportedError, match="target 'cuda' needs a usable NVIDIA GPU"):
             tsir.lower(f.func)
     monkeypatch.setenv("TSIR_TARGET", "sm_80")
     assert knobs.target == "sm_80"

@@ -7,15 +7,16 @@ so passes and codegen ask `target.has_wgmma` instead of comparing architecture s
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from .errors import UnsupportedError
+from .errors import LaunchError, UnsupportedError
 
 __all__ = ["SUPPORTED_ARCHS", "Target", "cuda_device_count"]
 
 _KIB: Final = 1024
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,73 +216,42 @@ _NO_GPU_HINT: Final = (
 )
 
 
-def _driver() -> Any:
-    """`cuda.bindings.driver` after a successful cuInit, or UnsupportedError saying why not."""
-    try:
-        # imported as Any: cuda-bindings ships compiled modules without type stubs
-        driver: Any = importlib.import_module("cuda.bindings.driver")
-    except ImportError as exc:
-        raise UnsupportedError(
-            f"target 'cuda' asks the driver for the current GPU, but cuda-bindings is missing "
-            f"({exc}); install it with `pip install cuda-python`, or {_NO_GPU_HINT}"
-        ) from None
-    try:
-        (status,) = driver.cuInit(0)
-    except Exception as exc:  # cuda.pathfinder raises when libcuda.so is absent
-        raise UnsupportedError(
-            f"target 'cuda' needs an NVIDIA GPU and driver, but the driver library could not be "
-            f"loaded ({exc}); {_NO_GPU_HINT}"
-        ) from None
-    if status != driver.CUresult.CUDA_SUCCESS:
-        raise UnsupportedError(
-            f"target 'cuda' needs a usable NVIDIA GPU, but cuInit failed with {status.name}; "
-            f"{_NO_GPU_HINT}"
-        )
-    return driver
-
-
 def cuda_device_count() -> int:
     """The number of CUDA GPUs the driver shows this process; UnsupportedError (with the reason)
     when there is no usable driver at all."""
-    driver = _driver()
-    status, count = driver.cuDeviceGetCount()
-    if status != driver.CUresult.CUDA_SUCCESS:
-        raise UnsupportedError(f"cuDeviceGetCount failed with {status.name}")
-    return int(count)
+    return _ask_driver(lambda drv: drv.device_count())
 
 
 def _device_capability(device: int | None) -> tuple[int, int]:
-    """(major, minor) of a GPU through the driver API, or UnsupportedError saying why not."""
-    driver = _driver()
-    count = cuda_device_count()
-    if count == 0:
-        raise UnsupportedError(f"target 'cuda' found no CUDA device; {_NO_GPU_HINT}")
-    if device is None:
-        device = _context_device(driver)
-    if not 0 <= device < count:
-        raise UnsupportedError(f"target 'cuda:{device}' names a missing device: {count} present")
-    status, handle = driver.cuDeviceGet(device)
-    if status != driver.CUresult.CUDA_SUCCESS:
-        raise UnsupportedError(f"cuDeviceGet({device}) failed with {status.name}")
-    attr = driver.CUdevice_attribute
-    values: list[int] = []
-    for which in (
-        attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-        attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
-    ):
-        status, value = driver.cuDeviceGetAttribute(which, handle)
-        if status != driver.CUresult.CUDA_SUCCESS:
-            raise UnsupportedError(f"cuDeviceGetAttribute failed with {status.name}")
-        values.append(int(value))
-    return values[0], values[1]
+    """(major, minor) of `device`, else of the current context's device, else of device 0."""
+
+    def ask(drv: Any) -> tuple[int, int]:
+        count: int = drv.device_count()
+        if count == 0:
+            raise UnsupportedError(f"target 'cuda' found no CUDA device; {_NO_GPU_HINT}")
+        ordinal: int = drv.current_device() if device is None else device
+        if not 0 <= ordinal < count:
+            raise UnsupportedError(
+                f"target 'cuda:{ordinal}' names a missing device: {count} present"
+            )
+        return drv.compute_capability(ordinal)
+
+    return _ask_driver(ask)
 
 
-def _context_device(driver: Any) -> int:
-    """The ordinal of the current context's device, or 0 when no context is current."""
-    status, ctx = driver.cuCtxGetCurrent()
-    if status != driver.CUresult.CUDA_SUCCESS or not int(ctx):
-        return 0
-    status, dev = driver.cuCtxGetDevice()
-    if status != driver.CUresult.CUDA_SUCCESS:
-        return 0
-    return int(dev)
+def _ask_driver(question: Callable[[Any], _T]) -> _T:
+    """`question(tsir.runtime.driver)`, the driver's LaunchError turned into UnsupportedError.
+
+    tsir has one CUDA driver layer, tsir.runtime.driver. The IR never imports the runtime at
+    module level, so target 'cuda' (which needs the present GPU's architecture) reaches it here
+    only, through this deliberate function-level import, on first use.
+    """
+    from tsir.runtime import driver
+
+    try:
+        return question(driver)
+    except LaunchError as exc:
+        raise UnsupportedError(
+            f"target 'cuda' needs a usable NVIDIA GPU and driver, but {exc.message}; "
+            f"{_NO_GPU_HINT}"
+        ) from None

@@ -6,7 +6,6 @@ dereferenced). One test also runs the real `cuda.bindings` path against a stub l
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import threading
 import numpy as np
 import pytest
 from cuda.bindings import driver as cbd
+from fake_driver import FakeDriver
 from tsir.runtime import dlpack
 from tsir.runtime import driver as drv
 from tsir.runtime.dlpack import RawTensor
@@ -35,100 +35,6 @@ from tsir.runtime.launch import (
 from tsir.errors import LaunchError
 
 OK = cbd.CUresult.CUDA_SUCCESS
-
-
-class FakeFunction:
-    def __init__(self, name, nargs):
-        self.name, self.nargs = name, nargs
-
-
-class FakeDriver:
-    """Just enough of cuda.bindings.driver; records what the launcher does."""
-
-    CUresult = cbd.CUresult
-    CUstream = cbd.CUstream
-    CUcontext = cbd.CUcontext
-    CUfunction_attribute = cbd.CUfunction_attribute
-    CUdevice_attribute = cbd.CUdevice_attribute
-
-    def __init__(self, kernels, ndev=2, smem_optin=227 * 1024):
-        self.kernels = kernels  # name -> number of parameters
-        self.ndev = ndev
-        self.smem_optin = smem_optin
-        self.current = cbd.CUcontext(0)
-        self.launches, self.loads, self.attrs, self.ctx_sets = [], [], [], []
-        self.launch_result = OK
-        self.sync_result = OK
-
-    def cuInit(self, flags):
-        return (OK,)
-
-    def cuDeviceGetCount(self):
-        return (OK, self.ndev)
-
-    def cuDeviceGet(self, ordinal):
-        return (OK, ordinal)
-
-    def cuDevicePrimaryCtxRetain(self, dev):
-        return (OK, cbd.CUcontext(0x1000 + int(dev)))
-
-    def cuCtxGetCurrent(self):
-        return (OK, self.current)
-
-    def cuCtxSetCurrent(self, ctx):
-        self.current = ctx
-        self.ctx_sets.append(int(ctx))
-        return (OK,)
-
-    def cuCtxGetDevice(self):
-        return (OK, max(int(self.current) - 0x1000, 0))
-
-    def cuDeviceGetAttribute(self, attr, dev):
-        return (OK, self.smem_optin if "OPTIN" in attr.name else 9)
-
-    def cuModuleLoadData(self, image):
-        self.loads.append((bytes(image), int(self.current)))
-        return (OK, f"module{len(self.loads)}")
-
-    def cuModuleGetFunction(self, module, name):
-        if name.decode() not in self.kernels:
-            return (cbd.CUresult.CUDA_ERROR_NOT_FOUND, None)
-        return (OK, FakeFunction(name.decode(), self.kernels[name.decode()]))
-
-    def cuFuncSetAttribute(self, func, attr, value):
-        self.attrs.append((func.name, attr.name, value))
-        return (OK,)
-
-    def cuLaunchKernel(self, f, gx, gy, gz, bx, by, bz, smem, stream, params, extra):
-        assert isinstance(params, int) and extra == 0
-        slots = [
-            ctypes.c_uint64.from_address(ctypes.c_void_p.from_address(params + 8 * i).value).value
-            for i in range(f.nargs)
-        ]
-        self.launches.append(
-            {
-                "kernel": f.name,
-                "grid": (gx, gy, gz),
-                "block": (bx, by, bz),
-                "smem": smem,
-                "stream": int(stream),
-                "slots": slots,
-                "ctx": int(self.current),
-            }
-        )
-        return (self.launch_result,)
-
-    def cuGetErrorName(self, err):
-        return (OK, err.name.encode())
-
-    def cuGetErrorString(self, err):
-        return (OK, b"a description")
-
-    def cuCtxSynchronize(self):
-        return (self.sync_result,)
-
-    def cuModuleUnload(self, module):
-        return (OK,)
 
 
 @pytest.fixture
