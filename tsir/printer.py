@@ -5,23 +5,29 @@
 buffers print by name, and distinct objects that share a name within one printed function are told
 apart in printing order (`i`, `i_1`, ...). Expressions follow `tsir.printer_expr`.
 
-What the builder cannot express prints in a text form that reads like it but does not rebuild:
+Forms of lowered IR, which the builder rebuilds too (programs rarely write them):
 
 - `for tx in T.thread_binding(128, thread="threadIdx.x"):`; other loop annotations as
   `annotations=`;
 - `T.Kernel(..., dyn_shared_bytes=N)`, `name="k"` when the kernel name is not the builder's default;
 - `X = T.decl_buffer(shape, dtype, scope=..., data=pool, byte_offset=N)` (a view into `pool`);
 - `T.alloc_buffer(...)` for allocations with strides, a non-default alignment or another scope;
-- `x: T.int32 = value` for a LetStmt (its scope: the rest of the block), `with T.attr(key, value):`,
-  `T.evaluate(expr)`, `T.call_kernel("k", *args, grid=, threads=, dyn_shared_bytes=)`;
+- `with T.attr(key, value):`, `T.evaluate(expr)`, `T.call_intrin(...)`, `T.Ramp`, `T.Broadcast`;
+- `T.func_attr({...})` for function attributes;
 - a scoped statement (allocation, let, view) followed by statements outside its scope is wrapped in
   `with T.scope():`;
-- `T.func_attr({...})` for function attributes;
 - a tile op prints its own builder form (`print_form`, beside the op in tsir/tileop/); one without
-  a builder function prints as `T.tile_op("<registered name>", field=value, ...)`;
-- a `DeviceKernel` as `with T.device_kernel("k", grid=, threads=, dyn_shared_bytes=) as f:` with
-  its parameters and `T.get_block_binding(d)` / `T.get_thread_binding(d)` lines, and a `Module` as
-  its host function followed by its kernels.
+  a builder function, or whose fields its builder function would refuse, prints as
+  `T.tile_op("<registered name>", field=value, ...)`, rebuilt through the registry;
+- layouts and fragment plans print as the `tsir.layout` / `tsir.tileop` calls that make them;
+- a binary node the Python operators would fold (`0 * 32`) is spelled out: `tsir.Mul(...)`.
+
+What does not rebuild: `x: T.int32 = value` for a LetStmt (its scope: the rest of the block);
+`T.call_kernel("k", *args, grid=, threads=, dyn_shared_bytes=)` and a
+`DeviceKernel` as `with T.device_kernel("k", grid=, threads=, dyn_shared_bytes=) as f:` (a `Module`
+prints as its host function followed by its kernels); an attribute whose value names buffers
+allocated inside it (LayoutInference's `layout_map`, LowerTileOp's `shared_layout_map`); IR that
+binds one variable in two places (builder text makes two variables of it).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ..buffer import Buffer
 from ..errors import BuildError, SourceLocation, user_location
 from ..expr import Var
-from ..stmt import Allocate, AttrStmt, Stmt, seq
+from ..stmt import Allocate, AttrStmt, DeclBuffer, Stmt, seq
 
 __all__ = [
     "Frame", "current_builder", "Builder", "builder_stack", "infer_name", "check_buffer_use",
@@ -49,6 +49,9 @@ class Frame:
                 stmt = Allocate(item[1], stmt if stmt is not None else seq())
             elif isinstance(item, tuple) and item[0] == "attr":
                 stmt = AttrStmt(item[1], item[2], stmt if stmt is not None else seq())
+            elif isinstance(item, tuple) and item[0] == "decl":
+                body = stmt if stmt is not None else seq()
+                stmt = DeclBuffer(item[1], item[2], item[3], body)
             else:
                 stmt = seq(item, stmt)
         return stmt if stmt is not None else seq()
@@ -74,6 +77,7 @@ class Builder:
         # Buffers allocated inside a kernel -> that kernel (a use elsewhere is an error).
         self.owner: dict[Buffer, KernelFrameInfo] = {}
         self.last_if: Any = None  # (frame, IfThenElse index) for T.Else
+        self.attrs: dict[str, Any] = {}  # T.func_attr
 
     @property
     def frame(self) -> Frame:

@@ -16,7 +16,8 @@ from ..tileop.fill import Fill
 from .frame import check_buffer_use, current_builder, infer_name
 
 __all__ = [
-    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "alloc_buffer", "copy", "fill",
+    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "alloc_buffer", "decl_buffer",
+    "copy", "fill",
     "clear",
 ]
 
@@ -40,6 +41,28 @@ def _alloc(
         buf = buf.replace(strides=tuple(convert(s) for s in strides))
     b.owner[buf] = k
     b.frame.allocate(buf)
+    return buf
+
+
+def decl_buffer(
+    shape: Any, dtype: Any, scope: str, data: Buffer, byte_offset: int = 0, strides: Any = (),
+    align: int = 16,
+) -> Buffer:
+    """A view of `byte_offset` bytes into the pool buffer `data` (the printer's form for planned
+    shared memory), for the statements that follow."""
+    b = current_builder("T.decl_buffer")
+    if b.kernel is None:
+        raise BuildError("T.decl_buffer must be inside a T.Kernel")
+    if not isinstance(data, Buffer):
+        raise BuildError(f"T.decl_buffer: data must be a buffer (the pool), got {data!r}")
+    if not isinstance(byte_offset, int) or isinstance(byte_offset, bool) or byte_offset < 0:
+        raise BuildError(f"T.decl_buffer: byte_offset must be an int >= 0, got {byte_offset!r}")
+    name = b.unique(infer_name("view"))
+    buf = make_buffer(name, shape, dtype, scope, align)
+    if strides:
+        buf = buf.replace(strides=tuple(convert(s) for s in strides))
+    b.owner[buf] = b.kernel
+    b.frame.items.append(("decl", buf, data, byte_offset))
     return buf
 
 

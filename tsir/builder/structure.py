@@ -22,7 +22,8 @@ from .math_lang import as_cond
 __all__ = [
     "prim_func", "param", "scalar", "dynamic", "Kernel", "Parallel", "Pipelined", "serial",
     "unroll", "vectorized", "If", "Else", "attr", "call_intrin", "evaluate",
-    "get_thread_binding", "get_block_binding", "sync_threads", "sync_warp",
+    "get_thread_binding", "get_block_binding", "sync_threads", "sync_warp", "thread_binding",
+    "scope", "func_attr",
 ]
 
 
@@ -48,7 +49,7 @@ class FuncHandle:
                 if len(b.frames) != 1:
                     raise BuildError("a loop or `with` block of the function was left open")
                 body = b.frames[0].body()
-                self.func = PrimFunc(self.name, tuple(b.params), body)
+                self.func = PrimFunc(self.name, tuple(b.params), body, tuple(b.attrs.items()))
         finally:
             b.frames.clear()
             if stack and stack[-1] is b:
@@ -64,6 +65,14 @@ def prim_func(name: Any) -> Any:
     if not isinstance(name, str) or not name.isidentifier():
         raise BuildError(f"T.prim_func needs a function name that is a C identifier, got {name!r}")
     return FuncHandle(name)
+
+
+def func_attr(attrs: dict[str, Any]) -> None:
+    """Attributes of the function being built (`PrimFunc.attrs`): the printer's form for them."""
+    b = current_builder("T.func_attr")
+    if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
+        raise BuildError(f"T.func_attr takes a dict with string keys, got {attrs!r}")
+    b.attrs.update(attrs)
 
 
 def _check_name(b: Builder, name: str, what: str) -> None:
@@ -106,8 +115,13 @@ def dynamic(name: str, dtype: Any = "int32") -> Var:
 
 
 @contextlib.contextmanager
-def Kernel(*grid: Any, threads: Any = 128, cluster: Any = None) -> Iterator[Any]:
-    """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims)."""
+def Kernel(
+    *grid: Any, threads: Any = 128, cluster: Any = None, dyn_shared_bytes: int = 0,
+    name: str | None = None,
+) -> Iterator[Any]:
+    """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims).
+    `dyn_shared_bytes` and `name` are the printer's forms for what passes set (a planned shared
+    memory pool, a kernel's symbol); programs leave them out."""
     b = current_builder("T.Kernel")
     if b.kernel is not None:
         raise BuildError("T.Kernel cannot be nested inside another T.Kernel")
@@ -136,11 +150,16 @@ def Kernel(*grid: Any, threads: Any = 128, cluster: Any = None) -> Iterator[Any]
     bvars = tuple(Var(x, _int32) for x in ("bx", "by", "bz")[: len(dims)])
     tvars = tuple(Var(x, _int32) for x in ("tx", "ty", "tz")[: len(tdims)])
     info = KernelFrameInfo(bvars, tvars, tdims)
-    name = b.unique(f"{b.name}_kernel")
+    if not isinstance(dyn_shared_bytes, int) or isinstance(dyn_shared_bytes, bool) or dyn_shared_bytes < 0:
+        raise BuildError(f"T.Kernel: dyn_shared_bytes must be an int >= 0, got {dyn_shared_bytes!r}")
+    default = b.unique(f"{b.name}_kernel")
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise BuildError(f"T.Kernel: name must be an identifier, got {name!r}")
+    kname = default if name is None else name
     clus = None if cluster is None else ((cluster,) if isinstance(cluster, int) else tuple(cluster))
 
     def finish(body: Stmt) -> Stmt:
-        return KernelLaunch(name, tuple(dims), tdims, bvars, tvars, body, clus)
+        return KernelLaunch(kname, tuple(dims), tdims, bvars, tvars, body, clus, dyn_shared_bytes)
 
     frame = b.push(Frame("kernel", finish, kernel=info))
     b.kernels.append(info)
@@ -148,7 +167,10 @@ def Kernel(*grid: Any, threads: Any = 128, cluster: Any = None) -> Iterator[Any]
     b.pop(frame)
 
 
-def _loop(kind: ForKind, extents: tuple[Any, ...], names: list[str], annotations: tuple = ()) -> Iterator[Any]:
+def _loop(
+    kind: ForKind, extents: tuple[Any, ...], names: list[str], annotations: tuple = (),
+    thread: str | None = None,
+) -> Iterator[Any]:
     b = current_builder(f"T.{kind.value}")
     ranges: list[tuple[PrimExpr, PrimExpr]] = []
     for e in extents:
@@ -168,12 +190,33 @@ def _loop(kind: ForKind, extents: tuple[Any, ...], names: list[str], annotations
     frames = []
     for v, (lo, ext) in zip(lvars, ranges):
         def finish(body: Stmt, v: Var = v, lo: PrimExpr = lo, ext: PrimExpr = ext) -> Stmt:
-            return For(v, lo, ext, kind, body, None, annotations)
+            return For(v, lo, ext, kind, body, thread, annotations)
 
         frames.append(b.push(Frame(kind.value, finish)))
     yield lvars[0] if len(lvars) == 1 else tuple(lvars)
     for f in reversed(frames):
         b.pop(f)
+
+
+def thread_binding(extent: Any, thread: str = "threadIdx.x") -> Iterator[Any]:
+    """A loop bound to a hardware index (`threadIdx.x`): the printer's form for lowered IR."""
+    if thread not in ("threadIdx.x", "threadIdx.y", "threadIdx.z", "blockIdx.x", "blockIdx.y", "blockIdx.z"):
+        raise BuildError(f"T.thread_binding: thread must be threadIdx.x/y/z or blockIdx.x/y/z, got {thread!r}")
+    return _loop(ForKind.THREAD_BINDING, (extent,), _loop_name("t"), thread=thread)
+
+
+@contextlib.contextmanager
+def scope() -> Iterator[None]:
+    """A block of statements: what an allocation (or let) inside it is scoped to (the printer's
+    form for a scope that ends before the statements that follow)."""
+    b = current_builder("T.scope")
+
+    def finish(body: Stmt) -> Stmt:
+        return body
+
+    frame = b.push(Frame("scope", finish))
+    yield
+    b.pop(frame)
 
 
 def Parallel(*extents: Any) -> Iterator[Any]:
