@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import UnsupportedError
-from ..expr import PrimExpr, const_value
+from ..expr import const_value
 from ..node import Node, node_fields
 from ..stmt import Stmt
 from .planned_layouts import FragmentPlan, plan_row_group, row_group_fragment
@@ -335,11 +335,6 @@ def free_fragment_layouts(buffers: list[Buffer], args: OpArgs) -> dict[Buffer, L
         plan = plan_row_group(shape, args.num_threads, buf.dtype.bytes)  # type: ignore[arg-type]
         out[buf] = LayoutFact(row_group_fragment(plan, len(shape)), plan)
     return out
-
-
-def is_fragment(x: PrimExpr | BufferRegion | Buffer) -> bool:
-    buf = x.buffer if isinstance(x, BufferRegion) else x
-    return isinstance(buf, Buffer) and buf.scope == FRAGMENT
 
 
 # -- the registry ----------------------------------------------------------------------------------
