@@ -67,7 +67,12 @@ def generic_mma(bug: str | None = None) -> tsir.PrimFunc:
             db = descriptor(B_SHAPE, "float16", B32, k_major=True, mn0=0, k0=0)
             d_a = desc(u32(A_s[0]) + da.start, da.lbo, da.sbo, 3)
             d_b = desc(u32(B_s[0]) + db.start, db.lbo, db.sbo, 3)
-            accumulate = ("acc_init_unfenced", "acc_init_unfenced_after", "acc_init_no_fence", "uninit")
+            accumulate = (
+                "acc_init_unfenced",
+                "acc_init_unfenced_after",
+                "acc_init_no_fence",
+                "uninit",
+            )
             scale = 1 if bug in accumulate else 0
             with T.If(tx < 64 if bug == "partial_warpgroup" else tx >= 0):
                 wg(f"wgmma_ss<{F16}, 16, 0, 0>", addr(acc[0]), d_a, d_b, scale)
@@ -127,7 +132,9 @@ def test_writing_an_operand_tile_before_the_wait() -> None:
 def test_accumulators_written_without_wgmma_fence() -> None:
     with pytest.raises(WgmmaHazardError, match="after the warpgroup's last wgmma_fence"):
         _mma("acc_init_no_fence")
-    with pytest.raises(WgmmaHazardError, match="register `acc` \\(byte 0\\) was written by ordinary"):
+    with pytest.raises(
+        WgmmaHazardError, match="register `acc` \\(byte 0\\) was written by ordinary"
+    ):
         _mma("acc_init_unfenced_after")
 
 
@@ -151,7 +158,7 @@ def test_the_block_ends_with_wgmma_pending() -> None:
         _mma("no_wait")
 
 
-# -- wgmma rs: the A registers ----------------------------------------------------------------------
+# -- wgmma rs: the A registers ---------------------------------------------------------------------
 
 
 def test_writing_a_pending_a_register() -> None:
@@ -183,7 +190,7 @@ def test_writing_a_pending_a_register() -> None:
         tsir.interpret(f.func, np.ones(B_SHAPE, np.float16), np.zeros((64, 16), np.float32))
 
 
-# -- TMA stores -------------------------------------------------------------------------------------
+# -- TMA stores ------------------------------------------------------------------------------------
 
 
 def tma_store(bug: str | None = None) -> tsir.PrimFunc:
@@ -231,7 +238,9 @@ def test_a_tma_store_writes_the_box_in_bounds() -> None:
 )
 def test_tma_store_hazards(bug: str, err: type, text: str) -> None:
     with pytest.raises(err, match=text):
-        tsir.interpret(tma_store(bug), np.zeros((48, 64), np.float32), np.zeros((40, 64), np.float32))
+        tsir.interpret(
+            tma_store(bug), np.zeros((48, 64), np.float32), np.zeros((40, 64), np.float32)
+        )
 
 
 def test_a_box_wider_than_the_swizzle_is_refused() -> None:
@@ -244,7 +253,7 @@ def test_a_box_wider_than_the_swizzle_is_refused() -> None:
         tsir.interpret(f.func, np.zeros((64, 64), np.float32))
 
 
-# -- mbarrier objects, elect, setmaxnreg, named barriers --------------------------------------------
+# -- mbarrier objects, elect, setmaxnreg, named barriers -------------------------------------------
 
 
 def test_the_bytes_of_a_live_mbarrier_are_not_data() -> None:
@@ -301,7 +310,9 @@ def test_setmaxnreg_values() -> None:
         tsir.interpret(_regs((40, 236, 232)), np.zeros(384, np.int32))
     with pytest.raises(RegisterBudgetError, match="a dec may not raise the count"):
         tsir.interpret(_regs((176, 232, 232)), np.zeros(384, np.int32))
-    with pytest.raises(DeadlockError, match="setmaxnreg_inc<248> in warpgroup \\d waits for registers"):
+    with pytest.raises(
+        DeadlockError, match="setmaxnreg_inc<248> in warpgroup \\d waits for registers"
+    ):
         tsir.interpret(_regs((40, 248, 248)), np.zeros(384, np.int32))
 
 
@@ -351,3 +362,22 @@ def test_syncthreads_skipped_by_a_warpgroup() -> None:
             A[tx] = 1.0
     with pytest.raises(DivergentBarrierError):
         tsir.interpret(f.func, np.zeros(256, np.float32))
+
+
+def test_a_tile_op_in_a_thread_range_runs_on_its_named_barrier() -> None:
+    """ThreadSync synchronizes a copy under `T.If(tx < 64)` with `bar.sync 1, 64`
+    (tsir.sync.named_barrier): every stage of the pipeline runs it and computes the input's
+    result."""
+    with T.prim_func("range_copy") as f:
+        A = T.param("A", (64, 64), "float32")
+        B = T.param("B", (64, 64), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            with T.If(tx < 64):
+                S = T.alloc_shared((64, 64), "float32")
+                T.copy(A, S)
+                T.copy(S, B)
+    assert "tsir.sync.named_barrier" in str(tsir.lower(f.func, "sm_80").module)
+    a = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    report = tsir.interpret.check_stages(f.func, [a, np.zeros_like(a)], target="sm_80")
+    report.raise_for_failure()

@@ -51,7 +51,11 @@ def ring(bug: str | None = None, consumers_first: bool = False) -> tsir.PrimFunc
                 with T.If(tx == 128):
                     for kb in T.serial(K // BK):
                         s, ph = kb % STAGES, (kb // STAGES) % 2
-                        mb("mbarrier_wait", u32(empty[s]), ph if bug == "producer_parity" else ph ^ 1)
+                        mb(
+                            "mbarrier_wait",
+                            u32(empty[s]),
+                            ph if bug == "producer_parity" else ph ^ 1,
+                        )
                         if bug == "no_expect_tx":
                             mb("mbarrier_arrive", u32(full[s]))
                         else:
@@ -170,7 +174,9 @@ def test_a_wait_on_a_barrier_nobody_arrives_at_deadlocks() -> None:
         tsir.interpret(f.func, np.zeros(128, np.float32))
     msg = str(info.value)
     assert "mbarrier_wait on mbarrier `bar[1]` for the phase of parity 0" in msg
-    assert "by threads 0..127 of block (0,): the barrier is in phase 0 (parity 0), 128 of 256" in msg
+    assert (
+        "by threads 0..127 of block (0,): the barrier is in phase 0 (parity 0), 128 of 256" in msg
+    )
     assert "warpgroup 1 (threads 128..255): has finished the kernel" in msg
 
 
@@ -185,5 +191,67 @@ def test_more_arrivals_than_the_count_are_reported() -> None:
                 mb("mbarrier_expect_tx", u32(bar[0]), 16)
             T.sync_threads()
             mb("mbarrier_arrive", u32(bar[0]))
-    with pytest.raises(MbarrierError, match="more arrivals on mbarrier `bar\\[0\\]` than its count"):
+    with pytest.raises(
+        MbarrierError, match="more arrivals on mbarrier `bar\\[0\\]` than its count"
+    ):
         tsir.interpret(f.func, np.zeros(1, np.float32))
+
+
+# -- one TMA load, its mbarrier, the read ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("swizzle,c0,c1", [(0, 8, -4), (32, 88, 24), (64, 80, 16), (128, 64, -20)])
+def test_a_tma_load_lands_the_box_through_the_swizzle(swizzle: int, c0: int, c1: int) -> None:
+    """The box's bytes where the TMA reference (tests/hopper/ptx_wgmma_reference.py) puts them,
+    zero outside the tensor, readable after the mbarrier wait."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hopper"))
+    from ptx_wgmma_reference import tma_swizzled_box_address
+    from test_hopper_gpu import _tma_box_case
+
+    case = _tma_box_case(swizzle, c0, c1)
+    a, out, x0, x1 = case.inputs(np.random.default_rng(1))
+    tsir.interpret(case.ir(), a, out, x0, x1)
+    (rows, inner), _ = case.maps[0]
+    want = np.zeros_like(out)
+    for r in range(rows):
+        for c in range(inner):
+            inside = 0 <= x1 + r < a.shape[0] and 0 <= x0 + c < a.shape[1]
+            v = a[x1 + r, x0 + c] if inside else np.float16(0)
+            at = tma_swizzled_box_address(1024, r, c, inner * 2, 2, swizzle) - 1024
+            want[at : at + 2] = np.array([v], np.float16).view(np.uint8)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_tma_loads_of_rank_1_and_3() -> None:
+    with T.prim_func("ranks") as f:
+        V = T.param("V", (100,), "int32")
+        X = T.param("X", (3, 10, 8), "float32")
+        out = T.param("out", (32 + 2 * 4 * 8,), "int32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding()
+            S = T.alloc_shared((32,), "int32")
+            R = T.alloc_shared((64,), "float32")
+            bar = T.alloc_shared((1,), "uint64")
+            with T.If(tx == 0):
+                mb("mbarrier_init", u32(bar[0]), 1)
+                mb("mbarrier_init_fence")
+            T.sync_threads()
+            with T.If(tx == 0):
+                mb("mbarrier_arrive_expect_tx", u32(bar[0]), 128 + 256)
+                tma("tma_load_1d", u32(S[0]), tensor_map(V, (32,), 0), u32(bar[0]), 80)
+                tma("tma_load_3d", u32(R[0]), tensor_map(X, (2, 4, 8), 0), u32(bar[0]), 0, 7, 2)
+            mb("mbarrier_wait", u32(bar[0]), 0)
+            out[tx] = S[tx]
+            out[32 + tx] = T.cast(R[tx], "int32")
+            out[64 + tx] = T.cast(R[32 + tx], "int32")
+    v = np.arange(100, dtype=np.int32)
+    x = np.arange(240, dtype=np.float32).reshape(3, 10, 8)
+    o = np.zeros(96, np.int32)
+    tsir.interpret(f.func, v, x, o)
+    np.testing.assert_array_equal(o[:32], np.r_[v[80:], np.zeros(12, np.int32)])
+    box = np.zeros((2, 4, 8), np.float32)  # rows 7..10 of planes 2..3: (2, 7..9) inside
+    box[0, :3] = x[2, 7:10]
+    np.testing.assert_array_equal(o[32:], box.reshape(-1).astype(np.int32))

@@ -44,7 +44,8 @@ def load_tile(glob, tile_base, shape, dtype, mode, bar) -> int:
 
 
 def store_accumulator(C, acc, n: int, tx) -> None:
-    """d_i of thread tx at (16 warp + lane / 4 + 8 (i % 4 / 2), 8 (i / 4) + 2 (lane % 4) + i % 2)."""
+    """d_i of thread tx sits at row 16 warp + lane / 4 + 8 (i % 4 / 2), column
+    8 (i / 4) + 2 (lane % 4) + i % 2 (the ISA's accumulator table)."""
     for i in T.serial(n // 2):
         row = 16 * (tx // 32) + (tx % 32) // 4 + 8 * ((i % 4) // 2)
         col = 8 * (i // 4) + 2 * (tx % 4) + i % 2
@@ -184,6 +185,9 @@ def test_a_descriptor_past_its_tile_is_out_of_bounds() -> None:
     from tsir.interpret import OutOfBoundsError
 
     func = gemm_tile("float16", "float16", 32, 64, B128, B128, sbo_error=16)
-    with pytest.raises(OutOfBoundsError, match=r"operand B: shared address 0x\w+ \(\+\d+ bytes\) is "
-                       "outside every live shared allocation"):
+    with pytest.raises(
+        OutOfBoundsError,
+        match=r"operand B: shared address 0x\w+ \(\+\d+ bytes\) is "
+        "outside every live shared allocation",
+    ):
         run_tile(func, "float16", "float16", 32, 64)

@@ -25,7 +25,7 @@ from .memory import Pointer, Region
 if TYPE_CHECKING:
     from .thread import ThreadExecutor
 
-__all__ = ["HopperState", "SharedSpace", "hopper", "warpgroups", "lane_values", "uniform"]
+__all__ = ["HopperState", "SharedSpace", "hopper", "lane_values", "uniform", "warpgroups"]
 
 REGISTER_FILE = 65536  # 32-bit registers per SM (one block per SM under __launch_bounds__(t, 1))
 
@@ -109,7 +109,7 @@ class HopperState:
         self.wgmma.finish()
 
 
-# -- helpers the Hopper calls share ------------------------------------------------------------------
+# -- helpers the Hopper calls share ----------------------------------------------------------------
 
 
 def hopper(ex: Any, what: str) -> HopperState:
@@ -129,7 +129,9 @@ def lane_values(ex: ThreadExecutor, e: Any, mask: Mask) -> np.ndarray:
     return np.broadcast_to(v, (mask.n,))[mask.idx]
 
 
-def uniform(ex: ThreadExecutor, e: Any, mask: Mask, what: str, err: type = DivergentWarpError) -> int:
+def uniform(
+    ex: ThreadExecutor, e: Any, mask: Mask, what: str, err: type = DivergentWarpError
+) -> int:
     """A value every active lane must agree on (an address, a count, a descriptor)."""
     vals = lane_values(ex, e, mask)
     if vals.size and (vals != vals[0]).any():
@@ -158,14 +160,11 @@ def warpgroups(ex: ThreadExecutor, mask: Mask, what: str) -> list[tuple[int, np.
             else:
                 have = f"{on.size} of the 128 threads of warpgroup {wg} execute it"
             raise DivergentWarpError(
-                f"{what} is warpgroup-collective (.sync.aligned), but only {have}"
-                f"{ex.ctx.where()}",
+                f"{what} is warpgroup-collective (.sync.aligned), but only {have}{ex.ctx.where()}",
                 accesses=[ex.ctx.access("executed", on), ex.ctx.access("skipped", off)],
             )
         out.append((int(wg), lanes))
     return out
-
-
 
 
 def threads_text(ex: ThreadExecutor, lanes: np.ndarray) -> str:

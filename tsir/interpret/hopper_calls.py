@@ -45,7 +45,7 @@ def _shared_pointer(ex: ThreadExecutor, p: Any, what: str) -> Pointer:
     return p
 
 
-# -- mbarrier.h: addresses, fences, elect, setmaxnreg, named barriers --------------------------------
+# -- mbarrier.h: addresses, fences, elect, setmaxnreg, named barriers ------------------------------
 
 
 @device_call("tsir.mbarrier.shared_u32")
@@ -97,7 +97,8 @@ def _setmaxnreg(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask,
         elif inc and known and count < cur:
             problem = f"an inc may not lower the count (warpgroup {wg} has {cur})"
         elif not inc and count > cur:
-            problem = f"a dec may not raise the count (warpgroup {wg} has {cur}{'' if known else ' at most'})"
+            most = "" if known else " at most"
+            problem = f"a dec may not raise the count (warpgroup {wg} has {cur}{most})"
         if problem is not None:
             raise RegisterBudgetError(
                 f"{name} in warpgroup {wg}: {problem}{ex.ctx.where()} (at kernel entry a thread "
@@ -177,7 +178,10 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
             raise DivergentBarrierError(
                 f"{what}: other warps wait at barrier {bid} with a count of {nb['count']}"
                 f"{ex.ctx.where()}",
-                accesses=[ex.ctx.access("arrive", sel[:1]), ex.ctx.access("waiting", None, nb["stmt"])],
+                accesses=[
+                    ex.ctx.access("arrive", sel[:1]),
+                    ex.ctx.access("waiting", None, nb["stmt"]),
+                ],
             )
         nb["count"], nb["stmt"] = count, ex.ctx.stmt
         nb["warps"].extend(warps.tolist())
@@ -201,11 +205,9 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
         def waiting(nb: dict[str, Any] = nb, what: str = what, stmt: Any = ex.ctx.stmt) -> str:
             return (
                 f"{what}: {32 * len(nb['warps'])} of {nb['count']} threads have arrived "
-                f"(warps {sorted(set(w % ex.ctx.warps_per_block for w in nb['warps']))}) at "
+                f"(warps {sorted({w % ex.ctx.warps_per_block for w in nb['warps']})}) at "
                 f"{describe_stmt(stmt)}"
             )
 
         ex.park(passed, waiting)
     return _ZERO
-
-

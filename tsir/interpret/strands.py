@@ -24,7 +24,8 @@ warpgroups. Kernels with strands run one block per sweep.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .report import describe_stmt
 if TYPE_CHECKING:
     from .thread import ThreadExecutor
 
-__all__ = ["Strands", "Strand", "needs_strands", "STRAND_PREFIXES"]
+__all__ = ["STRAND_PREFIXES", "Strand", "Strands", "needs_strands"]
 
 # Calls whose semantics need strands (waits between warps, or Hopper state that lives per block).
 STRAND_PREFIXES = ("tsir.mbarrier.", "tsir.tma.", "tsir.wgmma.", "tsir.sync.named_barrier")

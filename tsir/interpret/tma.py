@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .mbarrier import Barrier
     from .thread import ThreadExecutor
 
-__all__ = ["TensorMap", "TmaUnit", "make_tensor_map", "box_addresses"]
+__all__ = ["TensorMap", "TmaUnit", "box_addresses", "make_tensor_map"]
 
 _ZERO = np.zeros(1, dtype=np.int32)
 _GLOBAL = ("global", "symmetric")
@@ -115,7 +115,10 @@ def _check_map(ev: Evaluator, m: TensorMap, e: Call) -> None:
         )
 
     if len(m.box) != len(view.shape):
-        fail("the box has one extent per dimension of the buffer", f"{len(m.box)} for {len(view.shape)}")
+        fail(
+            "the box has one extent per dimension of the buffer",
+            f"{len(m.box)} for {len(view.shape)}",
+        )
     if not 1 <= m.rank <= 5:
         fail("a tensor map has 1 to 5 dimensions", f"got {m.rank}")
     if view.buffer.dtype.is_bool or view.buffer.dtype.is_handle:
@@ -136,7 +139,9 @@ def _check_map(ev: Evaluator, m: TensorMap, e: Call) -> None:
     if m.swizzle not in _SWIZZLES:
         fail("the swizzle is 0, 32, 64 or 128 bytes", f"got {m.swizzle}")
     if m.swizzle and inner > m.swizzle:
-        fail(f"with the {m.swizzle}-byte swizzle the inner extent is at most that", f"{inner} bytes")
+        fail(
+            f"with the {m.swizzle}-byte swizzle the inner extent is at most that", f"{inner} bytes"
+        )
 
 
 def swizzle(addr: np.ndarray, swizzle_bytes: int) -> np.ndarray:
@@ -196,10 +201,9 @@ class TmaUnit:
             region.shadow.issue_async(ctx, fi, lanes_e, region.name, 0, kind=PEND_TMA)
         warp = ctx.lanes.warp_of_lane[np.array([lane])]
         clock = ctx.release(warp)
-        self.loads.append(
-            dict(bar=bar, region=region, fi=fi, data=data.reshape(-1), bytes=m.box_bytes,
-                 clock=clock, stmt=ctx.stmt_id(), lane=lane)
-        )  # fmt: skip
+        rec = {"bar": bar, "region": region, "fi": fi, "data": data.reshape(-1)}
+        rec.update(bytes=m.box_bytes, clock=clock, stmt=ctx.stmt_id(), lane=lane)
+        self.loads.append(rec)
 
     def _smem(self, m: TensorMap, addr: int, what: str, lane: int) -> tuple[Region, int]:
         ex = self.ex
@@ -242,19 +246,20 @@ class TmaUnit:
 
     # -- stores ------------------------------------------------------------------------------------
     def issue_store(self, m: TensorMap, src: int, coords: list[int], lane: int, what: str) -> None:
-        ex, ctx = self.ex, self.ex.ctx
+        _ex, ctx = self.ex, self.ex.ctx
         region, off = self._smem(m, src, what, lane)
         fi = self._bytes(m, region, off, src)
         if region.shadow is not None and ctx.check:
             region.shadow.check_fenced(ctx, fi, lane, what, region.name, 0)
-            region.shadow.read(ctx, fi, np.full(fi.shape[0], lane, dtype=np.int64), region.name, 0)
+            lanes_e = np.full(fi.shape[0], lane, dtype=np.int64)
+            region.shadow.read(ctx, fi, lanes_e, region.name, 0)
             region.shadow.begin_async_read(fi, ASYNC_TMA_STORE, ctx.stmt_id(), lane)
         data = region.data.reshape(-1)[fi].reshape(-1, m.view.itemsize)
         elems, inside = _global_elements(m, coords)
-        self.stores.append(
-            dict(map=m, region=region, fi=fi, data=data, elems=elems, inside=inside, lane=lane,
-                 group=int(self.open[lane]), reading=True, written=False, stmt=ctx.stmt_id())
-        )  # fmt: skip
+        rec = {"map": m, "region": region, "fi": fi, "data": data, "elems": elems}
+        rec.update(inside=inside, lane=lane, group=int(self.open[lane]), stmt=ctx.stmt_id())
+        rec.update(reading=True, written=False)
+        self.stores.append(rec)
 
     def commit(self, mask: Mask) -> None:
         self.open[mask.idx] += 1
@@ -428,4 +433,3 @@ def _store_wait(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask)
     """cp.async.bulk.wait_group N: all but the N newest groups are complete (global written)."""
     hopper(ex, "tma_store_wait").tma.wait(_n(e, targs), mask, writes=True)
     return _ZERO
-

@@ -40,13 +40,20 @@ from .hazards import ASYNC_WGMMA
 from .hopper import hopper, lane_values, warpgroups
 from .lanes import Mask
 from .memory import Pointer, Region
-from .wgmma_ref import KINDS, a_fragment, d_fragment, decode, instruction_k, operand_addresses
-from .wgmma_ref import parse_kind
+from .wgmma_ref import (
+    KINDS,
+    a_fragment,
+    d_fragment,
+    decode,
+    instruction_k,
+    operand_addresses,
+    parse_kind,
+)
 
 if TYPE_CHECKING:
     from .thread import ThreadExecutor
 
-__all__ = ["WgmmaQueues", "WgmmaOp"]
+__all__ = ["WgmmaOp", "WgmmaQueues"]
 
 _ZERO = np.zeros(1, dtype=np.int32)
 
@@ -87,7 +94,7 @@ class WgmmaQueues:
                 self.retire(op)
 
     def retire(self, op: WgmmaOp) -> None:
-        ex, ctx = self.ex, self.ex.ctx
+        ctx = self.ex.ctx
         a_dt, b_dt = KINDS[op.kind]
         k = instruction_k(op.kind)
         rows_d, cols_d = d_fragment(op.n)
@@ -120,14 +127,17 @@ class WgmmaQueues:
         if op.a_fi is None and op.a_region.a_busy is not None:
             op.a_region.a_busy[op.lanes[:, None], op.a_col + np.arange(16)] -= 1
         for region, fi in ((op.b_region, op.b_fi), (op.a_region, op.a_fi)):
-            if fi is not None and region.shadow is not None and region.shadow.async_reads is not None:
+            if (
+                fi is not None
+                and region.shadow is not None
+                and region.shadow.async_reads is not None
+            ):
                 region.shadow.end_async_read(fi.reshape(-1))
         # The other warps of the warpgroup learn that the operation's reads are over.
         warps = np.unique(ctx.lanes.warp_of_lane[op.lanes])
         w0 = warps[:1]
         col = ctx.local_warp(w0)[0]
         ctx.vc[warps, col] = np.maximum(ctx.vc[warps, col], op.epoch)
-        _ = ex
 
     def _initialised(self, op: WgmmaOp, r: Region, col: int, nbytes: int, role: str) -> None:
         ctx = self.ex.ctx
@@ -197,7 +207,9 @@ def _registers(
     lane of the warpgroup."""
     p = ex.ev.eval(e, mask)
     if not isinstance(p, Pointer) or p.view.region.kind != "local":
-        raise InterpretUnsupportedError(f"{what}: `{e}` must be address_of a register array element")
+        raise InterpretUnsupportedError(
+            f"{what}: `{e}` must be address_of a register array element"
+        )
     elem = np.broadcast_to(p.elem, (mask.n,))[lanes]
     if (elem != elem[0]).any():
         raise WgmmaHazardError(
@@ -326,8 +338,22 @@ def _issue(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask, rs: 
             _mark(a_region, lanes, a_col, 16, False, stmt)
         w0 = ctx.lanes.warp_of_lane[lanes[:1]]
         epoch = int(ctx.vc[w0, ctx.local_warp(w0)][0])
-        op = WgmmaOp(kind, n, wg, lanes, stmt, scale_d, d_region, d_col, b_region, b_fi,
-                     a_region, a_fi, a_col, epoch)  # fmt: skip
+        op = WgmmaOp(
+            kind,
+            n,
+            wg,
+            lanes,
+            stmt,
+            scale_d,
+            d_region,
+            d_col,
+            b_region,
+            b_fi,
+            a_region,
+            a_fi,
+            a_col,
+            epoch,
+        )
         h.wgmma.open.setdefault(wg, []).append(op)
     return _ZERO
 

@@ -28,13 +28,13 @@ import numpy as np
 
 __all__ = [
     "KINDS",
-    "parse_kind",
-    "instruction_k",
     "Descriptor",
-    "decode",
-    "operand_addresses",
-    "d_fragment",
     "a_fragment",
+    "d_fragment",
+    "decode",
+    "instruction_k",
+    "operand_addresses",
+    "parse_kind",
 ]
 
 _F16, _BF16 = np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)
