@@ -449,8 +449,7 @@ def _launch_cuda(case: Case, args: list[Any]) -> list[Any]:
     for i, a in enumerate(dev):
         if i in case.maps:
             box, swz = case.maps[i]
-            t = a.view(torch.uint16) if a.dtype == torch.float16 else a
-            m = encode(t, box, SwizzleMode(swz), dtype=str(args[i].dtype), cache=cache)
+            m = encode(a, box, SwizzleMode(swz), dtype=str(args[i].dtype), cache=cache)
             keep.append(m)
             ptrs.append(m.address)
             continue

@@ -173,6 +173,8 @@ class SharedShadow:
             self.pend_kind = np.zeros(n, dtype=np.int8)
         what = "TMA load into it" if kind == PEND_TMA else "cp.async into it"
         self.check_pending(ctx, fi, lanes, what, buffer, base)
+        if self.async_reads is not None:
+            self.check_async_reads(ctx, fi, lanes, what, buffer, base)
         assert self.pend_lane is not None and self.pend_stmt is not None
         assert self.pend_kind is not None
         self.pend_kind[fi] = kind
