@@ -442,7 +442,14 @@ def _launch_cuda(case: Case, args: list[Any]) -> list[Any]:
     func = drv.get_function(drv.load_module(binary.cubin, device), case.name)
     if case.smem > 48 * 1024:
         drv.set_max_dynamic_smem(func, case.smem, device, case.name)
-    dev = [torch.from_numpy(a.copy()).cuda() if isinstance(a, np.ndarray) else a for a in args]
+    # torch lacks (or barely supports) unsigned and ml_dtypes types: move their bits as int types.
+    as_int = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
+    dev = [
+        torch.from_numpy(np.ascontiguousarray(a).view(as_int[a.itemsize]).copy()).cuda()
+        if isinstance(a, np.ndarray)
+        else a
+        for a in args
+    ]
     cache = TensorMapCache()
     keep: list[Any] = []
     ptrs = []
@@ -463,7 +470,9 @@ def _launch_cuda(case: Case, args: list[Any]) -> list[Any]:
     )[0]
     assert err == 0, drv.error_text(err)
     torch.cuda.synchronize()
-    return [a.cpu().numpy() if hasattr(a, "cpu") else a for a in dev]
+    return [
+        d.cpu().numpy().view(a.dtype) if isinstance(a, np.ndarray) else a for d, a in zip(dev, args)
+    ]
 
 
 @pytest.mark.gpu
