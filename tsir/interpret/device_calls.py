@@ -144,4 +144,5 @@ def _gemm_ss(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) ->
     return _ZERO
 
 
-from . import dist_calls  # noqa: F401  (registers the distributed and NVSHMEM entries)
+from . import dist_calls  # noqa: F401,E402  (registers the distributed and NVSHMEM entries)
+from . import hopper_calls, mbarrier, tma, wgmma_calls  # noqa: F401,E402  (the Hopper entries)
