@@ -134,6 +134,10 @@ class _Collect(Visitor):
             Access.READ_WRITE: (self.acc.reads, self.acc.writes),
             Access.ATOMIC: (self.acc.atomics,),
             Access.ASYNC_WRITE: (self.acc.async_writes,),
+            # Async readers (wgmma operands, TMA store sources) read it from their issue on: ordered
+            # after earlier writes here; their retirement is the Hopper passes' concern.
+            Access.ASYNC_READ: (self.acc.reads,),
+            Access.ASYNC_READ_WRITE: (self.acc.reads, self.acc.writes),
         }[mode]
         for k in kinds:
             k.setdefault(buf, set()).add(self.tag)
@@ -160,28 +164,38 @@ class _Collect(Visitor):
                 f"device function `{c.op}` is called with {len(c.args)} arguments but declares "
                 f"effects for {len(fn.effects)}", where="ThreadSync",
             )
+        # A write that completes on an mbarrier (a TMA load) is ordered by that barrier's
+        # protocol, which the code placing it owns; only cp.async writes are planned here.
+        completes_on_mbarrier = Access.MBARRIER in fn.effects
         for i, arg in enumerate(c.args):
             mode = fn.effects[i] if i < len(fn.effects) else None
+            if mode is Access.ASYNC_WRITE and completes_on_mbarrier:
+                mode = Access.MBARRIER  # not data for this pass
             if mode is None:
                 self.visit(arg)
             else:
                 self._pointee(arg, mode)
 
     def _pointee(self, arg: PrimExpr, mode: Access) -> None:
-        """The memory `arg` points to is accessed as `mode`; its index expressions are read."""
-        addr = arg
-        # remote_ptr(&x, pe) points into x's symmetric buffer on another rank.
-        while isinstance(addr, Call) and addr.op == "tsir.distributed.remote_ptr":
-            for extra in addr.args[1:]:
-                self.visit(extra)
-            addr = addr.args[0]
-        if isinstance(addr, Call) and addr.op == "address_of" and isinstance(addr.args[0], BufferLoad):
-            target = addr.args[0]
-            self._record(target.buffer, mode)
-            for idx in target.indices:
-                self.visit(idx)
+        """The memory `arg` points to is accessed as `mode`; its index expressions are read.
+
+        A pointer argument is `&buf[i]`, possibly converted (`remote_ptr(&x, pe)`, a shared-window
+        address `shared_u32(&buf[i])`) and offset: every `address_of` inside it names the buffer."""
+        targets = [c for c in collect(arg, Call) if c.op == "address_of"]
+        if not targets:
+            self.visit(arg)
             return
-        self.visit(arg)
+        inner = {id(c) for c in targets}
+        for c in collect(arg, Call):
+            if id(c) in inner and isinstance(c.args[0], BufferLoad):
+                if mode is not Access.MBARRIER:  # a barrier object's bytes are not data
+                    self._record(c.args[0].buffer, mode)
+                for idx in c.args[0].indices:
+                    self.visit(idx)
+        # Offsets and other operands of the conversion are ordinary reads.
+        for x in collect(arg, BufferLoad):
+            if not any(x is c.args[0] for c in targets):
+                self._record(x.buffer, Access.READ)
 
 
 def shared_accesses(s: Stmt | PrimExpr, tag: Tag = (0, 0)) -> Accesses:

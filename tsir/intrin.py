@@ -50,6 +50,11 @@ _add("thread_fence", 0, pure=False)
 _add("address_of", 1)
 # atomicAdd(&dst, value): arg 0 is an address_of.
 _add("atomic_add", 2, pure=False)
+# A TMA tensor map (handle): tma_descriptor(address_of(A[0, ..., 0]), box_0, ..., box_{r-1},
+# swizzle_bytes) describes the whole global buffer A with a box of box_0 x ... (outermost first)
+# and a 0/32/64/128-byte swizzle; the `desc` argument of tsir.tma.* calls. The host encodes it
+# (runtime.tensor_map) and passes it as a `const __grid_constant__ tsir::TmaDescriptor`.
+_add("tma_descriptor", None)
 
 
 def intrinsic(name: str) -> Intrinsic:
@@ -77,6 +82,17 @@ class Access(enum.Enum):
     ATOMIC = "atomic"
     # A write that lands later (cp.async): visible to the issuing thread after its wait.
     ASYNC_WRITE = "async_write"
+    # Read by an asynchronous unit until a later wait retires the operation: wgmma operands
+    # (through matrix descriptors) until wgmma_wait, a TMA store's source until
+    # tma_store_wait_read. Writing it before then is a hazard; a generic write before it needs
+    # fence_proxy_async_shared by the writer.
+    ASYNC_READ = "async_read"
+    # Read and written when the operation retires (wgmma's accumulator registers): no access
+    # before its wgmma_wait.
+    ASYNC_READ_WRITE = "async_read_write"
+    # The argument is the shared address of an mbarrier object: the call synchronizes through it
+    # (see `DeviceFunction.sync`); its 8 bytes are not data.
+    MBARRIER = "mbarrier"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +104,9 @@ class DeviceFunction:
     effects: tuple[Access | None, ...] = ()
     # Extra arguments beyond `effects` are values (optional trailing parameters).
     variadic_values: bool = False
-    # The function waits for (or synchronizes) the threads of its block or warp: it must be
-    # reached by every thread of that group.
+    # The function waits for (or synchronizes) the threads of its block, warpgroup or warp: it
+    # must be reached by every thread of that group ("block", "warpgroup", "warp", or "range":
+    # the warps that name the same barrier id).
     collective: str | None = None
     # Retires this thread's outstanding cp.async groups (cp_async_wait).
     retires_async: bool = False
@@ -97,6 +114,16 @@ class DeviceFunction:
     # form for it. `statement`: that function emits the call as a statement (`T.fence_cta()`).
     builder: str | None = None
     statement: bool = False
+    # Retires asynchronous operations of another queue: "wgmma" (wgmma_wait<N>: the warpgroup's
+    # groups but the N newest), "bulk_read" / "bulk" (tma_store_wait_read<N> / tma_store_wait<N>:
+    # the thread's bulk store groups but the N newest stop reading shared memory / complete).
+    retires: str | None = None
+    # How the function orders memory between threads: "arrive" (releases through its MBARRIER
+    # argument), "wait" (acquires through it when it returns, or returns true), "init"
+    # (initialises the mbarrier), "init_fence" (makes this thread's inits visible to the async
+    # proxy), "proxy_fence" (this thread's generic shared writes become visible to the async
+    # proxy), "wgmma_fence" (register writes ordered before later wgmmas).
+    sync: str | None = None
 
 
 DEVICE_FUNCTIONS: dict[str, DeviceFunction] = {}
@@ -129,6 +156,56 @@ for _scope in ("cta", "gpu", "sys"):
     _dev(f"tsir.sync.fence_{_scope}", builder=f"T.fence_{_scope}", statement=True)
 # Plain intrinsics with pointer arguments.
 _dev("atomic_add", AT, None)
+
+# -- the Hopper headers (mbarrier.h, tma.h, wgmma.h) ----------------------------------------------
+# Shared memory is passed as 32-bit shared-window addresses (`shared_u32(&buf[i])`, plus offsets);
+# an effect below is on the memory such an address (or a matrix descriptor) designates.
+AR, ARW, MB = Access.ASYNC_READ, Access.ASYNC_READ_WRITE, Access.MBARRIER
+_dev("tsir.mbarrier.shared_u32", None)
+_dev("tsir.mbarrier.mbarrier_init", MB, None, sync="init")
+_dev("tsir.mbarrier.mbarrier_init_fence", sync="init_fence")
+_dev("tsir.mbarrier.mbarrier_inval", MB)
+_dev("tsir.mbarrier.mbarrier_arrive", MB, sync="arrive")
+_dev("tsir.mbarrier.mbarrier_arrive_expect_tx", MB, None, sync="arrive")
+_dev("tsir.mbarrier.mbarrier_expect_tx", MB, None)
+_dev("tsir.mbarrier.mbarrier_try_wait", MB, None, sync="wait")
+_dev("tsir.mbarrier.mbarrier_wait", MB, None, sync="wait")
+_dev("tsir.mbarrier.fence_proxy_async_shared", sync="proxy_fence")
+_dev("tsir.mbarrier.elect_one", collective="warp")
+_dev("tsir.mbarrier.setmaxnreg_dec", collective="warpgroup")
+_dev("tsir.mbarrier.setmaxnreg_inc", collective="warpgroup")
+_dev("tsir.mbarrier.named_barrier_sync", None, None, collective="range")
+# tma_load_Nd(dst, desc, bar, c0, ...): the box lands in dst later and completes on bar.
+_dev("tsir.tma.tma_load_1d", AW, None, MB, None)
+_dev("tsir.tma.tma_load_2d", AW, None, MB, None, None)
+_dev("tsir.tma.tma_load_3d", AW, None, MB, None, None, None)
+_dev("tsir.tma.tma_load_2d_hint", AW, None, MB, None, None, None)
+_dev("tsir.tma.tma_prefetch_descriptor", None)
+_dev("tsir.tma.tma_desc_addr", None)
+_dev("tsir.tma.l2_policy_evict_last")
+_dev("tsir.tma.l2_policy_evict_first")
+# tma_store_2d(desc, src, c0, c1): src is read until tma_store_wait_read retires the group.
+_dev("tsir.tma.tma_store_2d", None, AR, None, None)
+_dev("tsir.tma.tma_store_commit")
+_dev("tsir.tma.tma_store_wait_read", retires="bulk_read")
+_dev("tsir.tma.tma_store_wait", retires="bulk")
+# wgmma_desc(addr, lbo, sbo, swizzle) only encodes; wgmma_ss/rs read through the descriptors.
+_dev("tsir.wgmma.wgmma_desc", None, None, None, None)
+_dev("tsir.wgmma.wgmma_desc_advance", None, None)
+_dev("tsir.wgmma.wgmma_fence", collective="warpgroup", sync="wgmma_fence")
+_dev("tsir.wgmma.wgmma_commit", collective="warpgroup")
+_dev("tsir.wgmma.wgmma_wait", collective="warpgroup", retires="wgmma")
+_dev("tsir.wgmma.wgmma_fence_operand", None)
+_dev("tsir.wgmma.wgmma_fence_operands", None)
+# wgmma_ss<KIND, N, TA, TB>(&d[0], desc_a, desc_b, scale_d); wgmma_rs<KIND, N, TB>(&d[0], &a[0],
+# desc_b, scale_d): A's registers are read (and may not be written) until retired.
+_dev("tsir.wgmma.wgmma_ss", ARW, AR, AR, None, collective="warpgroup")
+_dev("tsir.wgmma.wgmma_rs", ARW, AR, AR, None, collective="warpgroup")
+_dev("tsir.wgmma.pack_half2", None, None)
+_dev("tsir.wgmma.pack_bfloat162", None, None)
+# stmatrix_x4(addr, r0, r1, r2, r3): each lane's addr is a row the warp writes (16 bytes).
+_dev("tsir.wgmma.stmatrix_x4", W, None, None, None, None, collective="warp")
+_dev("tsir.wgmma.stmatrix_x4_trans", W, None, None, None, None, collective="warp")
 
 
 def device_function_name(op: str) -> str:

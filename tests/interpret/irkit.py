@@ -44,3 +44,35 @@ def const(v: int) -> IntImm:
 
 
 _ = T
+
+
+# -- the Hopper headers ----------------------------------------------------------------------------
+
+
+def u32(load: BufferLoad) -> Call:
+    """`tsir::shared_u32(&load)`: the shared-window address the Hopper headers take."""
+    return call("uint32", "tsir.mbarrier.shared_u32", addr(load))
+
+
+def tensor_map(buf: Any, box: tuple[int, ...], swizzle: int) -> Call:
+    """The IR form of a TMA tensor map of the whole global buffer `buf`."""
+    zero = buf[tuple(0 for _ in buf.shape)]
+    return call("handle", "tma_descriptor", addr(zero), *box, swizzle)
+
+
+def mb(fn: str, *args: Any) -> None:
+    """An mbarrier.h call as a statement (`mb("mbarrier_wait", u32(bar[0]), 0)`)."""
+    evaluate("int32", f"tsir.mbarrier.{fn}", *args)
+
+
+def tma(fn: str, *args: Any) -> None:
+    evaluate("int32", f"tsir.tma.{fn}", *args)
+
+
+def wg(fn: str, *args: Any) -> None:
+    evaluate("int32", f"tsir.wgmma.{fn}", *args)
+
+
+def desc(address: Any, lbo: int, sbo: int, swizzle: int) -> Call:
+    """`tsir::wgmma_desc(address, lbo, sbo, layout type)` (1 = 128B, 2 = 64B, 3 = 32B, 0 none)."""
+    return call("uint64", "tsir.wgmma.wgmma_desc", address, lbo, sbo, swizzle)

@@ -33,14 +33,46 @@ barriers, warp shuffles, atomics, cp.async commit groups (data lands at the wait
 and the device-header functions of `device_calls.py` (gemm_ss through real swizzled addresses and
 the PTX ldmatrix/mma fragment tables). An unknown device call raises UnknownDeviceCallError.
 
+Hopper (mbarrier.h, tma.h, wgmma.h; `strands.py`, `hopper*.py`, `mbarrier.py`, `tma.py`,
+`wgmma_*.py`). A kernel that calls them runs one block at a time, each warpgroup as a strand that
+parks on waits (mbarrier phases, named barriers `bar.sync id, n`, setmaxnreg.inc) while the others
+run; when every strand of the block is parked, a DeadlockError names each wait (barrier, parity,
+state, threads). Shared memory is addressed as in the headers, by 32-bit shared-window addresses
+(`tsir.mbarrier.shared_u32(address_of(buf[i]))` plus offsets; every allocation 1024-aligned).
+mbarriers are objects in 8 bytes of shared memory (arrivals, transaction bytes, phase; init,
+arrive, expect_tx, wait/try_wait with parity, the init fence). A TMA tensor map is the intrinsic
+`tma_descriptor(address_of(A[0, ..., 0]), box_0, ..., box_{r-1}, swizzle_bytes)` (handle dtype;
+the whole global buffer A, its box outermost first, 0/32/64/128-byte swizzle), given inline as a
+call's `desc`, bound to a Var by a LetStmt, or -- after SplitHostDevice -- a kernel parameter
+Var that the host program binds to that call. TMA loads are async events: their bytes are
+pending from issue until they land, which is when a thread polls their barrier and its phase
+cannot complete without them; they write the box through the swizzle, zero-filled out of bounds.
+TMA stores read shared memory until `tma_store_wait_read` and write global memory at
+`tma_store_wait`. wgmma: per warpgroup a queue of committed groups; `wgmma_ss/rs<KIND, N, ...>`
+(`&d[0]` and, for rs, `&a[0]` as `address_of` of register arrays; matrix descriptors as uint64
+values from `tsir.wgmma.wgmma_desc`) read their operands (decoded with the ISA's canonical layouts,
+wgmma_ref.py) and write the accumulator when `wgmma_wait<N>` retires them; fp16/bf16/fp8 with
+fp32 accumulation. setmaxnreg keeps the block's register budget, elect_one picks lane 0 of each
+warp, fence_proxy_async_shared makes a thread's generic shared writes visible to the async proxy.
+Orderings between warps (barriers, named barriers, mbarrier arrive -> wait, TMA completion) are
+vector clocks (context.py) that the race detector reads.
+
 Detectors (thread level), each a `HazardError` naming both statements (printed IR, and the pass
 that produced them when known), the threads and blocks, and the buffer and address:
-DataRaceError (two threads of a block touch a shared byte between barriers, one writing, not both
-atomic), UninitializedReadError (a register the reading thread never wrote), OutOfBoundsError (any
-buffer, every vector lane), DivergentBarrierError (a barrier some threads of a block skip),
-DivergentWarpError (a warp-collective op with inactive lanes), AsyncCopyHazardError (a cp.async
-destination touched before its wait, or pending at kernel end), MisalignedAccessError,
-ArithmeticHazardError (integer division by zero), DeadlockError (multi-rank waits).
+DataRaceError (two threads of a block touch a shared byte with nothing ordering them, one
+writing, not both atomic), UninitializedReadError (a register the reading thread never wrote),
+OutOfBoundsError (any buffer, every vector lane, shared addresses outside every allocation),
+DivergentBarrierError (a barrier some threads of a block skip), DivergentWarpError (a warp- or
+warpgroup-collective op with inactive lanes), AsyncCopyHazardError (a cp.async or TMA load
+destination touched before it landed, a TMA store source written before its read-wait, either
+pending at kernel end), MisalignedAccessError, ArithmeticHazardError (integer division by zero),
+DeadlockError (multi-rank waits; parked warpgroups), MbarrierError (an mbarrier used against its
+protocol: uninitialised, init not fenced or not ordered before use, too many arrivals, missing
+expect_tx, its bytes used as data), WgmmaHazardError (a pending accumulator read or written, a
+pending A register written, an operand tile written before retirement, registers written since
+the last wgmma_fence, operations left pending), ProxyFenceError (a generic shared write read by
+wgmma or a TMA store without fence.proxy.async by its writer), RegisterBudgetError (setmaxnreg
+with an illegal count), TmaError (a tensor map or copy that breaks a TMA rule).
 
     report = tsir.interpret.check_stages(func_or_lowered, args, target="sm_80")
 
@@ -55,9 +87,9 @@ import sys as _sys
 import types as _types
 from typing import Any
 
-# The semantics tables of the device calls: device_calls declares the core entries; these two
-# modules add the distributed and NVSHMEM ones to the same table when imported.
-from . import dist_calls, nvshmem_calls  # noqa: F401
+# The semantics tables of the device calls: device_calls declares the core entries; these
+# modules add the distributed, NVSHMEM and Hopper ones to the same table when imported.
+from . import dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, wgmma_calls  # noqa: F401
 from .entry import interpret
 from .errors import (
     Access,
@@ -71,12 +103,17 @@ from .errors import (
     HazardError,
     InterpretError,
     InterpretUnsupportedError,
+    MbarrierError,
     MisalignedAccessError,
     OutOfBoundsError,
+    ProxyFenceError,
+    RegisterBudgetError,
     StageMismatchError,
     TileSemanticsError,
+    TmaError,
     UninitializedReadError,
     UnknownDeviceCallError,
+    WgmmaHazardError,
 )
 from .stages import StageReport, StageResult, check_stages
 
@@ -99,6 +136,11 @@ __all__ = [
     "MisalignedAccessError",
     "ArithmeticHazardError",
     "DeadlockError",
+    "MbarrierError",
+    "WgmmaHazardError",
+    "ProxyFenceError",
+    "RegisterBudgetError",
+    "TmaError",
     "TileSemanticsError",
     "StageMismatchError",
     "Access",

@@ -28,6 +28,11 @@ __all__ = [
     "MisalignedAccessError",
     "ArithmeticHazardError",
     "DeadlockError",
+    "MbarrierError",
+    "WgmmaHazardError",
+    "ProxyFenceError",
+    "RegisterBudgetError",
+    "TmaError",
     "TileSemanticsError",
     "StageMismatchError",
     "Access",
@@ -135,3 +140,44 @@ class ArithmeticHazardError(HazardError):
 
 class DeadlockError(HazardError):
     kind = "deadlock"
+
+
+class MbarrierError(HazardError):
+    """An mbarrier used against its protocol: not initialised (or its initialisation not yet
+    visible to the user), initialised twice, more arrivals than its count in one phase, a
+    transaction count out of range, its 8 bytes read or written as data."""
+
+    kind = "mbarrier misuse"
+
+
+class WgmmaHazardError(HazardError):
+    """wgmma's asynchronous protocol broken: an accumulator read or written, or an A register
+    written, before the `wgmma_wait` that retires the operation; a shared operand tile written
+    before then; accumulator or A registers written by ordinary code since the warpgroup's last
+    `wgmma_fence`; a descriptor that differs between the threads of the warpgroup, or with
+    reserved bits set; operations left pending at the end of the kernel."""
+
+    kind = "wgmma hazard"
+
+
+class ProxyFenceError(HazardError):
+    """Shared memory written through the generic proxy (ordinary stores, stmatrix, cp.async) and
+    then read by the async proxy (a wgmma operand, a TMA store source) without a
+    `fence_proxy_async_shared()` by the writing thread in between: a barrier alone does not make
+    generic writes visible to the async proxy."""
+
+    kind = "missing proxy fence"
+
+
+class RegisterBudgetError(HazardError):
+    """`setmaxnreg` with an illegal count: not a multiple of 8 in [24, 256], an `inc` below or a
+    `dec` above the warpgroup's current count."""
+
+    kind = "register budget"
+
+
+class TmaError(HazardError):
+    """A tensor map or TMA copy that breaks a TMA rule (box size, inner extent, strides, the
+    map's rank against the copy's, a destination outside shared memory)."""
+
+    kind = "TMA misuse"

@@ -29,9 +29,11 @@ from .evaluator import Evaluator
 from .lanes import LaneMap, Mask
 from .memory import Memory, Region, View
 from .report import OriginIndex, fmt_idx
+from .strands import needs_strands
 from .thread import run_thread_kernel
 from .tile import is_tile_level, run_tile_kernel
 from .values import const_array, np_dtype
+from .tma import make_tensor_map
 
 __all__ = ["interpret", "LANES_PER_SWEEP"]
 
@@ -301,6 +303,8 @@ class Program:
             return
         per_block = int(np.prod(threads))
         step = max(1, LANES_PER_SWEEP // max(1, per_block))
+        if needs_strands(body):  # warpgroups that wait for each other: one block at a time
+            step = 1
         for i in range(0, len(blocks), step):
             run_thread_kernel(
                 ctx_for(LaneMap(blocks[i : i + step], threads)),
@@ -332,9 +336,11 @@ class Program:
             if isinstance(n, CpEngineCopy):
                 self.runtime.cp_engine_copy(self, n)
         if not tile:
-            run_thread_kernel(
-                ctx_for(LaneMap(blocks, threads)), body, views, env, block_vars, thread_vars
-            )
+            sweeps = [[b] for b in blocks] if needs_strands(body) else [blocks]
+            for sweep in sweeps:
+                run_thread_kernel(
+                    ctx_for(LaneMap(sweep, threads)), body, views, env, block_vars, thread_vars
+                )
             return
         world = self.runtime.world
         tasks = []
@@ -381,6 +387,9 @@ def _host_call(ev: Evaluator, e: Any, mask: Mask) -> Any:
         return np.array([rt.rank if rt is not None else 0], dtype=np.int32)
     if e.op == "tsir.distributed.num_ranks":
         return np.array([rt.world.ranks if rt is not None else 1], dtype=np.int32)
+    if e.op == "tma_descriptor":  # a tensor map the host builds for a kernel parameter
+
+        return make_tensor_map(ev, e)
     raise InterpretUnsupportedError(
         f"host code calls `{e.op}`, which the interpreter cannot run on the host"
     )

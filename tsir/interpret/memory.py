@@ -22,6 +22,7 @@ from .errors import (
     OutOfBoundsError,
     TileSemanticsError,
     UninitializedReadError,
+    WgmmaHazardError,
 )
 from .hazards import SharedShadow
 from .lanes import Mask
@@ -62,6 +63,13 @@ class Region:
         self.shadow: SharedShadow | None = None
         self.init: np.ndarray | None = None  # registers: which bytes each lane wrote
         self.divergent: str | None = None  # why this memory cannot be used here (tile level)
+        # Registers of kernels that use wgmma (wgmma_calls.py): per byte, the pending wgmma
+        # operations using it as accumulator / as A operand, the statement that issued the last
+        # one, and the lane's wgmma.fence count at its last ordinary write (-1: none).
+        self.acc_busy: np.ndarray | None = None
+        self.a_busy: np.ndarray | None = None
+        self.busy_stmt: np.ndarray | None = None
+        self.wfence: np.ndarray | None = None
 
     def typed(self, npdt: np.dtype) -> np.ndarray | None:
         """The rows viewed as `npdt` elements, or None when the row size is not a multiple."""
@@ -234,12 +242,14 @@ class Memory:
     ) -> None:
         """Detectors on the bytes of one access per entry: registers written, races, cp.async."""
         r = view.region
-        if r.init is None and r.shadow is None:
+        if r.init is None and r.shadow is None and r.wfence is None and r.acc_busy is None:
             return
         size = view.itemsize
         start = byte.reshape(byte.shape[0], -1)
         lanes_e = np.repeat(lanes, start.shape[1] * size)
         fi = ((g[:, None] * r.row + start)[:, :, None] + np.arange(size)).reshape(-1)
+        if r.acc_busy is not None or r.wfence is not None:
+            self._wgmma_registers(view, fi, lanes_e, write)
         if r.init is not None:
             flat = r.init.reshape(-1)
             if write:
@@ -261,6 +271,47 @@ class Memory:
                 r.shadow.write(self.ctx, fi, lanes_e, view.name, view.byte_offset, atomic=atomic)
             else:
                 r.shadow.read(self.ctx, fi, lanes_e, view.name, view.byte_offset)
+
+    def _wgmma_registers(
+        self, view: View, fi: np.ndarray, lanes_e: np.ndarray, write: bool
+    ) -> None:
+        """Registers of a wgmma kernel: no access to a pending accumulator, no write of a pending
+        A operand; ordinary writes are remembered for the wgmma_fence check."""
+        r = view.region
+        if r.acc_busy is not None and self.ctx.check:
+            assert r.a_busy is not None and r.busy_stmt is not None
+            bad = r.acc_busy.reshape(-1)[fi] > 0
+            role = "accumulator"
+            if write and not bad.any():
+                bad = r.a_busy.reshape(-1)[fi] > 0
+                role = "A operand"
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                elem = (int(fi[k] % r.row) - view.byte_offset) // view.itemsize
+                stmt = self.ctx.stmt_of(int(r.busy_stmt.reshape(-1)[fi[k]]))
+                raise WgmmaHazardError(
+                    f"{'write' if write else 'read'} of register `{view.name}` element {elem}, "
+                    f"the {role} of a wgmma that no wgmma_wait has retired yet"
+                    f"{self.ctx.where()}: wait for its group (tsir::wgmma_wait<N>) first",
+                    accesses=[
+                        self.ctx.access("wgmma issued", [int(lanes_e[k])], stmt),
+                        self.ctx.access("write" if write else "read", [int(lanes_e[k])]),
+                    ],
+                    buffer=view.name,
+                    address=elem * view.itemsize,
+                )
+        if write and r.wfence is not None:
+            r.wfence.reshape(-1)[fi] = self.ctx.wgmma_fences[lanes_e]
+
+    def _register_columns(
+        self, view: View, elems: np.ndarray, mask: Mask, write: bool
+    ) -> None:
+        """`_wgmma_registers` for a register access every lane makes at the same index."""
+        r = view.region
+        lanes = np.arange(mask.n) if mask.all else mask.idx
+        cols = self._init_columns(view, elems)
+        fi = (lanes[:, None] * r.row + cols[None, :]).reshape(-1)
+        self._wgmma_registers(view, fi, np.repeat(lanes, cols.shape[0]), write)
 
     def _gather(self, view: View, g: np.ndarray, off: np.ndarray) -> np.ndarray:
         r = view.region
@@ -344,6 +395,8 @@ class Memory:
         elems = self._registers_uniform(view, idx)
         if elems is not None:
             r = view.region
+            if r.acc_busy is not None and self.detect:
+                self._register_columns(view, elems, mask, write=False)
             if self.detect and r.init is not None:
                 cols = self._init_columns(view, elems)
                 sub = r.init[:, cols] if mask.all else r.init[mask.idx][:, cols]
@@ -400,6 +453,8 @@ class Memory:
         elems = self._registers_uniform(view, idx)
         if elems is not None:
             r = view.region
+            if self.detect and (r.acc_busy is not None or r.wfence is not None):
+                self._register_columns(view, elems, mask, write=True)
             typed = r.typed(view.npdt)
             assert typed is not None
             vals = value if value.ndim == 2 else value[:, None]

@@ -29,6 +29,9 @@ from .hazards import SharedShadow
 from .lanes import LaneMap, Mask
 from .memory import Memory, Pointer, View
 from .report import fmt_idx
+from .errors import DeadlockError
+from .strands import Strands, needs_strands
+from .hopper_units import make_hopper_state
 
 __all__ = ["ThreadExecutor", "run_thread_kernel"]
 
@@ -46,6 +49,11 @@ class ThreadExecutor(Executor):
         self.async_copies = AsyncCopies(self)
         self.extra: Any = None  # the multi-rank runtime, when there is one
         self.thread_vars: tuple[Any, ...] = ()
+        # Kernels with Hopper calls (strands.py): the block's Hopper state and its warpgroups as
+        # strands; shared allocations are shared by the strands (buffer -> view, users).
+        self.hopper: Any = None
+        self.strands: Any = None
+        self.shared_allocs: dict[Buffer, list[Any]] = {}
 
     # -- allocation --------------------------------------------------------------------------------
     def allocate(self, b: Buffer) -> View:
@@ -55,19 +63,39 @@ class ThreadExecutor(Executor):
             view = self.new_region(b, shape, "local", n, np.arange(n))
             if self.ctx.check:
                 view.region.init = np.zeros(view.region.data.shape, dtype=bool)
+                if self.hopper is not None:
+                    view.region.wfence = np.full(view.region.data.shape, -1, dtype=np.int64)
             return view
         if b.scope in ("shared", "shared.dyn"):
+            held = self.shared_allocs.get(b)
+            if held is not None:
+                held[1] += 1
+                return held[0]
             view = self.new_region(
                 b, shape, "shared", len(self.lanes.blocks), self.lanes.block_of_lane
             )
             if self.ctx.check:
-                view.region.shadow = SharedShadow(view.region.groups, view.region.row, b.name)
+                view.region.shadow = SharedShadow(
+                    view.region.groups, view.region.row, b.name, self.hopper is not None
+                )
+            if self.hopper is not None:
+                self.hopper.space.add(view.region)
+                self.shared_allocs[b] = [view, 1]
             return view
         raise InterpretUnsupportedError(
             f"buffer `{b.name}` of scope {b.scope} allocated in thread-level IR (fragments should "
             "have "
             f"become registers in LowerTileOp)"
         )
+
+    def release(self, view: View) -> None:
+        held = self.shared_allocs.get(view.buffer)
+        if held is None or held[0] is not view:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del self.shared_allocs[view.buffer]
+            self.hopper.space.remove(view.region)
 
     def other_stmt(self, s: Stmt, mask: Mask) -> None:
         if isinstance(s, TileOpStmt):
@@ -95,18 +123,40 @@ class ThreadExecutor(Executor):
         return call_device(self, e, mask)
 
     # -- synchronisation ---------------------------------------------------------------------------
+    def park(self, cond: Any, describe: Any) -> None:
+        """Wait until `cond()` holds, letting the block's other warpgroups run (strands.py)."""
+        if self.strands is not None:
+            self.strands.park(cond, describe)
+        elif not cond():
+            raise DeadlockError(f"a wait that nothing can ever satisfy:\n  {describe()}")
+
+    def yield_to_waiters(self) -> None:
+        if self.strands is not None:
+            self.strands.yield_to_waiters()
+
+    def yield_any(self) -> None:
+        if self.strands is not None:
+            self.strands.yield_to_waiters(waiters_only=False)
+
+    def block_label(self) -> str:
+        return fmt_idx(self.lanes.blocks[0]) if self.lanes.blocks else "()"
+
     def block_barrier(self, mask: Mask, what: str = "__syncthreads()", sync: bool = True) -> None:
         lm = self.lanes
         nb = len(lm.blocks)
+        mine = self.strands.cur.mask if self.strands is not None else None
         if mask.all:
             reached = np.ones(nb, dtype=bool)
-        else:
+        elif mine is None or not np.array_equal(mask.arr, mine.arr):
             cnt = np.bincount(lm.block_of_lane[mask.idx], minlength=nb)
+            expected = lm.per_block if mine is None else mine.idx.size
             reached = cnt > 0
-            partial = reached & (cnt < lm.per_block)
+            partial = reached & (cnt < expected)
             if partial.any() and self.ctx.check:
                 b = int(np.flatnonzero(partial)[0])
                 lanes = np.arange(b * lm.per_block, (b + 1) * lm.per_block)
+                if mine is not None:
+                    lanes = lanes[mine.arr[lanes]]
                 on = lanes[mask.arr[lanes]]
                 off = lanes[~mask.arr[lanes]]
                 raise DivergentBarrierError(
@@ -120,9 +170,12 @@ class ThreadExecutor(Executor):
                         self.ctx.access("barrier not reached", off),
                     ],
                 )
-        if sync:
-            self.ctx.block_epoch[reached] += 1
-            self.ctx.warp_epoch[np.repeat(reached, -(-lm.per_block // 32))] += 1
+        else:
+            reached = np.ones(nb, dtype=bool)
+        if self.strands is not None:
+            self.strands.block_barrier(mask, what, sync)
+        elif sync:
+            self.ctx.join_blocks(reached)
 
     def warp_barrier(self, mask: Mask) -> None:
         active = self.full_warps(mask, "__syncwarp()")
@@ -288,6 +341,15 @@ def run_thread_kernel(
         ex.ev.env[v] = val.astype(np.int32) if v.dtype.name == "int32" else val.astype(np.int64)
     for v, val in zip(thread_vars, ctx.lanes.thread_var_values()):
         ex.ev.env[v] = val.astype(np.int32) if v.dtype.name == "int32" else val.astype(np.int64)
-    ex.run(body, Mask.full(ctx.lanes.n))
+
+    if needs_strands(body):
+        if len(ctx.lanes.blocks) != 1:
+            raise InterpretUnsupportedError("kernels with Hopper calls run one block per sweep")
+        ex.hopper = make_hopper_state(ex)
+        ex.strands = Strands(ex, body)
+        ex.strands.run()
+        ex.hopper.finish()
+    else:
+        ex.run(body, Mask.full(ctx.lanes.n))
     ex.async_copies.finish()
     return ex
