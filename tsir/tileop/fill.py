@@ -1,6 +1,7 @@
 """Fill: `T.fill(dst, value)` / `T.clear(dst)`, one value into every element of a region.
 
-Lowerings: `fragment` (every register of the calling thread), `elementwise` (memory, spread over
+Lowerings: `fragment` (the calling thread's registers: all of them for the whole fragment, those
+holding an element of the region otherwise), `elementwise` (memory, spread over
 the block's threads with vector lanes innermost, or whole in each thread for its own memory).
 """
 
@@ -10,12 +11,13 @@ import math
 from typing import TYPE_CHECKING
 
 from ..buffer import BufferRegion
-from ..expr import FloatImm, IntImm, PrimExpr, Var
+from ..expr import FloatImm, IntImm, PrimExpr, Var, const_value
 from ..node import node
 from ..printer_expr import element_text, is_unit_region
-from ..stmt import BufferStore, For, ForKind, Stmt
+from ..stmt import BufferStore, For, ForKind, IfThenElse, Stmt
 from .base import FRAGMENT, LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
 from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
+from .fragment_lowering import iterate_fragment
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
@@ -60,11 +62,30 @@ def _into_memory(op: Fill, args: OpArgs) -> str | None:
 
 @Fill.register_lowering("fragment", _into_fragment)
 def _lower_fragment(op: Fill, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    # Every register of the thread: a fragment is filled whole.
-    local_size = args.layout_map[op.dst.buffer].local_size
+    layout = args.layout_map[op.dst.buffer]
     local_buf = args.buffer_remap[op.dst.buffer]
-    l = Var("l")
-    return For(l, IntImm(0), IntImm(local_size), ForKind.UNROLLED, BufferStore(local_buf, op.value, (l,)))
+    shape = [const_value(d) for d in op.dst.buffer.shape]
+    whole = all(const_value(r.min) == 0 for r in op.dst.region) and [
+        const_value(e) for e in op.dst.extents
+    ] == shape
+    if whole:  # every register of the thread
+        l = Var("l")
+        store = BufferStore(local_buf, op.value, (l,))
+        return For(l, IntImm(0), IntImm(layout.local_size), ForKind.UNROLLED, store)
+
+    # Part of the fragment: each thread stores into its registers that hold an element of it.
+    def make(coords: list[PrimExpr], local: PrimExpr) -> Stmt:
+        inside = [
+            cond
+            for c, r in zip(coords, op.dst.region)
+            for cond in (r.min <= c, c < r.min + r.extent)
+        ]
+        cond = inside[0]
+        for x in inside[1:]:
+            cond = cond & x
+        return IfThenElse(cond, BufferStore(local_buf, op.value, (local,)))
+
+    return iterate_fragment(layout, args.thread_var, args.num_threads, make, name="i")
 
 
 @Fill.register_lowering("elementwise", _into_memory)
