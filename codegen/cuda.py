@@ -425,6 +425,8 @@ class KernelPrinter:
             return f"{fn}({args[0]})", PRIMARY
         if op.startswith("extern:"):
             return f"{op[len('extern:'):]}({', '.join(args)})", PRIMARY
+        if op in ("isnan", "isinf", "reinterpret"):
+            return self._bits_call(e, args[0]), PRIMARY
         fn = math_function(op, e.dtype)
         if fn is None:
             # fp8 and the few half ops CUDA lacks: compute in float, convert back.
@@ -432,6 +434,23 @@ class KernelPrinter:
             f32 = math_function(op, DataType("float32"))
             return f"static_cast<{c_type(e.dtype)}>({f32}({inner}))", PRIMARY
         return f"{fn}({', '.join(args)})", PRIMARY
+
+    def _bits_call(self, e: Call, arg: str) -> str:
+        """T.isnan / T.isinf (through the half types' own tests, or float32 for fp8) and
+        T.reinterpret (`tsir::bit_cast`, tsir/math.h)."""
+        self.includes.add("tsir/math.h")
+        src = e.args[0].dtype
+        if e.op == "reinterpret":
+            self._note_type(e.dtype)
+            return f"tsir::bit_cast<{c_type(e.dtype)}>({arg})"
+        if src.name in ("float16", "bfloat16"):
+            test = "__hisnan" if e.op == "isnan" else "__hisinf"
+            return f"({test}({arg}) != 0)"
+        if src.name in ("float32", "float64"):
+            return f"tsir::{'is_nan' if e.op == 'isnan' else 'is_inf'}({arg})"
+        if src.is_float:  # fp8: test the value widened to float32
+            return f"tsir::{'is_nan' if e.op == 'isnan' else 'is_inf'}(static_cast<float>({arg}))"
+        return "false"
 
     def e_let(self, e: Let) -> tuple[str, int]:
         raise UnsupportedError("Let expressions must be lowered to LetStmt before code generation")

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import UnsupportedError
 
 __all__ = [
-    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "Access", "DeviceFunction",
+    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "FAST_MATH", "Access", "DeviceFunction",
     "DEVICE_FUNCTIONS", "device_function", "device_function_name",
 ]
 
@@ -26,7 +26,14 @@ class Intrinsic:
     float_only: bool = False
 
 
-MATH_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil", "round")
+FAST_MATH = ("__exp", "__exp10", "__log", "__log2", "__log10", "__tan", "__cos", "__sin")
+MATH_UNARY = (
+    "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil", "round",
+    "tan", "exp10", "log10", "erf",
+    # CUDA's fast-math intrinsics (`__expf`, ...: float32 hardware approximations; TileLang's
+    # `T.__exp` etc.). float64 has none: it uses the accurate function.
+    *FAST_MATH,
+)
 
 INTRINSICS: dict[str, Intrinsic] = {}
 
@@ -40,6 +47,11 @@ for _n in MATH_UNARY:
 _add("abs", 1)
 _add("pow", 2, float_only=True)
 _add("fma", 3, float_only=True)
+# Float classification (bool results; integers are never NaN or infinite).
+_add("isnan", 1)
+_add("isinf", 1)
+# The bits of the operand as the call's dtype (same width): T.reinterpret.
+_add("reinterpret", 1)
 for _n in ("bitwise_and", "bitwise_or", "bitwise_xor", "shift_left", "shift_right"):
     _add(_n, 2)
 _add("bitwise_not", 1)

@@ -17,6 +17,8 @@ from .dist_lang import __all__ as _dist_all
 from .math_lang import *  # noqa: F403  (T.cast, T.exp, T.max, ...)
 from .math_lang import __all__ as _math_all
 from .math_lang import typed_constant
+from .math_ext import *  # noqa: F403  (T.pow, T.fma, T.sigmoid, T.clamp, T.isnan, T.reinterpret)
+from .math_ext import __all__ as _math_ext_all
 from .memory import *  # noqa: F403  (T.alloc_shared, T.copy, T.fill, ...)
 from .memory import __all__ as _memory_all
 from .nvshmem_lang import nvshmem
@@ -31,6 +33,7 @@ __all__ = [
     *_structure_all,
     *_memory_all,
     *_math_all,
+    *_math_ext_all,
     *_dist_all,
     *_tile_all,
     "cp_engine_copy",

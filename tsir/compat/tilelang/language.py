@@ -65,10 +65,18 @@ from ...script import (  # noqa: F401
     const,
     empty,
     macro,
-    prim_func,
 )
+from ...script import prim_func as _script_prim_func
 from ...stmt import ForKind as _ForKind
 from .missing import HOPPER, MISSING, MissingFeature, missing_messages
+from .promotion import tilelang_promotion
+
+def prim_func(fn: Any) -> Any:
+    """`@T.prim_func`: tsir's script form, built with TileLang's implicit dtype promotion
+    (promotion.py; tsir's own `T.prim_func` keeps DESIGN's explicit casts)."""
+    with tilelang_promotion():
+        return _script_prim_func(fn)
+
 
 # -- dtypes ----------------------------------------------------------------------------------------
 
