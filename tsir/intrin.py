@@ -152,6 +152,11 @@ _dev("tsir.async_copy.cp_async_16", AW, R, None)
 _dev("tsir.async_copy.cp_async_commit")
 _dev("tsir.async_copy.cp_async_wait", retires_async=True)
 _dev("tsir.reduce.shfl_xor", None, None, collective="warp")
+# warp.h: T.shfl_xor/down/up/sync(value, lane, width) and T.warp_reduce_*(value); values only.
+for _fn in ("shfl_xor_w", "shfl_down", "shfl_up", "shfl_idx"):
+    _dev(f"tsir.warp.{_fn}", None, None, None, collective="warp")
+for _kind in ("sum", "max", "min", "bitand", "bitor"):
+    _dev(f"tsir.warp.warp_reduce_{_kind}", None, collective="warp", builder=f"T.warp_reduce_{_kind}")
 _dev("tsir.distributed.rank", builder="T.get_rank")
 _dev("tsir.distributed.num_ranks", builder="T.get_num_ranks")
 _dev("tsir.distributed.remote_ptr", None, None)

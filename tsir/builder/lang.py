@@ -28,6 +28,8 @@ from .structure import _loop, _loop_name, _offset_loop  # noqa: F401  (compat dr
 from .structure import prim_func as _builder_prim_func
 from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
 from .tile_lang import __all__ as _tile_all
+from .warp_lang import *  # noqa: F403  (T.shfl_*, T.warp_reduce_*)
+from .warp_lang import __all__ as _warp_all
 
 __all__ = [
     *_structure_all,
@@ -36,6 +38,7 @@ __all__ = [
     *_math_ext_all,
     *_dist_all,
     *_tile_all,
+    *_warp_all,
     "cp_engine_copy",
     "nvshmem",
 ]
