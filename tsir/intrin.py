@@ -136,6 +136,13 @@ class DeviceFunction:
     # proxy), "proxy_fence" (this thread's generic shared writes become visible to the async
     # proxy), "wgmma_fence" (register writes ordered before later wgmmas).
     sync: str | None = None
+    # The oldest GPU (compute capability, 90 = sm_90) with the instruction; the Verify pass
+    # refuses the call, naming `requires`, for an older target.
+    min_sm: int = 0
+    requires: str = ""
+    # How many consecutive elements from its pointer argument(s) the call touches (vector
+    # atomics: 2 or 4); LegalizeSafeMemoryAccess guards the last one too.
+    elements: int = 1
 
 
 DEVICE_FUNCTIONS: dict[str, DeviceFunction] = {}
@@ -173,6 +180,13 @@ for _scope in ("cta", "gpu", "sys"):
     _dev(f"tsir.sync.fence_{_scope}", builder=f"T.fence_{_scope}", statement=True)
 # Plain intrinsics with pointer arguments.
 _dev("atomic_add", AT, None)
+# atomic.h: atomic_add/max/min<ORDER>(&x, v) -> old; vector adds (&x[0], v0, v1[, v2, v3]).
+for _op in ("add", "max", "min"):
+    _dev(f"tsir.atomic.atomic_{_op}", AT, None)
+_dev("tsir.atomic.atomic_add_x2", AT, None, None, elements=2)
+_f32_vector = "float2/float4 atomicAdd (sm_90 and later)"
+_dev("tsir.atomic.atomic_add_x2_f32", AT, None, None, elements=2, min_sm=90, requires=_f32_vector)
+_dev("tsir.atomic.atomic_add_x4_f32", AT, None, None, None, None, elements=4, min_sm=90, requires=_f32_vector)
 
 # -- the Hopper headers (mbarrier.h, tma.h, wgmma.h) ----------------------------------------------
 # Shared memory is passed as 32-bit shared-window addresses (`shared_u32(&buf[i])`, plus offsets);

@@ -29,6 +29,8 @@ from .structure import prim_func as _builder_prim_func
 from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
 from .tile_lang import __all__ as _tile_all
 from .warp_lang import *  # noqa: F403  (T.shfl_*, T.warp_reduce_*)
+from .atomic_lang import *  # noqa: F403  (T.atomic_add/max/min, T.atomic_addx2/x4)
+from .atomic_lang import __all__ as _atomic_all
 from .warp_lang import __all__ as _warp_all
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     *_dist_all,
     *_tile_all,
     *_warp_all,
+    *_atomic_all,
     "cp_engine_copy",
     "nvshmem",
 ]

@@ -7,10 +7,9 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
-from ..expr import BufferLoad, PrimExpr, convert
+from ..expr import BufferLoad
 from ..layout import Fragment, Layout
 from ..stmt import TileOpStmt
-from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
 from ..tileop.base import get_tile_op
 from ..tileop.cummax import CumMax
 from ..tileop.cumsum import CumSum
@@ -23,7 +22,7 @@ from .memory import alloc_fragment, copy, fill
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "cummax", "alloc_reducer",
+    "annotate_layout", "use_swizzle", "cumsum", "cummax", "alloc_reducer",
     "finalize_reducer", "tile_op",
 ]
 
@@ -119,27 +118,6 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
     if order != "row":
         raise BuildError(f"T.use_swizzle: order {order!r} is not supported; use 'row'")
     b.frame.items.append(("attr", "threadblock_swizzle", panel_size))
-
-
-def atomic_add(dst: Any, value: Any) -> None:
-    """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`) or a whole region from a
-    buffer of the same non-unit shape (`T.atomic_add(C[by * 64, 0], C_f)`)."""
-    b = current_builder("T.atomic_add")
-    if b.kernel is None:
-        raise BuildError("T.atomic_add must be inside a T.Kernel")
-    if isinstance(dst, BufferLoad) and not isinstance(value, (Buffer, BufferRegion)):
-        if dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
-            raise BuildError(f"T.atomic_add: `{dst.buffer.name}` is {dst.buffer.scope}; atomics need global or shared memory")
-        v = value if isinstance(value, PrimExpr) else convert(value, dst.buffer.dtype)
-        b.frame.emit(atomic_add_stmt(dst, v))
-        return
-    # Region form: resolve both sides like T.copy does, then make the op atomic.
-    copy(value, dst)
-    copy_stmt = b.frame.items.pop()
-    op = copy_stmt.op
-    if op.dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
-        raise BuildError(f"T.atomic_add: the destination `{op.dst.buffer.name}` must be in global or shared memory")
-    _emit(AtomicAdd(op.src, op.dst), "T.atomic_add")
 
 
 def _scan(what: str, src: Any, dst: Any, dim: int) -> tuple[BufferRegion, BufferRegion, int]:

@@ -89,7 +89,7 @@ from typing import Any
 
 # The semantics tables of the device calls: device_calls declares the core entries; these
 # modules add the distributed, NVSHMEM and Hopper ones to the same table when imported.
-from . import dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, warp_calls, wgmma_calls  # noqa: F401
+from . import atomic_calls, dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, warp_calls, wgmma_calls  # noqa: F401
 from .entry import interpret
 from .errors import (
     Access,

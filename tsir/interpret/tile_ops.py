@@ -11,7 +11,7 @@ import numpy as np
 
 from ..buffer import BufferRegion
 from ..dtype import DataType
-from ..tileop import AtomicAdd, Copy, CumMax, CumSum, Fill, FinalizeReducer
+from ..tileop import AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer
 from ..tileop.gemm import Gemm
 from ..tileop.reduce import Reduce
 from .dist_tile import DIST_TILE_OPS
@@ -38,7 +38,9 @@ class TileOps:
             Reduce: self.reduce,
             CumSum: self.cumsum,
             CumMax: self.cummax,
-            AtomicAdd: self.atomic_add,
+            AtomicAdd: self.atomic,
+            AtomicMax: self.atomic,
+            AtomicMin: self.atomic,
             FinalizeReducer: self.finalize_reducer,
         }
 
@@ -223,18 +225,23 @@ class TileOps:
             out = out[::-1]
         self.write(op.dst, np.moveaxis(out, 0, op.dim))
 
-    def atomic_add(self, op: AtomicAdd) -> None:
-        """dst += src element-wise (the order among blocks does not matter to the sum)."""
+    def atomic(self, op: AtomicOp) -> None:
+        """dst = update(dst, src) element-wise (add, or max/min ignoring a NaN operand as fmaxf
+        does); the order among blocks does not matter to the result."""
         src = self._squeeze(self.read(op.src))
         dst_ext = self._extents(op.dst)
         cur = self.read(op.dst)
         ddt = op.dst.buffer.dtype
-        add = cast_array(src, op.src.buffer.dtype, ddt).reshape(dst_ext)
-        if ddt.name in NARROW_FLOATS:
-            out = (cur.astype(_F32) + add.astype(_F32)).astype(cur.dtype)
+        new = cast_array(src, op.src.buffer.dtype, ddt).reshape(dst_ext)
+        wide = _F32 if ddt.name in NARROW_FLOATS else cur.dtype
+        a, b = cur.astype(wide), new.astype(wide)
+        if op.kind == "add":
+            out = a + b
+        elif ddt.is_float:
+            out = np.fmax(a, b) if op.kind == "max" else np.fmin(a, b)
         else:
-            out = cur + add
-        self.write(op.dst, out)
+            out = np.maximum(a, b) if op.kind == "max" else np.minimum(a, b)
+        self.write(op.dst, out.astype(cur.dtype))
 
     def finalize_reducer(self, op: FinalizeReducer) -> None:
         """Nothing to do: at the tile level a reducer's updates are combined as they happen."""

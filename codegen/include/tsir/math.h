@@ -21,4 +21,14 @@ __device__ __forceinline__ bool is_inf(double x) {
   return static_cast<unsigned long long>(__double_as_longlong(x)) << 1 == 0xffe0000000000000ull;
 }
 
+// max/min ignoring a NaN operand (fmaxf/fminf semantics) for every arithmetic type.
+template <typename T>
+__device__ __forceinline__ T max_ignoring_nan(T a, T b) {
+  return (b != b || a > b) ? a : b;
+}
+template <typename T>
+__device__ __forceinline__ T min_ignoring_nan(T a, T b) {
+  return (b != b || a < b) ? a : b;
+}
+
 }  // namespace tsir

@@ -2,6 +2,8 @@
 // warp takes part (mask 0xffffffff). NVRTC-clean: no C++ standard library.
 #pragma once
 
+#include "tsir/math.h"
+
 namespace tsir {
 
 // The value of `v` in lane (laneid ^ lane_mask) of the same `width`-lane segment.
@@ -26,16 +28,6 @@ __device__ __forceinline__ T shfl_up(T v, unsigned delta, int width) {
 template <typename T>
 __device__ __forceinline__ T shfl_idx(T v, int src_lane, int width) {
   return __shfl_sync(0xffffffffu, v, src_lane, width);
-}
-
-// max/min ignoring a NaN operand (fmaxf/fminf semantics) for every arithmetic type.
-template <typename T>
-__device__ __forceinline__ T max_ignoring_nan(T a, T b) {
-  return (b != b || a > b) ? a : b;
-}
-template <typename T>
-__device__ __forceinline__ T min_ignoring_nan(T a, T b) {
-  return (b != b || a < b) ? a : b;
 }
 
 // Butterfly reductions over the 32 lanes: every lane ends with the same result.
