@@ -264,3 +264,18 @@ def test_vector_atomics_on_the_gpu(n_vec: int, dtype: str, scope: str) -> None:
     want = c.double() + x.double().sum(0)
     kernel(x, c)
     assert torch.equal(c.double(), want)
+
+
+def test_a_one_element_region_is_updated_once() -> None:
+    """Regression: an op on a one-element region of memory ran in every thread (64 atomic adds
+    instead of one; a race for a copy into shared memory); now thread 0 does it."""
+    with T.prim_func("one") as f:
+        A = T.param("A", (1,), "float32")
+        C = T.param("C", (1,), "float32")
+        with T.Kernel(1, threads=64):
+            S = T.alloc_shared((1,), "float32")
+            T.copy(A, S)
+            T.atomic_add(C[0:1], S)
+    report = check_stages(f.func, [np.ones(1, np.float32), np.zeros(1, np.float32)])
+    assert report.ok, str(report)
+    assert report.reference[1][0] == 1.0

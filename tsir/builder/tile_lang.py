@@ -22,6 +22,7 @@ from .memory import alloc_fragment, copy, fill
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
+    "reduce_bitand", "reduce_bitor", "reduce_bitxor",
     "annotate_layout", "use_swizzle", "cumsum", "cummax", "alloc_reducer",
     "finalize_reducer", "tile_op",
 ]
@@ -87,6 +88,21 @@ def reduce_absmax(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None
 
 def reduce_abssum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
     reduce(src, dst, dim, "abssum", clear)
+
+
+def reduce_bitand(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise AND of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitand", clear)
+
+
+def reduce_bitor(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise OR of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitor", clear)
+
+
+def reduce_bitxor(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise XOR of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitxor", clear)
 
 
 def annotate_layout(layouts: dict[Any, Any]) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["TileOps"]
 
 _F32 = np.dtype(np.float32)
+_BITS = {"bitand": np.bitwise_and, "bitor": np.bitwise_or, "bitxor": np.bitwise_xor}
 
 
 class TileOps:
@@ -159,8 +160,9 @@ class TileOps:
         return self.read(r).reshape(ext[-2], ext[-1])
 
     def reduce(self, op: Reduce) -> None:
-        """dst = reduce(src, dim) (values cast to dst's dtype first, |x| for abs kinds); with
-        clear=False the result is combined with dst's previous values."""
+        """dst = reduce(src, dim) (values cast to dst's dtype first, |x| for abs kinds, the bit
+        kinds in dst's integer type); with clear=False the result is combined with dst's
+        previous values."""
         src = self.read(op.src)
         sdt, ddt = op.src.buffer.dtype, op.dst.buffer.dtype
         x = cast_array(src, sdt, ddt)
@@ -175,6 +177,9 @@ class TileOps:
             r = np.fmax.reduce(x, axis=dim) if wide is np.float64 else x.max(axis=dim)
         elif op.kind == "min":
             r = np.fmin.reduce(x, axis=dim) if wide is np.float64 else x.min(axis=dim)
+        elif op.kind in _BITS:
+            x = cast_array(src, sdt, ddt)  # in the destination's own integer type
+            r = _BITS[op.kind].reduce(x, axis=dim)
         else:
             raise InterpretUnsupportedError(f"reduction kind {op.kind!r}")
         dst_ext = self._extents(op.dst)
@@ -184,6 +189,8 @@ class TileOps:
                 r = old + r
             elif op.kind in ("max", "absmax"):
                 r = np.fmax(old, r) if wide is np.float64 else np.maximum(old, r)
+            elif op.kind in _BITS:
+                r = _BITS[op.kind](self.read(op.dst).reshape(r.shape), r)
             else:
                 r = np.fmin(old, r) if wide is np.float64 else np.minimum(old, r)
         out = r.astype(np.float64).astype(_np(ddt)) if ddt.is_float else r.astype(_np(ddt))
