@@ -37,7 +37,7 @@ from ..layout import Fragment
 from ..layout.digits import order_combos
 from ..layout.layout import placeholders, simplify_over
 
-__all__ = ["LineReduction", "plan_line_reduction", "fit_affine"]
+__all__ = ["LineReduction", "plan_line_reduction", "fit_affine", "register_classes"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def plan_line_reduction(src: Fragment, axis: int, num_threads: int) -> LineReduc
     warp_bits = tuple(b for b in (1 << k for k in range(5, 31)) if b in warp)
     if set(_span(warp_bits)) != set(warp):
         raise UnsupportedError("the warps sharing a line of the fragment are not a set of thread bits")
-    classes, slot_of_line = _classes(occ, lines)
+    classes, slot_of_line = register_classes(occ, lines)
     layout = _result_layout(holds, slot_of_line, lines)
     return LineReduction(tuple(classes), _basis(lane), warp_bits, layout, lines)
 
@@ -150,7 +150,7 @@ def _butterfly(part: np.ndarray, holds: np.ndarray, threads: int) -> tuple[int, 
     return tuple(masks)
 
 
-def _classes(occ: np.ndarray, lines: int) -> tuple[list[tuple[int, ...]], np.ndarray]:
+def register_classes(occ: np.ndarray, lines: int) -> tuple[list[tuple[int, ...]], np.ndarray]:
     """Registers grouped so that a group holds one line in every thread (greedy, in register
     order), and each line's group (its slot in the result)."""
     groups: list[list[int]] = []
