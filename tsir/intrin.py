@@ -178,6 +178,10 @@ _dev("tsir.sync.wait", R, None, variadic_values=True)
 _dev("tsir.sync.named_barrier", None, None, collective="range")
 for _scope in ("cta", "gpu", "sys"):
     _dev(f"tsir.sync.fence_{_scope}", builder=f"T.fence_{_scope}", statement=True)
+# debug.h: T.print (values only: message, dtype name, value; or buffer name and index too).
+_dev("tsir.debug.print_msg", None)
+_dev("tsir.debug.print_value", None, None, None)
+_dev("tsir.debug.print_buffer_value", None, None, None, None, None)
 # Plain intrinsics with pointer arguments.
 _dev("atomic_add", AT, None)
 # atomic.h: atomic_add/max/min<ORDER>(&x, v) -> old; vector adds (&x[0], v0, v1[, v2, v3]).

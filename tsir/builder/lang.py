@@ -31,6 +31,9 @@ from .tile_lang import __all__ as _tile_all
 from .warp_lang import *  # noqa: F403  (T.shfl_*, T.warp_reduce_*)
 from .atomic_lang import *  # noqa: F403  (T.atomic_add/max/min, T.atomic_addx2/x4)
 from .atomic_lang import __all__ as _atomic_all
+from .debug_lang import print  # noqa: A004  (T.print: TileLang's name)
+from .extern_lang import *  # noqa: F403  (T.call_extern, T.import_source, T.address_of)
+from .extern_lang import __all__ as _extern_all
 from .warp_lang import __all__ as _warp_all
 
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     *_tile_all,
     *_warp_all,
     *_atomic_all,
+    *_extern_all,
+    "print",
     "cp_engine_copy",
     "nvshmem",
 ]
