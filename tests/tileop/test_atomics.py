@@ -219,15 +219,14 @@ def test_an_odd_last_dimension_is_refused_for_vector_atomics() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [d for d in DTYPES if not d.startswith("uint")])  # torch: no uint arithmetic
 def test_element_atomics_on_the_gpu(dtype: str) -> None:
     torch = pytest.importorskip("torch")
-    if dtype in ("uint32", "uint64"):
-        pytest.skip(f"torch has no arithmetic on {dtype} CUDA tensors to build the reference")
-    n = 1000
+    narrow = dtype in ("float16", "bfloat16")
+    n = 50 if narrow else 1000  # 16-bit sums stay exact (bfloat16: integers up to 256)
     kernel = tsir.compile(contended(dtype, n, 128, "seq_cst"))
     tdt = getattr(torch, dtype)
-    x = torch.randint(0, 8, (4, n), device="cuda").to(tdt)
+    x = torch.randint(0, 2 if narrow else 8, (4, n), device="cuda").to(tdt)
     c = torch.tensor([0, 100, 1], device="cuda").to(tdt)
     d = torch.randint(0, 8, (4, n), device="cuda").to(tdt)
     p = torch.zeros_like(d)

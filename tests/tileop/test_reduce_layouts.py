@@ -230,10 +230,11 @@ def test_gemm_reductions_on_the_gpu(m: int, n: int, policy: str, threads: int, d
 def test_shared_and_fragment_reductions_on_the_gpu(shape: tuple[int, ...], dtype: str, threads: int, src: str, dst: str, layout: str) -> None:
     torch = pytest.importorskip("torch")
     tdt = getattr(torch, dtype)
-    x = torch.randint(-9, 9, shape, device="cuda").to(tdt)
+    hi = 3 if dtype in ("float16", "bfloat16") else 9  # sums stay exact whatever their order
+    x = torch.randint(-hi, hi, shape, device="cuda").to(tdt)
     for dim in ((1, 0) if len(shape) == 2 else (0,)):
         out_shape = tuple(d for k, d in enumerate(shape) if k != dim) or (1,)
-        init = torch.randint(-9, 9, out_shape, device="cuda").to(tdt)
+        init = torch.randint(-hi, hi, out_shape, device="cuda").to(tdt)
         r = torch.zeros(out_shape, device="cuda", dtype=tdt)
         tsir.compile(fragment_reduce(shape, dtype, threads, "sum", dim, False, src, dst, layout))(x, init, r)
         want = init.double() + x.double().sum(dim if len(shape) == 2 else 0)
