@@ -4,7 +4,8 @@ Requires: thread-level IR (after LowerTileOp), scalar accesses (before Vectorize
 the guards to decide whether a whole vector is in or out of bounds).
 Guarantees: a store to global memory outside its buffer is skipped (wrapped in an `if`), and so is
 a call that writes global memory through a pointer (an atomic, by its declared effects; one whose
-previous value is kept reads 0 there); a load outside reads zero (`cond ? load : 0`). Conditions the analyzer proves (from loop, thread and block
+previous value is kept reads 0 there); a load outside reads zero (`cond ? load : 0`).
+Conditions the analyzer proves (from loop, thread and block
 ranges and enclosing `if`s) are dropped, so tiles that divide the shape get no guard at all.
 """
 
@@ -83,7 +84,8 @@ class _Guard(ScopedMutator):
                 c = end < _same(load.buffer.shape[-1], end)
                 if not (isinstance(c, IntImm) and c.value) and not self.analyzer.can_prove(c):
                     conds.append(c)
-            args[k] = args[k].replace(args=(load.replace(indices=indices),))  # type: ignore[attr-defined]
+            pointer: Call = args[k]  # type: ignore[assignment]  (an address_of, checked above)
+            args[k] = pointer.replace(args=(load.replace(indices=indices),))
         with self.assuming(*conds):
             args = [a if k in targets else self.visit(a) for k, a in enumerate(args)]
         return call.replace(args=tuple(args)), conds

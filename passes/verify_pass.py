@@ -40,7 +40,8 @@ class _TargetCalls(Visitor):
             raise UnsupportedError(
                 f"{fn.requires or c.op} is not available on {self.target.arch}; compile for "
                 f"sm_{fn.min_sm} or later, or use another form",
-                loc=self.span, where="Verify",
+                loc=self.span,
+                where="Verify",
             )
         self.generic_visit(c)
 

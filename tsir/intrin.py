@@ -163,7 +163,10 @@ _dev("tsir.reduce.shfl_xor", None, None, collective="warp")
 for _fn in ("shfl_xor_w", "shfl_down", "shfl_up", "shfl_idx"):
     _dev(f"tsir.warp.{_fn}", None, None, None, collective="warp")
 for _kind in ("sum", "max", "min", "bitand", "bitor"):
-    _dev(f"tsir.warp.warp_reduce_{_kind}", None, collective="warp", builder=f"T.warp_reduce_{_kind}")
+    _dev(
+        f"tsir.warp.warp_reduce_{_kind}", None, collective="warp",
+        builder=f"T.warp_reduce_{_kind}",
+    )
 _dev("tsir.distributed.rank", builder="T.get_rank")
 _dev("tsir.distributed.num_ranks", builder="T.get_num_ranks")
 _dev("tsir.distributed.remote_ptr", None, None)
@@ -190,7 +193,10 @@ for _op in ("add", "max", "min"):
 _dev("tsir.atomic.atomic_add_x2", AT, None, None, elements=2)
 _f32_vector = "float2/float4 atomicAdd (sm_90 and later)"
 _dev("tsir.atomic.atomic_add_x2_f32", AT, None, None, elements=2, min_sm=90, requires=_f32_vector)
-_dev("tsir.atomic.atomic_add_x4_f32", AT, None, None, None, None, elements=4, min_sm=90, requires=_f32_vector)
+_dev(
+    "tsir.atomic.atomic_add_x4_f32", AT, None, None, None, None, elements=4, min_sm=90,
+    requires=_f32_vector,
+)
 
 # -- the Hopper headers (mbarrier.h, tma.h, wgmma.h) ----------------------------------------------
 # Shared memory is passed as 32-bit shared-window addresses (`shared_u32(&buf[i])`, plus offsets);

@@ -34,7 +34,9 @@ BITS: list[tuple[str, Callable[[Any, Any], Any]]] = [
 ]
 
 
-def warp_kernel(dtype: str, threads: int, ops: list[tuple[str, Callable[[Any, Any], Any]]]) -> tsir.PrimFunc:
+def warp_kernel(
+    dtype: str, threads: int, ops: list[tuple[str, Callable[[Any, Any], Any]]]
+) -> tsir.PrimFunc:
     with T.prim_func("warp") as f:
         X = T.param("X", (2, threads), dtype)
         Y = T.param("Y", (2, len(ops), threads), dtype)
@@ -63,18 +65,31 @@ def reference(x: np.ndarray, name: str) -> np.ndarray:
     if name in rules:
         src, ok = rules[name]
         return x[base + np.where(ok, src, lane)]
-    w = x.astype(np.float64) if x.dtype.kind == "f" or x.dtype == ml_dtypes.bfloat16 else x.astype(np.int64)
+    w = (
+        x.astype(np.float64)
+        if x.dtype.kind == "f" or x.dtype == ml_dtypes.bfloat16
+        else x.astype(np.int64)
+    )
     per = w.reshape(-1, 32)
     fn = {
-        "sum": lambda a: a.sum(1), "max": lambda a: a.max(1), "min": lambda a: a.min(1),
-        "bitand": lambda a: np.bitwise_and.reduce(a, 1), "bitor": lambda a: np.bitwise_or.reduce(a, 1),
+        "sum": lambda a: a.sum(1),
+        "max": lambda a: a.max(1),
+        "min": lambda a: a.min(1),
+        "bitand": lambda a: np.bitwise_and.reduce(a, 1),
+        "bitor": lambda a: np.bitwise_or.reduce(a, 1),
     }[name]
     return np.repeat(fn(per), 32)
 
 
 CASES = [
-    ("float32", 64), ("float16", 32), ("bfloat16", 96), ("float64", 64), ("int32", 96),
-    ("uint32", 32), ("int64", 64), ("int8", 32),
+    ("float32", 64),
+    ("float16", 32),
+    ("bfloat16", 96),
+    ("float64", 64),
+    ("int32", 96),
+    ("uint32", 32),
+    ("int64", 64),
+    ("int8", 32),
 ]
 
 
@@ -138,10 +153,22 @@ def test_a_shuffle_inside_parallel_is_refused_by_the_tile_interpreter() -> None:
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda X, B: T.shfl_sync(0xFFFF, X[0], 1), BuildError, r"mask 65535 names only some lanes"),
-        (lambda X, B: T.shfl_xor(B[0], 1), DTypeError, r"up to 64 bits, got `B\[0\]` of dtype bool"),
+        (
+            lambda X, B: T.shfl_sync(0xFFFF, X[0], 1),
+            BuildError,
+            r"mask 65535 names only some lanes",
+        ),
+        (
+            lambda X, B: T.shfl_xor(B[0], 1),
+            DTypeError,
+            r"up to 64 bits, got `B\[0\]` of dtype bool",
+        ),
         (lambda X, B: T.warp_reduce_bitor(X[0]), DTypeError, r"takes an integer, got `X\[0\]`"),
-        (lambda X, B: T.shfl_sync(0xFFFFFFFF, X[0], 1, 12), BuildError, r"width must be a power of two"),
+        (
+            lambda X, B: T.shfl_sync(0xFFFFFFFF, X[0], 1, 12),
+            BuildError,
+            r"width must be a power of two",
+        ),
         (lambda X, B: T.shfl_down(X[0], 1.5), DTypeError, r"offset must be an integer"),
     ],
 )
@@ -156,7 +183,9 @@ def test_misuse_names_the_line(build: Callable[[Any, Any], Any], error: type, me
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("dtype", "threads"), [("float32", 128), ("float16", 64), ("int32", 96), ("int64", 32)])
+@pytest.mark.parametrize(
+    ("dtype", "threads"), [("float32", 128), ("float16", 64), ("int32", 96), ("int64", 32)]
+)
 def test_warp_ops_on_the_gpu(dtype: str, threads: int) -> None:
     torch = pytest.importorskip("torch")
     ops = SHUFFLES + (BITS if dtype.startswith("int") else [])

@@ -4,6 +4,8 @@ hand-written CUDA and its printing, the printer round trip, misuse, and GPU runs
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -95,7 +97,7 @@ def test_misuse_names_the_line(build, message) -> None:  # type: ignore[no-untyp
 
 def test_extern_calls_need_a_kernel() -> None:
     with T.prim_func("f"):
-        X = T.param("X", (4,), "float32")
+        T.param("X", (4,), "float32")
         with pytest.raises(BuildError, match=r"T.call_extern\(`foo`\) must be inside a T.Kernel"):
             T.call_extern("handle", "foo", 1)
 
@@ -122,15 +124,30 @@ def print_kernel(threads: int = 64) -> tsir.PrimFunc:
 
 
 EXPECTED = [
-    *(f"msg='frag' BlockIdx=({b}, 0, 0), ThreadIdx=(0, 0, 0): buffer=F, index={i}, dtype=float16 value={float(i):f}" for b in range(2) for i in range(6)),
-    *(f"msg='expr<N[tx] * 3>' BlockIdx=({b}, 0, 0), ThreadIdx=({t}, 0, 0): dtype=int32 value={(7 + t) * 3}" for b in range(2) for t in range(2)),
+    *(
+        f"msg='frag' BlockIdx=({b}, 0, 0), ThreadIdx=(0, 0, 0): buffer=F, index={i}, "
+        f"dtype=float16 value={float(i):f}"
+        for b in range(2)
+        for i in range(6)
+    ),
+    *(
+        f"msg='expr<N[tx] * 3>' BlockIdx=({b}, 0, 0), ThreadIdx=({t}, 0, 0): dtype=int32 "
+        f"value={(7 + t) * 3}"
+        for b in range(2)
+        for t in range(2)
+    ),
     *(f"msg='hello' BlockIdx=({b}, 0, 0), ThreadIdx=(33, 0, 0)" for b in range(2)),
-    *(f"msg='buffer<L, int32>' BlockIdx=({b}, 0, 0), ThreadIdx=(5, 0, 0): buffer=L, index={i}, dtype=int32 value={(5, b)[i]}" for b in range(2) for i in range(2)),
+    *(
+        f"msg='buffer<L, int32>' BlockIdx=({b}, 0, 0), ThreadIdx=(5, 0, 0): buffer=L, "
+        f"index={i}, dtype=int32 value={(5, b)[i]}"
+        for b in range(2)
+        for i in range(2)
+    ),
 ]
 
 
 @pytest.mark.parametrize("stage", ["input", "final"])
-def test_the_interpreter_prints_what_the_device_prints(stage: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_interpreter_prints_what_the_device_prints(stage: str, capsys: Any) -> None:
     func = print_kernel()
     if stage == "final":
         func = tsir.lower(func, "sm_80").stages[-1][1]
@@ -159,7 +176,10 @@ def test_extern_calls_on_the_gpu() -> None:
 def test_print_on_the_gpu(capfd) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
     k = tsir.compile(print_kernel())
-    k(torch.arange(6, device="cuda", dtype=torch.float16).reshape(2, 3), torch.tensor([7, 8], device="cuda", dtype=torch.int32))
+    k(
+        torch.arange(6, device="cuda", dtype=torch.float16).reshape(2, 3),
+        torch.tensor([7, 8], device="cuda", dtype=torch.int32),
+    )
     torch.cuda.synchronize()
     lines = capfd.readouterr().out.splitlines()
     assert sorted(x for x in lines if x.startswith("msg=")) == sorted(EXPECTED)

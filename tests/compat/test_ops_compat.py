@@ -18,7 +18,11 @@ def test_atomics_with_memory_orders() -> None:
     K, M, N, bm, bn = 3, 64, 64, 32, 32
 
     @T.prim_func
-    def atomic_memory_order(A: T.Tensor((K, M, N), T.float32), B: T.Tensor((M, N), T.float32), C: T.Tensor((1,), T.float32)):
+    def atomic_memory_order(
+        A: T.Tensor((K, M, N), T.float32),
+        B: T.Tensor((M, N), T.float32),
+        C: T.Tensor((1,), T.float32),
+    ):
         with T.Kernel(T.ceildiv(M, bm), T.ceildiv(N, bn), K, threads=32) as (bx, by, bz):
             A_shared = T.alloc_shared((bm, bn), T.float32)
             T.copy(A[bz, bx * bm : (bx + 1) * bm, by * bn : (by + 1) * bn], A_shared)
@@ -27,7 +31,9 @@ def test_atomics_with_memory_orders() -> None:
                 T.atomic_max(C[0], A_shared[i, j], memory_order="acq_rel")
 
     a = np.random.default_rng(0).integers(0, 4, (K, M, N)).astype(np.float32)
-    report = check_stages(atomic_memory_order, [a, np.zeros((M, N), np.float32), np.zeros(1, np.float32)])
+    report = check_stages(
+        atomic_memory_order, [a, np.zeros((M, N), np.float32), np.zeros(1, np.float32)]
+    )
     assert report.ok, str(report)
     assert np.array_equal(report.reference[1], a.sum(0)) and report.reference[2][0] == a.max()
 
@@ -73,11 +79,12 @@ def test_math_print_and_extern() -> None:
 
     for target in ("sm_80", "sm_90a"):
         src = tsir.compile(main, target=target).cuda_source
-        assert "__device__ float halve" in src and "tsir::print_value(\"x0\"" in src
+        assert "__device__ float halve" in src and 'tsir::print_value("x0"' in src
 
 
 def test_compat_refusals_name_the_feature() -> None:
     with pytest.raises(UnsupportedError, match="reduce_type='mean'"):
+
         @T.prim_func
         def bad(x: T.Tensor((4, 4), T.float32)):
             with T.Kernel(1, threads=32):

@@ -22,11 +22,18 @@ from tsir.visitor import collect
 @pytest.mark.parametrize(
     ("a", "b", "want"),
     [
-        ("float16", "float32", "float32"), ("float32", "float64", "float64"),
-        ("float16", "bfloat16", "float32"), ("int32", "float16", "float16"),
-        ("bfloat16", "int64", "bfloat16"), ("int8", "int32", "int32"), ("int64", "int32", "int64"),
-        ("int32", "uint32", "uint32"), ("uint8", "int32", "int32"), ("bool", "int32", "int32"),
-        ("bool", "float16", "float16"), ("float8_e4m3", "float16", "float16"),
+        ("float16", "float32", "float32"),
+        ("float32", "float64", "float64"),
+        ("float16", "bfloat16", "float32"),
+        ("int32", "float16", "float16"),
+        ("bfloat16", "int64", "bfloat16"),
+        ("int8", "int32", "int32"),
+        ("int64", "int32", "int64"),
+        ("int32", "uint32", "uint32"),
+        ("uint8", "int32", "int32"),
+        ("bool", "int32", "int32"),
+        ("bool", "float16", "float16"),
+        ("float8_e4m3", "float16", "float16"),
     ],
 )
 def test_tvm_rules(a: str, b: str, want: str) -> None:

@@ -80,7 +80,9 @@ def test_every_memory_order(order: Any) -> None:
     assert ("atomicAdd(&C[2]" in source) == (oid == 0)
 
 
-def region_kernel(kind: str, scope: str, dtype: str, n: int, tile: int, threads: int, order: Any = None) -> tsir.PrimFunc:
+def region_kernel(
+    kind: str, scope: str, dtype: str, n: int, tile: int, threads: int, order: Any = None
+) -> tsir.PrimFunc:
     """C[b*tile : (b+1)*tile] op= X[b*tile : ...] for ceil(n / tile) blocks over a ragged n, the
     source staged in a fragment or a shared tile (or read from global memory)."""
     op = {"add": T.atomic_add, "max": T.atomic_max, "min": T.atomic_min}[kind]
@@ -90,9 +92,14 @@ def region_kernel(kind: str, scope: str, dtype: str, n: int, tile: int, threads:
         C = T.param("C", (n,), dtype)
         with T.Kernel(blocks, threads=threads) as bx:
             if scope == "global":
-                op(C[bx * tile : (bx + 1) * tile], X[bx * tile : (bx + 1) * tile], memory_order=order)
+                op(
+                    C[bx * tile : (bx + 1) * tile],
+                    X[bx * tile : (bx + 1) * tile],
+                    memory_order=order,
+                )
             else:
-                S = T.alloc_fragment((tile,), dtype) if scope == "fragment" else T.alloc_shared((tile,), dtype)
+                alloc = T.alloc_fragment if scope == "fragment" else T.alloc_shared
+                S = alloc((tile,), dtype)
                 T.copy(X[bx * tile], S)
                 op(C[bx * tile], S, memory_order=order)
     return f.func
@@ -110,7 +117,9 @@ def test_region_atomics_on_ragged_shapes(kind: str, scope: str, dtype: str, thre
     report = check_stages(func, [x, c.copy()])
     assert report.ok, str(report)
     want = {"add": c.astype(np.float64) + x, "max": np.maximum(c, x), "min": np.minimum(c, x)}[kind]
-    np.testing.assert_array_equal(report.reference[1].astype(np.float64), np.asarray(want, np.float64))
+    np.testing.assert_array_equal(
+        report.reference[1].astype(np.float64), np.asarray(want, np.float64)
+    )
 
 
 def test_region_atomic_prints_and_rebuilds() -> None:
@@ -120,7 +129,9 @@ def test_region_atomic_prints_and_rebuilds() -> None:
     tsir.assert_structural_equal(rebuild(text), func)
 
 
-def vector_kernel(n_vec: int, dtype: str, scope: str, n: int = 64, threads: int = 32) -> tsir.PrimFunc:
+def vector_kernel(
+    n_vec: int, dtype: str, scope: str, n: int = 64, threads: int = 32
+) -> tsir.PrimFunc:
     """C[2b .. 2b+n_vec) += X[b, ...] for every block b through one vector atomic per thread."""
     op = T.atomic_addx2 if n_vec == 2 else T.atomic_addx4
     with T.prim_func("vec") as f:
@@ -139,10 +150,16 @@ def vector_kernel(n_vec: int, dtype: str, scope: str, n: int = 64, threads: int 
     return f.func
 
 
-@pytest.mark.parametrize(("n_vec", "dtype", "scope"), [
-    (2, "float16", "global"), (2, "bfloat16", "global"), (2, "float16", "shared"),
-    (2, "float32", "global"), (4, "float32", "global"),
-])
+@pytest.mark.parametrize(
+    ("n_vec", "dtype", "scope"),
+    [
+        (2, "float16", "global"),
+        (2, "bfloat16", "global"),
+        (2, "float16", "shared"),
+        (2, "float32", "global"),
+        (4, "float32", "global"),
+    ],
+)
 def test_vector_atomics(n_vec: int, dtype: str, scope: str) -> None:
     func = vector_kernel(n_vec, dtype, scope, threads=64 if scope == "shared" else 32)
     rng = np.random.default_rng(6)
@@ -150,7 +167,9 @@ def test_vector_atomics(n_vec: int, dtype: str, scope: str) -> None:
     c = rng.integers(-4, 4, 64).astype(npdt(dtype))
     report = check_stages(func, [x, c.copy()], target="sm_90a")
     assert report.ok, str(report)
-    np.testing.assert_array_equal(report.reference[1].astype(np.float64), c.astype(np.float64) + x.astype(np.float64).sum(0))
+    np.testing.assert_array_equal(
+        report.reference[1].astype(np.float64), c.astype(np.float64) + x.astype(np.float64).sum(0)
+    )
     targets = ("sm_90a",) if dtype == "float32" else ("sm_80", "sm_90a")
     for target in targets:
         assert tsir.compile(func, target=target).cubin[:4] == b"\x7fELF"
@@ -158,7 +177,10 @@ def test_vector_atomics(n_vec: int, dtype: str, scope: str) -> None:
 
 def test_float32_vector_atomics_are_refused_before_sm90() -> None:
     func = vector_kernel(4, "float32", "global")
-    with pytest.raises(UnsupportedError, match=r"float2/float4 atomicAdd \(sm_90 and later\) is not available on sm_80") as e:
+    with pytest.raises(
+        UnsupportedError,
+        match=r"float2/float4 atomicAdd \(sm_90 and later\) is not available on sm_80",
+    ) as e:
         tsir.lower(func, "sm_80")
     assert e.value.loc is not None and e.value.loc.filename == __file__
     assert "op(C[i * n_vec" in e.value.loc.line
@@ -180,22 +202,64 @@ def test_atomics_compile(target: str) -> None:
         kernel = tsir.compile(contended(dtype, 40, 64, "seq_cst"), target=target)
         assert kernel.cubin[:4] == b"\x7fELF", dtype
     for kind in ("add", "max", "min"):
-        assert tsir.compile(region_kernel(kind, "fragment", "float16", 100, 64, 64, "acquire"), target=target).cubin
+        assert tsir.compile(
+            region_kernel(kind, "fragment", "float16", 100, 64, 64, "acquire"), target=target
+        ).cubin
 
 
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda C, B, S, F: T.atomic_add(B[0], 1), DTypeError, r"`B` is int8; atomics update int32"),
-        (lambda C, B, S, F: T.atomic_max(F[0], 1.0), BuildError, r"`F` is local.fragment; atomics need global or shared"),
-        (lambda C, B, S, F: T.atomic_add(C, 1.0), BuildError, r"adding one value to every element of a region"),
-        (lambda C, B, S, F: T.atomic_min(C[0], S, return_prev=True), BuildError, r"needs one element, not a region"),
-        (lambda C, B, S, F: T.atomic_max(C[0], 1.0, memory_order="strong"), BuildError, r"memory_order must be one of 'relaxed'"),
-        (lambda C, B, S, F: T.atomic_add(C[0], S, use_tma=True), UnsupportedError, r"TMA reductions"),
-        (lambda C, B, S, F: T.atomic_addx4(S[0], C[0]), BuildError, r"`S` is shared; float32 vector atomics exist in global memory only"),
-        (lambda C, B, S, F: T.atomic_addx2(C[0], C[0], return_prev=True), BuildError, r"the previous values form a vector"),
-        (lambda C, B, S, F: T.atomic_addx2(B[0], B[0]), DTypeError, r"T.atomic_addx2 updates float16, bfloat16 or float32"),
-        (lambda C, B, S, F: T.atomic_addx2(C[0:3], C[0:3]), BuildError, r"must hold 2 consecutive elements"),
+        (
+            lambda C, B, S, F: T.atomic_add(B[0], 1),
+            DTypeError,
+            r"`B` is int8; atomics update int32",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_max(F[0], 1.0),
+            BuildError,
+            r"`F` is local.fragment; atomics need global or shared",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_add(C, 1.0),
+            BuildError,
+            r"adding one value to every element of a region",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_min(C[0], S, return_prev=True),
+            BuildError,
+            r"needs one element, not a region",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_max(C[0], 1.0, memory_order="strong"),
+            BuildError,
+            r"memory_order must be one of 'relaxed'",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_add(C[0], S, use_tma=True),
+            UnsupportedError,
+            r"TMA reductions",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_addx4(S[0], C[0]),
+            BuildError,
+            r"`S` is shared.dyn; float32 vector atomics exist in global memory only",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_addx2(C[0], C[0], return_prev=True),
+            BuildError,
+            r"the previous values form a vector",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_addx2(B[0], B[0]),
+            DTypeError,
+            r"T.atomic_addx2 updates float16, bfloat16 or float32",
+        ),
+        (
+            lambda C, B, S, F: T.atomic_addx2(C[0:3], C[0:3]),
+            BuildError,
+            r"must hold 2 consecutive elements",
+        ),
     ],
 )
 def test_misuse_names_the_line(build: Callable[..., Any], error: type, message: str) -> None:
@@ -214,12 +278,16 @@ def test_an_odd_last_dimension_is_refused_for_vector_atomics() -> None:
     with T.prim_func("f"):
         C = T.param("C", (7,), "float16")
         with T.Kernel(1, threads=32):
-            with pytest.raises(BuildError, match=r"last dimension of `C` \(7\) is not a multiple of 2"):
+            with pytest.raises(
+                BuildError, match=r"last dimension of `C` \(7\) is not a multiple of 2"
+            ):
                 T.atomic_addx2(C[0], C[2])
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [d for d in DTYPES if not d.startswith("uint")])  # torch: no uint arithmetic
+@pytest.mark.parametrize(
+    "dtype", [d for d in DTYPES if not d.startswith("uint")]
+)  # torch: no uint arithmetic
 def test_element_atomics_on_the_gpu(dtype: str) -> None:
     torch = pytest.importorskip("torch")
     narrow = dtype in ("float16", "bfloat16")
@@ -253,7 +321,15 @@ def test_region_atomics_on_the_gpu(kind: str, scope: str) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("n_vec", "dtype", "scope"), [(2, "float16", "global"), (2, "bfloat16", "shared"), (2, "float32", "global"), (4, "float32", "global")])
+@pytest.mark.parametrize(
+    ("n_vec", "dtype", "scope"),
+    [
+        (2, "float16", "global"),
+        (2, "bfloat16", "shared"),
+        (2, "float32", "global"),
+        (4, "float32", "global"),
+    ],
+)
 def test_vector_atomics_on_the_gpu(n_vec: int, dtype: str, scope: str) -> None:
     torch = pytest.importorskip("torch")
     kernel = tsir.compile(vector_kernel(n_vec, dtype, scope, threads=64))

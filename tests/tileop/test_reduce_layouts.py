@@ -33,22 +33,35 @@ def reference(x: np.ndarray, kind: str, axis: int, init: np.ndarray | None) -> n
     if kind in ("absmax", "abssum"):
         w = np.abs(w)
     fn = {
-        "sum": np.sum, "abssum": np.sum, "max": np.max, "absmax": np.max, "min": np.min,
-        "bitand": np.bitwise_and.reduce, "bitor": np.bitwise_or.reduce, "bitxor": np.bitwise_xor.reduce,
+        "sum": np.sum,
+        "abssum": np.sum,
+        "max": np.max,
+        "absmax": np.max,
+        "min": np.min,
+        "bitand": np.bitwise_and.reduce,
+        "bitor": np.bitwise_or.reduce,
+        "bitxor": np.bitwise_xor.reduce,
     }[kind]
     r = fn(w, axis=axis)
     if init is not None:
         i = init.astype(w.dtype)
         combine = {
-            "sum": np.add, "abssum": np.add, "max": np.maximum, "absmax": np.maximum,
-            "min": np.minimum, "bitand": np.bitwise_and, "bitor": np.bitwise_or,
+            "sum": np.add,
+            "abssum": np.add,
+            "max": np.maximum,
+            "absmax": np.maximum,
+            "min": np.minimum,
+            "bitand": np.bitwise_and,
+            "bitor": np.bitwise_or,
             "bitxor": np.bitwise_xor,
         }[kind]
         r = combine(i, r)
     return r
 
 
-def gemm_reduce(m: int, n: int, policy: str, threads: int, kind: str, dim: int, clear: bool) -> tsir.PrimFunc:
+def gemm_reduce(
+    m: int, n: int, policy: str, threads: int, kind: str, dim: int, clear: bool
+) -> tsir.PrimFunc:
     """R = reduce(A @ B, dim) on a gemm accumulator (R starts from Init when clear=False)."""
     k = 32
     out = n if dim == 0 else m
@@ -74,19 +87,30 @@ def gemm_reduce(m: int, n: int, policy: str, threads: int, kind: str, dim: int, 
 
 GEMMS = [
     # (m, n, policy, threads)
-    (64, 64, "square", 128), (64, 64, "full_row", 128), (64, 128, "square", 256),
-    (32, 64, "square", 64), (128, 32, "full_row", 256),
+    (64, 64, "square", 128),
+    (64, 64, "full_row", 128),
+    (64, 128, "square", 256),
+    (32, 64, "square", 64),
+    (128, 32, "full_row", 256),
 ]
 
 
 @pytest.mark.parametrize(("m", "n", "policy", "threads"), GEMMS)
 @pytest.mark.parametrize("dim", [1, 0])
-def test_gemm_accumulators_reduce_along_rows_and_columns(m: int, n: int, policy: str, threads: int, dim: int) -> None:
+def test_gemm_accumulators_reduce_along_rows_and_columns(
+    m: int, n: int, policy: str, threads: int, dim: int
+) -> None:
     rng = np.random.default_rng(m + n + dim)
     a = rng.standard_normal((m, 32)).astype(np.float16)
     b = rng.standard_normal((32, n)).astype(np.float16)
     out = n if dim == 0 else m
-    for kind, clear in (("sum", True), ("max", False), ("absmax", True), ("min", False), ("abssum", False)):
+    for kind, clear in (
+        ("sum", True),
+        ("max", False),
+        ("absmax", True),
+        ("min", False),
+        ("abssum", False),
+    ):
         init = rng.standard_normal(out).astype(np.float32)
         func = gemm_reduce(m, n, policy, threads, kind, dim, clear)
         report = check_stages(func, [a, b, init, np.zeros(out, np.float32)])
@@ -96,7 +120,17 @@ def test_gemm_accumulators_reduce_along_rows_and_columns(m: int, n: int, policy:
         np.testing.assert_allclose(report.reference[3], want, rtol=1e-4, atol=1e-3, err_msg=kind)
 
 
-def fragment_reduce(shape: tuple[int, ...], dtype: str, threads: int, kind: str, dim: int, clear: bool, src: str, dst: str, dst_layout: str = "free") -> tsir.PrimFunc:
+def fragment_reduce(
+    shape: tuple[int, ...],
+    dtype: str,
+    threads: int,
+    kind: str,
+    dim: int,
+    clear: bool,
+    src: str,
+    dst: str,
+    dst_layout: str = "free",
+) -> tsir.PrimFunc:
     """R = reduce(X, dim): the source in a fragment or a shared tile, the result into a fragment
     (its free layout, or pinned fully replicated) or a shared tile."""
     out_shape = tuple(d for k, d in enumerate(shape) if k != dim) or (1,)
@@ -105,8 +139,16 @@ def fragment_reduce(shape: tuple[int, ...], dtype: str, threads: int, kind: str,
         Init = T.param("Init", out_shape, dtype)
         R = T.param("R", out_shape, dtype)
         with T.Kernel(1, threads=threads):
-            x = T.alloc_fragment(shape, dtype) if src == "fragment" else T.alloc_shared(shape, dtype)
-            r = T.alloc_fragment(out_shape, dtype) if dst == "fragment" else T.alloc_shared(out_shape, dtype)
+            x = (
+                T.alloc_fragment(shape, dtype)
+                if src == "fragment"
+                else T.alloc_shared(shape, dtype)
+            )
+            r = (
+                T.alloc_fragment(out_shape, dtype)
+                if dst == "fragment"
+                else T.alloc_shared(out_shape, dtype)
+            )
             if dst_layout == "replicated":
                 T.annotate_layout({r: Fragment.fully_replicated(out_shape, threads)})
             T.copy(X, x)
@@ -131,7 +173,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("shape", "dtype", "threads", "src", "dst", "layout"), CASES)
-def test_every_source_and_destination(shape: tuple[int, ...], dtype: str, threads: int, src: str, dst: str, layout: str) -> None:
+def test_every_source_and_destination(
+    shape: tuple[int, ...], dtype: str, threads: int, src: str, dst: str, layout: str
+) -> None:
     rng = np.random.default_rng(sum(shape) + threads)
     x = rng.integers(-9, 9, shape).astype(npdt(dtype))  # sums stay exact in every dtype
     dims = (1, 0) if len(shape) == 2 else (0,)
@@ -148,7 +192,15 @@ def test_every_source_and_destination(shape: tuple[int, ...], dtype: str, thread
 
 
 @pytest.mark.parametrize("kind", ["bitand", "bitor", "bitxor"])
-@pytest.mark.parametrize(("dtype", "src", "dst"), [("int32", "fragment", "fragment"), ("uint32", "shared", "fragment"), ("int64", "fragment", "shared"), ("int32", "shared", "shared")])
+@pytest.mark.parametrize(
+    ("dtype", "src", "dst"),
+    [
+        ("int32", "fragment", "fragment"),
+        ("uint32", "shared", "fragment"),
+        ("int64", "fragment", "shared"),
+        ("int32", "shared", "shared"),
+    ],
+)
 def test_bit_reductions(kind: str, dtype: str, src: str, dst: str) -> None:
     rng = np.random.default_rng(9)
     x = rng.integers(0, 2**30, (8, 48)).astype(dtype)
@@ -159,7 +211,9 @@ def test_bit_reductions(kind: str, dtype: str, src: str, dst: str) -> None:
             func = fragment_reduce((8, 48), dtype, 64, kind, dim, clear, src, dst)
             report = check_stages(func, [x, init, np.zeros(out, dtype)])
             assert report.ok, str(report)
-            np.testing.assert_array_equal(report.reference[2], reference(x, kind, dim, None if clear else init).astype(dtype))
+            np.testing.assert_array_equal(
+                report.reference[2], reference(x, kind, dim, None if clear else init).astype(dtype)
+            )
 
 
 @pytest.mark.parametrize("target", ["sm_80", "sm_90a"])
@@ -167,7 +221,9 @@ def test_reductions_compile(target: str) -> None:
     funcs = [
         gemm_reduce(64, 64, "square", 128, "max", 0, False),
         gemm_reduce(64, 128, "square", 256, "sum", 1, True),
-        fragment_reduce((8, 64), "float16", 128, "sum", 1, False, "fragment", "fragment", "replicated"),
+        fragment_reduce(
+            (8, 64), "float16", 128, "sum", 1, False, "fragment", "fragment", "replicated"
+        ),
         fragment_reduce((5, 37), "bfloat16", 96, "absmax", 0, True, "shared", "fragment"),
         fragment_reduce((8, 48), "int64", 64, "bitxor", 1, False, "fragment", "shared"),
     ]
@@ -188,8 +244,14 @@ def test_the_square_accumulator_exchanges_across_warps_through_shared_memory() -
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda F, S, L, I: T.reduce_bitand(F, S), r"T.reduce_bitand takes integers; `S` is float32"),
-        (lambda F, S, L, I: T.reduce_sum(F, L), r"must be a fragment \(T.alloc_fragment\) or a shared tile"),
+        (
+            lambda F, S, L, I: T.reduce_bitand(F, S),
+            r"T.reduce_bitand takes integers; `S` is float32",
+        ),
+        (
+            lambda F, S, L, I: T.reduce_sum(F, L),
+            r"must be a fragment \(T.alloc_fragment\) or a shared tile",
+        ),
         (lambda F, S, L, I: T.reduce_max(F[0:2, :], S), r"the source must be a whole buffer"),
         (lambda F, S, L, I: T.reduce_sum(F, I, dim=0), r"gives shape \(8,\), but `I` is \(4,\)"),
     ],
@@ -219,23 +281,62 @@ def test_gemm_reductions_on_the_gpu(m: int, n: int, policy: str, threads: int, d
         init = torch.randn(out, device="cuda")
         r = torch.full((out,), float("nan"), device="cuda")
         tsir.compile(gemm_reduce(m, n, policy, threads, kind, dim, clear))(a, b, init, r)
-        ref = {"sum": c.sum(dim), "max": c.amax(dim), "absmax": c.abs().amax(dim), "min": c.amin(dim)}[kind]
+        ref = {
+            "sum": c.sum(dim),
+            "max": c.amax(dim),
+            "absmax": c.abs().amax(dim),
+            "min": c.amin(dim),
+        }[kind]
         if not clear:
-            ref = torch.maximum(init.double(), ref) if kind == "max" else torch.minimum(init.double(), ref)
+            ref = (
+                torch.maximum(init.double(), ref)
+                if kind == "max"
+                else torch.minimum(init.double(), ref)
+            )
         torch.testing.assert_close(r.double(), ref, rtol=1e-3, atol=1e-2)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(("shape", "dtype", "threads", "src", "dst", "layout"), CASES)
-def test_shared_and_fragment_reductions_on_the_gpu(shape: tuple[int, ...], dtype: str, threads: int, src: str, dst: str, layout: str) -> None:
+def test_shared_and_fragment_reductions_on_the_gpu(
+    shape: tuple[int, ...], dtype: str, threads: int, src: str, dst: str, layout: str
+) -> None:
     torch = pytest.importorskip("torch")
     tdt = getattr(torch, dtype)
     hi = 3 if dtype in ("float16", "bfloat16") else 9  # sums stay exact whatever their order
     x = torch.randint(-hi, hi, shape, device="cuda").to(tdt)
-    for dim in ((1, 0) if len(shape) == 2 else (0,)):
+    for dim in (1, 0) if len(shape) == 2 else (0,):
         out_shape = tuple(d for k, d in enumerate(shape) if k != dim) or (1,)
         init = torch.randint(-hi, hi, out_shape, device="cuda").to(tdt)
         r = torch.zeros(out_shape, device="cuda", dtype=tdt)
-        tsir.compile(fragment_reduce(shape, dtype, threads, "sum", dim, False, src, dst, layout))(x, init, r)
+        tsir.compile(fragment_reduce(shape, dtype, threads, "sum", dim, False, src, dst, layout))(
+            x, init, r
+        )
         want = init.double() + x.double().sum(dim if len(shape) == 2 else 0)
         assert torch.equal(r.double().reshape(want.shape), want)
+
+
+@pytest.mark.parametrize(("bm", "bn", "wm", "wn"), [(64, 64, 64, 64), (128, 256, 64, 128)])
+def test_a_wgmma_accumulator_layout_reduces_too(bm: int, bn: int, wm: int, wn: int) -> None:
+    """The Hopper wgmma accumulator is a Fragment like any other: a tile laid out as one (here
+    filled by a copy, so it runs on any target) reduces along rows and columns."""
+    from tsir.layout.wgmma_layouts import make_wgmma_c_fragment
+
+    layout = make_wgmma_c_fragment(bm, bn, wm, wn)
+    threads = layout.thread_extent
+    x = np.random.default_rng(bm + bn).integers(-9, 9, (bm, bn)).astype(np.float32)
+    for dim in (1, 0):
+        out = bn if dim == 0 else bm
+        with T.prim_func("wg") as f:
+            X = T.param("X", (bm, bn), "float32")
+            R = T.param("R", (out,), "float32")
+            with T.Kernel(1, threads=threads):
+                acc = T.alloc_fragment((bm, bn), "float32")
+                r = T.alloc_fragment((out,), "float32")
+                T.annotate_layout({acc: layout})
+                T.copy(X, acc)
+                T.reduce_sum(acc, r, dim=dim)
+                T.copy(r, R)
+        report = check_stages(f.func, [x, np.zeros(out, np.float32)])
+        assert report.ok, str(report)
+        np.testing.assert_array_equal(report.reference[1], x.sum(axis=dim))

@@ -23,7 +23,16 @@ from tsir.tileop.scan_parallel import plan_register_scan
 NP: dict[str, Any] = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 
-def scan(kind: str, shape: tuple[int, ...], dim: int, reverse: bool, dtype: str, threads: int, scope: str, acc: str | None = None) -> tsir.PrimFunc:
+def scan(
+    kind: str,
+    shape: tuple[int, ...],
+    dim: int,
+    reverse: bool,
+    dtype: str,
+    threads: int,
+    scope: str,
+    acc: str | None = None,
+) -> tsir.PrimFunc:
     """Y = scan(X) over one tile per block (2 blocks); `acc`: the destination's dtype."""
     op = T.cumsum if kind == "sum" else T.cummax
     out = acc or dtype
@@ -35,13 +44,19 @@ def scan(kind: str, shape: tuple[int, ...], dim: int, reverse: bool, dtype: str,
                 x = T.alloc_fragment(shape, dtype)
                 y = x if acc is None else T.alloc_fragment(shape, out)
                 if scope == "annotated":  # each row held by threads 0, 1, 2: 32 values each
-                    T.annotate_layout({x: Fragment.from_fn(shape, lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,))})
+                    T.annotate_layout(
+                        {
+                            x: Fragment.from_fn(
+                                shape, lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,)
+                            )
+                        }
+                    )
             else:
                 x = T.alloc_shared(shape, dtype)
                 y = x if acc is None else T.alloc_shared(shape, out)
-            T.copy(X[bx, *([0] * len(shape))], x)
+            T.copy(X[(bx, *([0] * len(shape)))], x)
             op(x, y if y is not x else None, dim=dim, reverse=reverse)
-            T.copy(y, Y[bx, *([0] * len(shape))])
+            T.copy(y, Y[(bx, *([0] * len(shape)))])
     return f.func
 
 
@@ -56,29 +71,33 @@ def reference(x: np.ndarray, kind: str, dim: int, reverse: bool) -> np.ndarray:
 
 CASES = [
     # (shape, dim, dtype, threads, scope, expected lowering)
-    ((8, 64), 1, "float32", 128, "fragment", "registers"),       # 16 lanes a row
-    ((4, 256), 1, "float32", 128, "fragment", "registers"),      # 64 lanes a row: 2 warps
-    ((512,), 0, "float32", 128, "fragment", "registers"),        # 1-D: 4 warps share the line
-    ((32, 16), 0, "float32", 64, "fragment", "registers"),       # columns: holders G threads apart
-    ((6, 64), 1, "float16", 64, "fragment", "registers"),        # ragged rows over 4 groups
-    ((5, 37), 1, "float32", 96, "shared", "lines"),              # ragged shared tile
+    ((8, 64), 1, "float32", 128, "fragment", "registers"),  # 16 lanes a row
+    ((4, 256), 1, "float32", 128, "fragment", "registers"),  # 64 lanes a row: 2 warps
+    ((512,), 0, "float32", 128, "fragment", "registers"),  # 1-D: 4 warps share the line
+    ((32, 16), 0, "float32", 64, "fragment", "registers"),  # columns: holders G threads apart
+    ((6, 64), 1, "float16", 64, "fragment", "registers"),  # ragged rows over 4 groups
+    ((5, 37), 1, "float32", 96, "shared", "lines"),  # ragged shared tile
     ((40, 12), 0, "bfloat16", 64, "shared", "lines"),
-    ((3, 50), 1, "float32", 64, "fragment", "registers"),        # 25 two-value rounds, 1 lane
-    ((4, 96), 1, "float32", 32, "annotated", "lines"),           # 3 holders a row: staged
-    ((4, 64), 1, "float32", 48, "shared", "rows"),               # not whole warps: the fallback
+    ((3, 50), 1, "float32", 64, "fragment", "registers"),  # 25 two-value rounds, 1 lane
+    ((4, 96), 1, "float32", 32, "annotated", "lines"),  # 3 holders a row: staged
+    ((4, 64), 1, "float32", 48, "shared", "rows"),  # not whole warps: the fallback
 ]
 
 
 @pytest.mark.parametrize("kind", ["sum", "max"])
 @pytest.mark.parametrize(("shape", "dim", "dtype", "threads", "scope", "lowering"), CASES)
-def test_every_stage_computes_the_parallel_scan(kind: str, shape: tuple[int, ...], dim: int, dtype: str, threads: int, scope: str, lowering: str) -> None:
+def test_every_stage_computes_the_parallel_scan(
+    kind: str, shape: tuple[int, ...], dim: int, dtype: str, threads: int, scope: str, lowering: str
+) -> None:
     rng = np.random.default_rng(sum(shape) + threads)
     x = rng.integers(-4, 5, (2, *shape)).astype(NP.get(dtype, dtype))  # sums exact in every dtype
     for reverse in (False, True):
         func = scan(kind, shape, dim, reverse, dtype, threads, scope)
         report = check_stages(func, [x, np.full_like(x, 77)])
         assert report.ok, f"reverse={reverse}\n{report}"
-        np.testing.assert_array_equal(report.reference[1].astype(np.float64), reference(x, kind, dim, reverse))
+        np.testing.assert_array_equal(
+            report.reference[1].astype(np.float64), reference(x, kind, dim, reverse)
+        )
         explained = [str(d) for d in tsir.lower(func, "sm_80").report]
         if lowering == "registers":
             assert not any("instead of registers" in d for d in explained), explained
@@ -86,7 +105,10 @@ def test_every_stage_computes_the_parallel_scan(kind: str, shape: tuple[int, ...
             assert any(f"{lowering} instead of" in d for d in explained), explained
 
 
-@pytest.mark.parametrize(("dtype", "acc"), [("int32", None), ("int64", None), ("float16", "float32"), ("int32", "float32")])
+@pytest.mark.parametrize(
+    ("dtype", "acc"),
+    [("int32", None), ("int64", None), ("float16", "float32"), ("int32", "float32")],
+)
 def test_scans_into_another_dtype(dtype: str, acc: str | None) -> None:
     x = np.random.default_rng(1).integers(-9, 9, (2, 8, 128)).astype(NP.get(dtype, dtype))
     for kind in ("sum", "max"):
@@ -94,7 +116,9 @@ def test_scans_into_another_dtype(dtype: str, acc: str | None) -> None:
         out = np.zeros(x.shape, NP.get(acc or dtype, acc or dtype))
         report = check_stages(func, [x, out])
         assert report.ok, str(report)
-        np.testing.assert_array_equal(report.reference[1].astype(np.float64), reference(x, kind, 1, False))
+        np.testing.assert_array_equal(
+            report.reference[1].astype(np.float64), reference(x, kind, 1, False)
+        )
 
 
 def test_gemm_accumulator_rows_scan_in_registers() -> None:
@@ -142,7 +166,9 @@ def test_parallel_scans_compile(target: str) -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind", ["sum", "max"])
 @pytest.mark.parametrize(("shape", "dim", "dtype", "threads", "scope", "lowering"), CASES)
-def test_parallel_scans_on_the_gpu(kind: str, shape: tuple[int, ...], dim: int, dtype: str, threads: int, scope: str, lowering: str) -> None:
+def test_parallel_scans_on_the_gpu(
+    kind: str, shape: tuple[int, ...], dim: int, dtype: str, threads: int, scope: str, lowering: str
+) -> None:
     torch = pytest.importorskip("torch")
     tdt = getattr(torch, dtype)
     x = torch.randint(-4, 5, (2, *shape), device="cuda").to(tdt)

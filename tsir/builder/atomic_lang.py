@@ -44,7 +44,9 @@ def _order(what: str, memory_order: Any) -> MemoryOrder | None:
         return MemoryOrder(memory_order)
     except ValueError:
         names = ", ".join(repr(m.value) for m in MemoryOrder)
-        raise BuildError(f"{what}: memory_order must be one of {names}, got {memory_order!r}") from None
+        raise BuildError(
+            f"{what}: memory_order must be one of {names}, got {memory_order!r}"
+        ) from None
 
 
 def _single_element(x: Any) -> BufferLoad | None:
@@ -55,7 +57,9 @@ def _single_element(x: Any) -> BufferLoad | None:
     return None
 
 
-def _atomic(kind: str, dst: Any, value: Any, memory_order: Any, return_prev: bool) -> PrimExpr | None:
+def _atomic(
+    kind: str, dst: Any, value: Any, memory_order: Any, return_prev: bool
+) -> PrimExpr | None:
     what = f"T.atomic_{kind}"
     b = current_builder(what)
     if b.kernel is None:
@@ -75,7 +79,9 @@ def _atomic(kind: str, dst: Any, value: Any, memory_order: Any, return_prev: boo
     copy(value, dst)
     op = b.frame.items.pop().op
     if op.dst.buffer.scope not in _MEMORY:
-        raise BuildError(f"{what}: the destination `{op.dst.buffer.name}` must be in global or shared memory")
+        raise BuildError(
+            f"{what}: the destination `{op.dst.buffer.name}` must be in global or shared memory"
+        )
     _check_dtype(what, op.dst.buffer.dtype, op.dst.buffer.name)
     b.frame.emit(TileOpStmt(_TILE_OPS[kind](op.src, op.dst, order)))
     return None
@@ -86,10 +92,15 @@ def _check_dtype(what: str, dt: DataType, name: str) -> None:
         raise DTypeError(f"{what}: `{name}` is {dt}; atomics update {', '.join(ATOMIC_DTYPES)}")
 
 
-def _element(what: str, kind: str, dst: BufferLoad, value: Any, order: MemoryOrder | None, return_prev: bool) -> PrimExpr | None:
+def _element(
+    what: str, kind: str, dst: BufferLoad, value: Any, order: MemoryOrder | None, return_prev: bool
+) -> PrimExpr | None:
     b = current_builder(what)
     if dst.buffer.scope not in _MEMORY:
-        raise BuildError(f"{what}: `{dst.buffer.name}` is {dst.buffer.scope}; atomics need global or shared memory")
+        raise BuildError(
+            f"{what}: `{dst.buffer.name}` is {dst.buffer.scope}; atomics need global or shared "
+            f"memory"
+        )
     _check_dtype(what, dst.buffer.dtype, dst.buffer.name)
     v = value if isinstance(value, PrimExpr) else convert(value, dst.buffer.dtype)
     call = atomic_call(kind, dst, v, order)
@@ -101,25 +112,32 @@ def _element(what: str, kind: str, dst: BufferLoad, value: Any, order: MemoryOrd
     return old[0]
 
 
-def atomic_add(dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False, use_tma: bool = False) -> PrimExpr | None:
+def atomic_add(
+    dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False, use_tma: bool = False
+) -> PrimExpr | None:
     """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`, the old value back with
     `return_prev=True`) or a whole region from a buffer of the same non-unit shape
     (`T.atomic_add(C[by * 64, 0], C_f)`)."""
     if use_tma:
         raise UnsupportedError(
             "T.atomic_add(use_tma=True): TMA reductions (cp.reduce.async.bulk) are not supported "
-            "by tsir", loc=user_location(),
+            "by tsir",
+            loc=user_location(),
         )
     return _atomic("add", dst, value, memory_order, return_prev)
 
 
-def atomic_max(dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False) -> PrimExpr | None:
+def atomic_max(
+    dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False
+) -> PrimExpr | None:
     """`dst = max(dst, value)` atomically (a NaN operand is ignored, as by fmaxf): one element or a
     region, as `T.atomic_add`."""
     return _atomic("max", dst, value, memory_order, return_prev)
 
 
-def atomic_min(dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False) -> PrimExpr | None:
+def atomic_min(
+    dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False
+) -> PrimExpr | None:
     """`dst = min(dst, value)` atomically (a NaN operand is ignored, as by fminf): one element or a
     region, as `T.atomic_add`."""
     return _atomic("min", dst, value, memory_order, return_prev)
@@ -136,8 +154,13 @@ def _first(x: Any, n: int, what: str, role: str) -> BufferLoad:
         ext = [const_value(e) for e in x.extents]
         if ext[-1] == n and all(e == 1 for e in ext[:-1]):
             return BufferLoad(x.buffer, tuple(x.mins))
-        raise BuildError(f"{what}: the {role} slice of `{x.buffer.name}` must hold {n} consecutive elements of its last dimension")
-    raise BuildError(f"{what}: the {role} must be an element (or a {n}-element slice) of a buffer, got {x!r}")
+        raise BuildError(
+            f"{what}: the {role} slice of `{x.buffer.name}` must hold {n} consecutive elements "
+            f"of its last dimension"
+        )
+    raise BuildError(
+        f"{what}: the {role} must be an element (or a {n}-element slice) of a buffer, got {x!r}"
+    )
 
 
 def _vector(n: int, dst: Any, value: Any, return_prev: bool) -> None:
@@ -156,17 +179,26 @@ def _vector(n: int, dst: Any, value: Any, return_prev: bool) -> None:
     if dt.name == "float32":
         op = f"tsir.atomic.atomic_add_x{n}_f32"
         if d.buffer.scope not in ("global", "symmetric"):
-            raise BuildError(f"{what}: `{d.buffer.name}` is {d.buffer.scope}; float32 vector atomics exist in global memory only")
+            raise BuildError(
+                f"{what}: `{d.buffer.name}` is {d.buffer.scope}; float32 vector atomics exist in "
+                f"global memory only"
+            )
     elif n == 2 and dt.name in ("float16", "bfloat16"):
         op = "tsir.atomic.atomic_add_x2"
         if d.buffer.scope not in _MEMORY:
-            raise BuildError(f"{what}: `{d.buffer.name}` is {d.buffer.scope}; atomics need global or shared memory")
+            raise BuildError(
+                f"{what}: `{d.buffer.name}` is {d.buffer.scope}; atomics need global or shared "
+                f"memory"
+            )
     else:
         allowed = "float16, bfloat16 or float32" if n == 2 else "float32"
         raise DTypeError(f"{what}: `{d.buffer.name}` is {dt}; {what} updates {allowed}")
     last = const_value(d.buffer.shape[-1])
     if last is not None and last % n:
-        raise BuildError(f"{what}: the last dimension of `{d.buffer.name}` ({last}) is not a multiple of {n}, so a vector could straddle its end")
+        raise BuildError(
+            f"{what}: the last dimension of `{d.buffer.name}` ({last}) is not a multiple of "
+            f"{n}, so a vector could straddle its end"
+        )
     idx = s.indices[-1]
     values = []
     for k in range(n):

@@ -60,12 +60,18 @@ def _print_elements(buf: Buffer, msg: str, name: str | None = None) -> None:
         idx.append(rest)
         value = BufferLoad(buf, tuple(reversed(idx)))
         _emit_call(
-            "print_buffer_value", StringImm(msg), StringImm(name or buf.name), i,
-            StringImm(str(buf.dtype)), _widened(value),
+            "print_buffer_value",
+            StringImm(msg),
+            StringImm(name or buf.name),
+            i,
+            StringImm(str(buf.dtype)),
+            _widened(value),
         )
 
 
-def print(obj: Any = None, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:  # noqa: A001
+def print(  # noqa: A001  (TileLang's name)
+    obj: Any = None, msg: str = "", warp_group_id: int = 0, warp_id: int = 0
+) -> None:
     """Print `obj` (an expression, a buffer, or nothing) from device code (module docstring)."""
     b = current_builder("T.print")
     k = b.kernel

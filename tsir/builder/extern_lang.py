@@ -1,5 +1,5 @@
-"""The escape hatch to hand-written CUDA: `T.call_extern(dtype, "fn", *args)`, `T.import_source(src)`
-and `T.address_of(buf[i])` (TileLang's names and argument orders).
+"""The escape hatch to hand-written CUDA: `T.call_extern(dtype, "fn", *args)`,
+`T.import_source(src)` and `T.address_of(buf[i])` (TileLang's names and argument orders).
 
 - `T.import_source(cuda_source)` adds CUDA source that the code generator puts into the
   translation unit after its `#include`s and before the kernels (in the order given); it is a
@@ -48,9 +48,13 @@ def call_extern(dtype: Any, func_name: str, *args: Any) -> PrimExpr | None:
     """Call the device function `func_name` (see the module docstring for its effects)."""
     b = current_builder("T.call_extern")
     if not isinstance(func_name, str) or not func_name.isidentifier():
-        raise BuildError(f"T.call_extern: the function name must be a C identifier, got {func_name!r}")
+        raise BuildError(
+            f"T.call_extern: the function name must be a C identifier, got {func_name!r}"
+        )
     if b.kernel is None:
-        raise BuildError(f"T.call_extern(`{func_name}`) must be inside a T.Kernel (it is device code)")
+        raise BuildError(
+            f"T.call_extern(`{func_name}`) must be inside a T.Kernel (it is device code)"
+        )
     dt = DataType("handle") if str(dtype) in ("handle", "void") else as_dtype(dtype)
     call = Call(dt, f"extern:{func_name}", tuple(_argument(a) for a in args))
     if dt.is_handle:

@@ -18,8 +18,15 @@ from ..expr import Call, PrimExpr, cast, const_value, convert
 from .frame import current_builder
 
 __all__ = [
-    "shfl_xor", "shfl_down", "shfl_up", "shfl_sync", "warp_reduce_sum", "warp_reduce_max",
-    "warp_reduce_min", "warp_reduce_bitand", "warp_reduce_bitor",
+    "shfl_xor",
+    "shfl_down",
+    "shfl_up",
+    "shfl_sync",
+    "warp_reduce_sum",
+    "warp_reduce_max",
+    "warp_reduce_min",
+    "warp_reduce_bitand",
+    "warp_reduce_bitor",
 ]
 
 FULL_MASK = 0xFFFFFFFF
@@ -80,7 +87,8 @@ def shfl_sync(mask: Any, value: Any, srcLane: Any, width: Any = None) -> PrimExp
     m = const_value(convert(mask)) if not isinstance(mask, int) else mask
     if m is None or (m & FULL_MASK) != FULL_MASK:
         raise BuildError(
-            f"T.shfl_sync: mask {mask!r} names only some lanes; tsir's shuffles take the whole warp "
+            f"T.shfl_sync: mask {mask!r} names only some lanes; tsir's shuffles take the whole "
+            f"warp "
             f"(mask 0xffffffff)"
         )
     e = _value("T.shfl_sync", value)

@@ -35,7 +35,9 @@ def _pointer(ex: Executor, e: Any, mask: Mask, what: str) -> Pointer:
 
 def _order(targs: tuple[str, ...], e: Call) -> None:
     if len(targs) != 1 or targs[0] not in ("0", "1", "2", "3", "4", "5"):
-        raise InterpretUnsupportedError(f"{e.op}: expected a memory-order id 0..5 as template argument")
+        raise InterpretUnsupportedError(
+            f"{e.op}: expected a memory-order id 0..5 as template argument"
+        )
 
 
 def _scalar(op: str) -> Callable[..., Any]:
@@ -60,7 +62,9 @@ def _element(ex: Executor, ptr: Pointer, k: int) -> Pointer:
     index = (*ptr.index[:-1], ptr.index[-1] + k)
     view = ptr.view
     off, _ = view.offsets([np.asarray(i) for i in index])
-    if view.table is not None and not np.array_equal(np.broadcast_to(off, ptr.elem.shape), ptr.elem + k):
+    if view.table is not None and not np.array_equal(
+        np.broadcast_to(off, ptr.elem.shape), ptr.elem + k
+    ):
         raise InterpretUnsupportedError(
             f"a vector atomic into `{view.name}`, whose layout does not keep the vector's elements "
             f"next to each other"
@@ -79,7 +83,9 @@ def _vector(n: int, f32: bool) -> Callable[..., Any]:
             )
         lanes, _, el = ex.mem.ptr_lanes(ptr, mask)
         width = n * view.itemsize
-        ex.mem._alignment(view, view.byte_offset + el * view.itemsize, lanes, width, f"{n}-wide atomic add")
+        ex.mem._alignment(
+            view, view.byte_offset + el * view.itemsize, lanes, width, f"{n}-wide atomic add"
+        )
         for k in range(n):
             value = ex.ev.eval(e.args[1 + k], mask)
             ex.mem.atomic_update(_element(ex, ptr, k), value, mask, "add")

@@ -62,7 +62,9 @@ def _print_value(ex: Executor, e: Call, targs: tuple[str, ...], mask: Mask) -> A
     msg, dtype = ex.ev.eval(e.args[0], mask), ex.ev.eval(e.args[1], mask)
     v = ex.ev.eval(e.args[2], mask)
     for lane in _lanes(ex, mask).tolist():
-        sys.stdout.write(f"msg='{msg}' {_ids(ex, lane)}: dtype={dtype} value={_fmt(_at(v, lane))}\n")
+        sys.stdout.write(
+            f"msg='{msg}' {_ids(ex, lane)}: dtype={dtype} value={_fmt(_at(v, lane))}\n"
+        )
     return _ZERO
 
 

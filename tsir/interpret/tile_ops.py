@@ -11,7 +11,9 @@ import numpy as np
 
 from ..buffer import BufferRegion
 from ..dtype import DataType
-from ..tileop import AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer
+from ..tileop import (
+    AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer,
+)
 from ..tileop.gemm import Gemm
 from ..tileop.reduce import Reduce
 from .dist_tile import DIST_TILE_OPS

@@ -43,7 +43,9 @@ def _check(ex: Executor, mask: Mask, what: str) -> None:
     ex.full_warps(mask, what)
 
 
-def shuffle(ex: Executor, value: np.ndarray, src: Source, arg: np.ndarray, width: int, mask: Mask, what: str) -> np.ndarray:
+def shuffle(
+    ex: Executor, value: np.ndarray, src: Source, arg: np.ndarray, width: int, mask: Mask, what: str
+) -> np.ndarray:
     """`value` as held by the source lane `src(laneid, arg, width)` gives, where that lane is
     valid (else each lane keeps its own), in every lane of `mask`."""
     _check(ex, mask, what)

@@ -20,7 +20,13 @@ from ..node import node
 from ..printer_expr import element_form_fits, element_text
 from ..stmt import Evaluate, Stmt
 from .base import (
-    FRAGMENT, LowerArgs, OpArgs, OpEnum, TileOperatorNode, coerce_enums, register_tile_op,
+    FRAGMENT,
+    LowerArgs,
+    OpArgs,
+    OpEnum,
+    TileOperatorNode,
+    coerce_enums,
+    register_tile_op,
     requirement,
 )
 from .copy import fragment_side, lower_fragment_transfer
@@ -31,7 +37,12 @@ if TYPE_CHECKING:
     from ..printer_expr import ExprPrinter
 
 __all__ = [
-    "AtomicOp", "AtomicAdd", "MemoryOrder", "ATOMIC_DTYPES", "atomic_call", "atomic_add_stmt",
+    "AtomicOp",
+    "AtomicAdd",
+    "MemoryOrder",
+    "ATOMIC_DTYPES",
+    "atomic_call",
+    "atomic_add_stmt",
 ]
 
 # The dtypes CUDA's atomicAdd / atomicMax / atomicMin (or tsir's CAS loops) update.
@@ -53,7 +64,9 @@ class MemoryOrder(OpEnum):
         return list(MemoryOrder).index(self)
 
 
-def atomic_call(kind: str, dst: BufferLoad, value: PrimExpr, order: MemoryOrder | str | None = None) -> Call:
+def atomic_call(
+    kind: str, dst: BufferLoad, value: PrimExpr, order: MemoryOrder | str | None = None
+) -> Call:
     """`atomic<kind>(&dst, value)` (kind: add, max, min) with the value cast to the destination's
     dtype; its value is what `dst` held before. A relaxed add is CUDA's plain atomicAdd."""
     if value.dtype != dst.buffer.dtype:
@@ -134,7 +147,9 @@ def _in_memory(op: AtomicOp, args: OpArgs) -> str | None:
 
 @AtomicOp.register_lowering("fragment", _has_fragment, _into_memory)
 def _lower_fragment(op: AtomicOp, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    return lower_fragment_transfer(op.src, op.dst, args, op.element_stmt, op.title(), vectorize=False)
+    return lower_fragment_transfer(
+        op.src, op.dst, args, op.element_stmt, op.title(), vectorize=False
+    )
 
 
 @AtomicOp.register_lowering("elementwise", _in_memory)

@@ -152,7 +152,8 @@ class Reduce(TileOperatorNode):
         except BuildError:
             return TileOperatorNode.print_form(self, p)
         clear = "" if self.clear else ", clear=False"
-        return f"T.reduce_{self.kind}({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{clear})"
+        regions = f"{p.region(self.src)}, {p.region(self.dst)}"
+        return f"T.reduce_{self.kind}({regions}, dim={self.dim}{clear})"
 
     def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
         """COMMON: the result's layout from the source's (a row-group tile's per-row or per-column
@@ -171,7 +172,11 @@ class Reduce(TileOperatorNode):
             return {dst: LayoutFact(reduced_fragment(plan, dim))}
         layout = args.layout_map[src]
         try:
-            derived = plan_line_reduction(layout, self.axis_of_layout, args.num_threads)  # type: ignore[arg-type]
+            derived = plan_line_reduction(
+                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                self.axis_of_layout,
+                args.num_threads,
+            )
         except UnsupportedError:
             return {}  # no butterfly plan: the result takes a free layout, the source is staged
         return {dst: LayoutFact(derived.layout)}
@@ -210,7 +215,9 @@ class Reduce(TileOperatorNode):
             off //= 2
         if p.group > 32:
             if args.add_workspace is None:
-                raise UnsupportedError("a reduction across warps needs a shared workspace", where="LowerTileOp")
+                raise UnsupportedError(
+                    "a reduction across warps needs a shared workspace", where="LowerTileOp"
+                )
             warps = args.num_threads // 32
             ws = args.add_workspace(f"{self.dst.buffer.name}_red", (warps,), dt, "shared.dyn")
             per_group = p.group // 32
@@ -238,15 +245,22 @@ class Reduce(TileOperatorNode):
         acc_buf = _scalar(f"{self.dst.buffer.name}_acc", dt)
         acc = BufferLoad(acc_buf, (IntImm(0, int32),))
         if args.add_workspace is None:
-            raise UnsupportedError("a column reduction needs a shared workspace", where="LowerTileOp")
+            raise UnsupportedError(
+                "a column reduction needs a shared workspace", where="LowerTileOp"
+            )
         ws = args.add_workspace(f"{self.dst.buffer.name}_red", (p.groups, p.cols), dt, "shared.dyn")
         value: PrimExpr = _prepare(self.kind, BufferLoad(src, (r * per_row + c,)), dt)
         if p.rows % p.groups:
             value = Select(r * p.groups + g < p.rows, value, _identity(self.kind, dt))
         partial = seq(
             BufferStore(acc_buf, _identity(self.kind, dt), (IntImm(0, int32),)),
-            For(r, IntImm(0, int32), IntImm(p.row_slots, int32), ForKind.UNROLLED,
-                BufferStore(acc_buf, _combine(self.kind, acc, value), (IntImm(0, int32),))),
+            For(
+                r,
+                IntImm(0, int32),
+                IntImm(p.row_slots, int32),
+                ForKind.UNROLLED,
+                BufferStore(acc_buf, _combine(self.kind, acc, value), (IntImm(0, int32),)),
+            ),
             BufferStore(ws, acc, (g, col)),
         )
         total: PrimExpr = BufferLoad(ws, (IntImm(0, int32), col))
@@ -281,7 +295,10 @@ def _planned(op: Reduce, args: OpArgs) -> str | None:
     remap = getattr(args, "buffer_remap", {})
     plan = args.plans.get(op.src.buffer)
     if not isinstance(plan, RowGroup) or op.src.buffer not in remap or op.dst.buffer not in remap:
-        return f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` are not both fragments, the source a row-group tile"
+        return (
+            f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` are not both fragments, the source "
+            f"a row-group tile"
+        )
     dim = op.dim if plan.rows > 1 or len(op.src.buffer.shape) == 2 else 1
     if not equivalent(args.layout_map[op.dst.buffer], reduced_fragment(plan, dim)):
         return f"`{op.dst.buffer.name}` has another layout"
@@ -303,7 +320,8 @@ def _fragment_source(op: Reduce, args: OpArgs) -> str | None:
     if op.src.buffer.scope != FRAGMENT:
         return f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
     try:
-        plan_line_reduction(args.layout_map[op.src.buffer], op.axis_of_layout, args.num_threads)  # type: ignore[arg-type]
+        layout = args.layout_map[op.src.buffer]
+        plan_line_reduction(layout, op.axis_of_layout, args.num_threads)  # type: ignore[arg-type]
     except UnsupportedError as e:
         return e.message
     return None
@@ -311,7 +329,11 @@ def _fragment_source(op: Reduce, args: OpArgs) -> str | None:
 
 @requirement("a shared-tile source")
 def _shared_source(op: Reduce, args: OpArgs) -> str | None:
-    return None if op.src.buffer.scope in SHARED else f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
+    return (
+        None
+        if op.src.buffer.scope in SHARED
+        else f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
+    )
 
 
 def _parts(op: Reduce) -> tuple[Any, Any, PrimExpr]:
@@ -375,19 +397,24 @@ def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> N
                 f"shared tile (T.alloc_shared), not {r.buffer.scope}"
             )
         if not is_full_region(r):
-            raise BuildError(f"{where}: the {role} must be a whole buffer, got a slice of `{r.buffer.name}`")
+            raise BuildError(
+                f"{where}: the {role} must be a whole buffer, got a slice of `{r.buffer.name}`"
+            )
     if kind in BIT_KINDS and not dst.buffer.dtype.is_int:
         raise BuildError(f"{where} takes integers; `{dst.buffer.name}` is {dst.buffer.dtype}")
     nd = len(src.buffer.shape)
     if nd not in (1, 2):
         raise BuildError(f"{where}: the source must be 1-D or 2-D, got {nd}-D")
     if not 0 <= dim < nd:
-        raise BuildError(f"{where}: dim={dim} is out of range for the {nd}-D source `{src.buffer.name}`")
+        raise BuildError(
+            f"{where}: dim={dim} is out of range for the {nd}-D source `{src.buffer.name}`"
+        )
     want = [d for k, d in enumerate(src.buffer.shape) if k != dim] or [IntImm(1, int32)]
     got = list(dst.buffer.shape)
     if [const_value(x) for x in want] != [const_value(x) for x in got]:
         raise BuildError(
-            f"{where}: reducing `{src.buffer.name}` {tuple(const_value(x) for x in src.buffer.shape)} "
-            f"along dim {dim} gives shape {tuple(const_value(x) for x in want)}, but `{dst.buffer.name}` "
+            f"{where}: reducing `{src.buffer.name}` "
+            f"{tuple(const_value(x) for x in src.buffer.shape)} along dim {dim} gives shape "
+            f"{tuple(const_value(x) for x in want)}, but `{dst.buffer.name}` "
             f"is {tuple(const_value(x) for x in got)}"
         )

@@ -84,7 +84,13 @@ def _guarded(cond: PrimExpr | None, s: Stmt) -> Stmt:
     return s if cond is None else IfThenElse(cond, s)
 
 
-def lower_fragment_reduce(op: Reduce, args: LowerArgs, combine: Combine, prepare: Callable[[PrimExpr], PrimExpr], identity: PrimExpr) -> Stmt:
+def lower_fragment_reduce(
+    op: Reduce,
+    args: LowerArgs,
+    combine: Combine,
+    prepare: Callable[[PrimExpr], PrimExpr],
+    identity: PrimExpr,
+) -> Stmt:
     """A fragment source of any layout into a fragment or a shared tile (see the module doc)."""
     src, dst = op.src.buffer, op.dst.buffer
     layout = args.layout_map[src]
@@ -106,21 +112,31 @@ def lower_fragment_reduce(op: Reduce, args: LowerArgs, combine: Combine, prepare
             fold = BufferStore(acc, combine(at(k), prepare(BufferLoad(regs, (_i(r),)))), (_i(k),))
             body.append(_guarded(register_held(layout, r, tid, args.num_threads), fold))
     for m in plan.lane_masks:
-        body += [BufferStore(acc, combine(at(k), _shfl(at(k), m)), (_i(k),)) for k in range(k_count)]
+        body += [
+            BufferStore(acc, combine(at(k), _shfl(at(k), m)), (_i(k),)) for k in range(k_count)
+        ]
     if plan.warp_bits:
         body += _across_warps(op, args, plan.warp_bits, acc, k_count, combine)
     body.append(_finish(op, args, plan.layout, acc, combine))
     return Allocate(acc, seq(*body))
 
 
-def _across_warps(op: Reduce, args: LowerArgs, bits: tuple[int, ...], acc: Buffer, k_count: int, combine: Combine) -> list[Stmt]:
+def _across_warps(
+    op: Reduce, args: LowerArgs, bits: tuple[int, ...], acc: Buffer, k_count: int, combine: Combine
+) -> list[Stmt]:
     """Combine the partial results of the warps sharing a line through shared memory, in the
     same order in every thread (so every holder gets bit-identical results)."""
     if args.add_workspace is None:
-        raise UnsupportedError("a reduction across warps needs a shared workspace", where="LowerTileOp")
+        raise UnsupportedError(
+            "a reduction across warps needs a shared workspace", where="LowerTileOp"
+        )
     tid = args.thread_var
-    ws = args.add_workspace(f"{op.dst.buffer.name}_warps", (k_count, args.num_threads), acc.dtype, "shared.dyn")
-    out: list[Stmt] = [BufferStore(ws, BufferLoad(acc, (_i(k),)), (_i(k), tid)) for k in range(k_count)]
+    ws = args.add_workspace(
+        f"{op.dst.buffer.name}_warps", (k_count, args.num_threads), acc.dtype, "shared.dyn"
+    )
+    out: list[Stmt] = [
+        BufferStore(ws, BufferLoad(acc, (_i(k),)), (_i(k), tid)) for k in range(k_count)
+    ]
     out.append(_sync())
     base: PrimExpr = tid
     for b in bits:
@@ -157,27 +173,43 @@ def _finish(op: Reduce, args: LowerArgs, result: Fragment, acc: Buffer, combine:
     if dst.scope == FRAGMENT:
         # Another layout: through a shared copy of the results, read by every holder.
         if args.add_workspace is None:
-            raise UnsupportedError("a reduction into this layout needs a shared workspace", where="LowerTileOp")
+            raise UnsupportedError(
+                "a reduction into this layout needs a shared workspace", where="LowerTileOp"
+            )
         lines = result.const_input_shape()
         assert lines is not None
         ws = args.add_workspace(f"{dst.name}_out", lines, dst.dtype, "shared.dyn")
         publish = iterate_fragment(
-            result, tid, args.num_threads,
+            result,
+            tid,
+            args.num_threads,
             lambda c, local: BufferStore(ws, BufferLoad(acc, (local,)), (c[0],)),
-            only_replica_zero=True, name="o",
+            only_replica_zero=True,
+            name="o",
         )
         regs = args.buffer_remap[dst]
         take = iterate_fragment(
-            args.layout_map[dst], tid, args.num_threads,  # type: ignore[arg-type]
-            lambda c, local: BufferStore(regs, value(BufferLoad(regs, (local,)), BufferLoad(ws, (_flat(c, dst),))), (local,)),
+            args.layout_map[dst],
+            tid,
+            args.num_threads,  # type: ignore[arg-type]
+            lambda c, local: BufferStore(
+                regs, value(BufferLoad(regs, (local,)), BufferLoad(ws, (_flat(c, dst),))), (local,)
+            ),
             name="d",
         )
         return seq(publish, _sync(), take, _sync())
     # A shared destination: the first holder of each line writes it.
     return iterate_fragment(
-        result, tid, args.num_threads,
-        lambda c, local: BufferStore(dst, value(BufferLoad(dst, _dst_index(op, c)), BufferLoad(acc, (local,))), _dst_index(op, c)),
-        only_replica_zero=True, name="o",
+        result,
+        tid,
+        args.num_threads,
+        lambda c, local: BufferStore(
+            dst,
+            value(BufferLoad(dst, _dst_index(op, c)), BufferLoad(acc, (local,))),
+            _dst_index(op, c),
+        ),
+        only_replica_zero=True,
+        name="o",
     )
 
 
@@ -194,13 +226,21 @@ def _dst_index(op: Reduce, coords: list[PrimExpr]) -> tuple[PrimExpr, ...]:
     mins = op.dst.mins
     if len(mins) == 1:
         return (mins[0] + coords[0],)
-    raise UnsupportedError(f"T.reduce into the {len(mins)}-D shared `{op.dst.buffer.name}`", where="LowerTileOp")
+    raise UnsupportedError(
+        f"T.reduce into the {len(mins)}-D shared `{op.dst.buffer.name}`", where="LowerTileOp"
+    )
 
 
-# -- shared-memory sources ---------------------------------------------------------------------------
+# -- shared-memory sources ------------------------------------------------------------------------
 
 
-def lower_staged_reduce(op: Reduce, args: LowerArgs, combine: Combine, prepare: Callable[[PrimExpr], PrimExpr], identity: PrimExpr) -> Stmt:
+def lower_staged_reduce(
+    op: Reduce,
+    args: LowerArgs,
+    combine: Combine,
+    prepare: Callable[[PrimExpr], PrimExpr],
+    identity: PrimExpr,
+) -> Stmt:
     """A fragment source whose layout the butterfly plan does not fit: its holders write it to a
     shared workspace, which is then reduced as a shared source."""
     if args.add_workspace is None:
@@ -209,8 +249,12 @@ def lower_staged_reduce(op: Reduce, args: LowerArgs, combine: Combine, prepare: 
     shape = tuple(int(const_value(d)) for d in src.shape)  # type: ignore[arg-type]
     ws = args.add_workspace(f"{src.name}_stage", shape, src.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
-    stage = lower_fragment_transfer(op.src, whole, args, lambda d, v: BufferStore(d.buffer, v, d.indices), op.title())
-    return seq(stage, _sync(), lower_shared_reduce(op, args, combine, prepare, identity, source=whole))
+    stage = lower_fragment_transfer(
+        op.src, whole, args, lambda d, v: BufferStore(d.buffer, v, d.indices), op.title()
+    )
+    return seq(
+        stage, _sync(), lower_shared_reduce(op, args, combine, prepare, identity, source=whole)
+    )
 
 
 def lower_shared_reduce(
@@ -227,7 +271,9 @@ def lower_shared_reduce(
     src, dst = region.buffer, op.dst.buffer
     shape = [const_value(d) for d in src.shape]
     if any(d is None for d in shape):
-        raise UnsupportedError(f"T.reduce of `{src.name}` needs a constant shape", where="LowerTileOp")
+        raise UnsupportedError(
+            f"T.reduce of `{src.name}` needs a constant shape", where="LowerTileOp"
+        )
     axis = op.axis if len(shape) == 2 else 0
     n = shape[axis]
     lines = 1 if len(shape) == 1 else shape[1 - axis]
@@ -272,13 +318,17 @@ def lower_shared_reduce(
     to_fragment = dst.scope == FRAGMENT
     if to_fragment:
         if args.add_workspace is None:
-            raise UnsupportedError("a reduction into a fragment needs a shared workspace", where="LowerTileOp")
+            raise UnsupportedError(
+                "a reduction into a fragment needs a shared workspace", where="LowerTileOp"
+            )
         target = args.add_workspace(f"{dst.name}_lines", (lines,), dt, "shared.dyn")
         write: Stmt = BufferStore(target, acc, (line,))
     else:
         index = (op.dst.mins[0] + line,) if len(op.dst.mins) == 1 else None
         if index is None:
-            raise UnsupportedError(f"T.reduce into the {len(op.dst.mins)}-D shared `{dst.name}`", where="LowerTileOp")
+            raise UnsupportedError(
+                f"T.reduce into the {len(op.dst.mins)}-D shared `{dst.name}`", where="LowerTileOp"
+            )
         write = BufferStore(dst, value(BufferLoad(dst, index)), index)
     keep = (lane == 0) if group > 1 else None
     if lines * group < trips * threads:
@@ -292,8 +342,16 @@ def lower_shared_reduce(
         return out
     regs = args.buffer_remap[dst]
     take = iterate_fragment(
-        args.layout_map[dst], tid, threads,  # type: ignore[arg-type]
-        lambda c, local: BufferStore(regs, BufferLoad(target, (_flat(c, dst),)) if op.clear else combine(BufferLoad(regs, (local,)), BufferLoad(target, (_flat(c, dst),))), (local,)),
+        args.layout_map[dst],
+        tid,
+        threads,  # type: ignore[arg-type]
+        lambda c, local: BufferStore(
+            regs,
+            BufferLoad(target, (_flat(c, dst),))
+            if op.clear
+            else combine(BufferLoad(regs, (local,)), BufferLoad(target, (_flat(c, dst),))),
+            (local,),
+        ),
         name="d",
     )
     return seq(out, _sync(), take, _sync())

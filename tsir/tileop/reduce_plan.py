@@ -62,7 +62,9 @@ def plan_line_reduction(src: Fragment, axis: int, num_threads: int) -> LineReduc
     Raises UnsupportedError naming what the layout lacks."""
     shape = src.const_input_shape()
     if shape is None or len(shape) not in (1, 2):
-        raise UnsupportedError(f"a reduction needs a constant 1-D or 2-D fragment, got shape {src.input_shape}")
+        raise UnsupportedError(
+            f"a reduction needs a constant 1-D or 2-D fragment, got shape {src.input_shape}"
+        )
     if src.thread_range is not None:
         raise UnsupportedError("fragments bound to a thread sub-range do not reduce yet")
     t = src.table()
@@ -93,7 +95,9 @@ def plan_line_reduction(src: Fragment, axis: int, num_threads: int) -> LineReduc
         )
     warp_bits = tuple(b for b in (1 << k for k in range(5, 31)) if b in warp)
     if set(_span(warp_bits)) != set(warp):
-        raise UnsupportedError("the warps sharing a line of the fragment are not a set of thread bits")
+        raise UnsupportedError(
+            "the warps sharing a line of the fragment are not a set of thread bits"
+        )
     classes, slot_of_line = register_classes(occ, lines)
     layout = _result_layout(holds, slot_of_line, lines)
     return LineReduction(tuple(classes), _basis(lane), warp_bits, layout, lines)
@@ -126,7 +130,9 @@ def _butterfly(part: np.ndarray, holds: np.ndarray, threads: int) -> tuple[int, 
     closed under XOR and to partition every line from every holder)."""
     first = int(np.flatnonzero(holds[0])[0])
     mine = part[0, first]
-    masks = sorted({int(h) ^ first for h in np.flatnonzero(holds[0]) if not (part[0, h] & mine).any()} | {0})
+    masks = sorted(
+        {int(h) ^ first for h in np.flatnonzero(holds[0]) if not (part[0, h] & mine).any()} | {0}
+    )
     if {a ^ b for a in masks for b in masks} != set(masks):
         raise UnsupportedError(
             "the threads that share a line of the fragment are not a butterfly group (XOR-closed)"
@@ -200,16 +206,25 @@ def _result_layout(holds: np.ndarray, slot: np.ndarray, lines: int) -> Fragment:
     slot_expr = fit_affine((lines,), slot, (i,))
     thread_expr = fit_affine((lines, r), np.stack(holders).reshape(-1), (i, rep))
     if slot_expr is None or thread_expr is None:
-        raise UnsupportedError("the reduction's result layout is not an affine map of its line index")
+        raise UnsupportedError(
+            "the reduction's result layout is not an affine map of its line index"
+        )
     frag = Fragment((IntImm(lines),), (i,), (slot_expr,), rep, thread_expr, r)
     t = frag.table()
     want = np.stack(holders)  # (lines, r)
-    if not (np.array_equal(t.outputs[0], np.repeat(slot, r)) and np.array_equal(t.outputs[1], want.reshape(-1))):
-        raise UnsupportedError("the fitted result layout disagrees with the reduction's")  # pragma: no cover
+    if not (
+        np.array_equal(t.outputs[0], np.repeat(slot, r))
+        and np.array_equal(t.outputs[1], want.reshape(-1))
+    ):
+        raise UnsupportedError(
+            "the fitted result layout disagrees with the reduction's"
+        )  # pragma: no cover
     return frag.condense_rep_var()
 
 
-def fit_affine(extents: tuple[int, ...], values: np.ndarray, variables: tuple[Var, ...]) -> PrimExpr | None:
+def fit_affine(
+    extents: tuple[int, ...], values: np.ndarray, variables: tuple[Var, ...]
+) -> PrimExpr | None:
     """An expression over `variables` (ranging over `extents`, row-major) equal to `values` at
     every point, affine in the mixed-radix digits of the variables; None when there is none.
 
@@ -265,7 +280,9 @@ def _fit_order(
     return simplify_over((expr,), variables, tuple(IntImm(e) for e in extents))[0]
 
 
-def _merged(digits: list[tuple[int, int, int]], coef: list[int]) -> list[tuple[tuple[int, int, int], int]]:
+def _merged(
+    digits: list[tuple[int, int, int]], coef: list[int]
+) -> list[tuple[tuple[int, int, int], int]]:
     """Consecutive digits of one variable whose coefficients continue each other (c, c*r, ...)
     as one term: `(x // p) % (r1 * r2) * c`."""
     out: list[tuple[tuple[int, int, int], int]] = []

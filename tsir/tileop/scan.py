@@ -9,7 +9,8 @@ share. `register_scan_lowerings` gives an op its lowerings, in order:
 
 Layouts (COMMON): a fragment destination takes the fragment source's layout and back.
 
-The `rows` fallback: in shared memory each thread scans whole rows (the lines along the scanned dimension, dealt
+The `rows` fallback: in shared memory each thread scans whole rows (the lines along the scanned
+dimension, dealt
 round-robin over the threads), keeping the running value in a register. A fragment operand goes
 through a shared workspace: its holders write it there, the block synchronizes, the rows are
 scanned, the block synchronizes again and the holders read their elements back. The running value
@@ -27,12 +28,25 @@ from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, cast, const_value
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from ..visitor import substitute
 from ..layout.analysis import equivalent
-from .base import FRAGMENT, InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, OpArgs, TileOperatorNode, requirement
+from .base import (
+    FRAGMENT,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    OpArgs,
+    TileOperatorNode,
+    requirement,
+)
 from .copy import lower_fragment_transfer
 from .scan_parallel import lower_register_scan, lower_staged_scan, plan_register_scan
 
 __all__ = [
-    "SHARED_SCOPES", "check_scan_operands", "lower_scan", "register_scan_lowerings", "scan_layouts",
+    "SHARED_SCOPES",
+    "check_scan_operands",
+    "lower_scan",
+    "register_scan_lowerings",
+    "scan_layouts",
 ]
 
 SHARED_SCOPES = ("shared", "shared.dyn")
@@ -70,7 +84,10 @@ def lower_scan(
 ) -> Stmt:
     """The scan of `src` into `dst` (the same region for an in-place scan), through a shared
     workspace for fragment operands."""
-    if src.buffer.scope not in (FRAGMENT, *SHARED_SCOPES) or dst.buffer.scope not in (FRAGMENT, *SHARED_SCOPES):
+    if src.buffer.scope not in (FRAGMENT, *SHARED_SCOPES) or dst.buffer.scope not in (
+        FRAGMENT,
+        *SHARED_SCOPES,
+    ):
         raise UnsupportedError(
             f"{what} works on shared tiles and fragments; copy the tile to shared memory first",
             where="LowerTileOp",
@@ -78,7 +95,9 @@ def lower_scan(
     if FRAGMENT not in (src.buffer.scope, dst.buffer.scope):
         return _shared_scan(src, dst, dim, reverse, combine, identity, args)
     if args.add_workspace is None:
-        raise UnsupportedError(f"{what} of a fragment needs a shared workspace", where="LowerTileOp")
+        raise UnsupportedError(
+            f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
+        )
     shape = tuple(int(const_value(e)) for e in src.extents)  # type: ignore[arg-type]
     ws = args.add_workspace(f"{dst.buffer.name}_scan", shape, dst.buffer.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
@@ -157,7 +176,6 @@ def _shared_scan(
     return Allocate(acc_buf, substitute(body, {row: r_expr}))
 
 
-
 # -- what CumSum and CumMax share ------------------------------------------------------------------
 
 
@@ -175,7 +193,9 @@ def scan_layouts(op: Any, args: LayoutInferArgs, level: InferLevel) -> dict[Buff
     return {}
 
 
-def register_scan_lowerings(cls: Any, what: str, combine: Combine, start: Callable[[Any], PrimExpr]) -> None:
+def register_scan_lowerings(
+    cls: Any, what: str, combine: Combine, start: Callable[[Any], PrimExpr]
+) -> None:
     """Give the scan op `cls` its lowerings (the module docstring lists them); `combine(acc, x)`
     is one step, `start(dtype)` the running value's start."""
 
@@ -185,7 +205,11 @@ def register_scan_lowerings(cls: Any, what: str, combine: Combine, start: Callab
 
     @requirement("whole warps")
     def warps(op: Any, args: OpArgs) -> str | None:
-        return None if args.num_threads % 32 == 0 else f"the block's {args.num_threads} threads are not whole warps"
+        return (
+            None
+            if args.num_threads % 32 == 0
+            else f"the block's {args.num_threads} threads are not whole warps"
+        )
 
     @requirement("fragments in one layout dealt in rounds")
     def rounds(op: Any, args: OpArgs) -> str | None:
@@ -195,19 +219,31 @@ def register_scan_lowerings(cls: Any, what: str, combine: Combine, start: Callab
         if not equivalent(args.layout_map[src], args.layout_map[dst]):
             return f"`{src.name}` and `{dst.name}` have different layouts"
         try:
-            plan_register_scan(args.layout_map[src], op.dim, op.reverse, args.num_threads)  # type: ignore[arg-type]
+            layout = args.layout_map[src]
+            plan_register_scan(
+                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                op.dim,
+                op.reverse,
+                args.num_threads,
+            )
         except UnsupportedError as e:
             return e.message
         return None
 
     def registers(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
-        return lower_register_scan(op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args)
+        return lower_register_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args
+        )
 
     def lines(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
-        return lower_staged_scan(op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what)
+        return lower_staged_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what
+        )
 
     def rows(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
-        return lower_scan(op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what)
+        return lower_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what
+        )
 
     cls.register_lowering("registers", operands, warps, rounds, preferred=True)(registers)
     cls.register_lowering("lines", operands, warps, preferred=True)(lines)

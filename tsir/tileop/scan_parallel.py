@@ -34,7 +34,13 @@ from .copy import lower_fragment_transfer
 from .reduce_lowering import register_held
 from .reduce_plan import register_classes
 
-__all__ = ["RegisterScan", "plan_register_scan", "lower_register_scan", "lower_line_scan", "lower_staged_scan"]
+__all__ = [
+    "RegisterScan",
+    "plan_register_scan",
+    "lower_register_scan",
+    "lower_line_scan",
+    "lower_staged_scan",
+]
 
 Combine = Callable[[PrimExpr, PrimExpr], PrimExpr]
 
@@ -65,7 +71,12 @@ class RegisterScan:
 def plan_register_scan(src: Fragment, axis: int, reverse: bool, num_threads: int) -> RegisterScan:
     """The round structure of `src`'s lines along `axis` (1-D: 0), or UnsupportedError."""
     shape = src.const_input_shape()
-    if shape is None or len(shape) not in (1, 2) or src.replicate_size != 1 or src.thread_range is not None:
+    if (
+        shape is None
+        or len(shape) not in (1, 2)
+        or src.replicate_size != 1
+        or src.thread_range is not None
+    ):
         raise UnsupportedError("the fragment is not a constant 1-D/2-D layout without replicas")
     t = src.table()
     local = np.zeros(t.size, dtype=np.int64)
@@ -113,7 +124,9 @@ def plan_register_scan(src: Fragment, axis: int, reverse: bool, num_threads: int
     k_of_line = slot[line]
     prev = regs[k_of_line, c, v]
     if ((prev >= 0) & (prev != local)).any():
-        raise UnsupportedError("a (round, position) sits in different registers in different threads")
+        raise UnsupportedError(
+            "a (round, position) sits in different registers in different threads"
+        )
     regs[k_of_line, c, v] = local
     if (regs < 0).any():
         raise UnsupportedError("some (round, position) of a line is held by no register")
@@ -133,11 +146,22 @@ def plan_register_scan(src: Fragment, axis: int, reverse: bool, num_threads: int
     per_warp = p_count if p_count * abs(stride or 1) <= 32 else max(1, 32 // abs(stride))
     if p_count % per_warp:
         raise UnsupportedError("a line's holders do not split into whole warps")
-    return RegisterScan(tuple(tuple(tuple(int(x) for x in row) for row in rk) for rk in regs), p_count, stride, per_warp)
+    return RegisterScan(
+        tuple(tuple(tuple(int(x) for x in row) for row in rk) for rk in regs),
+        p_count,
+        stride,
+        per_warp,
+    )
 
 
 def lower_register_scan(
-    src: BufferRegion, dst: BufferRegion, axis: int, reverse: bool, combine: Combine, identity: PrimExpr, args: LowerArgs
+    src: BufferRegion,
+    dst: BufferRegion,
+    axis: int,
+    reverse: bool,
+    combine: Combine,
+    identity: PrimExpr,
+    args: LowerArgs,
 ) -> Stmt:
     """The round-by-round register scan of `plan_register_scan` (src and dst in one layout)."""
     layout = args.layout_map[src.buffer]
@@ -167,8 +191,12 @@ def lower_register_scan(
     warps_per_line = p // q
     if warps_per_line > 1:
         if args.add_workspace is None:
-            raise UnsupportedError("a scan across warps needs a shared workspace", where="LowerTileOp")
-        ws = args.add_workspace(f"{dst.buffer.name}_scan", (k_count, args.num_threads), dt, "shared.dyn")
+            raise UnsupportedError(
+                "a scan across warps needs a shared workspace", where="LowerTileOp"
+            )
+        ws = args.add_workspace(
+            f"{dst.buffer.name}_scan", (k_count, args.num_threads), dt, "shared.dyn"
+        )
     base = tid - rank * stride if p > 1 else tid
     out: list[Stmt] = [st(carry, k, identity) for k in range(k_count)]
     for c in range(len(plan.regs[0])):
@@ -186,7 +214,13 @@ def lower_register_scan(
             up = vcount + 3
             while d < q:
                 out.append(st(tmp, up, _shift(ld(tmp, vcount), d * mag, stride)))
-                out.append(st(tmp, vcount, Select(seg >= d, combine(ld(tmp, up), ld(tmp, vcount)), ld(tmp, vcount))))
+                out.append(
+                    st(
+                        tmp,
+                        vcount,
+                        Select(seg >= d, combine(ld(tmp, up), ld(tmp, vcount)), ld(tmp, vcount)),
+                    )
+                )
                 d *= 2
             if q > 1:  # exclusive: the ranks before this one
                 out.append(st(tmp, up, _shift(ld(tmp, vcount), mag, stride)))
@@ -206,7 +240,11 @@ def lower_register_scan(
                 whole: PrimExpr = identity
                 for w in range(warps_per_line):
                     x = BufferLoad(ws, (_i(k), base + ((w + 1) * q - 1) * stride))
-                    earlier = Select(mine > w, combine(earlier, x), earlier) if w else Select(mine > 0, x, identity)
+                    earlier = (
+                        Select(mine > w, combine(earlier, x), earlier)
+                        if w
+                        else Select(mine > 0, x, identity)
+                    )
                     whole = combine(whole, x) if w else x
                 out.append(st(tmp, vcount + 2, combine(earlier, ld(tmp, vcount + 2))))
                 out.append(st(tmp, vcount + 1, whole))
@@ -240,7 +278,13 @@ def _broadcast(x: PrimExpr, lane: PrimExpr) -> PrimExpr:
 
 
 def lower_line_scan(
-    src: BufferRegion, dst: BufferRegion, axis: int, reverse: bool, combine: Combine, identity: PrimExpr, args: LowerArgs
+    src: BufferRegion,
+    dst: BufferRegion,
+    axis: int,
+    reverse: bool,
+    combine: Combine,
+    identity: PrimExpr,
+    args: LowerArgs,
 ) -> Stmt:
     """G lanes per line of shared tiles (src and dst may be one region), G positions a step."""
     shape = [int(const_value(e)) for e in src.extents]  # type: ignore[arg-type]
@@ -282,16 +326,24 @@ def lower_line_scan(
     if lines % per_block:
         valid = (line < lines) if valid is None else valid & (line < lines)
     x = _cast(BufferLoad(src.buffer, index(src)), dt)
-    body: list[Stmt] = [BufferStore(val, Select(valid, x, identity) if valid is not None else x, (_i(0),))]
+    body: list[Stmt] = [
+        BufferStore(val, Select(valid, x, identity) if valid is not None else x, (_i(0),))
+    ]
     d = 1
     while d < group:  # the shuffle first, in every lane; then the lanes that have a predecessor
-        body.append(BufferStore(val, Call(dt, "tsir.warp.shfl_up", (y, _i(d), _i(group))), (_i(1),)))
-        body.append(BufferStore(val, Select(lane >= d, combine(BufferLoad(val, (_i(1),)), y), y), (_i(0),)))
+        body.append(
+            BufferStore(val, Call(dt, "tsir.warp.shfl_up", (y, _i(d), _i(group))), (_i(1),))
+        )
+        body.append(
+            BufferStore(val, Select(lane >= d, combine(BufferLoad(val, (_i(1),)), y), y), (_i(0),))
+        )
         d *= 2
     body.append(BufferStore(val, combine(at, y), (_i(0),)))
     write = BufferStore(dst.buffer, y, index(dst))
     body.append(IfThenElse(valid, write) if valid is not None else write)
-    body.append(BufferStore(carry, Call(dt, "tsir.warp.shfl_idx", (y, _i(group - 1), _i(group))), (_i(0),)))
+    body.append(
+        BufferStore(carry, Call(dt, "tsir.warp.shfl_idx", (y, _i(group - 1), _i(group))), (_i(0),))
+    )
     chunks = For(c, _i(0), _i(-(-n // group)), ForKind.SERIAL, seq(*body))
     one_line = seq(BufferStore(carry, identity, (_i(0),)), chunks)
     loop: Stmt = For(it, _i(0), _i(trips), ForKind.SERIAL, one_line) if trips > 1 else one_line
@@ -299,11 +351,20 @@ def lower_line_scan(
 
 
 def lower_staged_scan(
-    src: BufferRegion, dst: BufferRegion, axis: int, reverse: bool, combine: Combine, identity: PrimExpr, args: LowerArgs, what: str
+    src: BufferRegion,
+    dst: BufferRegion,
+    axis: int,
+    reverse: bool,
+    combine: Combine,
+    identity: PrimExpr,
+    args: LowerArgs,
+    what: str,
 ) -> Stmt:
     """Fragment operands through a shared workspace, scanned there by `lower_line_scan`."""
     if args.add_workspace is None:
-        raise UnsupportedError(f"{what} of a fragment needs a shared workspace", where="LowerTileOp")
+        raise UnsupportedError(
+            f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
+        )
     frag = src if src.buffer.scope == "local.fragment" else dst
     shape = tuple(int(const_value(e)) for e in src.extents)  # type: ignore[arg-type]
     ws = args.add_workspace(f"{frag.buffer.name}_lines", shape, dst.buffer.dtype, "shared.dyn")

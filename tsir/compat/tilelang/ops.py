@@ -45,25 +45,69 @@ from ...builder.lang import (  # noqa: F401  (TileLang's meaning and signature)
 from ...errors import UnsupportedError, user_location
 
 __all__ = [
-    "atomic_add", "atomic_max", "atomic_min", "atomic_addx2", "atomic_addx4", "reduce",
-    "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum", "reduce_bitand",
-    "reduce_bitor", "reduce_bitxor", "warp_reduce_sum", "warp_reduce_max", "warp_reduce_min",
-    "warp_reduce_bitand", "warp_reduce_bitor", "shfl_xor", "shfl_down", "shfl_up", "shfl_sync",
-    "sigmoid", "erf", "pow", "clamp", "isnan", "isinf", "reinterpret", "tan", "exp10", "log10",
-    "__log", "__log2", "__log10", "__tan", "__cos", "__sin", "__exp10", "__exp", "call_extern",
-    "import_source", "address_of", "print",
+    "atomic_add",
+    "atomic_max",
+    "atomic_min",
+    "atomic_addx2",
+    "atomic_addx4",
+    "reduce",
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "reduce_absmax",
+    "reduce_abssum",
+    "reduce_bitand",
+    "reduce_bitor",
+    "reduce_bitxor",
+    "warp_reduce_sum",
+    "warp_reduce_max",
+    "warp_reduce_min",
+    "warp_reduce_bitand",
+    "warp_reduce_bitor",
+    "shfl_xor",
+    "shfl_down",
+    "shfl_up",
+    "shfl_sync",
+    "sigmoid",
+    "erf",
+    "pow",
+    "clamp",
+    "isnan",
+    "isinf",
+    "reinterpret",
+    "tan",
+    "exp10",
+    "log10",
+    "__log",
+    "__log2",
+    "__log10",
+    "__tan",
+    "__cos",
+    "__sin",
+    "__exp10",
+    "__exp",
+    "call_extern",
+    "import_source",
+    "address_of",
+    "print",
 ]
 
 REDUCE_TYPES = ("sum", "max", "min", "absmax", "abssum", "bitand", "bitor", "bitxor")
 
 
-def atomic_add(dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False, use_tma: bool = False) -> Any:
+def atomic_add(
+    dst: Any, value: Any, memory_order: Any = None, return_prev: bool = False, use_tma: bool = False
+) -> Any:
     return _T.atomic_add(dst, value, memory_order, return_prev, use_tma)
 
 
 def reduce(buffer: Any, out: Any, reduce_type: str, dim: int = -1, clear: bool = True) -> None:
     if reduce_type not in REDUCE_TYPES:
-        raise UnsupportedError(f"T.reduce(reduce_type={reduce_type!r}) is not supported; it takes {', '.join(REDUCE_TYPES)}", loc=user_location())
+        raise UnsupportedError(
+            f"T.reduce(reduce_type={reduce_type!r}) is not supported; it takes "
+            f"{', '.join(REDUCE_TYPES)}",
+            loc=user_location(),
+        )
     _T.reduce(buffer, out, dim, reduce_type, clear)
 
 
@@ -88,7 +132,9 @@ reduce_bitxor = _reduce_fn("bitxor")
 
 def call_extern(dtype: Any, func_name: str, *args: Any, span: Any = None) -> Any:
     if span is not None:
-        raise UnsupportedError("T.call_extern(span=...): TVM spans are not supported", loc=user_location())
+        raise UnsupportedError(
+            "T.call_extern(span=...): TVM spans are not supported", loc=user_location()
+        )
     return _T.call_extern(dtype, func_name, *args)
 
 
@@ -102,6 +148,9 @@ def import_source(source: Any = None) -> None:
 PRESENT = [n for n in __all__ if n not in ("atomic_add", "call_extern", "shfl_sync")]
 DIFFERENT = {
     "atomic_add": "element or region form; use_tma=True and a scalar added to a whole region raise",
-    "call_extern": "memory effects assumed conservatively (reads and writes every buffer it gets a pointer to); the interpreter cannot run it",
+    "call_extern": (
+        "memory effects assumed conservatively (reads and writes every buffer it gets a pointer "
+        "to); the interpreter cannot run it"
+    ),
     "shfl_sync": "the full mask only (every lane of the warp)",
 }
