@@ -107,10 +107,16 @@ def lower_fragment_reduce(
 
     body: list[Stmt] = []
     for k, regs_k in enumerate(plan.classes):
-        body.append(BufferStore(acc, identity, (_i(k),)))
-        for r in regs_k:
+        held = [register_held(layout, r, tid, args.num_threads) for r in regs_k]
+        first = 0
+        if held[0] is None:  # every thread holds it: start from it rather than the identity
+            body.append(BufferStore(acc, prepare(BufferLoad(regs, (_i(regs_k[0]),))), (_i(k),)))
+            first = 1
+        else:
+            body.append(BufferStore(acc, identity, (_i(k),)))
+        for r, cond in zip(regs_k[first:], held[first:]):
             fold = BufferStore(acc, combine(at(k), prepare(BufferLoad(regs, (_i(r),)))), (_i(k),))
-            body.append(_guarded(register_held(layout, r, tid, args.num_threads), fold))
+            body.append(_guarded(cond, fold))
     for m in plan.lane_masks:
         body += [
             BufferStore(acc, combine(at(k), _shfl(at(k), m)), (_i(k),)) for k in range(k_count)

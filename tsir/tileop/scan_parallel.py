@@ -360,7 +360,10 @@ def lower_staged_scan(
     args: LowerArgs,
     what: str,
 ) -> Stmt:
-    """Fragment operands through a shared workspace, scanned there by `lower_line_scan`."""
+    """Fragment operands through a shared workspace, scanned there by `lower_line_scan` (shared
+    operands directly)."""
+    if "local.fragment" not in (src.buffer.scope, dst.buffer.scope):
+        return lower_line_scan(src, dst, axis, reverse, combine, identity, args)
     if args.add_workspace is None:
         raise UnsupportedError(
             f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
