@@ -24,8 +24,17 @@ from tsir.buffer import Buffer
 from tsir.errors import LayoutConflictError, UnsupportedError
 from tsir.expr import const_value
 from tsir.function import PrimFunc
-from tsir.layout import Fragment, Layout, prove_fragment_contains
-from tsir.stmt import Allocate, AttrStmt, For, ForKind, KernelLaunch, Stmt, TileOpStmt
+from tsir.layout import Fragment, Layout, equivalent, prove_fragment_contains
+from tsir.stmt import (
+    Allocate,
+    AttrStmt,
+    DeclBuffer,
+    For,
+    ForKind,
+    KernelLaunch,
+    Stmt,
+    TileOpStmt,
+)
 from tsir.tileop import InferLevel, LayoutFact, LayoutInferArgs, ParallelLoop, TileOperatorNode
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
@@ -114,6 +123,7 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     # STRICT: user annotations, then what the hardware fixes.
     for buf, layout in c.annotations:
         st.set(buf, layout, "T.annotate_layout", strict=True)
+    _pin_viewed_shared(k.body, st)
     for op in c.ops:
         st.apply(op.infer_layout(args, InferLevel.STRICT), op.describe(), strict=True)
     if not fragments and not st.layouts:
@@ -144,6 +154,35 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     if missing:
         raise UnsupportedError(f"no layout could be inferred for fragment(s) {', '.join(missing)}", where="LayoutInference")
     return st
+
+
+def _pin_viewed_shared(body: Stmt, st: _State) -> None:
+    """A shared buffer that is viewed (T.view), and each view of it, keeps the row-major layout:
+    a swizzle applies to accesses of one buffer, and those through the other name would miss it."""
+    viewed: set[Buffer] = set()
+    for d in collect(body, DeclBuffer):
+        if d.buffer.scope in _SHARED and d.base.scope in _SHARED:
+            viewed.update((d.buffer, d.base))
+    for buf in sorted(viewed, key=lambda b: b.name):
+        old = st.layouts.get(buf)
+        if old is not None and not _is_row_major(old):
+            raise LayoutConflictError(
+                f"shared buffer `{buf.name}` has a T.view alias and the annotated layout {old}; a "
+                f"swizzled layout would apply to accesses of one of the two names only: drop the "
+                f"annotation or the view",
+                where="LayoutInference",
+            )
+        if old is None:
+            shape = tuple(const_value(d) for d in buf.shape)
+            st.set(buf, Layout.from_fn(shape, lambda *i: i), "a T.view of shared memory", strict=True)
+
+
+_SHARED = ("shared", "shared.dyn")
+
+
+def _is_row_major(layout: Layout) -> bool:
+    shape = layout.const_input_shape()
+    return shape is not None and equivalent(layout, Layout.from_fn(shape, lambda *i: i))
 
 
 def _size(b: Buffer) -> int:

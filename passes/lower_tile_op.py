@@ -22,7 +22,7 @@ from tsir.buffer import Buffer, make_buffer
 from tsir.errors import UnsupportedError
 from tsir.expr import IntImm, PrimExpr
 from tsir.function import PrimFunc
-from tsir.layout import Layout
+from tsir.layout import Layout, equivalent
 from tsir.stmt import Allocate, AttrStmt, For, ForKind, IfThenElse, KernelLaunch, Stmt, TileOpStmt
 from tsir.tileop import LowerArgs, ParallelLoop, TileOperatorNode
 from tsir.tileop.fragment_lowering import fragment_local_buffer
@@ -266,10 +266,20 @@ class _Kernels(Mutator):
             body = Allocate(ws, body)
         # Shared tiles with a non-trivial layout (gemm operand swizzles) keep it, for
         # LowerSharedLayout to apply once accesses are vectorized.
-        shared = tuple((b, lay) for b, lay in layouts.items() if b.scope in ("shared", "shared.dyn"))
+        shared = tuple(
+            (b, lay)
+            for b, lay in layouts.items()
+            if b.scope in ("shared", "shared.dyn") and not _row_major(lay)
+        )
         if shared:
             body = AttrStmt(SHARED_LAYOUT_ATTR, shared, body)
         return k.replace(body=body)
+
+
+def _row_major(layout: Layout) -> bool:
+    """The identity layout (a viewed shared buffer keeps it): nothing for LowerSharedLayout."""
+    shape = layout.const_input_shape()
+    return shape is not None and equivalent(layout, Layout.from_fn(shape, lambda *i: i))
 
 
 @register_pass("LowerTileOp")

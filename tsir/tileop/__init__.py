@@ -36,6 +36,7 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
@@ -44,7 +45,7 @@ __all__ = [
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "ParallelLoop",
+    "Gemm", "GemmPolicy", "ParallelLoop", "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]
