@@ -180,3 +180,13 @@ def test_swizzled_shared_buffer_with_a_view_is_refused() -> None:
     np.testing.assert_allclose(
         report.reference[2], a.astype(np.float32) @ b.astype(np.float32), rtol=1e-3, atol=1e-3
     )
+
+
+@pytest.mark.gpu
+def test_views_on_the_gpu() -> None:
+    torch = pytest.importorskip("torch")
+    k = tsir.compile(reversed_through_shared_view(8, 16, 64), target="cuda")
+    a = torch.randn(8, 16, device="cuda")
+    b = torch.zeros(128, device="cuda")
+    k(a, b)
+    torch.testing.assert_close(b, 2.0 * a.reshape(-1).flip(0))

@@ -36,6 +36,7 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
 from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind

@@ -46,6 +46,7 @@ from .base import (
 from .elementwise import PER_THREAD_SCOPES, lower_elementwise
 from .fragment_lowering import guard_memory_writes, iterate_fragment
 from .planned_layouts import row_fragment
+from .replicated_layouts import projected_fragment, replication_cost
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
@@ -121,7 +122,33 @@ class ParallelLoop(TileOperatorNode):
                 continue
             # Same indices in one nest: one thread mapping (LayoutInference checks a clash).
             out[b] = LayoutFact(layout, args.plans.get(anchor))
+        # Fragments indexed otherwise (fewer loop variables, a serial variable): held by every
+        # thread that runs an iteration reading them (replicated_layouts.py).
+        for b, idx in accesses:
+            if b in args.layout_map or b in out or _indexed_by(idx, loop_vars):
+                continue
+            if not isinstance(layout, Fragment):
+                continue
+            out[b] = LayoutFact(self._replicated(b, idx, loop_vars, layout, args))
         return out
+
+    def _replicated(
+        self, b: Buffer, idx: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment,
+        args: LayoutInferArgs,
+    ) -> Fragment:
+        frag = projected_fragment(anchor, loop_vars, b.shape, idx)
+        how = "held by the threads that run the iterations reading each element"
+        if frag is None:
+            frag = Fragment.fully_replicated(tuple(b.shape), args.num_threads)
+            how = "held whole by every thread (no cheaper replication follows the nest's layout)"
+        if args.explain_choice is not None and frag.replicate_size > 1:
+            text = ", ".join(str(i) for i in idx)
+            args.explain_choice(
+                f"{self.title()}: fragment `{b.name}[{text}]` is replicated {frag.replicate_size}x, "
+                f"{how}: {replication_cost(frag, b.dtype.bytes)}",
+                self.nest.span,
+            )
+        return frag
 
     # -- lowering helpers -----------------------------------------------------------------------
     def loops(self) -> tuple[list[For], Stmt]:

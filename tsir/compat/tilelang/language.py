@@ -54,6 +54,7 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     vectorized,
 )
 from ...builder.views import alloc_global, reshape, view  # noqa: F401
+from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from ...dtype import DataType as _DataType
 from ...dtype import dtype as _as_dtype
 from ...errors import BuildError, UnsupportedError, user_location
@@ -262,7 +263,7 @@ PRESENT = [
     "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
     "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
     "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy", "im2col", "c2d_im2col",
-    "view", "reshape", "alloc_global",
+    "view", "reshape", "alloc_global", "Fragment", "Layout",
 ]
 
 # Names present with a narrower meaning or another form: name -> what differs.
