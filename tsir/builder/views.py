@@ -123,16 +123,18 @@ def _check_size(base: Buffer, v: Buffer, what: str, exact: bool) -> None:
 
 def alloc_global(shape: Any, dtype: Any, scope: str = "global") -> Buffer:
     """Scratch global memory the runtime allocates for each launch (uninitialised), shared by all
-    blocks of the kernel and by the function's later kernels. Allocate it inside a `T.Kernel`."""
+    blocks of the kernel and by the function's later kernels. Written inside a `T.Kernel` (as
+    TileLang programs do) it still belongs to the function, around that kernel."""
     if scope != "global":
         raise BuildError(f"T.alloc_global: scope must be 'global', got {scope!r}")
     b = current_builder("T.alloc_global")
-    k = b.kernel
-    if k is None:
-        raise BuildError("T.alloc_global must be used inside a T.Kernel")
+    if not b.frames:
+        raise BuildError("T.alloc_global must be used inside `with T.prim_func(...)`")
     name = b.unique(infer_name("workspace"))
     buf = make_buffer(name, _shape(shape, "T.alloc_global"), dtype, "global")
-    # The allocation belongs to the function, around the kernel: the frame that holds the kernel.
-    index = next(i for i, f in enumerate(b.frames) if f.kernel is k)
+    # The allocation belongs to the function, around the kernel: the frame that holds the kernel
+    # (or, written outside any kernel, as the printer does, the current frame).
+    k = b.kernel
+    index = next((i for i, f in enumerate(b.frames) if f.kernel is k), len(b.frames)) if k is not None else len(b.frames)
     b.frames[index - 1].allocate(buf)
     return buf
