@@ -226,6 +226,9 @@ class _Kernels(Mutator):
         p = _Pipeline(self.ctx)
         body = p.visit(k.body)
         if p.staged:
+            # A staged tile used outside its pipelined loop (read after it, refilled by a later
+            # loop) is its stage 0 there: the same storage, ordered by ThreadSync as any tile.
+            body = _Stage(p.staged, IntImm(0, int32)).visit(body)
             body = _Realloc(p.staged).visit(body)
         return k.replace(body=body)
 
