@@ -182,6 +182,29 @@ def test_swizzled_shared_buffer_with_a_view_is_refused() -> None:
     )
 
 
+def test_a_viewed_tile_is_not_staged_by_the_pipeline() -> None:
+    """Staging would give the tile one buffer per stage, which its view would not follow: the
+    copy stays synchronous, reported under TSIR_EXPLAIN, and the result is right."""
+    with T.prim_func("pv") as f:
+        A = T.param("A", (8, 64), "float32")
+        B = T.param("B", (8, 64), "float32")
+        with T.Kernel(1, threads=64):
+            S = T.alloc_shared((64,), "float32")
+            S2 = T.view(S, (8, 8))
+            for k in T.Pipelined(8, num_stages=2):
+                T.copy(A[k, :], S)
+                for i, j in T.Parallel(8, 8):
+                    B[k, i * 8 + j] = S2[j, i]
+    a = np.random.default_rng(5).standard_normal((8, 64)).astype(np.float32)
+    report = check_stages(f.func, [a, np.zeros((8, 64), np.float32)], target="sm_80")
+    assert report.ok, str(report)
+    np.testing.assert_array_equal(
+        report.reference[1], a.reshape(8, 8, 8).transpose(0, 2, 1).reshape(8, 64)
+    )
+    notes = [d.message for d in tsir.lower(f.func, "sm_80").report]
+    assert any("`S` has a T.view alias" in n for n in notes)
+
+
 @pytest.mark.gpu
 def test_views_on_the_gpu() -> None:
     torch = pytest.importorskip("torch")

@@ -48,7 +48,9 @@ def two_pass_sum(B: int = 64, threads: int = 64, dynamic: bool = False) -> tsir.
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_scratch_shared_by_two_kernels_matches_at_every_stage(dynamic: bool) -> None:
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
-    report = check_stages(two_pass_sum(dynamic=dynamic), [x, np.zeros(1, np.float32)], target="sm_80")
+    report = check_stages(
+        two_pass_sum(dynamic=dynamic), [x, np.zeros(1, np.float32)], target="sm_80"
+    )
     assert report.ok, str(report)
     np.testing.assert_allclose(report.reference[1], [x.sum()], rtol=1e-4)
 

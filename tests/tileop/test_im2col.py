@@ -138,7 +138,13 @@ def test_im2col_errors_name_the_problem_and_the_line() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(8, 64, 32, 32, 128, 3, 1, 1, 1, 64, 128, 32, 128), (2, 16, 9, 7, 32, 3, 2, 2, 2, 32, 32, 16, 64)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (8, 64, 32, 32, 128, 3, 1, 1, 1, 64, 128, 32, 128),
+        (2, 16, 9, 7, 32, 3, 2, 2, 2, 32, 32, 16, 64),
+    ],
+)
 def test_convolution_on_the_gpu(shape: tuple[int, ...]) -> None:
     torch = pytest.importorskip("torch")
     fn, out_shape = conv2d(*shape)
@@ -148,5 +154,7 @@ def test_convolution_on_the_gpu(shape: tuple[int, ...]) -> None:
     b = torch.randn(K, K, C, F, device="cuda").half()
     out = torch.full(out_shape, float("nan"), device="cuda", dtype=torch.float16)
     k(a, b, out)
-    ref = torch.conv2d(a.permute(0, 3, 1, 2), b.permute(3, 2, 0, 1), stride=S, padding=P, dilation=D).permute(0, 2, 3, 1)
+    ref = torch.conv2d(
+        a.permute(0, 3, 1, 2), b.permute(3, 2, 0, 1), stride=S, padding=P, dilation=D
+    ).permute(0, 2, 3, 1)
     torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-2)

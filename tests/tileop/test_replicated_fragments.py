@@ -173,5 +173,59 @@ def test_masked_scores_on_the_gpu(index: str) -> None:
     k(q, kt, mask, s)
     ar = torch.arange(64, device="cuda")
     idx = ar[None, :].expand(64, 64) if index == "column" else (ar[None, :] + ar[:, None]) % 64
-    want = torch.where(mask[idx] != 0, q.float() @ kt.float().T, torch.tensor(float("-inf"), device="cuda"))
+    want = torch.where(
+        mask[idx] != 0, q.float() @ kt.float().T, torch.tensor(float("-inf"), device="cuda")
+    )
     torch.testing.assert_close(s, want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_accumulating_across_threads_in_t_parallel_is_refused(axis: str) -> None:
+    """`s[i] = s[i] + F[i, j]` with row i spread over several threads: each thread would sum its
+    own part into its own copy (a silent wrong sum, on main for rows): refused with the fix."""
+    with T.prim_func("acc") as f:
+        X = T.param("X", (16, 64), "float32")
+        Y = T.param("Y", (64,), "float32")
+        with T.Kernel(1, threads=64):
+            F = T.alloc_fragment((16, 64), "float32")
+            s = T.alloc_fragment((64,) if axis == "columns" else (16,), "float32")
+            T.copy(X, F)
+            T.clear(s)
+            for i, j in T.Parallel(16, 64):
+                if axis == "columns":
+                    s[j] = s[j] + F[i, j]
+                else:
+                    s[i] = s[i] + F[i, j]
+            T.copy(s, Y[0 : (64 if axis == "columns" else 16)])
+    with pytest.raises(
+        tsir.UnsupportedError, match="accumulates over iterations that run in different threads"
+    ) as e:
+        tsir.lower(f.func, "sm_80")
+    assert e.value.loc is not None and e.value.loc.filename == __file__
+
+
+def test_accumulating_within_one_thread_is_fine() -> None:
+    """Each thread holds whole rows: the same accumulation is right, and allowed."""
+    from tsir.layout import Fragment
+
+    with T.prim_func("rows") as f:
+        X = T.param("X", (16, 8), "float32")
+        Y = T.param("Y", (16,), "float32")
+        with T.Kernel(1, threads=16):
+            F = T.alloc_fragment((16, 8), "float32")
+            s = T.alloc_fragment((16,), "float32")
+            T.annotate_layout(
+                {
+                    F: Fragment.from_fn((16, 8), lambda i, j: i, lambda i, j: j),
+                    s: Fragment.from_fn((16,), lambda i: i, lambda i: 0),
+                }
+            )
+            T.copy(X, F)
+            T.clear(s)
+            for i, j in T.Parallel(16, 8):
+                s[i] = s[i] + F[i, j]
+            T.copy(s, Y)
+    x = np.random.default_rng(6).standard_normal((16, 8)).astype(np.float32)
+    report = check_stages(f.func, [x, np.zeros(16, np.float32)], target="sm_80")
+    assert report.ok, str(report)
+    np.testing.assert_allclose(report.reference[1], x.sum(1), rtol=1e-5)

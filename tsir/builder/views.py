@@ -135,6 +135,10 @@ def alloc_global(shape: Any, dtype: Any, scope: str = "global") -> Buffer:
     # The allocation belongs to the function, around the kernel: the frame that holds the kernel
     # (or, written outside any kernel, as the printer does, the current frame).
     k = b.kernel
-    index = next((i for i, f in enumerate(b.frames) if f.kernel is k), len(b.frames)) if k is not None else len(b.frames)
+    index = (
+        next((i for i, f in enumerate(b.frames) if f.kernel is k), len(b.frames))
+        if k is not None
+        else len(b.frames)
+    )
     b.frames[index - 1].allocate(buf)
     return buf
