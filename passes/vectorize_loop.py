@@ -15,6 +15,7 @@ from typing import Any
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
+    NE,
     GE,
     GT,
     LE,
@@ -52,6 +53,17 @@ def _uses(e: Any, v: Var) -> bool:
 
 def _is_zero(e: PrimExpr) -> bool:
     return (isinstance(e, IntImm) and e.value == 0) or (isinstance(e, FloatImm) and e.value == 0.0)
+
+
+def _lane_if(s: Stmt, v: Var) -> bool:
+    """An `if` without else whose condition depends on the lane."""
+    return isinstance(s, IfThenElse) and s.else_case is None and _uses(s.cond, v)
+
+
+def _reads_written(cond: PrimExpr, body: SeqStmt) -> bool:
+    """`cond` reads a buffer that `body` writes (a guard that must be evaluated once)."""
+    written = {x.buffer for x in collect(body, BufferStore)}
+    return any(ld.buffer in written for ld in collect(cond, BufferLoad))
 
 
 def _lanes_independent(body: SeqStmt, v: Var) -> bool:
@@ -120,24 +132,30 @@ class _Vectorize(ScopedMutator):
         while isinstance(body, IfThenElse) and body.else_case is None and not _uses(body.cond, v):
             guards.append(body.cond)
             body = body.then_case
+        split = body.then_case if _lane_if(body, v) else body
+        if (
+            isinstance(split, SeqStmt)
+            and _lanes_independent(split, v)
+            and (split is body or not _reads_written(body.cond, split))  # type: ignore[attr-defined]
+        ):
+            # Several statements: each becomes its own vector loop (all lanes of one statement,
+            # then the next; a lane guard goes with each), legal since every lane touches only
+            # its own elements of what the body writes.
+            parts = []
+            for k, x in enumerate(split.stmts):
+                one = IfThenElse(body.cond, x) if split is not body else x  # type: ignore[attr-defined]
+                var = v if k == 0 else Var(v.name, v.dtype)  # each loop binds its own variable
+                part = loop.replace(loop_var=var, body=one if k == 0 else substitute(one, {v: var}))
+                parts.append(self.vectorize(part, lanes))
+            fissioned: Stmt = seq(*parts)
+            for g in reversed(guards):
+                fissioned = IfThenElse(g, fissioned)
+            return fissioned
         lane_guard: PrimExpr | None = None
         if isinstance(body, IfThenElse) and body.else_case is None and self.affine_in(body.cond, v):
             # A tail: vectorize when the first and last lane are in (the guard is convex in v).
             lane_guard = body.cond
             body = body.then_case
-        if isinstance(body, SeqStmt) and _lanes_independent(body, v):
-            # Several statements: each becomes its own vector loop (all lanes of one statement,
-            # then the next), legal since every lane touches only its own elements of what the
-            # body writes.
-            parts = []
-            for k, x in enumerate(body.stmts):
-                var = v if k == 0 else Var(v.name, v.dtype)  # each loop binds its own variable
-                part = loop.replace(loop_var=var, body=x if k == 0 else substitute(x, {v: var}))
-                parts.append(self.vectorize(part, lanes))
-            out: Stmt = seq(*parts)
-            for g in reversed(guards):
-                out = IfThenElse(g, out)
-            return out
         if not isinstance(body, BufferStore):
             return loop.replace(kind=ForKind.UNROLLED)
         store = body
@@ -177,6 +195,10 @@ class _Vectorize(ScopedMutator):
         """cond is a conjunction of comparisons whose sides are affine in v (a convex set of v)."""
         if isinstance(cond, And):
             return self.affine_in(cond.a, v) and self.affine_in(cond.b, v)
+        if isinstance(cond, NE) and _uses(cond, v):
+            # `v != c` is not convex (it holds at both ends of a vector and fails inside it), so
+            # its first and last lanes do not decide the whole vector.
+            return False
         if not isinstance(cond, CmpOp) or not _uses(cond, v):
             return isinstance(cond, CmpOp)
         d = cond.a - cond.b
