@@ -36,6 +36,8 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
+from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
@@ -44,7 +46,7 @@ __all__ = [
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "ParallelLoop",
+    "Gemm", "GemmPolicy", "ParallelLoop", "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]
