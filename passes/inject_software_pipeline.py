@@ -32,6 +32,7 @@ from tsir.stmt import (
     Allocate,
     AttrStmt,
     BufferStore,
+    DeclBuffer,
     Evaluate,
     For,
     ForKind,
@@ -72,7 +73,9 @@ def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
     return reads, writes
 
 
-def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
+def _select_producers(
+    stmts: list[Stmt], viewed: frozenset[Buffer] = frozenset()
+) -> tuple[list[TileOpStmt], list[str]]:
     """The global->shared copies of a loop body that may be issued iterations ahead, wherever they
     stand in the body, and why the other candidates may not.
 
@@ -101,7 +104,8 @@ def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
         index_loads = {x.buffer for x in collect(op, BufferLoad)}
         index_written = any(index_loads & w for _, w in body_reads_writes)
         why = (
-            f"another statement of the body writes `{tile.name}`" if written_elsewhere
+            f"`{tile.name}` has a T.view alias, which would not follow its stages" if tile in viewed
+            else f"another statement of the body writes `{tile.name}`" if written_elsewhere
             else f"`{tile.name}` is read before the copy in the same iteration" if read_before
             else f"the body writes its source `{src.name}`" if src_written
             else "its addresses read values the body computes" if index_written
@@ -141,10 +145,11 @@ class _Stage(Mutator):
 
 
 class _Pipeline(Mutator):
-    def __init__(self, ctx: PassContext):
+    def __init__(self, ctx: PassContext, viewed: frozenset[Buffer] = frozenset()):
         super().__init__()
         self.ctx = ctx
         self.staged: dict[Buffer, Buffer] = {}
+        self.viewed = viewed  # shared buffers that a T.view aliases (or that are views)
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
         stages = loop.annotation("num_stages", 0)
@@ -166,7 +171,7 @@ class _Pipeline(Mutator):
         if not self.ctx.target.has_cp_async:
             return self.unpipelined(serial, s, f"{self.ctx.target} has no cp.async")
         stmts = list(s.body.stmts) if isinstance(s.body, SeqStmt) else [s.body]
-        producers, refusals = _select_producers(stmts)
+        producers, refusals = _select_producers(stmts, self.viewed)
         for why in refusals:
             self.ctx.explain("InjectSoftwarePipeline", why, s.span)
         if not producers:
@@ -223,7 +228,8 @@ class _Kernels(Mutator):
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         # Allocations sit above the loops that stage them: rewrite loops first, then allocations.
-        p = _Pipeline(self.ctx)
+        views = [d for d in collect(k.body, DeclBuffer) if d.base.scope in ("shared", "shared.dyn")]
+        p = _Pipeline(self.ctx, frozenset(b for d in views for b in (d.buffer, d.base)))
         body = p.visit(k.body)
         if p.staged:
             # A staged tile used outside its pipelined loop (read after it, refilled by a later

@@ -2,8 +2,9 @@
 
 Requires: fully lowered kernels (shared memory planned).
 Guarantees: a `Module` whose host function holds only host statements and `KernelCall`s; each
-kernel's parameters are the tensor parameters it touches (in the function's order), then the
-dynamic dimensions and scalar parameters it reads (in order of first declaration).
+kernel's parameters are the tensor parameters it touches (in the function's order) and the
+T.alloc_global buffers it touches (host-level global Allocates), then the dynamic dimensions and
+scalar parameters it reads (in order of first declaration).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from tsir.buffer import Buffer
 from tsir.expr import Var
 from tsir.function import DeviceKernel, Module, PrimFunc
-from tsir.stmt import KernelCall, KernelLaunch, Stmt
-from tsir.visitor import Mutator, walk
+from tsir.stmt import Allocate, KernelCall, KernelLaunch, Stmt
+from tsir.visitor import Mutator, collect, walk
 
 from .infra import PassContext, register_pass
 
@@ -31,6 +32,9 @@ class _Split(Mutator):
         super().__init__()
         self.func = func
         self.kernels: list[DeviceKernel] = []
+        self.workspaces = [
+            a.buffer for a in collect(func.body, Allocate) if a.buffer.scope == "global"
+        ]
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         used_buffers: set[Buffer] = set()
@@ -40,7 +44,8 @@ class _Split(Mutator):
                 used_buffers.add(n)
             elif isinstance(n, Var):
                 used_vars.add(n)
-        bufs = [b for b in self.func.buffer_params if b in used_buffers]
+        # Scratch global memory the host allocates (T.alloc_global) travels like a parameter.
+        bufs = [b for b in (*self.func.buffer_params, *self.workspaces) if b in used_buffers]
         scalars = [v for v in host_scalars(self.func) if v in used_vars]
         params = (*bufs, *scalars)
         self.kernels.append(

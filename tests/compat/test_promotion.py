@@ -12,7 +12,7 @@ from tsir import T as TS
 from tsir.compat.tilelang import language as T
 from tsir.compat.tilelang.promotion import tilelang_promotion, tvm_promotion
 from tsir.dtype import DataType
-from tsir.errors import DTypeError, UnsupportedError
+from tsir.errors import DTypeError
 from tsir.expr import Cast
 from tsir.stmt import BufferStore
 from tsir.interpret import check_stages
@@ -92,12 +92,17 @@ def test_online_softmax_builds_with_tilelang_promotion() -> None:
     assert any(c.value.dtype == DataType("float16") for c in collect(store.value, Cast))
 
 
-def test_online_softmax_next_needs_a_replicated_fragment() -> None:
-    """Past the promotion, the program writes the fragment `lse` outside T.Parallel: its layout
-    must hold it whole in every thread (layout replication, branch ops2); until then LowerTileOp
-    refuses it with this message."""
-    with pytest.raises(UnsupportedError, match=r"fragment `lse` is accessed outside T.Parallel"):
-        tsir.lower(P.softmax_kernel.fn(8192, 8192), "sm_80")
+def test_online_softmax_runs_unchanged() -> None:
+    """With the promotion (and the replicated fragments of branch ops2), the program's every
+    pipeline stage computes the softmax, on a ragged row (300 of a 512-wide tile)."""
+    func = P.softmax_kernel.fn(3, 300)
+    x = np.random.default_rng(0).standard_normal((3, 300)).astype(np.float16)
+    report = check_stages(func, [x, np.zeros_like(x)])
+    assert report.ok, str(report)
+    w = x.astype(np.float64)
+    want = np.exp(w - w.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(report.reference[1].astype(np.float64), want, rtol=2e-2, atol=2e-3)
 
 
 def test_compat_prim_func_promotes_and_builder_does_not() -> None:

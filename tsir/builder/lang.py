@@ -35,6 +35,8 @@ from .debug_lang import print  # noqa: A004  (T.print: TileLang's name)
 from .extern_lang import *  # noqa: F403  (T.call_extern, T.import_source, T.address_of)
 from .extern_lang import __all__ as _extern_all
 from .warp_lang import __all__ as _warp_all
+from .views import *  # noqa: F403  (T.view, T.reshape, T.alloc_global)
+from .views import __all__ as _views_all
 
 __all__ = [
     *_structure_all,
@@ -47,6 +49,7 @@ __all__ = [
     *_atomic_all,
     *_extern_all,
     "print",
+    *_views_all,
     "cp_engine_copy",
     "nvshmem",
 ]

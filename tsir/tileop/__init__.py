@@ -38,6 +38,8 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
+from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
@@ -45,8 +47,9 @@ __all__ = [
     "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
-    "Copy", "Fill", "AtomicOp", "AtomicAdd", "AtomicMax", "AtomicMin", "MemoryOrder", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "ParallelLoop",
+    "Copy", "Fill", "AtomicOp", "AtomicAdd", "AtomicMax", "AtomicMin", "MemoryOrder", "CumSum",
+    "CumMax", "Reduce", "ReduceKind", "FinalizeReducer", "Gemm", "GemmPolicy", "ParallelLoop",
+    "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]

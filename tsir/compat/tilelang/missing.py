@@ -41,10 +41,7 @@ _WS = [
 
 # Ops the ported TileLang programs need; issue 12 (item 4) plans them.
 _PLANNED = {
-    "c2d_im2col": "T.c2d_im2col (im2col copies)",
-    "view": "buffer views (T.view)", "reshape": "buffer views (T.reshape)",
-    "loop_break": "T.loop_break", "Fragment": "user-defined fragments (T.Fragment(shape, forward_fn=...))",
-    "Layout": "user-defined layouts (T.Layout(shape, forward_fn))",
+    "loop_break": "T.loop_break",
 }
 
 _TVM = ["attr", "comm_reducer", "evaluate", "tvm_thread_allreduce", "call_intrin", "call_pure_extern",
