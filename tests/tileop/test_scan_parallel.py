@@ -79,7 +79,7 @@ CASES = [
     ((5, 37), 1, "float32", 96, "shared", "lines"),  # ragged shared tile
     ((40, 12), 0, "bfloat16", 64, "shared", "lines"),
     ((3, 50), 1, "float32", 64, "fragment", "registers"),  # 25 two-value rounds, 1 lane
-    ((4, 96), 1, "float32", 32, "annotated", "lines"),  # 3 holders a row: staged
+    ((4, 96), 1, "float32", 32, "annotated", "staged"),  # 3 holders a row: staged
     ((4, 64), 1, "float32", 48, "shared", "rows"),  # not whole warps: the fallback
 ]
 
@@ -99,8 +99,8 @@ def test_every_stage_computes_the_parallel_scan(
             report.reference[1].astype(np.float64), reference(x, kind, dim, reverse)
         )
         explained = [str(d) for d in tsir.lower(func, "sm_80").report]
-        if lowering == "registers":
-            assert not any("instead of registers" in d for d in explained), explained
+        if lowering in ("registers", "lines"):  # the path meant for these operands: nothing to say
+            assert not any("instead of" in d for d in explained), explained
         else:
             assert any(f"{lowering} instead of" in d for d in explained), explained
 

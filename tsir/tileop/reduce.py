@@ -371,6 +371,11 @@ def _any_fragment(op: Reduce, args: OpArgs) -> str | None:
     return None
 
 
+@Reduce.register_lowering("shared", _shared_source)
+def _lower_shared(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    return lower_shared_reduce(op, args, *_parts(op))
+
+
 @Reduce.register_lowering("layout", _fragment_source, preferred=True)
 def _lower_layout(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     return lower_fragment_reduce(op, args, *_parts(op))
@@ -379,11 +384,6 @@ def _lower_layout(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
 @Reduce.register_lowering("staged", _any_fragment)
 def _lower_staged(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     return lower_staged_reduce(op, args, *_parts(op))
-
-
-@Reduce.register_lowering("shared", _shared_source)
-def _lower_shared(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    return lower_shared_reduce(op, args, *_parts(op))
 
 
 def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> None:

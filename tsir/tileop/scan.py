@@ -1,10 +1,10 @@
 """Inclusive scans along one dimension of a tile (`T.cumsum`, `T.cummax`): what the two ops
 share. `register_scan_lowerings` gives an op its lowerings, in order:
 
+- `lines` (shared tiles): G lanes scan a line together with shuffles (scan_parallel.py);
 - `registers` (fragments in one layout dealt in rounds, e.g. tsir's row-group tiles): the scan
   stays in registers, warp shuffles and per-warp totals in shared memory (scan_parallel.py);
-- `lines` (shared tiles, or fragments staged through one): G lanes scan a line together with
-  shuffles (scan_parallel.py);
+- `staged` (other fragments): through a shared workspace, scanned there as `lines`;
 - `rows`: the fallback below, one thread per line (blocks that are not whole warps).
 
 Layouts (COMMON): a fragment destination takes the fragment source's layout and back.
@@ -245,6 +245,14 @@ def register_scan_lowerings(
             op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what
         )
 
+    @requirement("shared tiles")
+    def shared(op: Any, args: OpArgs) -> str | None:
+        frag = [b.name for b in (op.src.buffer, op.dst.buffer) if b.scope == FRAGMENT]
+        return f"`{frag[0]}` is a fragment" if frag else None
+
+    # Shared operands go straight to `lines`; fragments prefer `registers`, and a fragment that
+    # falls back to `staged` (through shared memory) or `rows` is reported under TSIR_EXPLAIN.
+    cls.register_lowering("lines", operands, shared, warps)(lines)
     cls.register_lowering("registers", operands, warps, rounds, preferred=True)(registers)
-    cls.register_lowering("lines", operands, warps, preferred=True)(lines)
+    cls.register_lowering("staged", operands, warps, preferred=True)(lines)
     cls.register_lowering("rows", operands)(rows)
