@@ -7,7 +7,7 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
-from ..expr import BufferLoad, IntImm, PrimExpr, const_value, convert
+from ..expr import BufferLoad, IntImm, const_value, convert
 from ..layout import Fragment, Layout
 from ..stmt import TileOpStmt
 from ..tileop.base import get_tile_op
@@ -19,7 +19,7 @@ from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
 from .frame import check_buffer_use, current_builder
-from .memory import alloc_fragment, copy, fill
+from .memory import alloc_fragment, fill
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
