@@ -1,0 +1,43 @@
+"""1-D row fragments written by a `T.Parallel(blk_m)` loop and read back in a 2-D nest (the layer
+norm pattern of TileLang: `mean[i] = s[i] / n`, then `y[i, j] = (x[i, j] - mean[i]) * rstd[i]`).
+
+Class `refused-row-fragment-blk_m-1` (found by the `tile` family, whole-row kernels): with
+blk_m = 1 the row fragment gets a layout held by thread 0 only, and the 2-D nest that reads it is
+refused by LowerTileOp ("`r[i]` is not held by the threads that hold `y`"), for every thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tsir
+from tsir import T
+
+from fuzzlib.program import ParamSpec
+from fuzzlib.regress import assert_ok, check
+
+
+def row_vector_broadcast(blk_m: int, N: int = 32, threads: int = 128) -> tsir.PrimFunc:
+    with T.prim_func("row_vector_broadcast") as f:
+        Y = T.param("Y", (2 * blk_m, N), "float32")
+        with T.Kernel(2, threads=threads) as bx:
+            r = T.alloc_fragment((blk_m,), "float32")
+            y = T.alloc_fragment((blk_m, N), "float32")
+            for i in T.Parallel(blk_m):
+                r[i] = T.cast(bx * blk_m + i, "float32")
+            for i, j in T.Parallel(blk_m, N):
+                y[i, j] = r[i] * 2.0
+            T.copy(y, Y[bx * blk_m, 0])
+    return f.func
+
+
+def row_vector_reference(Y: np.ndarray) -> None:
+    Y[...] = 2.0 * np.arange(Y.shape[0])[:, None]
+
+
+@pytest.mark.xfail(strict=True, reason="refused-row-fragment-blk_m-1: fixed by the lead")
+@pytest.mark.parametrize("threads", [32, 128, 256])
+def test_row_fragment_of_one_row_is_accepted(threads: int) -> None:
+    params = [ParamSpec("Y", "float32", (2, 32), output=True)]
+    assert_ok(check(lambda: row_vector_broadcast(1, 32, threads), row_vector_reference, params))
