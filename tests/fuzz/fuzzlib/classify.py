@@ -50,6 +50,12 @@ KNOWN: dict[str, KnownClass] = {k.name: k for k in [
         "nest reading it (layer norm with blk_m = 1) is refused by LowerTileOp",
         "test_regress_row_fragments.py",
     ),
+    KnownClass(
+        "refused-fragment-layout-mismatch",
+        "a reduction's row fragment read in a 2-D nest whose fragments got another free layout "
+        "(from a 16-bit copy with few threads) is refused by LowerTileOp instead of reconciled",
+        "test_regress_row_fragments.py",
+    ),
 ]}
 
 
@@ -72,6 +78,8 @@ def classify(prog: Program, out: Outcome) -> str:
         return "refused-parallel-broadcast-fragment"
     if out.status == "lower-refused" and re.search(r"is not held by the threads that hold .*input_shape=\(1,\)", msg):
         return "refused-row-fragment-blk_m-1"
+    if out.status == "lower-refused" and "is not held by the threads that hold" in msg:
+        return "refused-fragment-layout-mismatch"
     if out.status == "nvrtc":
         return "nvrtc: " + _norm(msg)
     if out.status == "internal":

@@ -205,8 +205,11 @@ class ExprGen:
         return Ex(f"T.{op}({a.t}, {b.t})", f"{fn}({a.n}, {b.n})", d, lo, hi, exact, fb, size)
 
     def _cast(self, a: Ex, dtype: str) -> Ex:
-        if a.literal:
-            return const(math.trunc(a.lo) if dtype == "int32" else a.lo, dtype) if a.lo == a.hi else a
+        if a.literal and a.lo == a.hi:
+            return const(math.trunc(a.lo) if dtype == "int32" else a.lo, dtype)
+        if a.literal and a.dtype == "float32":
+            # Python evaluates `0.5 + 1.0` itself: give the cast an IR operand.
+            a = Ex(f"T.float32({a.t})", a.n, a.dtype, a.lo, a.hi, a.exact, a.fb, a.size)
         if dtype == "int32":
             if not a.is_int and not (a.exact and a.mag < 2**20):
                 return const(self.ch.choice([1, 2, -3], "cast fallback"), dtype)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from .choose import Chooser, DrawChooser, RandomChooser
 from .fam_gemm import gen_gemm
+from .fam_loop import gen_loop
 from .fam_misuse import gen_misuse
 from .fam_tile import gen_tile
 from .fam_thread import gen_thread
@@ -21,6 +22,7 @@ FAMILIES: dict[str, tuple[Callable[[Chooser, int], Program], float]] = {
     "tile": (gen_tile, 4.0),
     "gemm": (gen_gemm, 3.0),
     "thread": (gen_thread, 2.5),
+    "loop": (gen_loop, 2.0),
     "misuse": (gen_misuse, 0.25),
 }
 
