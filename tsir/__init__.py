@@ -50,3 +50,4 @@ def lower(func, target="sm_90a"):
 # Imported eagerly: a lazy `def verify` here would be replaced by the submodule `tsir.verify` the
 # first time anything imports it (the import system sets the package attribute to the module).
 from .verify import verify  # noqa: E402, F401
+from . import interpret  # noqa: E402, F401  (a callable module: tsir.interpret(func, *args))

@@ -1,0 +1,225 @@
+"""The tile level: the builder's IR (and every stage that still holds tile operators), one block at
+a time, by the semantics DESIGN documents.
+
+Buffers are whole per-block arrays (fragments have no layout here). Statements outside `T.Parallel`
+run in every thread of the block (the thread index is a lane); a tile operator or a T.Parallel nest
+runs once, whole, when any thread reaches it. A T.Parallel nest evaluates its body over the whole
+iteration space at once, statement by statement. Global memory is implicitly guarded: loads outside
+a global buffer read zero, stores outside it are skipped (LegalizeSafeMemoryAccess makes this
+explicit later). cp.async waits and barriers are no-ops: copies are synchronous here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..buffer import Buffer
+from ..expr import Add, BufferLoad, Call, Max, Min
+from ..stmt import BufferStore, For, ForKind, Stmt, TileOpStmt
+from ..structural import structural_equal
+from .context import RunContext
+from .errors import InterpretUnsupportedError, TileSemanticsError
+from .evaluator import Evaluator
+from .executor import Executor
+from .lanes import LaneMap, Mask
+from .memory import Memory, View
+from .report import fmt_idx
+
+__all__ = ["TileExecutor", "run_tile_kernel", "is_tile_level"]
+
+_NOOP_CALLS = ("sync_threads", "sync_warp", "thread_fence")
+_NOOP_DEVICE = ("tsir.async_copy.cp_async_commit", "tsir.async_copy.cp_async_wait")
+
+
+def is_tile_level(body: Stmt) -> bool:
+    """Tile-level IR holds tile operators, T.Parallel loops or fragments; LowerTileOp removes all."""
+    from ..stmt import Allocate
+    from ..visitor import walk
+
+    for n in walk(body):
+        if isinstance(n, TileOpStmt):
+            return True
+        if isinstance(n, For) and n.kind is ForKind.PARALLEL:
+            return True
+        if isinstance(n, Allocate) and n.buffer.scope == "local.fragment":
+            return True
+    return False
+
+
+class TileExecutor(Executor):
+    level_name = "tile-level"
+
+    def __init__(self, ctx: RunContext, views: dict[Buffer, View], env: dict[Any, Any]):
+        mem = Memory(ctx, detect=False)
+        ev = Evaluator(mem, ctx, self.call)
+        ev.views.update(views)
+        ev.env.update(env)
+        super().__init__(ctx, mem, ev)
+        self.in_parallel = False
+        from .tile_ops import TileOps
+
+        self.ops = TileOps(self)
+
+    def allocate(self, b: Buffer) -> View:
+        if b.scope in ("global", "symmetric"):
+            raise InterpretUnsupportedError(f"a {b.scope} buffer `{b.name}` allocated inside a kernel")
+        # One array per block: fragments, shared tiles and (uniform) registers alike.
+        return self.new_region(b, self.shape_of(b), "shared" if b.scope.startswith("shared") else "local", 1, None)
+
+    def layout_table(self, b: Buffer, shape: tuple[int, ...]) -> np.ndarray | None:
+        return None  # layouts are irrelevant at the tile level
+
+    # -- statements --------------------------------------------------------------------------------
+    def other_stmt(self, s: Stmt, mask: Mask) -> None:
+        if isinstance(s, TileOpStmt):
+            self.ctx.stmt = s
+            if self.in_parallel:
+                raise InterpretUnsupportedError(f"a tile operator inside T.Parallel: {str(s).splitlines()[0]}")
+            self.ops.run(s.op)
+            return
+        super().other_stmt(s, mask)
+
+    def parallel(self, s: For, mask: Mask) -> None:
+        if self.in_parallel:
+            raise InterpretUnsupportedError(f"a T.Parallel loop nested inside another's body: {str(s).splitlines()[0]}")
+        loops = [s]
+        while isinstance(loops[-1].body, For) and loops[-1].body.kind is ForKind.PARALLEL:
+            loops.append(loops[-1].body)
+        mins = [self.ev.uniform_int(x.min, "a T.Parallel bound") for x in loops]
+        exts = [self.ev.uniform_int(x.extent, "a T.Parallel extent") for x in loops]
+        total = int(np.prod(exts, dtype=np.int64))
+        if total <= 0:
+            return
+        grid = np.indices(exts, dtype=np.int64).reshape(len(exts), total)
+        saved_env = self.ev.env
+        # Inside the nest the lanes are its iteration points: values that differ per thread have
+        # no meaning there (TileLang leaves the thread of an iteration to the layout).
+        env = {k: v for k, v in saved_env.items() if not (isinstance(v, np.ndarray) and v.shape[0] > 1)}
+        from .values import np_dtype
+
+        for x, lo, g in zip(loops, mins, grid):
+            env[x.loop_var] = (g + lo).astype(np_dtype(x.loop_var.dtype))
+        self.ev.env = env
+        self.in_parallel = True
+        try:
+            self.run(loops[-1].body, Mask.full(total))
+        finally:
+            self.in_parallel = False
+            self.ev.env = saved_env
+
+    def store(self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask) -> None:
+        if all(i.shape[0] == 1 for i in idx) and value.shape[0] == 1:
+            self.mem.store(view, idx, value, mask)
+            return
+        lanes, li = self.mem._lanes_and_idx(idx, mask)
+        off, oob = view.offsets(li)
+        vals = value[lanes] if value.shape[0] > 1 else np.broadcast_to(value, (lanes.shape[0], *value.shape[1:]))
+        vals = vals.astype(view.npdt)
+        if off.ndim < vals.ndim:
+            off = off[:, None]
+        off = np.broadcast_to(off, vals.shape).reshape(-1)
+        vals = vals.reshape(-1)
+        if oob is not None:
+            keep = ~np.broadcast_to(oob if oob.ndim == 1 or oob.shape == value.shape else oob, off.shape).reshape(-1)
+            if not (self.ctx.global_guard and view.scope in ("global", "symmetric")):
+                self.mem._oob(view, li, oob, lanes, "write")
+            off, vals = off[keep], vals[keep]
+        typed = view.region.typed(view.npdt)
+        base = view.byte_offset // view.itemsize
+        order = np.argsort(off, kind="stable")
+        so = off[order]
+        dup = so[1:] == so[:-1]
+        if dup.any():
+            red = _reduction(s)
+            if red is not None:
+                self._reduce_store(s, view, red, mask, idx)
+                return
+            sv = vals[order]
+            differ = dup & ~((sv[1:] == sv[:-1]) | (np.isnan(sv[1:].astype(np.float64)) & np.isnan(sv[:-1].astype(np.float64))))
+            if differ.any():
+                k = int(np.flatnonzero(differ)[0])
+                raise TileSemanticsError(
+                    f"{'iterations of T.Parallel' if self.in_parallel else 'threads'} write different values "
+                    f"({sv[k]!r} and {sv[k + 1]!r}) to element {int(so[k])} of `{view.name}` in one statement; "
+                    f"its tile-level meaning is ambiguous (write a reduction `x = x + v`, or T.atomic_add)\n"
+                    f"    {str(s).splitlines()[0]}"
+                )
+        assert typed is not None
+        typed[0, base + off] = vals
+
+    def _reduce_store(self, s: BufferStore, view: View, red: tuple[Any, Any], mask: Mask,
+                      idx: list[np.ndarray]) -> None:
+        """`x[i] = x[i] + v` (or max / min) where iterations share x[i]: every v is combined."""
+        kind, other = red
+        v = self.ev.eval(other, mask)
+        lanes, li = self.mem._lanes_and_idx(idx, mask)
+        off, oob = view.offsets(li)
+        vals = v[lanes] if v.shape[0] > 1 else np.broadcast_to(v, (lanes.shape[0], *v.shape[1:]))
+        off = np.broadcast_to(off if off.ndim == vals.ndim else off[:, None], vals.shape).reshape(-1)
+        vals = vals.reshape(-1)
+        if oob is not None:
+            keep = ~np.broadcast_to(oob, off.shape).reshape(-1)
+            off, vals = off[keep], vals[keep]
+        typed = view.region.typed(view.npdt)
+        assert typed is not None
+        base = view.byte_offset // view.itemsize
+        uniq, inv = np.unique(off, return_inverse=True)
+        wide = np.float64 if view.npdt.kind in "fV" or view.buffer.dtype.is_float else np.int64
+        acc = typed[0, base + uniq].astype(wide)
+        w = vals.astype(wide)
+        if kind == "add":
+            np.add.at(acc, inv, w)
+        elif kind == "max":
+            np.fmax.at(acc, inv, w) if wide is np.float64 else np.maximum.at(acc, inv, w)
+        else:
+            np.fmin.at(acc, inv, w) if wide is np.float64 else np.minimum.at(acc, inv, w)
+        typed[0, base + uniq] = acc.astype(view.npdt)
+
+    # -- calls -------------------------------------------------------------------------------------
+    def call(self, ev: Evaluator, e: Call, mask: Mask) -> Any:
+        op = e.op
+        if op in _NOOP_CALLS or op.split("<")[0] in _NOOP_DEVICE:
+            return np.zeros(1, dtype=np.int32)
+        if op == "atomic_add":
+            ptr = ev.eval(e.args[0], mask)
+            value = ev.eval(e.args[1], mask)
+            return self.mem.atomic_add(ptr, value, mask)
+        if self.ops.dist is not None:
+            return self.ops.dist.call(ev, e, mask)
+        raise InterpretUnsupportedError(f"the tile-level interpreter has no meaning for the call `{op}`")
+
+
+def _reduction(s: BufferStore) -> tuple[str, Any] | None:
+    """(kind, the other operand) when `s` is `b[i] = b[i] + v`, `max(b[i], v)` or `min(b[i], v)`."""
+    v = s.value
+    kinds = {Add: "add", Max: "max", Min: "min"}
+    kind = kinds.get(type(v))
+    if kind is None:
+        return None
+    for mine, other in ((v.a, v.b), (v.b, v.a)):  # type: ignore[attr-defined]
+        if isinstance(mine, BufferLoad) and mine.buffer is s.buffer and len(mine.indices) == len(s.indices) and all(
+            structural_equal(a, b) for a, b in zip(mine.indices, s.indices)
+        ):
+            return kind, other
+    return None
+
+
+def run_tile_kernel(ctx_factory: Any, body: Stmt, views: dict[Buffer, View], env: dict[Any, Any],
+                    blocks: list[tuple[int, ...]], threads: tuple[int, ...], block_vars: tuple[Any, ...],
+                    thread_vars: tuple[Any, ...]) -> None:
+    """Run a tile-level kernel body block by block."""
+    from .values import np_dtype
+
+    for blk in blocks:
+        ctx: RunContext = ctx_factory(LaneMap([blk], threads))
+        ex = TileExecutor(ctx, views, env)
+        for v, val in zip(block_vars, blk):
+            ex.ev.env[v] = np.array([val], dtype=np_dtype(v.dtype))
+        for v, val in zip(thread_vars, ctx.lanes.thread_var_values()):
+            ex.ev.env[v] = val.astype(np_dtype(v.dtype))
+        try:
+            ex.run(body, Mask.full(ctx.lanes.n))
+        except TileSemanticsError as err:
+            raise TileSemanticsError(f"{err.message} (block {fmt_idx(blk)})") from None
