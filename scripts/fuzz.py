@@ -35,6 +35,9 @@ def main() -> int:
     ap.add_argument("--stages", default="all", choices=["all", "changed"])
     ap.add_argument("--out", help="write the summary as JSON here")
     ap.add_argument("--show", type=int, help="print one program (by seed) and its outcome, then exit")
+    ap.add_argument("--shrink", type=int, help="shrink the program of this seed to a small one that fails "
+                    "with the same signature, print it and exit")
+    ap.add_argument("--budget", type=int, default=300, help="programs tried by --shrink")
     args = ap.parse_args()
     families = tuple(args.families.split(",")) if args.families else None
     cfg = Config(nvrtc_targets=() if args.no_nvrtc else ("sm_80", "sm_90a"),
@@ -46,6 +49,8 @@ def main() -> int:
         out.klass = classify(prog, out)
         print(out)
         return 0
+    if args.shrink is not None:
+        return shrink(args.shrink, families, cfg, args.budget)
     start = time.time()
 
     def progress(s: Summary) -> None:
@@ -59,6 +64,33 @@ def main() -> int:
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(summary.to_json())
+    return 0
+
+
+def shrink(seed: int, families: tuple[str, ...] | None, cfg: Config, budget: int) -> int:
+    from fuzzlib.shrink import shrink_choices
+    from fuzzlib.signature import signature
+    from fuzzlib.strategies import recorded_program, replayed_program
+
+    prog, choices = recorded_program(seed, families)
+    out = run_program(prog, cfg)
+    want = signature(prog, out)
+    print(f"seed {seed}: {want}")
+    if not out.failed:
+        print("the program does not fail")
+        return 1
+
+    def fails(cand: list[int]) -> bool:
+        p = replayed_program(cand, seed, families)
+        o = run_program(p, cfg)
+        return o.failed and signature(p, o) == want
+
+    best = shrink_choices(choices, fails, budget, log=print)
+    small = replayed_program(best, seed, families)
+    print(small.module_source())
+    final = run_program(small, cfg)
+    print(f"choices: {best}")
+    print(f"{final.status} at {final.stage} ({final.target}):\n{final.message}")
     return 0
 
 

@@ -30,26 +30,39 @@ class Chooser:
 
 
 class RandomChooser(Chooser):
+    """Seeded choices; `record` keeps them as small integers for `shrink.ReplayChooser`."""
+
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.record: list[int] = []
+
+    def _pick(self, n: int) -> int:
+        v = self.rng.randrange(n)
+        self.record.append(v)
+        return v
 
     def choice(self, options: Sequence[E], label: str = "") -> E:
-        return options[self.rng.randrange(len(options))]
+        return options[self._pick(len(options))]
 
     def integer(self, lo: int, hi: int, label: str = "") -> int:
-        return self.rng.randint(lo, hi)
+        return lo + self._pick(hi - lo + 1)
 
     def boolean(self, p: float = 0.5, label: str = "") -> bool:
-        return self.rng.random() < p
+        v = int(self.rng.random() < p)
+        self.record.append(v)
+        return bool(v)
 
     def weighted(self, options: Sequence[tuple[E, float]], label: str = "") -> E:
         total = sum(w for _, w in options)
         x = self.rng.random() * total
-        for value, w in options:
+        pick = max(k for k, (_, w) in enumerate(options) if w > 0)
+        for k, (_, w) in enumerate(options):
             x -= w
-            if x < 0:
-                return value
-        return options[-1][0]
+            if x < 0 and w > 0:
+                pick = k
+                break
+        self.record.append(pick)
+        return options[pick][0]
 
 
 class DrawChooser(Chooser):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .harness import Outcome
 from .program import Program
+from .signature import statement_roles
 
 __all__ = ["KNOWN", "KnownClass", "classify"]
 
@@ -26,36 +27,56 @@ class KnownClass:
 
 
 KNOWN: dict[str, KnownClass] = {k.name: k for k in [
-    KnownClass(
-        "python-if-on-symbolic-eq",
-        "a Python `if`/`while`/`and`/`or`/`not`/ternary on `==` or `!=` of a symbolic expression is "
-        "silently decided (`if tx == 0:` drops its body, `if x != 0:` keeps it)",
-        "test_regress_python_if.py",
-    ),
-    KnownClass(
-        "refused-tilelang-slice",
-        "T.copy refuses TileLang's slice spelling `A[by * bm:(by + 1) * bm, ...]` with a false "
-        "'shape mismatch' (the extent `(by + 1) * bm - by * bm` is not simplified to bm)",
-        "test_regress_refusals.py",
-    ),
-    KnownClass(
-        "refused-parallel-broadcast-fragment",
-        "a T.Parallel(bm, bn) nest that reads only a 1-D row fragment (`r[i]`) and writes a shared "
-        "tile is refused by LowerTileOp ('no thread mapping follows')",
-        "test_regress_refusals.py",
-    ),
-    KnownClass(
-        "refused-row-fragment-blk_m-1",
-        "a 1-D fragment of one row written by `T.Parallel(1)` gets a thread-0 layout, and the 2-D "
-        "nest reading it (layer norm with blk_m = 1) is refused by LowerTileOp",
-        "test_regress_row_fragments.py",
-    ),
-    KnownClass(
-        "refused-fragment-layout-mismatch",
-        "a reduction's row fragment read in a 2-D nest whose fragments got another free layout "
-        "(from a 16-bit copy with few threads) is refused by LowerTileOp instead of reconciled",
-        "test_regress_row_fragments.py",
-    ),
+    # -- wrong code: a detector fires or the numbers are wrong ----------------------------------
+    KnownClass("missing-barrier-gemm-shared",
+               "a gemm reads shared tiles just written by copies or T.Parallel (and the next "
+               "iteration overwrites them) with no barrier: serial loops, num_stages 0/1, "
+               "Parallel-staged operands", "test_regress_barriers.py"),
+    KnownClass("shared-atomic-after-init-no-barrier",
+               "shared-memory atomics (a histogram) race with the plain writes that zero the "
+               "buffer: no barrier between them", "test_regress_barriers.py"),
+    KnownClass("fragment-read-by-non-holder",
+               "a T.Parallel(blk_m) loop that also stores to global is lowered for the storing "
+               "threads only; the 2-D nest then reads the row fragment in threads that never "
+               "wrote it (TileLang's layer norm)", "test_regress_fragments.py"),
+    KnownClass("reduce-reads-unheld-registers",
+               "T.reduce_* reads fragment registers in threads that hold no element "
+               "(blk_m * N < threads); values discarded, outputs right", "test_regress_fragments.py"),
+    KnownClass("atomic-add-replicated-fragment",
+               "T.atomic_add of a fragment held by several threads (a dim-0 reduction) adds each "
+               "element once per replica", "test_regress_fragments.py"),
+    KnownClass("tile-op-in-thread-if",
+               "a tile op inside `with T.If(tx < k)` (or tx >= k) is still spread over all "
+               "threads, so part of it is never done", "test_regress_thread_if.py"),
+    KnownClass("barrier-in-divergent-branch",
+               "ThreadSync puts __syncthreads() inside a data-dependent T.If/T.Else of a "
+               "T.Parallel nest (divergent barrier)", "test_regress_barriers.py"),
+    KnownClass("shared-waw-no-barrier",
+               "two ops write one shared tile with different thread mappings and no barrier "
+               "between them (ThreadSync orders only RAW and WAR)", "test_regress_barriers.py"),
+    # -- silently accepted -----------------------------------------------------------------------
+    KnownClass("python-if-on-symbolic-eq",
+               "a Python `if`/`while`/`and`/`or`/`not`/ternary on `==` or `!=` of a symbolic "
+               "expression is silently decided (`if tx == 0:` drops its body)",
+               "test_regress_python_if.py"),
+    # -- legitimate programs refused -------------------------------------------------------------
+    KnownClass("refused-tilelang-slice",
+               "T.copy refuses TileLang's `A[by * bm:(by + 1) * bm, ...]` with a false 'shape "
+               "mismatch' (the extent is not simplified to bm)", "test_regress_refusals.py"),
+    KnownClass("refused-parallel-broadcast-fragment",
+               "a T.Parallel(bm, bn) nest whose only fragment is a 1-D row fragment and that "
+               "writes shared memory is refused by LowerTileOp", "test_regress_refusals.py"),
+    KnownClass("refused-row-fragment-blk_m-1",
+               "a 1-D fragment of one row written by T.Parallel(1) gets a thread-0 layout; the "
+               "2-D nest reading it is refused", "test_regress_fragments.py"),
+    KnownClass("refused-fragment-layout-mismatch",
+               "a reduction's row fragment read in a 2-D nest whose fragments got another free "
+               "layout (16-bit copy, few threads) is refused instead of reconciled",
+               "test_regress_fragments.py"),
+    # -- the interpreter -------------------------------------------------------------------------
+    KnownClass("interp-tile-local-per-thread",
+               "the tile-level interpreter treats T.alloc_local as one value per block and stops "
+               "on TileLang's split-k gemv", "test_regress_interp.py"),
 ]}
 
 
@@ -65,9 +86,27 @@ def _norm(text: str) -> str:
     return text[:120]
 
 
+def _race_class(out: Outcome) -> str:
+    roles = statement_roles(out.message)
+    kinds = {r for _, r, _ in roles}
+    access = [a for a, _, _ in roles]
+    if "gemm" in kinds:
+        return "missing-barrier-gemm-shared"
+    if "atomic" in kinds or any(a.startswith("atomic") for a in access):
+        return "shared-atomic-after-init-no-barrier"
+    if "reduce-scratch" in kinds:
+        return "race-reduction-scratch"
+    if "cp.async" in kinds:
+        return "race-cp-async"
+    if access.count("write") == 2:
+        return "shared-waw-no-barrier"
+    return "shared-raw-no-barrier"
+
+
 def classify(prog: Program, out: Outcome) -> str:
     """The failure class of `out` ('' for a pass)."""
     msg = out.message
+    feats = prog.features
     if out.status == "ok":
         return ""
     if out.status == "silent-accept":
@@ -80,10 +119,25 @@ def classify(prog: Program, out: Outcome) -> str:
         return "refused-row-fragment-blk_m-1"
     if out.status == "lower-refused" and "is not held by the threads that hold" in msg:
         return "refused-fragment-layout-mismatch"
+    if out.status == "detector":
+        kind = out.error_type
+        if kind == "DataRaceError":
+            return _race_class(out)
+        if kind == "UninitializedReadError":
+            return "reduce-reads-unheld-registers" if "_acc[" in msg else "fragment-read-by-non-holder"
+        if kind == "DivergentBarrierError":
+            return "barrier-in-divergent-branch"
+        return f"detector {kind} @{out.stage}"
+    if out.status == "interp-error" and "threads write different values" in msg and "local" in msg.lower():
+        return "interp-tile-local-per-thread"
+    if out.status == "mismatch":
+        if any(f.startswith("thread-if-") for f in feats):
+            return "tile-op-in-thread-if"
+        if feats & {"atomic-global-tile", "atomic-global-elem"} and any(f.endswith("-dim0") for f in feats):
+            return "atomic-add-replicated-fragment"
+        return f"mismatch @{out.stage} [{prog.family}]"
     if out.status == "nvrtc":
         return "nvrtc: " + _norm(msg)
     if out.status == "internal":
         return f"internal: {msg}"
-    if out.status in ("refused", "lower-refused"):
-        return f"{out.status}: {_norm(msg)}"
     return f"{out.status}: {_norm(msg)}"

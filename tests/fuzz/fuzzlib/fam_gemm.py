@@ -98,10 +98,18 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     b_eff = "B_s.T" if tb else "B_s"
     acc = f"C_f = {a_eff} @ {b_eff}" if clear_mode == "clear_accum" else f"C_f = C_f + {a_eff} @ {b_eff}"
 
+    explicit = ch.boolean(0.3, "explicit sync")
+    if explicit:
+        feats.add("gemm-explicit-sync")
+
     def body(kk: Src, mm: Src) -> None:
         _operand(kk, mm, ch, "A", ta, "bm", "bk", feats, dtype)
         _operand(kk, mm, ch, "B", not tb, "bn", "bk", feats, dtype)
+        if explicit:
+            kk("T.sync_threads()")
         kk(f"T.gemm(A_s, B_s, C_f{opts})")
+        if explicit:
+            kk("T.sync_threads()")
         mm(acc)
 
     if header is None:
@@ -112,6 +120,25 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
         with k.block(header):
             with m.block("for ko in range(-(-K // bk)):"):
                 body(k, m)
+    chain = gx == 1 and epi != "rowreduce" and ch.boolean(0.25, "second gemm")
+    if chain:
+        # Flash-attention style: the accumulator goes to shared memory as the next gemm's A.
+        k(f'P_s = T.alloc_shared((bm, bn), "{dtype}")')
+        k(f'V_s = T.alloc_shared((bn, bn), "{dtype}")')
+        k('D_f = T.alloc_fragment((bm, bn), "float32")')
+        how = ch.choice(["copy", "parallel"], "P staging")
+        if how == "copy":
+            k("T.copy(C_f, P_s)")
+        else:
+            with k.block("for i, j in T.Parallel(bm, bn):"):
+                k("P_s[i, j] = C_f[i, j]")
+        k("T.copy(V[0, 0], V_s)")
+        if explicit:
+            k("T.sync_threads()")
+        k("T.gemm(P_s, V_s, D_f, clear_accum=True)")
+        k("T.copy(D_f, D[by * bm, 0])")
+        m(f'store_tile(D, (r0, 0), rnd(C_f, "{dtype}") @ load_tile(V, (0, 0), (bn, bn)))')
+        feats.add(f"gemm-chain-{how}")
     _epilogue(k, m, ch, epi, out_dtype, feats)
     frags = [f'{n}_f = T.alloc_fragment({shp}, "{dtype}")' for n, shp in (("A", a_shape), ("B", b_shape))
              if f"{n}_f)" in k.text()]
@@ -130,12 +157,16 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     ]
     if epi == "rowreduce":
         params.append(ParamSpec("R", "float32", (M,), output=True))
+    if chain:
+        params.append(ParamSpec("V", dtype, (N, bn), -2, 2))
+        params.append(ParamSpec("D", "float32", (M, bn), output=True))
     kernel, model = Src(), Src()
     kernel(f"bm, bn, bk = {bm}, {bn}, {bk}")
     with kernel.block('with T.prim_func("fz_gemm") as f:'):
         kernel(f"M, N, K = {M}, {N}, {K}")
         for p in params:
-            dims = {"A": "(K, M)" if ta else "(M, K)", "B": "(N, K)" if tb else "(K, N)", "C": "(M, N)", "R": "(M,)"}[p.name]
+            dims = {"A": "(K, M)" if ta else "(M, K)", "B": "(N, K)" if tb else "(K, N)", "C": "(M, N)", "R": "(M,)",
+                    "V": "(N, bn)", "D": "(M, bn)"}[p.name]
             kernel(f'{p.name} = T.param("{p.name}", {dims}, "{p.dtype}")')
         with kernel.block(f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):"):
             kernel.extend(k)
@@ -150,6 +181,8 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     tol = {"C": (0.0, 0.0) if exact_out else (1e-2, 1e-2)}
     if epi == "rowreduce":
         tol["R"] = (0.0, 0.0)
+    if chain:
+        tol["D"] = (0.0, 0.0) if dtype == "float16" else (3e-2, 3e-2)
     return Program("gemm", seed, kernel.text(), model.text(), params, tol, feats)
 
 

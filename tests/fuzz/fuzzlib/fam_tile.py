@@ -13,8 +13,8 @@ from .kernel_state import Buf, KernelState
 from .numerics import ulp_tol
 from .program import ParamSpec, Program, Src
 from .tile_steps import (
-    FLOAT_DTYPES, TileCtx, pick_dtype, step_ew, step_layernorm, step_load, step_reduce, step_rowop,
-    store_tile_to, tol_for,
+    FLOAT_DTYPES, TileCtx, pick_dtype, step_ew, step_layernorm, step_load, step_load_vec, step_reduce,
+    step_rowop, store_tile_to, tol_for,
 )
 
 __all__ = ["gen_tile"]
@@ -130,15 +130,17 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     dyn_n = not whole and ch.boolean(0.3, "dyn N")
     r0, c0 = ("bx * bm", "0") if whole else ("by * bm", "bx * bn")
     cx = TileCtx(bm, bn, r0, c0)
+    cx.row_out = gx == 1
+    cx.m_exact = m_total % bm == 0
     st = KernelState(ch, Src(), Src())
     dx = ch.choice(["float32", "float32", "float16", "bfloat16", "int32"], "X dtype")
     cx.inputs.append(("X", dx))
     if ch.boolean(0.3, "second input"):
         cx.inputs.append(("X2", ch.choice(["float32", "float16", "int32"], "X2 dtype")))
     step_load(st, cx)
-    weights = [("load", 0.5), ("ew", 3.0), ("reduce", 2.0), ("rowop", 1.5), ("layernorm", 1.5 if whole else 0.4),
+    weights = [("load", 0.5), ("vec", 0.6), ("ew", 3.0), ("reduce", 2.0), ("rowop", 1.5), ("layernorm", 1.5 if whole else 0.4),
                ("cumsum", 0.7), ("uniform_if", 0.7), ("copy", 0.5), ("fill", 0.3)]
-    table = {"load": step_load, "ew": step_ew, "reduce": step_reduce, "rowop": step_rowop,
+    table = {"load": step_load, "vec": step_load_vec, "ew": step_ew, "reduce": step_reduce, "rowop": step_rowop,
              "layernorm": step_layernorm, "cumsum": step_cumsum, "copy": step_copy_tile, "fill": step_fill,
              "uniform_if": lambda s, c: step_uniform_if(s, c, not whole)}
     for _ in range(ch.integer(1, 5, "steps")):
@@ -146,6 +148,8 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     params = [ParamSpec("X", dx, (m_total, n_total))]
     if len(cx.inputs) > 1:
         params.append(ParamSpec("X2", cx.inputs[1][1], (m_total, n_total)))
+    for name, vdtype in cx.vectors:
+        params.append(ParamSpec(name, vdtype, (n_total,)))
     tol: dict[str, tuple[float, float]] = {}
     # The result: one 2-D tile to Y (an exact one when Y is int32).
     tiles = st.tiles(2)
@@ -154,14 +158,17 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     store_tile_to(st, cx, t, "Y", dy)
     params.append(ParamSpec("Y", dy, (m_total, n_total), output=True))
     tol["Y"] = tol_for(t, dy)
-    rows = [b for b in st.tiles(1) if cx.axis.get(b.name) == "row"]
+    rows = [b for b in st.tiles(1) if cx.axis.get(b.name) == "row" and (cx.r_dtype is None or b.dtype != "int32")]
     if rows and gx == 1 and ch.boolean(0.6, "store rows"):
         r = ch.choice(rows, "row vec")
         dr = "float32" if r.dtype != "int32" else "int32"
         st.both(f"T.copy({r.name}, R[{r0}])", f'store_tile(R, (r0,), cast({r.name}, "{dr}"))')
-        params.append(ParamSpec("R", dr, (m_total,), output=True))
+        cx.r_dtype = dr
         tol["R"] = tol_for(r, dr)
         st.features.add("store-rowvec")
+    if cx.r_dtype is not None:
+        params.append(ParamSpec("R", cx.r_dtype, (m_total,), output=True))
+        tol.setdefault("R", ulp_tol("float32"))
     cols = [b for b in st.tiles(1) if cx.axis.get(b.name) == "col" and b.dtype in ("float32", "int32")]
     if cols and ch.boolean(0.7, "atomic cols"):
         c = ch.choice(cols, "col vec")

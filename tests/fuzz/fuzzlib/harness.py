@@ -22,7 +22,8 @@ from .program import Program
 
 __all__ = ["Outcome", "Config", "run_program", "FAIL_STATUSES"]
 
-FAIL_STATUSES = ("refused", "lower-refused", "internal", "nvrtc", "mismatch", "detector", "silent-accept", "interp-error")
+FAIL_STATUSES = ("refused", "lower-refused", "internal", "nvrtc", "mismatch", "detector", "silent-accept",
+                 "interp-error", "tile-mismatch")
 
 
 @dataclass
@@ -99,16 +100,17 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     except Exception as exc:  # noqa: BLE001
         return Outcome("generator", "reference: " + _describe(exc), error_type=type(exc).__name__)
     lowered: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for target in cfg.targets:
-        out = _compile_one(func, target, target in cfg.nvrtc_targets, times, lowered)
+        out = _compile_one(func, target, target in cfg.nvrtc_targets, times, lowered, sources)
         if out is not None:
             out.seconds = times
             return out
     outcome = Outcome("ok", seconds=times)
-    if cfg.interpret:
+    if cfg.interpret and hasattr(tsir, "interpret"):
         from .interp import check_with_interpreter
 
-        interp_out = check_with_interpreter(prog, func, inputs, expected, lowered, cfg, times)
+        interp_out = check_with_interpreter(prog, func, inputs, expected, {**lowered, "_cuda": sources}, cfg, times)
         if interp_out is not None:
             interp_out.seconds = times
             return interp_out
@@ -116,7 +118,8 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     return outcome
 
 
-def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], lowered: dict[str, Any]) -> Outcome | None:
+def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], lowered: dict[str, Any],
+                 sources: dict[str, str]) -> Outcome | None:
     from tsir.codegen.cuda import generate_cuda
     from tsir.runtime.nvrtc import NvrtcError, compile_cuda
 
@@ -129,6 +132,7 @@ def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], l
         phase = "codegen"
         t = time.perf_counter()
         source = generate_cuda(low.module)
+        sources[target] = source
         times[f"codegen-{target}"] = time.perf_counter() - t
         if nvrtc:
             phase = "nvrtc"

@@ -1,15 +1,107 @@
-"""The interpreter oracles (wired once `tsir.interpret` exists on the branch)."""
+"""The interpreter oracles (issue 9, deliverable 3):
+
+1. the tile-level function, run by `tsir.interpret`, must compute what the program's numpy
+   reference says (a third oracle: a disagreement is a bug in the interpreter, the model, or the
+   builder's IR, and is reported as `tile-mismatch`);
+2. every stage of each target's lowering must leave the arguments equal to the tile-level run
+   (`tsir.interpret.check_stages`: exact for integers, its TOLERANCE for floats) with no detector
+   firing; the first failing stage is reported.
+"""
 
 from __future__ import annotations
 
+import time
+import traceback
+import warnings
 from typing import Any
 
+import numpy as np
 
-def check_with_interpreter(prog: Any, func: Any, inputs: Any, expected: Any, lowered: Any, cfg: Any, times: Any) -> Any:
-    try:
-        import tsir
+from .numerics import np_dtype
 
-        tsir.interpret  # noqa: B018
-    except AttributeError:
-        return None
+__all__ = ["check_with_interpreter", "compare_to_model"]
+
+
+def compare_to_model(prog: Any, args: list[Any], expected: dict[str, np.ndarray]) -> str:
+    """'' when the outputs in `args` (parameter order) match the reference, else the first difference."""
+    for p, got in zip(prog.params, args):
+        if not p.output:
+            continue
+        want = expected[p.name]
+        g = np.asarray(got).astype(np_dtype(p.dtype))
+        rtol, atol = prog.tol.get(p.name, (0.0, 0.0))
+        if p.dtype == "int32":
+            bad = g != want
+        else:
+            scale = max(1.0, float(np.nanmax(np.abs(want)))) if want.size else 1.0
+            with np.errstate(invalid="ignore"):
+                bad = ~((g == want) | (np.abs(g - want) <= rtol * np.abs(want) + atol * scale))
+        if bad.any():
+            k = tuple(int(x) for x in np.argwhere(bad)[0])
+            return (f"{p.name}: {int(bad.sum())} of {bad.size} elements differ from the numpy reference; "
+                    f"first at {k}: expected {want[k]!r}, got {g[k]!r}")
+    return ""
+
+
+def check_with_interpreter(prog: Any, func: Any, inputs: dict[str, Any], expected: dict[str, np.ndarray],
+                           lowered: dict[str, Any], cfg: Any, times: dict[str, float]) -> Any:
+    """None when every oracle agrees, else the Outcome of the first disagreement.
+
+    The tile-level run is check_stages' own first run (the input stage, with the tile-level
+    contract: each statement completes in every thread before the next starts)."""
+    from tsir.interpret import check_stages
+
+    from .harness import Outcome
+
+    base = prog.device_args(inputs)
+    compared = 0
+    first = True
+    for target, low in lowered.items():
+        if target.startswith("_"):
+            continue
+        if not first and cfg.stages == "changed" and _same_cuda(lowered, target):
+            continue
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN outputs in a mismatch message
+            report = check_stages(low, base, target=target)
+        times[f"interp-stages-{target}"] = time.perf_counter() - t
+        results = report.results
+        if first:
+            if not results or results[0].failed:
+                r = results[0] if results else None
+                status = {"hazard": "detector"}.get(r.status, "interp-error") if r else "interp-error"
+                msg = "no result" if r is None else _msg(r)
+                return Outcome(status, msg, stage="input", error_type=type(r.error).__name__ if r and r.error else "")
+            diff = compare_to_model(prog, report.reference, expected)
+            if diff:
+                return Outcome("tile-mismatch", diff, stage="input")
+            first = False
+        compared += sum(1 for r in results[1:] if r.status == "ok")
+        bad = report.first_failure
+        if bad is not None:
+            status = {"mismatch": "mismatch", "hazard": "detector"}.get(bad.status, "interp-error")
+            return Outcome(status, _msg(bad), target=target, stage=bad.stage,
+                           error_type=type(bad.error).__name__ if bad.error else "", stages_compared=compared)
+    times["stages_compared"] = compared
     return None
+
+
+def _same_cuda(lowered: dict[str, Any], target: str) -> bool:
+    """Does `target` print the same CUDA as the first target (so its stages add nothing)?"""
+    sources = lowered.get("_cuda", {})
+    first = next(iter(sources), None)
+    return first is not None and target in sources and sources[target] == sources[first]
+
+
+def _msg(r: Any) -> str:
+    if r.status == "internal":
+        return r.message.split("\n")[0] + f" [{_where(r.error)}]"
+    return r.message.strip()
+
+
+def _where(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f"{tb[-1].filename.split('/')[-1]}:{tb[-1].lineno}" if tb else ""

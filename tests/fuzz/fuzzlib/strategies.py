@@ -16,7 +16,7 @@ from .fam_tile import gen_tile
 from .fam_thread import gen_thread
 from .program import Program
 
-__all__ = ["FAMILIES", "gen_program", "program_for_seed", "programs"]
+__all__ = ["FAMILIES", "gen_program", "program_for_seed", "programs", "recorded_program", "replayed_program"]
 
 FAMILIES: dict[str, tuple[Callable[[Chooser, int], Program], float]] = {
     "tile": (gen_tile, 4.0),
@@ -35,6 +35,18 @@ def gen_program(ch: Chooser, seed: int, families: tuple[str, ...] | None = None)
 
 def program_for_seed(seed: int, families: tuple[str, ...] | None = None) -> Program:
     return gen_program(RandomChooser(seed), seed, families)
+
+
+def recorded_program(seed: int, families: tuple[str, ...] | None = None) -> tuple[Program, list[int]]:
+    """The program of `seed` and the choices that made it (for `shrink.py`)."""
+    ch = RandomChooser(seed)
+    return gen_program(ch, seed, families), ch.record
+
+
+def replayed_program(choices: list[int], seed: int, families: tuple[str, ...] | None = None) -> Program:
+    from .shrink import ReplayChooser
+
+    return gen_program(ReplayChooser(choices), seed, families)
 
 
 def programs(families: tuple[str, ...] | None = None) -> Any:

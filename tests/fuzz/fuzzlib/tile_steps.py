@@ -24,8 +24,16 @@ class TileCtx:
         """1-D buffer name -> 'row' (extent bm, indexed by i) or 'col' (extent bn, by j)"""
         self.inputs: list[tuple[str, str]] = []
         """global (M, N) inputs: (name, dtype)"""
+        self.vectors: list[tuple[str, str]] = []
+        """global (N,) inputs: (name, dtype)"""
         self.whole_cols = c0 == "0"
         """one block covers every column (bn == N): slices may be written `:`"""
+        self.row_out = False
+        """blocks own whole rows (one block column): per-row results may go to global `R`"""
+        self.r_dtype: str | None = None
+        """dtype of the global row output `R`, once a step writes it"""
+        self.m_exact = True
+        """M is a multiple of bm (row stores need no guard)"""
 
 
 def pick_dtype(st: KernelState, options: list[str] | None = None) -> str:
@@ -95,6 +103,23 @@ def step_load(st: KernelState, cx: TileCtx) -> bool:
         st.both(f"T.copy({dst.name}, {other.name})", f"{other.name}[...] = {dst.name}")
         st.written(other, Ex("", "", dst_dtype, -4, 4, True))
         st.features.add(f"copy-{dst.scope}2{other.scope}")
+    return True
+
+
+def step_load_vec(st: KernelState, cx: TileCtx) -> bool:
+    """A per-column vector (TileLang's gamma/beta) into a 1-D shared buffer or fragment."""
+    ch = st.ch
+    scope = ch.choice(["shared", "shared", "frag"], "vec scope")
+    dtype = ch.choice(["float32", "float16", "bfloat16"], "vec dtype")
+    name = f"W{len(cx.vectors) + 1}"
+    cx.vectors.append((name, dtype))
+    b = st.alloc(scope, ("bn",), (cx.bn,), dtype)
+    cx.axis[b.name] = "col"
+    whole = cx.whole_cols and ch.boolean(0.5, "whole vector")
+    src = name if whole else f"{name}[{cx.c0}]"
+    st.both(f"T.copy({src}, {b.name})", f'{b.name}[...] = cast(load_tile({name}, (c0,), (bn,)), "{dtype}")')
+    st.written(b, Ex("", "", dtype, -4, 4, True))
+    st.features.add(f"copy-vec-{scope}" + ("-whole" if whole else ""))
     return True
 
 
@@ -219,10 +244,22 @@ def step_rowop(st: KernelState, cx: TileCtx) -> bool:
     gen = ExprGen(ch, leaves_1d(st, cx, axis))
     v = gen.value(dst.dtype)
     ext = "bm" if axis == "row" else "bn"
+    # TileLang's layer norm also stores each row's value to global memory in this loop.
+    store = axis == "row" and cx.row_out and dst.dtype != "int32" and ch.boolean(0.4, "row store")
     with st.k.block(f"for i in T.Parallel({ext}):"):
         st.k(f"{dst.name}[i] = {v.t}")
+        if store:
+            if cx.m_exact and ch.boolean(0.5, "unguarded row store"):
+                st.k(f"R[{cx.r0} + i] = {dst.name}[i]")
+            else:
+                with st.k.block(f"with T.If({cx.r0} + i < {cx.m_name}):"):
+                    st.k(f"R[{cx.r0} + i] = {dst.name}[i]")
     st.m(f"{dst.name}[...] = np.broadcast_to({_store(v, dst.dtype)}, {dst.name}.shape)")
     st.written(dst, v)
+    if store:
+        cx.r_dtype = "float32"
+        st.m(f'store_tile(R, (r0,), cast({dst.name}, "float32"))')
+        st.features.add("parallel1d-global-store")
     st.features.add(f"parallel1d-{axis}")
     return True
 
