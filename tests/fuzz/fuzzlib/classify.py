@@ -54,6 +54,11 @@ KNOWN: dict[str, KnownClass] = {k.name: k for k in [
     KnownClass("shared-waw-no-barrier",
                "two ops write one shared tile with different thread mappings and no barrier "
                "between them (ThreadSync orders only RAW and WAR)", "test_regress_barriers.py"),
+    KnownClass("pipelined-stage-read-after-loop",
+               "reading a pipelined loop's staged shared tile after the loop (or reusing it in a "
+               "second loop) refers to the buffer InjectSoftwarePipeline replaced: NVRTC fails "
+               "(`identifier \"x_1\" is undefined`)",
+               "test_regress_pipeline.py"),
     # -- silently accepted -----------------------------------------------------------------------
     KnownClass("python-if-on-symbolic-eq",
                "a Python `if`/`while`/`and`/`or`/`not`/ternary on `==` or `!=` of a symbolic "
@@ -73,6 +78,10 @@ KNOWN: dict[str, KnownClass] = {k.name: k for k in [
                "a reduction's row fragment read in a 2-D nest whose fragments got another free "
                "layout (16-bit copy, few threads) is refused instead of reconciled",
                "test_regress_fragments.py"),
+    KnownClass("refused-fragment-odd-rows",
+               "a fragment with a non-power-of-two row count spread over several rows per thread "
+               "((3, 16) with 32 threads) is refused with an internal hint ('use "
+               "inverse_with_guard()')", "test_regress_refusals.py"),
     # -- the interpreter -------------------------------------------------------------------------
     KnownClass("interp-tile-local-per-thread",
                "the tile-level interpreter treats T.alloc_local as one value per block and stops "
@@ -119,6 +128,8 @@ def classify(prog: Program, out: Outcome) -> str:
         return "refused-row-fragment-blk_m-1"
     if out.status == "lower-refused" and "is not held by the threads that hold" in msg:
         return "refused-fragment-layout-mismatch"
+    if out.status == "lower-refused" and "does not fill its physical box" in msg:
+        return "refused-fragment-odd-rows"
     if out.status == "detector":
         kind = out.error_type
         if kind == "DataRaceError":
@@ -136,6 +147,11 @@ def classify(prog: Program, out: Outcome) -> str:
         if feats & {"atomic-global-tile", "atomic-global-elem"} and any(f.endswith("-dim0") for f in feats):
             return "atomic-add-replicated-fragment"
         return f"mismatch @{out.stage} [{prog.family}]"
+    staged_after = {"loop-read-stage-after", "loop-reuse-stage"}
+    if out.status == "nvrtc" and "is undefined" in msg and feats & staged_after:
+        return "pipelined-stage-read-after-loop"
+    if out.status == "interp-error" and "is used where it is not allocated" in msg and feats & staged_after:
+        return "pipelined-stage-read-after-loop"
     if out.status == "nvrtc":
         return "nvrtc: " + _norm(msg)
     if out.status == "internal":

@@ -20,9 +20,9 @@ def _operand(k: Src, m: Src, ch: Chooser, name: str, trans: bool, rows: str, kdi
 
     Without transpose the tile is (rows, bk) of a (ROWS, K) tensor; with it, (bk, rows) of (K, ROWS).
     """
-    row0 = "by * bm" if rows == "bm" else "bx * bn"
+    row0 = "by * bm" if rows == "bm" else "cn"
     tile = f"({kdim}, {rows})" if trans else f"({rows}, {kdim})"
-    starts = f"(ko * bk, {row0.replace('by', 'by').replace('bx', 'bx')})" if trans else f"({row0}, ko * bk)"
+    starts = f"(ko * bk, {row0})" if trans else f"({row0}, ko * bk)"
     g_start = f"{name}[ko * bk, {row0}]" if trans else f"{name}[{row0}, ko * bk]"
     how = ch.weighted([("copy", 5.0), ("parallel", 1.5), ("frag", 1.0), ("rewrite", 1.0)], f"stage {name}")
     feats.add(f"gemm-stage-{how}")
@@ -77,6 +77,8 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
         epi = "copy"
     policy = "full_row" if epi == "rowreduce" else ch.weighted([("square", 5.0), ("full_row", 1.0)], "policy")
     threads = ch.choice(_thread_options(bm, bn, policy), "threads")
+    dyn_m, dyn_k = ch.boolean(0.3, "dynamic M"), ch.boolean(0.3, "dynamic K")
+    outer = ch.boolean(0.2, "two column tiles per block")
     k, m = Src(), Src()
     a_shape = "(bk, bm)" if ta else "(bm, bk)"
     b_shape = "(bn, bk)" if tb else "(bk, bn)"
@@ -160,22 +162,43 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     if chain:
         params.append(ParamSpec("V", dtype, (N, bn), -2, 2))
         params.append(ParamSpec("D", "float32", (M, bn), output=True))
+    if outer:
+        # Two column tiles per block, one after the other: the whole body runs twice.
+        body_k, body_m = k, m
+        k, m = Src(), Src()
+        with k.block("for nb in T.serial(2):"):
+            k("cn = (bx * 2 + nb) * bn")
+            k.extend(body_k)
+        with m.block("for nb in range(2):"):
+            m("cn = (bx * 2 + nb) * bn")
+            m.extend(body_m)
+        feats.add("gemm-outer-loop")
+    else:
+        k.lines.insert(0, "cn = bx * bn")
+        m.lines.insert(0, "cn = bx * bn")
+    gxs = "T.ceildiv(N, 2 * bn)" if outer else "T.ceildiv(N, bn)"
+    if dyn_m:
+        feats.add("dynamic-M")
+    if dyn_k:
+        feats.add("dynamic-K")
     kernel, model = Src(), Src()
     kernel(f"bm, bn, bk = {bm}, {bn}, {bk}")
     with kernel.block('with T.prim_func("fz_gemm") as f:'):
-        kernel(f"M, N, K = {M}, {N}, {K}")
+        kernel(f"N = {N}")
+        kernel('M = T.dynamic("M")' if dyn_m else f"M = {M}")
+        kernel('K = T.dynamic("K")' if dyn_k else f"K = {K}")
         for p in params:
             dims = {"A": "(K, M)" if ta else "(M, K)", "B": "(N, K)" if tb else "(K, N)", "C": "(M, N)", "R": "(M,)",
                     "V": "(N, bn)", "D": "(M, bn)"}[p.name]
             kernel(f'{p.name} = T.param("{p.name}", {dims}, "{p.dtype}")')
-        with kernel.block(f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):"):
+        with kernel.block(f"with T.Kernel({gxs}, T.ceildiv(M, bm), threads={threads}) as (bx, by):"):
             kernel.extend(k)
     kernel("return f.func")
     model(f"bm, bn, bk = {bm}, {bn}, {bk}")
     model(f"M, N, K = {M}, {N}, {K}")
     with model.block("for by in range(-(-M // bm)):"):
-        with model.block("for bx in range(-(-N // bn)):"):
-            model("r0, c0 = by * bm, bx * bn")
+        with model.block(f"for bx in range(-(-N // {'(2 * bn)' if outer else 'bn'})):"):
+            model("r0 = by * bm")
             model.extend(m)
     exact_out = out_dtype == "float32" or epi == "rowreduce"
     tol = {"C": (0.0, 0.0) if exact_out else (1e-2, 1e-2)}
@@ -203,7 +226,7 @@ def _thread_options(bm: int, bn: int, policy: str) -> list[int]:
 
 def _epilogue(k: Src, m: Src, ch: Chooser, epi: str, out_dtype: str, feats: set[str]) -> None:
     if epi == "copy":
-        k("T.copy(C_f, C[by * bm, bx * bn])")
+        k("T.copy(C_f, C[by * bm, cn])")
     elif epi == "parallel":
         op = ch.choice(["relu", "scale", "shift"], "epilogue op")
         expr = {"relu": "T.max(C_f[i, j], 0.0)", "scale": "C_f[i, j] * 0.5", "shift": "C_f[i, j] - 1.0"}[op]
@@ -211,18 +234,18 @@ def _epilogue(k: Src, m: Src, ch: Chooser, epi: str, out_dtype: str, feats: set[
         with k.block("for i, j in T.Parallel(bm, bn):"):
             k(f"C_f[i, j] = {expr}")
         m(f"C_f = {npx}")
-        k("T.copy(C_f, C[by * bm, bx * bn])")
+        k("T.copy(C_f, C[by * bm, cn])")
         feats.add(f"gemm-epi-{op}")
     elif epi == "shared":
         k(f'C_s = T.alloc_shared((bm, bn), "{out_dtype}")')
         k("T.copy(C_f, C_s)")
-        k("T.copy(C_s, C[by * bm, bx * bn])")
+        k("T.copy(C_s, C[by * bm, cn])")
     else:
         k('R_f = T.alloc_fragment((bm,), "float32")')
         kind = ch.choice(["sum", "max"], "row reduce")
         k(f"T.reduce_{kind}(C_f, R_f, dim=1)")
-        k("T.copy(C_f, C[by * bm, bx * bn])")
+        k("T.copy(C_f, C[by * bm, cn])")
         k("T.copy(R_f, R[by * bm])")
         m(f"store_tile(R, (r0,), C_f.{kind}(axis=1))")
         feats.add(f"gemm-rowreduce-{kind}")
-    m(f'store_tile(C, (r0, c0), cast(C_f, "{out_dtype}"))')
+    m(f'store_tile(C, (r0, cn), cast(C_f, "{out_dtype}"))')

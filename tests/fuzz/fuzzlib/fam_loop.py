@@ -40,17 +40,32 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     stage2 = ch.choice(["shared", "frag"], "stage 2")
     reverse = ch.boolean(0.5, "reverse second loop")
     dyn = ch.boolean(0.5, "dynamic M")
+    dyn_n = ch.boolean(0.3, "dynamic N")
+    reuse = stage1 == stage2 and ch.boolean(0.3, "second loop reuses x1")
+    online = ch.boolean(0.3, "row max inside loop 1")
+    peek = stage1 == "shared" and ch.boolean(0.25, "read x1 after loop 1")
     k, m = Src(), Src()
     alloc = {"shared": "T.alloc_shared", "frag": "T.alloc_fragment"}
     k(f'x1 = {alloc[stage1]}((blk_m, bk), "{dx}")')
-    k(f'x2 = {alloc[stage2]}((blk_m, bk), "{dx}")')
+    if not reuse:
+        k(f'x2 = {alloc[stage2]}((blk_m, bk), "{dx}")')
     k('acc = T.alloc_fragment((blk_m, bk), "float32")')
     k('r = T.alloc_fragment((blk_m,), "float32")')
     k('y = T.alloc_fragment((blk_m, bk), "float32")')
     k("T.clear(acc)")
     m("acc = np.zeros((blk_m, bk))")
+    if online:
+        # flash attention's running maximum: reduce each chunk into `mx` without clearing it
+        k('mx = T.alloc_fragment((blk_m,), "float32")')
+        k("T.fill(mx, -T.infinity(\"float32\"))")
+        m("mx = np.full((blk_m,), -np.inf)")
+        feats.add("loop-online-max")
     x1 = Ex("x1[i, j]" if dx == "float32" else 'T.cast(x1[i, j], "float32")', "x1", "float32", -4, 4, True)
-    f = ExprGen(ch, [x1, x1, Ex("j", "_J", "int32", 0, bk - 1, True)]).value("float32")
+    leaves = [x1, x1, Ex("j", "_J", "int32", 0, bk - 1, True)]
+    if ch.boolean(0.4, "ko as a value"):
+        leaves.append(Ex("ko", "ko", "int32", 0, 3, True))
+        feats.add("loop-var-in-body")
+    f = ExprGen(ch, leaves).value("float32")
     with k.block(f"for ko in {_loop(ch, 'loop 1', feats)}:"):
         with m.block("for ko in range(nk):"):
             k("T.copy(X[bx * blk_m, ko * bk], x1)")
@@ -58,19 +73,34 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
             with k.block("for i, j in T.Parallel(blk_m, bk):"):
                 k(f"acc[i, j] = acc[i, j] + {f.t}")
             m(f'acc = rnd(acc + _B({f.n}), "float32")')
+            if online:
+                k("T.reduce_max(acc, mx, dim=1, clear=False)")
+                m("mx = np.maximum(mx, acc.max(axis=1))")
+    if peek:
+        # the staged tile after the loop holds the last chunk
+        k("T.copy(x1, L[bx * blk_m, 0])")
+        m(f"store_tile(L, (r0, 0), x1)")
+        feats.add("loop-read-stage-after")
     kind = ch.choice(["sum", "max"], "row reduce")
     k(f"T.reduce_{kind}(acc, r, dim=1)")
     m(f"r = acc.{kind}(axis=1)")
+    if online:
+        k("T.reduce_sum(acc, r, dim=1, clear=False)" if kind == "max" else "T.reduce_max(acc, r, dim=1, clear=False)")
+        m("r = r + acc.sum(axis=1)" if kind == "max" else "r = np.maximum(r, acc.max(axis=1))")
+        with k.block("for i in T.Parallel(blk_m):"):
+            k("r[i] = r[i] - mx[i]")
+        m("r = r - mx")
     g = ExprGen(ch, [Ex("r[i]", "r", "float32", -1e3, 1e3, False)]).value("float32")
     with k.block("for i in T.Parallel(blk_m):"):
         k(f"r[i] = {g.t}")
     m(f'r = rnd(np.broadcast_to({g.n}, (blk_m,)), "float32")')
     col = "(nk - 1 - ko) * bk" if reverse else "ko * bk"
-    x2 = Ex("x2[i, j]" if dx == "float32" else 'T.cast(x2[i, j], "float32")', "x2", "float32", -4, 4, True)
+    x2n = "x1" if reuse else "x2"
+    x2 = Ex(f"{x2n}[i, j]" if dx == "float32" else f'T.cast({x2n}[i, j], "float32")', "x2", "float32", -4, 4, True)
     h = ExprGen(ch, [x2, x2, Ex("r[i]", "r[:, None]", "float32", -1e3, 1e3, False)]).value("float32")
     with k.block(f"for ko in {_loop(ch, 'loop 2', feats)}:"):
         with m.block("for ko in range(nk):"):
-            k(f"T.copy(X[bx * blk_m, {col}], x2)")
+            k(f"T.copy(X[bx * blk_m, {col}], {x2n})")
             m(f'x2 = cast(load_tile(X, (r0, {col}), (blk_m, bk)), "{dx}")')
             with k.block("for i, j in T.Parallel(blk_m, bk):"):
                 k(f"y[i, j] = {h.t} + r[i]")
@@ -81,10 +111,12 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     kernel(f"blk_m, bk = {blk_m}, {bk}")
     with kernel.block('with T.prim_func("fz_loop") as f:'):
         kernel('M = T.dynamic("M")' if dyn else f"M = {M}")
-        kernel(f"N = {N}")
+        kernel('N = T.dynamic("N")' if dyn_n else f"N = {N}")
         kernel("nk = T.ceildiv(N, bk)")
         kernel(f'X = T.param("X", (M, N), "{dx}")')
         kernel('Y = T.param("Y", (M, N), "float32")')
+        if peek:
+            kernel('L = T.param("L", (M, bk), "{}")'.format(dx))
         with kernel.block(f"with T.Kernel(T.ceildiv(M, blk_m), threads={threads}) as bx:"):
             kernel.extend(k)
     kernel("return f.func")
@@ -102,7 +134,15 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
         feats.add("ragged")
     if dyn:
         feats.add("dynamic-M")
+    if dyn_n:
+        feats.add("dynamic-N")
+    if reuse:
+        feats.add("loop-reuse-stage")
     params = [ParamSpec("X", dx, (M, N)), ParamSpec("Y", "float32", (M, N), output=True)]
+    if peek:
+        params.append(ParamSpec("L", dx, (M, bk), output=True))
     exact = f.exact and g.exact and h.exact
-    return Program("loop", seed, kernel.text(), model.text(), params,
-                   {"Y": (0.0, 0.0) if exact else (1e-3, 1e-3)}, feats)
+    tol = {"Y": (0.0, 0.0) if exact else (1e-3, 1e-3)}
+    if peek:
+        tol["L"] = (0.0, 0.0)
+    return Program("loop", seed, kernel.text(), model.text(), params, tol, feats)

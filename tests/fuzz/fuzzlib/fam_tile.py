@@ -57,10 +57,11 @@ def step_fill(st: KernelState, cx: TileCtx) -> bool:
 
 def step_cumsum(st: KernelState, cx: TileCtx) -> bool:
     ch = st.ch
-    srcs = [b for b in st.tiles(2, scope="shared") if b.dtype in ("float32", "int32")]
+    srcs = [b for b in st.tiles(2, scope="shared")]
     if not srcs:
         return False
     s = ch.choice(srcs, "cumsum src")
+    st.features.add(f"cumsum-{s.dtype}")
     dim = ch.choice([0, 1], "cumsum dim")
     rev = ch.boolean(0.3, "reverse")
     dst = s if ch.boolean(0.5, "in place") else st.alloc("shared", ("bm", "bn"), (cx.bm, cx.bn), s.dtype)
@@ -68,7 +69,7 @@ def step_cumsum(st: KernelState, cx: TileCtx) -> bool:
     body = f"np.cumsum({s.name}, axis={dim})"
     if rev:
         body = f"np.flip(np.cumsum(np.flip({s.name}, {dim}), axis={dim}), {dim})"
-    st.both(f"T.cumsum({args})", f"{dst.name}[...] = {body}" if s.dtype == "int32" else f'{dst.name}[...] = rnd({body}, "float32")')
+    st.both(f"T.cumsum({args})", f"{dst.name}[...] = {body}" if s.dtype == "int32" else f'{dst.name}[...] = rnd({body}, "{s.dtype}")')
     n = cx.bm if dim == 0 else cx.bn
     mag = n * max(abs(s.lo), abs(s.hi))
     st.written(dst, Ex("", "", s.dtype, -mag, mag, s.exact and _exact_ok(s.dtype, mag, s.fb), s.fb))
@@ -114,12 +115,12 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     threads = ch.choice(THREADS, "threads")
     ragged = ch.boolean(0.7, "ragged")
     if whole:
-        bm = ch.choice([1, 2, 4, 8, 1, 2], "blk_m")
+        bm = ch.choice([1, 2, 4, 8, 1, 2, 3], "blk_m")
         n_total = ch.choice([8, 16, 24, 32, 40, 64, 100, 128, 256], "N")
         bn, gx = n_total, 1
     else:
-        bm = ch.choice([1, 2, 4, 8, 16, 32, 64], "bm")
-        bn = ch.choice([8, 16, 32, 64, 128], "bn")
+        bm = ch.choice([1, 2, 4, 8, 16, 32, 64, 3, 6, 12], "bm")
+        bn = ch.choice([8, 16, 32, 64, 128, 24, 48, 96], "bn")
         while bm * bn > 4096:
             bm //= 2
         gx = ch.integer(1, 2, "gx")
@@ -133,6 +134,13 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     cx.row_out = gx == 1
     cx.m_exact = m_total % bm == 0
     st = KernelState(ch, Src(), Src())
+    scalar = None
+    if ch.boolean(0.2, "scalar parameter"):
+        sdt = ch.choice(["float32", "int32"], "scalar dtype")
+        sval = ch.choice([2, -3, 5], "scalar value")
+        scalar = ParamSpec("alpha", sdt, (), sval, sval)
+        cx.scalars.append(Ex("alpha", "alpha", sdt, sval, sval, True))
+        st.features.add(f"scalar-{sdt}")
     dx = ch.choice(["float32", "float32", "float16", "bfloat16", "int32"], "X dtype")
     cx.inputs.append(("X", dx))
     if ch.boolean(0.3, "second input"):
@@ -150,6 +158,8 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
         params.append(ParamSpec("X2", cx.inputs[1][1], (m_total, n_total)))
     for name, vdtype in cx.vectors:
         params.append(ParamSpec(name, vdtype, (n_total,)))
+    if scalar is not None:
+        params.append(scalar)
     tol: dict[str, tuple[float, float]] = {}
     # The result: one 2-D tile to Y (an exact one when Y is int32).
     tiles = st.tiles(2)
@@ -169,7 +179,7 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     if cx.r_dtype is not None:
         params.append(ParamSpec("R", cx.r_dtype, (m_total,), output=True))
         tol.setdefault("R", ulp_tol("float32"))
-    cols = [b for b in st.tiles(1) if cx.axis.get(b.name) == "col" and b.dtype in ("float32", "int32")]
+    cols = [b for b in st.tiles(1) if cx.axis.get(b.name) == "col"]
     if cols and ch.boolean(0.7, "atomic cols"):
         c = ch.choice(cols, "col vec")
         if ch.boolean(0.6, "tile atomic"):
@@ -182,13 +192,17 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
             st.m(f"atomic_tile(Cs, (c0,), {c.name})")
             st.features.add("atomic-global-elem")
         params.append(ParamSpec("Cs", c.dtype, (n_total,), output=True))
-        tol["Cs"] = (0.0, 0.0) if c.exact else ulp_tol("float32")
+        tol["Cs"] = (0.0, 0.0) if c.exact and c.dtype in ("float32", "int32") else max(ulp_tol(c.dtype), ulp_tol("float32"))
+        st.features.add(f"atomic-{c.dtype}")
     kernel, model = Src(), Src()
     kernel(f"bm, bn = {bm}, {bn}")
     with kernel.block('with T.prim_func("fz_tile") as f:'):
         kernel('M = T.dynamic("M")' if dyn_m else f"M = {m_total}")
         kernel('N = T.dynamic("N")' if dyn_n else f"N = {n_total}")
         for p in params:
+            if not p.shape:
+                kernel(f'{p.name} = T.scalar("{p.name}", "{p.dtype}")')
+                continue
             dims = "(M, N)" if len(p.shape) == 2 else ("(M,)" if p.name == "R" else "(N,)")
             kernel(f'{p.name} = T.param("{p.name}", {dims}, "{p.dtype}")')
         if whole:

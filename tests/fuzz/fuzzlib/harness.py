@@ -140,7 +140,9 @@ def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], l
             compile_cuda(source, target, filename="fuzz.cu", use_cache=False)
             times[f"nvrtc-{target}"] = time.perf_counter() - t
     except NvrtcError as exc:
-        return Outcome("nvrtc", _first_line(exc), target=target, stage="nvrtc", error_type="NvrtcError")
+        errors = [line.strip() for line in (exc.log or str(exc)).split("\n") if "error" in line]
+        return Outcome("nvrtc", errors[0][:300] if errors else _first_line(exc), target=target, stage="nvrtc",
+                       error_type="NvrtcError")
     except tsir.TSIRError as exc:
         return Outcome("lower-refused", _first_line(exc), target=target, stage=phase, error_type=type(exc).__name__)
     except Exception as exc:  # noqa: BLE001

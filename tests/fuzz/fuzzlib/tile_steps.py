@@ -24,6 +24,8 @@ class TileCtx:
         """1-D buffer name -> 'row' (extent bm, indexed by i) or 'col' (extent bn, by j)"""
         self.inputs: list[tuple[str, str]] = []
         """global (M, N) inputs: (name, dtype)"""
+        self.scalars: list[Ex] = []
+        """scalar parameters (T.scalar), as expression leaves"""
         self.vectors: list[tuple[str, str]] = []
         """global (N,) inputs: (name, dtype)"""
         self.whole_cols = c0 == "0"
@@ -64,6 +66,7 @@ def leaves_2d(st: KernelState, cx: TileCtx, dst: Buf | None) -> list[Ex]:
             out.append(st.as_leaf(b, "j", f"{b.name}[None, :]"))
     out.append(Ex("i", "_I", "int32", 0, cx.bm - 1, True))
     out.append(Ex("j", "_J", "int32", 0, cx.bn - 1, True))
+    out += cx.scalars
     return out
 
 
@@ -193,7 +196,7 @@ def step_reduce(st: KernelState, cx: TileCtx) -> bool:
     n_red = cx.bn if dim == 1 else cx.bm
     kind = ch.choice(["sum", "sum", "max", "min", "absmax", "abssum"], "reduce kind")
     dtype = src.dtype if ch.boolean(0.6) else ("int32" if src.dtype == "int32" else "float32")
-    olds = [b for b in st.tiles(1) if cx.axis.get(b.name) == axis and b.dtype == dtype]
+    olds = [b for b in st.tiles(1, scope="frag") if cx.axis.get(b.name) == axis and b.dtype == dtype]
     clear = True
     if olds and ch.boolean(0.4, "reuse dst"):
         dst = ch.choice(olds, "reduce dst")
@@ -279,9 +282,18 @@ def step_layernorm(st: KernelState, cx: TileCtx) -> bool:
     for b in (s, mean, var, rstd):
         cx.axis[b.name] = "row"
     st.both(f"T.reduce_sum({x.name}, {s.name}, dim=1)", f"{s.name}[...] = {x.name}.sum(axis=1)")
+    # TileLang's layer norm stores the row statistics to global memory in this same loop.
+    store = cx.row_out and st.ch.boolean(0.5, "store mean in row loop")
     with st.k.block("for i in T.Parallel(bm):"):
         st.k(f"{mean.name}[i] = {s.name}[i] / {n}")
+        if store:
+            with st.k.block(f"with T.If({cx.r0} + i < {cx.m_name}):"):
+                st.k(f"R[{cx.r0} + i] = {mean.name}[i]")
     st.m(f"{mean.name}[...] = {s.name} / {n}")
+    if store:
+        cx.r_dtype = "float32"
+        st.m(f"store_tile(R, (r0,), {mean.name})")
+        st.features.add("parallel1d-global-store")
     with st.k.block("for i, j in T.Parallel(bm, bn):"):
         st.k(f'{d.name}[i, j] = T.cast({x.name}[i, j], "float32") - {mean.name}[i]' if x.dtype != "float32"
              else f"{d.name}[i, j] = {x.name}[i, j] - {mean.name}[i]")

@@ -7,6 +7,12 @@ rows, `A[bx * blk_m:(bx + 1) * blk_m, :]` (its rms_norm example), is refused by 
 Class `refused-parallel-broadcast-fragment` (about 0.3%): a T.Parallel(bm, bn) nest whose only
 fragment operand is a 1-D row fragment `r[i]` (and that writes a shared tile) is refused by
 LowerTileOp: "reads fragments but indexes none of them with exactly its loop variables".
+
+Class `refused-fragment-odd-rows` (about 3% of tile programs once bm in {3, 6, 12} is drawn): a
+fragment whose row count is not a power of two and that spreads over more than one row per
+thread, e.g. (3, 16) with 32 threads or (6, 32) with 128, is refused when it is lowered, with a
+message meant for the compiler's own code: "the fragment does not fill its physical box (2, 32);
+use inverse_with_guard() and test the guard `local * 2 + thread // 16 < 3`" (UnsupportedError).
 """
 
 from __future__ import annotations
@@ -78,6 +84,30 @@ def test_tilelang_row_slices_are_accepted() -> None:
 def test_row_fragment_broadcast_into_shared_is_accepted() -> None:
     params = [ParamSpec("X", "float32", (16, 8)), ParamSpec("Y", "float32", (16, 8), output=True)]
     assert_ok(check(row_max_broadcast_to_shared, row_max_reference, params))
+
+
+def odd_rows_copy(bm: int, bn: int, threads: int) -> tsir.PrimFunc:
+    with T.prim_func("odd_rows") as f:
+        X = T.param("X", (bm, bn), "float32")
+        Y = T.param("Y", (bm, bn), "float32")
+        with T.Kernel(1, threads=threads):
+            x = T.alloc_fragment((bm, bn), "float32")
+            T.copy(X[0, 0], x)
+            for i, j in T.Parallel(bm, bn):
+                x[i, j] = x[i, j] * 2.0
+            T.copy(x, Y[0, 0])
+    return f.func
+
+
+def twice_reference(X: np.ndarray, Y: np.ndarray) -> None:
+    Y[...] = 2.0 * X
+
+
+@pytest.mark.xfail(strict=True, reason="refused-fragment-odd-rows: fixed by the lead")
+@pytest.mark.parametrize("bm,bn,threads", [(3, 16, 32), (6, 32, 128), (12, 64, 128)])
+def test_fragment_with_odd_row_count_is_accepted(bm: int, bn: int, threads: int) -> None:
+    params = [ParamSpec("X", "float32", (bm, bn)), ParamSpec("Y", "float32", (bm, bn), output=True)]
+    assert_ok(check(lambda: odd_rows_copy(bm, bn, threads), twice_reference, params))
 
 
 _ = (load_tile, store_tile)
