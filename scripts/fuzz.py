@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--no-nvrtc", action="store_true", help="lower and print CUDA, skip NVRTC")
     ap.add_argument("--no-interpret", action="store_true")
     ap.add_argument("--stages", default="all", choices=["all", "changed"])
+    ap.add_argument("--look-past", default="reduce-reads-unheld-registers",
+                    help="comma list of classes whose detector hit is re-run with the detectors off")
     ap.add_argument("--out", help="write the summary as JSON here")
     ap.add_argument("--show", type=int, help="print one program (by seed) and its outcome, then exit")
     ap.add_argument("--shrink", type=int, help="shrink the program of this seed to a small one that fails "
@@ -41,13 +43,14 @@ def main() -> int:
     args = ap.parse_args()
     families = tuple(args.families.split(",")) if args.families else None
     cfg = Config(nvrtc_targets=() if args.no_nvrtc else ("sm_80", "sm_90a"),
-                 interpret=not args.no_interpret, stages=args.stages)
+                 interpret=not args.no_interpret, stages=args.stages,
+                 look_past=tuple(c for c in args.look_past.split(",") if c))
     if args.show is not None:
         prog = program_for_seed(args.show, families)
         print(prog.module_source())
-        out = run_program(prog, cfg)
-        out.klass = classify(prog, out)
-        print(out)
+        from fuzzlib.survey import evaluate
+
+        print(evaluate(prog, cfg))
         return 0
     if args.shrink is not None:
         return shrink(args.shrink, families, cfg, args.budget)
@@ -69,28 +72,25 @@ def main() -> int:
 
 def shrink(seed: int, families: tuple[str, ...] | None, cfg: Config, budget: int) -> int:
     from fuzzlib.shrink import shrink_choices
-    from fuzzlib.signature import signature
     from fuzzlib.strategies import recorded_program, replayed_program
+    from fuzzlib.survey import evaluate
 
     prog, choices = recorded_program(seed, families)
-    out = run_program(prog, cfg)
-    want = signature(prog, out)
-    print(f"seed {seed}: {want}")
-    if not out.failed:
-        print("the program does not fail")
+    out = evaluate(prog, cfg)
+    want = out.klass
+    print(f"seed {seed}: {want or 'passes'}")
+    if not want:
         return 1
 
     def fails(cand: list[int]) -> bool:
-        p = replayed_program(cand, seed, families)
-        o = run_program(p, cfg)
-        return o.failed and signature(p, o) == want
+        return evaluate(replayed_program(cand, seed, families), cfg).klass == want
 
     best = shrink_choices(choices, fails, budget, log=print)
     small = replayed_program(best, seed, families)
     print(small.module_source())
-    final = run_program(small, cfg)
+    final = evaluate(small, cfg)
     print(f"choices: {best}")
-    print(f"{final.status} at {final.stage} ({final.target}):\n{final.message}")
+    print(f"{final.klass}: {final.status} at {final.stage} ({final.target}):\n{final.message}")
     return 0
 
 

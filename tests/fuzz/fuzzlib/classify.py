@@ -146,6 +146,8 @@ def classify(prog: Program, out: Outcome) -> str:
             return "tile-op-in-thread-if"
         if feats & {"atomic-global-tile", "atomic-global-elem"} and any(f.endswith("-dim0") for f in feats):
             return "atomic-add-replicated-fragment"
+        if "parallel1d-global-store" in feats:
+            return "fragment-read-by-non-holder"
         return f"mismatch @{out.stage} [{prog.family}]"
     staged_after = {"loop-read-stage-after", "loop-reuse-stage"}
     if out.status == "nvrtc" and "is undefined" in msg and feats & staged_after:

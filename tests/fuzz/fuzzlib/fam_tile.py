@@ -115,11 +115,12 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     threads = ch.choice(THREADS, "threads")
     ragged = ch.boolean(0.7, "ragged")
     if whole:
-        bm = ch.choice([1, 2, 4, 8, 1, 2, 3], "blk_m")
+        bm = ch.weighted([(1, 2.0), (2, 2.0), (4, 1.0), (8, 1.0), (3, 0.2)], "blk_m")
         n_total = ch.choice([8, 16, 24, 32, 40, 64, 100, 128, 256], "N")
         bn, gx = n_total, 1
     else:
-        bm = ch.choice([1, 2, 4, 8, 16, 32, 64, 3, 6, 12], "bm")
+        bm = ch.weighted([(1, 1.0), (2, 1.0), (4, 1.0), (8, 1.0), (16, 1.0), (32, 1.0), (64, 1.0), (3, 0.2),
+                          (6, 0.2), (12, 0.2)], "bm")
         bn = ch.choice([8, 16, 32, 64, 128, 24, 48, 96], "bn")
         while bm * bn > 4096:
             bm //= 2

@@ -33,7 +33,12 @@ class Config:
     interpret: bool = True
     """run the interpreter oracles when `tsir.interpret` exists"""
     stages: str = "all"
-    """'all' stages, or 'changed': skip a stage whose printed IR equals the previous one"""
+    """'all': every target's stages; 'changed': a later target's stages only where its CUDA
+    differs from the first target's"""
+    check: bool = True
+    """detectors on (off: only the numbers are compared, to look past a known hazard)"""
+    look_past: tuple[str, ...] = ("reduce-reads-unheld-registers",)
+    """classes whose detector hit is re-run with the detectors off, to see what it hides"""
 
 
 @dataclass
