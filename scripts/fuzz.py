@@ -18,33 +18,50 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fuzz"))
 
-from fuzzlib.harness import Config, run_program  # noqa: E402
-from fuzzlib.classify import classify  # noqa: E402
+from fuzzlib.harness import Config  # noqa: E402
 from fuzzlib.strategies import FAMILIES, program_for_seed  # noqa: E402
 from fuzzlib.survey import Summary, run_seeds  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--programs", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1, help="first seed (programs use seed, seed+1, ...)")
+    ap.add_argument(
+        "--seed", type=int, default=1, help="first seed (programs use seed, seed+1, ...)"
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--families", default="", help=f"comma list of {sorted(FAMILIES)} (default all)")
+    ap.add_argument(
+        "--families", default="", help=f"comma list of {sorted(FAMILIES)} (default all)"
+    )
     ap.add_argument("--no-nvrtc", action="store_true", help="lower and print CUDA, skip NVRTC")
     ap.add_argument("--no-interpret", action="store_true")
     ap.add_argument("--stages", default="all", choices=["all", "changed"])
-    ap.add_argument("--look-past", default="reduce-reads-unheld-registers",
-                    help="comma list of classes whose detector hit is re-run with the detectors off")
+    ap.add_argument(
+        "--look-past",
+        default="reduce-reads-unheld-registers",
+        help="comma list of classes whose detector hit is re-run with the detectors off",
+    )
     ap.add_argument("--out", help="write the summary as JSON here")
-    ap.add_argument("--show", type=int, help="print one program (by seed) and its outcome, then exit")
-    ap.add_argument("--shrink", type=int, help="shrink the program of this seed to a small one that fails "
-                    "with the same signature, print it and exit")
+    ap.add_argument(
+        "--show", type=int, help="print one program (by seed) and its outcome, then exit"
+    )
+    ap.add_argument(
+        "--shrink",
+        type=int,
+        help="shrink the program of this seed to a small one that fails "
+        "with the same signature, print it and exit",
+    )
     ap.add_argument("--budget", type=int, default=300, help="programs tried by --shrink")
     args = ap.parse_args()
     families = tuple(args.families.split(",")) if args.families else None
-    cfg = Config(nvrtc_targets=() if args.no_nvrtc else ("sm_80", "sm_90a"),
-                 interpret=not args.no_interpret, stages=args.stages,
-                 look_past=tuple(c for c in args.look_past.split(",") if c))
+    cfg = Config(
+        nvrtc_targets=() if args.no_nvrtc else ("sm_80", "sm_90a"),
+        interpret=not args.no_interpret,
+        stages=args.stages,
+        look_past=tuple(c for c in args.look_past.split(",") if c),
+    )
     if args.show is not None:
         prog = program_for_seed(args.show, families)
         print(prog.module_source())
@@ -59,10 +76,15 @@ def main() -> int:
     def progress(s: Summary) -> None:
         if s.programs % 200 == 0:
             rate = s.programs / (time.time() - start)
-            print(f"  {s.programs} programs, {rate:.1f}/s, failures by status: "
-                  f"{ {k: v for k, v in s.by_status.items() if k != 'ok'} }", flush=True)
+            print(
+                f"  {s.programs} programs, {rate:.1f}/s, failures by status: "
+                f"{ {k: v for k, v in s.by_status.items() if k != 'ok'} }",
+                flush=True,
+            )
 
-    summary = run_seeds(range(args.seed, args.seed + args.programs), cfg, families, args.jobs, progress)
+    summary = run_seeds(
+        range(args.seed, args.seed + args.programs), cfg, families, args.jobs, progress
+    )
     print(summary.report())
     if args.out:
         with open(args.out, "w") as fh:

@@ -27,7 +27,9 @@ JOBS = int(os.environ.get("TSIR_FUZZ_JOBS", "2"))
 def test_random_programs_fixed_seed_budget() -> None:
     # sm_90a's stages are interpreted only where its CUDA differs from sm_80's (both are lowered,
     # printed and compiled with NVRTC for every program).
-    summary = run_seeds(range(FIRST_SEED, FIRST_SEED + PROGRAMS), Config(stages="changed"), jobs=JOBS)
+    summary = run_seeds(
+        range(FIRST_SEED, FIRST_SEED + PROGRAMS), Config(stages="changed"), jobs=JOBS
+    )
     print("\n" + summary.report())
     counts = summary.counts()
     assert counts["programs"] == PROGRAMS

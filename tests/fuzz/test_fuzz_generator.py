@@ -15,7 +15,9 @@ from fuzzlib.strategies import FAMILIES, program_for_seed, programs
 
 def test_bfloat16_rounding_matches_ml_dtypes() -> None:
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(size=1000) * 10.0 ** rng.integers(-8, 8, 1000), [0.0, -0.0, 1e38, -3.0]])
+    x = np.concatenate(
+        [rng.normal(size=1000) * 10.0 ** rng.integers(-8, 8, 1000), [0.0, -0.0, 1e38, -3.0]]
+    )
     want = x.astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
     np.testing.assert_array_equal(rnd(x, "bfloat16"), want)
 

@@ -66,7 +66,7 @@ def _exact_ok(dtype: str, mag: float, fb: int) -> bool:
 
 
 def _r(dtype: str, text: str) -> str:
-    """numpy text rounding a float result to `dtype` (float32 stays float64: tolerance covers it)."""
+    """numpy text rounding a float result to `dtype` (float32 stays float64: within tolerance)."""
     if dtype in ("float16", "bfloat16"):
         return f'rnd({text}, "{dtype}")'
     return text
@@ -114,7 +114,9 @@ class ExprGen:
     def _leaf(self, dtype: str, want_exact: bool) -> Ex:
         same = [x for x in self.leaves if x.dtype == dtype and (x.exact or not want_exact)]
         other = [x for x in self.leaves if x.dtype != dtype and (x.exact or not want_exact)]
-        pick = self.ch.weighted([("same", 6.0), ("other", 2.0 if other else 0.0), ("const", 1.0)], "leaf")
+        pick = self.ch.weighted(
+            [("same", 6.0), ("other", 2.0 if other else 0.0), ("const", 1.0)], "leaf"
+        )
         if pick == "same" and same:
             return self.ch.choice(same, "leaf same")
         if pick == "other" and other:
@@ -142,7 +144,9 @@ class ExprGen:
             a = self._gen(dtype, depth - 1, want_exact)
             if op == "abs":
                 lo = 0.0 if a.lo <= 0 <= a.hi else min(abs(a.lo), abs(a.hi))
-                return Ex(f"T.abs({a.t})", f"np.abs({a.n})", dtype, lo, a.mag, a.exact, a.fb, a.size + 1)
+                return Ex(
+                    f"T.abs({a.t})", f"np.abs({a.n})", dtype, lo, a.mag, a.exact, a.fb, a.size + 1
+                )
             return Ex(f"(-{a.t})", f"(-{a.n})", dtype, -a.hi, -a.lo, a.exact, a.fb, a.size + 1)
         if op == "cast":
             src = self.ch.choice([d for d in MANTISSA if d != dtype], "cast src")
@@ -155,26 +159,59 @@ class ExprGen:
             if c is None:
                 return a
             return Ex(
-                f"T.if_then_else({c[0]}, {a.t}, {b.t})", f"np.where({c[1]}, {a.n}, {b.n})", dtype,
-                min(a.lo, b.lo), max(a.hi, b.hi), a.exact and b.exact, max(a.fb, b.fb), a.size + b.size + 1,
+                f"T.if_then_else({c[0]}, {a.t}, {b.t})",
+                f"np.where({c[1]}, {a.n}, {b.n})",
+                dtype,
+                min(a.lo, b.lo),
+                max(a.hi, b.hi),
+                a.exact and b.exact,
+                max(a.fb, b.fb),
+                a.size + b.size + 1,
             )
         if op in ("floordiv", "floormod"):
             a = self._gen(dtype, depth - 1, want_exact)
             c = self.ch.choice([2, 3, 4, -3, 7], "divisor")
             if op == "floordiv":
                 lo, hi = sorted((math.floor(a.lo / c), math.floor(a.hi / c)))
-                return Ex(f"({a.t} // {c})", f"fdiv({a.n}, {c})", dtype, lo, hi, a.exact, 0, a.size + 1)
+                return Ex(
+                    f"({a.t} // {c})", f"fdiv({a.n}, {c})", dtype, lo, hi, a.exact, 0, a.size + 1
+                )
             lo, hi = (0, c - 1) if c > 0 else (c + 1, 0)
             return Ex(f"({a.t} % {c})", f"fmod({a.n}, {c})", dtype, lo, hi, a.exact, 0, a.size + 1)
         if op == "div":
             a = self._gen(dtype, depth - 1)
             b = self._gen(dtype, depth - 1)
-            den = Ex(f"(T.abs({b.t}) + 1.0)", _r(dtype, f"(np.abs({b.n}) + 1.0)"), dtype, 1.0, b.mag + 1, False)
-            return Ex(f"({a.t} / {den.t})", _r(dtype, f"({a.n} / {den.n})"), dtype, -a.mag, a.mag, False, 0, a.size + b.size + 2)
+            den = Ex(
+                f"(T.abs({b.t}) + 1.0)",
+                _r(dtype, f"(np.abs({b.n}) + 1.0)"),
+                dtype,
+                1.0,
+                b.mag + 1,
+                False,
+            )
+            return Ex(
+                f"({a.t} / {den.t})",
+                _r(dtype, f"({a.n} / {den.n})"),
+                dtype,
+                -a.mag,
+                a.mag,
+                False,
+                0,
+                a.size + b.size + 2,
+            )
         if op == "floorceil":
             a = self._gen(dtype, depth - 1, want_exact)
             f = self.ch.choice(["floor", "ceil"], "floorceil")
-            return Ex(f"T.{f}({a.t})", f"np.{f}({a.n})", dtype, math.floor(a.lo), math.ceil(a.hi), a.exact, 0, a.size + 1)
+            return Ex(
+                f"T.{f}({a.t})",
+                f"np.{f}({a.n})",
+                dtype,
+                math.floor(a.lo),
+                math.ceil(a.hi),
+                a.exact,
+                0,
+                a.size + 1,
+            )
         return self._unary(self._gen(dtype, depth - 1))
 
     def _binary(self, op: str, a: Ex, b: Ex) -> Ex | None:
@@ -200,7 +237,9 @@ class ExprGen:
         size = a.size + b.size + 1
         if sym:
             n = f"({a.n} {sym} {b.n})"
-            return Ex(f"({a.t} {sym} {b.t})", _r(d, n) if d != "int32" else n, d, lo, hi, exact, fb, size)
+            return Ex(
+                f"({a.t} {sym} {b.t})", _r(d, n) if d != "int32" else n, d, lo, hi, exact, fb, size
+            )
         fn = "np.maximum" if op == "max" else "np.minimum"
         return Ex(f"T.{op}({a.t}, {b.t})", f"{fn}({a.n}, {b.n})", d, lo, hi, exact, fb, size)
 
@@ -214,29 +253,76 @@ class ExprGen:
             if not a.is_int and not (a.exact and a.mag < 2**20):
                 return const(self.ch.choice([1, 2, -3], "cast fallback"), dtype)
             lo, hi = math.trunc(a.lo), math.trunc(a.hi)
-            return Ex(f'T.cast({a.t}, "int32")', f'cast({a.n}, "int32")', dtype, lo, hi, a.exact, 0, a.size + 1)
+            return Ex(
+                f'T.cast({a.t}, "int32")',
+                f'cast({a.n}, "int32")',
+                dtype,
+                lo,
+                hi,
+                a.exact,
+                0,
+                a.size + 1,
+            )
         mag = a.mag
         if mag > LIMIT[dtype]:
             return const(1.0, dtype)
         exact = a.exact and _exact_ok(dtype, mag, a.fb)
-        return Ex(f'T.cast({a.t}, "{dtype}")', f'cast({a.n}, "{dtype}")', dtype, a.lo, a.hi, exact, a.fb, a.size + 1)
+        return Ex(
+            f'T.cast({a.t}, "{dtype}")',
+            f'cast({a.n}, "{dtype}")',
+            dtype,
+            a.lo,
+            a.hi,
+            exact,
+            a.fb,
+            a.size + 1,
+        )
 
     def _unary(self, a: Ex) -> Ex:
         d = a.dtype
-        f = self.ch.choice(["exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh"], "unary")
+        f = self.ch.choice(
+            ["exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh"], "unary"
+        )
         if f in ("exp", "exp2"):
             if a.hi > 8:
-                a = Ex(f"T.min({a.t}, 8.0)", f"np.minimum({a.n}, 8.0)", d, min(a.lo, 8), 8, a.exact, a.fb, a.size + 1)
+                a = Ex(
+                    f"T.min({a.t}, 8.0)",
+                    f"np.minimum({a.n}, 8.0)",
+                    d,
+                    min(a.lo, 8),
+                    8,
+                    a.exact,
+                    a.fb,
+                    a.size + 1,
+                )
             np_f = "np.exp" if f == "exp" else "np.exp2"
             hi = math.exp(a.hi) if f == "exp" else 2.0**a.hi
             return Ex(f"T.{f}({a.t})", _r(d, f"{np_f}({a.n})"), d, 0.0, hi, False, 0, a.size + 1)
         if f in ("log", "log2", "sqrt"):
             arg_t, arg_n = f"(T.abs({a.t}) + 1.0)", _r(d, f"(np.abs({a.n}) + 1.0)")
             np_f = {"log": "np.log", "log2": "np.log2", "sqrt": "np.sqrt"}[f]
-            return Ex(f"T.{f}{arg_t}", _r(d, f"{np_f}({arg_n})"), d, 0.0, math.sqrt(a.mag + 1) + math.log(a.mag + 2), False, 0, a.size + 2)
+            return Ex(
+                f"T.{f}{arg_t}",
+                _r(d, f"{np_f}({arg_n})"),
+                d,
+                0.0,
+                math.sqrt(a.mag + 1) + math.log(a.mag + 2),
+                False,
+                0,
+                a.size + 2,
+            )
         if f == "rsqrt":
             arg_t, arg_n = f"(T.abs({a.t}) + 1.0)", _r(d, f"(np.abs({a.n}) + 1.0)")
-            return Ex(f"T.rsqrt{arg_t}", _r(d, f"(1.0 / np.sqrt({arg_n}))"), d, 0.0, 1.0, False, 0, a.size + 2)
+            return Ex(
+                f"T.rsqrt{arg_t}",
+                _r(d, f"(1.0 / np.sqrt({arg_n}))"),
+                d,
+                0.0,
+                1.0,
+                False,
+                0,
+                a.size + 2,
+            )
         if f in ("sin", "cos") and a.mag > 100:
             f = "tanh"
         return Ex(f"T.{f}({a.t})", _r(d, f"np.{f}({a.n})"), d, -1.0, 1.0, False, 0, a.size + 1)

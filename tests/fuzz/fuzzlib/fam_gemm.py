@@ -15,16 +15,29 @@ from .program import ParamSpec, Program, Src
 __all__ = ["gen_gemm"]
 
 
-def _operand(k: Src, m: Src, ch: Chooser, name: str, trans: bool, rows: str, kdim: str, feats: set[str], dtype: str) -> None:
+def _operand(
+    k: Src,
+    m: Src,
+    ch: Chooser,
+    name: str,
+    trans: bool,
+    rows: str,
+    kdim: str,
+    feats: set[str],
+    dtype: str,
+) -> None:
     """Stage the (rows x bk) operand `name` (global) into `{name}_s` for K tile `ko`.
 
-    Without transpose the tile is (rows, bk) of a (ROWS, K) tensor; with it, (bk, rows) of (K, ROWS).
+    Without transpose the tile is (rows, bk) of a (ROWS, K) tensor; with it, (bk, rows) of
+    (K, ROWS).
     """
     row0 = "by * bm" if rows == "bm" else "cn"
     tile = f"({kdim}, {rows})" if trans else f"({rows}, {kdim})"
     starts = f"(ko * bk, {row0})" if trans else f"({row0}, ko * bk)"
     g_start = f"{name}[ko * bk, {row0}]" if trans else f"{name}[{row0}, ko * bk]"
-    how = ch.weighted([("copy", 5.0), ("parallel", 1.5), ("frag", 1.0), ("rewrite", 1.0)], f"stage {name}")
+    how = ch.weighted(
+        [("copy", 5.0), ("parallel", 1.5), ("frag", 1.0), ("rewrite", 1.0)], f"stage {name}"
+    )
     feats.add(f"gemm-stage-{how}")
     sh = f"{name}_s"
     np_tile = f"load_tile({name}, {starts}, {tile})"
@@ -35,7 +48,7 @@ def _operand(k: Src, m: Src, ch: Chooser, name: str, trans: bool, rows: str, kdi
         a, b = ("kk", "i") if trans else ("i", "kk")
         ext = f"{kdim}, {rows}" if trans else f"{rows}, {kdim}"
         gi = f"ko * bk + kk, {row0} + i" if trans else f"{row0} + i, ko * bk + kk"
-        bound = (f"ko * bk + kk < K, {row0} + i < {'M' if rows == 'bm' else 'N'}")
+        bound = f"ko * bk + kk < K, {row0} + i < {'M' if rows == 'bm' else 'N'}"
         with k.block(f"for {a}, {b} in T.Parallel({ext}):"):
             with k.block(f"with T.If(T.all({bound})):"):
                 k(f"{sh}[{a}, {b}] = {name}[{gi}]")
@@ -68,14 +81,26 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     M = gy * bm - (ch.integer(0, bm - 1, "rm") if ragged else 0)
     N = gx * bn - (ch.integer(0, bn - 1, "rn") if ragged else 0)
     K = nk * bk - (ch.integer(0, bk - 1, "rk") if ragged and ch.boolean(0.5) else 0)
-    loop = ch.weighted([("serial", 2.0), ("pipelined", 4.0), ("none", 0.7 if nk == 1 else 0.0)], "loop")
+    loop = ch.weighted(
+        [("serial", 2.0), ("pipelined", 4.0), ("none", 0.7 if nk == 1 else 0.0)], "loop"
+    )
     stages = ch.integer(0, 4, "num_stages") if loop == "pipelined" else 0
     clear_mode = ch.weighted([("clear", 5.0), ("fill_zero", 1.0), ("clear_accum", 1.0)], "clear")
-    epi = ch.weighted([("copy", 4.0), ("parallel", 2.0), ("shared", 1.5), ("rowreduce", 1.0)], "epilogue")
-    out_dtype = ch.choice(["float32", "float16", "bfloat16"], "C dtype") if epi != "rowreduce" else "float32"
+    epi = ch.weighted(
+        [("copy", 4.0), ("parallel", 2.0), ("shared", 1.5), ("rowreduce", 1.0)], "epilogue"
+    )
+    out_dtype = (
+        ch.choice(["float32", "float16", "bfloat16"], "C dtype")
+        if epi != "rowreduce"
+        else "float32"
+    )
     if epi == "rowreduce" and bm % 16:
         epi = "copy"
-    policy = "full_row" if epi == "rowreduce" else ch.weighted([("square", 5.0), ("full_row", 1.0)], "policy")
+    policy = (
+        "full_row"
+        if epi == "rowreduce"
+        else ch.weighted([("square", 5.0), ("full_row", 1.0)], "policy")
+    )
     threads = ch.choice(_thread_options(bm, bn, policy), "threads")
     dyn_m, dyn_k = ch.boolean(0.3, "dynamic M"), ch.boolean(0.3, "dynamic K")
     outer = ch.boolean(0.2, "two column tiles per block")
@@ -92,13 +117,21 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
         k("T.fill(C_f, 0.0)")
     m("C_f = np.zeros((bm, bn))")
     opts = ", transpose_A=True" * ta + ", transpose_B=True" * tb
-    opts += ", clear_accum=True" * (clear_mode == "clear_accum") + (f', policy="{policy}"' if policy != "square" else "")
-    header = {"serial": "for ko in T.serial(T.ceildiv(K, bk)):",
-              "pipelined": f"for ko in T.Pipelined(T.ceildiv(K, bk), num_stages={stages}):",
-              "none": None}[loop]
+    opts += ", clear_accum=True" * (clear_mode == "clear_accum") + (
+        f', policy="{policy}"' if policy != "square" else ""
+    )
+    header = {
+        "serial": "for ko in T.serial(T.ceildiv(K, bk)):",
+        "pipelined": f"for ko in T.Pipelined(T.ceildiv(K, bk), num_stages={stages}):",
+        "none": None,
+    }[loop]
     a_eff = "A_s.T" if ta else "A_s"
     b_eff = "B_s.T" if tb else "B_s"
-    acc = f"C_f = {a_eff} @ {b_eff}" if clear_mode == "clear_accum" else f"C_f = C_f + {a_eff} @ {b_eff}"
+    acc = (
+        f"C_f = {a_eff} @ {b_eff}"
+        if clear_mode == "clear_accum"
+        else f"C_f = C_f + {a_eff} @ {b_eff}"
+    )
 
     explicit = ch.boolean(0.3, "explicit sync")
     if explicit:
@@ -142,12 +175,22 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
         m(f'store_tile(D, (r0, 0), rnd(C_f, "{dtype}") @ load_tile(V, (0, 0), (bn, bn)))')
         feats.add(f"gemm-chain-{how}")
     _epilogue(k, m, ch, epi, out_dtype, feats)
-    frags = [f'{n}_f = T.alloc_fragment({shp}, "{dtype}")' for n, shp in (("A", a_shape), ("B", b_shape))
-             if f"{n}_f)" in k.text()]
+    frags = [
+        f'{n}_f = T.alloc_fragment({shp}, "{dtype}")'
+        for n, shp in (("A", a_shape), ("B", b_shape))
+        if f"{n}_f)" in k.text()
+    ]
     at = k.lines.index("#FRAGS#")
-    k.lines[at:at + 1] = frags
-    feats |= {f"gemm-{dtype}", f"gemm-ta{int(ta)}-tb{int(tb)}", f"gemm-loop-{loop}", f"threads{threads}",
-              f"gemm-epi-{epi}", f"gemm-{clear_mode}", f"gemm-policy-{policy}"}
+    k.lines[at : at + 1] = frags
+    feats |= {
+        f"gemm-{dtype}",
+        f"gemm-ta{int(ta)}-tb{int(tb)}",
+        f"gemm-loop-{loop}",
+        f"threads{threads}",
+        f"gemm-epi-{epi}",
+        f"gemm-{clear_mode}",
+        f"gemm-policy-{policy}",
+    }
     if loop == "pipelined":
         feats.add(f"gemm-stages{stages}")
     if ragged:
@@ -188,10 +231,18 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
         kernel('M = T.dynamic("M")' if dyn_m else f"M = {M}")
         kernel('K = T.dynamic("K")' if dyn_k else f"K = {K}")
         for p in params:
-            dims = {"A": "(K, M)" if ta else "(M, K)", "B": "(N, K)" if tb else "(K, N)", "C": "(M, N)", "R": "(M,)",
-                    "V": "(N, bn)", "D": "(M, bn)"}[p.name]
+            dims = {
+                "A": "(K, M)" if ta else "(M, K)",
+                "B": "(N, K)" if tb else "(K, N)",
+                "C": "(M, N)",
+                "R": "(M,)",
+                "V": "(N, bn)",
+                "D": "(M, bn)",
+            }[p.name]
             kernel(f'{p.name} = T.param("{p.name}", {dims}, "{p.dtype}")')
-        with kernel.block(f"with T.Kernel({gxs}, T.ceildiv(M, bm), threads={threads}) as (bx, by):"):
+        with kernel.block(
+            f"with T.Kernel({gxs}, T.ceildiv(M, bm), threads={threads}) as (bx, by):"
+        ):
             kernel.extend(k)
     kernel("return f.func")
     model(f"bm, bn, bk = {bm}, {bn}, {bk}")
@@ -217,8 +268,10 @@ def _thread_options(bm: int, bn: int, policy: str) -> list[int]:
         if policy == "full_row":
             ok = bm % (16 * warps) == 0 and bn % 16 == 0
         else:
-            ok = any(warps % wm == 0 and bm % (16 * wm) == 0 and bn % (16 * (warps // wm)) == 0
-                     for wm in range(1, warps + 1))
+            ok = any(
+                warps % wm == 0 and bm % (16 * wm) == 0 and bn % (16 * (warps // wm)) == 0
+                for wm in range(1, warps + 1)
+            )
         if ok:
             out.append(threads)
     return out
@@ -229,7 +282,11 @@ def _epilogue(k: Src, m: Src, ch: Chooser, epi: str, out_dtype: str, feats: set[
         k("T.copy(C_f, C[by * bm, cn])")
     elif epi == "parallel":
         op = ch.choice(["relu", "scale", "shift"], "epilogue op")
-        expr = {"relu": "T.max(C_f[i, j], 0.0)", "scale": "C_f[i, j] * 0.5", "shift": "C_f[i, j] - 1.0"}[op]
+        expr = {
+            "relu": "T.max(C_f[i, j], 0.0)",
+            "scale": "C_f[i, j] * 0.5",
+            "shift": "C_f[i, j] - 1.0",
+        }[op]
         npx = {"relu": "np.maximum(C_f, 0.0)", "scale": "C_f * 0.5", "shift": "C_f - 1.0"}[op]
         with k.block("for i, j in T.Parallel(bm, bn):"):
             k(f"C_f[i, j] = {expr}")

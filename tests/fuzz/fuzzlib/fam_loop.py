@@ -57,10 +57,17 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     if online:
         # flash attention's running maximum: reduce each chunk into `mx` without clearing it
         k('mx = T.alloc_fragment((blk_m,), "float32")')
-        k("T.fill(mx, -T.infinity(\"float32\"))")
+        k('T.fill(mx, -T.infinity("float32"))')
         m("mx = np.full((blk_m,), -np.inf)")
         feats.add("loop-online-max")
-    x1 = Ex("x1[i, j]" if dx == "float32" else 'T.cast(x1[i, j], "float32")', "x1", "float32", -4, 4, True)
+    x1 = Ex(
+        "x1[i, j]" if dx == "float32" else 'T.cast(x1[i, j], "float32")',
+        "x1",
+        "float32",
+        -4,
+        4,
+        True,
+    )
     leaves = [x1, x1, Ex("j", "_J", "int32", 0, bk - 1, True)]
     if ch.boolean(0.4, "ko as a value"):
         leaves.append(Ex("ko", "ko", "int32", 0, 3, True))
@@ -79,13 +86,17 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     if peek:
         # the staged tile after the loop holds the last chunk
         k("T.copy(x1, L[bx * blk_m, 0])")
-        m(f"store_tile(L, (r0, 0), x1)")
+        m("store_tile(L, (r0, 0), x1)")
         feats.add("loop-read-stage-after")
     kind = ch.choice(["sum", "max"], "row reduce")
     k(f"T.reduce_{kind}(acc, r, dim=1)")
     m(f"r = acc.{kind}(axis=1)")
     if online:
-        k("T.reduce_sum(acc, r, dim=1, clear=False)" if kind == "max" else "T.reduce_max(acc, r, dim=1, clear=False)")
+        k(
+            "T.reduce_sum(acc, r, dim=1, clear=False)"
+            if kind == "max"
+            else "T.reduce_max(acc, r, dim=1, clear=False)"
+        )
         m("r = r + acc.sum(axis=1)" if kind == "max" else "r = np.maximum(r, acc.max(axis=1))")
         with k.block("for i in T.Parallel(blk_m):"):
             k("r[i] = r[i] - mx[i]")
@@ -96,8 +107,17 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     m(f'r = rnd(np.broadcast_to({g.n}, (blk_m,)), "float32")')
     col = "(nk - 1 - ko) * bk" if reverse else "ko * bk"
     x2n = "x1" if reuse else "x2"
-    x2 = Ex(f"{x2n}[i, j]" if dx == "float32" else f'T.cast({x2n}[i, j], "float32")', "x2", "float32", -4, 4, True)
-    h = ExprGen(ch, [x2, x2, Ex("r[i]", "r[:, None]", "float32", -1e3, 1e3, False)]).value("float32")
+    x2 = Ex(
+        f"{x2n}[i, j]" if dx == "float32" else f'T.cast({x2n}[i, j], "float32")',
+        "x2",
+        "float32",
+        -4,
+        4,
+        True,
+    )
+    h = ExprGen(ch, [x2, x2, Ex("r[i]", "r[:, None]", "float32", -1e3, 1e3, False)]).value(
+        "float32"
+    )
     with k.block(f"for ko in {_loop(ch, 'loop 2', feats)}:"):
         with m.block("for ko in range(nk):"):
             k(f"T.copy(X[bx * blk_m, {col}], {x2n})")
@@ -128,8 +148,14 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     with model.block("for bx in range(-(-M // blk_m)):"):
         model("r0 = bx * blk_m")
         model.extend(m)
-    feats |= {f"blk_m{blk_m}", f"threads{threads}", f"loop-stage1-{stage1}", f"loop-stage2-{stage2}",
-              f"loop-{dx}", f"loop-reduce-{kind}"}
+    feats |= {
+        f"blk_m{blk_m}",
+        f"threads{threads}",
+        f"loop-stage1-{stage1}",
+        f"loop-stage2-{stage2}",
+        f"loop-{dx}",
+        f"loop-reduce-{kind}",
+    }
     if N % bk:
         feats.add("ragged")
     if dyn:

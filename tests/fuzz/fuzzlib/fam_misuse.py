@@ -45,6 +45,14 @@ def gen_misuse(ch: Chooser, seed: int) -> Program:
         with k.block("with T.Kernel(2, threads=32) as bx:"):
             k.extend(b)
     k("return f.func")
-    params = [ParamSpec("X", "int32", (2,)), ParamSpec("Y", "float32", (64,), output=True), ParamSpec("n", "int32", (), 1, 1)]
-    feats = {f"misuse-{form}", f"misuse-op{'-bare' if op == 'bare' else op}", f"misuse-subject-{subject.split('[')[0]}"}
+    params = [
+        ParamSpec("X", "int32", (2,)),
+        ParamSpec("Y", "float32", (64,), output=True),
+        ParamSpec("n", "int32", (), 1, 1),
+    ]
+    feats = {
+        f"misuse-{form}",
+        f"misuse-op{'-bare' if op == 'bare' else op}",
+        f"misuse-subject-{subject.split('[')[0]}",
+    }
     return Program("misuse", seed, k.text(), "pass", params, {}, feats, expect_error="TSIRError")

@@ -18,7 +18,14 @@ from .program import ParamSpec, Program, Src
 __all__ = ["gen_thread"]
 
 
-def _func(name: str, consts: str, params: list[ParamSpec], dims: dict[str, str], kernel_header: str, body: Src) -> Src:
+def _func(
+    name: str,
+    consts: str,
+    params: list[ParamSpec],
+    dims: dict[str, str],
+    kernel_header: str,
+    body: Src,
+) -> Src:
     k = Src()
     k(consts)
     with k.block(f'with T.prim_func("{name}") as f:'):
@@ -26,7 +33,11 @@ def _func(name: str, consts: str, params: list[ParamSpec], dims: dict[str, str],
             if line:
                 k(line)
         for p in params:
-            k(f'{p.name} = T.param("{p.name}", {dims[p.name]}, "{p.dtype}")' if p.shape else f'{p.name} = T.scalar("{p.name}", "{p.dtype}")')
+            k(
+                f'{p.name} = T.param("{p.name}", {dims[p.name]}, "{p.dtype}")'
+                if p.shape
+                else f'{p.name} = T.scalar("{p.name}", "{p.dtype}")'
+            )
         with k.block(kernel_header):
             k.extend(body)
     k("return f.func")
@@ -44,7 +55,9 @@ def gen_hist(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[Pa
     b = Src()
     b("tx = T.get_thread_binding()")
     b('H_s = T.alloc_shared((nb,), "int32")')
-    init = ch.choice(["clear", "parallel", "tx"] if nb <= threads else ["clear", "parallel"], "hist init")
+    init = ch.choice(
+        ["clear", "parallel", "tx"] if nb <= threads else ["clear", "parallel"], "hist init"
+    )
     feats.add(f"hist-init-{init}")
     if init == "clear":
         b("T.clear(H_s)")
@@ -65,7 +78,10 @@ def gen_hist(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[Pa
         with b.block("with T.If(T.all(bx * bm + i < M, j < N)):"):
             load = "X[bx * bm + i, j]" if src == "global" else "x_t[i, j]"
             b(f"T.atomic_add(H_s[{idx.replace('@', load)}], 1)")
-    pub = ch.choice(["tile", "parallel", "tx", "copy"] if nb <= threads else ["tile", "parallel", "copy"], "hist publish")
+    pub = ch.choice(
+        ["tile", "parallel", "tx", "copy"] if nb <= threads else ["tile", "parallel", "copy"],
+        "hist publish",
+    )
     feats.add(f"hist-publish-{pub}")
     if pub == "tile":
         b("T.atomic_add(H[0], H_s)")
@@ -86,10 +102,20 @@ def gen_hist(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[Pa
         m("h = np.bincount(bins.reshape(-1), minlength=nb)")
         m("HB[bx, :] = h" if pub == "copy" else "H[:] += h")
     params = [ParamSpec("X", "int32", (M, N), -3, nb + 3)]
-    params.append(ParamSpec("HB", "int32", (gy, nb), output=True) if pub == "copy" else ParamSpec("H", "int32", (nb,), output=True))
+    params.append(
+        ParamSpec("HB", "int32", (gy, nb), output=True)
+        if pub == "copy"
+        else ParamSpec("H", "int32", (nb,), output=True)
+    )
     dims = {"X": "(M, N)", "H": "(nb,)", "HB": "(T.ceildiv(M, bm), nb)"}
-    k = _func("fz_hist", f"bm, bn, nb = {bm}, {bn}, {nb}\nM, N = {M}, {N}", params, dims,
-              f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:", b)
+    k = _func(
+        "fz_hist",
+        f"bm, bn, nb = {bm}, {bn}, {nb}\nM, N = {M}, {N}",
+        params,
+        dims,
+        f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:",
+        b,
+    )
     feats |= {"shared-atomics", f"threads{threads}"}
     return k, m, params, {}
 
@@ -130,26 +156,39 @@ def gen_gemv(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[Pa
             b("A_local[k] = A[bk * BLOCK_K + tk * TILE_K + k]")
             b(f"B_local[k] = B[{row}, bk * BLOCK_K + tk * TILE_K + k]")
         with b.block("for k in T.serial(TILE_K):"):
-            b('C_accum[0] += T.cast(A_local[k], "float32") * T.cast(B_local[k], "float32")' if False else
-              'C_accum[0] = C_accum[0] + T.cast(A_local[k], "float32") * T.cast(B_local[k], "float32")')
+            b(
+                "C_accum[0] = C_accum[0] + "
+                'T.cast(A_local[k], "float32") * T.cast(B_local[k], "float32")'
+            )
     b("T.atomic_add(C_shared[tn], C_accum[0])")
     if guard:
         with b.block("with T.If(bn * BLOCK_N + tn < N):"):
             b("C[bn * BLOCK_N + tn] = C_shared[tn]")
     else:
         b("C[bn * BLOCK_N + tn] = C_shared[tn]")
-    params = [ParamSpec("A", "float16", (K,), -2, 2), ParamSpec("B", "float16", (N, K), -2, 2),
-              ParamSpec("C", "float16", (N,), output=True)]
-    k = _func("fz_gemv", f"BLOCK_N, reduce_threads, TILE_K = {BN}, {RT}, {TK}\nBLOCK_K = reduce_threads * TILE_K\nN, K = {N}, {K}",
-              params, {"A": "(K,)", "B": "(N, K)", "C": "(N,)"},
-              "with T.Kernel(T.ceildiv(N, BLOCK_N), threads=(BLOCK_N, reduce_threads)) as bn:", b)
+    params = [
+        ParamSpec("A", "float16", (K,), -2, 2),
+        ParamSpec("B", "float16", (N, K), -2, 2),
+        ParamSpec("C", "float16", (N,), output=True),
+    ]
+    k = _func(
+        "fz_gemv",
+        f"BLOCK_N, reduce_threads, TILE_K = {BN}, {RT}, {TK}\n"
+        f"BLOCK_K = reduce_threads * TILE_K\nN, K = {N}, {K}",
+        params,
+        {"A": "(K,)", "B": "(N, K)", "C": "(N,)"},
+        "with T.Kernel(T.ceildiv(N, BLOCK_N), threads=(BLOCK_N, reduce_threads)) as bn:",
+        b,
+    )
     m = Src()
     m('C[:] = rnd(B @ A, "float16")')
     feats |= {"gemv", "shared-atomics", "threads-2d"}
     return k, m, params, {"C": (1e-2, 1e-2)}
 
 
-def gen_thread_if(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[ParamSpec], dict]:
+def gen_thread_if(
+    ch: Chooser, seed: int, feats: set[str]
+) -> tuple[Src, Src, list[ParamSpec], dict]:
     """Tile ops inside `with T.If(tx < k)` / T.Else: the op is done in full by those threads."""
     threads = ch.choice([64, 128, 256], "threads")
     split = ch.choice([w for w in (32, 64, 128) if w < threads], "split")
@@ -180,7 +219,10 @@ def gen_thread_if(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, li
             b("T.copy(g, s)")
         elif op1 == "parallel":
             with b.block("for i, j in T.Parallel(bm, bn):"):
-                b("s[i, j] = X[T.min(bx * bm + i, M - 1), j] * T.if_then_else(bx * bm + i < M, 1.0, 0.0)")
+                b(
+                    "s[i, j] = X[T.min(bx * bm + i, M - 1), j]"
+                    " * T.if_then_else(bx * bm + i < M, 1.0, 0.0)"
+                )
         else:
             b("T.fill(s, 2.0)")
             m("s[...] = 2.0")
@@ -201,10 +243,19 @@ def gen_thread_if(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, li
     mm("M = X.shape[0]")
     with mm.block("for bx in range(-(-M // bm)):"):
         mm.extend(m)
-    params = [ParamSpec("X", "float32", (M, N)), ParamSpec("X2", "float32", (M, N)), ParamSpec("Y", "float32", (M, N), output=True)]
-    k = _func("fz_thread_if", f"bm, bn = {bm}, {bn}\nM, N = {M}, {N}", params,
-              {"X": "(M, N)", "X2": "(M, N)", "Y": "(M, N)"},
-              f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:", b)
+    params = [
+        ParamSpec("X", "float32", (M, N)),
+        ParamSpec("X2", "float32", (M, N)),
+        ParamSpec("Y", "float32", (M, N), output=True),
+    ]
+    k = _func(
+        "fz_thread_if",
+        f"bm, bn = {bm}, {bn}\nM, N = {M}, {N}",
+        params,
+        {"X": "(M, N)", "X2": "(M, N)", "Y": "(M, N)"},
+        f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:",
+        b,
+    )
     return k, mm, params, {}
 
 
@@ -216,8 +267,12 @@ def gen_exchange(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, lis
     dtype = ch.choice(["float32", "int32", "float16"], "dtype")
     g = ch.integer(1, 3, "blocks")
     n = g * threads - (ch.integer(0, threads - 1, "rn") if ch.boolean(0.5) else 0)
-    src = {"reverse": "T - 1 - tx", "rotate": "(tx + 1) % T", "xor1": "tx ^ 1", "half": "tx // 2"}[perm]
-    np_src = {"reverse": "T - 1 - t", "rotate": "(t + 1) % T", "xor1": "t ^ 1", "half": "t // 2"}[perm]
+    src = {"reverse": "T - 1 - tx", "rotate": "(tx + 1) % T", "xor1": "tx ^ 1", "half": "tx // 2"}[
+        perm
+    ]
+    np_src = {"reverse": "T - 1 - t", "rotate": "(t + 1) % T", "xor1": "t ^ 1", "half": "t // 2"}[
+        perm
+    ]
     b = Src()
     b("tx = T.get_thread_binding()")
     b(f'S = T.alloc_shared((T_,), "{dtype}")'.replace("T_", "Tn"))
@@ -227,7 +282,7 @@ def gen_exchange(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, lis
     second = ch.boolean(0.4, "second round")
     src_k = src.replace("T ", "Tn ").replace("% T", "% Tn")
     if second:
-        b("v = T.alloc_var(\"%s\")" % dtype)
+        b('v = T.alloc_var("%s")' % dtype)
         b(f"v[0] = S[{src_k}]")
         if explicit:
             b("T.sync_threads()")
@@ -249,9 +304,20 @@ def gen_exchange(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, lis
                 m('S = rnd(S, "float16")')
         m(f"store_tile(Y, (bx * Tn,), S[{np_src}])")
     params = [ParamSpec("X", dtype, (n,), -8, 8), ParamSpec("Y", dtype, (n,), output=True)]
-    feats |= {f"exchange-{perm}", "explicit-sync" if explicit else "implicit-sync", f"threads{threads}", "alloc-var" if second else "one-round"}
-    k = _func("fz_exchange", f"Tn = {threads}\nn = {n}", params, {"X": "(n,)", "Y": "(n,)"},
-              f"with T.Kernel(T.ceildiv(n, Tn), threads=Tn) as bx:", b)
+    feats |= {
+        f"exchange-{perm}",
+        "explicit-sync" if explicit else "implicit-sync",
+        f"threads{threads}",
+        "alloc-var" if second else "one-round",
+    }
+    k = _func(
+        "fz_exchange",
+        f"Tn = {threads}\nn = {n}",
+        params,
+        {"X": "(n,)", "Y": "(n,)"},
+        "with T.Kernel(T.ceildiv(n, Tn), threads=Tn) as bx:",
+        b,
+    )
     return k, m, params, {}
 
 
@@ -262,7 +328,11 @@ def gen_reducer(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list
     gy = ch.integer(1, 3, "gy")
     M = gy * bm - ch.integer(0, bm - 1, "rm")
     op = ch.choice(["sum", "max", "min"], "reducer op")
-    upd = {"sum": "r[0] = r[0] + S[i, j]", "max": "r[0] = T.max(r[0], S[i, j])", "min": "r[0] = T.min(r[0], S[i, j])"}[op]
+    upd = {
+        "sum": "r[0] = r[0] + S[i, j]",
+        "max": "r[0] = T.max(r[0], S[i, j])",
+        "min": "r[0] = T.min(r[0], S[i, j])",
+    }[op]
     b = Src()
     b('S = T.alloc_shared((bm, N), "float32")')
     b(f'r = T.alloc_reducer((1,), "float32", op="{op}")')
@@ -274,12 +344,18 @@ def gen_reducer(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list
         b("out[bx] = r[0]")
     m = Src()
     m(f"bm = {bm}")
-    with m.block(f"for bx in range(-(-X.shape[0] // bm)):"):
+    with m.block("for bx in range(-(-X.shape[0] // bm)):"):
         m(f"out[bx] = load_tile(X, (bx * bm, 0), (bm, X.shape[1])).{op}()")
     params = [ParamSpec("X", "float32", (M, N)), ParamSpec("out", "float32", (gy,), output=True)]
     feats |= {f"reducer-{op}", f"threads{threads}"}
-    k = _func("fz_reducer", f"bm = {bm}\nM, N = {M}, {N}", params, {"X": "(M, N)", "out": "(T.ceildiv(M, bm),)"},
-              f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:", b)
+    k = _func(
+        "fz_reducer",
+        f"bm = {bm}\nM, N = {M}, {N}",
+        params,
+        {"X": "(M, N)", "out": "(T.ceildiv(M, bm),)"},
+        f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:",
+        b,
+    )
     return k, m, params, {}
 
 
@@ -298,16 +374,31 @@ def gen_count(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[P
     m = Src()
     m("Cnt[0] += int((X > 0).sum())")
     m("Sum[0] += X[X > 0].sum()")
-    params = [ParamSpec("X", "float32", (M, N)), ParamSpec("Cnt", "int32", (1,), 0, 0, True),
-              ParamSpec("Sum", "float32", (1,), 0, 0, True)]
+    params = [
+        ParamSpec("X", "float32", (M, N)),
+        ParamSpec("Cnt", "int32", (1,), 0, 0, True),
+        ParamSpec("Sum", "float32", (1,), 0, 0, True),
+    ]
     feats |= {"atomic-global-elem", "parallel-data-if", f"threads{threads}"}
-    k = _func("fz_count", f"bm, bn = {bm}, {bn}\nM, N = {M}, {N}", params, {"X": "(M, N)", "Cnt": "(1,)", "Sum": "(1,)"},
-              f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):", b)
+    k = _func(
+        "fz_count",
+        f"bm, bn = {bm}, {bn}\nM, N = {M}, {N}",
+        params,
+        {"X": "(M, N)", "Cnt": "(1,)", "Sum": "(1,)"},
+        f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):",
+        b,
+    )
     return k, m, params, {}
 
 
-PATTERNS = {"hist": (gen_hist, 3.0), "gemv": (gen_gemv, 2.0), "thread_if": (gen_thread_if, 2.0),
-            "exchange": (gen_exchange, 2.0), "reducer": (gen_reducer, 1.0), "count": (gen_count, 1.0)}
+PATTERNS = {
+    "hist": (gen_hist, 3.0),
+    "gemv": (gen_gemv, 2.0),
+    "thread_if": (gen_thread_if, 2.0),
+    "exchange": (gen_exchange, 2.0),
+    "reducer": (gen_reducer, 1.0),
+    "count": (gen_count, 1.0),
+}
 
 
 def gen_thread(ch: Chooser, seed: int) -> Program:

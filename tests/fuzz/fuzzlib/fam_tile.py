@@ -13,8 +13,17 @@ from .kernel_state import Buf, KernelState
 from .numerics import ulp_tol
 from .program import ParamSpec, Program, Src
 from .tile_steps import (
-    FLOAT_DTYPES, TileCtx, pick_dtype, step_ew, step_layernorm, step_load, step_load_vec, step_reduce,
-    step_rowop, store_tile_to, tol_for,
+    FLOAT_DTYPES,
+    TileCtx,
+    pick_dtype,
+    step_ew,
+    step_layernorm,
+    step_load,
+    step_load_vec,
+    step_reduce,
+    step_rowop,
+    store_tile_to,
+    tol_for,
 )
 
 __all__ = ["gen_tile"]
@@ -42,8 +51,16 @@ def step_copy_tile(st: KernelState, cx: TileCtx) -> bool:
 def step_fill(st: KernelState, cx: TileCtx) -> bool:
     ch = st.ch
     olds = st.tiles(2)
-    b = ch.choice(olds, "fill dst") if olds and ch.boolean(0.3) else st.alloc(
-        ch.choice(["frag", "shared"], "fill scope"), ("bm", "bn"), (cx.bm, cx.bn), pick_dtype(st))
+    b = (
+        ch.choice(olds, "fill dst")
+        if olds and ch.boolean(0.3)
+        else st.alloc(
+            ch.choice(["frag", "shared"], "fill scope"),
+            ("bm", "bn"),
+            (cx.bm, cx.bn),
+            pick_dtype(st),
+        )
+    )
     v = ch.choice([0, 1, 3, -2], "fill value")
     if v == 0 and ch.boolean():
         st.both(f"T.clear({b.name})", f"{b.name}[...] = 0")
@@ -64,12 +81,26 @@ def step_cumsum(st: KernelState, cx: TileCtx) -> bool:
     st.features.add(f"cumsum-{s.dtype}")
     dim = ch.choice([0, 1], "cumsum dim")
     rev = ch.boolean(0.3, "reverse")
-    dst = s if ch.boolean(0.5, "in place") else st.alloc("shared", ("bm", "bn"), (cx.bm, cx.bn), s.dtype)
-    args = f"{s.name}" + ("" if dst is s else f", {dst.name}") + f", dim={dim}" + (", reverse=True" if rev else "")
+    dst = (
+        s
+        if ch.boolean(0.5, "in place")
+        else st.alloc("shared", ("bm", "bn"), (cx.bm, cx.bn), s.dtype)
+    )
+    args = (
+        f"{s.name}"
+        + ("" if dst is s else f", {dst.name}")
+        + f", dim={dim}"
+        + (", reverse=True" if rev else "")
+    )
     body = f"np.cumsum({s.name}, axis={dim})"
     if rev:
         body = f"np.flip(np.cumsum(np.flip({s.name}, {dim}), axis={dim}), {dim})"
-    st.both(f"T.cumsum({args})", f"{dst.name}[...] = {body}" if s.dtype == "int32" else f'{dst.name}[...] = rnd({body}, "{s.dtype}")')
+    st.both(
+        f"T.cumsum({args})",
+        f"{dst.name}[...] = {body}"
+        if s.dtype == "int32"
+        else f'{dst.name}[...] = rnd({body}, "{s.dtype}")',
+    )
     n = cx.bm if dim == 0 else cx.bn
     mag = n * max(abs(s.lo), abs(s.hi))
     st.written(dst, Ex("", "", s.dtype, -mag, mag, s.exact and _exact_ok(s.dtype, mag, s.fb), s.fb))
@@ -85,7 +116,7 @@ def step_uniform_if(st: KernelState, cx: TileCtx, two_d: bool) -> bool:
     bvar = cx.r0.split(" * ")[0]
     conds = [
         (f"{bvar} == 0", f"{bvar} == 0"),
-        (f"X[0, 0] > 0", "X[0, 0] > 0"),
+        ("X[0, 0] > 0", "X[0, 0] > 0"),
         (f"{cx.r0} + bm <= M", "r0 + bm <= M"),
     ]
     if two_d:
@@ -102,7 +133,11 @@ def step_uniform_if(st: KernelState, cx: TileCtx, two_d: bool) -> bool:
 
 def _ew_in_place(st: KernelState, cx: TileCtx) -> None:
     dst = st.ch.choice(st.tiles(2), "uniform dst")
-    gen = ExprGen(st.ch, [st.as_leaf(b, "i, j", b.name) for b in st.tiles(2)] + [Ex("i", "_I", "int32", 0, cx.bm - 1, True)])
+    gen = ExprGen(
+        st.ch,
+        [st.as_leaf(b, "i, j", b.name) for b in st.tiles(2)]
+        + [Ex("i", "_I", "int32", 0, cx.bm - 1, True)],
+    )
     v = gen.value(dst.dtype)
     with st.k.block("for i, j in T.Parallel(bm, bn):"):
         st.k(f"{dst.name}[i, j] = {v.t}")
@@ -119,8 +154,21 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
         n_total = ch.choice([8, 16, 24, 32, 40, 64, 100, 128, 256], "N")
         bn, gx = n_total, 1
     else:
-        bm = ch.weighted([(1, 1.0), (2, 1.0), (4, 1.0), (8, 1.0), (16, 1.0), (32, 1.0), (64, 1.0), (3, 0.2),
-                          (6, 0.2), (12, 0.2)], "bm")
+        bm = ch.weighted(
+            [
+                (1, 1.0),
+                (2, 1.0),
+                (4, 1.0),
+                (8, 1.0),
+                (16, 1.0),
+                (32, 1.0),
+                (64, 1.0),
+                (3, 0.2),
+                (6, 0.2),
+                (12, 0.2),
+            ],
+            "bm",
+        )
         bn = ch.choice([8, 16, 32, 64, 128, 24, 48, 96], "bn")
         while bm * bn > 4096:
             bm //= 2
@@ -147,11 +195,30 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     if ch.boolean(0.3, "second input"):
         cx.inputs.append(("X2", ch.choice(["float32", "float16", "int32"], "X2 dtype")))
     step_load(st, cx)
-    weights = [("load", 0.5), ("vec", 0.6), ("ew", 3.0), ("reduce", 2.0), ("rowop", 1.5), ("layernorm", 1.5 if whole else 0.4),
-               ("cumsum", 0.7), ("uniform_if", 0.7), ("copy", 0.5), ("fill", 0.3)]
-    table = {"load": step_load, "vec": step_load_vec, "ew": step_ew, "reduce": step_reduce, "rowop": step_rowop,
-             "layernorm": step_layernorm, "cumsum": step_cumsum, "copy": step_copy_tile, "fill": step_fill,
-             "uniform_if": lambda s, c: step_uniform_if(s, c, not whole)}
+    weights = [
+        ("load", 0.5),
+        ("vec", 0.6),
+        ("ew", 3.0),
+        ("reduce", 2.0),
+        ("rowop", 1.5),
+        ("layernorm", 1.5 if whole else 0.4),
+        ("cumsum", 0.7),
+        ("uniform_if", 0.7),
+        ("copy", 0.5),
+        ("fill", 0.3),
+    ]
+    table = {
+        "load": step_load,
+        "vec": step_load_vec,
+        "ew": step_ew,
+        "reduce": step_reduce,
+        "rowop": step_rowop,
+        "layernorm": step_layernorm,
+        "cumsum": step_cumsum,
+        "copy": step_copy_tile,
+        "fill": step_fill,
+        "uniform_if": lambda s, c: step_uniform_if(s, c, not whole),
+    }
     for _ in range(ch.integer(1, 5, "steps")):
         table[ch.weighted(weights, "step")](st, cx)
     params = [ParamSpec("X", dx, (m_total, n_total))]
@@ -169,7 +236,11 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
     store_tile_to(st, cx, t, "Y", dy)
     params.append(ParamSpec("Y", dy, (m_total, n_total), output=True))
     tol["Y"] = tol_for(t, dy)
-    rows = [b for b in st.tiles(1) if cx.axis.get(b.name) == "row" and (cx.r_dtype is None or b.dtype != "int32")]
+    rows = [
+        b
+        for b in st.tiles(1)
+        if cx.axis.get(b.name) == "row" and (cx.r_dtype is None or b.dtype != "int32")
+    ]
     if rows and gx == 1 and ch.boolean(0.6, "store rows"):
         r = ch.choice(rows, "row vec")
         dr = "float32" if r.dtype != "int32" else "int32"
@@ -193,7 +264,11 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
             st.m(f"atomic_tile(Cs, (c0,), {c.name})")
             st.features.add("atomic-global-elem")
         params.append(ParamSpec("Cs", c.dtype, (n_total,), output=True))
-        tol["Cs"] = (0.0, 0.0) if c.exact and c.dtype in ("float32", "int32") else max(ulp_tol(c.dtype), ulp_tol("float32"))
+        tol["Cs"] = (
+            (0.0, 0.0)
+            if c.exact and c.dtype in ("float32", "int32")
+            else max(ulp_tol(c.dtype), ulp_tol("float32"))
+        )
         st.features.add(f"atomic-{c.dtype}")
     kernel, model = Src(), Src()
     kernel(f"bm, bn = {bm}, {bn}")
@@ -209,7 +284,9 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
         if whole:
             header = f"with T.Kernel(T.ceildiv(M, bm), threads={threads}) as bx:"
         else:
-            header = f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):"
+            header = (
+                f"with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads={threads}) as (bx, by):"
+            )
         with kernel.block(header):
             kernel.extend(st.k)
     kernel("return f.func")

@@ -22,8 +22,17 @@ from .program import Program
 
 __all__ = ["Outcome", "Config", "run_program", "FAIL_STATUSES"]
 
-FAIL_STATUSES = ("refused", "lower-refused", "internal", "nvrtc", "mismatch", "detector", "silent-accept",
-                 "interp-error", "tile-mismatch")
+FAIL_STATUSES = (
+    "refused",
+    "lower-refused",
+    "internal",
+    "nvrtc",
+    "mismatch",
+    "detector",
+    "silent-accept",
+    "interp-error",
+    "tile-mismatch",
+)
 
 
 @dataclass
@@ -65,8 +74,13 @@ def _internal(exc: BaseException) -> bool:
     if isinstance(exc, AttributeError) and "module 'tsir.T' has no attribute" in str(exc):
         return False
     frames = traceback.extract_tb(exc.__traceback__)
-    return any("/tsir/" in f.filename or "/passes/" in f.filename or "/codegen/" in f.filename
-               or "/runtime/" in f.filename for f in frames)
+    return any(
+        "/tsir/" in f.filename
+        or "/passes/" in f.filename
+        or "/codegen/" in f.filename
+        or "/runtime/" in f.filename
+        for f in frames
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -76,7 +90,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _describe(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
-    where = f" at {tb[-1].filename.split('/')[-2]}/{tb[-1].filename.split('/')[-1]}:{tb[-1].lineno}" if tb else ""
+    where = (
+        f" at {tb[-1].filename.split('/')[-2]}/{tb[-1].filename.split('/')[-1]}:{tb[-1].lineno}"
+        if tb
+        else ""
+    )
     return f"{type(exc).__name__}: {_first_line(exc)}{where}"
 
 
@@ -89,16 +107,23 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     except tsir.TSIRError as exc:
         if prog.expect_error is not None:
             ok = type(exc).__name__ == prog.expect_error or isinstance(exc, tsir.TSIRError)
-            return Outcome("ok" if ok else "refused", _first_line(exc), error_type=type(exc).__name__)
+            return Outcome(
+                "ok" if ok else "refused", _first_line(exc), error_type=type(exc).__name__
+            )
         return Outcome("refused", _first_line(exc), stage="builder", error_type=type(exc).__name__)
     except Exception as exc:  # noqa: BLE001
         if _internal(exc):
-            return Outcome("internal", _describe(exc), stage="builder", error_type=type(exc).__name__)
+            return Outcome(
+                "internal", _describe(exc), stage="builder", error_type=type(exc).__name__
+            )
         return Outcome("generator", _describe(exc), stage="builder", error_type=type(exc).__name__)
     times["build"] = time.perf_counter() - t0
     if prog.expect_error is not None:
-        return Outcome("silent-accept", f"expected {prog.expect_error}, the builder accepted the program",
-                       stage="builder")
+        return Outcome(
+            "silent-accept",
+            f"expected {prog.expect_error}, the builder accepted the program",
+            stage="builder",
+        )
     try:
         inputs = prog.make_inputs()
         expected = prog.expected(inputs)
@@ -115,7 +140,9 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     if cfg.interpret and hasattr(tsir, "interpret"):
         from .interp import check_with_interpreter
 
-        interp_out = check_with_interpreter(prog, func, inputs, expected, {**lowered, "_cuda": sources}, cfg, times)
+        interp_out = check_with_interpreter(
+            prog, func, inputs, expected, {**lowered, "_cuda": sources}, cfg, times
+        )
         if interp_out is not None:
             interp_out.seconds = times
             return interp_out
@@ -123,8 +150,14 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     return outcome
 
 
-def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], lowered: dict[str, Any],
-                 sources: dict[str, str]) -> Outcome | None:
+def _compile_one(
+    func: Any,
+    target: str,
+    nvrtc: bool,
+    times: dict[str, float],
+    lowered: dict[str, Any],
+    sources: dict[str, str],
+) -> Outcome | None:
     from tsir.codegen.cuda import generate_cuda
     from tsir.runtime.nvrtc import NvrtcError, compile_cuda
 
@@ -146,10 +179,23 @@ def _compile_one(func: Any, target: str, nvrtc: bool, times: dict[str, float], l
             times[f"nvrtc-{target}"] = time.perf_counter() - t
     except NvrtcError as exc:
         errors = [line.strip() for line in (exc.log or str(exc)).split("\n") if "error" in line]
-        return Outcome("nvrtc", errors[0][:300] if errors else _first_line(exc), target=target, stage="nvrtc",
-                       error_type="NvrtcError")
+        return Outcome(
+            "nvrtc",
+            errors[0][:300] if errors else _first_line(exc),
+            target=target,
+            stage="nvrtc",
+            error_type="NvrtcError",
+        )
     except tsir.TSIRError as exc:
-        return Outcome("lower-refused", _first_line(exc), target=target, stage=phase, error_type=type(exc).__name__)
+        return Outcome(
+            "lower-refused",
+            _first_line(exc),
+            target=target,
+            stage=phase,
+            error_type=type(exc).__name__,
+        )
     except Exception as exc:  # noqa: BLE001
-        return Outcome("internal", _describe(exc), target=target, stage=phase, error_type=type(exc).__name__)
+        return Outcome(
+            "internal", _describe(exc), target=target, stage=phase, error_type=type(exc).__name__
+        )
     return None

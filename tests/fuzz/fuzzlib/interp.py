@@ -23,7 +23,8 @@ __all__ = ["check_with_interpreter", "compare_to_model"]
 
 
 def compare_to_model(prog: Any, args: list[Any], expected: dict[str, np.ndarray]) -> str:
-    """'' when the outputs in `args` (parameter order) match the reference, else the first difference."""
+    """'' when the outputs in `args` (parameter order) match the reference, else the first
+    difference."""
     for p, got in zip(prog.params, args):
         if not p.output:
             continue
@@ -38,13 +39,23 @@ def compare_to_model(prog: Any, args: list[Any], expected: dict[str, np.ndarray]
                 bad = ~((g == want) | (np.abs(g - want) <= rtol * np.abs(want) + atol * scale))
         if bad.any():
             k = tuple(int(x) for x in np.argwhere(bad)[0])
-            return (f"{p.name}: {int(bad.sum())} of {bad.size} elements differ from the numpy reference; "
-                    f"first at {k}: expected {want[k]!r}, got {g[k]!r}")
+            return (
+                f"{p.name}: {int(bad.sum())} of {bad.size} elements differ from the numpy "
+                "reference; "
+                f"first at {k}: expected {want[k]!r}, got {g[k]!r}"
+            )
     return ""
 
 
-def check_with_interpreter(prog: Any, func: Any, inputs: dict[str, Any], expected: dict[str, np.ndarray],
-                           lowered: dict[str, Any], cfg: Any, times: dict[str, float]) -> Any:
+def check_with_interpreter(
+    prog: Any,
+    func: Any,
+    inputs: dict[str, Any],
+    expected: dict[str, np.ndarray],
+    lowered: dict[str, Any],
+    cfg: Any,
+    times: dict[str, float],
+) -> Any:
     """None when every oracle agrees, else the Outcome of the first disagreement.
 
     The tile-level run is check_stages' own first run (the input stage, with the tile-level
@@ -70,15 +81,24 @@ def check_with_interpreter(prog: Any, func: Any, inputs: dict[str, Any], expecte
         if first:
             if not results or results[0].failed:
                 r = results[0] if results else None
-                status = {"hazard": "detector"}.get(r.status, "interp-error") if r else "interp-error"
+                status = (
+                    {"hazard": "detector"}.get(r.status, "interp-error") if r else "interp-error"
+                )
                 msg = "no result" if r is None else _msg(r)
                 if status == "interp-error":
                     # No tile-level reference: the final stage can still be held to the numpy model.
                     final = _final_against_model(prog, low, base, expected, cfg)
                     if final is not None:
-                        final.message += f"\n(the tile level could not run: {msg.split(chr(10))[0]})"
+                        final.message += (
+                            f"\n(the tile level could not run: {msg.split(chr(10))[0]})"
+                        )
                         return final
-                return Outcome(status, msg, stage="input", error_type=type(r.error).__name__ if r and r.error else "")
+                return Outcome(
+                    status,
+                    msg,
+                    stage="input",
+                    error_type=type(r.error).__name__ if r and r.error else "",
+                )
             diff = compare_to_model(prog, report.reference, expected)
             if diff:
                 return Outcome("tile-mismatch", diff, stage="input")
@@ -87,13 +107,21 @@ def check_with_interpreter(prog: Any, func: Any, inputs: dict[str, Any], expecte
         bad = report.first_failure
         if bad is not None:
             status = {"mismatch": "mismatch", "hazard": "detector"}.get(bad.status, "interp-error")
-            return Outcome(status, _msg(bad), target=target, stage=bad.stage,
-                           error_type=type(bad.error).__name__ if bad.error else "", stages_compared=compared)
+            return Outcome(
+                status,
+                _msg(bad),
+                target=target,
+                stage=bad.stage,
+                error_type=type(bad.error).__name__ if bad.error else "",
+                stages_compared=compared,
+            )
     times["stages_compared"] = compared
     return None
 
 
-def _final_against_model(prog: Any, low: Any, base: list[Any], expected: dict[str, np.ndarray], cfg: Any) -> Any:
+def _final_against_model(
+    prog: Any, low: Any, base: list[Any], expected: dict[str, np.ndarray], cfg: Any
+) -> Any:
     """The last stage run against the numpy reference: an Outcome when they disagree or a
     detector fires, else None."""
     from tsir.interpret import HazardError, interpret

@@ -70,7 +70,9 @@ class KernelState:
                 with self.m.block(model_header):
                     yield
 
-    def alloc(self, scope: str, shape: tuple[str, ...], dims: tuple[int, ...], dtype: str, stem: str = "") -> Buf:
+    def alloc(
+        self, scope: str, shape: tuple[str, ...], dims: tuple[int, ...], dtype: str, stem: str = ""
+    ) -> Buf:
         name = self.fresh(stem or ("s" if scope == "shared" else "f"))
         b = Buf(name, scope, shape, dims, dtype)
         self.bufs[name] = b
@@ -96,7 +98,8 @@ class KernelState:
 
     def tiles(self, ndim: int, *, init: bool = True, scope: str | None = None) -> list[Buf]:
         return [
-            b for b in self.bufs.values()
+            b
+            for b in self.bufs.values()
             if b.ndim == ndim and (b.init or not init) and (scope is None or b.scope == scope)
         ]
 

@@ -17,8 +17,19 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "FLOATS", "INTS", "rnd", "cast", "load_tile", "store_tile", "atomic_tile", "np_dtype",
-    "storage", "fdiv", "fmod", "trunc_div", "ulp_tol",
+    "FLOATS",
+    "INTS",
+    "rnd",
+    "cast",
+    "load_tile",
+    "store_tile",
+    "atomic_tile",
+    "np_dtype",
+    "storage",
+    "fdiv",
+    "fmod",
+    "trunc_div",
+    "ulp_tol",
 ]
 
 FLOATS = ("float32", "float16", "bfloat16")

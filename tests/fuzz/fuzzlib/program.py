@@ -21,12 +21,12 @@ from .numerics import np_dtype, rnd, storage
 
 __all__ = ["Src", "ParamSpec", "Program", "HEADER"]
 
-HEADER = '''import numpy as np
+HEADER = """import numpy as np
 
 import tsir
 from tsir import T
 from fuzzlib.numerics import atomic_tile, cast, fdiv, fmod, load_tile, rnd, store_tile
-'''
+"""
 
 
 class Src:

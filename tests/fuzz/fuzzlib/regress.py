@@ -15,8 +15,14 @@ __all__ = ["FuncProgram", "check", "assert_ok"]
 class FuncProgram(Program):
     """A program given as Python functions (a regression test's own code) instead of source."""
 
-    def __init__(self, kernel: Callable[[], Any], reference: Callable[..., None], params: list[ParamSpec],
-                 tol: dict[str, tuple[float, float]] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        kernel: Callable[[], Any],
+        reference: Callable[..., None],
+        params: list[ParamSpec],
+        tol: dict[str, tuple[float, float]] | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__("regression", seed, "", "", params, tol or {}, set())
         self._kernel, self._reference = kernel, reference
 
@@ -29,8 +35,14 @@ class FuncProgram(Program):
         return {name: work[name] for name in self.outputs}
 
 
-def check(kernel: Callable[[], Any], reference: Callable[..., None], params: list[ParamSpec],
-          tol: dict[str, tuple[float, float]] | None = None, cfg: Config | None = None, seed: int = 0) -> Outcome:
+def check(
+    kernel: Callable[[], Any],
+    reference: Callable[..., None],
+    params: list[ParamSpec],
+    tol: dict[str, tuple[float, float]] | None = None,
+    cfg: Config | None = None,
+    seed: int = 0,
+) -> Outcome:
     return run_program(FuncProgram(kernel, reference, params, tol, seed), cfg)
 
 

@@ -50,8 +50,12 @@ class ReplayChooser(Chooser):
         return options[k][0]
 
 
-def shrink_choices(values: list[int], fails: Callable[[list[int]], bool], budget: int = 300,
-                   log: Callable[[str], Any] | None = None) -> list[int]:
+def shrink_choices(
+    values: list[int],
+    fails: Callable[[list[int]], bool],
+    budget: int = 300,
+    log: Callable[[str], Any] | None = None,
+) -> list[int]:
     """A shorter / smaller choice list for which `fails` still holds."""
     best = list(values)
     tries = 0
@@ -74,7 +78,7 @@ def shrink_choices(values: list[int], fails: Callable[[list[int]], bool], budget
         for size in (8, 4, 2, 1):
             k = 0
             while k < len(best) and tries < budget:
-                if attempt(best[:k] + best[k + size:]):
+                if attempt(best[:k] + best[k + size :]):
                     changed = True
                 else:
                     k += 1
@@ -82,7 +86,7 @@ def shrink_choices(values: list[int], fails: Callable[[list[int]], bool], budget
             if tries >= budget:
                 break
             for v in sorted({0, best[k] // 2, best[k] - 1}):
-                if 0 <= v < best[k] and attempt(best[:k] + [v] + best[k + 1:]):
+                if 0 <= v < best[k] and attempt(best[:k] + [v] + best[k + 1 :]):
                     changed = True
                     break
     return best

@@ -34,8 +34,11 @@ def statement_roles(message: str) -> list[tuple[str, str, str]]:
     out = []
     lines = message.split("\n")
     for k, line in enumerate(lines):
-        m = re.match(r"\s*(atomic )?(write|read|barrier reached|barrier not reached|read of|access) by\b"
-                     r"(?:.*?\[produced by pass (\w+)\])?", line)
+        m = re.match(
+            r"\s*(atomic )?(write|read|barrier reached|barrier not reached|read of|access) by\b"
+            r"(?:.*?\[produced by pass (\w+)\])?",
+            line,
+        )
         if m and k + 1 < len(lines):
             out.append(((m.group(1) or "") + m.group(2), _role(lines[k + 1]), m.group(3) or "?"))
     return out

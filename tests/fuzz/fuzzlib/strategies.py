@@ -1,7 +1,7 @@
 """The program generator: one entry point over every family, driven by a seed or by hypothesis.
 
-    gen_program(RandomChooser(seed), seed)   # fast, for the CI budget and the 10,000-program run
-    programs()                               # a hypothesis strategy (shrinks a failure)
+gen_program(RandomChooser(seed), seed)   # fast, for the CI budget and the 10,000-program run
+programs()                               # a hypothesis strategy (shrinks a failure)
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from .fam_tile import gen_tile
 from .fam_thread import gen_thread
 from .program import Program
 
-__all__ = ["FAMILIES", "gen_program", "program_for_seed", "programs", "recorded_program", "replayed_program"]
+__all__ = [
+    "FAMILIES",
+    "gen_program",
+    "program_for_seed",
+    "programs",
+    "recorded_program",
+    "replayed_program",
+]
 
 FAMILIES: dict[str, tuple[Callable[[Chooser, int], Program], float]] = {
     "tile": (gen_tile, 4.0),
@@ -37,13 +44,17 @@ def program_for_seed(seed: int, families: tuple[str, ...] | None = None) -> Prog
     return gen_program(RandomChooser(seed), seed, families)
 
 
-def recorded_program(seed: int, families: tuple[str, ...] | None = None) -> tuple[Program, list[int]]:
+def recorded_program(
+    seed: int, families: tuple[str, ...] | None = None
+) -> tuple[Program, list[int]]:
     """The program of `seed` and the choices that made it (for `shrink.py`)."""
     ch = RandomChooser(seed)
     return gen_program(ch, seed, families), ch.record
 
 
-def replayed_program(choices: list[int], seed: int, families: tuple[str, ...] | None = None) -> Program:
+def replayed_program(
+    choices: list[int], seed: int, families: tuple[str, ...] | None = None
+) -> Program:
     from .shrink import ReplayChooser
 
     return gen_program(ReplayChooser(choices), seed, families)

@@ -50,16 +50,23 @@ class Summary:
         internal errors, NVRTC failures."""
         s = self.by_status
         return {
-            "programs": self.programs, "stages_compared": self.stages_compared,
-            "detector_hits": self.detector_hits, "mismatches": s["mismatch"],
-            "internal_errors": s["internal"], "nvrtc_failures": s["nvrtc"],
-            "refusals": s["refused"] + s["lower-refused"], "silent_accepts": s["silent-accept"],
-            "interpreter_errors": s["interp-error"], "generator_errors": s["generator"],
+            "programs": self.programs,
+            "stages_compared": self.stages_compared,
+            "detector_hits": self.detector_hits,
+            "mismatches": s["mismatch"],
+            "internal_errors": s["internal"],
+            "nvrtc_failures": s["nvrtc"],
+            "refusals": s["refused"] + s["lower-refused"],
+            "silent_accepts": s["silent-accept"],
+            "interpreter_errors": s["interp-error"],
+            "generator_errors": s["generator"],
         }
 
     def report(self) -> str:
-        lines = [f"{self.programs} programs in {self.seconds:.1f} s ({dict(self.by_family)})",
-                 "  " + ", ".join(f"{k}={v}" for k, v in self.counts().items())]
+        lines = [
+            f"{self.programs} programs in {self.seconds:.1f} s ({dict(self.by_family)})",
+            "  " + ", ".join(f"{k}={v}" for k, v in self.counts().items()),
+        ]
         for klass, n in self.classes.most_common():
             tag = "known" if klass in KNOWN else "NEW"
             lines.append(f"  [{tag}] {n:5d} x {klass}  (first seed {self.first_seed[klass]})")
@@ -69,12 +76,24 @@ class Summary:
         return "\n".join(lines)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "counts": self.counts(), "by_family": dict(self.by_family), "by_status": dict(self.by_status),
-            "classes": {k: {"count": v, "first_seed": self.first_seed[k], "known": k in KNOWN,
-                            "example": self.examples[k]} for k, v in self.classes.most_common()},
-            "seconds": self.seconds,
-        }, indent=2)
+        return json.dumps(
+            {
+                "counts": self.counts(),
+                "by_family": dict(self.by_family),
+                "by_status": dict(self.by_status),
+                "classes": {
+                    k: {
+                        "count": v,
+                        "first_seed": self.first_seed[k],
+                        "known": k in KNOWN,
+                        "example": self.examples[k],
+                    }
+                    for k, v in self.classes.most_common()
+                },
+                "seconds": self.seconds,
+            },
+            indent=2,
+        )
 
 
 def evaluate(prog: Any, cfg: Config) -> Outcome:
@@ -92,14 +111,21 @@ def evaluate(prog: Any, cfg: Config) -> Outcome:
     return out
 
 
-def run_seed(seed: int, cfg: Config, families: tuple[str, ...] | None = None) -> tuple[int, str, Outcome, str]:
+def run_seed(
+    seed: int, cfg: Config, families: tuple[str, ...] | None = None
+) -> tuple[int, str, Outcome, str]:
     prog = program_for_seed(seed, families)
     out = evaluate(prog, cfg)
     return seed, prog.family, out, out.klass
 
 
-def run_seeds(seeds: Iterable[int], cfg: Config | None = None, families: tuple[str, ...] | None = None,
-              jobs: int = 1, progress: Any = None) -> Summary:
+def run_seeds(
+    seeds: Iterable[int],
+    cfg: Config | None = None,
+    families: tuple[str, ...] | None = None,
+    jobs: int = 1,
+    progress: Any = None,
+) -> Summary:
     cfg = cfg or Config()
     summary = Summary()
     t0 = time.perf_counter()
@@ -109,7 +135,9 @@ def run_seeds(seeds: Iterable[int], cfg: Config | None = None, families: tuple[s
         import multiprocessing as mp
 
         pool = mp.get_context("fork").Pool(jobs)
-        results = pool.imap_unordered(_run_seed_star, [(s, cfg, families) for s in seeds], chunksize=4)
+        results = pool.imap_unordered(
+            _run_seed_star, [(s, cfg, families) for s in seeds], chunksize=4
+        )
     for seed, family, out, klass in results:
         summary.add(seed, family, out, klass)
         if progress is not None:
@@ -118,5 +146,7 @@ def run_seeds(seeds: Iterable[int], cfg: Config | None = None, families: tuple[s
     return summary
 
 
-def _run_seed_star(args: tuple[int, Config, tuple[str, ...] | None]) -> tuple[int, str, Outcome, str]:
+def _run_seed_star(
+    args: tuple[int, Config, tuple[str, ...] | None],
+) -> tuple[int, str, Outcome, str]:
     return run_seed(*args)

@@ -7,8 +7,19 @@ from .expr_gen import Ex, ExprGen, const
 from .kernel_state import Buf, KernelState
 from .numerics import ulp_tol
 
-__all__ = ["TileCtx", "STEPS", "leaves_2d", "leaves_1d", "step_load", "step_ew", "step_reduce",
-           "step_rowop", "step_layernorm", "store_tile_to", "pick_dtype"]
+__all__ = [
+    "TileCtx",
+    "STEPS",
+    "leaves_2d",
+    "leaves_1d",
+    "step_load",
+    "step_ew",
+    "step_reduce",
+    "step_rowop",
+    "step_layernorm",
+    "store_tile_to",
+    "pick_dtype",
+]
 
 FLOAT_DTYPES = ["float32", "float32", "float16", "bfloat16"]
 ALL_DTYPES = ["float32", "float32", "float16", "bfloat16", "int32"]
@@ -17,7 +28,9 @@ ALL_DTYPES = ["float32", "float32", "float16", "bfloat16", "int32"]
 class TileCtx:
     """Names and sizes of the tile a block works on."""
 
-    def __init__(self, bm: int, bn: int, r0: str, c0: str, m_name: str = "M", n_name: str = "N") -> None:
+    def __init__(
+        self, bm: int, bn: int, r0: str, c0: str, m_name: str = "M", n_name: str = "N"
+    ) -> None:
         self.bm, self.bn, self.r0, self.c0 = bm, bn, r0, c0
         self.m_name, self.n_name = m_name, n_name
         self.axis: dict[str, str] = {}
@@ -84,7 +97,9 @@ def _index_conds(axis2: bool) -> list[tuple[str, str]]:
     return conds
 
 
-def _new_tile(st: KernelState, cx: TileCtx, dtype: str | None = None, scope: str | None = None) -> Buf:
+def _new_tile(
+    st: KernelState, cx: TileCtx, dtype: str | None = None, scope: str | None = None
+) -> Buf:
     scope = scope or st.ch.choice(["frag", "frag", "shared"], "scope")
     return st.alloc(scope, ("bm", "bn"), (cx.bm, cx.bn), dtype or pick_dtype(st))
 
@@ -99,7 +114,10 @@ def step_load(st: KernelState, cx: TileCtx) -> bool:
     form = st.ch.weighted([("elem", 6.0), ("slice_plus", 2.0), ("slice_mul", 0.4)], "copy form")
     st.features.add(f"copy-g2{dst.scope}-{form}")
     src = _region_text(cx, name, form)
-    st.both(f"T.copy({src}, {dst.name})", f'{dst.name}[...] = cast(load_tile({name}, (r0, c0), (bm, bn)), "{dst_dtype}")')
+    st.both(
+        f"T.copy({src}, {dst.name})",
+        f'{dst.name}[...] = cast(load_tile({name}, (r0, c0), (bm, bn)), "{dst_dtype}")',
+    )
     st.written(dst, Ex("", "", dst_dtype, -4, 4, True))
     if st.ch.boolean(0.3, "restage"):
         other = _new_tile(st, cx, dst_dtype, "frag" if dst.scope == "shared" else "shared")
@@ -120,7 +138,10 @@ def step_load_vec(st: KernelState, cx: TileCtx) -> bool:
     cx.axis[b.name] = "col"
     whole = cx.whole_cols and ch.boolean(0.5, "whole vector")
     src = name if whole else f"{name}[{cx.c0}]"
-    st.both(f"T.copy({src}, {b.name})", f'{b.name}[...] = cast(load_tile({name}, (c0,), (bn,)), "{dtype}")')
+    st.both(
+        f"T.copy({src}, {b.name})",
+        f'{b.name}[...] = cast(load_tile({name}, (c0,), (bn,)), "{dtype}")',
+    )
     st.written(b, Ex("", "", dtype, -4, 4, True))
     st.features.add(f"copy-vec-{scope}" + ("-whole" if whole else ""))
     return True
@@ -167,19 +188,28 @@ def step_ew(st: KernelState, cx: TileCtx) -> bool:
                 v2 = gen.value(dst.dtype)
                 with st.k.block("with T.Else():"):
                     st.k(f"{dst.name}[i, j] = {v2.t}")
-                st.m(f"{dst.name}[...] = _B(np.where({cond[1]}, {_store(v1, dst.dtype)}, {_store(v2, dst.dtype)}))")
+                st.m(
+                    f"{dst.name}[...] = _B(np.where({cond[1]}, {_store(v1, dst.dtype)}, "
+                    f"{_store(v2, dst.dtype)}))"
+                )
                 st.written(dst, v1)
                 st.written(dst, v2, keep=True)
             else:
-                st.m(f"{dst.name}[...] = _B(np.where({cond[1]}, {_store(v1, dst.dtype)}, {dst.name}))")
+                st.m(
+                    f"{dst.name}[...] = "
+                    f"_B(np.where({cond[1]}, {_store(v1, dst.dtype)}, {dst.name}))"
+                )
                 st.written(dst, v1, keep=True)
     st.features.add(f"parallel2d-{dst.scope}")
     return True
 
 
 REDUCE_NP = {
-    "sum": "{a}.sum(axis={d})", "max": "{a}.max(axis={d})", "min": "{a}.min(axis={d})",
-    "absmax": "np.abs({a}).max(axis={d})", "abssum": "np.abs({a}).sum(axis={d})",
+    "sum": "{a}.sum(axis={d})",
+    "max": "{a}.max(axis={d})",
+    "min": "{a}.min(axis={d})",
+    "absmax": "np.abs({a}).max(axis={d})",
+    "abssum": "np.abs({a}).sum(axis={d})",
 }
 COMBINE_NP = {"sum": "{x} + {y}", "max": "np.maximum({x}, {y})", "min": "np.minimum({x}, {y})"}
 
@@ -196,7 +226,9 @@ def step_reduce(st: KernelState, cx: TileCtx) -> bool:
     n_red = cx.bn if dim == 1 else cx.bm
     kind = ch.choice(["sum", "sum", "max", "min", "absmax", "abssum"], "reduce kind")
     dtype = src.dtype if ch.boolean(0.6) else ("int32" if src.dtype == "int32" else "float32")
-    olds = [b for b in st.tiles(1, scope="frag") if cx.axis.get(b.name) == axis and b.dtype == dtype]
+    olds = [
+        b for b in st.tiles(1, scope="frag") if cx.axis.get(b.name) == axis and b.dtype == dtype
+    ]
     clear = True
     if olds and ch.boolean(0.4, "reuse dst"):
         dst = ch.choice(olds, "reduce dst")
@@ -213,7 +245,11 @@ def step_reduce(st: KernelState, cx: TileCtx) -> bool:
     if kind in ("max", "min"):
         lo, hi = src.lo, src.hi
     val = Ex("", red, dtype, lo, hi, src.exact)
-    call = f"T.reduce_{kind}({src.name}, {dst.name}, dim={dim}" + ("" if clear else ", clear=False") + ")"
+    call = (
+        f"T.reduce_{kind}({src.name}, {dst.name}, dim={dim}"
+        + ("" if clear else ", clear=False")
+        + ")"
+    )
     if clear:
         st.both(call, f"{dst.name}[...] = {_store(val, dtype) if dtype != 'int32' else red}")
         st.written(dst, val)
@@ -226,7 +262,11 @@ def step_reduce(st: KernelState, cx: TileCtx) -> bool:
         st.features.add("reduce-accumulate")
     from .expr_gen import _exact_ok
 
-    dst.exact = dst.exact and dtype in ("float32", "int32", "float16", "bfloat16") and _exact_ok(dtype, max(abs(dst.lo), abs(dst.hi)), src.fb)
+    dst.exact = (
+        dst.exact
+        and dtype in ("float32", "int32", "float16", "bfloat16")
+        and _exact_ok(dtype, max(abs(dst.lo), abs(dst.hi)), src.fb)
+    )
     st.features.add(f"reduce-{kind}-dim{dim}")
     return True
 
@@ -241,8 +281,12 @@ def step_rowop(st: KernelState, cx: TileCtx) -> bool:
     if ch.boolean(0.5, "rowop in place"):
         dst = ch.choice(srcs, "rowop dst")
     else:
-        dst = st.alloc("frag", ("bm" if axis == "row" else "bn",), (cx.bm if axis == "row" else cx.bn,),
-                       pick_dtype(st, ["float32", "float32", "int32", "float16"]))
+        dst = st.alloc(
+            "frag",
+            ("bm" if axis == "row" else "bn",),
+            (cx.bm if axis == "row" else cx.bn,),
+            pick_dtype(st, ["float32", "float32", "int32", "float16"]),
+        )
         cx.axis[dst.name] = axis
     gen = ExprGen(ch, leaves_1d(st, cx, axis))
     v = gen.value(dst.dtype)
@@ -295,15 +339,23 @@ def step_layernorm(st: KernelState, cx: TileCtx) -> bool:
         st.m(f"store_tile(R, (r0,), {mean.name})")
         st.features.add("parallel1d-global-store")
     with st.k.block("for i, j in T.Parallel(bm, bn):"):
-        st.k(f'{d.name}[i, j] = T.cast({x.name}[i, j], "float32") - {mean.name}[i]' if x.dtype != "float32"
-             else f"{d.name}[i, j] = {x.name}[i, j] - {mean.name}[i]")
+        st.k(
+            f'{d.name}[i, j] = T.cast({x.name}[i, j], "float32") - {mean.name}[i]'
+            if x.dtype != "float32"
+            else f"{d.name}[i, j] = {x.name}[i, j] - {mean.name}[i]"
+        )
     # Zero-filled columns past N are not part of the row: mask them like a TileLang user would.
     st.m(f"{d.name}[...] = _B({x.name} - {mean.name}[:, None])")
     sq = st.alloc("frag", ("bm", "bn"), (cx.bm, cx.bn), "float32", "sq")
     with st.k.block("for i, j in T.Parallel(bm, bn):"):
-        st.k(f"{sq.name}[i, j] = T.if_then_else({cx.c0} + j < {cx.n_name}, {d.name}[i, j] * {d.name}[i, j], 0.0)")
+        st.k(
+            f"{sq.name}[i, j] = T.if_then_else({cx.c0} + j < {cx.n_name}, "
+            f"{d.name}[i, j] * {d.name}[i, j], 0.0)"
+        )
     st.m(f"{sq.name}[...] = np.where(c0 + _J < N, {d.name} * {d.name}, 0.0)")
-    st.both(f"T.reduce_sum({sq.name}, {var.name}, dim=1)", f"{var.name}[...] = {sq.name}.sum(axis=1)")
+    st.both(
+        f"T.reduce_sum({sq.name}, {var.name}, dim=1)", f"{var.name}[...] = {sq.name}.sum(axis=1)"
+    )
     with st.k.block("for i in T.Parallel(bm):"):
         st.k(f"{rstd.name}[i] = T.rsqrt({var.name}[i] / {n} + 1e-5)")
     st.m(f"{rstd.name}[...] = 1.0 / np.sqrt({var.name} / {n} + 1e-5)")
@@ -323,15 +375,29 @@ def step_layernorm(st: KernelState, cx: TileCtx) -> bool:
 def store_tile_to(st: KernelState, cx: TileCtx, t: Buf, out: str, out_dtype: str) -> str:
     """Write tile `t` to the block's tile of global `out`; returns the form used."""
     ch = st.ch
-    form = ch.weighted([("copy", 5.0), ("slice_plus", 1.5), ("slice_mul", 0.3), ("guarded", 2.0), ("unguarded", 0.5)], "store form")
+    form = ch.weighted(
+        [
+            ("copy", 5.0),
+            ("slice_plus", 1.5),
+            ("slice_mul", 0.3),
+            ("guarded", 2.0),
+            ("unguarded", 0.5),
+        ],
+        "store form",
+    )
     if form == "copy" or form.startswith("slice"):
         dst = _region_text(cx, out, "elem" if form == "copy" else form)
-        st.both(f"T.copy({t.name}, {dst})", f'store_tile({out}, (r0, c0), cast({t.name}, "{out_dtype}"))')
+        st.both(
+            f"T.copy({t.name}, {dst})",
+            f'store_tile({out}, (r0, c0), cast({t.name}, "{out_dtype}"))',
+        )
     else:
         with st.k.block("for i, j in T.Parallel(bm, bn):"):
             idx = f"{cx.r0} + i, {cx.c0} + j"
             if form == "guarded":
-                with st.k.block(f"with T.If(T.all({cx.r0} + i < {cx.m_name}, {cx.c0} + j < {cx.n_name})):"):
+                with st.k.block(
+                    f"with T.If(T.all({cx.r0} + i < {cx.m_name}, {cx.c0} + j < {cx.n_name})):"
+                ):
                     st.k(f"{out}[{idx}] = {t.name}[i, j]")
             else:
                 st.k(f"{out}[{idx}] = {t.name}[i, j]")
@@ -347,5 +413,11 @@ def tol_for(b: Buf, out_dtype: str) -> tuple[float, float]:
     return worst if worst != (0.0, 0.0) else ulp_tol("float32")
 
 
-STEPS = {"load": step_load, "ew": step_ew, "reduce": step_reduce, "rowop": step_rowop, "layernorm": step_layernorm}
+STEPS = {
+    "load": step_load,
+    "ew": step_ew,
+    "reduce": step_reduce,
+    "rowop": step_rowop,
+    "layernorm": step_layernorm,
+}
 _ = const

@@ -33,7 +33,9 @@ LOOPS = {
 }
 
 
-def gemm_in_loop(loop: str, M: int = 32, N: int = 32, K: int = 64, bm: int = 32, bn: int = 32, bk: int = 16) -> tsir.PrimFunc:
+def gemm_in_loop(
+    loop: str, M: int = 32, N: int = 32, K: int = 64, bm: int = 32, bn: int = 32, bk: int = 16
+) -> tsir.PrimFunc:
     with T.prim_func("gemm_in_loop") as f:
         A = T.param("A", (M, K), "float16")
         B = T.param("B", (K, N), "float16")
@@ -51,7 +53,9 @@ def gemm_in_loop(loop: str, M: int = 32, N: int = 32, K: int = 64, bm: int = 32,
     return f.func
 
 
-def gemm_parallel_staged(num_stages: int, M: int = 32, N: int = 32, K: int = 64, bm: int = 32, bn: int = 32, bk: int = 16) -> tsir.PrimFunc:
+def gemm_parallel_staged(
+    num_stages: int, M: int = 32, N: int = 32, K: int = 64, bm: int = 32, bn: int = 32, bk: int = 16
+) -> tsir.PrimFunc:
     """A shared operand written by a T.Parallel nest (here: scaled by 2) and fed to a gemm."""
     with T.prim_func("gemm_parallel_staged") as f:
         A = T.param("A", (M, K), "float16")
@@ -72,8 +76,11 @@ def gemm_parallel_staged(num_stages: int, M: int = 32, N: int = 32, K: int = 64,
 
 
 def gemm_params(M: int = 32, N: int = 32, K: int = 64) -> list[ParamSpec]:
-    return [ParamSpec("A", "float16", (M, K), -2, 2), ParamSpec("B", "float16", (K, N), -2, 2),
-            ParamSpec("C", "float32", (M, N), output=True)]
+    return [
+        ParamSpec("A", "float16", (M, K), -2, 2),
+        ParamSpec("B", "float16", (K, N), -2, 2),
+        ParamSpec("C", "float32", (M, N), output=True),
+    ]
 
 
 def gemm_reference(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
@@ -96,7 +103,9 @@ def test_shared_tile_written_by_parallel_then_gemm(num_stages: int) -> None:
     assert_ok(check(lambda: gemm_parallel_staged(num_stages), gemm_x2_reference, gemm_params()))
 
 
-def shared_histogram(init: str, M: int = 8, N: int = 32, nb: int = 16, bm: int = 4) -> tsir.PrimFunc:
+def shared_histogram(
+    init: str, M: int = 8, N: int = 32, nb: int = 16, bm: int = 4
+) -> tsir.PrimFunc:
     with T.prim_func("shared_histogram") as f:
         X = T.param("X", (M, N), "int32")
         H = T.param("H", (nb,), "int32")

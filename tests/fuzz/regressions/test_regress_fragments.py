@@ -92,11 +92,16 @@ def row_max_plus_reference(X: np.ndarray, Y: np.ndarray) -> None:
 
 @pytest.mark.xfail(strict=True, reason="refused-fragment-layout-mismatch: fixed by the lead")
 def test_row_fragment_with_16bit_tile_is_accepted() -> None:
-    params = [ParamSpec("X", "bfloat16", (16, 32)), ParamSpec("Y", "float32", (16, 32), output=True)]
+    params = [
+        ParamSpec("X", "bfloat16", (16, 32)),
+        ParamSpec("Y", "float32", (16, 32), output=True),
+    ]
     assert_ok(check(row_max_plus_bf16_tile, row_max_plus_reference, params))
 
 
-def row_stats_stored_in_row_loop(blk_m: int, threads: int, dtype: str = "float32", M: int = 4, N: int = 64) -> tsir.PrimFunc:
+def row_stats_stored_in_row_loop(
+    blk_m: int, threads: int, dtype: str = "float32", M: int = 4, N: int = 64
+) -> tsir.PrimFunc:
     """TileLang's layer norm, reduced: the per-row loop also writes the row statistic to global."""
     with T.prim_func("row_stats") as f:
         X = T.param("X", (M, N), dtype)
@@ -124,12 +129,27 @@ def row_stats_reference(X: np.ndarray, Y: np.ndarray, Mean: np.ndarray) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="fragment-read-by-non-holder: fixed by the lead")
-@pytest.mark.parametrize("blk_m,threads,dtype", [(1, 32, "float32"), (2, 32, "float16"), (2, 128, "bfloat16"), (4, 256, "float32")])
-def test_row_loop_with_global_store_feeds_every_thread(blk_m: int, threads: int, dtype: str) -> None:
-    params = [ParamSpec("X", dtype, (4, 64)), ParamSpec("Y", dtype, (4, 64), output=True),
-              ParamSpec("Mean", "float32", (4,), output=True)]
+@pytest.mark.parametrize(
+    "blk_m,threads,dtype",
+    [(1, 32, "float32"), (2, 32, "float16"), (2, 128, "bfloat16"), (4, 256, "float32")],
+)
+def test_row_loop_with_global_store_feeds_every_thread(
+    blk_m: int, threads: int, dtype: str
+) -> None:
+    params = [
+        ParamSpec("X", dtype, (4, 64)),
+        ParamSpec("Y", dtype, (4, 64), output=True),
+        ParamSpec("Mean", "float32", (4,), output=True),
+    ]
     tol = {"Y": (2e-2, 2e-2), "Mean": (1e-5, 1e-5)}
-    assert_ok(check(lambda: row_stats_stored_in_row_loop(blk_m, threads, dtype), row_stats_reference, params, tol))
+    assert_ok(
+        check(
+            lambda: row_stats_stored_in_row_loop(blk_m, threads, dtype),
+            row_stats_reference,
+            params,
+            tol,
+        )
+    )
 
 
 def row_sum_small_tile(threads: int, N: int = 64) -> tsir.PrimFunc:

@@ -21,7 +21,9 @@ from tsir import T
 from fuzzlib.numerics import rnd
 
 
-def splitk_gemv(N: int = 8, K: int = 64, BLOCK_N: int = 4, reduce_threads: int = 8, TILE_K: int = 4) -> tsir.PrimFunc:
+def splitk_gemv(
+    N: int = 8, K: int = 64, BLOCK_N: int = 4, reduce_threads: int = 8, TILE_K: int = 4
+) -> tsir.PrimFunc:
     BLOCK_K = reduce_threads * TILE_K
     with T.prim_func("splitk_gemv") as f:
         A = T.param("A", (K,), "float16")
@@ -42,7 +44,9 @@ def splitk_gemv(N: int = 8, K: int = 64, BLOCK_N: int = 4, reduce_threads: int =
                     A_local[k] = A[bk * BLOCK_K + tk * TILE_K + k]
                     B_local[k] = B[bn * BLOCK_N + tn, bk * BLOCK_K + tk * TILE_K + k]
                 for k in T.serial(TILE_K):
-                    C_accum[0] = C_accum[0] + T.cast(A_local[k], "float32") * T.cast(B_local[k], "float32")
+                    C_accum[0] = C_accum[0] + T.cast(A_local[k], "float32") * T.cast(
+                        B_local[k], "float32"
+                    )
             T.atomic_add(C_shared[tn], C_accum[0])
             C[bn * BLOCK_N + tn] = C_shared[tn]
     return f.func

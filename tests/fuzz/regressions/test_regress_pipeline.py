@@ -22,7 +22,9 @@ from fuzzlib.program import ParamSpec
 from fuzzlib.regress import assert_ok, check
 
 
-def last_chunk_after_pipelined_loop(num_stages: int, M: int = 4, N: int = 64, bm: int = 4, bk: int = 16) -> tsir.PrimFunc:
+def last_chunk_after_pipelined_loop(
+    num_stages: int, M: int = 4, N: int = 64, bm: int = 4, bk: int = 16
+) -> tsir.PrimFunc:
     with T.prim_func("last_chunk") as f:
         X = T.param("X", (M, N), "float32")
         L = T.param("L", (M, bk), "float32")
@@ -48,12 +50,19 @@ def last_chunk_reference(X: np.ndarray, L: np.ndarray, S: np.ndarray) -> None:
 @pytest.mark.xfail(strict=True, reason="pipelined-stage-read-after-loop: fixed by the lead")
 @pytest.mark.parametrize("num_stages", [2, 3])
 def test_staged_tile_read_after_pipelined_loop(num_stages: int) -> None:
-    params = [ParamSpec("X", "float32", (4, 64)), ParamSpec("L", "float32", (4, 16), output=True),
-              ParamSpec("S", "float32", (4, 16), output=True)]
-    assert_ok(check(lambda: last_chunk_after_pipelined_loop(num_stages), last_chunk_reference, params))
+    params = [
+        ParamSpec("X", "float32", (4, 64)),
+        ParamSpec("L", "float32", (4, 16), output=True),
+        ParamSpec("S", "float32", (4, 16), output=True),
+    ]
+    assert_ok(
+        check(lambda: last_chunk_after_pipelined_loop(num_stages), last_chunk_reference, params)
+    )
 
 
-def staging_tile_reused_by_second_loop(num_stages: int, M: int = 4, N: int = 64, bm: int = 4, bk: int = 16) -> tsir.PrimFunc:
+def staging_tile_reused_by_second_loop(
+    num_stages: int, M: int = 4, N: int = 64, bm: int = 4, bk: int = 16
+) -> tsir.PrimFunc:
     with T.prim_func("reused_stage") as f:
         X = T.param("X", (M, N), "float32")
         Y = T.param("Y", (M, N), "float32")

@@ -37,7 +37,7 @@ def rms_norm_tilelang_slices(M: int = 10, N: int = 64, blk_m: int = 4) -> tsir.P
             A_local = T.alloc_fragment((blk_m, N), "float32")
             A_pow = T.alloc_fragment((blk_m, N), "float32")
             A_powsum = T.alloc_fragment((blk_m,), "float32")
-            T.copy(A[bx * blk_m:(bx + 1) * blk_m, :], A_shared)  # refused today
+            T.copy(A[bx * blk_m : (bx + 1) * blk_m, :], A_shared)  # refused today
             T.copy(A_shared, A_local)
             for i, j in T.Parallel(blk_m, N):
                 A_pow[i, j] = A_local[i, j] * A_local[i, j]
@@ -46,7 +46,7 @@ def rms_norm_tilelang_slices(M: int = 10, N: int = 64, blk_m: int = 4) -> tsir.P
                 A_powsum[i] = T.rsqrt(A_powsum[i] / N) + 1e-12
             for i, j in T.Parallel(blk_m, N):
                 A_local[i, j] = A_local[i, j] * A_powsum[i]
-            T.copy(A_local, B[bx * blk_m:(bx + 1) * blk_m, :])
+            T.copy(A_local, B[bx * blk_m : (bx + 1) * blk_m, :])
     return f.func
 
 

@@ -24,7 +24,9 @@ from fuzzlib.regress import assert_ok, check
 OPS = ["copy", "fill", "parallel"]
 
 
-def op_in_thread_if(op: str, cond: str, M: int = 8, N: int = 64, bm: int = 4, threads: int = 256) -> tsir.PrimFunc:
+def op_in_thread_if(
+    op: str, cond: str, M: int = 8, N: int = 64, bm: int = 4, threads: int = 256
+) -> tsir.PrimFunc:
     with T.prim_func("op_in_thread_if") as f:
         X = T.param("X", (M, N), "float32")
         Y = T.param("Y", (M, N), "float32")
