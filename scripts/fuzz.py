@@ -54,6 +54,12 @@ def main() -> int:
         "with the same signature, print it and exit",
     )
     ap.add_argument("--budget", type=int, default=300, help="programs tried by --shrink")
+    ap.add_argument(
+        "--find",
+        metavar="CLASS",
+        help="search with hypothesis for a program of this failure "
+        "class and print the smallest one it shrinks to",
+    )
     args = ap.parse_args()
     families = tuple(args.families.split(",")) if args.families else None
     cfg = Config(
@@ -71,6 +77,8 @@ def main() -> int:
         return 0
     if args.shrink is not None:
         return shrink(args.shrink, families, cfg, args.budget)
+    if args.find:
+        return find(args.find, families, cfg, args.budget)
     start = time.time()
 
     def progress(s: Summary) -> None:
@@ -113,6 +121,28 @@ def shrink(seed: int, families: tuple[str, ...] | None, cfg: Config, budget: int
     final = evaluate(small, cfg)
     print(f"choices: {best}")
     print(f"{final.klass}: {final.status} at {final.stage} ({final.target}):\n{final.message}")
+    return 0
+
+
+def find(klass: str, families: tuple[str, ...] | None, cfg: Config, budget: int) -> int:
+    """hypothesis.find over the strategy: the first program of `klass`, shrunk by hypothesis."""
+    from hypothesis import HealthCheck, find as hfind, settings
+    from fuzzlib.strategies import programs
+    from fuzzlib.survey import evaluate
+
+    prog = hfind(
+        programs(families),
+        lambda p: evaluate(p, cfg).klass == klass,
+        settings=settings(
+            max_examples=budget,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    print(prog.module_source())
+    out = evaluate(prog, cfg)
+    print(f"{out.klass}: {out.status} at {out.stage} ({out.target}):\n{out.message}")
     return 0
 
 
