@@ -59,3 +59,21 @@ def test_hypothesis_strategy_draws_well_formed_programs(prog) -> None:
         out = prog.expected(inputs)
         for name, arr in out.items():
             assert arr.shape == inputs[name].shape
+
+
+def test_every_known_class_has_its_xfail_regression_test() -> None:
+    """A class in KNOWN is excused in the CI budget only while its regression test reproduces it;
+    and every xfail reason in regressions/ names a known class."""
+    import pathlib
+    import re
+
+    from fuzzlib.classify import KNOWN
+
+    folder = pathlib.Path(__file__).parent / "regressions"
+    texts = {p.name: p.read_text() for p in folder.glob("test_regress_*.py")}
+    for klass in KNOWN.values():
+        assert klass.regression in texts, klass
+        assert f'reason="{klass.name}: ' in texts[klass.regression], klass.name
+    for name, text in texts.items():
+        for reason in re.findall(r'reason="([\w-]+): ', text):
+            assert reason in KNOWN, (name, reason)

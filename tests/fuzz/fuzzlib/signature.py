@@ -35,7 +35,8 @@ def statement_roles(message: str) -> list[tuple[str, str, str]]:
     lines = message.split("\n")
     for k, line in enumerate(lines):
         m = re.match(
-            r"\s*(atomic )?(write|read|barrier reached|barrier not reached|read of|access) by\b"
+            r"\s*(atomic )?(write|read|barrier reached|barrier not reached|read of|access)"
+            r"(?: \(and other threads\))? by\b"
             r"(?:.*?\[produced by pass (\w+)\])?",
             line,
         )

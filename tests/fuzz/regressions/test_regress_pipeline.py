@@ -93,3 +93,53 @@ def reused_stage_reference(X: np.ndarray, Y: np.ndarray) -> None:
 def test_staged_tile_reused_by_a_second_loop() -> None:
     params = [ParamSpec("X", "float32", (4, 64)), ParamSpec("Y", "float32", (4, 64), output=True)]
     assert_ok(check(lambda: staging_tile_reused_by_second_loop(2), reused_stage_reference, params))
+
+
+# Class `pipelined-loop-reentry-war` (found by the `gemm` family in about 5% of programs with an
+# outer loop around a pipelined K loop): the barriers inside a T.Pipelined(num_stages >= 2) loop are
+# right, but when the loop runs again (here for a second column tile), its prologue refills the
+# stages with no barrier after the previous pass's last gemm, which may still be reading the same
+# stage (num_stages = 3 with 4 iterations: the last gemm reads stage 0, the prologue writes it).
+# First diverging stage: ThreadSync, "data race on shared memory `A_s` ... read (and other threads)
+# by thread (32,) ... gemm_ss ... write by thread ...".
+
+
+def pipelined_gemm_twice(
+    num_stages: int = 3,
+    M: int = 32,
+    N: int = 64,
+    K: int = 64,
+    bm: int = 32,
+    bn: int = 32,
+    bk: int = 16,
+) -> tsir.PrimFunc:
+    with T.prim_func("pipelined_gemm_twice") as f:
+        A = T.param("A", (M, K), "float16")
+        B = T.param("B", (K, N), "float16")
+        C = T.param("C", (M, N), "float32")
+        with T.Kernel(T.ceildiv(N, 2 * bn), T.ceildiv(M, bm), threads=64) as (bx, by):
+            A_s = T.alloc_shared((bm, bk), "float16")
+            B_s = T.alloc_shared((bk, bn), "float16")
+            C_f = T.alloc_fragment((bm, bn), "float32")
+            for nb in T.serial(2):
+                T.clear(C_f)
+                for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages):
+                    T.copy(A[by * bm, ko * bk], A_s)
+                    T.copy(B[ko * bk, (bx * 2 + nb) * bn], B_s)
+                    T.gemm(A_s, B_s, C_f)
+                T.copy(C_f, C[by * bm, (bx * 2 + nb) * bn])
+    return f.func
+
+
+def matmul_reference(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
+    C[...] = A @ B
+
+
+@pytest.mark.xfail(strict=True, reason="pipelined-loop-reentry-war: fixed by the lead")
+def test_pipelined_loop_run_twice() -> None:
+    params = [
+        ParamSpec("A", "float16", (32, 64), -2, 2),
+        ParamSpec("B", "float16", (64, 64), -2, 2),
+        ParamSpec("C", "float32", (32, 64), output=True),
+    ]
+    assert_ok(check(pipelined_gemm_twice, matmul_reference, params))
