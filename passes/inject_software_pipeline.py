@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
-from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
+from tsir.arith import Analyzer
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select
 from tsir.function import PrimFunc
 from tsir.stmt import (
     Allocate,
@@ -149,6 +150,7 @@ class _Pipeline(Mutator):
         super().__init__()
         self.ctx = ctx
         self.staged: dict[Buffer, Buffer] = {}
+        self.last_stage: dict[Buffer, PrimExpr] = {}
         self.viewed = viewed  # shared buffers that a T.view aliases (or that are views)
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
@@ -185,9 +187,12 @@ class _Pipeline(Mutator):
         if any(b in self.staged for b in tiles):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
             return self.unpipelined(serial, s, f"tile {names} is already staged by another pipelined loop")
+        k, n = s.loop_var, s.extent
         for b in tiles:
             self.staged[b] = make_buffer(b.name, (stages, *b.shape), b.dtype, b.scope, b.align)
-        k, n = s.loop_var, s.extent
+            # After the loop the tile is the last iteration's stage (stage 0 if none ran).
+            last = Select(n > 0, (n - 1) % stages, IntImm(0, n.dtype))
+            self.last_stage[b] = Analyzer().simplify(last)
         mine = {b: self.staged[b] for b in tiles}
 
         def issue(j: PrimExpr) -> Stmt:
@@ -232,11 +237,45 @@ class _Kernels(Mutator):
         p = _Pipeline(self.ctx, frozenset(b for d in views for b in (d.buffer, d.base)))
         body = p.visit(k.body)
         if p.staged:
-            # A staged tile used outside its pipelined loop (read after it, refilled by a later
-            # loop) is its stage 0 there: the same storage, ordered by ThreadSync as any tile.
-            body = _Stage(p.staged, IntImm(0, int32)).visit(body)
+            # A staged tile used outside its pipelined loop is one of its stages there: stage 0
+            # before the loop, the last iteration's stage after it (read the last tile, or
+            # refilled by a later loop); ThreadSync orders those accesses as any tile's.
+            body = _Outside(p.staged, p.last_stage).visit(body)
             body = _Realloc(p.staged).visit(body)
         return k.replace(body=body)
+
+
+class _Outside(Mutator):
+    """Accesses to staged tiles outside their pipelines, in program order: stage 0 until the
+    pipeline region has been passed, then the stage its last iteration loaded."""
+
+    def __init__(self, staged: dict[Buffer, Buffer], last: dict[Buffer, PrimExpr]):
+        super().__init__()
+        self.staged = staged
+        self.last = last
+        self.after: set[Buffer] = set()
+
+    def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
+        if s.key != PIPELINE_BUFFERS_ATTR:
+            return self.generic_visit(s)
+        self.after |= {orig for orig, b in self.staged.items() if b in s.value}
+        return s  # the pipeline's own accesses are staged already
+
+    def _one(self, b: Buffer) -> _Stage:
+        stage = self.last[b] if b in self.after else IntImm(0, int32)
+        return _Stage({b: self.staged[b]}, stage)
+
+    def visit_BufferRegion(self, r: BufferRegion) -> BufferRegion:
+        r = self.generic_visit(r)  # type: ignore[assignment]
+        return self._one(r.buffer).visit_BufferRegion(r) if r.buffer in self.staged else r
+
+    def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
+        e = self.generic_visit(e)  # type: ignore[assignment]
+        return self._one(e.buffer).visit_BufferLoad(e) if e.buffer in self.staged else e
+
+    def visit_BufferStore(self, s: BufferStore) -> Stmt:
+        s = self.generic_visit(s)  # type: ignore[assignment]
+        return self._one(s.buffer).visit_BufferStore(s) if s.buffer in self.staged else s
 
 
 class _Realloc(Mutator):

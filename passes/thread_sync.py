@@ -294,7 +294,9 @@ class _Planner:
             body, st = self.nested(s.body, st)
             self.in_pipeline -= 1
             out.append(s.replace(body=body))
-            return st
+            # Its last copies landed at its final wait, each in its issuing thread only: a later
+            # read of a staged tile by other threads needs a barrier.
+            return st.union(Accesses(writes={b: {(id(s), -2)} for b in s.value}))
         if isinstance(s, (Allocate, DeclBuffer, LetStmt, AttrStmt)):
             if isinstance(s, LetStmt) and not self.uniform(s.value):
                 self.thread_vars.add(s.var)  # a value that differs across threads

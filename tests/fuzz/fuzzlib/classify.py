@@ -30,88 +30,13 @@ KNOWN: dict[str, KnownClass] = {
     k.name: k
     for k in [
         # -- wrong code: a detector fires or the numbers are wrong ---------------------------------
-        KnownClass(
-            "missing-barrier-gemm-shared",
-            "a gemm reads shared tiles just written by copies or T.Parallel (and the next "
-            "iteration overwrites them) with no barrier: serial loops, num_stages 0/1, "
-            "Parallel-staged operands",
-            "test_regress_barriers.py",
-        ),
-        KnownClass(
-            "shared-atomic-after-init-no-barrier",
-            "shared-memory atomics (a histogram) race with the plain writes that zero the "
-            "buffer: no barrier between them",
-            "test_regress_barriers.py",
-        ),
-        KnownClass(
-            "fragment-read-by-non-holder",
-            "a T.Parallel(blk_m) loop that also stores to global is lowered for the storing "
-            "threads only; the 2-D nest then reads the row fragment in threads that never "
-            "wrote it (TileLang's layer norm)",
-            "test_regress_fragments.py",
-        ),
-        KnownClass(
-            "reduce-reads-unheld-registers",
-            "T.reduce_* reads fragment registers in threads that hold no element "
-            "(blk_m * N < threads); values discarded, outputs right",
-            "test_regress_fragments.py",
-        ),
-        KnownClass(
-            "atomic-add-replicated-fragment",
-            "T.atomic_add of a fragment held by several threads (a dim-0 reduction) adds each "
-            "element once per replica",
-            "test_regress_fragments.py",
-        ),
-        KnownClass(
-            "tile-op-in-thread-if",
-            "a tile op inside `with T.If(tx < k)` (or tx >= k) is still spread over all "
-            "threads, so part of it is never done",
-            "test_regress_thread_if.py",
-        ),
-        KnownClass(
-            "barrier-in-divergent-branch",
-            "ThreadSync puts __syncthreads() inside a data-dependent T.If/T.Else of a "
-            "T.Parallel nest (divergent barrier)",
-            "test_regress_barriers.py",
-        ),
-        KnownClass(
-            "shared-waw-no-barrier",
-            "two ops write one shared tile with different thread mappings and no barrier "
-            "between them (ThreadSync orders only RAW and WAR)",
-            "test_regress_barriers.py",
-        ),
-        KnownClass(
-            "vectorize-drops-lane-condition",
-            "VectorizeLoop's all-lanes fast path gets the predicate `True` for a per-lane "
-            "condition like `j != 1`, so the excluded element is written anyway",
-            "test_regress_vectorize.py",
-        ),
-        KnownClass(
-            "pipelined-loop-reentry-war",
-            "a pipelined gemm loop run again (inside an outer loop): the next pass's prologue "
-            "overwrites the stage the previous pass's last gemm reads, with no barrier",
-            "test_regress_pipeline.py",
-        ),
-        KnownClass(
-            "pipelined-stage-read-after-loop",
-            "reading a pipelined loop's staged shared tile after the loop (or reusing it in a "
-            "second loop) refers to the buffer InjectSoftwarePipeline replaced: NVRTC fails "
-            '(`identifier "x_1" is undefined`)',
-            "test_regress_pipeline.py",
-        ),
         # -- silently accepted ---------------------------------------------------------------------
-        KnownClass(
-            "python-if-on-symbolic-eq",
-            "a Python `if`/`while`/`and`/`or`/`not`/ternary on `==` or `!=` of a symbolic "
-            "expression is silently decided (`if tx == 0:` drops its body)",
-            "test_regress_python_if.py",
-        ),
         # -- legitimate programs refused -----------------------------------------------------------
         KnownClass(
-            "refused-tilelang-slice",
-            "T.copy refuses TileLang's `A[by * bm:(by + 1) * bm, ...]` with a false 'shape "
-            "mismatch' (the extent is not simplified to bm)",
-            "test_regress_refusals.py",
+            "refused-fragment-in-thread-range",
+            "a fragment op under `with T.If(tx < k)` is refused: fragments are laid out over "
+            "all the block's threads, not over the range that runs the op",
+            "test_regress_thread_if.py",
         ),
         KnownClass(
             "refused-parallel-broadcast-fragment",
@@ -120,31 +45,12 @@ KNOWN: dict[str, KnownClass] = {
             "test_regress_refusals.py",
         ),
         KnownClass(
-            "refused-row-fragment-blk_m-1",
-            "a 1-D fragment of one row written by T.Parallel(1) gets a thread-0 layout; the "
-            "2-D nest reading it is refused",
-            "test_regress_fragments.py",
-        ),
-        KnownClass(
             "refused-fragment-layout-mismatch",
             "a reduction's row fragment read in a 2-D nest whose fragments got another free "
             "layout (16-bit copy, few threads) is refused instead of reconciled",
             "test_regress_fragments.py",
         ),
-        KnownClass(
-            "refused-fragment-odd-rows",
-            "a fragment with a non-power-of-two row count spread over several rows per thread "
-            "((3, 16) with 32 threads) is refused with an internal hint ('use "
-            "inverse_with_guard()')",
-            "test_regress_refusals.py",
-        ),
         # -- the interpreter -----------------------------------------------------------------------
-        KnownClass(
-            "interp-tile-local-per-thread",
-            "the tile-level interpreter treats T.alloc_local as one value per block and stops "
-            "on TileLang's split-k gemv",
-            "test_regress_interp.py",
-        ),
     ]
 }
 
@@ -206,6 +112,8 @@ def classify(prog: Program, out: Outcome) -> str:
         r"is not held by the threads that hold .*input_shape=\(1,\)", msg
     ):
         return "refused-row-fragment-blk_m-1"
+    if out.status == "lower-refused" and re.search(r"under a T.If that runs in threads .* touches fragment", msg):
+        return "refused-fragment-in-thread-range"
     if out.status == "lower-refused" and "is not held by the threads that hold" in msg:
         return "refused-fragment-layout-mismatch"
     if out.status == "lower-refused" and "does not fill its physical box" in msg:

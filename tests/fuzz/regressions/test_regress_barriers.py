@@ -91,13 +91,11 @@ def gemm_x2_reference(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
     C[...] = (2 * A) @ B
 
 
-@pytest.mark.xfail(strict=True, reason="missing-barrier-gemm-shared: fixed by the lead")
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_gemm_in_unpipelined_loop(loop: str) -> None:
     assert_ok(check(lambda: gemm_in_loop(loop), gemm_reference, gemm_params()))
 
 
-@pytest.mark.xfail(strict=True, reason="missing-barrier-gemm-shared: fixed by the lead")
 @pytest.mark.parametrize("num_stages", [0, 2])
 def test_shared_tile_written_by_parallel_then_gemm(num_stages: int) -> None:
     assert_ok(check(lambda: gemm_parallel_staged(num_stages), gemm_x2_reference, gemm_params()))
@@ -128,7 +126,6 @@ def histogram_reference(X: np.ndarray, H: np.ndarray) -> None:
     H[...] += np.bincount(np.mod(X, H.shape[0]).reshape(-1), minlength=H.shape[0])
 
 
-@pytest.mark.xfail(strict=True, reason="shared-atomic-after-init-no-barrier: fixed by the lead")
 @pytest.mark.parametrize("init", ["clear", "thread_if"])
 def test_shared_histogram(init: str) -> None:
     params = [ParamSpec("X", "int32", (8, 32), -3, 20), ParamSpec("H", "int32", (16,), output=True)]
@@ -165,7 +162,6 @@ def data_dependent_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = np.where(X > 0, 2.0, 1.5)
 
 
-@pytest.mark.xfail(strict=True, reason="barrier-in-divergent-branch: fixed by the lead")
 def test_no_barrier_inside_a_data_dependent_branch() -> None:
     params = [ParamSpec("X", "float32", (2, 16)), ParamSpec("Y", "float32", (2, 16), output=True)]
     assert_ok(check(data_dependent_shared_update, data_dependent_reference, params))
@@ -198,7 +194,6 @@ def rewritten_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="shared-waw-no-barrier: fixed by the lead")
 def test_barrier_between_two_writes_of_a_shared_tile() -> None:
     params = [ParamSpec("X", "float32", (1, 100)), ParamSpec("Y", "float32", (1, 100), output=True)]
     assert_ok(check(shared_rewritten, rewritten_reference, params))

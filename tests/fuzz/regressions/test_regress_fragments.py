@@ -54,7 +54,6 @@ def row_vector_reference(Y: np.ndarray) -> None:
     Y[...] = 2.0 * np.arange(Y.shape[0])[:, None]
 
 
-@pytest.mark.xfail(strict=True, reason="refused-row-fragment-blk_m-1: fixed by the lead")
 @pytest.mark.parametrize("threads", [32, 128, 256])
 def test_row_fragment_of_one_row_is_accepted(threads: int) -> None:
     params = [ParamSpec("Y", "float32", (2, 32), output=True)]
@@ -128,7 +127,6 @@ def row_stats_reference(X: np.ndarray, Y: np.ndarray, Mean: np.ndarray) -> None:
     Y[...] = X - Mean[:, None]
 
 
-@pytest.mark.xfail(strict=True, reason="fragment-read-by-non-holder: fixed by the lead")
 @pytest.mark.parametrize(
     "blk_m,threads,dtype",
     [(1, 32, "float32"), (2, 32, "float16"), (2, 128, "bfloat16"), (4, 256, "float32")],
@@ -169,7 +167,6 @@ def row_sum_reference(X: np.ndarray, R: np.ndarray) -> None:
     R[...] = X.sum(axis=1)
 
 
-@pytest.mark.xfail(strict=True, reason="reduce-reads-unheld-registers: fixed by the lead")
 @pytest.mark.parametrize("threads", [128, 256])
 def test_reduction_reads_only_registers_its_thread_holds(threads: int) -> None:
     params = [ParamSpec("X", "float32", (2, 64)), ParamSpec("R", "float32", (2,), output=True)]
@@ -197,7 +194,6 @@ def column_sums_reference(X: np.ndarray, Cs: np.ndarray) -> None:
     Cs[...] += X.sum(axis=0)
 
 
-@pytest.mark.xfail(strict=True, reason="atomic-add-replicated-fragment: fixed by the lead")
 @pytest.mark.parametrize("form", ["element"])
 def test_atomic_add_of_a_replicated_fragment_adds_once(form: str) -> None:
     params = [ParamSpec("X", "float32", (1, 8)), ParamSpec("Cs", "float32", (8,), output=True)]

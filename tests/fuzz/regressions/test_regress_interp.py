@@ -56,7 +56,6 @@ def gemv_reference(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
     C[...] = rnd(B @ A, "float16")
 
 
-@pytest.mark.xfail(strict=True, reason="interp-tile-local-per-thread: fixed in the interpreter")
 def test_tile_level_interpreter_runs_tilelang_gemv() -> None:
     rng = np.random.default_rng(0)
     A = rng.integers(-2, 3, 64).astype(np.float16)

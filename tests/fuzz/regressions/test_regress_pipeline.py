@@ -47,7 +47,6 @@ def last_chunk_reference(X: np.ndarray, L: np.ndarray, S: np.ndarray) -> None:
     S[...] = X.reshape(X.shape[0], -1, 16).sum(axis=1)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelined-stage-read-after-loop: fixed by the lead")
 @pytest.mark.parametrize("num_stages", [2, 3])
 def test_staged_tile_read_after_pipelined_loop(num_stages: int) -> None:
     params = [
@@ -89,7 +88,6 @@ def reused_stage_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = X + X.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelined-stage-read-after-loop: fixed by the lead")
 def test_staged_tile_reused_by_a_second_loop() -> None:
     params = [ParamSpec("X", "float32", (4, 64)), ParamSpec("Y", "float32", (4, 64), output=True)]
     assert_ok(check(lambda: staging_tile_reused_by_second_loop(2), reused_stage_reference, params))
@@ -135,7 +133,6 @@ def matmul_reference(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
     C[...] = A @ B
 
 
-@pytest.mark.xfail(strict=True, reason="pipelined-loop-reentry-war: fixed by the lead")
 def test_pipelined_loop_run_twice() -> None:
     params = [
         ParamSpec("A", "float16", (32, 64), -2, 2),

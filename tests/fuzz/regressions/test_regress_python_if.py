@@ -13,7 +13,6 @@ import pytest
 import tsir
 from tsir import T
 
-pytestmark = pytest.mark.xfail(strict=True, reason="python-if-on-symbolic-eq: fixed by the lead")
 
 
 def if_thread_is_zero() -> tsir.PrimFunc:

@@ -74,7 +74,6 @@ def row_max_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = np.broadcast_to(X.max(axis=1, keepdims=True), X.shape)
 
 
-@pytest.mark.xfail(strict=True, reason="refused-tilelang-slice: fixed by the lead")
 def test_tilelang_row_slices_are_accepted() -> None:
     params = [ParamSpec("A", "float32", (10, 64)), ParamSpec("B", "float32", (10, 64), output=True)]
     assert_ok(check(rms_norm_tilelang_slices, rms_norm_reference, params, {"B": (1e-4, 1e-4)}))
@@ -103,7 +102,6 @@ def twice_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = 2.0 * X
 
 
-@pytest.mark.xfail(strict=True, reason="refused-fragment-odd-rows: fixed by the lead")
 @pytest.mark.parametrize("bm,bn,threads", [(3, 16, 32), (6, 32, 128), (12, 64, 128)])
 def test_fragment_with_odd_row_count_is_accepted(bm: int, bn: int, threads: int) -> None:
     params = [ParamSpec("X", "float32", (bm, bn)), ParamSpec("Y", "float32", (bm, bn), output=True)]

@@ -42,7 +42,6 @@ def skip_one_reference(X: np.ndarray, Y: np.ndarray) -> None:
     Y[...] = np.where(np.arange(X.shape[1]) != 1, 2.0 * X, X)
 
 
-@pytest.mark.xfail(strict=True, reason="vectorize-drops-lane-condition: fixed by the lead")
 def test_vectorized_loop_keeps_a_lane_condition() -> None:
     params = [ParamSpec("X", "float32", (1, 128)), ParamSpec("Y", "float32", (1, 128), output=True)]
     assert_ok(check(skip_one_column, skip_one_reference, params))
