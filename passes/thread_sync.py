@@ -9,7 +9,9 @@ memory effects that `tsir.intrin.DEVICE_FUNCTIONS` declares for each pointer arg
 reads its operand tiles, an atomic is a read-modify-write, cp.async writes late); a device call
 without a declaration is refused. Barriers go only where a conflict exists, never inside an `if`
 or loop whose condition or bounds differ across the threads of a block (that would deadlock: the
-barrier goes before it), and an existing barrier is reused.
+barrier goes before it), and an existing barrier is reused. Where the later access is a read
+by the async proxy (a wgmma operand, a TMA store's source) of ordinary writes, the barrier is
+preceded by `fence_proxy_async_shared()` (each writer's writes become visible to that proxy).
 
 Accesses inside a software pipeline's async-copy regions (`async_copy` inside `pipeline_buffers`,
 left in place by InjectAsyncCopy) are ordered by the pipeline's own wait + barrier at the top of
@@ -61,6 +63,18 @@ def make_barrier() -> Stmt:
     return Evaluate(Call(int32, "sync_threads", ()))
 
 
+def make_proxy_fence() -> Stmt:
+    return Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ()))
+
+
+def _is_proxy_fence(s: Stmt) -> bool:
+    return (
+        isinstance(s, Evaluate)
+        and isinstance(s.value, Call)
+        and s.value.op == "tsir.mbarrier.fence_proxy_async_shared"
+    )
+
+
 def is_barrier(s: Stmt) -> bool:
     return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == "sync_threads"
 
@@ -77,6 +91,9 @@ class Accesses:
     writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
     atomics: dict[Buffer, set[Tag]] = field(default_factory=dict)
     async_writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    # Reads by the async proxy (wgmma operands, TMA store sources), also in `reads`: ordinary
+    # writes before them need a proxy fence as well as the barrier.
+    async_reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
 
     def union(self, o: Accesses) -> Accesses:
         def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
@@ -88,13 +105,21 @@ class Accesses:
         return Accesses(
             merge(self.reads, o.reads), merge(self.writes, o.writes),
             merge(self.atomics, o.atomics), merge(self.async_writes, o.async_writes),
+            merge(self.async_reads, o.async_reads),
         )
 
     def retag(self, tag: Tag) -> Accesses:
         def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
             return {k: {tag} for k in a}
 
-        return Accesses(one(self.reads), one(self.writes), one(self.atomics), one(self.async_writes))
+        return Accesses(
+            one(self.reads), one(self.writes), one(self.atomics), one(self.async_writes),
+            one(self.async_reads),
+        )
+
+    def needs_proxy_fence(self, later: Accesses) -> bool:
+        """Do these ordinary writes feed `later`'s async-proxy reads (wgmma, TMA store)?"""
+        return any(b in later.async_reads for b in (*self.writes, *self.async_writes))
 
     def conflicts(self, later: Accesses) -> bool:
         """Does `later` conflict with these earlier accesses? Accesses of one unit (one tile op's
@@ -136,7 +161,7 @@ class _Collect(Visitor):
             Access.ASYNC_WRITE: (self.acc.async_writes,),
             # Async readers (wgmma operands, TMA store sources) read it from their issue on: ordered
             # after earlier writes here; their retirement is the Hopper passes' concern.
-            Access.ASYNC_READ: (self.acc.reads,),
+            Access.ASYNC_READ: (self.acc.reads, self.acc.async_reads),
             Access.ASYNC_READ_WRITE: (self.acc.reads, self.acc.writes),
         }[mode]
         for k in kinds:
@@ -322,7 +347,13 @@ class _Planner:
     def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
         if not st.conflicts(acc):
             return st
-        if not (out and self.is_own_barrier(out[-1])):
+        reuse = bool(out) and self.is_own_barrier(out[-1])
+        if st.needs_proxy_fence(acc):
+            # Each writer makes its ordinary writes visible to the async proxy before the barrier.
+            at = len(out) - 1 if reuse else len(out)
+            if not (at > 0 and _is_proxy_fence(out[at - 1])):
+                out.insert(at, make_proxy_fence())
+        if not reuse:
             out.append(self.barrier)
         return Accesses()
 

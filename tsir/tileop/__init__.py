@@ -4,6 +4,7 @@ and the ops, one file each."""
 from .atomic_add import AtomicAdd
 from .base import (
     AsyncLoad,
+    BulkLoad,
     InferLevel,
     LayoutFact,
     LayoutInferArgs,
@@ -20,6 +21,7 @@ from .base import (
     requirement,
 )
 from .copy import Copy
+from .copy_tma import tma_boxes_of  # registers Copy's "tma" lowering
 from .cummax import CumMax
 from .cumsum import CumSum
 from .distributed import (
@@ -36,15 +38,16 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from .gemm_wgmma import WgmmaPlan, wgmma_plan  # registers Gemm's "wgmma" lowering
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
 __all__ = [
-    "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
+    "AsyncLoad", "BulkLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "ParallelLoop",
+    "Gemm", "GemmPolicy", "WgmmaPlan", "wgmma_plan", "ParallelLoop",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]
