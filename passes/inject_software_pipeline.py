@@ -344,6 +344,9 @@ class _Kernels(Mutator):
         p = _Pipeline(self.ctx, k)
         body = p.visit(k.body)
         if p.staged:
+            # A staged tile used outside its pipelined loop (read after it, refilled by a later
+            # loop) is its stage 0 there: the same storage, ordered by ThreadSync as any tile.
+            body = _Stage(p.staged, IntImm(0, int32)).visit(body)
             body = _Realloc(p.staged).visit(body)
         for bar in reversed(p.barriers):
             body = Allocate(bar, body)

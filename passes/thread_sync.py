@@ -285,6 +285,11 @@ class _Planner:
                 return st
             return self.leaf(s, st, out)
         if isinstance(s, AttrStmt) and s.key == PIPELINE_BUFFERS_ATTR:
+            # The pipeline's prologue writes its staged tiles before any barrier of its own: it
+            # must come after every earlier access to them (the previous iteration of a loop
+            # around the pipeline still reading the last stage, say).
+            staged = Accesses(writes={b: {(id(s), -1)} for b in s.value})
+            st = self.barrier_if_conflict(staged, st, out)
             self.in_pipeline += 1
             body, st = self.nested(s.body, st)
             self.in_pipeline -= 1

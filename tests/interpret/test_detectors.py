@@ -396,3 +396,35 @@ def test_check_false_turns_detectors_off() -> None:
 def test_hazards_are_tsir_errors() -> None:
     assert issubclass(HazardError, tsir.TSIRError)
     _ = DataType
+
+
+def test_a_cp_async_issued_before_other_threads_finished_reading_is_a_race() -> None:
+    """A cp.async may land any time after its issue: issuing it into bytes another thread read
+    with no barrier in between is a race, even if a barrier comes before its wait."""
+    import tsir
+    from tsir import T
+
+    with T.prim_func("war") as f:
+        A = T.param("A", (64,), "float32")
+        Y = T.param("Y", (32,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((64,), "float32")
+            S[tx] = A[tx]
+            S[tx + 32] = A[tx + 32]
+            T.sync_threads()
+            Y[tx] = S[(tx + 4) % 64]
+            # thread t overwrites S[4t .. 4t+3] while thread t-1 may still read S[4t]
+            T.evaluate(T.call_intrin(
+                "int32", "tsir.async_copy.cp_async_16",
+                T.call_intrin("handle", "address_of", S[tx * 4 % 64]),
+                T.call_intrin("handle", "address_of", A[tx * 4 % 64]), True,
+            ))
+            T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_commit"))
+            T.sync_threads()
+            T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_wait<0>"))
+    import numpy as np
+    import pytest as _pytest
+
+    with _pytest.raises(tsir.interpret.DataRaceError, match="cp.async into it \\(issued\\)"):
+        tsir.interpret(f.func, np.arange(64, dtype=np.float32), np.zeros(32, np.float32))

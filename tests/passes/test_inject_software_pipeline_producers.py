@@ -102,3 +102,30 @@ def test_explain_prints_each_unpipelined_loop_with_the_users_line(capsys: pytest
 
 def test_num_stages_below_two_is_not_reported() -> None:
     assert tsir.lower(_loop_reading_tile_first(1), "sm_80").report == []
+
+
+def test_a_staged_tile_used_after_its_pipelined_loop_is_its_stage_zero() -> None:
+    """Found by the random-program generator: a tile loaded in a T.Pipelined loop and refilled by a
+    later plain loop kept its old (now unallocated) name there, and the CUDA did not compile."""
+    with T.prim_func("two_loops") as f:
+        X = T.param("X", (4, 96), "float16")
+        Y = T.param("Y", (4, 96), "float32")
+        with T.Kernel(2, threads=64) as bx:
+            x1 = T.alloc_shared((2, 32), "float16")
+            acc = T.alloc_fragment((2, 32), "float32")
+            T.clear(acc)
+            for ko in T.Pipelined(3, num_stages=3):
+                T.copy(X[bx * 2, ko * 32], x1)
+                for i, j in T.Parallel(2, 32):
+                    acc[i, j] = acc[i, j] + T.cast(x1[i, j], "float32")
+            for ko in T.serial(3):
+                T.copy(X[bx * 2, ko * 32], x1)
+                for i, j in T.Parallel(2, 32):
+                    Y[bx * 2 + i, ko * 32 + j] = T.cast(x1[i, j], "float32") + acc[i, j]
+    x = np.random.default_rng(3).standard_normal((4, 96)).astype(np.float16)
+    report = tsir.interpret.check_stages(f.func, [x, np.zeros((4, 96), np.float32)], target="sm_80")
+    report.raise_for_failure()
+    tsir.compile(f.func, target="sm_80")  # the CUDA compiles
+    xs = x.astype(np.float32).reshape(4, 3, 32)
+    want = xs + xs.sum(1, keepdims=True)
+    np.testing.assert_allclose(report.reference[1], want.reshape(4, 96), rtol=1e-3)

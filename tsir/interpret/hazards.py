@@ -172,6 +172,11 @@ class SharedShadow:
             self.pend_kind = np.zeros(n, dtype=np.int8)
         what = "TMA load into it" if kind == PEND_TMA else "cp.async into it"
         self.check_pending(ctx, fi, lanes, what, buffer, base)
+        if ctx.races and kind != PEND_TMA:
+            # The copy may land any time from its issue on: it must already be ordered after
+            # every earlier access of other threads (the landing is checked again at the wait).
+            # TMA loads are ordered by their mbarrier protocol instead.
+            self._check_write_order(ctx, fi, lanes, "cp.async into it (issued)", buffer, base)
         if self.async_reads is not None:
             self.check_async_reads(ctx, fi, lanes, what, buffer, base)
         assert self.pend_lane is not None and self.pend_stmt is not None
@@ -190,6 +195,22 @@ class SharedShadow:
             )
         self.pend[fi] += 1
         self.pend_stmt[fi] = ctx.stmt_id()
+
+    def _check_write_order(
+        self, ctx: RunContext, fi: np.ndarray, lanes: np.ndarray, what: str, buffer: str, base: int
+    ) -> None:
+        """A write by `lanes` now would race with an earlier unordered access of another thread:
+        raise, recording nothing."""
+        _, b, w = self._now(ctx, lanes)
+        for table, stmts, kind in ((self.w, self.w_stmt, None), (self.r, self.r_stmt, "read")):
+            rec = table[fi]
+            bad = self._unordered(rec, ctx, lanes, b, w) & (
+                ((rec & _M20) != lanes) | ((rec & _MULTI) != 0)
+            )
+            if bad.any():
+                raise self._race(
+                    ctx, fi, lanes, bad, table, stmts, kind or _what(rec, bad), what, buffer, base
+                )
 
     def land(self, fi: np.ndarray) -> None:
         assert self.pend is not None
