@@ -17,7 +17,8 @@ from tsir.buffer import Buffer, make_buffer
 from tsir.expr import BufferLoad, Call, PrimExpr, Ramp
 from tsir.function import PrimFunc
 from tsir.intrin import Access, device_function
-from tsir.layout.swizzle import SwizzleMode, detect_swizzle
+from tsir.layout.swizzle import SwizzleMode
+from tsir.layout.wgmma_layouts import swizzle_mode
 from tsir.stmt import Allocate, AttrStmt, BufferStore, KernelLaunch, Stmt
 from tsir.visitor import collect
 
@@ -57,7 +58,7 @@ class _Apply(ScopedMutator):
                 size *= e
             align = max(b.align, 128)
             if b in async_proxy:
-                mode = detect_swizzle(lay, b.dtype)
+                mode = swizzle_mode(lay, b.dtype)
                 if mode is not None and mode is not SwizzleMode.NONE:
                     align = max(align, mode.alignment)
             self.physical[b] = make_buffer(b.name, (size,), b.dtype, b.scope, align=align)

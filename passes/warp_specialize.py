@@ -19,14 +19,23 @@ barriers become a named barrier over them (ThreadSync plans theirs in that range
 40, C = (65536 - 128 P) / (128 W) for W consumer warpgroups, rounded down to 8 and at most 240;
 a kernel whose consumers' register arrays would not fit C (accumulators plus 40) stays unsplit,
 with the reason in the report, as does one whose shape does not qualify.
+
+`T.Kernel(persistent=True)` (an AttrStmt "persistent") makes the split kernel persistent: a grid of
+G = min(blocks, PERSISTENT_CTAS) blocks, each running the grid's blocks t = pid, pid + G, ... with
+(bx, by) from t in panels of `T.use_swizzle`'s width (8 by default) walked row by row, so that the
+blocks running at once share A rows and B columns in L2. Both warpgroups loop over the same tiles;
+the ring's position continues from tile to tile (iteration i * n + k of n k-blocks per tile), so
+the producer runs into the next tile while the consumers finish the epilogue of this one. A
+persistent kernel that cannot be split runs as a plain grid, which the report says.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from tsir.arith import Analyzer
 from tsir.dtype import int32
-from tsir.errors import UnsupportedError
-from tsir.expr import Call, IntImm, PrimExpr, Var, const_value
+from tsir.expr import Call, FloorDiv, FloorMod, IntImm, Min, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
 from tsir.stmt import (
     Allocate,
@@ -48,9 +57,14 @@ from .infra import PassContext, register_pass
 from .ring import PRODUCE_ATTR, RING_ATTR, ring_of
 from .thread_range import THREAD_RANGE_ATTR, NamedBarriers, ThreadRange
 
-__all__ = ["WarpSpecialize", "PRODUCER_REGISTERS", "consumer_registers"]
+__all__ = ["WarpSpecialize", "PRODUCER_REGISTERS", "PERSISTENT_CTAS", "consumer_registers"]
 
 WARPGROUP = 128
+PERSISTENT_ATTR = "persistent"  # T.Kernel(persistent=True)
+_SWIZZLE_ATTR = "threadblock_swizzle"  # T.use_swizzle(panel)
+# Blocks of a persistent kernel: the SMs of an H100 SXM / H200 (a part with fewer runs the rest
+# in a second round, still correct).
+PERSISTENT_CTAS = 132
 PRODUCER_REGISTERS = 40
 _MAX_CONSUMER_REGISTERS = 240
 _OVERHEAD = 40  # registers a consumer needs beside its register arrays (addresses, loop state)
@@ -206,8 +220,98 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         (rng.lo, rng.hi, rng.barrier),
         seq(_call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"), shifted),
     )
+    persistent = next((w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None)
+    if persistent is not None:
+        return _persist(k, ctx, chain, find, producer_loop, shifted, rng, regs, threads)
     body = seq(*find.init, IfThenElse(tx < WARPGROUP, producer, consumers))
     return k.replace(threads=(threads + WARPGROUP,), body=_rewrap(chain, body))
+
+
+def _persist(
+    k: KernelLaunch, ctx: PassContext, chain: list[Stmt], find: _FindRing, producer_loop: For,
+    consumer: Stmt, rng: ThreadRange, regs: int, threads: int,
+) -> KernelLaunch:
+    """The split kernel as min(tiles, PERSISTENT_CTAS) blocks, each looping over the grid's blocks
+    t = pid, pid + G, ... in panels (module doc); the ring continues from tile to tile."""
+    if len(k.grid) > 2:
+        raise _Refused("a persistent kernel has a 1-D or 2-D grid")
+    assert find.loop is not None and find.ring is not None
+    ring = ring_of(find.ring)
+    assert ring is not None
+    stages = ring[2]
+    tx: Var = k.thread_vars[0]
+    gx = k.grid[0]
+    gy = k.grid[1] if len(k.grid) > 1 else IntImm(1, int32)
+    panel = next((int(w.value) for w in chain if isinstance(w, AttrStmt) and w.key == _SWIZZLE_ATTR), 8)
+    chain = [w for w in chain if not (isinstance(w, AttrStmt) and w.key in (_SWIZZLE_ATTR, PERSISTENT_ATTR))]
+    tiles = gx * gy
+    ctas = Analyzer().simplify(Min(tiles, IntImm(PERSISTENT_CTAS, int32)))
+    pid = Var("pid", int32)
+    n = find.loop.extent
+
+    def tile_loop(body: Stmt, loop_var: Var, block_vars: tuple[Var, ...], name: str) -> Stmt:
+        i = Var(name, int32)
+        t = pid + i * ctas
+        # Panels of `panel` block columns, each walked row by row: the blocks running together
+        # share a few rows of A and columns of B in L2.
+        per = gy * panel
+        first = t // per * panel
+        width = Min(gx - first, IntImm(panel, int32))
+        r = t % per
+        values = (first + r % width, r // width)
+        inner = _RingShift(loop_var, i * n, stages).visit(body)
+        for v, value in reversed(list(zip(block_vars, values))):
+            inner = LetStmt(v, value, inner)
+        trips = (tiles - pid + ctas - 1) // ctas
+        return For(i, IntImm(0, int32), trips, ForKind.SERIAL, inner)
+
+    own = tuple(Var(f"{v.name}_p", v.dtype) for v in k.block_vars)
+    producer_body = substitute(producer_loop, dict(zip(k.block_vars, own)))
+    producer = seq(
+        _call(f"tsir.mbarrier.setmaxnreg_dec<{PRODUCER_REGISTERS}>"),
+        IfThenElse(tx == 0, tile_loop(producer_body, producer_loop.loop_var, own, "tile_p")),
+    )
+    consumers = AttrStmt(
+        THREAD_RANGE_ATTR,
+        (rng.lo, rng.hi, rng.barrier),
+        seq(
+            _call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"),
+            tile_loop(consumer, find.loop.loop_var, k.block_vars, "tile"),
+        ),
+    )
+    body = seq(*find.init, IfThenElse(tx < WARPGROUP, producer, consumers))
+    return k.replace(
+        grid=(ctas,), block_vars=(pid,), threads=(threads + WARPGROUP,), body=_rewrap(chain, body)
+    )
+
+
+class _RingShift(Mutator):
+    """The ring position of the loop over `var` continues from `base`: `var` becomes `var + base`
+    where the ring's stage (`% stages`) and round (`// stages`) are computed, nowhere else (the
+    loop's own uses, the tile's coordinates, stay)."""
+
+    def __init__(self, var: Var, base: PrimExpr, stages: int):
+        super().__init__()
+        self.var = var
+        self.base = base
+        self.stages = stages
+
+    def _ring(self, e: Any) -> bool:
+        return (
+            isinstance(e.b, IntImm)
+            and e.b.value == self.stages
+            and any(v is self.var for v in collect(e.a, Var))
+        )
+
+    def visit_FloorMod(self, e: FloorMod) -> PrimExpr:
+        if self._ring(e):
+            return e.replace(a=substitute(e.a, {self.var: self.var + self.base}))
+        return self.generic_visit(e)  # type: ignore[return-value]
+
+    def visit_FloorDiv(self, e: FloorDiv) -> PrimExpr:
+        if self._ring(e):
+            return e.replace(a=substitute(e.a, {self.var: self.var + self.base}))
+        return self.generic_visit(e)  # type: ignore[return-value]
 
 
 class _Kernels(Mutator):
@@ -217,17 +321,24 @@ class _Kernels(Mutator):
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         rings = [a for a in collect(k.body, AttrStmt) if a.key == RING_ATTR]
+        persistent = any(a.key == PERSISTENT_ATTR for a in collect(k.body, AttrStmt))
+        plain = f"; T.Kernel(persistent=True) runs as a plain grid" if persistent else ""
         if not rings:
+            if persistent:
+                self.ctx.explain(
+                    "WarpSpecialize",
+                    f"kernel `{k.name}`: T.Kernel(persistent=True) runs as a plain grid: it has no "
+                    f"TMA pipeline (mbarrier ring) to specialize",
+                    k.span,
+                )
             return k
         try:
             return _specialize(k, self.ctx)
         except _Refused as why:
             self.ctx.explain(
-                "WarpSpecialize", f"kernel `{k.name}` is not warp-specialized: {why}", rings[0].span
+                "WarpSpecialize", f"kernel `{k.name}` is not warp-specialized: {why}{plain}", rings[0].span
             )
             return k
-        except UnsupportedError:
-            raise
 
 
 @register_pass("WarpSpecialize")

@@ -151,3 +151,23 @@ def test_the_generated_cuda_passes_tensor_maps_as_grid_constants() -> None:
     assert "const __grid_constant__ tsir::TmaDescriptor A_tmap" in src
     assert "const __grid_constant__ tsir::TmaDescriptor B_tmap" in src
     compile_cuda(src, "sm_90a", use_cache=False)
+
+
+def test_persistent_blocks_walk_the_tiles_in_panels_and_continue_the_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two blocks over 3 x 2 tiles (panels of 2 block columns): each block runs three tiles, its
+    ring carrying over from one tile to the next."""
+    import tsir.passes.warp_specialize as ws
+
+    monkeypatch.setattr(ws, "PERSISTENT_CTAS", 2)
+    f = matmul(384, 256, 192, bm=128, bn=128, bk=64, num_stages=3, swizzle=2, persistent=True)
+    lowered = _check(f, _args(384, 256, 192, "float16", "float16"))
+    final = lowered["ThreadSync"]
+    (kernel,) = [s for s in tsir.visitor.collect(final, tsir.stmt.KernelLaunch)]
+    assert [int(g.value) for g in kernel.grid] == [2] and kernel.threads == (256,)
+    assert not lowered.report
+
+
+def test_persistent_without_a_tma_pipeline_says_it_runs_as_a_plain_grid() -> None:
+    f = matmul(200, 136, 100, bm=128, bn=128, bk=32, persistent=True)
+    report = [d.message for d in tsir.lower(f, "sm_90a").report]
+    assert any("T.Kernel(persistent=True) runs as a plain grid" in r for r in report), report

@@ -340,3 +340,41 @@ def test_a_pipeline_inside_an_outer_loop_waits_for_the_previous_iterations_reads
     report = tsir.interpret.check_stages(f.func, [a, b, np.zeros((64, 64), np.float32)], target="sm_80")
     report.raise_for_failure()
     np.testing.assert_allclose(report.reference[2], a.astype(np.float64) @ b, rtol=2e-2, atol=2e-1)
+
+
+def _wgmma_reading(S: object, acc: object) -> None:
+    desc = T.call_intrin(
+        "uint64", "tsir.wgmma.wgmma_desc",
+        T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", S[0])),  # type: ignore[index]
+        16, 1024, 1,
+    )
+    T.evaluate(T.call_intrin(
+        "int32", "tsir.wgmma.wgmma_ss<tsir::kWgmmaF16, 64, 0, 0>",
+        T.call_intrin("handle", "address_of", acc[0]), desc, desc, 1,  # type: ignore[index]
+    ))
+
+
+def test_ordinary_writes_read_by_wgmma_get_a_proxy_fence_before_the_barrier() -> None:
+    """wgmma reads shared memory through the async proxy: each writer fences its generic writes
+    for it before the barrier that orders them (PTX ISA, "Memory consistency: proxies")."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            _wgmma_reading(S, acc)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            T.evaluate(T.call_intrin("int32", "tsir.mbarrier.fence_proxy_async_shared"))
+            T.sync_threads()
+            _wgmma_reading(S, acc)
+
+    assert_structural_equal(run(before.func), expected.func)

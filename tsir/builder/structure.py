@@ -117,11 +117,14 @@ def dynamic(name: str, dtype: Any = "int32") -> Var:
 @contextlib.contextmanager
 def Kernel(
     *grid: Any, threads: Any = 128, cluster: Any = None, dyn_shared_bytes: int = 0,
-    name: str | None = None,
+    name: str | None = None, persistent: bool = False,
 ) -> Iterator[Any]:
     """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims).
     `dyn_shared_bytes` and `name` are the printer's forms for what passes set (a planned shared
-    memory pool, a kernel's symbol); programs leave them out."""
+    memory pool, a kernel's symbol); programs leave them out. `persistent=True`: on sm_90a, a
+    warp-specialized kernel (a TMA pipeline) runs one block per SM that loops over the grid's
+    blocks in L2-friendly panels (`T.use_swizzle`'s, 8 columns by default); elsewhere, or when the
+    kernel is not warp-specialized, the report says why it runs as a plain grid."""
     b = current_builder("T.Kernel")
     if b.kernel is not None:
         raise BuildError("T.Kernel cannot be nested inside another T.Kernel")
@@ -161,7 +164,11 @@ def Kernel(
     def finish(body: Stmt) -> Stmt:
         return KernelLaunch(kname, tuple(dims), tdims, bvars, tvars, body, clus, dyn_shared_bytes)
 
+    if not isinstance(persistent, bool):
+        raise BuildError(f"T.Kernel: persistent must be True or False, got {persistent!r}")
     frame = b.push(Frame("kernel", finish, kernel=info))
+    if persistent:
+        frame.items.append(("attr", "persistent", True))
     b.kernels.append(info)
     yield bvars[0] if len(bvars) == 1 else bvars
     b.pop(frame)

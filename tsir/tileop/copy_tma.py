@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from ..buffer import BufferRegion
 from ..dtype import DataType, int32
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
-from ..layout.swizzle import SwizzleMode, detect_swizzle
-from ..layout.wgmma_layouts import TmaBox, tma_boxes
+from ..layout.swizzle import SwizzleMode
+from ..layout.wgmma_layouts import TmaBox, swizzle_mode, tma_boxes
 from ..stmt import Evaluate, IfThenElse, Stmt, seq
 from .base import LowerArgs, OpArgs, requirement
 from .copy import Copy
@@ -142,7 +142,7 @@ def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
         return box
     rows, cols = box
     dt = op.dst.buffer.dtype
-    mode = SwizzleMode.NONE if layout is None else detect_swizzle(layout, dt)
+    mode = SwizzleMode.NONE if layout is None else swizzle_mode(layout, dt)
     if mode is None:
         return f"`{op.dst.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
     if mode is SwizzleMode.NONE:
@@ -164,7 +164,7 @@ def _layout(op: Copy, args: OpArgs) -> str | None:
 def _swizzle_bytes(op: Copy, layout: Layout | None) -> int:
     if layout is None:
         return 0
-    mode = detect_swizzle(layout, op.dst.buffer.dtype)
+    mode = swizzle_mode(layout, op.dst.buffer.dtype)
     return 0 if mode is None else mode.value
 
 

@@ -37,8 +37,9 @@ from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
 from ..layout.analysis import equivalent
 from ..layout.gemm_layouts import make_mma_c_fragment
-from ..layout.swizzle import SwizzleMode, detect_swizzle
+from ..layout.swizzle import SwizzleMode
 from ..layout.wgmma_layouts import (
+    swizzle_mode,
     choose_wgmma_swizzle,
     descriptor,
     instruction_k,
@@ -206,7 +207,7 @@ def _swizzles(op: Gemm, args: OpArgs) -> str | None:
         assert shape is not None
         fixed = args.layout_map.get(r.buffer)
         if fixed is not None:
-            mode = detect_swizzle(fixed, r.buffer.dtype)
+            mode = swizzle_mode(fixed, r.buffer.dtype)
             if mode is None or mode is SwizzleMode.NONE:
                 return f"operand {role} (`{r.buffer.name}`) has a layout that is not a 32/64/128-byte swizzle"
         elif choose_wgmma_swizzle(shape, r.buffer.dtype) is None:
@@ -236,7 +237,7 @@ _REQUIREMENTS = (_has_wgmma, _operands, _warpgroups, _k_tile, _swizzles, _regist
 def _operand_mode(r: BufferRegion, args: OpArgs) -> SwizzleMode:
     fixed = args.layout_map.get(r.buffer)
     if fixed is not None:
-        mode = detect_swizzle(fixed, r.buffer.dtype)
+        mode = swizzle_mode(fixed, r.buffer.dtype)
         assert mode is not None
         return mode
     shape = _tile_shape(r)
