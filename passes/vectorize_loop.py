@@ -15,6 +15,7 @@ from typing import Any
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
+    NE,
     GE,
     GT,
     LE,
@@ -145,6 +146,10 @@ class _Vectorize(ScopedMutator):
         """cond is a conjunction of comparisons whose sides are affine in v (a convex set of v)."""
         if isinstance(cond, And):
             return self.affine_in(cond.a, v) and self.affine_in(cond.b, v)
+        if isinstance(cond, NE) and _uses(cond, v):
+            # `v != c` is not convex (it holds at both ends of a vector and fails inside it), so
+            # its first and last lanes do not decide the whole vector.
+            return False
         if not isinstance(cond, CmpOp) or not _uses(cond, v):
             return isinstance(cond, CmpOp)
         d = cond.a - cond.b

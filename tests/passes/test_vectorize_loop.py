@@ -91,3 +91,27 @@ def test_an_operand_not_provably_aligned_stays_scalar() -> None:
             B[T.Ramp(bx * 256 + tx * 4, 1, 4)] = B_v[T.Ramp(0, 1, 4)]
 
     tsir.assert_structural_equal(run(before.func), expected.func)
+
+
+def test_a_lane_condition_that_is_not_convex_keeps_the_per_lane_loop() -> None:
+    """Found by the random-program generator: `with T.If(j != 1)` in a vectorised nest holds at the
+    first and last lane of the vector [0, 4) but not at lane 1, so the all-lanes fast path may not
+    be decided from the ends. Oracle: the interpreter at every stage."""
+    import numpy as np
+
+    with T.prim_func("skip_one") as f:
+        X = T.param("X", (1, 128), "float32")
+        Y = T.param("Y", (1, 128), "float32")
+        with T.Kernel(1, threads=32):
+            s = T.alloc_shared((1, 128), "float32")
+            x = T.alloc_fragment((1, 128), "float32")
+            T.copy(X[0, 0], s)
+            T.copy(s, x)
+            for i, j in T.Parallel(1, 128):
+                with T.If(j != 1):
+                    x[i, j] = s[i, j] * 2.0
+            T.copy(x, Y[0, 0])
+    a = np.arange(128, dtype=np.float32)[None]
+    report = tsir.interpret.check_stages(f.func, [a, np.zeros((1, 128), np.float32)], target="sm_80")
+    report.raise_for_failure()
+    np.testing.assert_array_equal(report.reference[1], np.where(np.arange(128) != 1, 2 * a, a))
