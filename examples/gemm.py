@@ -34,14 +34,16 @@ def matmul(
             Scale_B = T.param("Scale_B", (1,), "float32")
         C = T.param("C", (M, N), out_dtype)
         grid = (T.ceildiv(N, bn), T.ceildiv(M, bm))
-        with T.Kernel(*grid, threads=threads, persistent=persistent) as (bx, by):
+        hopper = {"persistent": True} if persistent else {}  # (older tsir: no such keyword)
+        with T.Kernel(*grid, threads=threads, **hopper) as (bx, by):
             if swizzle:
                 T.use_swizzle(swizzle)
             A_s = T.alloc_shared((bk, bm) if transpose_A else (bm, bk), dtype)
             B_s = T.alloc_shared((bn, bk) if transpose_B else (bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), accum)
             T.clear(C_f)
-            for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages, warp_specialize=warp_specialize):
+            ws = {} if warp_specialize else {"warp_specialize": False}
+            for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages, **ws):
                 if transpose_A:
                     T.copy(A[ko * bk, by * bm], A_s)
                 else:

@@ -17,7 +17,7 @@ and run S-1 iterations ahead; the rest of the body (the consumers) keeps its ord
 The barrier at the top of iteration k also orders compute(k-1)'s reads of stage (k-1) % S before
 its overwrite by copies(k + S - 1) (the same stage). The loop is correct for any n >= 0.
 
-On targets with TMA (sm_90+), when every producer has a bulk form (`TileOperatorNode.bulk_load`:
+On sm_90a (TMA, wgmma, setmaxnreg), when every producer has a bulk form (`TileOperatorNode.bulk_load`:
 a T.copy whose tensor and box TMA can take), the loop becomes an mbarrier ring instead (ring.py
 names its markers): mbarriers `full[S]`, `empty[S]` initialised by thread 0, and
 
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
+from tsir.errors import UnsupportedError
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
 from tsir.stmt import (
@@ -250,28 +251,36 @@ class _Pipeline(Mutator):
 
     def bulk_loads(self, s: For, loads: list[AsyncLoad], bar: BufferLoad) -> list[BulkLoad] | None:
         """The producers as bulk loads completing on `bar`, when the target has TMA and every one
-        has that form; else None (with the reason reported)."""
-        if not self.ctx.target.has_tma:
+        has that form; else None, with the reason reported (an error when the loop asked for TMA
+        with `tma=True`)."""
+        wanted = s.annotation("tma")
+        if wanted is False:
             return None
-        why = None
+        loop = f"T.Pipelined over `{s.loop_var.name}`"
+
+        def decline(why: str) -> None:
+            if wanted:
+                raise UnsupportedError(f"{loop} asks for TMA loads (tma=True), but {why}", loc=s.span, where="InjectSoftwarePipeline")
+            self.ctx.explain("InjectSoftwarePipeline", f"{loop} stays on cp.async: {why}", s.span)
+
+        if not self.ctx.target.has_wgmma:
+            # Rings are built where the consumers and the producer warpgroup that make them pay
+            # exist and are verified (sm_90a); sm_90 and sm_100a keep cp.async for now.
+            if wanted:
+                decline(f"{self.ctx.target} builds no TMA pipelines (sm_90a does)")
+            return None
         if len(self.kernel.threads) != 1:
-            why = "its kernel's threads are not one-dimensional"
-        elif const_value(s.min) != 0:
-            why = "the loop does not start at 0"
-        if why is not None:
-            self.ctx.explain("InjectSoftwarePipeline", f"T.Pipelined over `{s.loop_var.name}` stays on cp.async: {why}", s.span)
+            decline("its kernel's threads are not one-dimensional")
+            return None
+        if const_value(s.min) != 0:
+            decline("the loop does not start at 0")
             return None
         args = OpArgs(self.ctx.target, self.kernel.num_threads)
         out: list[BulkLoad] = []
         for ld in loads:
             r = ld.op.bulk_load(args, bar)
             if isinstance(r, str):
-                self.ctx.explain(
-                    "InjectSoftwarePipeline",
-                    f"{ld.op.title()} into `{ld.tile.name}` is not a TMA load, so T.Pipelined over "
-                    f"`{s.loop_var.name}` stays on cp.async: {r}",
-                    s.span,
-                )
+                decline(f"{ld.op.title()} into `{ld.tile.name}` is not a TMA load: {r}")
                 return None
             out.append(r)
         return out

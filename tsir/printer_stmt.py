@@ -222,6 +222,9 @@ class StmtPrinter:
             if s.annotation("warp_specialize", True) is False:
                 args.append("warp_specialize=False")
                 builder_annotations += (("warp_specialize", False),)
+            if s.annotation("tma") is not None:
+                args.append(f"tma={s.annotation('tma')!r}")
+                builder_annotations += (("tma", s.annotation("tma")),)
         if s.thread is not None:
             args.append(f"thread={quote(s.thread)}")
         if s.annotations and s.annotations != builder_annotations:

@@ -81,7 +81,7 @@ def test_an_odd_row_pitch_falls_back_to_cp_async_with_the_reason() -> None:
     f = matmul(200, 136, 100, bm=128, bn=128, bk=32)
     lowered = _check(f, _args(200, 136, 100, "float16", "float16"), grid=[(1, 1)])
     (line,) = [str(d) for d in lowered.report]
-    assert "gemm.py" in line and "T.copy into `A_s` is not a TMA load" in line
+    assert "gemm.py" in line and "stays on cp.async: T.copy into `A_s` is not a TMA load" in line
     assert "the stride of `A`'s dimension 0 (100 elements = 200 bytes) is not a multiple of 16" in line
     final = _stage_text(lowered, "ThreadSync")
     assert "cp_async_commit" in final and "wgmma_ss" in final and "fence_proxy_async_shared" in final

@@ -145,5 +145,31 @@ def test_a_copy_tma_cannot_take_keeps_the_loop_on_cp_async_and_says_why() -> Non
     out = get("InjectSoftwarePipeline")(f.func, ctx)
     assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)
     (d,) = ctx.report
-    assert "T.copy into `S` is not a TMA load, so T.Pipelined over `k` stays on cp.async: a tensor " \
+    assert "T.Pipelined over `k` stays on cp.async: T.copy into `S` is not a TMA load: a tensor " \
            "map: the stride of `A`'s dimension 0 (250 elements = 1000 bytes)" in str(d)
+
+
+def test_tma_can_be_required_or_refused() -> None:
+    """`tma=True` makes a copy TMA cannot take an error that names it and the rule (at the loop's
+    line); `tma=False` keeps an eligible loop on cp.async."""
+    import pytest
+
+    from tsir.errors import UnsupportedError
+
+    def loop(cols: int, tma: bool) -> tsir.PrimFunc:
+        with T.prim_func("f") as f:
+            A = T.param("A", (64, cols), "float32")
+            B = T.param("B", (64, cols), "float32")
+            with T.Kernel(1, threads=64):
+                S = T.alloc_shared((64, 32), "float32")
+                for k in T.Pipelined(7, num_stages=2, tma=tma):
+                    T.copy(A[0, k * 32], S)
+                    T.copy(S, B[0, k * 32])
+        return f.func
+
+    with pytest.raises(UnsupportedError, match=r"T.Pipelined over `k` asks for TMA loads \(tma=True\), but "
+                       r"T.copy into `S` is not a TMA load: a tensor map: the stride") as info:
+        get("InjectSoftwarePipeline")(loop(250, True), SM90)
+    assert "test_inject_software_pipeline.py" in str(info.value)
+    out = get("InjectSoftwarePipeline")(loop(256, False), SM90)
+    assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)

@@ -235,17 +235,22 @@ def Parallel(*extents: Any) -> Iterator[Any]:
 
 def Pipelined(
     start: Any, stop: Any = None, num_stages: int = 0, order: Any = None, stage: Any = None,
-    group: Any = None, warp_specialize: bool = True,
+    group: Any = None, warp_specialize: bool = True, tma: bool | None = None,
 ) -> Iterator[Any]:
     """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
     `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
     `stage=` and `group=` (a hand-written schedule in TileLang) raise: tsir's pipeliner chooses
-    the schedule itself, and accepting them would ignore them. `warp_specialize=False` keeps an
-    sm_90a TMA pipeline in the kernel's own threads (no producer warpgroup)."""
+    the schedule itself, and accepting them would ignore them. On sm_90a the loads become TMA
+    copies into an mbarrier ring where they can (`tma=None`), must (`tma=True`: an error naming
+    the copy and the rule it breaks otherwise) or must not (`tma=False`: cp.async);
+    `warp_specialize=False` keeps such a ring in the kernel's own threads (no producer
+    warpgroup)."""
     if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
         raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
     if not isinstance(warp_specialize, bool):
         raise BuildError(f"T.Pipelined warp_specialize must be True or False, got {warp_specialize!r}")
+    if tma is not None and not isinstance(tma, bool):
+        raise BuildError(f"T.Pipelined tma must be True, False or None, got {tma!r}")
     for key, value in (("order", order), ("stage", stage), ("group", group)):
         if value is not None:
             raise UnsupportedError(
@@ -257,6 +262,8 @@ def Pipelined(
     ann = (("num_stages", num_stages),) if num_stages else ()
     if not warp_specialize and num_stages:
         ann += (("warp_specialize", False),)
+    if tma is not None and num_stages:
+        ann += (("tma", tma),)
     if stop is None:
         return _loop(kind, (start,), _loop_name("k"), ann)
     if const_value(start) == 0:
