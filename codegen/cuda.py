@@ -25,6 +25,8 @@ from tsir.stmt import (
 )
 from tsir.visitor import collect, walk
 
+from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
+
 from .ctypes_table import HEADER_OF, c_float_literal, c_type, math_function, vector_word
 
 __all__ = ["generate_cuda", "KernelPrinter"]
@@ -238,7 +240,17 @@ class KernelPrinter:
         b = s.buffer
         if b.scope == "shared.dyn" and b.dtype.name == "uint8" and b.align >= 16:
             # The kernel's dynamic shared-memory pool (PlanSharedMemory); its size is a launch argument.
-            self.emit(f"extern __shared__ __align__({b.align}) unsigned char {self.name(b)}[];")
+            decls = [d.buffer for d in collect(s.body, DeclBuffer) if d.base is b]
+            if needs_realignment(decls):
+                # Swizzled TMA/wgmma tiles: the base on a 1024-byte boundary (PlanSharedMemory
+                # added the slack); dynamic shared memory is only guaranteed 16 bytes.
+                self.includes.add("tsir/mbarrier.h")
+                raw = f"{self.name(b)}_raw"
+                self.emit(f"extern __shared__ __align__({b.align}) unsigned char {raw}[];")
+                pad = f"((0u - tsir::shared_u32({raw})) & {REALIGN - 1}u)"
+                self.emit(f"unsigned char* {self.name(b)} = {raw} + {pad};")
+            else:
+                self.emit(f"extern __shared__ __align__({b.align}) unsigned char {self.name(b)}[];")
             self.stmt(s.body)
             return
         if b.scope not in ("local", "local.var", "local.fragment"):

@@ -23,10 +23,10 @@ fi
 export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export TSIR_CACHE_DIR="$OUT/tsir_cache"
 python3 -c "import tsir, tsir.runtime.nvrtc as n; print('tsir from', tsir.__file__, '| NVRTC', n.nvrtc_version())"
-timeout 75 python3 -m pytest -q -p no:cacheprovider -m gpu tests/hopper/test_gemm_wgmma_gpu.py 2>&1 \
+timeout 70 python3 -m pytest -q -p no:cacheprovider -m gpu tests/hopper/test_gemm_wgmma_gpu.py 2>&1 \
   | tee "$OUT/gemm_gpu_tests.log" | tail -15
 status=${PIPESTATUS[0]}
-timeout 285 python3 benchmarks/gemm_hopper.py --out "$OUT" 2>&1 | tee "$OUT/gemm_hopper.out" | tail -75
+timeout 280 python3 benchmarks/gemm_hopper.py --out "$OUT" 2>&1 | tee "$OUT/gemm_hopper.out" | tail -75
 bench=${PIPESTATUS[0]}
 echo "gpu_hopper_gemm.sh: tests exit $status, benchmark exit $bench, $(( $(date +%s) - start )) s"
 [ "$status" = 0 ] && [ "$bench" = 0 ]
