@@ -248,7 +248,7 @@ def sanitize(out: Path) -> dict[str, str]:
             continue
         cmd = [tool, "--tool", name, "--error-exitcode", "9", sys.executable, str(HERE), "--sanitize"]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=75, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=50, check=False)
             text = done.stdout + done.stderr
             (out / f"sanitizer_{name}.log").write_text(text)
             summary = [x for x in text.splitlines() if "ERROR SUMMARY" in x or "rel_err" in x]
