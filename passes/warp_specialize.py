@@ -37,6 +37,7 @@ from tsir.arith import Analyzer
 from tsir.dtype import int32
 from tsir.expr import Call, FloorDiv, FloorMod, IntImm, Min, PrimExpr, Var, const_value
 from tsir.function import PrimFunc
+from tsir.intrin import device_function
 from tsir.stmt import (
     Allocate,
     AttrStmt,
@@ -189,6 +190,12 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     if any(isinstance(w, LetStmt) for w in chain):
         raise _Refused("a value computed before the ring would be needed by both warpgroups")
     assert find.loop is not None and find.produce is not None
+    fixed = next((c.op for c in collect(consumer, Call) if (fn := device_function(c.op)) is not None and fn.thread_index), None)
+    if fixed is not None:
+        raise _Refused(
+            f"`{fixed.split('<')[0]}` computes its warp from the hardware thread index, so its "
+            f"threads cannot move to the consumer warpgroups"
+        )
     groups = threads // WARPGROUP
     regs = consumer_registers(groups)
     need = _register_arrays(consumer) + _OVERHEAD

@@ -171,3 +171,27 @@ def test_persistent_without_a_tma_pipeline_says_it_runs_as_a_plain_grid() -> Non
     f = matmul(200, 136, 100, bm=128, bn=128, bk=32, persistent=True)
     report = [d.message for d in tsir.lower(f, "sm_90a").report]
     assert any("T.Kernel(persistent=True) runs as a plain grid" in r for r in report), report
+
+
+def test_a_forced_mma_sync_gemm_on_a_tma_ring_stays_in_the_kernels_own_threads() -> None:
+    """mma.sync's header computes its warp from threadIdx: its threads cannot become consumers
+    128 threads later, so the ring is not warp-specialized (and the report says why)."""
+    f = matmul(128, 128, 128, bm=128, bn=128, bk=32, num_stages=3)
+    f = _with_policy(f, "mma")
+    lowered = _check(f, _args(128, 128, 128, "float16", "float16"))
+    (line,) = [d.message for d in lowered.report]
+    assert "not warp-specialized: `tsir.gemm_sm80.gemm_ss` computes its warp from the hardware thread index" in line
+    final = _stage_text(lowered, "ThreadSync")
+    assert "tma_load_2d" in final and "gemm_ss<" in final and "threads=128" in final
+
+
+def _with_policy(func: tsir.PrimFunc, policy: str) -> tsir.PrimFunc:
+    from tsir.stmt import TileOpStmt
+    from tsir.tileop import Gemm
+    from tsir.visitor import Mutator
+
+    class Force(Mutator):
+        def visit_TileOpStmt(self, s: TileOpStmt):  # type: ignore[no-untyped-def]
+            return s.replace(op=s.op.replace(policy=policy)) if isinstance(s.op, Gemm) else s
+
+    return Force().visit(func)  # type: ignore[no-any-return]
