@@ -167,6 +167,7 @@ class _Pipeline(Mutator):
         self.kernel = kernel
         self.staged: dict[Buffer, Buffer] = {}
         self.barriers: list[Buffer] = []
+        self.loops = 0  # loops around the one being rewritten
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
         stages = loop.annotation("num_stages", 0)
@@ -178,7 +179,11 @@ class _Pipeline(Mutator):
         return serial
 
     def visit_For(self, s: For) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        self.loops += 1
+        try:
+            s = self.generic_visit(s)  # type: ignore[assignment]
+        finally:
+            self.loops -= 1
         if s.kind is not ForKind.PIPELINED:
             return s
         stages = int(s.annotation("num_stages", 0) or 0)
@@ -274,6 +279,10 @@ class _Pipeline(Mutator):
             return None
         if const_value(s.min) != 0:
             decline("the loop does not start at 0")
+            return None
+        if self.loops:
+            # Its barriers would be initialised again on every outer iteration, live.
+            decline("it sits inside another loop")
             return None
         args = OpArgs(self.ctx.target, self.kernel.num_threads)
         out: list[BulkLoad] = []

@@ -173,3 +173,34 @@ def test_tma_can_be_required_or_refused() -> None:
     assert "test_inject_software_pipeline.py" in str(info.value)
     out = get("InjectSoftwarePipeline")(loop(256, False), SM90)
     assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)
+
+
+def test_a_pipelined_loop_inside_another_loop_keeps_cp_async_on_sm90() -> None:
+    """Its ring's barriers would be initialised again, live, on every outer iteration (found by
+    running the sm_80 pipeline tests for sm_90a): it stays on cp.async, and every stage agrees."""
+    import numpy as np
+
+    with T.prim_func("f") as f:
+        A = T.param("A", (64, 96), "float16")
+        B = T.param("B", (96, 64), "float16")
+        C = T.param("C", (64, 64), "float32")
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared((32, 32), "float16")
+            B_s = T.alloc_shared((32, 32), "float16")
+            C_f = T.alloc_fragment((32, 32), "float32")
+            for nb in T.serial(2):
+                T.clear(C_f)
+                for ko in T.Pipelined(3, num_stages=2):
+                    T.copy(A[0, ko * 32], A_s)
+                    T.copy(B[ko * 32, nb * 32], B_s)
+                    T.gemm(A_s, B_s, C_f)
+                T.copy(C_f, C[0, nb * 32])
+    ctx = PassContext(tsir.Target.parse("sm_90a"))
+    out = get("InjectSoftwarePipeline")(f.func, ctx)
+    assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)
+    assert [d.message for d in ctx.report] == ["T.Pipelined over `ko` stays on cp.async: it sits inside another loop"]
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((64, 96)).astype(np.float16)
+    b = rng.standard_normal((96, 64)).astype(np.float16)
+    args = [a, b, np.zeros((64, 64), np.float32)]
+    tsir.interpret.check_stages(f.func, args, target="sm_90a").raise_for_failure()
