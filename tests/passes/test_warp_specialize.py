@@ -130,3 +130,36 @@ def test_warp_specialization_can_be_turned_off() -> None:
     ctx = PassContext(tsir.Target.parse("sm_90a"))
     tsir.assert_structural_equal(get("WarpSpecialize")(f, ctx), f)
     assert "warp specialization is turned off" in str(ctx.report[0])
+
+
+def test_a_persistent_ring_continues_its_position_not_its_coordinates() -> None:
+    """In a persistent kernel the ring's stage (`% stages`) and round (`// stages`) of iteration k
+    of tile i are those of iteration i * n + k; the tile's own uses of k (coordinates) stay."""
+    from tsir.expr import Var
+    from tsir.passes.warp_specialize import _RingShift
+
+    k, i = Var("k"), Var("i")
+    shift = _RingShift(k, i * 4, 3)
+    stage, parity, coord = (k + 2) % 3, ((k + 2) // 3 + 1) % 2, k * 64 + (k % 2)
+    tsir.assert_structural_equal(shift.visit(stage), (k + i * 4 + 2) % 3)
+    tsir.assert_structural_equal(shift.visit(parity), ((k + i * 4 + 2) // 3 + 1) % 2)
+    tsir.assert_structural_equal(shift.visit(coord), coord)
+
+
+def test_a_persistent_kernel_loops_over_its_tiles_in_both_warpgroups() -> None:
+    """T.Kernel(persistent=True): min(tiles, 132) blocks; each warpgroup binds (bx, by) per tile
+    (its own copies for the producer) inside a loop over the block's tiles."""
+    from tsir.stmt import AttrStmt, For, KernelLaunch, LetStmt
+    from tsir.visitor import Mutator, collect
+
+    class Persistent(Mutator):
+        def visit_KernelLaunch(self, k: KernelLaunch):  # type: ignore[no-untyped-def]
+            return k.replace(grid=(T.int32(300),), body=AttrStmt("persistent", True, k.body))
+
+    out = get("WarpSpecialize")(Persistent().visit(ring_kernel(False)), SM90)
+    (kernel,) = collect(out, KernelLaunch)
+    assert kernel.grid[0].value == 132 and [v.name for v in kernel.block_vars] == ["pid"]
+    tiles = [f for f in collect(kernel.body, For) if f.loop_var.name in ("tile", "tile_p")]
+    assert sorted(f.loop_var.name for f in tiles) == ["tile", "tile_p"]
+    assert sorted(l.var.name for l in collect(kernel.body, LetStmt)) == ["bx", "bx_p"]
+    assert not [a for a in collect(kernel.body, AttrStmt) if a.key == "persistent"]
