@@ -241,13 +241,19 @@ def main() -> None:
         cases += rows
     if (major, minor) >= (9, 0):
         mapped = rt.Launcher(empty_program(rt, tensor_map=True), cubin, name="empty_map")
-        mapped(a, b, c)
-        cases.append(
-            (
-                "Launcher + 1 tensor map (cached), stream=int",
-                lambda: mapped(a, b, c, stream=stream_handle),
+        try:
+            mapped(a, b, c)
+        except Exception as exc:  # noqa: BLE001  (report it, time the other rows)
+            # Seen on an H100 (2026-12-07): the driver refused this rank-1 map that tsir's
+            # checks accepted (CUDA_ERROR_INVALID_VALUE); reported, not timed.
+            print(f"tensor-map row skipped: {type(exc).__name__}: {exc}")
+        else:
+            cases.append(
+                (
+                    "Launcher + 1 tensor map (cached), stream=int",
+                    lambda: mapped(a, b, c, stream=stream_handle),
+                )
             )
-        )
     cases.append(("tvm_ffi.from_dlpack(one tensor)", lambda: fd(a)))
     if torch is not None:
         x = torch.zeros(1, device=f"cuda:{dev}")

@@ -127,6 +127,16 @@ class KernelPrinter:
                     continue
                 if isinstance(arg, Call) and arg.op == "address_of" and isinstance(arg.args[0], BufferLoad):
                     written.add(arg.args[0].buffer)
+        # A write through a view (T.view) writes its base.
+        views = collect(k.body, DeclBuffer)
+        grew = True
+        while grew:
+            grew = False
+            for d in views:
+                if d.buffer in written and d.base not in written:
+                    written.add(d.base)
+                    grew = True
+        self._read_only = {p for p in k.params if isinstance(p, Buffer) and p.scope != "symmetric" and p not in written}
         params = []
         for p in k.params:
             if isinstance(p, Buffer) and p.scope == "symmetric":
@@ -278,6 +288,9 @@ class KernelPrinter:
         b = s.buffer
         self._note_type(b.dtype)
         t = c_type(b.dtype)
+        if s.base in getattr(self, "_read_only", ()):  # a view of a `const` parameter
+            t = f"const {t}"
+            self._read_only.add(b)
         self.emit(f"{t}* {self.name(b)} = reinterpret_cast<{t}*>({self.name(s.base)} + {s.byte_offset});")
         self.stmt(s.body)
 

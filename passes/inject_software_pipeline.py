@@ -50,6 +50,7 @@ from tsir.stmt import (
     Allocate,
     AttrStmt,
     BufferStore,
+    DeclBuffer,
     Evaluate,
     For,
     ForKind,
@@ -92,7 +93,9 @@ def _accesses(s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
     return reads, writes
 
 
-def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
+def _select_producers(
+    stmts: list[Stmt], viewed: frozenset[Buffer] = frozenset()
+) -> tuple[list[TileOpStmt], list[str]]:
     """The global->shared copies of a loop body that may be issued iterations ahead, wherever they
     stand in the body, and why the other candidates may not.
 
@@ -121,7 +124,8 @@ def _select_producers(stmts: list[Stmt]) -> tuple[list[TileOpStmt], list[str]]:
         index_loads = {x.buffer for x in collect(op, BufferLoad)}
         index_written = any(index_loads & w for _, w in body_reads_writes)
         why = (
-            f"another statement of the body writes `{tile.name}`" if written_elsewhere
+            f"`{tile.name}` has a T.view alias, which would not follow its stages" if tile in viewed
+            else f"another statement of the body writes `{tile.name}`" if written_elsewhere
             else f"`{tile.name}` is read before the copy in the same iteration" if read_before
             else f"the body writes its source `{src.name}`" if src_written
             else "its addresses read values the body computes" if index_written
@@ -161,13 +165,14 @@ class _Stage(Mutator):
 
 
 class _Pipeline(Mutator):
-    def __init__(self, ctx: PassContext, kernel: KernelLaunch):
+    def __init__(self, ctx: PassContext, kernel: KernelLaunch, viewed: frozenset[Buffer] = frozenset()):
         super().__init__()
         self.ctx = ctx
         self.kernel = kernel
         self.staged: dict[Buffer, Buffer] = {}
         self.barriers: list[Buffer] = []
         self.loops = 0  # loops around the one being rewritten
+        self.viewed = viewed  # shared buffers that a T.view aliases (or that are views)
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
         stages = loop.annotation("num_stages", 0)
@@ -193,7 +198,7 @@ class _Pipeline(Mutator):
         if not self.ctx.target.has_cp_async:
             return self.unpipelined(serial, s, f"{self.ctx.target} has no cp.async")
         stmts = list(s.body.stmts) if isinstance(s.body, SeqStmt) else [s.body]
-        producers, refusals = _select_producers(stmts)
+        producers, refusals = _select_producers(stmts, self.viewed)
         for why in refusals:
             self.ctx.explain("InjectSoftwarePipeline", why, s.span)
         if not producers:
@@ -285,8 +290,16 @@ class _Pipeline(Mutator):
             decline("it sits inside another loop")
             return None
         args = OpArgs(self.ctx.target, self.kernel.num_threads)
+        # A tensor map describes a parameter as the host passes it: not a view of one (T.reshape).
+        views = {d.buffer: d.base for d in collect(self.kernel.body, DeclBuffer)}
         out: list[BulkLoad] = []
         for ld in loads:
+            if ld.source in views:
+                decline(
+                    f"{ld.op.title()} into `{ld.tile.name}` reads `{ld.source.name}`, a view of "
+                    f"`{views[ld.source].name}`, and a tensor map describes a parameter as passed"
+                )
+                return None
             r = ld.op.bulk_load(args, bar)
             if isinstance(r, str):
                 decline(f"{ld.op.title()} into `{ld.tile.name}` is not a TMA load: {r}")
@@ -359,7 +372,8 @@ class _Kernels(Mutator):
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         # Allocations sit above the loops that stage them: rewrite loops first, then allocations.
-        p = _Pipeline(self.ctx, k)
+        views = [d for d in collect(k.body, DeclBuffer) if d.base.scope in ("shared", "shared.dyn")]
+        p = _Pipeline(self.ctx, k, frozenset(b for d in views for b in (d.buffer, d.base)))
         body = p.visit(k.body)
         if p.staged:
             # A staged tile used outside its pipelined loop (read after it, refilled by a later

@@ -22,11 +22,22 @@ from dataclasses import dataclass, field
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer
 from tsir.errors import LayoutConflictError, UnsupportedError
-from tsir.expr import const_value
+from tsir.expr import BufferLoad, const_value
 from tsir.function import PrimFunc
-from tsir.layout import Fragment, Layout, prove_fragment_contains
-from tsir.stmt import Allocate, AttrStmt, For, ForKind, KernelLaunch, Stmt, TileOpStmt
+from tsir.layout import Fragment, Layout, equivalent, prove_fragment_contains
+from tsir.stmt import (
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    DeclBuffer,
+    For,
+    ForKind,
+    KernelLaunch,
+    Stmt,
+    TileOpStmt,
+)
 from tsir.tileop import InferLevel, LayoutFact, LayoutInferArgs, ParallelLoop, TileOperatorNode
+from tsir.tileop.base import free_fragment_layouts
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
 
@@ -89,6 +100,19 @@ class _Collect(Visitor):
         super().__init__()
         self.ops: list[TileOperatorNode] = []
         self.annotations: list[tuple[Buffer, Layout]] = []
+        # Fragments read or written outside T.Parallel nests and tile ops, where every thread
+        # runs the access.
+        self.floating: dict[Buffer, None] = {}
+
+    def visit_BufferLoad(self, e: BufferLoad) -> None:
+        if e.buffer.scope == "local.fragment":
+            self.floating.setdefault(e.buffer)
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore) -> None:
+        if s.buffer.scope == "local.fragment":
+            self.floating.setdefault(s.buffer)
+        self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> None:
         self.ops.append(s.op)
@@ -110,10 +134,23 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     c.visit(k.body)
     fragments = {a.buffer for a in collect(k.body, Allocate) if a.buffer.scope == "local.fragment"}
     st = _State(k.num_threads)
-    args = LayoutInferArgs(ctx.target, k.num_threads, st.layouts, st.plans, Analyzer(), st.origin)
+    args = LayoutInferArgs(
+        ctx.target, k.num_threads, st.layouts, st.plans, Analyzer(), st.origin,
+        explain_choice=lambda message, span: ctx.explain("LayoutInference", message, span),
+    )
     # STRICT: user annotations, then what the hardware fixes.
     for buf, layout in c.annotations:
+        if buf.scope in ("local", "local.var"):
+            # TileLang programs annotate T.alloc_local buffers too; each thread holds its own
+            # copy of those whole, whatever the annotation says.
+            ctx.explain(
+                "LayoutInference",
+                f"T.annotate_layout of `{buf.name}` has no effect: it is a per-thread {buf.scope} "
+                f"buffer (T.alloc_local), which every thread holds whole",
+            )
+            continue
         st.set(buf, layout, "T.annotate_layout", strict=True)
+    _pin_viewed_shared(k.body, st)
     for op in c.ops:
         st.apply(op.infer_layout(args, InferLevel.STRICT), op.describe(), strict=True)
     if not fragments and not st.layouts:
@@ -122,10 +159,11 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     _propagate(c.ops, st, args)
     # FREE: the largest open fragment first (a data tile decides more than an accumulator of its
     # reductions does), then propagate; repeat until nothing is open.
-    first_use: dict[Buffer, TileOperatorNode] = {}
+    uses: dict[Buffer, list[TileOperatorNode]] = {}
     for op in c.ops:
         for buf in op.fragments():
-            first_use.setdefault(buf, op)
+            uses.setdefault(buf, []).append(op)
+    first_use = {buf: ops[0] for buf, ops in uses.items()}
     order = list(first_use)
     while True:
         open_ = [b for b in first_use if b not in st.layouts]
@@ -133,7 +171,28 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
             break
         buf = max(open_, key=lambda b: (_size(b), -order.index(b)))
         user = first_use[buf]
-        fact = user.infer_layout(args, InferLevel.FREE).get(buf)
+        if buf in c.floating:
+            # Every thread accesses it outside T.Parallel and tile ops, and nothing laid it out:
+            # every thread holds all of it (LowerTileOp mirrors one laid out otherwise).
+            frag = Fragment.fully_replicated(tuple(buf.shape), k.num_threads)
+            st.apply({buf: LayoutFact(frag)}, "an access outside T.Parallel and tile ops")
+            ctx.explain(
+                "LayoutInference",
+                f"fragment `{buf.name}` is accessed outside T.Parallel and tile ops, so every "
+                f"thread holds all of it: {frag.local_size} element(s) per thread "
+                f"({frag.local_size * buf.dtype.bytes} bytes)",
+            )
+            _propagate(c.ops, st, args)
+            continue
+        # The first user with an opinion chooses (a copy has none: any layout suits it).
+        fact = None
+        for candidate in uses[buf]:
+            fact = candidate.infer_layout(args, InferLevel.FREE).get(buf)
+            if fact is not None:
+                user = candidate
+                break
+        if fact is None:
+            fact = free_fragment_layouts([buf], args).get(buf)
         if fact is None:
             raise UnsupportedError(
                 f"fragment `{buf.name}` needs a constant 1-D or 2-D shape", where="LayoutInference"
@@ -144,6 +203,35 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     if missing:
         raise UnsupportedError(f"no layout could be inferred for fragment(s) {', '.join(missing)}", where="LayoutInference")
     return st
+
+
+def _pin_viewed_shared(body: Stmt, st: _State) -> None:
+    """A shared buffer that is viewed (T.view), and each view of it, keeps the row-major layout:
+    a swizzle applies to accesses of one buffer, and those through the other name would miss it."""
+    viewed: set[Buffer] = set()
+    for d in collect(body, DeclBuffer):
+        if d.buffer.scope in _SHARED and d.base.scope in _SHARED:
+            viewed.update((d.buffer, d.base))
+    for buf in sorted(viewed, key=lambda b: b.name):
+        old = st.layouts.get(buf)
+        if old is not None and not _is_row_major(old):
+            raise LayoutConflictError(
+                f"shared buffer `{buf.name}` has a T.view alias and the annotated layout {old}; a "
+                f"swizzled layout would apply to accesses of one of the two names only: drop the "
+                f"annotation or the view",
+                where="LayoutInference",
+            )
+        if old is None:
+            shape = tuple(const_value(d) for d in buf.shape)
+            st.set(buf, Layout.from_fn(shape, lambda *i: i), "a T.view of shared memory", strict=True)
+
+
+_SHARED = ("shared", "shared.dyn")
+
+
+def _is_row_major(layout: Layout) -> bool:
+    shape = layout.const_input_shape()
+    return shape is not None and equivalent(layout, Layout.from_fn(shape, lambda *i: i))
 
 
 def _size(b: Buffer) -> int:

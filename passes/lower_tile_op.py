@@ -19,15 +19,26 @@ from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer, make_buffer
-from tsir.errors import UnsupportedError
-from tsir.expr import IntImm, PrimExpr
+from tsir.errors import TSIRError, UnsupportedError
+from tsir.expr import BufferLoad, IntImm, PrimExpr
 from tsir.function import PrimFunc
-from tsir.layout import Layout
-from tsir.stmt import Allocate, AttrStmt, For, ForKind, IfThenElse, KernelLaunch, Stmt, TileOpStmt
+from tsir.layout import Layout, equivalent
+from tsir.stmt import (
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    For,
+    ForKind,
+    IfThenElse,
+    KernelLaunch,
+    Stmt,
+    TileOpStmt,
+    seq,
+)
 from tsir.tileop import LowerArgs, ParallelLoop, TileOperatorNode
-from tsir.tileop.fragment_lowering import fragment_local_buffer
+from tsir.tileop.fragment_lowering import fragment_local_buffer, iterate_fragment
 from tsir.tileop.planned_layouts import FragmentPlan
-from tsir.visitor import Mutator
+from tsir.visitor import Mutator, Visitor
 
 from .infra import PassContext, register_pass
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
@@ -74,6 +85,18 @@ class _Lower(Mutator):
         remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
         self.workspaces: list[Buffer] = []
         self.reducers: set[Buffer] = set()
+        # Fragments read outside T.Parallel and tile ops that not every thread holds: a copy in
+        # shared memory, refreshed after each op that writes them.
+        self.mirrors: dict[Buffer, Buffer] = {}
+        for buf in _floating_reads(kernel.body):
+            layout = layouts.get(buf)
+            if layout is not None and layout.replicate_size < kernel.num_threads:
+                self.mirrors[buf] = self.add_workspace(f"{buf.name}_mirror", tuple(buf.shape), buf.dtype, "shared.dyn")
+                ctx.explain(
+                    "LowerTileOp",
+                    f"fragment `{buf.name}` is read outside T.Parallel and tile ops but spread over "
+                    f"the threads: it is copied to shared memory after each op that writes it",
+                )
         self.in_nest = 0
         self.args = LowerArgs(
             ctx.target, kernel.num_threads, layouts, plans,
@@ -121,30 +144,53 @@ class _Lower(Mutator):
         finally:
             self.in_nest -= 1
 
-    def _floating(self, buf: Buffer, indices: tuple[PrimExpr, ...]) -> tuple[Buffer, tuple[PrimExpr, ...]]:
-        """A fragment read or written outside T.Parallel and tile ops: every thread must hold it."""
+    def _floating(self, buf: Buffer, indices: tuple[PrimExpr, ...], store: bool) -> tuple[Buffer, tuple[PrimExpr, ...]]:
+        """A fragment read or written outside T.Parallel and tile ops, by every thread: from its
+        registers when every thread holds it whole, else (reads) from its shared mirror."""
         layout = self.args.layout_map.get(buf)
-        if layout is None or layout.replicate_size < self.args.num_threads:
-            raise UnsupportedError(
-                f"fragment `{buf.name}` is accessed outside T.Parallel and tile ops, where any thread "
-                f"may run the access; only fragments every thread holds whole (T.alloc_reducer, or a "
-                f"fully replicated T.annotate_layout) can be", where="LowerTileOp",
-            )
-        return self.args.buffer_remap[buf], layout.forward(indices)
+        if layout is not None and layout.replicate_size >= self.args.num_threads:
+            return self.args.buffer_remap[buf], layout.forward(indices)
+        mirror = self.mirrors.get(buf)
+        if mirror is not None and not store:
+            return mirror, indices
+        raise UnsupportedError(
+            f"fragment `{buf.name}` is written outside T.Parallel and tile ops, where every thread "
+            f"runs the store, but its layout spreads it over the threads; write it in a T.Parallel "
+            f"loop, or give it a layout every thread holds whole", where="LowerTileOp",
+        )
 
     def visit_BufferLoad(self, e: Any) -> Any:
         e = self.generic_visit(e)
         if e.buffer.scope != "local.fragment" or self.in_nest:
             return e
-        buf, idx = self._floating(e.buffer, e.indices)
+        buf, idx = self._floating(e.buffer, e.indices, store=False)
         return e.replace(buffer=buf, indices=idx)
 
     def visit_BufferStore(self, s: Any) -> Any:
         s = self.generic_visit(s)
         if s.buffer.scope != "local.fragment" or self.in_nest:
             return s
-        buf, idx = self._floating(s.buffer, s.indices)
+        buf, idx = self._floating(s.buffer, s.indices, store=True)
         return s.replace(buffer=buf, indices=idx)
+
+    def _mirror_updates(self, op: TileOperatorNode) -> list[Stmt]:
+        """After an op that writes a mirrored fragment: its first holders store it into the
+        mirror (a unit of its own: ThreadSync orders the reads after it)."""
+        out: list[Stmt] = []
+        for r in op.writes():
+            mirror = self.mirrors.get(r.buffer)
+            if mirror is None:
+                continue
+            local = self.args.buffer_remap[r.buffer]
+
+            def store(coords: list[PrimExpr], slot: PrimExpr, m: Buffer = mirror, reg: Buffer = local) -> Stmt:
+                return BufferStore(m, BufferLoad(reg, (slot,)), tuple(coords))
+
+            layout = self.args.layout_map[r.buffer]
+            body = iterate_fragment(layout, self.args.thread_var, self.args.num_threads, store,  # type: ignore[arg-type]
+                                    only_replica_zero=True, name="m")
+            out.append(AttrStmt(TILE_OP_ATTR, "mirror", body))
+        return out
 
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
         if s.key in (LAYOUT_ATTR, ANNOTATE_ATTR):
@@ -176,8 +222,16 @@ class _Lower(Mutator):
             self.ctx.explain("LowerTileOp", message, span)
 
         args = dataclasses.replace(self.args, explain=explain)
-        out = self.visit(op.lower(args, self.analyzer))
-        return AttrStmt(TILE_OP_ATTR, op.op_name, self._in_range_barriers(out, what))
+        try:
+            out = self.visit(op.lower(args, self.analyzer))
+        except TSIRError as e:
+            if e.loc is None and span is not None:  # name the user's line of the op that failed
+                e.loc = span
+                e.args = (e._render(),)
+            raise
+        unit: Stmt = AttrStmt(TILE_OP_ATTR, op.op_name, self._in_range_barriers(out, what))
+        updates = self._mirror_updates(op) if self.mirrors else []
+        return seq(unit, *updates) if updates else unit
 
     def _check_range(self, op: TileOperatorNode, what: str) -> None:
         if self.range.lo == 0 and self.range.hi >= self.kernel.num_threads:
@@ -266,10 +320,41 @@ class _Kernels(Mutator):
             body = Allocate(ws, body)
         # Shared tiles with a non-trivial layout (gemm operand swizzles) keep it, for
         # LowerSharedLayout to apply once accesses are vectorized.
-        shared = tuple((b, lay) for b, lay in layouts.items() if b.scope in ("shared", "shared.dyn"))
+        shared = tuple(
+            (b, lay)
+            for b, lay in layouts.items()
+            if b.scope in ("shared", "shared.dyn") and not _row_major(lay)
+        )
         if shared:
             body = AttrStmt(SHARED_LAYOUT_ATTR, shared, body)
         return k.replace(body=body)
+
+
+def _floating_reads(body: Stmt) -> list[Buffer]:
+    """Fragments loaded outside T.Parallel nests and tile ops (in order of first appearance)."""
+    found: dict[Buffer, None] = {}
+
+    class _Scan(Visitor):
+        def visit_For(self, s: For) -> None:
+            if s.kind is not ForKind.PARALLEL:
+                self.generic_visit(s)
+
+        def visit_TileOpStmt(self, s: TileOpStmt) -> None:
+            return
+
+        def visit_BufferLoad(self, e: BufferLoad) -> None:
+            if e.buffer.scope == "local.fragment":
+                found.setdefault(e.buffer)
+            self.generic_visit(e)
+
+    _Scan().visit(body)
+    return list(found)
+
+
+def _row_major(layout: Layout) -> bool:
+    """The identity layout (a viewed shared buffer keeps it): nothing for LowerSharedLayout."""
+    shape = layout.const_input_shape()
+    return shape is not None and equivalent(layout, Layout.from_fn(shape, lambda *i: i))
 
 
 @register_pass("LowerTileOp")

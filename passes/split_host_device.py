@@ -2,11 +2,12 @@
 
 Requires: fully lowered kernels (shared memory planned).
 Guarantees: a `Module` whose host function holds only host statements and `KernelCall`s; each
-kernel's parameters are the tensor parameters it touches (in the function's order), then the
-dynamic dimensions and scalar parameters it reads (in order of first declaration), then one
-handle parameter per distinct TMA tensor map its body made (`tma_descriptor(...)`, in order of
-first use): the host binds each to its `tma_descriptor` call in a LetStmt around the launch (the
-host program encodes the map), the kernel takes it as a `__grid_constant__` parameter.
+kernel's parameters are the tensor parameters it touches (in the function's order) and the
+T.alloc_global buffers it touches (host-level global Allocates), then the dynamic dimensions and
+scalar parameters it reads (in order of first declaration), then one handle parameter per distinct
+TMA tensor map its body made (`tma_descriptor(...)`, in order of first use): the host binds each
+to its `tma_descriptor` call in a LetStmt around the launch (the host program encodes the map),
+the kernel takes it as a `__grid_constant__` parameter.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from tsir.buffer import Buffer
 from tsir.dtype import DataType
 from tsir.expr import Call, PrimExpr, Var
 from tsir.function import DeviceKernel, Module, PrimFunc
-from tsir.stmt import KernelCall, KernelLaunch, LetStmt, Stmt
+from tsir.stmt import Allocate, KernelCall, KernelLaunch, LetStmt, Stmt
 from tsir.structural import structural_equal
-from tsir.visitor import Mutator, walk
+from tsir.visitor import Mutator, collect, walk
 
 from .infra import PassContext, register_pass
 
@@ -36,6 +37,9 @@ class _Split(Mutator):
         super().__init__()
         self.func = func
         self.kernels: list[DeviceKernel] = []
+        self.workspaces = [
+            a.buffer for a in collect(func.body, Allocate) if a.buffer.scope == "global"
+        ]
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         maps = _TensorMaps()
@@ -47,7 +51,8 @@ class _Split(Mutator):
                 used_buffers.add(n)
             elif isinstance(n, Var):
                 used_vars.add(n)
-        bufs = [b for b in self.func.buffer_params if b in used_buffers]
+        # Scratch global memory the host allocates (T.alloc_global) travels like a parameter.
+        bufs = [b for b in (*self.func.buffer_params, *self.workspaces) if b in used_buffers]
         scalars = [v for v in host_scalars(self.func) if v in used_vars]
         params = (*bufs, *scalars, *(v for v, _ in maps.maps))
         self.kernels.append(

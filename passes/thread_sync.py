@@ -145,14 +145,16 @@ class Accesses:
 class _Collect(Visitor):
     """Shared-memory accesses of one statement, with calls' declared pointer effects."""
 
-    def __init__(self, tag: Tag) -> None:
+    def __init__(self, tag: Tag, aliases: dict[Buffer, Buffer] | None = None) -> None:
         super().__init__()
         self.acc = Accesses()
         self.tag = tag
+        self.aliases = aliases or {}
 
     def _record(self, buf: Buffer, mode: Access) -> None:
         if buf.scope not in SHARED_SCOPES:
             return
+        buf = self.aliases.get(buf, buf)  # a view (T.view) accesses its base's memory
         kinds = {
             Access.READ: (self.acc.reads,),
             Access.WRITE: (self.acc.writes,),
@@ -223,17 +225,40 @@ class _Collect(Visitor):
                 self._record(x.buffer, Access.READ)
 
 
-def shared_accesses(s: Stmt | PrimExpr, tag: Tag = (0, 0)) -> Accesses:
+def shared_accesses(
+    s: Stmt | PrimExpr, tag: Tag = (0, 0), aliases: dict[Buffer, Buffer] | None = None
+) -> Accesses:
     """What `s` does to shared memory (reads, writes, atomics, async writes), from its loads,
-    stores and calls' declared effects, tagged with `tag`."""
-    c = _Collect(tag)
+    stores and calls' declared effects, tagged with `tag`; an access to a view counts as one to
+    the buffer it views (`aliases`: view -> base)."""
+    c = _Collect(tag, aliases)
     c.visit(s)
     return c.acc
 
 
+def shared_views(body: Stmt) -> dict[Buffer, Buffer]:
+    """Views of shared buffers declared in `body` (T.view: a DeclBuffer of a shared base), each
+    mapped to the buffer whose memory it is (through views of views)."""
+    out: dict[Buffer, Buffer] = {}
+    for d in collect(body, DeclBuffer):
+        if d.buffer.scope in SHARED_SCOPES and d.base.scope in SHARED_SCOPES:
+            out[d.buffer] = d.base
+    for v, base in list(out.items()):
+        while base in out:
+            base = out[base]
+        out[v] = base
+    return out
+
+
 class _Planner:
-    def __init__(self, thread_vars: tuple[Var, ...] | set[Var], barrier: Stmt | None = None):
+    def __init__(
+        self,
+        thread_vars: tuple[Var, ...] | set[Var],
+        barrier: Stmt | None = None,
+        aliases: dict[Buffer, Buffer] | None = None,
+    ):
         self.thread_vars = set(thread_vars)
+        self.aliases = aliases or {}
         # The barrier this planner places: __syncthreads, or a thread range's named barrier.
         self.barrier = barrier if barrier is not None else make_barrier()
         self.in_pipeline = 0
@@ -303,7 +328,7 @@ class _Planner:
             return st
         if isinstance(s, For) and self.uniform((s.min, s.extent)):
             # A conflict with what came before the loop is resolved once, before the loop.
-            st = self.barrier_if_conflict(shared_accesses(s, self.tag(s)), st, out)
+            st = self.barrier_if_conflict(shared_accesses(s, self.tag(s), self.aliases), st, out)
             body, st_first = self.nested(s.body, st)
             # The next iteration sees what the previous one left pending.
             if self.unit is None:
@@ -319,7 +344,7 @@ class _Planner:
         if isinstance(s, IfThenElse) and any(_is_range(b) for b in (s.then_case, s.else_case)):
             # Tile ops in a range of threads: ordered against the rest by a block barrier before
             # the `if`, among themselves by the range's named barrier.
-            acc = shared_accesses(s, self.tag(s))
+            acc = shared_accesses(s, self.tag(s), self.aliases)
             st = self.barrier_if_conflict(acc, st, out)
             out.append(s.replace(
                 then_case=self.plan_range(s.then_case),
@@ -333,13 +358,15 @@ class _Planner:
             return body
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
-        sub = _Planner(self.thread_vars, named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
+        sub = _Planner(
+            self.thread_vars, named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"), self.aliases
+        )
         planned, _ = sub.nested(body.body, Accesses())
         return body.replace(body=planned)
 
     def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """A statement planned as a whole (no barrier can go inside it)."""
-        acc = shared_accesses(s, self.tag(s))
+        acc = shared_accesses(s, self.tag(s), self.aliases)
         if acc.async_writes and not self.in_pipeline:
             raise UnsupportedError(
                 f"cp.async into shared `{sorted(b.name for b in acc.async_writes)[0]}` outside a "
@@ -384,7 +411,7 @@ class _StripMarkers(Mutator):
 
 class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        body, _ = _Planner(k.thread_vars).nested(k.body, Accesses())
+        body, _ = _Planner(k.thread_vars, aliases=shared_views(k.body)).nested(k.body, Accesses())
         return k.replace(body=_StripMarkers().visit(body))
 
 

@@ -35,7 +35,7 @@ from tsir.expr import (
     convert,
 )
 from tsir.function import PrimFunc
-from tsir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
+from tsir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, SeqStmt, Stmt, seq
 from tsir.structural import structural_equal
 from tsir.visitor import Mutator, collect, substitute
 
@@ -53,6 +53,36 @@ def _uses(e: Any, v: Var) -> bool:
 
 def _is_zero(e: PrimExpr) -> bool:
     return (isinstance(e, IntImm) and e.value == 0) or (isinstance(e, FloatImm) and e.value == 0.0)
+
+
+def _lane_if(s: Stmt, v: Var) -> bool:
+    """An `if` without else whose condition depends on the lane."""
+    return isinstance(s, IfThenElse) and s.else_case is None and _uses(s.cond, v)
+
+
+def _reads_written(cond: PrimExpr, body: SeqStmt) -> bool:
+    """`cond` reads a buffer that `body` writes (a guard that must be evaluated once)."""
+    written = {x.buffer for x in collect(body, BufferStore)}
+    return any(ld.buffer in written for ld in collect(cond, BufferLoad))
+
+
+def _lanes_independent(body: SeqStmt, v: Var) -> bool:
+    """Every statement is a store, and each buffer the body writes is accessed at one index tuple
+    (the same in every statement, differing per lane): no lane reads or writes another lane's
+    element, so the statements may run one after the other over all lanes."""
+    if not all(isinstance(x, BufferStore) for x in body.stmts):
+        return False
+    written = {x.buffer for x in body.stmts if isinstance(x, BufferStore)}
+    seen: dict[Buffer, tuple[PrimExpr, ...]] = {}
+    for acc in collect(body, (BufferLoad, BufferStore)):
+        if acc.buffer not in written:
+            continue
+        first = seen.setdefault(acc.buffer, acc.indices)
+        if not all(structural_equal(a, b) for a, b in zip(first, acc.indices)):
+            return False
+        if not any(_uses(i, v) for i in acc.indices):
+            return False  # every lane writes the same element
+    return True
 
 
 class _Vectorize(ScopedMutator):
@@ -102,6 +132,25 @@ class _Vectorize(ScopedMutator):
         while isinstance(body, IfThenElse) and body.else_case is None and not _uses(body.cond, v):
             guards.append(body.cond)
             body = body.then_case
+        split = body.then_case if _lane_if(body, v) else body
+        if (
+            isinstance(split, SeqStmt)
+            and _lanes_independent(split, v)
+            and (split is body or not _reads_written(body.cond, split))  # type: ignore[attr-defined]
+        ):
+            # Several statements: each becomes its own vector loop (all lanes of one statement,
+            # then the next; a lane guard goes with each), legal since every lane touches only
+            # its own elements of what the body writes.
+            parts = []
+            for k, x in enumerate(split.stmts):
+                one = IfThenElse(body.cond, x) if split is not body else x  # type: ignore[attr-defined]
+                var = v if k == 0 else Var(v.name, v.dtype)  # each loop binds its own variable
+                part = loop.replace(loop_var=var, body=one if k == 0 else substitute(one, {v: var}))
+                parts.append(self.vectorize(part, lanes))
+            fissioned: Stmt = seq(*parts)
+            for g in reversed(guards):
+                fissioned = IfThenElse(g, fissioned)
+            return fissioned
         lane_guard: PrimExpr | None = None
         if isinstance(body, IfThenElse) and body.else_case is None and self.affine_in(body.cond, v):
             # A tail: vectorize when the first and last lane are in (the guard is convex in v).
@@ -161,17 +210,45 @@ class _Vectorize(ScopedMutator):
         rest = self.analyzer.simplify(d - d0 - slope * v)
         return isinstance(rest, IntImm) and rest.value == 0
 
+    def settle(self, load: BufferLoad, v: Var) -> BufferLoad:
+        """`load` with its leading indices simplified where they mention the lane only in a way
+        that cancels (`(8 a + v) // 8` is `a` for v < 8): a window position shared by the lanes."""
+        lead = list(load.indices[:-1])
+        changed = False
+        for d, i in enumerate(lead):
+            if _uses(i, v):
+                lead[d] = self.analyzer.simplify(i)
+                changed = changed or not _uses(lead[d], v)
+        return load.replace(indices=(*lead, load.indices[-1])) if changed else load
+
+    def zero_guard(self, value: PrimExpr, v: Var) -> PrimExpr | None:
+        """For `Select(c1, Select(c2, load, 0), 0)` (a user's guard and a bounds guard), the one
+        condition `c1 && c2`, simplified, when it is the same for every lane; else None."""
+        conds: list[PrimExpr] = []
+        while isinstance(value, Select) and _is_zero(value.false_value):
+            conds.append(value.cond)
+            value = value.true_value
+        if not conds or not isinstance(value, BufferLoad):
+            return None
+        cond = conds[0]
+        for c in conds[1:]:
+            cond = And(cond, c)
+        if _uses(cond, v):
+            cond = self.analyzer.simplify(cond)
+        return None if _uses(cond, v) else cond
+
     def rewrite_store(self, store: BufferStore, v: Var, lanes: int) -> Stmt | None:
         ramp0 = Ramp(IntImm(0, v.dtype), IntImm(1, v.dtype), lanes)
         dst_base = self.vector_base(store.buffer, store.indices, v, lanes)
         # A plain copy between two vectorizable places: one vector move, no registers; a copy
         # whose source is guarded moves the vector or stores zeros.
         value = store.value
-        guard = None
-        if isinstance(value, Select) and isinstance(value.true_value, BufferLoad) and _is_zero(value.false_value) and not _uses(value.cond, v):
-            guard, value = value.cond, value.true_value
+        guard = self.zero_guard(value, v)
+        if guard is not None:
+            while isinstance(value, Select):
+                value = value.true_value
         if dst_base is not None and isinstance(value, BufferLoad):
-            src = value
+            src = self.settle(value, v)
             src_base = self.vector_base(src.buffer, src.indices, v, lanes)
             if src_base is not None and src.buffer.dtype == store.buffer.dtype:
                 dst_idx = (*store.indices[:-1], Ramp(dst_base, IntImm(1, v.dtype), lanes))
@@ -189,6 +266,7 @@ class _Vectorize(ScopedMutator):
         replaced: list[tuple[PrimExpr, PrimExpr]] = []
 
         def load_to_reg(load: BufferLoad, guard: PrimExpr | None) -> PrimExpr | None:
+            load = self.settle(load, v)
             base = self.vector_base(load.buffer, load.indices, v, lanes)
             if base is None:
                 return None

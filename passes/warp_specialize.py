@@ -218,7 +218,7 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     # The consumers: everything else, on threads [128, 128 + T), synchronizing among themselves.
     used = {int(c.args[0].value) for c in collect(consumer, Call) if c.op == "tsir.sync.named_barrier" and isinstance(c.args[0], IntImm)}
     rng = ThreadRange(WARPGROUP, WARPGROUP + threads, max(used, default=0) + 1)
-    if rng.barrier > 15:
+    if rng.barrier + 1 > 15:
         raise _Refused("no named barrier is left for the consumers")
     shifted = substitute(consumer, {tx: tx - WARPGROUP})
     shifted = NamedBarriers(rng, "the consumer warpgroups").visit(shifted)
@@ -230,8 +230,14 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     persistent = next((w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None)
     if persistent is not None:
         return _persist(k, ctx, chain, find, producer_loop, shifted, rng, regs, threads)
-    body = seq(*find.init, IfThenElse(tx < WARPGROUP, producer, consumers))
+    body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
     return k.replace(threads=(threads + WARPGROUP,), body=_rewrap(chain, body))
+
+
+def _producer_range(producer: Stmt, consumers: ThreadRange) -> Stmt:
+    """The producer's branch as the thread range [0, 128) (its own barrier id, which nothing
+    needs: its copies are ordered by the ring): the code is known to run there alone."""
+    return AttrStmt(THREAD_RANGE_ATTR, (0, WARPGROUP, consumers.barrier + 1), producer)
 
 
 def _persist(
@@ -286,7 +292,7 @@ def _persist(
             tile_loop(consumer, find.loop.loop_var, k.block_vars, "tile"),
         ),
     )
-    body = seq(*find.init, IfThenElse(tx < WARPGROUP, producer, consumers))
+    body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
     return k.replace(
         grid=(ctas,), block_vars=(pid,), threads=(threads + WARPGROUP,), body=_rewrap(chain, body)
     )

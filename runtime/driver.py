@@ -36,6 +36,8 @@ __all__ = [
     "error_text",
     "get_function",
     "load_module",
+    "mem_alloc_async",
+    "mem_free_async",
     "primary_context",
     "restore",
     "set_max_dynamic_smem",
@@ -316,3 +318,17 @@ def synchronize(device: int | None = None) -> None:
             check(driver().cuCtxSynchronize(), f"cuda:{dev}: work launched earlier")
         finally:
             restore(prev)
+
+
+def mem_alloc_async(nbytes: int, stream: Any) -> int:
+    """`cuMemAllocAsync` of `nbytes` (at least 1) on `stream`: the device address, stream-ordered
+    (T.alloc_global scratch, allocated per launch from the device's default memory pool)."""
+    d = driver()
+    ptr = check(d.cuMemAllocAsync(max(int(nbytes), 1), stream), "allocating T.alloc_global scratch")
+    return int(ptr)
+
+
+def mem_free_async(ptr: int, stream: Any) -> None:
+    """`cuMemFreeAsync`: released once the work queued on `stream` before it is done."""
+    d = driver()
+    check(d.cuMemFreeAsync(d.CUdeviceptr(ptr), stream), "freeing T.alloc_global scratch")

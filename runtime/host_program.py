@@ -29,6 +29,7 @@ __all__ = [
     "ScalarParam",
     "TensorMapArg",
     "TensorParam",
+    "WorkspaceParam",
 ]
 
 # tsir dtype name -> DLPack dtype string as apache-tvm-ffi spells it (`str(tensor.dtype)`).
@@ -171,6 +172,28 @@ class ScalarParam:
 
     def type_str(self) -> str:
         return self.dtype
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceParam:
+    """Scratch global memory (`T.alloc_global`) the launcher allocates for each call, on the
+    call's stream, passes to the kernels that use it (a "ptr" KernelArg of this name) and frees
+    after the last launch. Not an argument of the call; its contents start undefined. `shape`
+    entries are ints or symbol names (bound from the tensors)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    def __post_init__(self) -> None:
+        _check_ident(self.name, "workspace name")
+        if self.dtype not in TENSOR_DTYPES:
+            raise _fail(f"workspace {self.name!r} has dtype {self.dtype!r}; known: {sorted(TENSOR_DTYPES)}")
+        for v in self.shape:
+            if isinstance(v, str):
+                _check_ident(v, f"symbol in workspace {self.name!r} shape")
+            elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise _fail(f"workspace {self.name!r} shape entry {v!r} is not a symbol or an int >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +353,7 @@ class HostProgram:
     params: tuple[TensorParam | ScalarParam, ...]
     steps: tuple[LaunchStep, ...]
     copies: tuple[CopyStep, ...] = ()
+    workspaces: tuple[WorkspaceParam, ...] = ()
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -340,10 +364,20 @@ class HostProgram:
                 raise _fail(f"parameter name {p.name!r} is used twice")
             seen.add(p.name)
         symbols = self.symbols()
+        for ws in self.workspaces:
+            if not isinstance(ws, WorkspaceParam):
+                raise _fail(f"workspace {ws!r} is not a WorkspaceParam")
+            if ws.name in seen:
+                raise _fail(f"workspace name {ws.name!r} is used twice")
+            unknown = {d for d in ws.shape if isinstance(d, str)} - symbols
+            if unknown:
+                raise _fail(f"workspace {ws.name!r} shape reads {sorted(unknown)}, which are not symbols")
+            seen.add(ws.name)
         clash = symbols & seen
         if clash:
             raise _fail(f"symbol(s) {sorted(clash)} share a name with a parameter")
         tensors = {p.name for p in self.params if isinstance(p, TensorParam)}
+        pointers = tensors | {ws.name for ws in self.workspaces}
         int_scalars = {
             p.name
             for p in self.params
@@ -366,7 +400,7 @@ class HostProgram:
                 elif not isinstance(arg, KernelArg):
                     raise _fail(f"kernel {step.kernel!r} argument {arg!r} is not a KernelArg")
                 elif arg.ctype == "ptr":
-                    if arg.name not in tensors:
+                    if arg.name not in pointers:
                         raise _fail(
                             f"kernel {step.kernel!r} pointer argument {arg.name!r} is not a tensor"
                         )

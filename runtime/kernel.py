@@ -15,7 +15,7 @@ from tsir.buffer import Buffer
 from tsir.errors import CompileError, TSIRError
 from tsir.expr import Call, IntImm, Var
 from tsir.function import Module, PrimFunc
-from tsir.stmt import CpEngineCopy, LaunchKernel, LetStmt, SeqStmt
+from tsir.stmt import Allocate, CpEngineCopy, LaunchKernel, LetStmt, SeqStmt
 from tsir.target import Target
 
 __all__ = ["Kernel", "compile", "host_program"]
@@ -31,6 +31,7 @@ def host_program(module: Module) -> Any:
         ScalarParam,
         TensorMapArg,
         TensorParam,
+        WorkspaceParam,
     )
 
     host = module.host
@@ -68,6 +69,26 @@ def host_program(module: Module) -> Any:
             params.append(ScalarParam(p.name, str(p.dtype)))
     steps = []
     body = host.body
+    # T.alloc_global: scratch the launcher allocates per call (Allocates around the launches).
+    workspaces = []
+    while isinstance(body, Allocate):
+        ws = body.buffer
+        if ws.scope != "global":
+            raise CompileError(f"host allocation of `{ws.name}` in {ws.scope} memory is not supported")
+        claim(ws.name, f"T.alloc_global buffer `{ws.name}`")
+        wshape: list[int | str] = []
+        for d in ws.shape:
+            if isinstance(d, Var) and d.name in names:
+                wshape.append(d.name)
+            elif hasattr(d, "value"):
+                wshape.append(int(d.value))  # type: ignore[attr-defined]
+            else:
+                raise CompileError(
+                    f"T.alloc_global `{ws.name}`: dimension `{d}` must be a constant or a T.dynamic "
+                    f"symbol of a parameter's shape"
+                )
+        workspaces.append(WorkspaceParam(ws.name, str(ws.dtype), tuple(wshape)))
+        body = body.body
     stmts = body.stmts if isinstance(body, SeqStmt) else (body,)
     copies = []
     maps: dict[Var, Any] = {}
@@ -106,7 +127,7 @@ def host_program(module: Module) -> Any:
             for a in s.args
         )
         steps.append(LaunchStep(s.kernel, grid, block, s.dyn_shared_bytes, args))  # type: ignore[arg-type]
-    return HostProgram(tuple(params), tuple(steps), tuple(copies))
+    return HostProgram(tuple(params), tuple(steps), tuple(copies), tuple(workspaces))
 
 
 class Kernel:
@@ -270,8 +291,13 @@ def _program_from_json(data: Any) -> Any:
     )
     from tsir.runtime.host_program import CopyStep
 
+    from tsir.runtime.host_program import WorkspaceParam
+
     copies = tuple(CopyStep(**c) for c in data.get("copies", ()))
-    return HostProgram(tuple(params), steps, copies)
+    workspaces = tuple(
+        WorkspaceParam(w["name"], w["dtype"], tuple(w["shape"])) for w in data.get("workspaces", ())
+    )
+    return HostProgram(tuple(params), steps, copies, workspaces)
 
 
 def _arg_from_json(data: dict[str, Any]) -> Any:

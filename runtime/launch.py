@@ -161,6 +161,8 @@ class Launcher:
             "_grid_err": self._grid_error,
             "_heap": SYMMETRIC_HEAP,
             "_pq": _PACK_ADDRESS,
+            "_ws_alloc": drv.mem_alloc_async,
+            "_ws_free": drv.mem_free_async,
         }
         ns.update(zip(self._gen.map_dicts, self._map_addresses))
         if self.program.copies:  # copy-engine steps (runtime/cpengine.py); absent: no cost
@@ -271,6 +273,8 @@ class Launcher:
             st = normalize_stream(stream)
         bufs = getattr(self._tls, "bufs", None) or self._new_bufs()
         values = binding.values
+        if program.workspaces:  # their slots are written by `_tail` once allocated
+            values = {**values, **{ws.name: 0 for ws in program.workspaces}}
         if self._gen.pack_names:
             struct.pack_into(
                 self._gen.pack_format, bufs[0], 0, *(values[n] for n in self._gen.pack_names)

@@ -80,6 +80,8 @@ NAMESPACE = [
     "_cp_join",
     "_cp_ranks",
     "_pq",
+    "_ws_alloc",
+    "_ws_free",
 ]
 
 
@@ -125,6 +127,8 @@ def generate(program: HostProgram) -> Generated:
         local[p.name] = f"p{i}" if isinstance(p, TensorParam) else f"a{i}"
     for sym in sorted(program.symbols()):
         local[sym] = f"s_{sym}"
+    for k, ws in enumerate(program.workspaces):
+        local[ws.name] = f"w{k}"
     tensors = [(i, p) for i, p in enumerate(params) if isinstance(p, TensorParam)]
     n = len(params)
     pre = f"({', '.join(f't{i}' for i, _ in tensors)}{',' if len(tensors) == 1 else ''})"
@@ -212,7 +216,10 @@ def generate(program: HostProgram) -> Generated:
         w("        except AttributeError:")
         w("            bufs = _new_bufs()")
         if pack_names:
-            w(f"        _pack(bufs[0], 0, {', '.join(local[nm] for nm in pack_names)})")
+            # A workspace's slots are written in `_tail`, once it is allocated.
+            workspace = {ws.name for ws in program.workspaces}
+            values = ", ".join("0" if nm in workspace else local[nm] for nm in pack_names)
+            w(f"        _pack(bufs[0], 0, {values})")
         for j, offset in map_entries:
             w(f"        _pq(bufs[-1], {offset}, m{j})")
         w("    except Exception:")
@@ -232,6 +239,7 @@ def generate(program: HostProgram) -> Generated:
     grid_names = sorted(
         {name for step in program.steps for g in step.grid for name in _names(g)}
         | _copy_names(program)
+        | {d for ws in program.workspaces for d in ws.shape if isinstance(d, str)}
     )
     w("")
     w(f"def _tail(dev_id, st, bufs{''.join(', ' + local[nm] for nm in grid_names)}):")
@@ -364,10 +372,13 @@ def _emit_tail(program: HostProgram, local: dict[str, str], lines: list[str], de
     w("    if ds is None:")
     w(f"        ds = _load({dev})")
     w("    prev = None")
+    for k in range(len(program.workspaces)):
+        w(f"    w{k} = 0")
     w("    if _ctx_get()[1] != ds[0]:")
     w("        prev = _switch(ds[0])")
     w("    try:")
     body_start = len(lines)
+    _emit_workspaces(program, local, lines)
     if program.copies and any(
         n in COPY_NAMES for c in program.copies for e in c.exprs() for n in _names(e)
     ):
@@ -422,5 +433,22 @@ def _emit_tail(program: HostProgram, local: dict[str, str], lines: list[str], de
     if len(lines) == body_start:
         w("        pass")
     w("    finally:")
+    for k in range(len(program.workspaces)):
+        w(f"        if w{k}:")
+        w(f"            _ws_free(w{k}, cs)")
     w("        if prev is not None:")
     w("            _restore(prev)")
+
+
+def _emit_workspaces(program: HostProgram, local: dict[str, str], lines: list[str]) -> None:
+    """Allocate each T.alloc_global buffer on the call's stream and write its address into the
+    parameter slots that pass it (freed, stream-ordered, in the `finally` after the launches)."""
+    if not program.workspaces:
+        return
+    packed = [a for step in program.steps for a in step.args if isinstance(a, KernelArg)]
+    for k, ws in enumerate(program.workspaces):
+        size = " * ".join([str(ITEMSIZE[ws.dtype])] + [str(d) if isinstance(d, int) else local[d] for d in ws.shape])
+        lines.append(f"        w{k} = _ws_alloc({size}, cs)")
+        for slot, arg in enumerate(packed):
+            if arg.name == ws.name:
+                lines.append(f"        _pq(bufs[0], {8 * slot}, w{k})")

@@ -10,6 +10,7 @@ state (a buffer used outside its kernel) and folds slice extents with the arithm
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .dtype import DataType, int32
@@ -20,7 +21,7 @@ from .node import Node, node
 
 __all__ = [
     "Buffer", "BufferRegion", "Range", "SCOPES", "IndexHook", "index_hooks", "normalize_index",
-    "index_buffer", "store_value", "make_buffer",
+    "index_buffer", "store_value", "make_buffer", "BufferData",
 ]
 
 SCOPES = ("global", "shared", "shared.dyn", "local", "local.fragment", "local.var", "symmetric")
@@ -74,6 +75,12 @@ class Buffer(Node):
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def data(self) -> BufferData:
+        """The buffer's storage, as TileLang's `buf.data`: `T.Tensor(shape, dtype, buf.data)` makes
+        a view of it (`T.view`)."""
+        return BufferData(self)
+
     def vload(self, indices: tuple[Any, ...]) -> BufferLoad:
         return BufferLoad(self, tuple(convert(i) for i in indices))
 
@@ -92,6 +99,17 @@ class Buffer(Node):
 
     def __bool__(self) -> bool:
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class BufferData:
+    """`buf.data`: the storage of `buffer`, which a view (`T.view`, `T.Tensor(shape, dtype,
+    buf.data)`) reinterprets. Not an IR node: it only names the buffer a view is made from."""
+
+    buffer: Buffer
+
+    def __repr__(self) -> str:
+        return f"{self.buffer.name}.data"
 
 
 @node

@@ -139,6 +139,8 @@ def _dev(name: str, *effects: Access | None, **kw: Any) -> None:
 R, W, RW, AT, AW = Access.READ, Access.WRITE, Access.READ_WRITE, Access.ATOMIC, Access.ASYNC_WRITE
 # gemm_ss<M, N, K, ...>(&A_shared, &B_shared, &C_registers): one warp's tiles of C += A @ B.
 _dev("tsir.gemm_sm80.gemm_ss", R, R, RW, collective="warp", thread_index=True)
+# gemm_rs<M, N, K, ...>(&A_registers, &B_shared, &C_registers): A read from each thread's registers.
+_dev("tsir.gemm_sm80.gemm_rs", R, R, RW, collective="warp", thread_index=True)
 _dev("tsir.async_copy.cp_async_16", AW, R, None)
 _dev("tsir.async_copy.cp_async_commit")
 _dev("tsir.async_copy.cp_async_wait", retires_async=True)

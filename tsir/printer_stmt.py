@@ -57,6 +57,7 @@ _ALLOC_FUNCS = {
     "shared": 'T.alloc_shared({shape}, {dtype}, scope="shared")',
     "local.fragment": "T.alloc_fragment({shape}, {dtype})",
     "local": "T.alloc_local({shape}, {dtype})",
+    "global": "T.alloc_global({shape}, {dtype})",
 }
 # Calls the builder emits as statements of their own: barriers, and the device functions that
 # declare a statement-form builder function (fences).

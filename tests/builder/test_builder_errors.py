@@ -235,15 +235,20 @@ def test_finalize_of_a_plain_fragment_is_refused() -> None:
     assert_user_error(e.value, line, "was not made by T.alloc_reducer")
 
 
-def test_floating_access_to_a_distributed_fragment_is_refused() -> None:
+def test_floating_write_to_a_distributed_fragment_is_refused() -> None:
+    """Every thread would run the store, but a gemm accumulator's elements live in one thread
+    each. (A floating read is fine: tests/tileop/test_replicated_fragments.py.)"""
     with T.prim_func("f") as f:
-        A = T.param("A", (256,), "float32")
-        with T.Kernel(1, threads=64):
-            F = T.alloc_fragment((256,), "float32")
-            T.copy(A, F)
-            with T.If(T.get_thread_binding() == 0):
-                A[0] = F[3]
-    with pytest.raises(tsir.UnsupportedError, match="`F` is accessed outside T.Parallel"):
+        A = T.param("A", (64, 32), "float16")
+        C = T.param("C", (64, 64), "float32")
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared((64, 32), "float16")
+            F = T.alloc_fragment((64, 64), "float32")
+            T.copy(A, A_s)
+            T.gemm(A_s, A_s, F, transpose_B=True, clear_accum=True)
+            F[0, 0] = 1.0
+            T.copy(F, C)
+    with pytest.raises(tsir.UnsupportedError, match="`F` is written outside T.Parallel"):
         tsir.lower(f.func, "sm_90a")
 
 

@@ -67,3 +67,58 @@ def test_autotune_over_a_config_space(tmp_path, monkeypatch):
     with knobs.override(cache_dir=tmp_path):
         r = tilelang.autotune(configs=[{"block_M": bm} for bm in (64, 128)], warmup=2, rep=5)(P.matmul)(a, b, block_N=128, block_K=32)
     torch.testing.assert_close(r, a @ b, rtol=1e-2, atol=1e-2)
+
+
+def test_convolution():
+    """examples/convolution/example_convolution.py's main(): views of the filter and output, a
+    T.Parallel im2col, against torch.conv2d."""
+    N, C, H, W, F, K, S, D, Pd = 128, 128, 64, 64, 128, 3, 1, 1, 1
+    k = tilelang.compile(P.convolution(N, C, H, W, F, K, S, D, Pd, 64, 128, 32, 3, 256), out_idx=[2])
+    a = torch.randn(N, H, W, C).cuda().half()
+    b = torch.randn(K, K, C, F).cuda().half()
+    ref = torch.conv2d(a.permute(0, 3, 1, 2), b.permute(3, 2, 0, 1), stride=S, padding=Pd, dilation=D).permute(0, 2, 3, 1)
+    torch.testing.assert_close(k(a, b), ref, rtol=1e-2, atol=1e-2)
+
+
+def _attention_ref(q, k, v, is_causal):
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / q.size(-1) ** 0.5
+    if is_causal:
+        n = q.size(1)
+        scores = scores.masked_fill(torch.tril(torch.ones(n, n, device=q.device)) == 0, float("-inf"))
+    return torch.einsum("bhqk,bkhd->bqhd", torch.softmax(scores.float(), dim=-1).to(q.dtype), v)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_flash_attention(is_causal):
+    """examples/flash_attention/example_mha_fwd_bshd.py with main()'s tiles (smaller batch and
+    sequence): P = softmax(S) multiplies V from the registers of S's accumulator (gemm_rs)."""
+    k = P.flashattn(2, 8, 1024, 128, is_causal, block_M=128, block_N=128, num_stages=1, threads=128)
+    assert "gemm_rs" in k.get_kernel_source()
+    k.get_profiler().assert_allclose(lambda q, kk, v: _attention_ref(q, kk, v, is_causal), rtol=0.01, atol=0.01)
+
+
+def _gqa_ref(q, k, v, mask):
+    heads, groups = q.size(1), k.size(2)
+    k_full = k.repeat_interleave(heads // groups, dim=2).float()
+    v_full = v.repeat_interleave(heads // groups, dim=2).float()
+    m_full = mask.repeat_interleave(heads // groups, dim=2)
+    scores = torch.einsum("bhd,bshd->bhs", q.float(), k_full)
+    scores = scores.masked_fill(m_full.permute(0, 2, 1) == 0, float("-inf"))
+    p = torch.softmax(scores / q.size(-1) ** 0.5, dim=-1)
+    return torch.einsum("bhs,bshd->bhd", p, v_full).half()
+
+
+@pytest.mark.parametrize("num_split", [1, 16])
+def test_gqa_decode(num_split):
+    """examples/flash_decoding/example_gqa_decode.py with main()'s configuration (num_split=16:
+    the split kernel and the combine kernel with its T.Fragment annotations) and without split."""
+    batch, heads, groups, kv_seqlen, dim = 1, 32, 8, 8192, 128
+    k = tilelang.compile(P.gqa_decode(batch, heads, groups, kv_seqlen, dim, 128, 64, num_split, 2, 128), out_idx=[6])
+    q = torch.randn(batch, heads, dim, device="cuda", dtype=torch.float16)
+    kk = torch.randn(batch, kv_seqlen, groups, dim, device="cuda", dtype=torch.float16)
+    v = torch.randn(batch, kv_seqlen, groups, dim, device="cuda", dtype=torch.float16)
+    mask = torch.randint(0, 2, (batch, kv_seqlen, groups), device="cuda", dtype=torch.uint8)
+    glse = torch.empty(batch, heads, num_split, device="cuda", dtype=torch.float16)
+    partial = torch.empty(batch, heads, num_split, dim, device="cuda", dtype=torch.float16)
+    o = k(q, kk, v, mask, glse, partial)
+    torch.testing.assert_close(o, _gqa_ref(q, kk, v, mask), rtol=0.01, atol=0.01)

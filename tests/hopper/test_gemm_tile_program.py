@@ -195,3 +195,11 @@ def _with_policy(func: tsir.PrimFunc, policy: str) -> tsir.PrimFunc:
             return s.replace(op=s.op.replace(policy=policy)) if isinstance(s.op, Gemm) else s
 
     return Force().visit(func)  # type: ignore[no-any-return]
+
+
+def test_two_warpgroups_reading_tiles_written_by_ordinary_copies_agree_at_every_stage() -> None:
+    """No pipeline: both warpgroups copy their halves of the operands into shared memory, then
+    read all of it. Before ThreadSync the interpreter runs the warpgroups as strands that meet at
+    the end of each tile op (the barriers are implicit there)."""
+    f = matmul(128, 64, 32, bm=128, bn=64, bk=32, threads=256, num_stages=0)
+    _check(f, _args(128, 64, 32, "float16", "float16"))

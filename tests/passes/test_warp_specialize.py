@@ -80,11 +80,12 @@ def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
             else:
                 init()
                 with T.If(tx < 128):
-                    mb("setmaxnreg_dec<40>")
-                    with T.If(tx == 0):
-                        for k_p in T.serial(-1, 3):
-                            with T.attr("ring_produce", k_p + 1):
-                                produce(k_p + 1)
+                    with T.attr("thread_range", (0, 128, 2)):
+                        mb("setmaxnreg_dec<40>")
+                        with T.If(tx == 0):
+                            for k_p in T.serial(-1, 3):
+                                with T.attr("ring_produce", k_p + 1):
+                                    produce(k_p + 1)
                 with T.Else():
                     with T.attr("thread_range", (128, threads + 128, 1)):
                         mb(f"setmaxnreg_inc<{240 if threads == 128 else 232}>")

@@ -114,7 +114,8 @@ def test_raw_tensor_over_a_cuda_core_allocation() -> None:
 
     device = Device(0)
     device.set_current()
-    buffer = device.allocate(4 * 16)
+    # cuda.core 1.2.0 (the GPU image's) takes the stream as a required keyword.
+    buffer = device.allocate(4 * 16, stream=device.default_stream)
     view = RawTensor.from_buffer(buffer, (4, 4), "float32")
     t = torch.from_dlpack(view)
     t.copy_(torch.arange(16, dtype=torch.float32, device="cuda:0").reshape(4, 4))

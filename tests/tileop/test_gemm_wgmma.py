@@ -123,3 +123,11 @@ def test_fp8_takes_wgmma_k32_on_sm90a_and_nothing_on_sm80() -> None:
     assert text.count("wgmma_ss<tsir::kWgmmaE4M3E4M3, 128, 0, 0>") == 2 * 2
     with pytest.raises(UnsupportedError, match="mma.sync: 16-bit operands: mma.sync takes float16"):
         tsir.lower(f, "sm_80")
+
+
+def test_warpgroups_split_along_n_only_at_whole_swizzle_spans() -> None:
+    """An N-major B tile of 32 halves (a 64-byte swizzle span) cannot give two warpgroups 16
+    columns each: the descriptor addresses whole spans (found by running ops2's fragment-copy
+    test for sm_90a: it raised while lowering)."""
+    report = [d.message for d in tsir.lower(gemm(bm=64, bn=32, bk=32, threads=256), "sm_90a").report]
+    assert any("mma.sync instead of wgmma: warpgroups: a 64x32 accumulator over 2" in r for r in report)

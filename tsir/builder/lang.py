@@ -26,6 +26,8 @@ from .structure import _loop, _loop_name, _offset_loop  # noqa: F401  (compat dr
 from .structure import prim_func as _builder_prim_func
 from .tile_lang import *  # noqa: F403  (T.gemm, T.reduce_*, T.annotate_layout)
 from .tile_lang import __all__ as _tile_all
+from .views import *  # noqa: F403  (T.view, T.reshape, T.alloc_global)
+from .views import __all__ as _views_all
 
 __all__ = [
     *_structure_all,
@@ -33,6 +35,7 @@ __all__ = [
     *_math_all,
     *_dist_all,
     *_tile_all,
+    *_views_all,
     "cp_engine_copy",
     "nvshmem",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
-from ..expr import BufferLoad, PrimExpr, convert
+from ..expr import BufferLoad, IntImm, PrimExpr, const_value, convert
 from ..layout import Fragment, Layout
 from ..stmt import TileOpStmt
 from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
@@ -16,6 +16,7 @@ from ..tileop.cummax import CumMax
 from ..tileop.cumsum import CumSum
 from ..tileop.finalize_reducer import FinalizeReducer
 from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
+from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
 from .frame import check_buffer_use, current_builder
@@ -24,7 +25,7 @@ from .memory import alloc_fragment, copy, fill
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
     "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "cummax", "alloc_reducer",
-    "finalize_reducer", "tile_op",
+    "finalize_reducer", "tile_op", "im2col", "c2d_im2col",
 ]
 
 
@@ -207,6 +208,41 @@ def finalize_reducer(reducer: Any) -> None:
     if kind is None:
         raise BuildError(f"T.finalize_reducer: `{r.buffer.name}` was not made by T.alloc_reducer")
     _emit(FinalizeReducer(r, kind), "T.finalize_reducer")
+
+
+def im2col(
+    img: Any, col: Any, nhw_step: Any, c_step: Any, kernel: int, stride: int = 1,
+    dilation: int = 1, pad: int = 0,
+) -> None:
+    """A P x Q tile of the im2col matrix of the NHWC image `img` into the shared tile `col`: rows
+    `nhw_step * P ...` (output pixels) and columns `c_step * Q ...` ((kh, kw, c) of a `kernel` x
+    `kernel` window with `stride`, `dilation` and zero `pad`ding), zero past the matrix. See
+    tsir/tileop/im2col.py."""
+    what = "T.im2col"
+    i, c = _whole(img, f"{what} image"), _whole(col, f"{what} tile")
+    if i.buffer.scope not in ("global", "symmetric") or i.buffer.ndim != 4:
+        raise BuildError(f"{what}: the image `{i.buffer.name}` must be a 4-D (N, H, W, C) global buffer, got {i.buffer.ndim}-D {i.buffer.scope}")
+    if any(r.min is not None and not (isinstance(r.min, IntImm) and r.min.value == 0) for r in i.region) or any(
+        e is not d and const_value(e) != const_value(d) for e, d in zip(i.extents, i.buffer.shape)
+    ):
+        raise BuildError(f"{what}: the image `{i.buffer.name}` must be the whole buffer")
+    if c.buffer.scope not in ("shared", "shared.dyn") or len(c.extents) != 2 or any(const_value(e) is None for e in c.extents):
+        raise BuildError(f"{what}: the tile `{c.buffer.name}` must be a constant 2-D region of a shared buffer")
+    if i.buffer.dtype != c.buffer.dtype:
+        raise BuildError(f"{what}: the image is {i.buffer.dtype} but the tile `{c.buffer.name}` is {c.buffer.dtype}; they must match")
+    for name, v, low in (("kernel", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1), ("pad", pad, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise BuildError(f"{what}: {name} must be an int >= {low}, got {v!r}")
+    steps = []
+    for name, v in (("nhw_step", nhw_step), ("c_step", c_step)):
+        e = convert(v)
+        if not e.dtype.is_int:
+            raise BuildError(f"{what}: {name} must be an integer expression, got {v!r}")
+        steps.append(e)
+    _emit(Im2Col(i, c, steps[0], steps[1], kernel, stride, dilation, pad), what)
+
+
+c2d_im2col = im2col
 
 
 def tile_op(name: str, **fields: Any) -> None:

@@ -19,7 +19,7 @@ from ..expr import Call
 from .errors import InterpretUnsupportedError, UnknownDeviceCallError
 from .lanes import Mask
 from .memory import Pointer
-from .mma import gemm_ss
+from .mma import gemm_rs, gemm_ss
 
 if TYPE_CHECKING:
     from .thread import ThreadExecutor
@@ -140,4 +140,13 @@ def _gemm_ss(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) ->
     if len(targs) != 11:
         raise InterpretUnsupportedError(f"gemm_ss takes 11 template arguments: {e.op}")
     gemm_ss(ex, targs, e.args, mask)
+    return _ZERO
+
+
+@device_call("tsir.gemm_sm80.gemm_rs")
+def _gemm_rs(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
+    """gemm_rs<M, N, K, WARPS_M, WARPS_N, TRANS_B, SWZ_B, LD_B>(a_registers, B, c)."""
+    if len(targs) != 8:
+        raise InterpretUnsupportedError(f"gemm_rs takes 8 template arguments: {e.op}")
+    gemm_rs(ex, targs, e.args, mask)
     return _ZERO

@@ -11,6 +11,7 @@ from ..buffer import Buffer
 from ..expr import IntImm, Var
 from ..function import DeviceKernel, Module, PrimFunc
 from ..stmt import (
+    Allocate,
     AttrStmt,
     CpEngineCopy,
     Evaluate,
@@ -199,6 +200,8 @@ class Program:
             self.host_stmt(s.body)
         elif isinstance(s, AttrStmt):
             self.host_stmt(s.body)
+        elif isinstance(s, Allocate) and s.buffer.scope == "global":
+            self.workspace(s)
         elif isinstance(s, IfThenElse):
             c = ev.eval(s.cond, one)
             if c[0]:
@@ -220,6 +223,23 @@ class Program:
                 f"the interpreter cannot run the host statement {type(s).__name__}: "
                 f"{str(s).splitlines()[0]}"
             )
+
+    def workspace(self, s: Allocate) -> None:
+        """T.alloc_global: scratch for the launches in `s.body`, bytes 0xFF (a NaN of every float
+        type) until written, like memory no one initialised."""
+        b = s.buffer
+        shape = tuple(int(self.hev.uniform_int(d, f"the shape of `{b.name}`")) for d in b.shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np_dtype(b.dtype).itemsize
+        data = np.full((1, nbytes), 0xFF, dtype=np.uint8)
+        region = Region(b.name, "global", data.shape[1], 1, None, data=data)
+        old = self.views.get(b)
+        self.views[b] = self.hev.views[b] = View(b, region, 0, shape, None)
+        try:
+            self.host_stmt(s.body)
+        finally:
+            if old is None:
+                self.views.pop(b, None)
+                self.hev.views.pop(b, None)
 
     def launch_device(self, s: KernelCall) -> None:
         k: DeviceKernel | None = self.kernels.get(s.kernel)
@@ -284,6 +304,7 @@ class Program:
                 check=self.check,
                 global_guard=guard,
                 races=not self.implicit_sync,
+                implicit_sync=self.implicit_sync,
                 origin=self.origin,
                 rank=self.rank,
             )

@@ -13,6 +13,7 @@ from ..buffer import BufferRegion
 from ..dtype import DataType
 from ..tileop import AtomicAdd, Copy, CumMax, CumSum, Fill, FinalizeReducer
 from ..tileop.gemm import Gemm
+from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce
 from .dist_tile import DIST_TILE_OPS
 from .errors import InterpretUnsupportedError
@@ -40,6 +41,7 @@ class TileOps:
             CumMax: self.cummax,
             AtomicAdd: self.atomic_add,
             FinalizeReducer: self.finalize_reducer,
+            Im2Col: self.im2col,
         }
 
     def run(self, op: Any, mask: Mask) -> None:
@@ -84,6 +86,15 @@ class TileOps:
         typed = view.region.typed(view.npdt)
         assert typed is not None
         base = view.byte_offset // view.itemsize
+        if view.region.group_of_lane is not None and typed.shape[0] > 1:
+            # Per-thread registers (T.alloc_local): the op reads every thread's copy, which must
+            # agree for its one tile-level result to mean anything.
+            copies = typed[:, base + (off if oob is None else np.where(np.broadcast_to(oob, exts), 0, off))]
+            if (copies != copies[:1]).any():
+                raise InterpretUnsupportedError(
+                    f"a tile operator reads `{view.name}` ({r.buffer.scope}), whose copies differ "
+                    f"between threads: its tile-level meaning is ambiguous"
+                )
         if oob is None:
             return typed[0, base + off]
         oob = np.broadcast_to(oob, exts)
@@ -99,11 +110,13 @@ class TileOps:
         typed = view.region.typed(view.npdt)
         assert typed is not None
         base = view.byte_offset // view.itemsize
+        # Per-thread registers (T.alloc_local): every thread runs the op on its own copy.
+        rows = slice(None) if view.region.group_of_lane is not None else 0
         if oob is None:
-            typed[0, base + off] = values
+            typed[rows, base + off] = values
         else:
             keep = ~np.broadcast_to(oob, exts)
-            typed[0, base + off[keep]] = values[keep]
+            typed[rows, base + off[keep]] = values[keep]
 
     @staticmethod
     def _squeeze(a: np.ndarray) -> np.ndarray:
@@ -235,6 +248,32 @@ class TileOps:
         else:
             out = cur + add
         self.write(op.dst, out)
+
+    def im2col(self, op: Im2Col) -> None:
+        """The tile of rows nhw_step*P.. and columns c_step*Q.. of the im2col matrix: the image
+        zero-padded by `pad`, each output pixel's window (kernel x kernel taps, `dilation` apart,
+        windows `stride` apart) flattened in (kh, kw, c) order; zero past the matrix."""
+        img = self.read(op.img)
+        n, h, w, c = img.shape
+        k, s, d, pad = op.kernel, op.stride, op.dilation, op.pad
+        padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=img.dtype)
+        padded[:, pad : pad + h, pad : pad + w, :] = img
+        oh = (h + 2 * pad - d * (k - 1) - 1) // s + 1
+        ow = (w + 2 * pad - d * (k - 1) - 1) // s + 1
+        taps = [
+            padded[:, kh * d : kh * d + s * (oh - 1) + 1 : s, kw * d : kw * d + s * (ow - 1) + 1 : s, :]
+            for kh in range(k)
+            for kw in range(k)
+        ]
+        matrix = np.stack(taps, axis=3).reshape(n * oh * ow, k * k * c)
+        p, q = self._extents(op.col)
+        ev = self.ex.ev
+        r0 = ev.uniform_int(op.nhw_step, "T.im2col nhw_step") * p
+        c0 = ev.uniform_int(op.c_step, "T.im2col c_step") * q
+        tile = np.zeros((p, q), dtype=img.dtype)
+        part = matrix[max(r0, 0) : r0 + p, max(c0, 0) : c0 + q]
+        tile[: part.shape[0], : part.shape[1]] = part
+        self.write(op.col, tile)
 
     def finalize_reducer(self, op: FinalizeReducer) -> None:
         """Nothing to do: at the tile level a reducer's updates are combined as they happen."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..builder.views import view_data
 from ..dtype import DataType, dtype as as_dtype
 from ..errors import BuildError, UnsupportedError, user_location
 
@@ -46,13 +47,10 @@ class _SpecMaker:
         self.name = name
         self.scope = scope
 
-    def __call__(self, shape: Any, dtype: Any = "float32", data: Any = None, **kwargs: Any) -> TensorSpec:
-        if data is not None:
-            raise UnsupportedError(
-                f"T.{self.name}(shape, dtype, buf.data): a view of another buffer's data is not "
-                "supported by tsir yet (TileLang's buffer views / T.view)",
-                loc=user_location(),
-            )
+    def __call__(self, shape: Any, dtype: Any = "float32", data: Any = None, **kwargs: Any) -> Any:
+        if data is not None and not kwargs:
+            # Inside a kernel: a view of `buf`'s storage (T.view), not an annotation.
+            return view_data(data, _shape(shape, f"T.{self.name}"), dtype, f"T.{self.name}(shape, dtype, buf.data)")
         if kwargs:
             raise UnsupportedError(
                 f"T.{self.name}: the argument(s) {', '.join(sorted(kwargs))} are not supported "

@@ -39,6 +39,8 @@ from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
 from .gemm_wgmma import WgmmaPlan, wgmma_plan  # registers Gemm's "wgmma" lowering
+from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
+from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
@@ -47,7 +49,7 @@ __all__ = [
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "WgmmaPlan", "wgmma_plan", "ParallelLoop",
+    "Gemm", "GemmPolicy", "WgmmaPlan", "wgmma_plan", "ParallelLoop", "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]

@@ -111,6 +111,8 @@ class LayoutInferArgs(OpArgs):
     analyzer: Analyzer | None = None
     origins: dict[Buffer, str] = field(default_factory=dict)
     """What gave each buffer its layout so far (an op's `describe()`), for error messages."""
+    explain_choice: Callable[[str, Any], None] | None = None
+    """Records a choice made at a cost (a replicated layout) for TSIR_EXPLAIN: `(message, span)`."""
 
 
 @dataclass

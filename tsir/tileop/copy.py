@@ -13,18 +13,20 @@ it could not take stays on cp.async.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from ..buffer import BufferRegion
-from ..errors import LayoutConflictError, UnsupportedError
-from ..expr import BufferLoad, IntImm, PrimExpr, Var, cast, const_value
+from ..buffer import Buffer, BufferRegion
+from ..expr import BufferLoad, PrimExpr, cast, const_value
 from ..node import node
 from ..printer_expr import element_form_fits, element_text, is_full_region, is_unit_region
-from ..stmt import AttrStmt, BufferStore, For, ForKind, Stmt
+from ..stmt import AttrStmt, BufferStore, Stmt
 from .base import (
     FRAGMENT,
     AsyncLoad,
     BulkLoad,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
     LowerArgs,
     OpArgs,
     TileOperatorNode,
@@ -32,7 +34,7 @@ from .base import (
     requirement,
 )
 from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
-from .fragment_lowering import iterate_fragment
+from .fragment_copy import fragment_side, is_whole, lower_fragment_transfer
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
@@ -76,6 +78,24 @@ class Copy(TileOperatorNode):
 
     def title(self) -> str:
         return "T.copy"
+
+    def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+        """COMMON: a whole fragment copied to a whole fragment of its shape (a cast, say) takes
+        its layout, either way: the copy is then a register-to-register loop. FREE: no opinion
+        (any layout suits a copy; the fragment's next user chooses)."""
+        if level is InferLevel.FREE:
+            return {}
+        if level is not InferLevel.COMMON:
+            return TileOperatorNode.infer_layout(self, args, level)
+        s, d = self.src.buffer, self.dst.buffer
+        if not (s.scope == FRAGMENT and d.scope == FRAGMENT and is_whole(self.src) and is_whole(self.dst)):
+            return {}
+        if [const_value(x) for x in s.shape] != [const_value(x) for x in d.shape]:
+            return {}
+        for have, want in ((s, d), (d, s)):
+            if have in args.layout_map and want not in args.layout_map:
+                return {want: LayoutFact(args.layout_map[have], args.plans.get(have))}
+        return {}
 
     def async_load(self) -> AsyncLoad | None:
         if self.src.buffer.scope in _GLOBAL and self.dst.buffer.scope in _SHARED:
@@ -125,13 +145,6 @@ def copy_operands(p: ExprPrinter, src: BufferRegion, dst: BufferRegion) -> tuple
 # -- lowerings -------------------------------------------------------------------------------------
 
 
-def fragment_side(src: BufferRegion, dst: BufferRegion) -> BufferRegion | None:
-    """The fragment operand of a transfer (the source when both are), or None."""
-    if src.buffer.scope == FRAGMENT:
-        return src
-    return dst if dst.buffer.scope == FRAGMENT else None
-
-
 @requirement("a side is a fragment")
 def _has_fragment(op: Copy, args: OpArgs) -> str | None:
     if fragment_side(op.src, op.dst) is None:
@@ -171,64 +184,3 @@ def _lower_elementwise(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     if op.async_copy and args.target.has_cp_async:
         out = AttrStmt(ASYNC_COPY_ATTR, 1, out)
     return out
-
-
-def lower_fragment_transfer(
-    src: BufferRegion,
-    dst: BufferRegion,
-    args: LowerArgs,
-    store_to_memory: Callable[[BufferLoad, PrimExpr], Stmt],
-    what: str,
-    vectorize: bool = True,
-) -> Stmt:
-    """Element-wise between a whole fragment and memory (or another fragment of its layout): each
-    thread visits the registers it holds. A store into memory goes through `store_to_memory(dst
-    element, value)` (a plain store, an atomic add) in the first holder of each element only;
-    `vectorize=False` keeps one element per register step (atomics are scalar)."""
-    frag = fragment_side(src, dst)
-    assert frag is not None
-    other = dst if frag is src else src
-    whole = all(const_value(r.min) == 0 for r in frag.region) and [
-        const_value(e) for e in frag.extents
-    ] == [const_value(d) for d in frag.buffer.shape]
-    if not whole:
-        raise UnsupportedError(
-            f"{what}: a fragment side (`{frag.buffer.name}`) must be the whole fragment",
-            where="LowerTileOp",
-        )
-    layout = args.layout_map[frag.buffer]
-    local_buf = args.buffer_remap[frag.buffer]
-    if other.buffer.scope == FRAGMENT:
-        if not args.layout_map[other.buffer].is_equal(layout):
-            raise LayoutConflictError(
-                f"{what} between fragments `{src.buffer.name}` and `{dst.buffer.name}` with "
-                f"different layouts",
-                where="LowerTileOp",
-            )
-        l = Var("l")
-        value: PrimExpr = BufferLoad(args.buffer_remap[src.buffer], (l,))
-        if value.dtype != dst.buffer.dtype:
-            value = cast(dst.buffer.dtype, value)
-        return For(
-            l, IntImm(0), IntImm(layout.local_size), ForKind.UNROLLED,
-            BufferStore(args.buffer_remap[dst.buffer], value, (l,)),
-        )
-    axes = non_unit_axes(other)
-    frag_axes = non_unit_axes(frag)
-
-    def make(coords: list[PrimExpr], local: PrimExpr) -> Stmt:
-        idx = list(other.mins)
-        for d, c in zip(axes, (coords[a] for a in frag_axes)):
-            idx[d] = idx[d] + c
-        if frag is src:
-            return store_to_memory(BufferLoad(dst.buffer, tuple(idx)), BufferLoad(local_buf, (local,)))
-        v: PrimExpr = BufferLoad(src.buffer, tuple(idx))
-        if v.dtype != local_buf.dtype:
-            v = cast(local_buf.dtype, v)
-        return BufferStore(local_buf, v, (local,))
-
-    lanes = 16 // max(src.buffer.dtype.bytes, dst.buffer.dtype.bytes) if vectorize else 1
-    return iterate_fragment(
-        layout, args.thread_var, args.num_threads, make, max_lanes=lanes,
-        only_replica_zero=frag is src, name="i",
-    )

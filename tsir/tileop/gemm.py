@@ -1,7 +1,8 @@
 """Gemm: `T.gemm(A, B, C)`, C += A @ B on tensor cores.
 
-A and B live in shared memory, C in a fragment (per-thread registers) whose layout the chosen
-lowering fixes (LayoutInference asks for it at the STRICT level, with the operand tiles' swizzles).
+A and B live in shared memory (or A in a fragment: gemm_rs.py), C in a fragment (per-thread
+registers) whose layout the chosen lowering fixes (LayoutInference asks for it at the STRICT level,
+with the operand tiles' swizzles).
 
 Lowerings, each with its STRICT layouts:
 - `mma.sync` (sm_80+, fp16/bf16 in, fp32 accumulate): C tiled over warps in m16n8 tiles
@@ -23,7 +24,7 @@ from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, Var, const_value
-from ..layout import make_mma_c_fragment
+from ..layout import Fragment, Layout, make_mma_a_fragment, make_mma_c_fragment
 from ..layout.swizzle import SwizzleMode, detect_swizzle, make_swizzled_layout
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
@@ -44,7 +45,7 @@ from .planned_layouts import MmaTile
 if TYPE_CHECKING:
     from ..printer_expr import ExprPrinter
 
-__all__ = ["Gemm", "GemmPolicy", "warp_partition", "GEMM_INPUT_DTYPES"]
+__all__ = ["Gemm", "GemmPolicy", "warp_partition", "GEMM_INPUT_DTYPES", "operand_a_layout", "swizzle_args"]
 
 
 class GemmPolicy(OpEnum):
@@ -129,7 +130,14 @@ class Gemm(TileOperatorNode):
 
     def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
         """STRICT: the layouts of the lowering that will run (the accumulator's registers, the
-        operand tiles' swizzles unless something fixed them already)."""
+        operand tiles' swizzles unless something fixed them already). FREE: a fragment A that
+        nothing laid out (this gemm is its first user) gets the mma A-operand layout."""
+        if level is InferLevel.FREE:
+            out = TileOperatorNode.infer_layout(self, args, level)
+            a = self.A.buffer
+            if a.scope == "local.fragment" and a not in args.layout_map:
+                out[a] = LayoutFact(operand_a_layout(self, args.num_threads))
+            return out
         if level is not InferLevel.STRICT:
             return TileOperatorNode.infer_layout(self, args, level)
         chosen = self.select_lowering(args)
@@ -162,6 +170,13 @@ def _has_mma_sync(op: Gemm, args: OpArgs) -> str | None:
     return f"{args.target} has no mma.sync tensor cores (needs sm_80+)"
 
 
+@requirement("A in shared memory")
+def _a_in_shared(op: Gemm, args: OpArgs) -> str | None:
+    if op.A.buffer.scope == "local.fragment":
+        return f"`{op.A.buffer.name}` is a fragment (registers)"
+    return None
+
+
 def _mma_sync_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
     """The accumulator's m16n8 register tiles over the warps, and 128-byte-swizzled operand tiles
     (the K dimension innermost for ldmatrix) unless something fixed them already."""
@@ -169,6 +184,8 @@ def _mma_sync_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
     wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
     out = {op.C.buffer: LayoutFact(make_mma_c_fragment(m, n, m // wm, n // wn), MmaTile(m, n, wm, wn))}
     for r, k_inner in ((op.A, not op.transpose_A), (op.B, op.transpose_B)):
+        if r.buffer.scope == "local.fragment":
+            continue  # registers: gemm_rs.py
         if r.buffer not in args.layout_map and r.buffer not in out:
             shape = tuple(const_value(d) for d in r.buffer.shape)
             out[r.buffer] = LayoutFact(make_swizzled_layout(shape, r.buffer.dtype, k_inner))
@@ -183,7 +200,9 @@ def _mma_sync_dtypes(op: Gemm, args: OpArgs) -> str | None:
     return f"mma.sync takes float16 or bfloat16 operands, not {' x '.join(sorted(dts))}"
 
 
-@Gemm.register_lowering("mma.sync", _has_mma_sync, _mma_sync_dtypes, layouts=_mma_sync_layouts)
+@Gemm.register_lowering(
+    "mma.sync", _has_mma_sync, _mma_sync_dtypes, _a_in_shared, layouts=_mma_sync_layouts
+)
 def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     m, n, k = op.mnk
     wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
@@ -207,14 +226,26 @@ def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     return seq(zero, call)
 
 
+def operand_a_layout(op: Gemm, num_threads: int) -> Fragment:
+    """The registers mma.m16n8k16 reads A from, for this gemm's warp partition (a fragment A in
+    this layout needs no staging: gemm_rs.py)."""
+    m, n, k = op.mnk
+    wm, wn = warp_partition(m, n, num_threads // 32, op.policy)
+    return make_mma_a_fragment(m, n, k, m // wm, n // wn)
+
+
 def _b(x: bool) -> str:
     return "true" if x else "false"
 
 
 def _shared_layout(args: LowerArgs, buf: Buffer) -> tuple[int, int]:
     """(swizzle bytes, physical row length) of an operand tile, as gemm_ss's template takes them."""
+    return swizzle_args(args.layout_map.get(buf), buf)
+
+
+def swizzle_args(layout: Layout | None, buf: Buffer) -> tuple[int, int]:
+    """(swizzle bytes, physical row length) of a tile of `buf`'s shape in `layout`."""
     cols = const_value(buf.shape[-1])
-    layout = args.layout_map.get(buf)
     if layout is None:
         return 0, cols  # type: ignore[return-value]
     mode = detect_swizzle(layout, buf.dtype)
@@ -245,8 +276,19 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
     """Build-time checks: what the mma.sync path can do, with errors naming the reason."""
     where = "T.gemm"
     for r, role in ((a, "A"), (b, "B")):
-        if r.buffer.scope not in ("shared", "shared.dyn"):
-            raise BuildError(f"{where}: operand {role} (`{r.buffer.name}`) must be in shared memory, got {r.buffer.scope}")
+        if role == "A" and r.buffer.scope == "local.fragment":
+            if ta:
+                raise BuildError(
+                    f"{where}: operand A (`{r.buffer.name}`) is a fragment, which is read in the "
+                    f"mma's own register order; transpose_A=True needs A in shared memory"
+                )
+            if any(const_value(x.min) != 0 for x in r.region) or [
+                const_value(e) for e in r.extents
+            ] != [const_value(d) for d in r.buffer.shape]:
+                raise BuildError(f"{where}: a fragment operand A (`{r.buffer.name}`) must be the whole fragment")
+        elif r.buffer.scope not in ("shared", "shared.dyn"):
+            frag = " or a fragment" if role == "A" else ""
+            raise BuildError(f"{where}: operand {role} (`{r.buffer.name}`) must be in shared memory{frag}, got {r.buffer.scope}")
         if r.buffer.dtype.name not in GEMM_INPUT_DTYPES + GEMM_FP8_DTYPES:
             raise BuildError(
                 f"{where}: operand {role} (`{r.buffer.name}`) is {r.buffer.dtype}; the tensor-core path "

@@ -110,11 +110,17 @@ def _tile_shape(r: BufferRegion) -> tuple[int, int] | None:
     return shape[-2], shape[-1]  # type: ignore[return-value]
 
 
-def _partition(op: Gemm, m: int, n: int, threads: int) -> tuple[int, int] | str:
+def _partition(op: Gemm, m: int, n: int, threads: int, args: OpArgs | None = None) -> tuple[int, int] | str:
     if threads % WARPGROUP:
         return f"{threads} threads are not whole warpgroups of 128"
     groups = threads // WARPGROUP
-    span_b = 128 // op.B.buffer.dtype.bits
+    # An N-major B piece must start on a swizzle span (its descriptor addresses whole spans).
+    shape_b = _tile_shape(op.B)
+    mode_b = None
+    if shape_b is not None and not op.transpose_B:
+        fixed = args.layout_map.get(op.B.buffer) if args is not None else None
+        mode_b = swizzle_mode(fixed, op.B.buffer.dtype) if fixed is not None else choose_wgmma_swizzle(shape_b, op.B.buffer.dtype)
+    span_b = mode_b.value // op.B.buffer.dtype.bytes if mode_b not in (None, SwizzleMode.NONE) else 8
     tried = []
     for wgs_n in range(1, groups + 1):
         if groups % wgs_n:
@@ -127,7 +133,7 @@ def _partition(op: Gemm, m: int, n: int, threads: int) -> tuple[int, int] | str:
         if wg_m % 64 or not valid_wgmma_n(wg_n):
             continue
         if wgs_n > 1 and not op.transpose_B and wg_n % span_b:
-            continue  # an N-major B piece must start on a swizzle span
+            continue
         if op.policy is GemmPolicy.FULL_ROW and (wgs_n != 1 or wg_m != 64):
             continue
         return wgs_m, wgs_n
@@ -151,7 +157,7 @@ def wgmma_plan(op: Gemm, args: OpArgs) -> WgmmaPlan | str:
 
 def _plan(op: Gemm, args: OpArgs) -> WgmmaPlan | str:
     m, n, k = op.mnk
-    part = _partition(op, m, n, args.num_threads)
+    part = _partition(op, m, n, args.num_threads, args)
     if isinstance(part, str):
         return part
     return WgmmaPlan(
@@ -189,7 +195,7 @@ def _operands(op: Gemm, args: OpArgs) -> str | None:
 @requirement("warpgroups")
 def _warpgroups(op: Gemm, args: OpArgs) -> str | None:
     m, n, _ = op.mnk
-    part = _partition(op, m, n, args.num_threads)
+    part = _partition(op, m, n, args.num_threads, args)
     return part if isinstance(part, str) else None
 
 

@@ -32,6 +32,7 @@ from ..layout import Fragment
 from ..layout.numeric import evaluate_grid, grid
 from ..node import node
 from ..stmt import BufferStore, For, ForKind, Stmt
+from ..structural import structural_equal
 from ..visitor import Mutator, collect, substitute
 from .base import (
     FRAGMENT,
@@ -46,6 +47,7 @@ from .base import (
 from .elementwise import PER_THREAD_SCOPES, lower_elementwise
 from .fragment_lowering import guard_memory_writes, iterate_fragment
 from .planned_layouts import row_fragment
+from .replicated_layouts import projected_fragment, replication_cost
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
@@ -121,7 +123,34 @@ class ParallelLoop(TileOperatorNode):
                 continue
             # Same indices in one nest: one thread mapping (LayoutInference checks a clash).
             out[b] = LayoutFact(layout, args.plans.get(anchor))
+        # Fragments indexed otherwise (fewer loop variables, a serial variable): held by every
+        # thread that runs an iteration reading them (replicated_layouts.py).
+        written = {x.buffer for x in collect(self.nest, BufferStore)}
+        for b, idx in accesses:
+            if b in args.layout_map or b in out or _indexed_by(idx, loop_vars) or b in written:
+                continue  # (a fragment written at fewer indices is a reduction: not here)
+            if not isinstance(layout, Fragment):
+                continue
+            out[b] = LayoutFact(self._replicated(b, idx, loop_vars, layout, args))
         return out
+
+    def _replicated(
+        self, b: Buffer, idx: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment,
+        args: LayoutInferArgs,
+    ) -> Fragment:
+        frag = projected_fragment(anchor, loop_vars, b.shape, idx)
+        how = "held by the threads that run the iterations reading each element"
+        if frag is None:
+            frag = Fragment.fully_replicated(tuple(b.shape), args.num_threads)
+            how = "held whole by every thread (no cheaper replication follows the nest's layout)"
+        if args.explain_choice is not None and frag.replicate_size > 1:
+            text = ", ".join(str(i) for i in idx)
+            args.explain_choice(
+                f"{self.title()}: fragment `{b.name}[{text}]` is replicated {frag.replicate_size}x, "
+                f"{how}: {replication_cost(frag, b.dtype.bytes)}",
+                self.nest.span,
+            )
+        return frag
 
     # -- lowering helpers -----------------------------------------------------------------------
     def loops(self) -> tuple[list[For], Stmt]:
@@ -260,6 +289,7 @@ def _lower_fragment(op: ParallelLoop, args: LowerArgs, analyzer: Analyzer) -> St
     anchor = args.layout_map[anchor_buf]
     assert isinstance(anchor, Fragment)
     where = op.title()
+    _refuse_accumulation(body, loop_vars, anchor, args, where)
     for b, idx in accesses:
         if b is not anchor_buf and not (len(idx) == len(loop_vars) and args.layout_map[b].is_equal(anchor)):
             _check_holders(anchor, anchor_buf, loop_vars, b, idx, args, where)
@@ -275,6 +305,61 @@ def _lower_fragment(op: ParallelLoop, args: LowerArgs, analyzer: Analyzer) -> St
         # Replicated elements: every holder updates its registers, only the first writes memory.
         only_replica_zero="memory", name=loop_vars[0].name,
     )
+
+
+def _refuse_accumulation(
+    body: Stmt, loop_vars: list[Var], anchor: Fragment, args: LowerArgs, where: str
+) -> None:
+    """`s[i] = s[i] + x[i, j]`: iterations that differ in another loop variable update one
+    element. Each thread updates its own copy with the iterations it runs, so the sum is right
+    only when every thread holding a copy runs all of them (whole rows per thread); otherwise
+    it would be a silent wrong result: refused."""
+    reducers = getattr(args, "reducers", set())
+    for st in collect(body, BufferStore):
+        b = st.buffer
+        if b.scope != FRAGMENT or b in reducers or _indexed_by(st.indices, loop_vars):
+            continue
+        used = {id(v) for i in st.indices for v in collect(i, Var)}
+        if all(id(v) in used for v in loop_vars):
+            continue
+        same = [
+            ld for ld in collect(st.value, BufferLoad)
+            if ld.buffer is b and all(structural_equal(a, c) for a, c in zip(ld.indices, st.indices))
+        ]
+        if same and not _each_holder_runs_all(st.indices, loop_vars, anchor):
+            text = ", ".join(str(i) for i in st.indices)
+            raise UnsupportedError(
+                f"{where}: `{b.name}[{text}]` accumulates over iterations that run in different "
+                f"threads; reduce with T.reduce_sum/T.reduce_max (or T.alloc_reducer and "
+                f"T.finalize_reducer)",
+                where="LowerTileOp",
+            )
+
+
+def _each_holder_runs_all(indices: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment) -> bool:
+    """Every thread that runs an iteration updating an element runs every iteration updating it
+    (by enumeration; False when the indices are not functions of the loop variables)."""
+    shape = tuple(const_value(e) for e in anchor.input_shape)
+    if any(d is None for d in shape) or len(shape) != len(loop_vars):
+        return False
+    pts = grid((*shape, anchor.replicate_size), "fragment")  # type: ignore[arg-type]
+    env = dict(zip((*loop_vars, anchor.rep), pts))
+    try:
+        elem = np.zeros(pts[0].shape, dtype=np.int64)
+        for i in indices:
+            elem = elem * 4096 + np.broadcast_to(evaluate_grid(i, env), pts[0].shape)
+    except UnsupportedError:
+        return False
+    thread = substitute(anchor.forward_thread, dict(zip(anchor.vars, loop_vars)))
+    owner = np.broadcast_to(evaluate_grid(thread, env), pts[0].shape)
+    flat = np.zeros(pts[0].shape, dtype=np.int64)
+    for x, e in zip(pts[:-1], shape):
+        flat = flat * e + x
+    runs = np.unique(np.stack([elem, owner, flat], axis=1), axis=0)  # (element, thread, iteration)
+    per_thread = np.unique(runs[:, :2], axis=0, return_counts=True)[1]
+    per_elem = dict(zip(*np.unique(np.unique(np.stack([elem, flat], axis=1), axis=0)[:, 0], return_counts=True)))
+    pairs = np.unique(runs[:, :2], axis=0)
+    return all(int(c) == int(per_elem[int(e)]) for (e, _), c in zip(pairs, per_thread))
 
 
 class _Rewrite(Mutator):

@@ -11,14 +11,14 @@ from typing import Any
 
 from ... import knobs
 from ...dtype import dtype as _as_dtype
-from . import language
+from . import language, layout
 from .autotuner import AutoTuner, AutotuneResult, autotune
 from .jit import JitFunction, compile, jit, lazy_jit
 from .kernel import JITKernel, PassConfigKey
 from .profiler import Profiler, TensorSupplyType, do_bench
 
 __all__ = [
-    "language", "jit", "lazy_jit", "compile", "autotune", "AutoTuner", "AutotuneResult", "JITKernel",
+    "language", "layout", "jit", "lazy_jit", "compile", "autotune", "AutoTuner", "AutotuneResult", "JITKernel",
     "JitFunction", "PassConfigKey", "Profiler", "TensorSupplyType", "do_bench", "cdiv",
     "next_power_of_2", "disable_cache", "DataType",
 ]

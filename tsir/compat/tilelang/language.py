@@ -53,6 +53,8 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     unroll,
     vectorized,
 )
+from ...builder.views import alloc_global, reshape, view  # noqa: F401
+from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from ...dtype import DataType as _DataType
 from ...dtype import dtype as _as_dtype
 from ...errors import BuildError, UnsupportedError, user_location
@@ -220,6 +222,25 @@ def reduce(buffer: Any, out: Any, reduce_type: str, dim: int = -1, clear: bool =
     _T.reduce(buffer, out, dim, reduce_type, clear)
 
 
+def im2col(
+    img: Any, col: Any, nhw_step: Any, c_step: Any, kernel: int, stride: int, dilation: int,
+    pad: int, eviction_policy: Any = None, annotations: Any = None,
+) -> None:
+    """TileLang's im2col tile (a TMA im2col load on Hopper there; element-wise loads here)."""
+    if eviction_policy not in (None, "evict_normal"):
+        raise UnsupportedError(
+            f"T.im2col(eviction_policy={eviction_policy!r}): tsir emits no cache-eviction hint "
+            "for im2col loads; drop the argument",
+            loc=user_location(),
+        )
+    if annotations:
+        raise UnsupportedError("T.im2col(annotations=...) is not supported", loc=user_location())
+    _T.im2col(img, col, nhw_step, c_step, kernel, stride, dilation, pad)
+
+
+c2d_im2col = im2col
+
+
 def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) -> None:
     if enable:
         _T.use_swizzle(panel_size, order)
@@ -241,7 +262,8 @@ PRESENT = [
     "prim_func", "macro", "const", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer",
     "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
     "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
-    "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy",
+    "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy", "im2col", "c2d_im2col",
+    "view", "reshape", "alloc_global", "Fragment", "Layout",
 ]
 
 # Names present with a narrower meaning or another form: name -> what differs.

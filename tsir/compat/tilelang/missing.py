@@ -47,13 +47,10 @@ _PLANNED = {
     "warp_reduce_sum": "warp reductions", "warp_reduce_max": "warp reductions",
     "warp_reduce_min": "warp reductions", "warp_reduce_bitand": "warp reductions",
     "warp_reduce_bitor": "warp reductions", "shfl_xor": "T.shfl_*", "shfl_down": "T.shfl_*",
-    "shfl_up": "T.shfl_*", "shfl_sync": "T.shfl_*", "c2d_im2col": "T.c2d_im2col (im2col copies)",
-    "view": "buffer views (T.view)", "reshape": "buffer views (T.reshape)",
-    "sigmoid": "T.sigmoid", "erf": "T.erf", "pow": "T.pow", "clamp": "T.clamp",
+    "shfl_up": "T.shfl_*", "shfl_sync": "T.shfl_*", "sigmoid": "T.sigmoid", "erf": "T.erf", "pow": "T.pow", "clamp": "T.clamp",
     "isnan": "T.isnan", "isinf": "T.isinf", "reinterpret": "T.reinterpret",
     "call_extern": "T.call_extern", "import_source": "T.import_source", "print": "T.print",
-    "loop_break": "T.loop_break", "Fragment": "user-defined fragments (T.Fragment(shape, forward_fn=...))",
-    "Layout": "user-defined layouts (T.Layout(shape, forward_fn))",
+    "loop_break": "T.loop_break",
 }
 
 _TVM = ["attr", "comm_reducer", "evaluate", "tvm_thread_allreduce", "call_intrin", "call_pure_extern",
