@@ -7,8 +7,10 @@ and arithmetic between two different IR dtypes is an error that asks for an expl
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import TYPE_CHECKING, Any, Union
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 from .dtype import DataType, bool_, dtype as as_dtype, float32, int32
 from .errors import ArithError, BuildError, DTypeError
@@ -21,7 +23,7 @@ __all__ = [
     "PrimExpr", "Var", "IntImm", "FloatImm", "StringImm", "BinaryOp", "Add", "Sub", "Mul", "Div",
     "FloorDiv", "FloorMod", "Min", "Max", "CmpOp", "EQ", "NE", "LT", "LE", "GT", "GE", "And", "Or",
     "Not", "Select", "Cast", "Ramp", "Broadcast", "BufferLoad", "Call", "Let", "convert", "const",
-    "ExprLike", "is_const_int", "const_value",
+    "ExprLike", "is_const_int", "const_value", "implicit_promotion", "PromotionRule",
 ]
 
 
@@ -499,7 +501,42 @@ def convert(value: Any, like: DataType | None = None) -> PrimExpr:
     raise BuildError(f"cannot use {type(value).__name__} {value!r} as an expression")
 
 
+# -- implicit promotion (TileLang's rules, for the compatibility layer only) -----------------------
+#
+# DESIGN's rule for the builder is explicit: two different IR dtypes in one operation are an error
+# that asks for T.cast. TileLang (TVM) promotes instead; `tsir.compat.tilelang` pushes its rule here
+# while it builds a TileLang program, so those files run unchanged. The rule maps a pair of
+# different dtypes to the one both sides are cast to, or None to keep the error.
+
+PromotionRule = Callable[[DataType, DataType], "DataType | None"]
+_promotion = threading.local()
+
+
+@contextlib.contextmanager
+def implicit_promotion(rule: PromotionRule) -> Iterator[None]:
+    """While active, `a op b` on two different dtypes casts both to `rule(a.dtype, b.dtype)` (when
+    not None), and a Python float next to an integer expression is a float32 constant."""
+    stack: list[PromotionRule] = getattr(_promotion, "stack", None) or []
+    _promotion.stack = [*stack, rule]
+    try:
+        yield
+    finally:
+        _promotion.stack = stack
+
+
+def _promotion_rule() -> PromotionRule | None:
+    stack = getattr(_promotion, "stack", None)
+    return stack[-1] if stack else None
+
+
 def _unify(a: Any, b: Any, opname: str) -> tuple[PrimExpr, PrimExpr]:
+    rule = _promotion_rule()
+    if rule is not None:
+        # TVM makes a Python float a float32 constant: next to an integer it promotes the integer.
+        if isinstance(a, float) and isinstance(b, PrimExpr) and not b.dtype.element.is_float:
+            a = FloatImm(a, float32)
+        elif isinstance(b, float) and isinstance(a, PrimExpr) and not a.dtype.element.is_float:
+            b = FloatImm(b, float32)
     if isinstance(a, PrimExpr):
         b = convert(b, a.dtype)
     elif isinstance(b, PrimExpr):
@@ -513,6 +550,9 @@ def _unify(a: Any, b: Any, opname: str) -> tuple[PrimExpr, PrimExpr]:
                 return Broadcast(a, b.dtype.lanes), b
             if b.dtype.lanes == 1:
                 return a, Broadcast(b, a.dtype.lanes)
+        promoted = rule(a.dtype, b.dtype) if rule is not None else None
+        if promoted is not None:
+            return cast(promoted, a), cast(promoted, b)
         raise DTypeError(
             f"`{opname}` mixes {a.dtype} (`{a}`) and {b.dtype} (`{b}`); "
             f"convert one side explicitly with T.cast"

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import UnsupportedError
 
 __all__ = [
-    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "Access", "DeviceFunction",
+    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "FAST_MATH", "Access", "DeviceFunction",
     "DEVICE_FUNCTIONS", "device_function", "device_function_name",
 ]
 
@@ -26,7 +26,14 @@ class Intrinsic:
     float_only: bool = False
 
 
-MATH_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil", "round")
+FAST_MATH = ("__exp", "__exp10", "__log", "__log2", "__log10", "__tan", "__cos", "__sin")
+MATH_UNARY = (
+    "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil", "round",
+    "tan", "exp10", "log10", "erf",
+    # CUDA's fast-math intrinsics (`__expf`, ...: float32 hardware approximations; TileLang's
+    # `T.__exp` etc.). float64 has none: it uses the accurate function.
+    *FAST_MATH,
+)
 
 INTRINSICS: dict[str, Intrinsic] = {}
 
@@ -40,6 +47,11 @@ for _n in MATH_UNARY:
 _add("abs", 1)
 _add("pow", 2, float_only=True)
 _add("fma", 3, float_only=True)
+# Float classification (bool results; integers are never NaN or infinite).
+_add("isnan", 1)
+_add("isinf", 1)
+# The bits of the operand as the call's dtype (same width): T.reinterpret.
+_add("reinterpret", 1)
 for _n in ("bitwise_and", "bitwise_or", "bitwise_xor", "shift_left", "shift_right"):
     _add(_n, 2)
 _add("bitwise_not", 1)
@@ -127,6 +139,13 @@ class DeviceFunction:
     # Reads the hardware thread index itself (threadIdx.x / 32 is its warp): it must run in the
     # block's first threads, so code calling it cannot be moved to other threads.
     thread_index: bool = False
+    # The oldest GPU (compute capability, 90 = sm_90) with the instruction; the Verify pass
+    # refuses the call, naming `requires`, for an older target.
+    min_sm: int = 0
+    requires: str = ""
+    # How many consecutive elements from its pointer argument(s) the call touches (vector
+    # atomics: 2 or 4); LegalizeSafeMemoryAccess guards the last one too.
+    elements: int = 1
 
 
 DEVICE_FUNCTIONS: dict[str, DeviceFunction] = {}
@@ -145,6 +164,14 @@ _dev("tsir.async_copy.cp_async_16", AW, R, None)
 _dev("tsir.async_copy.cp_async_commit")
 _dev("tsir.async_copy.cp_async_wait", retires_async=True)
 _dev("tsir.reduce.shfl_xor", None, None, collective="warp")
+# warp.h: T.shfl_xor/down/up/sync(value, lane, width) and T.warp_reduce_*(value); values only.
+for _fn in ("shfl_xor_w", "shfl_down", "shfl_up", "shfl_idx"):
+    _dev(f"tsir.warp.{_fn}", None, None, None, collective="warp")
+for _kind in ("sum", "max", "min", "bitand", "bitor"):
+    _dev(
+        f"tsir.warp.warp_reduce_{_kind}", None, collective="warp",
+        builder=f"T.warp_reduce_{_kind}",
+    )
 _dev("tsir.distributed.rank", builder="T.get_rank")
 _dev("tsir.distributed.num_ranks", builder="T.get_num_ranks")
 _dev("tsir.distributed.remote_ptr", None, None)
@@ -159,8 +186,22 @@ _dev("tsir.sync.wait", R, None, variadic_values=True)
 _dev("tsir.sync.named_barrier", None, None, collective="range")
 for _scope in ("cta", "gpu", "sys"):
     _dev(f"tsir.sync.fence_{_scope}", builder=f"T.fence_{_scope}", statement=True)
+# debug.h: T.print (values only: message, dtype name, value; or buffer name and index too).
+_dev("tsir.debug.print_msg", None)
+_dev("tsir.debug.print_value", None, None, None)
+_dev("tsir.debug.print_buffer_value", None, None, None, None, None)
 # Plain intrinsics with pointer arguments.
 _dev("atomic_add", AT, None)
+# atomic.h: atomic_add/max/min<ORDER>(&x, v) -> old; vector adds (&x[0], v0, v1[, v2, v3]).
+for _op in ("add", "max", "min"):
+    _dev(f"tsir.atomic.atomic_{_op}", AT, None)
+_dev("tsir.atomic.atomic_add_x2", AT, None, None, elements=2)
+_f32_vector = "float2/float4 atomicAdd (sm_90 and later)"
+_dev("tsir.atomic.atomic_add_x2_f32", AT, None, None, elements=2, min_sm=90, requires=_f32_vector)
+_dev(
+    "tsir.atomic.atomic_add_x4_f32", AT, None, None, None, None, elements=4, min_sm=90,
+    requires=_f32_vector,
+)
 
 # -- the Hopper headers (mbarrier.h, tma.h, wgmma.h) ----------------------------------------------
 # Shared memory is passed as 32-bit shared-window addresses (`shared_u32(&buf[i])`, plus offsets);

@@ -78,8 +78,8 @@ def test_explain_prints_the_report(cpu_target, monkeypatch, capsys):
 
 
 def test_missing_tilelang_names_raise_naming_the_feature():
-    with pytest.raises(MissingFeature, match="TileLang's `T.atomic_max`"):
-        T.atomic_max
+    with pytest.raises(MissingFeature, match="TileLang's `T.rng_init`"):
+        T.rng_init
     with pytest.raises(MissingFeature, match="Hopper work"):
         T.alloc_barrier
     with pytest.raises(MissingFeature, match="Hopper work"):

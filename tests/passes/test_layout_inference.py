@@ -119,10 +119,35 @@ def test_conflicting_layouts_name_both_ops_and_both_layouts() -> None:
     assert "lambda i, j, rep: rep, lambda i, j: (i * 128 + j,), 128)" in msg
 
 
-def test_reducing_a_gemm_accumulator_is_refused_clearly() -> None:
+def test_a_gemm_accumulator_reduces_to_the_layout_its_structure_gives() -> None:
+    """The square-policy accumulator (2 x 2 warps) reduces along rows: each row's result is held
+    by the 4 lanes of each of the two warps that share the row (tsir.tileop.reduce_plan)."""
+
     def extra(C_f, C):  # type: ignore[no-untyped-def]
         s = T.alloc_fragment((128,), "float32")
         T.reduce_sum(C_f, s, dim=1)
 
-    with pytest.raises(tsir.UnsupportedError, match="reduce of `C_f`.*not one tsir can reduce"):
-        layouts(gemm_kernel(extra))
+    frag = layouts(gemm_kernel(extra))["s"]
+    assert isinstance(frag, Fragment)
+    assert frag.replicate_size == 8 and frag.local_size == 8
+    holders = {int(frag.table().outputs[-1][k]) for k in range(8)}  # row 0's threads
+    assert holders == {0, 1, 2, 3, 32, 33, 34, 35}
+
+
+def test_a_layout_without_a_butterfly_plan_reduces_through_shared_memory() -> None:
+    """Rows held by three threads are no butterfly group: the result takes a free layout, the
+    source is staged through shared memory, and TSIR_EXPLAIN says why."""
+    rows = Fragment.from_fn((4, 96), lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,))
+    with T.prim_func("r") as f:
+        A = T.param("A", (4, 96), "float32")
+        M = T.param("M", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            X = T.alloc_fragment((4, 96), "float32")
+            m = T.alloc_fragment((4,), "float32")
+            T.annotate_layout({X: rows})
+            T.copy(A, X)
+            T.reduce_max(X, m, dim=1)
+            T.copy(m, M)
+    assert isinstance(layouts(f.func)["m"], Fragment)
+    report = [str(d) for d in tsir.lower(f.func, "sm_80").report]
+    assert any("T.reduce_max: staged instead of layout:" in d and "not a butterfly group" in d for d in report)

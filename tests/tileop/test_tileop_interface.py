@@ -125,26 +125,26 @@ def test_a_lowering_name_is_registered_once() -> None:
 
 
 def test_reduce_refusal_names_each_lowering() -> None:
-    """A gemm accumulator reduced along columns: every Reduce lowering says why it declines."""
-    with T.prim_func("f") as f:
-        A = T.param("A", (64, 64), "float16")
-        O = T.param("O", (64,), "float32")
-        with T.Kernel(1, threads=128):
-            A_s = T.alloc_shared((64, 64), "float16")
-            B_s = T.alloc_shared((64, 64), "float16")
-            C_f = T.alloc_fragment((64, 64), "float32")
-            m = T.alloc_fragment((64,), "float32")
-            T.copy(A, A_s)
-            T.copy(A, B_s)
-            T.gemm(A_s, B_s, C_f, policy="full_row")
-            T.reduce_max(C_f, m, dim=1, clear=False)
-            T.copy(m, O)
+    """A fragment whose rows are held by three threads (no butterfly group), where no shared
+    workspace can stage it: every Reduce lowering says why it declines."""
+    from tsir.buffer import BufferRegion, make_buffer
+    from tsir.target import Target
+    from tsir.tileop import LowerArgs, Reduce
+
+    rows = tsir.layout.Fragment.from_fn((4, 96), lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,))
+    per_row = tsir.layout.Fragment.from_fn((4,), lambda i, rep: rep, lambda i: (i,), 32)
+    X = make_buffer("X", (4, 96), "float32", "local.fragment")
+    m = make_buffer("m", (4,), "float32", "local.fragment")
+    op = Reduce(BufferRegion.full(X), BufferRegion.full(m), 1, "max")
+    args = LowerArgs(Target.parse("sm_80"), 32, {X: rows, m: per_row})
     with pytest.raises(UnsupportedError) as e:
-        tsir.lower(f.func, "sm_80")
+        op.select_lowering(args)
     text = str(e.value)
     assert "T.reduce_max: no lowering applies" in text
-    assert "- mma rows: the source is a gemm accumulator: clear=False on a gemm accumulator's rows" in text
-    assert "- rows: a row-group source reduced along rows: `C_f` is a gemm accumulator" in text
+    assert "- rows: a row-group tile into the layout its reduction gives:" in text
+    assert "- layout: a fragment source: the threads that share a line of the fragment are not a butterfly group" in text
+    assert "- staged: a fragment source, a shared workspace: no shared workspace can be allocated here" in text
+    assert "- shared: a shared-tile source: `X` is local.fragment" in text
 
 
 # -- the registry drives the generic printer form ---------------------------------------------------

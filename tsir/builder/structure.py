@@ -12,7 +12,7 @@ from ..buffer import Buffer, index_hooks, make_buffer
 from ..dtype import dtype as as_dtype
 from ..dtype import int32 as _int32
 from ..errors import BuildError, DTypeError, UnsupportedError, user_location
-from ..expr import Call, IntImm, PrimExpr, Var, const_value, convert
+from ..expr import Call, IntImm, PrimExpr, StringImm, Var, const_value, convert
 from ..function import PrimFunc
 from ..stmt import AttrStmt, Evaluate, For, ForKind, IfThenElse, KernelLaunch, Stmt
 from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder
@@ -384,7 +384,9 @@ def call_intrin(dtype: Any, op: str, *args: Any) -> PrimExpr:
     (`tsir.<header>.<function>`): the printer's form for `Call`."""
     if not isinstance(op, str) or not op:
         raise BuildError(f"T.call_intrin: the callee must be a non-empty string, got {op!r}")
-    return Call(as_dtype(dtype), op, tuple(convert(a) for a in args))
+    # A Python string argument is a string constant (a message, a buffer name: T.print's calls).
+    values = tuple(StringImm(a) if isinstance(a, str) else convert(a) for a in args)
+    return Call(as_dtype(dtype), op, values)
 
 
 def evaluate(value: Any) -> None:

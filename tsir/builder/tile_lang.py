@@ -7,10 +7,9 @@ from typing import Any
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import BuildError
-from ..expr import BufferLoad, IntImm, PrimExpr, const_value, convert
+from ..expr import BufferLoad, IntImm, const_value, convert
 from ..layout import Fragment, Layout
 from ..stmt import TileOpStmt
-from ..tileop.atomic_add import AtomicAdd, atomic_add_stmt
 from ..tileop.base import get_tile_op
 from ..tileop.cummax import CumMax
 from ..tileop.cumsum import CumSum
@@ -20,11 +19,12 @@ from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
 from .frame import check_buffer_use, current_builder
-from .memory import alloc_fragment, copy, fill
+from .memory import alloc_fragment, fill
 
 __all__ = [
     "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "annotate_layout", "use_swizzle", "atomic_add", "cumsum", "cummax", "alloc_reducer",
+    "reduce_bitand", "reduce_bitor", "reduce_bitxor",
+    "annotate_layout", "use_swizzle", "cumsum", "cummax", "alloc_reducer",
     "finalize_reducer", "tile_op", "im2col", "c2d_im2col",
 ]
 
@@ -94,6 +94,21 @@ def reduce_abssum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None
     reduce(src, dst, dim, "abssum", clear)
 
 
+def reduce_bitand(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise AND of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitand", clear)
+
+
+def reduce_bitor(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise OR of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitor", clear)
+
+
+def reduce_bitxor(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
+    """The bitwise XOR of integers along `dim` (fragments or shared tiles)."""
+    reduce(src, dst, dim, "bitxor", clear)
+
+
 def annotate_layout(layouts: dict[Any, Any]) -> None:
     """Pin layouts: {buffer: Layout or Fragment}; layout inference keeps them (STRICT)."""
     b = current_builder("T.annotate_layout")
@@ -123,27 +138,6 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
     if order != "row":
         raise BuildError(f"T.use_swizzle: order {order!r} is not supported; use 'row'")
     b.frame.items.append(("attr", "threadblock_swizzle", panel_size))
-
-
-def atomic_add(dst: Any, value: Any) -> None:
-    """`dst += value` atomically: one element (`T.atomic_add(C[i, j], x)`) or a whole region from a
-    buffer of the same non-unit shape (`T.atomic_add(C[by * 64, 0], C_f)`)."""
-    b = current_builder("T.atomic_add")
-    if b.kernel is None:
-        raise BuildError("T.atomic_add must be inside a T.Kernel")
-    if isinstance(dst, BufferLoad) and not isinstance(value, (Buffer, BufferRegion)):
-        if dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
-            raise BuildError(f"T.atomic_add: `{dst.buffer.name}` is {dst.buffer.scope}; atomics need global or shared memory")
-        v = value if isinstance(value, PrimExpr) else convert(value, dst.buffer.dtype)
-        b.frame.emit(atomic_add_stmt(dst, v))
-        return
-    # Region form: resolve both sides like T.copy does, then make the op atomic.
-    copy(value, dst)
-    copy_stmt = b.frame.items.pop()
-    op = copy_stmt.op
-    if op.dst.buffer.scope not in ("global", "shared", "shared.dyn", "symmetric"):
-        raise BuildError(f"T.atomic_add: the destination `{op.dst.buffer.name}` must be in global or shared memory")
-    _emit(AtomicAdd(op.src, op.dst), "T.atomic_add")
 
 
 def _scan(what: str, src: Any, dst: Any, dim: int) -> tuple[BufferRegion, BufferRegion, int]:

@@ -89,7 +89,10 @@ from typing import Any
 
 # The semantics tables of the device calls: device_calls declares the core entries; these
 # modules add the distributed, NVSHMEM and Hopper ones to the same table when imported.
-from . import dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, wgmma_calls  # noqa: F401
+from . import (  # noqa: F401
+    atomic_calls, debug_calls, dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, warp_calls,
+    wgmma_calls,
+)
 from .entry import interpret
 from .errors import (
     Access,
@@ -113,6 +116,7 @@ from .errors import (
     TmaError,
     UninitializedReadError,
     UnknownDeviceCallError,
+    ExternCallError,
     WgmmaHazardError,
 )
 from .stages import StageReport, StageResult, check_stages
@@ -125,6 +129,7 @@ __all__ = [
     "InterpretError",
     "InterpretUnsupportedError",
     "UnknownDeviceCallError",
+    "ExternCallError",
     "ArgumentError",
     "HazardError",
     "DataRaceError",

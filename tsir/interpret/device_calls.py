@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..expr import Call
-from .errors import InterpretUnsupportedError, UnknownDeviceCallError
+from .errors import ExternCallError, InterpretUnsupportedError, UnknownDeviceCallError
 from .lanes import Mask
 from .memory import Pointer
 from .mma import gemm_rs, gemm_ss
@@ -69,6 +69,12 @@ def parse_device_call(op: str) -> tuple[str, tuple[str, ...]]:
 def call_device(ex: ThreadExecutor, e: Call, mask: Mask) -> Any:
     name, targs = parse_device_call(e.op)
     fn = DEVICE_CALLS.get(name)
+    if fn is None and name.startswith("extern:"):
+        raise ExternCallError(
+            f"`{name[len('extern:'):]}` is hand-written CUDA (T.call_extern / T.import_source): "
+            f"the interpreter cannot run it, so this kernel can only be checked on the GPU"
+            f"{ex.ctx.where()}"
+        )
     if fn is None:
         raise UnknownDeviceCallError(
             f"no reference semantics for the device call `{e.op}` (known: "

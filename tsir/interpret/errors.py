@@ -17,6 +17,7 @@ __all__ = [
     "InterpretError",
     "InterpretUnsupportedError",
     "UnknownDeviceCallError",
+    "ExternCallError",
     "ArgumentError",
     "HazardError",
     "DataRaceError",
@@ -49,6 +50,10 @@ class InterpretUnsupportedError(InterpretError):
 
 class UnknownDeviceCallError(InterpretUnsupportedError):
     """A device-header call with no reference semantics in `tsir.interpret.device_calls`."""
+
+
+class ExternCallError(InterpretUnsupportedError):
+    """A call of hand-written CUDA (`T.call_extern`): it has no reference semantics."""
 
 
 class ArgumentError(InterpretError):

@@ -8,6 +8,7 @@ in the lanes that need it, so a guarded load cannot fault in a lane whose guard 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -91,7 +92,22 @@ _MATH1: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "floor": np.floor,
     "ceil": np.ceil,
     "round": _c_round,
+    "tan": np.tan,
+    "exp10": lambda x: np.power(x.dtype.type(10), x),
+    "log10": np.log10,
+    "erf": lambda x: _ERF(x).astype(x.dtype),
+    # The fast-math intrinsics are approximations of these on the device (CUDA's documented
+    # error bounds); the reference computes the exact function.
+    "__exp": np.exp,
+    "__exp10": lambda x: np.power(x.dtype.type(10), x),
+    "__log": np.log,
+    "__log2": np.log2,
+    "__log10": np.log10,
+    "__tan": np.tan,
+    "__cos": np.cos,
+    "__sin": np.sin,
 }
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
 _BITWISE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "bitwise_and": np.bitwise_and,
     "bitwise_or": np.bitwise_or,
@@ -363,6 +379,15 @@ class Evaluator:
         if op == "fma":
             a, b, c = (self.eval(x, mask).astype(np.float64) for x in e.args)
             return (a * b + c).astype(np_dtype(e.dtype))
+        if op in ("isnan", "isinf"):
+            x = self.eval(e.args[0], mask)
+            if x.dtype.kind not in "fV" and not e.args[0].dtype.is_float:
+                return np.zeros(x.shape, dtype=bool)
+            wide = x.astype(np.float64)
+            return np.isnan(wide) if op == "isnan" else np.isinf(wide)
+        if op == "reinterpret":
+            x = np.ascontiguousarray(self.eval(e.args[0], mask))
+            return x.view(np_dtype(e.dtype))
         if op == "address_of":
             return self.pointer(e.args[0], mask)
         if self.call_handler is None:

@@ -187,11 +187,29 @@ class Executor:
     def s_store(self, s: BufferStore, mask: Mask) -> None:
         self.ctx.stmt = s
         view = self.ev.view(s.buffer)
+        idx = [self.ev.index(i, mask) for i in s.indices]
+        mask = self._implicitly_guarded(view, idx, mask)
+        if not mask.any:
+            return
         value = self.ev.eval(s.value, mask)
         if s.value.dtype.element != s.buffer.dtype:
             value = cast_array(value, s.value.dtype.element, s.buffer.dtype)
-        idx = [self.ev.index(i, mask) for i in s.indices]
         self.store(s, view, idx, value, mask)
+
+    def _implicitly_guarded(self, view: View, idx: list[np.ndarray], mask: Mask) -> Mask:
+        """Before LegalizeSafeMemoryAccess a global store outside its buffer is skipped whole, as
+        the guard it gets later skips it: its value is not computed (it may read registers that
+        were never written, like the tail of a fragment past a ragged edge)."""
+        if not (self.ctx.global_guard and view.scope in ("global", "symmetric")):
+            return mask
+        if any(i.ndim != 1 for i in idx):
+            return mask  # vector accesses: kept or dropped per element by the store itself
+        inside = np.ones(1, dtype=bool)
+        for i, ext in zip(idx, view.shape):
+            inside = inside & (i >= 0) & (i < ext)
+        if inside.all():
+            return mask
+        return mask & np.broadcast_to(inside, (mask.n,))
 
     def store(
         self, s: BufferStore, view: View, idx: list[np.ndarray], value: np.ndarray, mask: Mask

@@ -572,6 +572,11 @@ class Memory:
 
     def atomic_add(self, ptr: Pointer, value: np.ndarray, mask: Mask) -> np.ndarray:
         """`atomicAdd(ptr, value)` in every active lane, in lane order; returns the old values."""
+        return self.atomic_update(ptr, value, mask, "add")
+
+    def atomic_update(self, ptr: Pointer, value: np.ndarray, mask: Mask, op: str) -> np.ndarray:
+        """An atomic read-modify-write (`op`: "add", "max" or "min"; max/min ignore a NaN
+        operand, as fmaxf/fminf) in every active lane, in lane order; returns the old values."""
         view = ptr.view
         lanes, g, e = self.ptr_lanes(ptr, mask)
         guard = self.guarded(view)
@@ -581,7 +586,7 @@ class Memory:
             oob |= (i < 0) | (i >= ext)
         if oob.any():
             if not guard:
-                self._oob(view, idx, oob, lanes, "atomic add")
+                self._oob(view, idx, oob, lanes, f"atomic {op}")
             keep = ~oob
             lanes, g, e = lanes[keep], g[keep], e[keep]
         vals = value[lanes] if value.shape[0] > 1 else np.broadcast_to(value, lanes.shape)
@@ -594,16 +599,42 @@ class Memory:
         start = np.ones(ks.shape, dtype=bool)
         start[1:] = ks[1:] != ks[:-1]
         base = self._gather(view, g[order], e[order])
-        # Old value of each add: the base plus the adds of earlier lanes on the same element.
-        seg = np.cumsum(start) - 1
-        wide = vs.astype(np.float64) if view.buffer.dtype.is_float else vs.astype(np.int64)
-        excl = np.cumsum(wide) - wide  # adds of earlier lanes, all elements
-        before = excl - excl[np.flatnonzero(start)][seg]  # ... on the same element
-        olds = (base.astype(wide.dtype) + before).astype(view.npdt)
         last = np.ones(ks.shape, dtype=bool)
         last[:-1] = ks[1:] != ks[:-1]
-        finals = (olds.astype(wide.dtype) + wide)[last].astype(view.npdt)
+        if op == "add":
+            # Old value of each add: the base plus the adds of earlier lanes on the same element.
+            seg = np.cumsum(start) - 1
+            wide = vs.astype(np.float64) if view.buffer.dtype.is_float else vs.astype(np.int64)
+            excl = np.cumsum(wide) - wide  # adds of earlier lanes, all elements
+            before = excl - excl[np.flatnonzero(start)][seg]  # ... on the same element
+            olds = (base.astype(wide.dtype) + before).astype(view.npdt)
+            finals = (olds.astype(wide.dtype) + wide)[last].astype(view.npdt)
+        else:
+            olds, finals = _sequential_minmax(base, vs, start, last, op)
         self._scatter(view, g[order][last], e[order][last], finals)
         out = np.zeros(mask.n, dtype=view.npdt)
         out[lanes[order]] = olds
         return out
+
+
+def _sequential_minmax(
+    base: np.ndarray, vs: np.ndarray, start: np.ndarray, last: np.ndarray, op: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(old value each update saw, final value per element) of lane-ordered atomic max/min
+    updates, sorted by element (`start`/`last` mark each element's first/last update)."""
+    floats = vs.dtype.kind in "fV"  # ml_dtypes' bfloat16/fp8 are kind "V"
+    wide = np.float64 if floats else vs.dtype
+    if floats:
+        fn = np.fmax if op == "max" else np.fmin
+    else:
+        fn = np.maximum if op == "max" else np.minimum
+    b, v = base.astype(wide), vs.astype(wide)
+    olds = b.copy()
+    firsts = np.flatnonzero(start)
+    ends = np.append(firsts[1:], len(v))
+    for lo, hi in zip(firsts, ends):
+        if hi - lo > 1:  # several updates of one element: each sees the ones before it
+            run = fn.accumulate(np.concatenate(([b[lo]], v[lo:hi])))
+            olds[lo:hi] = run[:-1]
+    finals = fn(olds, v)[last]
+    return olds.astype(vs.dtype), finals.astype(vs.dtype)

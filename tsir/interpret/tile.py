@@ -62,6 +62,7 @@ class TileExecutor(Executor):
         ev.env.update(env)
         super().__init__(ctx, mem, ev)
         self.in_parallel = False
+        self.parallel_size = 0
 
         self.ops = TileOps(self)
         self.lanes = ctx.lanes
@@ -75,6 +76,11 @@ class TileExecutor(Executor):
         if b.scope in ("local", "local.var") and not self.in_parallel:
             # Thread-private registers (T.alloc_var, T.alloc_local): a copy per thread.
             n = self.ctx.lanes.n
+            return self.new_region(b, shape, "local", n, np.arange(n))
+        if b.scope == "local.var" and self.in_parallel:
+            # A scalar variable of a T.Parallel body (an atomic's previous value): one per
+            # iteration, as each iteration's thread holds its own.
+            n = self.parallel_size
             return self.new_region(b, shape, "local", n, np.arange(n))
         # One array per block: fragments and shared tiles (and temporaries of a T.Parallel body).
         kind = "shared" if b.scope.startswith("shared") else "local"
@@ -120,6 +126,7 @@ class TileExecutor(Executor):
             env[x.loop_var] = (g + lo).astype(np_dtype(x.loop_var.dtype))
         self.ev.env = env
         self.in_parallel = True
+        self.parallel_size = total
         private = self._enter_parallel()
         try:
             self.run(loops[-1].body, Mask.full(total))

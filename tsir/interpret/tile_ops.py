@@ -11,7 +11,9 @@ import numpy as np
 
 from ..buffer import BufferRegion
 from ..dtype import DataType
-from ..tileop import AtomicAdd, Copy, CumMax, CumSum, Fill, FinalizeReducer
+from ..tileop import (
+    AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer,
+)
 from ..tileop.gemm import Gemm
 from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["TileOps"]
 
 _F32 = np.dtype(np.float32)
+_BITS = {"bitand": np.bitwise_and, "bitor": np.bitwise_or, "bitxor": np.bitwise_xor}
 
 
 class TileOps:
@@ -39,7 +42,9 @@ class TileOps:
             Reduce: self.reduce,
             CumSum: self.cumsum,
             CumMax: self.cummax,
-            AtomicAdd: self.atomic_add,
+            AtomicAdd: self.atomic,
+            AtomicMax: self.atomic,
+            AtomicMin: self.atomic,
             FinalizeReducer: self.finalize_reducer,
             Im2Col: self.im2col,
         }
@@ -170,8 +175,9 @@ class TileOps:
         return self.read(r).reshape(ext[-2], ext[-1])
 
     def reduce(self, op: Reduce) -> None:
-        """dst = reduce(src, dim) (values cast to dst's dtype first, |x| for abs kinds); with
-        clear=False the result is combined with dst's previous values."""
+        """dst = reduce(src, dim) (values cast to dst's dtype first, |x| for abs kinds, the bit
+        kinds in dst's integer type); with clear=False the result is combined with dst's
+        previous values."""
         src = self.read(op.src)
         sdt, ddt = op.src.buffer.dtype, op.dst.buffer.dtype
         x = cast_array(src, sdt, ddt)
@@ -186,6 +192,9 @@ class TileOps:
             r = np.fmax.reduce(x, axis=dim) if wide is np.float64 else x.max(axis=dim)
         elif op.kind == "min":
             r = np.fmin.reduce(x, axis=dim) if wide is np.float64 else x.min(axis=dim)
+        elif op.kind in _BITS:
+            x = cast_array(src, sdt, ddt)  # in the destination's own integer type
+            r = _BITS[op.kind].reduce(x, axis=dim)
         else:
             raise InterpretUnsupportedError(f"reduction kind {op.kind!r}")
         dst_ext = self._extents(op.dst)
@@ -195,6 +204,8 @@ class TileOps:
                 r = old + r
             elif op.kind in ("max", "absmax"):
                 r = np.fmax(old, r) if wide is np.float64 else np.maximum(old, r)
+            elif op.kind in _BITS:
+                r = _BITS[op.kind](self.read(op.dst).reshape(r.shape), r)
             else:
                 r = np.fmin(old, r) if wide is np.float64 else np.minimum(old, r)
         out = r.astype(np.float64).astype(_np(ddt)) if ddt.is_float else r.astype(_np(ddt))
@@ -236,18 +247,23 @@ class TileOps:
             out = out[::-1]
         self.write(op.dst, np.moveaxis(out, 0, op.dim))
 
-    def atomic_add(self, op: AtomicAdd) -> None:
-        """dst += src element-wise (the order among blocks does not matter to the sum)."""
+    def atomic(self, op: AtomicOp) -> None:
+        """dst = update(dst, src) element-wise (add, or max/min ignoring a NaN operand as fmaxf
+        does); the order among blocks does not matter to the result."""
         src = self._squeeze(self.read(op.src))
         dst_ext = self._extents(op.dst)
         cur = self.read(op.dst)
         ddt = op.dst.buffer.dtype
-        add = cast_array(src, op.src.buffer.dtype, ddt).reshape(dst_ext)
-        if ddt.name in NARROW_FLOATS:
-            out = (cur.astype(_F32) + add.astype(_F32)).astype(cur.dtype)
+        new = cast_array(src, op.src.buffer.dtype, ddt).reshape(dst_ext)
+        wide = _F32 if ddt.name in NARROW_FLOATS else cur.dtype
+        a, b = cur.astype(wide), new.astype(wide)
+        if op.kind == "add":
+            out = a + b
+        elif ddt.is_float:
+            out = np.fmax(a, b) if op.kind == "max" else np.fmin(a, b)
         else:
-            out = cur + add
-        self.write(op.dst, out)
+            out = np.maximum(a, b) if op.kind == "max" else np.minimum(a, b)
+        self.write(op.dst, out.astype(cur.dtype))
 
     def im2col(self, op: Im2Col) -> None:
         """The tile of rows nhw_step*P.. and columns c_step*Q.. of the im2col matrix: the image

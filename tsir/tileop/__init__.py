@@ -1,7 +1,9 @@
 """Tile operators: TileOperatorNode (the interface the passes drive ops through), its registry,
 and the ops, one file each."""
 
-from .atomic_add import AtomicAdd
+from .atomic_add import AtomicAdd, AtomicOp, MemoryOrder
+from .atomic_max import AtomicMax
+from .atomic_min import AtomicMin
 from .base import (
     AsyncLoad,
     BulkLoad,
@@ -48,8 +50,9 @@ __all__ = [
     "AsyncLoad", "BulkLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
-    "Copy", "Fill", "AtomicAdd", "CumSum", "CumMax", "Reduce", "ReduceKind", "FinalizeReducer",
-    "Gemm", "GemmPolicy", "WgmmaPlan", "wgmma_plan", "ParallelLoop", "Im2Col",
+    "Copy", "Fill", "AtomicOp", "AtomicAdd", "AtomicMax", "AtomicMin", "MemoryOrder", "CumSum",
+    "CumMax", "Reduce", "ReduceKind", "FinalizeReducer", "Gemm", "GemmPolicy", "WgmmaPlan",
+    "wgmma_plan", "ParallelLoop", "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]

@@ -4,23 +4,21 @@ max(src[..., 0..i, ...]), or max(src[..., i..n-1, ...]) with `reverse=True`. NaN
 target's `max` (CUDA fmaxf: a NaN is dropped unless every value seen is NaN).
 
 The whole op is this file (its fields, layouts, lowering, printer form) plus `T.cummax` in the
-builder: no pass knows it. It reuses the scan lowering of `tsir.tileop.scan` with `max` as the
+builder: no pass knows it. It takes the scan lowerings of `tsir.tileop.scan` with `max` as the
 combining step and the dtype's lowest value (-inf for floats) as the start."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..buffer import BufferRegion
+from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType
 from ..expr import FloatImm, IntImm, Max, PrimExpr
 from ..node import node
-from ..stmt import Stmt
-from .base import LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
-from .scan import check_scan_operands, lower_scan
+from .base import InferLevel, LayoutFact, LayoutInferArgs, TileOperatorNode, register_tile_op
+from .scan import check_scan_operands, register_scan_lowerings, scan_layouts
 
 if TYPE_CHECKING:
-    from ..arith import Analyzer
     from ..printer_expr import ExprPrinter
 
 __all__ = ["CumMax"]
@@ -45,6 +43,9 @@ class CumMax(TileOperatorNode):
     def title(self) -> str:
         return "T.cummax"
 
+    def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+        return scan_layouts(self, args, level)
+
     def print_form(self, p: ExprPrinter) -> str:
         if check_scan_operands("T.cummax", self.src, self.dst, self.dim) is not None:
             return TileOperatorNode.print_form(self, p)  # what the builder would refuse
@@ -59,12 +60,4 @@ def lowest(dt: DataType) -> PrimExpr:
     return IntImm(int(dt.min_value()), dt)
 
 
-@requirement("shared tiles or fragments")
-def _operands(op: CumMax, args: OpArgs) -> str | None:
-    return check_scan_operands("T.cummax", op.src, op.dst, op.dim)
-
-
-@CumMax.register_lowering("rows", _operands)
-def _lower_rows(op: CumMax, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    start = lowest(op.dst.buffer.dtype)
-    return lower_scan(op.src, op.dst, op.dim, op.reverse, Max, start, args, "T.cummax")
+register_scan_lowerings(CumMax, "T.cummax", Max, lowest)

@@ -1,20 +1,20 @@
 """CumSum: `T.cumsum(src, dst=None, dim=0, reverse=False)`, the inclusive prefix sum along `dim`
 of a shared tile or a fragment (into `dst`, which may be `src` itself). Lowered by
-`tsir.tileop.scan` (whole rows per thread; fragments through a shared workspace)."""
+`tsir.tileop.scan` (in registers with warp shuffles, or by lanes of a warp over a shared tile;
+one thread per row as the fallback)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..buffer import BufferRegion
+from ..buffer import Buffer, BufferRegion
+from ..dtype import DataType
 from ..expr import PrimExpr, const
 from ..node import node
-from ..stmt import Stmt
-from .base import LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
-from .scan import check_scan_operands, lower_scan
+from .base import InferLevel, LayoutFact, LayoutInferArgs, TileOperatorNode, register_tile_op
+from .scan import check_scan_operands, register_scan_lowerings, scan_layouts
 
 if TYPE_CHECKING:
-    from ..arith import Analyzer
     from ..printer_expr import ExprPrinter
 
 __all__ = ["CumSum"]
@@ -39,6 +39,9 @@ class CumSum(TileOperatorNode):
     def title(self) -> str:
         return "T.cumsum"
 
+    def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+        return scan_layouts(self, args, level)
+
     def print_form(self, p: ExprPrinter) -> str:
         if check_scan_operands("T.cumsum", self.src, self.dst, self.dim) is not None:
             return TileOperatorNode.print_form(self, p)  # what the builder would refuse
@@ -46,15 +49,12 @@ class CumSum(TileOperatorNode):
         return f"T.cumsum({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{rev})"
 
 
-@requirement("shared tiles or fragments")
-def _operands(op: CumSum, args: OpArgs) -> str | None:
-    return check_scan_operands("T.cumsum", op.src, op.dst, op.dim)
+def _add(acc: PrimExpr, x: PrimExpr) -> PrimExpr:
+    return acc + x
 
 
-@CumSum.register_lowering("rows", _operands)
-def _lower_rows(op: CumSum, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    def add(acc: PrimExpr, x: PrimExpr) -> PrimExpr:
-        return acc + x
+def _zero(dt: DataType) -> PrimExpr:
+    return const(0, dt)
 
-    zero = const(0, op.dst.buffer.dtype)
-    return lower_scan(op.src, op.dst, op.dim, op.reverse, add, zero, args, "T.cumsum")
+
+register_scan_lowerings(CumSum, "T.cumsum", _add, _zero)

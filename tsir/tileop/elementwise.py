@@ -10,7 +10,7 @@ from typing import Callable
 from ..buffer import BufferRegion
 from ..dtype import DataType, int32, int64
 from ..expr import IntImm, PrimExpr, Var, is_const_int
-from ..stmt import For, ForKind, Stmt
+from ..stmt import For, ForKind, IfThenElse, Stmt
 from .base import LowerArgs
 from .partition import partition_loop, pick_vector_width
 
@@ -50,6 +50,10 @@ def lower_elementwise(
 ) -> Stmt:
     """Loops over `extents` that run `make_store(coords)`, split across threads unless per-thread."""
     idt = index_dtype(*extents, *dst.mins)
+    if not extents and dst.buffer.scope not in PER_THREAD_SCOPES:
+        # One element of memory: one thread writes it (every thread writing it is a race, and an
+        # atomic would apply once per thread).
+        return IfThenElse(args.thread_var == 0, make_store([]))
     if not extents:
         return make_store([])
     if dst.buffer.scope in PER_THREAD_SCOPES:

@@ -1,15 +1,20 @@
-"""Reduce: `T.reduce_<kind>(src, dst, dim, clear=True)`, sum / max / min / absmax / abssum of a
-fragment along one axis, into a fragment.
+"""Reduce: `T.reduce_<kind>(src, dst, dim, clear=True)`, sum / max / min / absmax / abssum (and,
+for integers, bitand / bitor / bitxor) of a fragment or a shared tile along one axis, into a
+fragment or a shared tile. `clear=False` combines the result with `dst`'s values.
 
-Layouts (COMMON): the result's layout follows from the source's plan: a row-group tile reduces
-to the per-row (or per-column) layout of `reduced_fragment`, a gemm accumulator (policy
-"full_row") to its per-row layout. Lowerings:
-- `mma rows`: the rows of a gemm accumulator: each thread folds its registers of a row, then the
-  four lanes of a quad combine with two shuffles;
+Layouts (COMMON): the result's layout follows from the source's: a row-group tile reduces to the
+per-row (or per-column) layout of `reduced_fragment`, any other fragment (a gemm accumulator of any
+warp policy, an annotated or replicated one) to the layout its own structure gives
+(`reduce_plan.plan_line_reduction`). Lowerings, in order:
 - `rows`: a row reduction of a row-group tile folds each thread's registers, then the G threads
   sharing a row with warp shuffles (and shared memory when G spans several warps);
-- `columns`: a column reduction folds the rows a thread holds, then the thread groups through a
-  shared-memory workspace.
+- `columns`: a column reduction of a row-group tile folds the rows a thread holds, then the thread
+  groups through a shared-memory workspace;
+- `layout`: any fragment source, read off its layout (reduce_lowering.py), into a fragment of any
+  layout or a shared tile;
+- `staged`: a fragment whose lines are not held by butterfly groups of threads (3 rows dealt over
+  4 thread groups, an annotated layout), through a shared copy (reported under TSIR_EXPLAIN);
+- `shared`: a shared-tile source, G lanes per line, into a shared tile or a fragment.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from ..expr import (
     const,
     const_value,
 )
+from ..layout.analysis import equivalent
 from ..node import node
+from ..printer_expr import is_full_region
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from .base import (
     FRAGMENT,
@@ -48,13 +55,15 @@ from .base import (
     register_tile_op,
     requirement,
 )
-from .planned_layouts import MmaTile, RowGroup, reduced_fragment
+from .planned_layouts import RowGroup, reduced_fragment
+from .reduce_lowering import lower_fragment_reduce, lower_shared_reduce, lower_staged_reduce
+from .reduce_plan import plan_line_reduction
 
 if TYPE_CHECKING:
     from ..arith import Analyzer
     from ..printer_expr import ExprPrinter
 
-__all__ = ["Reduce", "ReduceKind", "REDUCE_KINDS", "reduce_identity", "reduce_combine"]
+__all__ = ["Reduce", "ReduceKind", "REDUCE_KINDS", "BIT_KINDS", "reduce_identity", "reduce_combine"]
 
 
 class ReduceKind(OpEnum):
@@ -63,9 +72,14 @@ class ReduceKind(OpEnum):
     MIN = "min"
     ABSMAX = "absmax"
     ABSSUM = "abssum"
+    BITAND = "bitand"
+    BITOR = "bitor"
+    BITXOR = "bitxor"
 
 
 REDUCE_KINDS = tuple(k.value for k in ReduceKind)
+BIT_KINDS = ("bitand", "bitor", "bitxor")
+SHARED = ("shared", "shared.dyn")
 
 
 def reduce_identity(kind: str, dt: DataType) -> PrimExpr:
@@ -79,8 +93,10 @@ def reduce_combine(kind: str, a: PrimExpr, b: PrimExpr) -> PrimExpr:
 
 
 def _identity(kind: str, dt: DataType) -> PrimExpr:
-    if kind in ("sum", "absmax", "abssum"):
+    if kind in ("sum", "absmax", "abssum", "bitor", "bitxor"):
         return const(0, dt)
+    if kind == "bitand":  # every bit set
+        return IntImm(-1 if dt.is_signed_int else int(dt.max_value()), dt)
     if dt.is_float:
         return FloatImm(float("-inf") if kind == "max" else float("inf"), dt)
     return IntImm(int(dt.min_value() if kind == "max" else dt.max_value()), dt)
@@ -89,6 +105,8 @@ def _identity(kind: str, dt: DataType) -> PrimExpr:
 def _combine(kind: str, a: PrimExpr, b: PrimExpr) -> PrimExpr:
     if kind in ("sum", "abssum"):
         return a + b
+    if kind in BIT_KINDS:
+        return Call(a.dtype, f"bitwise_{kind[3:]}", (a, b))
     if kind in ("max", "absmax"):
         return Max(a, b)
     return Min(a, b)
@@ -134,56 +152,43 @@ class Reduce(TileOperatorNode):
         except BuildError:
             return TileOperatorNode.print_form(self, p)
         clear = "" if self.clear else ", clear=False"
-        return f"T.reduce_{self.kind}({p.region(self.src)}, {p.region(self.dst)}, dim={self.dim}{clear})"
+        regions = f"{p.region(self.src)}, {p.region(self.dst)}"
+        return f"T.reduce_{self.kind}({regions}, dim={self.dim}{clear})"
 
     def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
-        """COMMON: the result's layout from the source's plan (a row-group tile's per-row or
-        per-column layout, a full_row gemm accumulator's per-row layout)."""
+        """COMMON: the result's layout from the source's (a row-group tile's per-row or per-column
+        layout; for any other fragment, the layout its structure gives; none when the source
+        must be staged through shared memory: the result then takes a free layout)."""
         if level is not InferLevel.COMMON:
             return TileOperatorNode.infer_layout(self, args, level)
         src, dst = self.src.buffer, self.dst.buffer
-        if src not in args.layout_map or dst in args.layout_map or dst.scope != FRAGMENT:
+        if src.scope != FRAGMENT or dst.scope != FRAGMENT:
+            return {}
+        if src not in args.layout_map or dst in args.layout_map:
             return {}
         plan = args.plans.get(src)
-        if isinstance(plan, MmaTile) and self.dim == 1 and plan.warps_n == 1:
-            return {dst: LayoutFact(plan.row_fragment())}
         if isinstance(plan, RowGroup):
             dim = self.dim if plan.rows > 1 or len(src.shape) == 2 else 1
             return {dst: LayoutFact(reduced_fragment(plan, dim))}
-        raise UnsupportedError(
-            f"reduce of `{src.name}`: its layout ({args.origins.get(src, 'an earlier op')}) is not one tsir "
-            f"can reduce yet (a gemm accumulator reduces along rows when the gemm uses "
-            f"policy='full_row'); copy it to a fragment laid out by tsir first",
-            where="LayoutInference",
-        )
+        layout = args.layout_map[src]
+        try:
+            derived = plan_line_reduction(
+                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                self.axis_of_layout,
+                args.num_threads,
+            )
+        except UnsupportedError:
+            return {}  # no butterfly plan: the result takes a free layout, the source is staged
+        return {dst: LayoutFact(derived.layout)}
+
+    @property
+    def axis_of_layout(self) -> int:
+        """The reduced axis as `plan_line_reduction` takes it (0 for a 1-D source)."""
+        return 0 if len(self.src.buffer.shape) == 1 else self.dim
 
     def _finish(self, dst: Any, slot: PrimExpr, acc: PrimExpr) -> Stmt:
         value = acc if self.clear else _combine(self.kind, BufferLoad(dst, (slot,)), acc)
         return BufferStore(dst, value, (slot,))
-
-    def _mma_rows(self, p: MmaTile, src: Buffer, dst: Buffer) -> Stmt:
-        """Rows of an mma accumulator (warps_n == 1): each thread folds its 2 x NI values of each of
-        its 2 x MI rows, then the 4 lanes sharing a row combine with two shuffles."""
-        dt = dst.dtype
-        mi_count = p.m // p.warps_m // 16
-        ni_count = p.n // 8
-        out: list[Stmt] = []
-        for mi in range(mi_count):
-            for h in range(2):
-                acc: PrimExpr = _identity(self.kind, dt)
-                for ni in range(ni_count):
-                    for v in range(2):
-                        x = _prepare(self.kind, BufferLoad(src, (IntImm((mi * ni_count + ni) * 4 + h * 2 + v, int32),)), dt)
-                        acc = _combine(self.kind, acc, x) if ni or v else x
-                slot = IntImm(mi * 2 + h, int32)
-                out.append(BufferStore(dst, acc, (slot,)) if self.clear else BufferStore(dst, _combine(self.kind, BufferLoad(dst, (slot,)), acc), (slot,)))
-        # Two butterflies over the 4 lanes of a row (lane bits 0 and 1).
-        l = _var("r")
-        cur = BufferLoad(dst, (l,))
-        for off in (1, 2):
-            out.append(For(l, IntImm(0, int32), IntImm(2 * mi_count, int32), ForKind.UNROLLED,
-                           BufferStore(dst, _combine(self.kind, cur, Call(dt, "tsir.reduce.shfl_xor", (cur, IntImm(off, int32)))), (l,))))
-        return seq(*out)
 
     def _rows(self, p: RowGroup, src: Buffer, dst: Buffer, args: LowerArgs) -> Stmt:
         dt = dst.dtype
@@ -210,7 +215,9 @@ class Reduce(TileOperatorNode):
             off //= 2
         if p.group > 32:
             if args.add_workspace is None:
-                raise UnsupportedError("a reduction across warps needs a shared workspace", where="LowerTileOp")
+                raise UnsupportedError(
+                    "a reduction across warps needs a shared workspace", where="LowerTileOp"
+                )
             warps = args.num_threads // 32
             ws = args.add_workspace(f"{self.dst.buffer.name}_red", (warps,), dt, "shared.dyn")
             per_group = p.group // 32
@@ -238,15 +245,22 @@ class Reduce(TileOperatorNode):
         acc_buf = _scalar(f"{self.dst.buffer.name}_acc", dt)
         acc = BufferLoad(acc_buf, (IntImm(0, int32),))
         if args.add_workspace is None:
-            raise UnsupportedError("a column reduction needs a shared workspace", where="LowerTileOp")
+            raise UnsupportedError(
+                "a column reduction needs a shared workspace", where="LowerTileOp"
+            )
         ws = args.add_workspace(f"{self.dst.buffer.name}_red", (p.groups, p.cols), dt, "shared.dyn")
         value: PrimExpr = _prepare(self.kind, BufferLoad(src, (r * per_row + c,)), dt)
         if p.rows % p.groups:
             value = Select(r * p.groups + g < p.rows, value, _identity(self.kind, dt))
         partial = seq(
             BufferStore(acc_buf, _identity(self.kind, dt), (IntImm(0, int32),)),
-            For(r, IntImm(0, int32), IntImm(p.row_slots, int32), ForKind.UNROLLED,
-                BufferStore(acc_buf, _combine(self.kind, acc, value), (IntImm(0, int32),))),
+            For(
+                r,
+                IntImm(0, int32),
+                IntImm(p.row_slots, int32),
+                ForKind.UNROLLED,
+                BufferStore(acc_buf, _combine(self.kind, acc, value), (IntImm(0, int32),)),
+            ),
             BufferStore(ws, acc, (g, col)),
         )
         total: PrimExpr = BufferLoad(ws, (IntImm(0, int32), col))
@@ -276,64 +290,100 @@ def _registers(op: Reduce, args: LowerArgs) -> tuple[Buffer, Buffer]:
     return args.buffer_remap[op.src.buffer], args.buffer_remap[op.dst.buffer]
 
 
-@requirement("fragments laid out by tsir")
+@requirement("a row-group tile into the layout its reduction gives")
 def _planned(op: Reduce, args: OpArgs) -> str | None:
     remap = getattr(args, "buffer_remap", {})
-    if op.src.buffer in args.plans and op.src.buffer in remap and op.dst.buffer in remap:
-        return None
-    return (
-        f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` needs both in fragments laid out by tsir"
-    )
-
-
-@requirement("the source is a gemm accumulator")
-def _mma_source(op: Reduce, args: OpArgs) -> str | None:
     plan = args.plans.get(op.src.buffer)
-    if not isinstance(plan, MmaTile):
-        return f"`{op.src.buffer.name}` is laid out as a row-group tile"
-    if op.axis != 1 or plan.warps_n != 1:
+    if not isinstance(plan, RowGroup) or op.src.buffer not in remap or op.dst.buffer not in remap:
         return (
-            f"the gemm accumulator `{op.src.buffer.name}` reduces only along rows, with the "
-            f"gemm's policy='full_row'"
+            f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` are not both fragments, the source "
+            f"a row-group tile"
         )
-    if not op.clear:
-        return "clear=False on a gemm accumulator's rows"
+    dim = op.dim if plan.rows > 1 or len(op.src.buffer.shape) == 2 else 1
+    if not equivalent(args.layout_map[op.dst.buffer], reduced_fragment(plan, dim)):
+        return f"`{op.dst.buffer.name}` has another layout"
     return None
 
 
-@requirement("a row-group source reduced along rows")
-def _row_group_rows(op: Reduce, args: OpArgs) -> str | None:
-    if not isinstance(args.plans.get(op.src.buffer), RowGroup):
-        return f"`{op.src.buffer.name}` is a gemm accumulator"
+@requirement("reduced along rows")
+def _along_rows(op: Reduce, args: OpArgs) -> str | None:
     return None if op.axis == 1 else f"dim={op.dim} reduces columns"
 
 
-@requirement("a row-group source reduced along columns")
-def _row_group_columns(op: Reduce, args: OpArgs) -> str | None:
-    if not isinstance(args.plans.get(op.src.buffer), RowGroup):
-        return f"`{op.src.buffer.name}` is a gemm accumulator"
+@requirement("reduced along columns")
+def _along_columns(op: Reduce, args: OpArgs) -> str | None:
     return None if op.axis == 0 else f"dim={op.dim} reduces rows"
 
 
-@Reduce.register_lowering("mma rows", _planned, _mma_source)
-def _lower_mma_rows(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    plan = args.plans[op.src.buffer]
-    assert isinstance(plan, MmaTile)
-    return op._mma_rows(plan, *_registers(op, args))
+@requirement("a fragment source")
+def _fragment_source(op: Reduce, args: OpArgs) -> str | None:
+    if op.src.buffer.scope != FRAGMENT:
+        return f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
+    try:
+        layout = args.layout_map[op.src.buffer]
+        plan_line_reduction(layout, op.axis_of_layout, args.num_threads)  # type: ignore[arg-type]
+    except UnsupportedError as e:
+        return e.message
+    return None
 
 
-@Reduce.register_lowering("rows", _planned, _row_group_rows)
+@requirement("a shared-tile source")
+def _shared_source(op: Reduce, args: OpArgs) -> str | None:
+    return (
+        None
+        if op.src.buffer.scope in SHARED
+        else f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
+    )
+
+
+def _parts(op: Reduce) -> tuple[Any, Any, PrimExpr]:
+    dt = op.dst.buffer.dtype
+
+    def combine(a: PrimExpr, b: PrimExpr) -> PrimExpr:
+        return _combine(op.kind, a, b)
+
+    def prepare(x: PrimExpr) -> PrimExpr:
+        return _prepare(op.kind, x, dt)
+
+    return combine, prepare, _identity(op.kind, dt)
+
+
+@Reduce.register_lowering("rows", _planned, _along_rows)
 def _lower_rows(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     plan = args.plans[op.src.buffer]
     assert isinstance(plan, RowGroup)
     return op._rows(plan, *_registers(op, args), args)
 
 
-@Reduce.register_lowering("columns", _planned, _row_group_columns)
+@Reduce.register_lowering("columns", _planned, _along_columns)
 def _lower_columns(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     plan = args.plans[op.src.buffer]
     assert isinstance(plan, RowGroup)
     return op._columns(plan, *_registers(op, args), args)
+
+
+@requirement("a fragment source, a shared workspace")
+def _any_fragment(op: Reduce, args: OpArgs) -> str | None:
+    if op.src.buffer.scope != FRAGMENT:
+        return f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
+    if getattr(args, "add_workspace", None) is None:
+        return "no shared workspace can be allocated here"
+    return None
+
+
+@Reduce.register_lowering("shared", _shared_source)
+def _lower_shared(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    return lower_shared_reduce(op, args, *_parts(op))
+
+
+@Reduce.register_lowering("layout", _fragment_source, preferred=True)
+def _lower_layout(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    return lower_fragment_reduce(op, args, *_parts(op))
+
+
+@Reduce.register_lowering("staged", _any_fragment)
+def _lower_staged(op: Reduce, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    return lower_staged_reduce(op, args, *_parts(op))
 
 
 def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> None:
@@ -341,18 +391,30 @@ def check_reduce(src: BufferRegion, dst: BufferRegion, dim: int, kind: str) -> N
     if kind not in REDUCE_KINDS:
         raise BuildError(f"unknown reduction {kind!r}; expected one of {', '.join(REDUCE_KINDS)}")
     for r, role in ((src, "source"), (dst, "destination")):
-        if r.buffer.scope != "local.fragment":
-            raise BuildError(f"{where}: the {role} `{r.buffer.name}` must be a fragment (T.alloc_fragment)")
+        if r.buffer.scope not in (FRAGMENT, *SHARED):
+            raise BuildError(
+                f"{where}: the {role} `{r.buffer.name}` must be a fragment (T.alloc_fragment) or a "
+                f"shared tile (T.alloc_shared), not {r.buffer.scope}"
+            )
+        if not is_full_region(r):
+            raise BuildError(
+                f"{where}: the {role} must be a whole buffer, got a slice of `{r.buffer.name}`"
+            )
+    if kind in BIT_KINDS and not dst.buffer.dtype.is_int:
+        raise BuildError(f"{where} takes integers; `{dst.buffer.name}` is {dst.buffer.dtype}")
     nd = len(src.buffer.shape)
     if nd not in (1, 2):
         raise BuildError(f"{where}: the source must be 1-D or 2-D, got {nd}-D")
     if not 0 <= dim < nd:
-        raise BuildError(f"{where}: dim={dim} is out of range for the {nd}-D source `{src.buffer.name}`")
+        raise BuildError(
+            f"{where}: dim={dim} is out of range for the {nd}-D source `{src.buffer.name}`"
+        )
     want = [d for k, d in enumerate(src.buffer.shape) if k != dim] or [IntImm(1, int32)]
     got = list(dst.buffer.shape)
     if [const_value(x) for x in want] != [const_value(x) for x in got]:
         raise BuildError(
-            f"{where}: reducing `{src.buffer.name}` {tuple(const_value(x) for x in src.buffer.shape)} "
-            f"along dim {dim} gives shape {tuple(const_value(x) for x in want)}, but `{dst.buffer.name}` "
+            f"{where}: reducing `{src.buffer.name}` "
+            f"{tuple(const_value(x) for x in src.buffer.shape)} along dim {dim} gives shape "
+            f"{tuple(const_value(x) for x in want)}, but `{dst.buffer.name}` "
             f"is {tuple(const_value(x) for x in got)}"
         )

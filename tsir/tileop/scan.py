@@ -1,6 +1,16 @@
-"""Inclusive scans along one dimension of a tile (`T.cumsum`, `T.cummax`): the shared lowering.
+"""Inclusive scans along one dimension of a tile (`T.cumsum`, `T.cummax`): what the two ops
+share. `register_scan_lowerings` gives an op its lowerings, in order:
 
-In shared memory each thread scans whole rows (the lines along the scanned dimension, dealt
+- `lines` (shared tiles): G lanes scan a line together with shuffles (scan_parallel.py);
+- `registers` (fragments in one layout dealt in rounds, e.g. tsir's row-group tiles): the scan
+  stays in registers, warp shuffles and per-warp totals in shared memory (scan_parallel.py);
+- `staged` (other fragments): through a shared workspace, scanned there as `lines`;
+- `rows`: the fallback below, one thread per line (blocks that are not whole warps).
+
+Layouts (COMMON): a fragment destination takes the fragment source's layout and back.
+
+The `rows` fallback: in shared memory each thread scans whole rows (the lines along the scanned
+dimension, dealt
 round-robin over the threads), keeping the running value in a register. A fragment operand goes
 through a shared workspace: its holders write it there, the block synchronizes, the rows are
 scanned, the block synchronizes again and the holders read their elements back. The running value
@@ -9,18 +19,35 @@ has the destination's dtype (the source is cast to it).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
-from ..buffer import BufferRegion, make_buffer
+from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, cast, const_value
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from ..visitor import substitute
-from .base import FRAGMENT, LowerArgs
+from ..layout.analysis import equivalent
+from .base import (
+    FRAGMENT,
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    OpArgs,
+    TileOperatorNode,
+    requirement,
+)
 from .copy import lower_fragment_transfer
+from .scan_parallel import lower_register_scan, lower_staged_scan, plan_register_scan
 
-__all__ = ["SHARED_SCOPES", "check_scan_operands", "lower_scan"]
+__all__ = [
+    "SHARED_SCOPES",
+    "check_scan_operands",
+    "lower_scan",
+    "register_scan_lowerings",
+    "scan_layouts",
+]
 
 SHARED_SCOPES = ("shared", "shared.dyn")
 
@@ -57,7 +84,10 @@ def lower_scan(
 ) -> Stmt:
     """The scan of `src` into `dst` (the same region for an in-place scan), through a shared
     workspace for fragment operands."""
-    if src.buffer.scope not in (FRAGMENT, *SHARED_SCOPES) or dst.buffer.scope not in (FRAGMENT, *SHARED_SCOPES):
+    if src.buffer.scope not in (FRAGMENT, *SHARED_SCOPES) or dst.buffer.scope not in (
+        FRAGMENT,
+        *SHARED_SCOPES,
+    ):
         raise UnsupportedError(
             f"{what} works on shared tiles and fragments; copy the tile to shared memory first",
             where="LowerTileOp",
@@ -65,7 +95,9 @@ def lower_scan(
     if FRAGMENT not in (src.buffer.scope, dst.buffer.scope):
         return _shared_scan(src, dst, dim, reverse, combine, identity, args)
     if args.add_workspace is None:
-        raise UnsupportedError(f"{what} of a fragment needs a shared workspace", where="LowerTileOp")
+        raise UnsupportedError(
+            f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
+        )
     shape = tuple(int(const_value(e)) for e in src.extents)  # type: ignore[arg-type]
     ws = args.add_workspace(f"{dst.buffer.name}_scan", shape, dst.buffer.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
@@ -143,3 +175,84 @@ def _shared_scan(
     body = For(it, IntImm(0, int32), IntImm(trips, int32), ForKind.SERIAL, body)
     return Allocate(acc_buf, substitute(body, {row: r_expr}))
 
+
+# -- what CumSum and CumMax share ------------------------------------------------------------------
+
+
+def scan_layouts(op: Any, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
+    """COMMON: a fragment destination takes the fragment source's layout (and back), so the scan
+    runs in registers; otherwise the default rules."""
+    if level is not InferLevel.COMMON:
+        return TileOperatorNode.infer_layout(op, args, level)
+    src, dst = op.src.buffer, op.dst.buffer
+    if src.scope != FRAGMENT or dst.scope != FRAGMENT or src is dst:
+        return {}
+    for have, want in ((src, dst), (dst, src)):
+        if have in args.layout_map and want not in args.layout_map:
+            return {want: LayoutFact(args.layout_map[have], args.plans.get(have))}
+    return {}
+
+
+def register_scan_lowerings(
+    cls: Any, what: str, combine: Combine, start: Callable[[Any], PrimExpr]
+) -> None:
+    """Give the scan op `cls` its lowerings (the module docstring lists them); `combine(acc, x)`
+    is one step, `start(dtype)` the running value's start."""
+
+    @requirement("shared tiles or fragments")
+    def operands(op: Any, args: OpArgs) -> str | None:
+        return check_scan_operands(what, op.src, op.dst, op.dim)
+
+    @requirement("whole warps")
+    def warps(op: Any, args: OpArgs) -> str | None:
+        return (
+            None
+            if args.num_threads % 32 == 0
+            else f"the block's {args.num_threads} threads are not whole warps"
+        )
+
+    @requirement("fragments in one layout dealt in rounds")
+    def rounds(op: Any, args: OpArgs) -> str | None:
+        src, dst = op.src.buffer, op.dst.buffer
+        if src.scope != FRAGMENT or dst.scope != FRAGMENT:
+            return "a side is in shared memory"
+        if not equivalent(args.layout_map[src], args.layout_map[dst]):
+            return f"`{src.name}` and `{dst.name}` have different layouts"
+        try:
+            layout = args.layout_map[src]
+            plan_register_scan(
+                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                op.dim,
+                op.reverse,
+                args.num_threads,
+            )
+        except UnsupportedError as e:
+            return e.message
+        return None
+
+    def registers(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
+        return lower_register_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args
+        )
+
+    def lines(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
+        return lower_staged_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what
+        )
+
+    def rows(op: Any, args: LowerArgs, analyzer: Any) -> Stmt:
+        return lower_scan(
+            op.src, op.dst, op.dim, op.reverse, combine, start(op.dst.buffer.dtype), args, what
+        )
+
+    @requirement("shared tiles")
+    def shared(op: Any, args: OpArgs) -> str | None:
+        frag = [b.name for b in (op.src.buffer, op.dst.buffer) if b.scope == FRAGMENT]
+        return f"`{frag[0]}` is a fragment" if frag else None
+
+    # Shared operands go straight to `lines`; fragments prefer `registers`, and a fragment that
+    # falls back to `staged` (through shared memory) or `rows` is reported under TSIR_EXPLAIN.
+    cls.register_lowering("lines", operands, shared, warps)(lines)
+    cls.register_lowering("registers", operands, warps, rounds, preferred=True)(registers)
+    cls.register_lowering("staged", operands, warps, preferred=True)(lines)
+    cls.register_lowering("rows", operands)(rows)

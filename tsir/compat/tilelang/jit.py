@@ -17,6 +17,7 @@ from ...errors import BuildError, UnsupportedError
 from ...function import PrimFunc
 from ...script import build_jit, is_jit_body
 from .kernel import JITKernel
+from .promotion import tilelang_promotion
 
 __all__ = ["jit", "compile", "JitFunction", "lazy_jit"]
 
@@ -93,14 +94,16 @@ class JitFunction:
             build = None
             kernel = self._cache.get(key)
             if kernel is None:
-                build = build_jit(self.fn, args, kwargs)
+                with tilelang_promotion():
+                    build = build_jit(self.fn, args, kwargs)
                 kernel = JITKernel(build.func, target=self.target, pass_configs=self.pass_configs, outputs=build.outputs, report=self.report)
                 kernel.input_names = build.inputs  # type: ignore[attr-defined]
                 self._cache[key] = kernel
             return kernel, self._inputs(kernel, args, kwargs)
         kernel = self._cache.get(key)
         if kernel is None:
-            func = self.fn(*args, **kwargs)
+            with tilelang_promotion():
+                func = self.fn(*args, **kwargs)
             if not isinstance(func, PrimFunc):
                 raise BuildError(f"@tilelang.jit function `{self.fn.__name__}` must return a @T.prim_func (or be written in the T.const/T.empty form), got {func!r}")
             kernel = JITKernel(func, out_idx=self.out_idx, target=self.target, pass_configs=self.pass_configs, report=self.report)

@@ -17,7 +17,6 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     alloc_reducer,
     alloc_shared,
     annotate_layout,
-    atomic_add,
     cast,
     ceil,
     ceildiv,
@@ -38,11 +37,6 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     log2,
     max,
     min,
-    reduce_absmax,
-    reduce_abssum,
-    reduce_max,
-    reduce_min,
-    reduce_sum,
     round,
     rsqrt,
     sin,
@@ -67,10 +61,20 @@ from ...script import (  # noqa: F401
     const,
     empty,
     macro,
-    prim_func,
 )
+from ...script import prim_func as _script_prim_func
 from ...stmt import ForKind as _ForKind
+from . import ops as _ops
 from .missing import HOPPER, MISSING, MissingFeature, missing_messages
+from .ops import *  # noqa: F403  (atomics, reductions, warp values, math, call_extern, T.print)
+from .promotion import tilelang_promotion
+
+def prim_func(fn: Any) -> Any:
+    """`@T.prim_func`: tsir's script form, built with TileLang's implicit dtype promotion
+    (promotion.py; tsir's own `T.prim_func` keeps DESIGN's explicit casts)."""
+    with tilelang_promotion():
+        return _script_prim_func(fn)
+
 
 # -- dtypes ----------------------------------------------------------------------------------------
 
@@ -216,12 +220,6 @@ def gemm(
     _T.gemm(A, B, C, transpose_A, transpose_B, clear_accum, policy)
 
 
-def reduce(buffer: Any, out: Any, reduce_type: str, dim: int = -1, clear: bool = True) -> None:
-    if reduce_type not in ("sum", "max", "min", "absmax", "abssum"):
-        raise UnsupportedError(f"T.reduce(reduce_type={reduce_type!r}) is not supported", loc=user_location())
-    _T.reduce(buffer, out, dim, reduce_type, clear)
-
-
 def im2col(
     img: Any, col: Any, nhw_step: Any, c_step: Any, kernel: int, stride: int, dilation: int,
     pad: int, eviction_policy: Any = None, annotations: Any = None,
@@ -257,19 +255,19 @@ PRESENT = [
     "Kernel", "Parallel", "Pipelined", "serial", "Serial", "unroll", "Unroll", "vectorized",
     "Vectorized", "grid", "get_thread_binding", "get_thread_bindings", "get_block_binding",
     "get_block_bindings", "alloc_var", "alloc_local", "alloc_shared", "alloc_fragment", "empty",
-    "copy", "fill", "clear", "reduce", "reduce_max", "reduce_min", "reduce_sum", "reduce_abssum",
-    "reduce_absmax", "cumsum", "finalize_reducer", "dynamic", "symbolic", "use_swizzle", "annotate_layout",
+    "copy", "fill", "clear", "cumsum", "finalize_reducer", "dynamic", "symbolic", "use_swizzle",
+    "annotate_layout",
     "prim_func", "macro", "const", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer",
     "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
     "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
     "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy", "im2col", "c2d_im2col",
-    "view", "reshape", "alloc_global", "Fragment", "Layout",
+    "view", "reshape", "alloc_global", "Fragment", "Layout", *_ops.PRESENT,
 ]
 
 # Names present with a narrower meaning or another form: name -> what differs.
 DIFFERENT = {
     "gemm": "mma.sync on sm_80+ (fp16/bf16, fp32 accumulation); policy Square/FullRow; no k_pack/wg_wait, no fp8",
-    "atomic_add": "element or region form; memory_order=/return_prev= raise",
+    **_ops.DIFFERENT,
     "alloc_reducer": "op sum/max/min, replication='all' only",
     "Pipelined": "order=/stage=/group= raise (tsir schedules the stages)",
     "use_swizzle": "order='row' only",

@@ -41,21 +41,12 @@ _WS = [
 
 # Ops the ported TileLang programs need; issue 12 (item 4) plans them.
 _PLANNED = {
-    "atomic_max": "T.atomic_max", "atomic_min": "T.atomic_min", "atomic_addx2": "T.atomic_addx2",
-    "atomic_addx4": "T.atomic_addx4", "reduce_bitand": "T.reduce_bitand",
-    "reduce_bitor": "T.reduce_bitor", "reduce_bitxor": "T.reduce_bitxor",
-    "warp_reduce_sum": "warp reductions", "warp_reduce_max": "warp reductions",
-    "warp_reduce_min": "warp reductions", "warp_reduce_bitand": "warp reductions",
-    "warp_reduce_bitor": "warp reductions", "shfl_xor": "T.shfl_*", "shfl_down": "T.shfl_*",
-    "shfl_up": "T.shfl_*", "shfl_sync": "T.shfl_*", "sigmoid": "T.sigmoid", "erf": "T.erf", "pow": "T.pow", "clamp": "T.clamp",
-    "isnan": "T.isnan", "isinf": "T.isinf", "reinterpret": "T.reinterpret",
-    "call_extern": "T.call_extern", "import_source": "T.import_source", "print": "T.print",
     "loop_break": "T.loop_break",
 }
 
 _TVM = ["attr", "comm_reducer", "evaluate", "tvm_thread_allreduce", "call_intrin", "call_pure_extern",
         "tvm_warp_shuffle", "tvm_warp_shuffle_up", "tvm_warp_shuffle_down", "ptx_mma", "ptx_ldmatrix",
-        "ptx_cp_async", "ptx_wait_group", "ptx_commit_group", "allocate", "address_of", "access_ptr"]
+        "ptx_cp_async", "ptx_wait_group", "ptx_commit_group", "allocate", "access_ptr"]
 
 
 def missing_messages(defined: set[str]) -> dict[str, str]:
