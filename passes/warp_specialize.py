@@ -15,7 +15,10 @@ Guarantees, for a kernel of T threads (1-D, whole warpgroups) on a target with `
         the rest of the kernel, with tx -> tx - 128, without the ring's produce steps
 
 The kernel gains 128 threads (`T.Kernel(threads=256)` runs with 384). The consumers' block
-barriers become a named barrier over them (ThreadSync plans theirs in that range). Registers: P =
+barriers become a named barrier over them (ThreadSync plans theirs in that range); both branches
+are marked as thread ranges ([0, 128) and [128, 128 + T)), which is also how the interpreter knows
+which warpgroups meet at a tile op's implicit barrier before ThreadSync. A consumer that calls a
+header function reading threadIdx itself (mma.sync's gemm_ss) cannot move: no split. Registers: P =
 40, C = (65536 - 128 P) / (128 W) for W consumer warpgroups, rounded down to 8 and at most 240;
 a kernel whose consumers' register arrays would not fit C (accumulators plus 40) stays unsplit,
 with the reason in the report, as does one whose shape does not qualify.
