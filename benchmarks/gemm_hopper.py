@@ -49,9 +49,11 @@ PROBLEMS = {
 assert set(PROBLEMS) <= set(HAND_PROBLEMS)
 
 # tsir configurations of the tile program: (block_m, block_n, block_k, threads, stages, persistent)
+# and, optionally, the example's epilogue ("smem": through a padded shared tile, 16-byte stores).
 CONFIGS_16 = {
     "128x256x64_s4_p": (128, 256, 64, 256, 4, True),
     "128x256x64_s4": (128, 256, 64, 256, 4, False),
+    "128x256x64_s3_p_smem": (128, 256, 64, 256, 3, True, "smem"),
     "128x256x64_s3_p": (128, 256, 64, 256, 3, True),
     "256x128x64_s4_p": (256, 128, 64, 256, 4, True),
     "128x128x64_s6_p": (128, 128, 64, 256, 6, True),
@@ -68,22 +70,23 @@ CONFIGS_8 = {
 _FULL = "f16_4096"
 
 
-def configs(p: Problem, pname: str = _FULL) -> dict[str, tuple[int, int, int, int, int, bool]]:
+def configs(p: Problem, pname: str = _FULL) -> dict[str, tuple[Any, ...]]:
     if p.dtype.startswith("float8"):
         return CONFIGS_8
     return CONFIGS_16 if pname == _FULL else dict(list(CONFIGS_16.items())[:3])
 
 
-def program(p: Problem, cfg: tuple[int, int, int, int, int, bool]) -> Any:
+def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
     from gemm import matmul
 
-    bm, bn, bk, threads, stages, persistent = cfg
+    bm, bn, bk, threads, stages, persistent = cfg[:6]
+    epilogue = cfg[6] if len(cfg) > 6 else "none"
     if p.dtype.startswith("float8"):
         return matmul(p.m, p.n, p.k, bm=bm, bn=bn, bk=bk, threads=threads, num_stages=stages,
                       dtype=p.dtype, out_dtype="bfloat16", transpose_B=True, epilogue="scale",
                       persistent=persistent, swizzle=8)
     return matmul(p.m, p.n, p.k, bm=bm, bn=bn, bk=bk, threads=threads, num_stages=stages,
-                  dtype=p.dtype, persistent=persistent, swizzle=8)
+                  dtype=p.dtype, persistent=persistent, swizzle=8, epilogue=epilogue)
 
 
 def cases() -> list[str]:

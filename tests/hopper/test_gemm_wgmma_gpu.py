@@ -64,6 +64,8 @@ def _close(torch: Any, c: Any, ref: Any, tol: float) -> None:
         (4096, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, swizzle=8)),
         (4096, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, persistent=True)),
         (1000, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, persistent=True)),
+        (2048, 2048, 2048, dict(bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=True,
+                                epilogue="smem")),
         (520, 264, 200, dict(bm=128, bn=128, bk=64, threads=256, num_stages=3, warp_specialize=False)),
     ],
 )
