@@ -30,9 +30,8 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "examples"))
 
-from hopper_gemm import PROBLEMS as HAND_PROBLEMS  # noqa: E402
-from hopper_gemm import Inputs, Problem, check, poison, table  # noqa: E402
-from hopper_gemm import _mm, _pump, _row, _scaled  # noqa: E402,F401
+from hopper_gemm import PROBLEMS as HAND_PROBLEMS
+from hopper_gemm import Inputs, Problem, _mm, _pump, _row, _scaled, check, poison, table
 
 DEADLINE_S = 215  # no case starts after this (seconds from the start): the run stays under 6 min
 CASE_TIMEOUT_S = 60
@@ -83,17 +82,46 @@ def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
     bm, bn, bk, threads, stages, persistent = cfg[:6]
     epilogue = cfg[6] if len(cfg) > 6 else "none"
     if p.dtype.startswith("float8"):
-        return matmul(p.m, p.n, p.k, bm=bm, bn=bn, bk=bk, threads=threads, num_stages=stages,
-                      dtype=p.dtype, out_dtype="bfloat16", transpose_B=True, epilogue="scale",
-                      persistent=persistent, swizzle=8)
-    return matmul(p.m, p.n, p.k, bm=bm, bn=bn, bk=bk, threads=threads, num_stages=stages,
-                  dtype=p.dtype, persistent=persistent, swizzle=8, epilogue=epilogue)
+        return matmul(
+            p.m,
+            p.n,
+            p.k,
+            bm=bm,
+            bn=bn,
+            bk=bk,
+            threads=threads,
+            num_stages=stages,
+            dtype=p.dtype,
+            out_dtype="bfloat16",
+            transpose_B=True,
+            epilogue="scale",
+            persistent=persistent,
+            swizzle=8,
+        )
+    return matmul(
+        p.m,
+        p.n,
+        p.k,
+        bm=bm,
+        bn=bn,
+        bk=bk,
+        threads=threads,
+        num_stages=stages,
+        dtype=p.dtype,
+        persistent=persistent,
+        swizzle=8,
+        epilogue=epilogue,
+    )
 
 
 def cases() -> list[str]:
     out = []
     for name, p in PROBLEMS.items():
-        base = ["cublas", "cublas_fast_accum"] if p.dtype.startswith("float8") else ["cublas", "triton"]
+        base = (
+            ["cublas", "cublas_fast_accum"]
+            if p.dtype.startswith("float8")
+            else ["cublas", "triton"]
+        )
         if p.n % 8 == 0:  # the hand kernel needs 16-byte strides for its tensor maps
             base.append("hand")
         out += [f"{name}/{b}" for b in base] + [f"{name}/tsir:{c}" for c in configs(p, name)]
@@ -109,7 +137,9 @@ def _tsir_launches(p: Problem, cfg_name: str, inp: Inputs) -> tuple[list[Any], A
     kernel = tsir.compile(program(p, {**CONFIGS_16, **CONFIGS_8}[cfg_name]), target="cuda")
     if p.dtype.startswith("float8"):
         sa, sb = inp.scale_a.reshape(1), inp.scale_b.reshape(1)
-        launches = [lambda i=i: kernel(inp.a[i], inp.b[i], sa, sb, inp.c[i]) for i in range(len(inp.a))]
+        launches = [
+            lambda i=i: kernel(inp.a[i], inp.b[i], sa, sb, inp.c[i]) for i in range(len(inp.a))
+        ]
     else:
         launches = [lambda i=i: kernel(inp.a[i], inp.b[i], inp.c[i]) for i in range(len(inp.a))]
     return launches, kernel
@@ -118,7 +148,6 @@ def _tsir_launches(p: Problem, cfg_name: str, inp: Inputs) -> tuple[list[Any], A
 def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
     import torch
     from hopper_launch import HopperGemm, time_ms, triton_launcher
-
     from tsir.codegen.hopper_gemm import GemmConfig
 
     pname, impl = case.split("/", 1)
@@ -134,10 +163,17 @@ def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
     fp8 = p.dtype.startswith("float8")
     if impl.startswith("tsir:") or impl == "hand":
         if impl == "hand":
-            cfg = GemmConfig(a_dtype=p.dtype, b_dtype=p.dtype, out_dtype="bfloat16" if fp8 else p.dtype,
-                             block_k=128 if fp8 else 64)
+            cfg = GemmConfig(
+                a_dtype=p.dtype,
+                b_dtype=p.dtype,
+                out_dtype="bfloat16" if fp8 else p.dtype,
+                block_k=128 if fp8 else 64,
+            )
             gemm = HopperGemm.load(cfg)
-            launches = [gemm.launcher(inp.a[i], inp.b[i], inp.c[i], inp.scale_a, inp.scale_b) for i in range(n)]
+            launches = [
+                gemm.launcher(inp.a[i], inp.b[i], inp.c[i], inp.scale_a, inp.scale_b)
+                for i in range(n)
+            ]
         else:
             launches, kernel = _tsir_launches(p, impl[5:], inp)
             result["report"] = kernel.report
@@ -149,7 +185,10 @@ def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
     else:
         outs = [torch.empty(p.m, p.n, device="cuda", dtype=inp.out_dtype) for _ in range(n)]
         if impl == "cublas":
-            launches = [_scaled(inp, i, outs[i], False) if fp8 else _mm(inp.a[i], inp.b[i], outs[i]) for i in range(n)]
+            launches = [
+                _scaled(inp, i, outs[i], False) if fp8 else _mm(inp.a[i], inp.b[i], outs[i])
+                for i in range(n)
+            ]
         elif impl == "cublas_fast_accum":
             launches = [_scaled(inp, i, outs[i], True) for i in range(n)]
         else:
@@ -172,7 +211,7 @@ def worker(names: list[str]) -> None:
         print(f"START {case}", flush=True)
         try:
             result = run_case(case, inputs)
-        except Exception as exc:  # noqa: BLE001 - reported per case
+        except Exception as exc:
             result = {"case": case, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
         print("RESULT " + json.dumps(result, default=str), flush=True)
         if "error" in result:
@@ -213,7 +252,9 @@ def cold_compile() -> dict[str, Any]:
         "print('COLD ' + json.dumps(out))\n"
     ) % (str(HERE.parent), str(HERE.parent.parent / "examples"))
     env = dict(os.environ, TSIR_DISABLE_CACHE="1")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     line = next((x for x in done.stdout.splitlines() if x.startswith("COLD ")), None)
     if line is None:
         return {"error": (done.stdout + done.stderr)[-1500:]}
@@ -223,9 +264,9 @@ def cold_compile() -> dict[str, Any]:
 
 def sanitize_case() -> int:
     import torch
+    from gemm import matmul
 
     import tsir
-    from gemm import matmul
 
     m, n, k = 256, 512, 320
     f = matmul(m, n, k, bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=True)
@@ -237,7 +278,9 @@ def sanitize_case() -> int:
     torch.cuda.synchronize()
     ref = a.float() @ b.float()
     err = ((c.float() - ref).abs().max() / ref.abs().max()).item()
-    print(f"sanitize case {m}x{n}x{k} f16 (wgmma, TMA ring, producer warpgroup, persistent): rel_err {err:.2e}")
+    print(
+        f"sanitize case {m}x{n}x{k} f16 (wgmma, TMA ring, producer warpgroup, persistent): rel_err {err:.2e}"
+    )
     return 0 if err < 1e-2 else 1
 
 
@@ -250,7 +293,16 @@ def sanitize(out: Path) -> dict[str, str]:
         if not Path(tool).exists():
             found[name] = "compute-sanitizer not found"
             continue
-        cmd = [tool, "--tool", name, "--error-exitcode", "9", sys.executable, str(HERE), "--sanitize"]
+        cmd = [
+            tool,
+            "--tool",
+            name,
+            "--error-exitcode",
+            "9",
+            sys.executable,
+            str(HERE),
+            "--sanitize",
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=45, check=False)
             text = done.stdout + done.stderr
@@ -275,8 +327,12 @@ def run_workers(todo: list[str], log: Any, start: float) -> dict[str, dict[str, 
             for case in todo:
                 results[case] = {"case": case, "ok": False, "error": "skipped: time budget"}
             break
-        proc = subprocess.Popen([sys.executable, str(HERE), "--worker", *todo],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE), "--worker", *todo],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         current, tail = None, []
@@ -305,17 +361,23 @@ def run_workers(todo: list[str], log: Any, start: float) -> dict[str, dict[str, 
                 tail = (tail + [line.rstrip()])[-20:]
         proc.wait()
         if current is not None:
-            results[current] = {"case": current, "ok": False, "error": "worker died: " + " | ".join(tail)}
+            results[current] = {
+                "case": current,
+                "ok": False,
+                "error": "worker died: " + " | ".join(tail),
+            }
             todo.remove(current)
     return results
 
 
 def best_table(results: dict[str, dict[str, Any]]) -> str:
-    lines = [f"{'problem':<20} {'cuBLAS':>8} {'Triton':>8} {'hand':>8} {'tsir best':>9} {'x cuBLAS':>9}  config"]
+    lines = [
+        f"{'problem':<20} {'cuBLAS':>8} {'Triton':>8} {'hand':>8} {'tsir best':>9} {'x cuBLAS':>9}  config"
+    ]
     for pname in PROBLEMS:
         rows = {c.split("/", 1)[1]: r for c, r in results.items() if c.startswith(pname + "/")}
 
-        def tf(key: str) -> float:
+        def tf(key: str, rows: dict[str, dict[str, Any]] = rows) -> float:
             r = rows.get(key, {})
             return r.get("tflops", 0.0) if r.get("ok") else 0.0
 
@@ -350,23 +412,33 @@ def main() -> int:
     cold = cold_compile()
     print(f"cold compile: {json.dumps(cold)[:600]}", flush=True)
     compiled = precompile(args.jobs)
-    print(f"compiled {len(compiled)} tsir variants in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"compiled {len(compiled)} tsir variants in {time.perf_counter() - start:.1f} s", flush=True
+    )
     san = {} if args.no_sanitize else sanitize(out)
     for name, text in san.items():
         print(f"compute-sanitizer {name}: {text}", flush=True)
     todo = [c for c in cases() if args.only in c]
     with open(out / "gemm_hopper.log", "w") as log:
         results = run_workers(todo, log, start)
-    summary = {"results": results, "sanitizer": san, "cold_compile": cold, "compile": compiled,
-               "configs": {"16-bit": CONFIGS_16, "fp8": CONFIGS_8}, "seconds": time.perf_counter() - start}
+    summary = {
+        "results": results,
+        "sanitizer": san,
+        "cold_compile": cold,
+        "compile": compiled,
+        "configs": {"16-bit": CONFIGS_16, "fp8": CONFIGS_8},
+        "seconds": time.perf_counter() - start,
+    }
     (out / "gemm_hopper.json").write_text(json.dumps(summary, indent=1, default=str))
     print()
     for name, text in san.items():
         print(f"compute-sanitizer {name}: {text}")
     first = cold.get("first", {})
-    print(f"cold compile (IR -> cubin, target <= 0.5 s): {first.get('total', float('nan')):.3f} s "
-          f"(lower {first.get('lower', 0):.3f}, codegen {first.get('codegen', 0):.3f}, nvrtc {first.get('nvrtc', 0):.3f}); "
-          f"again {[round(r.get('total', 0), 3) for r in cold.get('again', [])]}")
+    print(
+        f"cold compile (IR -> cubin, target <= 0.5 s): {first.get('total', float('nan')):.3f} s "
+        f"(lower {first.get('lower', 0):.3f}, codegen {first.get('codegen', 0):.3f}, nvrtc {first.get('nvrtc', 0):.3f}); "
+        f"again {[round(r.get('total', 0), 3) for r in cold.get('again', [])]}"
+    )
     print(table_for(results))
     print(best_table(results))
     print(f"total {time.perf_counter() - start:.0f} s; full results in {out / 'gemm_hopper.json'}")

@@ -34,6 +34,7 @@ previous iteration, so a ring stage is told apart from the next (stages k and k 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer
 from tsir.dtype import DataType, int32
@@ -94,7 +95,11 @@ class _Group:
     def union(self, o: _Group | None) -> _Group:
         if o is None:
             return self
-        it = self.it if self.it is not None and o.it is not None and structural_equal(self.it, o.it) else None
+        it = (
+            self.it
+            if self.it is not None and o.it is not None and structural_equal(self.it, o.it)
+            else None
+        )
         return _Group(self.accs | o.accs, self.smem | o.smem, it)
 
     def same(self, o: _Group) -> bool:
@@ -146,7 +151,11 @@ def _group_of(stmts: list[Stmt], it: PrimExpr | None) -> _Group:
                 accs |= {ld.buffer for ld in collect(a, BufferLoad)}
         # The descriptors' tiles: every shared element whose address is taken here.
         for c in collect(s, Call):
-            if c.op == "address_of" and isinstance(c.args[0], BufferLoad) and c.args[0].buffer.scope in _SHARED:
+            if (
+                c.op == "address_of"
+                and isinstance(c.args[0], BufferLoad)
+                and c.args[0].buffer.scope in _SHARED
+            ):
                 smem.add(c.args[0].buffer)
     return _Group(frozenset(accs), frozenset(smem), it)
 
@@ -185,7 +194,9 @@ class _Sync:
         writes = set(acc.writes) | set(acc.async_writes) | set(acc.atomics)
         return regs, writes
 
-    def _conflicts(self, g: _Group, regs: set[Buffer], writes: set[Buffer], release: AttrStmt | None) -> bool:
+    def _conflicts(
+        self, g: _Group, regs: set[Buffer], writes: set[Buffer], release: AttrStmt | None
+    ) -> bool:
         if g.accs & regs or g.smem & writes:
             return True
         if release is None or not (g.smem & self.staged):
@@ -214,7 +225,7 @@ class _Sync:
         retired = state[: len(state) - keep]
         for buf in sorted({b for g in retired for b in g.accs}, key=lambda b: b.name):
             out.append(_fence_operands(buf))
-        return state[len(state) - keep:]
+        return state[len(state) - keep :]
 
     # -- statements ------------------------------------------------------------------------------
     def block(self, stmts: list[Stmt], state: State) -> tuple[list[Stmt], State]:
@@ -322,7 +333,9 @@ class _Sync:
 
         def shift(st: State) -> State:
             return tuple(
-                replace(g, it=self.analyzer.simplify(substitute(g.it, {k: prev}))) if g.it is not None else g
+                replace(g, it=self.analyzer.simplify(substitute(g.it, {k: prev})))
+                if g.it is not None
+                else g
                 for g in st
             )
 
@@ -349,7 +362,9 @@ class _Sync:
         if not drained:
             last = s.min + s.extent - 1
             out_state = tuple(
-                replace(g, it=self.analyzer.simplify(substitute(g.it, {k: last}))) if g.it is not None else g
+                replace(g, it=self.analyzer.simplify(substitute(g.it, {k: last})))
+                if g.it is not None
+                else g
                 for g in out_state
             )
         out.append(s.replace(body=body))
@@ -363,7 +378,9 @@ def _fence_operands(buf: Buffer) -> Stmt:
     n = 1
     for d in buf.shape:
         n *= const_value(d) or 1
-    addr = Call(_HANDLE, "address_of", (BufferLoad(buf, tuple(IntImm(0, int32) for _ in buf.shape)),))
+    addr = Call(
+        _HANDLE, "address_of", (BufferLoad(buf, tuple(IntImm(0, int32) for _ in buf.shape)),)
+    )
     return _call(f"tsir.wgmma.wgmma_fence_operands<{n}>", addr)
 
 
@@ -409,7 +426,11 @@ class _ProxyFences(Mutator):
         out: list[Stmt] = []
         for i, x in enumerate(stmts):
             out.append(x)
-            if _is_call(x, "tsir.async_copy.cp_async_wait") and i + 1 < len(stmts) and _is_call(stmts[i + 1], "sync_threads"):
+            if (
+                _is_call(x, "tsir.async_copy.cp_async_wait")
+                and i + 1 < len(stmts)
+                and _is_call(stmts[i + 1], "sync_threads")
+            ):
                 out.append(_call("tsir.mbarrier.fence_proxy_async_shared"))
         return seq(*out)
 
@@ -463,4 +484,3 @@ class _StripRing(Mutator):
 def InjectWgmmaSync(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Place wgmma fences, commits and waits; overlap a ring loop's consecutive batches."""
     return _StripRing().visit(_Kernels().visit(func))
-

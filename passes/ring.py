@@ -22,8 +22,13 @@ from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.stmt import AttrStmt, Evaluate, Stmt
 
 __all__ = [
-    "RING_ATTR", "PRODUCE_ATTR", "RELEASE_ATTR", "barrier_address", "mbarrier_call", "ring_of",
+    "PRODUCE_ATTR",
+    "RELEASE_ATTR",
+    "RING_ATTR",
+    "barrier_address",
+    "mbarrier_call",
     "parity",
+    "ring_of",
 ]
 
 RING_ATTR = "mbarrier_ring"

@@ -61,7 +61,7 @@ from .infra import PassContext, register_pass
 from .ring import PRODUCE_ATTR, RING_ATTR, ring_of
 from .thread_range import THREAD_RANGE_ATTR, NamedBarriers, ThreadRange
 
-__all__ = ["WarpSpecialize", "PRODUCER_REGISTERS", "PERSISTENT_CTAS", "consumer_registers"]
+__all__ = ["PERSISTENT_CTAS", "PRODUCER_REGISTERS", "WarpSpecialize", "consumer_registers"]
 
 WARPGROUP = 128
 PERSISTENT_ATTR = "persistent"  # T.Kernel(persistent=True)
@@ -123,7 +123,9 @@ class _FindRing(Mutator):
         ring = ring_of(s)
         assert ring is not None
         if not s.value[3]:
-            raise _Refused("warp specialization is turned off (T.Pipelined(..., warp_specialize=False))")
+            raise _Refused(
+                "warp specialization is turned off (T.Pipelined(..., warp_specialize=False))"
+            )
         self.ring = s
         stmts = list(s.body.stmts) if isinstance(s.body, SeqStmt) else [s.body]
         loops = [x for x in stmts if isinstance(x, For)]
@@ -193,7 +195,14 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     if any(isinstance(w, LetStmt) for w in chain):
         raise _Refused("a value computed before the ring would be needed by both warpgroups")
     assert find.loop is not None and find.produce is not None
-    fixed = next((c.op for c in collect(consumer, Call) if (fn := device_function(c.op)) is not None and fn.thread_index), None)
+    fixed = next(
+        (
+            c.op
+            for c in collect(consumer, Call)
+            if (fn := device_function(c.op)) is not None and fn.thread_index
+        ),
+        None,
+    )
     if fixed is not None:
         raise _Refused(
             f"`{fixed.split('<')[0]}` computes its warp from the hardware thread index, so its "
@@ -213,13 +222,19 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     loop, produce = find.loop, find.produce
     ahead = Analyzer().simplify(produce.value - loop.loop_var)
     j = Var(loop.loop_var.name + "_p", loop.loop_var.dtype)
-    producer_loop = For(j, loop.min - ahead, loop.extent, ForKind.SERIAL, substitute(produce, {loop.loop_var: j}))
+    producer_loop = For(
+        j, loop.min - ahead, loop.extent, ForKind.SERIAL, substitute(produce, {loop.loop_var: j})
+    )
     producer = seq(
         _call(f"tsir.mbarrier.setmaxnreg_dec<{PRODUCER_REGISTERS}>"),
         IfThenElse(tx == 0, producer_loop),
     )
     # The consumers: everything else, on threads [128, 128 + T), synchronizing among themselves.
-    used = {int(c.args[0].value) for c in collect(consumer, Call) if c.op == "tsir.sync.named_barrier" and isinstance(c.args[0], IntImm)}
+    used = {
+        int(c.args[0].value)
+        for c in collect(consumer, Call)
+        if c.op == "tsir.sync.named_barrier" and isinstance(c.args[0], IntImm)
+    }
     rng = ThreadRange(WARPGROUP, WARPGROUP + threads, max(used, default=0) + 1)
     if rng.barrier + 1 > 15:
         raise _Refused("no named barrier is left for the consumers")
@@ -230,7 +245,9 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         (rng.lo, rng.hi, rng.barrier),
         seq(_call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"), shifted),
     )
-    persistent = next((w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None)
+    persistent = next(
+        (w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None
+    )
     if persistent is not None:
         return _persist(k, ctx, chain, find, producer_loop, shifted, rng, regs, threads)
     body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
@@ -244,8 +261,15 @@ def _producer_range(producer: Stmt, consumers: ThreadRange) -> Stmt:
 
 
 def _persist(
-    k: KernelLaunch, ctx: PassContext, chain: list[Stmt], find: _FindRing, producer_loop: For,
-    consumer: Stmt, rng: ThreadRange, regs: int, threads: int,
+    k: KernelLaunch,
+    ctx: PassContext,
+    chain: list[Stmt],
+    find: _FindRing,
+    producer_loop: For,
+    consumer: Stmt,
+    rng: ThreadRange,
+    regs: int,
+    threads: int,
 ) -> KernelLaunch:
     """The split kernel as min(tiles, PERSISTENT_CTAS) blocks, each looping over the grid's blocks
     t = pid, pid + G, ... in panels (module doc); the ring continues from tile to tile."""
@@ -258,8 +282,14 @@ def _persist(
     tx: Var = k.thread_vars[0]
     gx = k.grid[0]
     gy = k.grid[1] if len(k.grid) > 1 else IntImm(1, int32)
-    panel = next((int(w.value) for w in chain if isinstance(w, AttrStmt) and w.key == _SWIZZLE_ATTR), 8)
-    chain = [w for w in chain if not (isinstance(w, AttrStmt) and w.key in (_SWIZZLE_ATTR, PERSISTENT_ATTR))]
+    panel = next(
+        (int(w.value) for w in chain if isinstance(w, AttrStmt) and w.key == _SWIZZLE_ATTR), 8
+    )
+    chain = [
+        w
+        for w in chain
+        if not (isinstance(w, AttrStmt) and w.key in (_SWIZZLE_ATTR, PERSISTENT_ATTR))
+    ]
     tiles = gx * gy
     ctas = Analyzer().simplify(Min(tiles, IntImm(PERSISTENT_CTAS, int32)))
     pid = Var("pid", int32)
@@ -338,7 +368,7 @@ class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         rings = [a for a in collect(k.body, AttrStmt) if a.key == RING_ATTR]
         persistent = any(a.key == PERSISTENT_ATTR for a in collect(k.body, AttrStmt))
-        plain = f"; T.Kernel(persistent=True) runs as a plain grid" if persistent else ""
+        plain = "; T.Kernel(persistent=True) runs as a plain grid" if persistent else ""
         if not rings:
             if persistent:
                 self.ctx.explain(
@@ -352,7 +382,9 @@ class _Kernels(Mutator):
             return _specialize(k, self.ctx)
         except _Refused as why:
             self.ctx.explain(
-                "WarpSpecialize", f"kernel `{k.name}` is not warp-specialized: {why}{plain}", rings[0].span
+                "WarpSpecialize",
+                f"kernel `{k.name}` is not warp-specialized: {why}{plain}",
+                rings[0].span,
             )
             return k
 

@@ -8,18 +8,20 @@ import sys
 from pathlib import Path
 
 from filecheck_util import filecheck
-
-import tsir
 from tsir.codegen.cuda import generate_cuda
 from tsir.runtime.nvrtc import compile_cuda
 
+import tsir
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from gemm import matmul  # noqa: E402
+from gemm import matmul
 
 
 def test_the_sm90a_gemm_kernel_signature_and_header_calls() -> None:
     src = generate_cuda(tsir.lower(matmul(256, 256, 128, bm=128, bn=128, bk=64), "sm_90a").module)
-    filecheck(src, r"""
+    filecheck(
+        src,
+        r"""
 CHECK: #include "tsir/mbarrier.h"
 CHECK: #include "tsir/tma.h"
 CHECK: #include "tsir/wgmma.h"
@@ -35,7 +37,8 @@ CHECK: tsir::wgmma_fence_operands<128>(*reinterpret_cast<float(*)[128]>(&[[ACC:[
 CHECK: tsir::wgmma_ss<tsir::kWgmmaF16, 128, 0, 1>(*reinterpret_cast<float(*)[64]>(&[[ACC]][0]), tsir::wgmma_desc(
 CHECK: tsir::wgmma_commit();
 CHECK-NEXT: tsir::wgmma_wait<1>();
-""")
+""",
+    )
     compile_cuda(src, "sm_90a", use_cache=False)
 
 

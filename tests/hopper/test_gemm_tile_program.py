@@ -15,21 +15,28 @@ import ml_dtypes
 import numpy as np
 import pytest
 from sass_tools import count, cuobjdump, opcodes, sass
-
-import tsir
 from tsir.codegen.cuda import generate_cuda
 from tsir.runtime.nvrtc import compile_cuda
+
+import tsir
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from gemm import matmul  # noqa: E402
+from gemm import matmul
 
-NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float8_e4m3": ml_dtypes.float8_e4m3fn,
-      "float8_e5m2": ml_dtypes.float8_e5m2, "float32": np.float32}
+NP = {
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float8_e4m3": ml_dtypes.float8_e4m3fn,
+    "float8_e5m2": ml_dtypes.float8_e5m2,
+    "float32": np.float32,
+}
 
 
-def _args(M: int, N: int, K: int, dtype: str, out: str, transpose_B: bool = False) -> list[np.ndarray]:
+def _args(
+    M: int, N: int, K: int, dtype: str, out: str, transpose_B: bool = False
+) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     a = rng.standard_normal((M, K)).astype(NP[dtype])
     b = rng.standard_normal((N, K) if transpose_B else (K, N)).astype(NP[dtype])
@@ -49,12 +56,20 @@ def _stage_text(lowered: tsir.Lowered, name: str) -> str:
 
 def test_the_example_is_a_warp_specialized_tma_wgmma_pipeline_at_every_stage() -> None:
     """threads=128: one consumer warpgroup, plus the producer (256 threads in all)."""
-    lowered = _check(matmul(128, 128, 96, bm=128, bn=128, bk=32), _args(128, 128, 96, "float16", "float16"))
+    lowered = _check(
+        matmul(128, 128, 96, bm=128, bn=128, bk=32), _args(128, 128, 96, "float16", "float16")
+    )
     assert not lowered.report
     final = _stage_text(lowered, "ThreadSync")
     assert "threads=256" in final
-    for call in ("tma_load_2d", "wgmma_ss<tsir::kWgmmaF16, 128, 0, 1>", "setmaxnreg_dec<40>",
-                 "setmaxnreg_inc<240>", "wgmma_wait<1>", "mbarrier_arrive_expect_tx"):
+    for call in (
+        "tma_load_2d",
+        "wgmma_ss<tsir::kWgmmaF16, 128, 0, 1>",
+        "setmaxnreg_dec<40>",
+        "setmaxnreg_inc<240>",
+        "wgmma_wait<1>",
+        "mbarrier_arrive_expect_tx",
+    ):
         assert call in final, call
 
 
@@ -82,9 +97,13 @@ def test_an_odd_row_pitch_falls_back_to_cp_async_with_the_reason() -> None:
     lowered = _check(f, _args(200, 136, 100, "float16", "float16"), grid=[(1, 1)])
     (line,) = [str(d) for d in lowered.report]
     assert "gemm.py" in line and "stays on cp.async: T.copy into `A_s` is not a TMA load" in line
-    assert "the stride of `A`'s dimension 0 (100 elements = 200 bytes) is not a multiple of 16" in line
+    assert (
+        "the stride of `A`'s dimension 0 (100 elements = 200 bytes) is not a multiple of 16" in line
+    )
     final = _stage_text(lowered, "ThreadSync")
-    assert "cp_async_commit" in final and "wgmma_ss" in final and "fence_proxy_async_shared" in final
+    assert (
+        "cp_async_commit" in final and "wgmma_ss" in final and "fence_proxy_async_shared" in final
+    )
 
 
 def test_bf16_with_a_float32_output() -> None:
@@ -94,7 +113,9 @@ def test_bf16_with_a_float32_output() -> None:
 
 @pytest.mark.parametrize("dtype", ["float8_e4m3", "float8_e5m2"])
 def test_float8_with_k_major_b(dtype: str) -> None:
-    f = matmul(128, 128, 256, bm=128, bn=128, bk=128, dtype=dtype, out_dtype="float16", transpose_B=True)
+    f = matmul(
+        128, 128, 256, bm=128, bn=128, bk=128, dtype=dtype, out_dtype="float16", transpose_B=True
+    )
     lowered = _check(f, _args(128, 128, 256, dtype, "float16", transpose_B=True))
     kind = "E4M3E4M3" if dtype == "float8_e4m3" else "E5M2E5M2"
     assert f"wgmma_ss<tsir::kWgmma{kind}, 128, 0, 0>" in _stage_text(lowered, "ThreadSync")
@@ -119,16 +140,42 @@ def _res_usage(cubin: bytes, tmp: Path) -> str:
 @pytest.mark.parametrize(
     "name, func, mma",
     [
-        ("fp16 4096^3", lambda: matmul(4096, 4096, 4096, bm=128, bn=256, bk=64, threads=256,
-                                       num_stages=4, swizzle=8), "HGMMA.64x256x16.F32"),
-        ("bf16 M=1000", lambda: matmul(1000, 4096, 4096, bm=128, bn=128, bk=64, threads=256,
-                                       dtype="bfloat16", num_stages=4), "HGMMA.64x128x16.F32.BF16"),
-        ("fp8 e4m3", lambda: matmul(8192, 8192, 8192, bm=128, bn=256, bk=128, threads=256,
-                                    dtype="float8_e4m3", out_dtype="float16", transpose_B=True,
-                                    num_stages=4), "QGMMA.64x256x32.F32.E4M3.E4M3"),
+        (
+            "fp16 4096^3",
+            lambda: matmul(
+                4096, 4096, 4096, bm=128, bn=256, bk=64, threads=256, num_stages=4, swizzle=8
+            ),
+            "HGMMA.64x256x16.F32",
+        ),
+        (
+            "bf16 M=1000",
+            lambda: matmul(
+                1000, 4096, 4096, bm=128, bn=128, bk=64, threads=256, dtype="bfloat16", num_stages=4
+            ),
+            "HGMMA.64x128x16.F32.BF16",
+        ),
+        (
+            "fp8 e4m3",
+            lambda: matmul(
+                8192,
+                8192,
+                8192,
+                bm=128,
+                bn=256,
+                bk=128,
+                threads=256,
+                dtype="float8_e4m3",
+                out_dtype="float16",
+                transpose_B=True,
+                num_stages=4,
+            ),
+            "QGMMA.64x256x32.F32.E4M3.E4M3",
+        ),
     ],
 )
-def test_sass_is_the_hopper_path_without_local_memory(name: str, func, mma: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sass_is_the_hopper_path_without_local_memory(
+    name: str, func, mma: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     kernel = tsir.compile(func(), target="sm_90a")
     ops = opcodes(sass(kernel.cubin, tmp_path))
     assert ops[mma] > 0, (name, {k: v for k, v in ops.items() if "GMMA" in k})
@@ -139,7 +186,9 @@ def test_sass_is_the_hopper_path_without_local_memory(name: str, func, mma: str,
 
 
 def test_an_odd_pitch_gemm_still_takes_wgmma_on_cp_async(tmp_path: Path) -> None:
-    kernel = tsir.compile(matmul(4095, 4097, 4096, bm=128, bn=128, bk=64, threads=256, num_stages=3), target="sm_90a")
+    kernel = tsir.compile(
+        matmul(4095, 4097, 4096, bm=128, bn=128, bk=64, threads=256, num_stages=3), target="sm_90a"
+    )
     ops = opcodes(sass(kernel.cubin, tmp_path))
     assert count(ops, "HGMMA") > 0 and count(ops, "UTMALDG") == 0
     assert count(ops, "LDL") == 0 and count(ops, "STL") == 0
@@ -153,7 +202,9 @@ def test_the_generated_cuda_passes_tensor_maps_as_grid_constants() -> None:
     compile_cuda(src, "sm_90a", use_cache=False)
 
 
-def test_persistent_blocks_walk_the_tiles_in_panels_and_continue_the_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_persistent_blocks_walk_the_tiles_in_panels_and_continue_the_ring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Two blocks over 3 x 2 tiles (panels of 2 block columns): each block runs three tiles, its
     ring carrying over from one tile to the next."""
     import tsir.passes.warp_specialize as ws
@@ -180,7 +231,10 @@ def test_a_forced_mma_sync_gemm_on_a_tma_ring_stays_in_the_kernels_own_threads()
     f = _with_policy(f, "mma")
     lowered = _check(f, _args(128, 128, 128, "float16", "float16"))
     (line,) = [d.message for d in lowered.report]
-    assert "not warp-specialized: `tsir.gemm_sm80.gemm_ss` computes its warp from the hardware thread index" in line
+    assert (
+        "not warp-specialized: `tsir.gemm_sm80.gemm_ss` computes its warp from the hardware thread index"
+        in line
+    )
     final = _stage_text(lowered, "ThreadSync")
     assert "tma_load_2d" in final and "gemm_ss<" in final and "threads=128" in final
 

@@ -18,7 +18,7 @@ import tsir
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from gemm import matmul  # noqa: E402
+from gemm import matmul
 
 pytestmark = pytest.mark.gpu
 
@@ -45,7 +45,9 @@ def _run(torch: Any, func: tsir.PrimFunc, *args: Any) -> Any:
     return kernel
 
 
-def _inputs(torch: Any, m: int, n: int, k: int, dtype: Any, out: Any = None) -> tuple[Any, Any, Any]:
+def _inputs(
+    torch: Any, m: int, n: int, k: int, dtype: Any, out: Any = None
+) -> tuple[Any, Any, Any]:
     g = torch.Generator(device="cuda").manual_seed(0)
     a = torch.randn(m, k, device="cuda", generator=g).to(dtype)
     b = torch.randn(k, n, device="cuda", generator=g).to(dtype)
@@ -64,12 +66,25 @@ def _close(torch: Any, c: Any, ref: Any, tol: float) -> None:
         (4096, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, swizzle=8)),
         (4096, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, persistent=True)),
         (1000, 4096, 4096, dict(bm=128, bn=256, bk=64, threads=256, num_stages=4, persistent=True)),
-        (2048, 2048, 2048, dict(bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=True,
-                                epilogue="smem")),
-        (520, 264, 200, dict(bm=128, bn=128, bk=64, threads=256, num_stages=3, warp_specialize=False)),
+        (
+            2048,
+            2048,
+            2048,
+            dict(
+                bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=True, epilogue="smem"
+            ),
+        ),
+        (
+            520,
+            264,
+            200,
+            dict(bm=128, bn=128, bk=64, threads=256, num_stages=3, warp_specialize=False),
+        ),
     ],
 )
-def test_fp16_against_torch(torch: Any, m: int, n: int, k: int, kw: dict[str, Any], tmp_path: Path) -> None:
+def test_fp16_against_torch(
+    torch: Any, m: int, n: int, k: int, kw: dict[str, Any], tmp_path: Path
+) -> None:
     a, b, c = _inputs(torch, m, n, k, torch.float16)
     kernel = _run(torch, matmul(m, n, k, **kw), a, b, c)
     _close(torch, c, a.float() @ b.float(), 1e-2)
@@ -79,8 +94,19 @@ def test_fp16_against_torch(torch: Any, m: int, n: int, k: int, kw: dict[str, An
 
 def test_bf16_with_float32_output(torch: Any) -> None:
     a, b, c = _inputs(torch, 2048, 2048, 2048, torch.bfloat16, torch.float32)
-    f = matmul(2048, 2048, 2048, bm=128, bn=256, bk=64, threads=256, num_stages=4, dtype="bfloat16",
-               out_dtype="float32", persistent=True)
+    f = matmul(
+        2048,
+        2048,
+        2048,
+        bm=128,
+        bn=256,
+        bk=64,
+        threads=256,
+        num_stages=4,
+        dtype="bfloat16",
+        out_dtype="float32",
+        persistent=True,
+    )
     _run(torch, f, a, b, c)
     _close(torch, c, a.float() @ b.float(), 1e-3)
 
@@ -124,8 +150,21 @@ def test_fp8_with_scales_against_scaled_mm(torch: Any, fp8: str) -> None:
     sa = torch.tensor([0.5], device="cuda")
     sb = torch.tensor([0.25], device="cuda")
     c = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-    f = matmul(m, n, k, bm=128, bn=256, bk=128, threads=256, num_stages=4, dtype=fp8,
-               out_dtype="bfloat16", transpose_B=True, epilogue="scale", persistent=True)
+    f = matmul(
+        m,
+        n,
+        k,
+        bm=128,
+        bn=256,
+        bk=128,
+        threads=256,
+        num_stages=4,
+        dtype=fp8,
+        out_dtype="bfloat16",
+        transpose_B=True,
+        epilogue="scale",
+        persistent=True,
+    )
     kernel = _run(torch, f, a, b, sa, sb, c)
     ref = (a.float() @ b.float().t()) * 0.125
     _close(torch, c, ref, 2e-2)  # bf16 output; wgmma's fp8 accumulation is not quite fp32

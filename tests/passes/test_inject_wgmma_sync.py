@@ -5,9 +5,10 @@ the interpreter in tests/hopper/test_gemm_tile_program.py."""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 SM90 = PassContext(tsir.Target.parse("sm_90a"))
 SS = "wgmma_ss<tsir::kWgmmaF16, 64, 0, 0>"
@@ -26,7 +27,9 @@ def mb(fn: str, *args: object) -> None:
 
 
 def u32(load: object) -> object:
-    return T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load))
+    return T.call_intrin(
+        "uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load)
+    )
 
 
 def addr(load: object) -> object:

@@ -5,9 +5,10 @@ checked against the interpreter in tests/hopper/test_gemm_tile_program.py."""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 SM90 = PassContext(tsir.Target.parse("sm_90a"))
 
@@ -17,7 +18,9 @@ def mb(fn: str, *args: object) -> None:
 
 
 def u32(load: object) -> object:
-    return T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load))
+    return T.call_intrin(
+        "uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load)
+    )
 
 
 def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
@@ -39,11 +42,25 @@ def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
                     mb("mbarrier_arrive_expect_tx", u32(full[j % 2]), 8192)  # type: ignore[operator]
                 with T.attr("tile_op", "tl.Copy"):
                     with T.If(tx == 0):
-                        tmap = T.call_intrin("handle", "tma_descriptor", T.call_intrin("handle", "address_of", A[0, 0]), 64, 64, 128)
-                        T.evaluate(T.call_intrin(
-                            "int32", "tsir.tma.tma_load_2d", u32(A_s[j % 2, 0, 0]), tmap,  # type: ignore[operator]
-                            u32(full[j % 2]), j * 64, 0,  # type: ignore[operator]
-                        ))
+                        tmap = T.call_intrin(
+                            "handle",
+                            "tma_descriptor",
+                            T.call_intrin("handle", "address_of", A[0, 0]),
+                            64,
+                            64,
+                            128,
+                        )
+                        T.evaluate(
+                            T.call_intrin(
+                                "int32",
+                                "tsir.tma.tma_load_2d",
+                                u32(A_s[j % 2, 0, 0]),
+                                tmap,  # type: ignore[operator]
+                                u32(full[j % 2]),
+                                j * 64,
+                                0,  # type: ignore[operator]
+                            )
+                        )
 
             def init() -> None:
                 with T.If(tx == 0):
@@ -136,8 +153,9 @@ def test_warp_specialization_can_be_turned_off() -> None:
 def test_a_persistent_ring_continues_its_position_not_its_coordinates() -> None:
     """In a persistent kernel the ring's stage (`% stages`) and round (`// stages`) of iteration k
     of tile i are those of iteration i * n + k; the tile's own uses of k (coordinates) stay."""
-    from tsir.expr import Var
     from tsir.passes.warp_specialize import _RingShift
+
+    from tsir.expr import Var
 
     k, i = Var("k"), Var("i")
     shift = _RingShift(k, i * 4, 3)

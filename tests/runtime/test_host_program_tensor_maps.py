@@ -7,12 +7,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import tsir
 from tsir.runtime.host_program import KernelArg, TensorMapArg
 from tsir.runtime.kernel import _program_from_json, _program_to_json, host_program
 
+import tsir
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from gemm import matmul  # noqa: E402
+from gemm import matmul
 
 
 def test_tensor_maps_are_launch_arguments() -> None:

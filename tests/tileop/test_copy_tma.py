@@ -7,9 +7,9 @@ import pytest
 
 import tsir
 from tsir import T
-from tsir.expr import BufferLoad, IntImm
 from tsir.buffer import make_buffer
 from tsir.dtype import int32
+from tsir.expr import BufferLoad, IntImm
 from tsir.layout.swizzle import SwizzleMode, make_padded_layout, make_swizzle_layout
 from tsir.layout.wgmma_layouts import TmaBox
 from tsir.stmt import TileOpStmt
@@ -21,7 +21,9 @@ SM90 = OpArgs(tsir.Target.parse("sm_90a"), 128)
 BAR = BufferLoad(make_buffer("bar", (2,), "uint64", "shared"), (IntImm(0, int32),))
 
 
-def copy_op(shape=(256, 256), tile=(128, 64), dtype="float16", dst_dtype=None, src_at=(0, 0), **kw) -> Copy:
+def copy_op(
+    shape=(256, 256), tile=(128, 64), dtype="float16", dst_dtype=None, src_at=(0, 0), **kw
+) -> Copy:
     with T.prim_func("c") as f:
         A = T.param("A", shape, dtype, **kw)
         with T.Kernel(1, threads=128):
@@ -41,10 +43,22 @@ def test_an_aligned_tile_copy_is_a_bulk_load_of_the_whole_box() -> None:
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
-        (dict(shape=(256, 100)), "a tensor map: the stride of `A`'s dimension 0 (100 elements = 200 bytes) is not a multiple of 16 bytes"),
-        (dict(tile=(512, 32), shape=(1024, 64)), "a box: the box has 512 rows; a TMA box has at most 256"),
-        (dict(dst_dtype="float32"), "global to shared: `A` is float16 and `A_s` float32: TMA does not convert"),
-        (dict(shape=(2, 2, 2, 256), tile=(2, 64), src_at=(0, 0, 0, 0)), "a tensor map: `A` has 4 dimensions"),
+        (
+            dict(shape=(256, 100)),
+            "a tensor map: the stride of `A`'s dimension 0 (100 elements = 200 bytes) is not a multiple of 16 bytes",
+        ),
+        (
+            dict(tile=(512, 32), shape=(1024, 64)),
+            "a box: the box has 512 rows; a TMA box has at most 256",
+        ),
+        (
+            dict(dst_dtype="float32"),
+            "global to shared: `A` is float16 and `A_s` float32: TMA does not convert",
+        ),
+        (
+            dict(shape=(2, 2, 2, 256), tile=(2, 64), src_at=(0, 0, 0, 0)),
+            "a tensor map: `A` has 4 dimensions",
+        ),
     ],
 )
 def test_copies_tma_cannot_take_say_why(kwargs: dict, reason: str) -> None:
@@ -66,7 +80,9 @@ def test_a_dynamic_row_stride_cannot_be_proved_aligned() -> None:
             T.copy(A[0, 0], A_s)
     (op,) = [s.op for s in collect(f.func, TileOpStmt)]
     why = op.bulk_load(SM90, BAR)
-    assert isinstance(why, str) and "is not a constant, so it cannot be proved a multiple of 16" in why
+    assert (
+        isinstance(why, str) and "is not a constant, so it cannot be proved a multiple of 16" in why
+    )
 
 
 def test_boxes_follow_the_destination_layout() -> None:

@@ -6,6 +6,8 @@ apply); float8 takes only the K-major wgmma path."""
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
+from tsir.passes.layout_inference import LAYOUT_ATTR
 
 import tsir
 from tsir import T
@@ -13,16 +15,19 @@ from tsir.errors import BuildError, UnsupportedError
 from tsir.layout.analysis import equivalent
 from tsir.layout.swizzle import SwizzleMode, make_swizzle_layout
 from tsir.layout.wgmma_layouts import make_wgmma_c_fragment
-from tsir.passes import PassContext, get
-from tsir.passes.layout_inference import LAYOUT_ATTR
 from tsir.stmt import AttrStmt
 from tsir.tileop.planned_layouts import MmaTile
 from tsir.visitor import collect
 
 
 def gemm(
-    bm: int = 128, bn: int = 128, bk: int = 64, threads: int = 128, dtype: str = "float16",
-    policy: str = "square", transpose_B: bool = False,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 64,
+    threads: int = 128,
+    dtype: str = "float16",
+    policy: str = "square",
+    transpose_B: bool = False,
 ) -> tsir.PrimFunc:
     with T.prim_func("g") as f:
         A = T.param("A", (bm, bk), dtype)
@@ -89,8 +94,14 @@ def test_sm80_reports_nothing_about_wgmma() -> None:
     [
         (dict(bm=32, bn=128, threads=128), "warpgroups: a 32x128 accumulator over 1 warpgroup"),
         (dict(bm=128, bn=128, threads=64), "warpgroups: 64 threads are not whole warpgroups"),
-        (dict(bm=128, bn=128, bk=64, threads=128, policy="full_row"), "one 64-row tile per warpgroup"),
-        (dict(bm=64, bn=512, bk=32, threads=128), "no split into pieces of a multiple of 64 rows by 8..256"),
+        (
+            dict(bm=128, bn=128, bk=64, threads=128, policy="full_row"),
+            "one 64-row tile per warpgroup",
+        ),
+        (
+            dict(bm=64, bn=512, bk=32, threads=128),
+            "no split into pieces of a multiple of 64 rows by 8..256",
+        ),
     ],
 )
 def test_an_automatic_fallback_reports_the_failed_requirement(kwargs: dict, reason: str) -> None:
@@ -102,7 +113,9 @@ def test_an_automatic_fallback_reports_the_failed_requirement(kwargs: dict, reas
 
 def test_register_budget_is_a_requirement() -> None:
     report = [str(d) for d in tsir.lower(gemm(bm=128, bn=256, threads=128), "sm_90a").report]
-    assert any("accumulator registers: a 128x256 piece per warpgroup needs 256" in r for r in report)
+    assert any(
+        "accumulator registers: a 128x256 piece per warpgroup needs 256" in r for r in report
+    )
 
 
 def test_forcing_wgmma_where_it_cannot_apply_is_an_error() -> None:
@@ -129,5 +142,9 @@ def test_warpgroups_split_along_n_only_at_whole_swizzle_spans() -> None:
     """An N-major B tile of 32 halves (a 64-byte swizzle span) cannot give two warpgroups 16
     columns each: the descriptor addresses whole spans (found by running ops2's fragment-copy
     test for sm_90a: it raised while lowering)."""
-    report = [d.message for d in tsir.lower(gemm(bm=64, bn=32, bk=32, threads=256), "sm_90a").report]
-    assert any("mma.sync instead of wgmma: warpgroups: a 64x32 accumulator over 2" in r for r in report)
+    report = [
+        d.message for d in tsir.lower(gemm(bm=64, bn=32, bk=32, threads=256), "sm_90a").report
+    ]
+    assert any(
+        "mma.sync instead of wgmma: warpgroups: a 64x32 accumulator over 2" in r for r in report
+    )

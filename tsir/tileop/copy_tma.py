@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ..arith import Analyzer
     from ..layout import Layout
 
-__all__ = ["tma_boxes_of", "TMA_MAX_RANK"]
+__all__ = ["TMA_MAX_RANK", "tma_boxes_of"]
 
 TMA_MAX_RANK = 3  # tma_load_1d .. tma_load_3d
 _GLOBAL = ("global",)
@@ -83,7 +83,9 @@ def _tensor_map(op: Copy, args: OpArgs) -> str | None:
     b = op.src.buffer
     esize = b.dtype.bytes
     if not 1 <= len(b.shape) <= TMA_MAX_RANK:
-        return f"`{b.name}` has {len(b.shape)} dimensions; tsir's TMA path takes 1 to {TMA_MAX_RANK}"
+        return (
+            f"`{b.name}` has {len(b.shape)} dimensions; tsir's TMA path takes 1 to {TMA_MAX_RANK}"
+        )
     if b.align < 16:
         return f"`{b.name}` is only {b.align}-byte aligned; TMA needs a 16-byte aligned base"
     strides = _strides(op)
@@ -118,7 +120,10 @@ def _box(op: Copy) -> tuple[int, int] | str:
     if None in d_ext or s_ext != d_ext:
         return f"the source extents {s_ext} and destination extents {d_ext} differ or vary"
     shape = [const_value(x) for x in dst.buffer.shape]
-    if d_axes != list(range(len(shape) - len(d_axes), len(shape))) or d_ext != shape[-len(d_axes):]:
+    if (
+        d_axes != list(range(len(shape) - len(d_axes), len(shape)))
+        or d_ext != shape[-len(d_axes) :]
+    ):
         return f"the destination is not a whole tile of `{dst.buffer.name}`"
     if any(const_value(dst.region[d].min) != 0 for d in d_axes):
         return f"the destination is not a whole tile of `{dst.buffer.name}`"
@@ -144,7 +149,9 @@ def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
     dt = op.dst.buffer.dtype
     mode = SwizzleMode.NONE if layout is None else swizzle_mode(layout, dt)
     if mode is None:
-        return f"`{op.dst.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
+        return (
+            f"`{op.dst.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
+        )
     if mode is SwizzleMode.NONE:
         if cols > 256 or (cols * dt.bytes) % 16:
             return (
@@ -172,7 +179,9 @@ def tensor_map(src: BufferRegion, box: tuple[int, ...], swizzle: int) -> Call:
     """`tma_descriptor(address_of(A[0, ...]), box (outermost first)..., swizzle)`."""
     b = src.buffer
     first = Call(_HANDLE, "address_of", (BufferLoad(b, tuple(IntImm(0, int32) for _ in b.shape)),))
-    return Call(_HANDLE, "tma_descriptor", (first, *(IntImm(x, int32) for x in box), IntImm(swizzle, int32)))
+    return Call(
+        _HANDLE, "tma_descriptor", (first, *(IntImm(x, int32) for x in box), IntImm(swizzle, int32))
+    )
 
 
 @Copy.register_lowering(
@@ -192,7 +201,9 @@ def _lower_tma(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     calls: list[Stmt] = []
     for bx in boxes:
         box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
-        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [mins[d] for d in range(nd - 2, -1, -1)]
+        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
+            mins[d] for d in range(nd - 2, -1, -1)
+        ]
         dst = dst_base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else dst_base
         args_ = (dst, tensor_map(op.src, box, swizzle), bar, *coords)
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_load_{nd}d", args_)))

@@ -39,12 +39,12 @@ from ..layout.analysis import equivalent
 from ..layout.gemm_layouts import make_mma_c_fragment
 from ..layout.swizzle import SwizzleMode
 from ..layout.wgmma_layouts import (
-    swizzle_mode,
     choose_wgmma_swizzle,
     descriptor,
     instruction_k,
     make_wgmma_c_fragment,
     make_wgmma_smem_layout,
+    swizzle_mode,
     valid_wgmma_n,
     wgmma_operand_error,
 )
@@ -53,7 +53,7 @@ from .base import LayoutFact, LowerArgs, OpArgs, requirement
 from .gemm import Gemm, GemmPolicy
 from .planned_layouts import MmaTile
 
-__all__ = ["WgmmaPlan", "wgmma_plan", "WGMMA_KINDS", "MAX_ACCUMULATOR_REGISTERS"]
+__all__ = ["MAX_ACCUMULATOR_REGISTERS", "WGMMA_KINDS", "WgmmaPlan", "wgmma_plan"]
 
 WGMMA_KINDS = {
     ("float16", "float16"): "tsir::kWgmmaF16",
@@ -110,7 +110,9 @@ def _tile_shape(r: BufferRegion) -> tuple[int, int] | None:
     return shape[-2], shape[-1]  # type: ignore[return-value]
 
 
-def _partition(op: Gemm, m: int, n: int, threads: int, args: OpArgs | None = None) -> tuple[int, int] | str:
+def _partition(
+    op: Gemm, m: int, n: int, threads: int, args: OpArgs | None = None
+) -> tuple[int, int] | str:
     if threads % WARPGROUP:
         return f"{threads} threads are not whole warpgroups of 128"
     groups = threads // WARPGROUP
@@ -119,8 +121,14 @@ def _partition(op: Gemm, m: int, n: int, threads: int, args: OpArgs | None = Non
     mode_b = None
     if shape_b is not None and not op.transpose_B:
         fixed = args.layout_map.get(op.B.buffer) if args is not None else None
-        mode_b = swizzle_mode(fixed, op.B.buffer.dtype) if fixed is not None else choose_wgmma_swizzle(shape_b, op.B.buffer.dtype)
-    span_b = mode_b.value // op.B.buffer.dtype.bytes if mode_b not in (None, SwizzleMode.NONE) else 8
+        mode_b = (
+            swizzle_mode(fixed, op.B.buffer.dtype)
+            if fixed is not None
+            else choose_wgmma_swizzle(shape_b, op.B.buffer.dtype)
+        )
+    span_b = (
+        mode_b.value // op.B.buffer.dtype.bytes if mode_b not in (None, SwizzleMode.NONE) else 8
+    )
     tried = []
     for wgs_n in range(1, groups + 1):
         if groups % wgs_n:
@@ -137,8 +145,10 @@ def _partition(op: Gemm, m: int, n: int, threads: int, args: OpArgs | None = Non
         if op.policy is GemmPolicy.FULL_ROW and (wgs_n != 1 or wg_m != 64):
             continue
         return wgs_m, wgs_n
-    want = "one 64-row tile per warpgroup (policy='full_row')" if op.policy is GemmPolicy.FULL_ROW else (
-        "pieces of a multiple of 64 rows by 8..256 columns"
+    want = (
+        "one 64-row tile per warpgroup (policy='full_row')"
+        if op.policy is GemmPolicy.FULL_ROW
+        else ("pieces of a multiple of 64 rows by 8..256 columns")
     )
     return (
         f"a {m}x{n} accumulator over {groups} warpgroup(s) gives no split into {want} "
@@ -161,7 +171,14 @@ def _plan(op: Gemm, args: OpArgs) -> WgmmaPlan | str:
     if isinstance(part, str):
         return part
     return WgmmaPlan(
-        m, n, k, part[0], part[1], instruction_k(op.A.buffer.dtype), not op.transpose_A, op.transpose_B
+        m,
+        n,
+        k,
+        part[0],
+        part[1],
+        instruction_k(op.A.buffer.dtype),
+        not op.transpose_A,
+        op.transpose_B,
     )
 
 
@@ -281,29 +298,35 @@ def _address(r: BufferRegion) -> Call:
     return Call(_U32, "tsir.mbarrier.shared_u32", (first,))
 
 
-@Gemm.register_lowering(
-    "wgmma", *_REQUIREMENTS, first=True, preferred=True, layouts=_wgmma_layouts
-)
+@Gemm.register_lowering("wgmma", *_REQUIREMENTS, first=True, preferred=True, layouts=_wgmma_layouts)
 def _lower_wgmma(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     plan = _plan(op, args)
     assert not isinstance(plan, str)
     c_local = args.buffer_remap.get(op.C.buffer)
     if c_local is None:
-        raise UnsupportedError(f"T.gemm: the accumulator `{op.C.buffer.name}` has no register layout")
+        raise UnsupportedError(
+            f"T.gemm: the accumulator `{op.C.buffer.name}` has no register layout"
+        )
     a_dt, b_dt = op.A.buffer.dtype, op.B.buffer.dtype
     a_shape, b_shape = _tile_shape(op.A), _tile_shape(op.B)
     assert a_shape is not None and b_shape is not None
     mode_a, mode_b = _operand_mode(op.A, args), _operand_mode(op.B, args)
     wg_m, wg_n, ks = plan.wg_m, plan.wg_n, plan.kstep
 
-    def start(shape: tuple[int, int], dt: DataType, mode: SwizzleMode, km: bool, mn0: int, k0: int) -> int:
+    def start(
+        shape: tuple[int, int], dt: DataType, mode: SwizzleMode, km: bool, mn0: int, k0: int
+    ) -> int:
         return descriptor(shape, dt, mode, k_major=km, mn0=mn0, k0=k0).start
 
     da0 = descriptor(a_shape, a_dt, mode_a, k_major=plan.a_k_major, mn0=0, k0=0)
     db0 = descriptor(b_shape, b_dt, mode_b, k_major=plan.b_k_major, mn0=0, k0=0)
     # Offsets of a warpgroup's piece: linear in its index along M (A) or N (B).
-    per_a = start(a_shape, a_dt, mode_a, plan.a_k_major, wg_m, 0) - da0.start if plan.wgs_m > 1 else 0
-    per_b = start(b_shape, b_dt, mode_b, plan.b_k_major, wg_n, 0) - db0.start if plan.wgs_n > 1 else 0
+    per_a = (
+        start(a_shape, a_dt, mode_a, plan.a_k_major, wg_m, 0) - da0.start if plan.wgs_m > 1 else 0
+    )
+    per_b = (
+        start(b_shape, b_dt, mode_b, plan.b_k_major, wg_n, 0) - db0.start if plan.wgs_n > 1 else 0
+    )
     for i in range(plan.wgs_m):
         assert start(a_shape, a_dt, mode_a, plan.a_k_major, i * wg_m, 0) - da0.start == i * per_a
     for i in range(plan.wgs_n):
@@ -314,8 +337,16 @@ def _lower_wgmma(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     # Each instruction names its operands' tiles inline (a descriptor of the tile's first element,
     # advanced): what it reads is then visible to ThreadSync; the C++ compiler shares the common
     # part.
-    da = Call(_U64, "tsir.wgmma.wgmma_desc", (_address(op.A), _i(da0.lbo), _i(da0.sbo), _i(da0.layout_type)))
-    db = Call(_U64, "tsir.wgmma.wgmma_desc", (_address(op.B), _i(db0.lbo), _i(db0.sbo), _i(db0.layout_type)))
+    da = Call(
+        _U64,
+        "tsir.wgmma.wgmma_desc",
+        (_address(op.A), _i(da0.lbo), _i(da0.sbo), _i(da0.layout_type)),
+    )
+    db = Call(
+        _U64,
+        "tsir.wgmma.wgmma_desc",
+        (_address(op.B), _i(db0.lbo), _i(db0.sbo), _i(db0.layout_type)),
+    )
     kind = WGMMA_KINDS[(a_dt.name, b_dt.name)]
     trans_a = 0 if plan.a_k_major else 1
     trans_b = 0 if plan.b_k_major else 1
@@ -327,15 +358,15 @@ def _lower_wgmma(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
             off_b = start(b_shape, b_dt, mode_b, plan.b_k_major, 0, kk * ks) - db0.start
             desc_a = _advance(da, off_a, wm, per_a)
             desc_b = _advance(db, off_b, wn, per_b)
-            acc = Call(_HANDLE, "address_of", (BufferLoad(c_local, (IntImm(mt * wg_n // 2, int32),)),))
+            acc = Call(
+                _HANDLE, "address_of", (BufferLoad(c_local, (IntImm(mt * wg_n // 2, int32),)),)
+            )
             scale = IntImm(0 if op.clear_accum and kk == 0 else 1, int32)
             calls.append(Evaluate(Call(int32, fn, (acc, desc_a, desc_b, scale))))
     issue = seq(*calls)
     # Synchronous on its own: InjectWgmmaSync lifts the wait to where the results are needed.
     pin = _fence_operands(c_local)
-    return seq(
-        pin, _sync("wgmma_fence"), issue, _sync("wgmma_commit"), _sync("wgmma_wait<0>"), pin
-    )
+    return seq(pin, _sync("wgmma_fence"), issue, _sync("wgmma_commit"), _sync("wgmma_wait<0>"), pin)
 
 
 def _sync(fn: str) -> Stmt:
@@ -362,4 +393,3 @@ def _advance(desc: Call, const: int, piece: PrimExpr, per: int) -> PrimExpr:
 
 def _i(v: int) -> IntImm:
     return IntImm(v, int32)
-
