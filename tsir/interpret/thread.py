@@ -192,7 +192,8 @@ class ThreadExecutor(Executor):
         if ((m < 0) | (m > 31)).any():
             raise InterpretUnsupportedError("shfl_xor lane mask outside [0, 32)")
         partner_t = t ^ m
-        if (partner_t >= lm.per_block).any():
+        # Only the lanes that execute the shuffle (whole warps, checked above) read a partner.
+        if (partner_t[mask.idx] >= lm.per_block).any():
             raise DivergentWarpError(
                 f"__shfl_xor_sync reads a lane past the end of the block ({lm.per_block} threads "
                 "are not "
@@ -202,6 +203,8 @@ class ThreadExecutor(Executor):
         if value.shape[0] == 1:
             return value
         partner = np.arange(n) - t + partner_t
+        # Lanes that do not execute the shuffle keep their own value (their result is unused).
+        partner = np.where(mask.arr & (partner_t < lm.per_block), partner, np.arange(n))
         return value[partner]
 
 

@@ -69,7 +69,12 @@ def _pow2_at_most(n: int) -> int:
 
 
 def plan_row_group(shape: tuple[int, ...], threads: int, elem_bytes: int) -> RowGroup:
-    """The row-group parameters for a tile (2-D (R, N) or 1-D (N,)), V up to 16 bytes."""
+    """The row-group parameters for a tile (2-D (R, N) or 1-D (N,)), V up to 16 bytes.
+
+    The tile is spread over the largest power of two of the block's threads (all of them in the
+    usual 2**k-thread blocks): thread and register indices are then digit maps that invert
+    exactly; in a 96-thread block, threads 64..95 hold none of this fragment."""
+    threads = _pow2_at_most(threads)
     rows, cols = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     vector = max(1, 16 // elem_bytes)
     while vector > 1 and cols % vector:

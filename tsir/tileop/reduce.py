@@ -299,6 +299,8 @@ def _planned(op: Reduce, args: OpArgs) -> str | None:
             f"`{op.src.buffer.name}` -> `{op.dst.buffer.name}` are not both fragments, the source "
             f"a row-group tile"
         )
+    if plan.threads != args.num_threads:
+        return f"the tile is spread over {plan.threads} of the block's {args.num_threads} threads"
     dim = op.dim if plan.rows > 1 or len(op.src.buffer.shape) == 2 else 1
     if not equivalent(args.layout_map[op.dst.buffer], reduced_fragment(plan, dim)):
         return f"`{op.dst.buffer.name}` has another layout"

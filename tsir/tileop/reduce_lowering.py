@@ -117,10 +117,23 @@ def lower_fragment_reduce(
         for r, cond in zip(regs_k[first:], held[first:]):
             fold = BufferStore(acc, combine(at(k), prepare(BufferLoad(regs, (_i(r),)))), (_i(k),))
             body.append(_guarded(cond, fold))
+    shuffles: list[Stmt] = []
     for m in plan.lane_masks:
-        body += [
+        shuffles += [
             BufferStore(acc, combine(at(k), _shfl(at(k), m)), (_i(k),)) for k in range(k_count)
         ]
+    whole_warps = args.num_threads // 32 * 32
+    if shuffles and whole_warps == 0:
+        raise UnsupportedError(
+            f"T.reduce_{op.kind} of `{src.name}` combines lanes with warp shuffles, which need "
+            f"whole warps; the block has {args.num_threads} threads", where="LowerTileOp",
+        )
+    if shuffles and whole_warps < args.num_threads:
+        # The last, partial warp holds none of the fragment (tsir spreads its tiles over a power
+        # of two of the threads) and may not shuffle with lanes that do not exist.
+        body.append(IfThenElse(tid < whole_warps, seq(*shuffles)))
+    else:
+        body += shuffles
     if plan.warp_bits:
         body += _across_warps(op, args, plan.warp_bits, acc, k_count, combine)
     body.append(_finish(op, args, plan.layout, acc, combine))
@@ -137,9 +150,10 @@ def _across_warps(
             "a reduction across warps needs a shared workspace", where="LowerTileOp"
         )
     tid = args.thread_var
-    ws = args.add_workspace(
-        f"{op.dst.buffer.name}_warps", (k_count, args.num_threads), acc.dtype, "shared.dyn"
-    )
+    # A slot per thread up to the next power of two: a thread past the fragment's holders (in a
+    # 96-thread block, say) combines slots of its own power-of-two group, all allocated.
+    slots = 1 << (args.num_threads - 1).bit_length()
+    ws = args.add_workspace(f"{op.dst.buffer.name}_warps", (k_count, slots), acc.dtype, "shared.dyn")
     out: list[Stmt] = [
         BufferStore(ws, BufferLoad(acc, (_i(k),)), (_i(k), tid)) for k in range(k_count)
     ]
