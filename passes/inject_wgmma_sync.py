@@ -10,8 +10,9 @@ program order:
   `wgmma_fence()` (registers written by ordinary code since the last wgmma are ordered before it)
   and followed by `wgmma_commit()`, which makes it a group;
 - before any statement that touches the accumulator registers of a pending group, writes a shared
-  buffer a pending group reads, or releases a ring stage a pending group reads (an mbarrier ring's
-  RELEASE region), `wgmma_wait<N>()` retires the groups that conflict, N being the number of newer
+  buffer a pending group reads, releases a ring stage a pending group reads (an mbarrier ring's
+  RELEASE region), or is a barrier after which other threads may write such a buffer (a
+  warpgroup's wait orders its own reads only), `wgmma_wait<N>()` retires the groups that conflict, N being the number of newer
   groups that may stay in flight, and `wgmma_fence_operands` pins the retired accumulators (the C++
   compiler may not move their reads above the wait); nothing is pending at the end of the kernel
   (or of a warp-specialized branch);
@@ -181,6 +182,8 @@ class _Sync:
         self.it: PrimExpr | None = None
         self.thread_vars: set[Var] = set()
         self.read_tiles: set[Buffer] = set()
+        # Shared buffers ordinary code (stores, cp.async) writes somewhere in the kernel.
+        self.rewritten: set[Buffer] = set()
 
     # -- conflicts -------------------------------------------------------------------------------
     def _touch(self, s: Stmt) -> tuple[set[Buffer], set[Buffer]]:
@@ -212,9 +215,12 @@ class _Sync:
             return state
         regs, writes = self._touch(s)
         release = _release_of(s)
+        barrier = _is_barrier(s)
         newest = -1
         for i, g in enumerate(state):
-            if self._conflicts(g, regs, writes, release):
+            # Before a barrier, a group must be retired when other threads may write its tiles
+            # after it: a warpgroup's wait orders only its own reads (found by the fuzzer).
+            if self._conflicts(g, regs, writes, release) or (barrier and g.smem & self.rewritten):
                 newest = i
         if newest < 0:
             return state
@@ -404,7 +410,8 @@ def _defer_release(loop: For) -> tuple[For, list[Stmt]]:
 
 
 class _ProxyFences(Mutator):
-    """`cp_async_wait; sync_threads` in a pipeline whose tiles wgmma reads: a proxy fence between."""
+    """`cp_async_wait; ...; sync_threads` in a pipeline whose tiles wgmma reads: a proxy fence
+    right before the barrier."""
 
     def __init__(self, tiles: set[Buffer]):
         super().__init__()
@@ -424,15 +431,28 @@ class _ProxyFences(Mutator):
         if not self.active:
             return seq(*stmts)
         out: list[Stmt] = []
-        for i, x in enumerate(stmts):
+        waited = False  # a cp.async wait since the last barrier of this sequence
+        for x in stmts:
+            if _is_call(x, "sync_threads"):
+                if waited:
+                    # Right before the barrier: the wgmma retirement this pass places between
+                    # the wait and the barrier must not separate them (found by the interpreter).
+                    out.append(_call("tsir.mbarrier.fence_proxy_async_shared"))
+                waited = False
             out.append(x)
-            if (
-                _is_call(x, "tsir.async_copy.cp_async_wait")
-                and i + 1 < len(stmts)
-                and _is_call(stmts[i + 1], "sync_threads")
-            ):
-                out.append(_call("tsir.mbarrier.fence_proxy_async_shared"))
+            if _is_call(x, "tsir.async_copy.cp_async_wait"):
+                waited = True
         return seq(*out)
+
+
+def _is_barrier(s: Stmt) -> bool:
+    """A block or named barrier (possibly wrapped in markers)."""
+    while isinstance(s, AttrStmt):
+        s = s.body
+    return any(
+        _is_call(s, op)
+        for op in ("sync_threads", "tsir.sync.named_barrier", "tsir.mbarrier.named_barrier_sync")
+    )
 
 
 def _is_call(s: Stmt, op: str) -> bool:
@@ -461,6 +481,8 @@ class _Kernels(Mutator):
             return k
         sync = _Sync()
         sync.thread_vars = set(k.thread_vars)
+        acc = shared_accesses(k.body)
+        sync.rewritten = set(acc.writes) | set(acc.async_writes) | set(acc.atomics)
         for v, n in zip(k.thread_vars, k.threads):
             sync.analyzer.bind(v, IntImm(0, v.dtype), IntImm(n, v.dtype))
         body = sync.drained(k.body, ())

@@ -103,8 +103,10 @@ class Accesses:
             return out
 
         return Accesses(
-            merge(self.reads, o.reads), merge(self.writes, o.writes),
-            merge(self.atomics, o.atomics), merge(self.async_writes, o.async_writes),
+            merge(self.reads, o.reads),
+            merge(self.writes, o.writes),
+            merge(self.atomics, o.atomics),
+            merge(self.async_writes, o.async_writes),
             merge(self.async_reads, o.async_reads),
         )
 
@@ -113,7 +115,10 @@ class Accesses:
             return {k: {tag} for k in a}
 
         return Accesses(
-            one(self.reads), one(self.writes), one(self.atomics), one(self.async_writes),
+            one(self.reads),
+            one(self.writes),
+            one(self.atomics),
+            one(self.async_writes),
             one(self.async_reads),
         )
 
@@ -137,7 +142,9 @@ class Accesses:
         later_written = (later.writes, later.async_writes)
         return (
             any(clash(e, later.reads) for e in (*written, self.atomics))
-            or any(clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written)
+            or any(
+                clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written
+            )
             or any(clash(e, later.atomics) for e in (self.reads, *written))
         )
 
@@ -189,7 +196,8 @@ class _Collect(Visitor):
         if len(c.args) > len(fn.effects) and not fn.variadic_values:
             raise UnsupportedError(
                 f"device function `{c.op}` is called with {len(c.args)} arguments but declares "
-                f"effects for {len(fn.effects)}", where="ThreadSync",
+                f"effects for {len(fn.effects)}",
+                where="ThreadSync",
             )
         # A write that completes on an mbarrier (a TMA load) is ordered by that barrier's
         # protocol, which the code placing it owns; only cp.async writes are planned here.
@@ -279,7 +287,12 @@ class _Planner:
 
     def block(self, stmts: list[Stmt], st: Accesses) -> tuple[list[Stmt], Accesses]:
         out: list[Stmt] = []
-        for s in stmts:
+        for i, s in enumerate(stmts):
+            if self.is_own_barrier(s) and st.writes and not (out and _is_proxy_fence(out[-1])):
+                # A barrier already there: if the async proxy reads what was written before it
+                # (later in this block), each writer fences first.
+                if st.needs_proxy_fence(shared_accesses(seq(*stmts[i + 1 :]))):
+                    out.append(make_proxy_fence())
             st = self.stmt(s, st, out)
         return out, st
 
@@ -346,10 +359,12 @@ class _Planner:
             # the `if`, among themselves by the range's named barrier.
             acc = shared_accesses(s, self.tag(s), self.aliases)
             st = self.barrier_if_conflict(acc, st, out)
-            out.append(s.replace(
-                then_case=self.plan_range(s.then_case),
-                else_case=None if s.else_case is None else self.plan_range(s.else_case),
-            ))
+            out.append(
+                s.replace(
+                    then_case=self.plan_range(s.then_case),
+                    else_case=None if s.else_case is None else self.plan_range(s.else_case),
+                )
+            )
             return st.union(acc)
         return self.leaf(s, st, out)
 
@@ -359,7 +374,9 @@ class _Planner:
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
         sub = _Planner(
-            self.thread_vars, named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"), self.aliases
+            self.thread_vars,
+            named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"),
+            self.aliases,
         )
         planned, _ = sub.nested(body.body, Accesses())
         return body.replace(body=planned)
@@ -370,7 +387,8 @@ class _Planner:
         if acc.async_writes and not self.in_pipeline:
             raise UnsupportedError(
                 f"cp.async into shared `{sorted(b.name for b in acc.async_writes)[0]}` outside a "
-                "software pipeline: no pass places the wait its readers need", where="ThreadSync",
+                "software pipeline: no pass places the wait its readers need",
+                where="ThreadSync",
             )
         st = self.barrier_if_conflict(acc, st, out)
         out.append(s)

@@ -186,3 +186,36 @@ def test_a_ring_loop_releases_each_stage_one_iteration_later() -> None:
 def test_a_hand_synchronized_kernel_is_left_as_written() -> None:
     f = serial_gemm(True)
     tsir.assert_structural_equal(run(f), f)
+
+
+def explicit_sync(synced: bool) -> tsir.PrimFunc:
+    """A gemm followed by the program's own barrier, then the next iteration's copy."""
+    with T.prim_func("f") as f:
+        A = T.param("A", (64, 64), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            A_s = T.alloc_shared((64, 32), "float16")
+            B_s = T.alloc_shared((64, 32), "float16")
+            acc = T.alloc_local((32,), "float32")
+            for k in T.serial(2):
+                with T.attr("tile_op", "tl.Copy"):
+                    A_s[tx // 2, tx % 2] = A[tx // 2, k * 32 + tx % 2]
+                if synced:
+                    pin(acc)
+                    wg("wgmma_fence")
+                    with T.attr("tile_op", "tl.Gemm"):
+                        issue(acc, A_s, B_s)
+                    wg("wgmma_commit")
+                    wg("wgmma_wait<0>")
+                    pin(acc)
+                else:
+                    lowered_gemm(acc, A_s, B_s)
+                T.sync_threads()
+    return f.func
+
+
+def test_a_group_whose_tile_others_rewrite_retires_before_a_barrier() -> None:
+    """Found by the fuzzer: a warpgroup's wait orders only its own reads, so a group reading a tile
+    that other threads overwrite after the program's barrier retires before that barrier (and
+    nothing is pending at the next copy)."""
+    tsir.assert_structural_equal(run(explicit_sync(False)), explicit_sync(True))

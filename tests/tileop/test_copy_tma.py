@@ -100,3 +100,10 @@ def test_boxes_follow_the_destination_layout() -> None:
 def test_a_wide_row_major_tile_needs_a_swizzle() -> None:
     why = tma_boxes_of(copy_op(shape=(512, 512), tile=(8, 512)), None)
     assert isinstance(why, str) and "not at most 256 and a multiple of 16 bytes" in why
+
+
+def test_a_tile_that_is_not_a_multiple_of_128_bytes_stays_on_cp_async() -> None:
+    """Found by the fuzzer: the stages of a 7 x 32 half tile (448 bytes) follow each other, and
+    TMA writes only 128-byte aligned shared addresses."""
+    why = copy_op(tile=(7, 32)).bulk_load(SM90, BAR)
+    assert isinstance(why, str) and "tile's 448 bytes are not a multiple of 128" in why

@@ -14,9 +14,10 @@ copy on cp.async and reports the failed requirement under TSIR_EXPLAIN:
 - `a box`: the source region's non-unit extents are its last one or two dimensions and equal the
   destination's, the destination is a whole tile of its buffer (a leading stage index allowed),
   every box extent is at most 256;
-- `a layout TMA writes`: the destination tile is row-major with an inner extent of at most 256
-  elements and a multiple of 16 bytes, or in a 32/64/128-byte swizzle (one box per swizzle span,
-  which is exactly how tsir lays such tiles out).
+- `a layout TMA writes`: the destination tile is a multiple of 128 bytes (stages start aligned)
+  and row-major with an inner extent of at most 256 elements and a multiple of 16 bytes, or in a
+  32/64/128-byte swizzle (one box per swizzle span, which is exactly how tsir lays such tiles
+  out).
 
 Out-of-bounds elements of a box read as zero (TMA clips at the tensor's edges), which is T.copy's
 meaning, so ragged tiles need no guard. The tensor map is the intrinsic
@@ -147,6 +148,12 @@ def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
         return box
     rows, cols = box
     dt = op.dst.buffer.dtype
+    if (rows * cols * dt.bytes) % 128:
+        # A pipeline's stages follow each other: each must start 128-byte aligned for TMA.
+        return (
+            f"the {rows}x{cols} tile's {rows * cols * dt.bytes} bytes are not a multiple of 128 "
+            f"(TMA writes shared memory at 128-byte aligned addresses)"
+        )
     mode = SwizzleMode.NONE if layout is None else swizzle_mode(layout, dt)
     if mode is None:
         return (
