@@ -25,6 +25,8 @@ from tsir.stmt import (
 )
 from tsir.visitor import collect, walk
 
+from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
+
 from .ctypes_table import HEADER_OF, c_float_literal, c_type, math_function, vector_word
 
 __all__ = ["generate_cuda", "KernelPrinter"]
@@ -48,6 +50,21 @@ PRIMARY = 16
 _READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "tsir.async_copy.cp_async_16": (1,),
 }
+
+# Device-header parameters that are references to register arrays (`float (&d)[N / 2]`): in the IR
+# the address of the first element; printed as that array. Function -> {argument position:
+# (element type, length from the call's template arguments)}.
+_ARRAY_REF_ARGS: dict[str, dict[int, tuple[str, Callable[[list[str]], int]]]] = {
+    "tsir.wgmma.wgmma_ss": {0: ("float", lambda t: int(t[1]) // 2)},
+    "tsir.wgmma.wgmma_rs": {0: ("float", lambda t: int(t[1]) // 2), 1: ("const unsigned", lambda t: 4)},
+    "tsir.wgmma.wgmma_fence_operands": {0: ("float", lambda t: int(t[0]))},
+}
+
+
+def _template_args(op: str) -> tuple[str, list[str]]:
+    """("tsir.h.fn", ["A", "B"]) of "tsir.h.fn<A, B>"."""
+    base, _, rest = op.partition("<")
+    return base, [a.strip() for a in rest.rstrip(">").split(",")] if rest else []
 
 
 class KernelPrinter:
@@ -129,6 +146,10 @@ class KernelPrinter:
             elif isinstance(p, Buffer):
                 const = "" if p in written else "const "
                 params.append(f"{const}{c_type(p.dtype)}* __restrict__ {self.name(p)}")
+            elif p.dtype.is_handle:
+                # A TMA tensor map (SplitHostDevice): 128 bytes by value, in constant memory.
+                self.includes.add("tsir/tma.h")
+                params.append(f"const __grid_constant__ tsir::TmaDescriptor {self.name(p)}")
             else:
                 params.append(f"{c_type(p.dtype)} {self.name(p)}")
         for v, n in zip(k.block_vars, k.grid):
@@ -159,7 +180,10 @@ class KernelPrinter:
             if v in used:
                 self.emit(f"const int {self.name(v)} = threadIdx.{axis};")
         self.stmt(k.body)
-        head = f'extern "C" __global__ void __launch_bounds__({threads}) {k.name}('
+        # setmaxnreg takes effect only under a register cap at entry: one block per SM.
+        reconfig = any(c.op.startswith("tsir.mbarrier.setmaxnreg") for c in collect(k.body, Call))
+        bounds = f"{threads}, 1" if reconfig else f"{threads}"
+        head = f'extern "C" __global__ void __launch_bounds__({bounds}) {k.name}('
         sig = head + ", ".join(params) + ") {"
         if len(sig) > 100:
             indent = " " * 4
@@ -226,7 +250,17 @@ class KernelPrinter:
         b = s.buffer
         if b.scope == "shared.dyn" and b.dtype.name == "uint8" and b.align >= 16:
             # The kernel's dynamic shared-memory pool (PlanSharedMemory); its size is a launch argument.
-            self.emit(f"extern __shared__ __align__({b.align}) unsigned char {self.name(b)}[];")
+            decls = [d.buffer for d in collect(s.body, DeclBuffer) if d.base is b]
+            if needs_realignment(decls):
+                # Swizzled TMA/wgmma tiles: the base on a 1024-byte boundary (PlanSharedMemory
+                # added the slack); dynamic shared memory is only guaranteed 16 bytes.
+                self.includes.add("tsir/mbarrier.h")
+                raw = f"{self.name(b)}_raw"
+                self.emit(f"extern __shared__ __align__({b.align}) unsigned char {raw}[];")
+                pad = f"((0u - tsir::shared_u32({raw})) & {REALIGN - 1}u)"
+                self.emit(f"unsigned char* {self.name(b)} = {raw} + {pad};")
+            else:
+                self.emit(f"extern __shared__ __align__({b.align}) unsigned char {self.name(b)}[];")
             self.stmt(s.body)
             return
         if b.scope not in ("local", "local.var", "local.fragment"):
@@ -415,6 +449,10 @@ class KernelPrinter:
                 raise UnsupportedError("address_of takes one buffer element")
             return f"&{self.wrap(load, PRIMARY)}", 15
         args = [self.expr(a) for a in e.args]
+        base, targs = _template_args(op)
+        for pos, (elem, length) in _ARRAY_REF_ARGS.get(base, {}).items():
+            if pos < len(args):
+                args[pos] = f"*reinterpret_cast<{elem}(*)[{length(targs)}]>({args[pos]})"
         if op.startswith("tsir."):
             # A device-header function: "tsir.<header>.<function>" includes "tsir/<header>.h" and
             # calls tsir::<function> (which may carry template arguments).

@@ -1,7 +1,11 @@
-"""Tiled GEMM on tensor cores: C = A @ B (+ optional bias and ReLU), fp16/bf16 in, fp32 accumulate.
+"""Tiled GEMM on tensor cores: C = A @ B (+ optional bias and ReLU), fp16/bf16 in (or float8 with
+per-tensor scales), fp32 accumulate.
 
-The canonical TileLang program: shared-memory tiles, a register accumulator, `T.gemm` (mma.sync
-m16n8k16 with ldmatrix from swizzled tiles) and a software-pipelined K loop.
+The canonical TileLang program: shared-memory tiles, a register accumulator, `T.gemm` and a
+software-pipelined K loop. On sm_80/sm_89 that is mma.sync m16n8k16 with ldmatrix from swizzled
+tiles and cp.async; on sm_90a the same program compiles to wgmma, TMA loads into an mbarrier ring
+and a producer warpgroup (`threads` is the consumers' count: 128 more run). `persistent=True`
+runs one block per SM over the tiles; `warp_specialize=False` keeps the ring in the consumers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ def matmul(
     M: Any, N: int, K: int, bm: int = 128, bn: int = 128, bk: int = 32, dtype: str = "float16",
     accum: str = "float32", out_dtype: str | None = None, threads: int = 128, num_stages: int = 3,
     transpose_A: bool = False, transpose_B: bool = False, epilogue: str = "none", swizzle: int = 0,
+    persistent: bool = False, warp_specialize: bool = True,
 ) -> tsir.PrimFunc:
     out_dtype = out_dtype or dtype
     with T.prim_func("matmul") as f:
@@ -24,15 +29,21 @@ def matmul(
         B = T.param("B", (N, K) if transpose_B else (K, N), dtype)
         if epilogue == "bias_relu":
             Bias = T.param("Bias", (N,), accum)
+        if epilogue == "scale":  # C = (A @ B) * scale_a * scale_b, as torch._scaled_mm
+            Scale_A = T.param("Scale_A", (1,), "float32")
+            Scale_B = T.param("Scale_B", (1,), "float32")
         C = T.param("C", (M, N), out_dtype)
-        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=threads) as (bx, by):
+        grid = (T.ceildiv(N, bn), T.ceildiv(M, bm))
+        hopper = {"persistent": True} if persistent else {}  # (older tsir: no such keyword)
+        with T.Kernel(*grid, threads=threads, **hopper) as (bx, by):
             if swizzle:
                 T.use_swizzle(swizzle)
             A_s = T.alloc_shared((bk, bm) if transpose_A else (bm, bk), dtype)
             B_s = T.alloc_shared((bn, bk) if transpose_B else (bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), accum)
             T.clear(C_f)
-            for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages):
+            ws = {} if warp_specialize else {"warp_specialize": False}
+            for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages, **ws):
                 if transpose_A:
                     T.copy(A[ko * bk, by * bm], A_s)
                 else:
@@ -45,6 +56,9 @@ def matmul(
             if epilogue == "bias_relu":
                 for i, j in T.Parallel(bm, bn):
                     C_f[i, j] = T.max(C_f[i, j] + Bias[bx * bn + j], 0.0)
+            if epilogue == "scale":
+                for i, j in T.Parallel(bm, bn):
+                    C_f[i, j] = C_f[i, j] * (Scale_A[0] * Scale_B[0])
             if epilogue == "smem":
                 # Stage the tile through shared memory (rows padded by 16 bytes against bank
                 # conflicts) so the global stores are 16-byte vectors.

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (importing registers each pass)
     inject_async_copy,
     inject_software_pipeline,
+    inject_wgmma_sync,
     layout_inference,
     legalize_safe_memory_access,
     lower_cpengine_intrin,
@@ -13,6 +14,7 @@ from . import (  # noqa: F401  (importing registers each pass)
     split_host_device,
     thread_sync,
     vectorize_loop,
+    warp_specialize,
     verify_pass,
 )
 from .infra import Pass, PassContext, get, register_pass, registered

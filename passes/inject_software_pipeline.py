@@ -15,7 +15,24 @@ and run S-1 iterations ahead; the rest of the body (the consumers) keeps its ord
     wait for all groups
 
 The barrier at the top of iteration k also orders compute(k-1)'s reads of stage (k-1) % S before
-its overwrite by copies(k + S - 1) (the same stage). The loop is correct for any n >= 0. With
+its overwrite by copies(k + S - 1) (the same stage). The loop is correct for any n >= 0.
+
+On sm_90a (TMA, wgmma, setmaxnreg), when every producer has a bulk form (`TileOperatorNode.bulk_load`:
+a T.copy whose tensor and box TMA can take), the loop becomes an mbarrier ring instead (ring.py
+names its markers): mbarriers `full[S]`, `empty[S]` initialised by thread 0, and
+
+    for j in [0, S-1): if j < n: produce(j)
+    for k in [0, n):
+        if k + S - 1 < n: produce(k + S - 1)
+        wait full[k % S] (parity (k // S) % 2)
+        compute(k) on stage k % S
+        release(k): each warp arrives on empty[k % S] once its lanes are done
+    produce(j): thread 0 waits empty[j % S] (parity (j // S + 1) % 2) and announces the stage's
+                bytes on full[j % S]; then the bulk copies of iteration j into stage j % S
+
+which WarpSpecialize can split into a producer warpgroup and consumers, and InjectWgmmaSync lets
+overlap consecutive wgmma batches. A copy without a bulk form keeps the whole loop on cp.async,
+with the reason in the report. With
 S < 2 the loop is a plain serial loop, as asked; with no producer, no cp.async on the target, or
 a tile another loop already stages, it is a plain serial loop too, and the reason (with each copy
 that was not taken) is recorded in the report that TSIR_EXPLAIN=1 prints. ThreadSync leaves the
@@ -27,7 +44,8 @@ from __future__ import annotations
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
 from tsir.arith import Analyzer
-from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select
+from tsir.errors import UnsupportedError
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, Var, const_value
 from tsir.function import PrimFunc
 from tsir.stmt import (
     Allocate,
@@ -44,9 +62,11 @@ from tsir.stmt import (
     TileOpStmt,
     seq,
 )
+from tsir.tileop import AsyncLoad, BulkLoad, OpArgs
 from tsir.visitor import Mutator, collect, substitute
 
 from .infra import PassContext, register_pass
+from .ring import PRODUCE_ATTR, RELEASE_ATTR, RING_ATTR, barrier_address, mbarrier_call, parity
 
 __all__ = ["InjectSoftwarePipeline", "PIPELINE_BUFFERS_ATTR"]
 
@@ -146,11 +166,14 @@ class _Stage(Mutator):
 
 
 class _Pipeline(Mutator):
-    def __init__(self, ctx: PassContext, viewed: frozenset[Buffer] = frozenset()):
+    def __init__(self, ctx: PassContext, kernel: KernelLaunch, viewed: frozenset[Buffer] = frozenset()):
         super().__init__()
         self.ctx = ctx
+        self.kernel = kernel
         self.staged: dict[Buffer, Buffer] = {}
         self.last_stage: dict[Buffer, PrimExpr] = {}
+        self.barriers: list[Buffer] = []
+        self.loops = 0  # loops around the one being rewritten
         self.viewed = viewed  # shared buffers that a T.view aliases (or that are views)
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
@@ -163,7 +186,11 @@ class _Pipeline(Mutator):
         return serial
 
     def visit_For(self, s: For) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        self.loops += 1
+        try:
+            s = self.generic_visit(s)  # type: ignore[assignment]
+        finally:
+            self.loops -= 1
         if s.kind is not ForKind.PIPELINED:
             return s
         stages = int(s.annotation("num_stages", 0) or 0)
@@ -188,12 +215,23 @@ class _Pipeline(Mutator):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
             return self.unpipelined(serial, s, f"tile {names} is already staged by another pipelined loop")
         k, n = s.loop_var, s.extent
+        # A ring no deeper than the loop: every iteration's produce step then has the same
+        # (loop-variant) form inside the loop, which WarpSpecialize lifts into the producer.
+        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # type: ignore[type-var]
+        full = make_buffer("mbar_full", (depth,), "uint64", "shared", 8)
+        bulk = self.bulk_loads(s, loads, BufferLoad(full, (k % depth,)))
+        if bulk is not None:
+            stages = depth
         for b in tiles:
-            self.staged[b] = make_buffer(b.name, (stages, *b.shape), b.dtype, b.scope, b.align)
+            # Bulk copies and wgmma read swizzles from absolute addresses: align whole atoms.
+            align = max(b.align, 1024) if bulk is not None else b.align
+            self.staged[b] = make_buffer(b.name, (stages, *b.shape), b.dtype, b.scope, align)
             # After the loop the tile is the last iteration's stage (stage 0 if none ran).
             last = Select(n > 0, (n - 1) % stages, IntImm(0, n.dtype))
             self.last_stage[b] = Analyzer().simplify(last)
         mine = {b: self.staged[b] for b in tiles}
+        if bulk is not None:
+            return self.ring(s, stages, bulk, consumers, mine, full)
 
         def issue(j: PrimExpr) -> Stmt:
             out = []
@@ -226,6 +264,112 @@ class _Pipeline(Mutator):
         out = seq(*prologue, loop, _call("tsir.async_copy.cp_async_wait<0>"))
         return AttrStmt(PIPELINE_BUFFERS_ATTR, tuple(mine.values()), out)
 
+    def bulk_loads(self, s: For, loads: list[AsyncLoad], bar: BufferLoad) -> list[BulkLoad] | None:
+        """The producers as bulk loads completing on `bar`, when the target has TMA and every one
+        has that form; else None, with the reason reported (an error when the loop asked for TMA
+        with `tma=True`)."""
+        wanted = s.annotation("tma")
+        if wanted is False:
+            return None
+        loop = f"T.Pipelined over `{s.loop_var.name}`"
+
+        def decline(why: str) -> None:
+            if wanted:
+                raise UnsupportedError(f"{loop} asks for TMA loads (tma=True), but {why}", loc=s.span, where="InjectSoftwarePipeline")
+            self.ctx.explain("InjectSoftwarePipeline", f"{loop} stays on cp.async: {why}", s.span)
+
+        if not self.ctx.target.has_wgmma:
+            # Rings are built where the consumers and the producer warpgroup that make them pay
+            # exist and are verified (sm_90a); sm_90 and sm_100a keep cp.async for now.
+            if wanted:
+                decline(f"{self.ctx.target} builds no TMA pipelines (sm_90a does)")
+            return None
+        if len(self.kernel.threads) != 1:
+            decline("its kernel's threads are not one-dimensional")
+            return None
+        if const_value(s.min) != 0:
+            decline("the loop does not start at 0")
+            return None
+        if self.loops:
+            # Its barriers would be initialised again on every outer iteration, live.
+            decline("it sits inside another loop")
+            return None
+        args = OpArgs(self.ctx.target, self.kernel.num_threads)
+        # A tensor map describes a parameter as the host passes it: not a view of one (T.reshape).
+        views = {d.buffer: d.base for d in collect(self.kernel.body, DeclBuffer)}
+        out: list[BulkLoad] = []
+        for ld in loads:
+            if ld.source in views:
+                decline(
+                    f"{ld.op.title()} into `{ld.tile.name}` reads `{ld.source.name}`, a view of "
+                    f"`{views[ld.source].name}`, and a tensor map describes a parameter as passed"
+                )
+                return None
+            r = ld.op.bulk_load(args, bar)
+            if isinstance(r, str):
+                decline(f"{ld.op.title()} into `{ld.tile.name}` is not a TMA load: {r}")
+                return None
+            out.append(r)
+        return out
+
+    def ring(
+        self, s: For, stages: int, bulk: list[BulkLoad], consumers: list[Stmt],
+        mine: dict[Buffer, Buffer], full: Buffer,
+    ) -> Stmt:
+        """The loop as an mbarrier ring of `stages` (module doc)."""
+        empty = make_buffer("mbar_empty", (stages,), "uint64", "shared", 8)
+        self.barriers += [full, empty]
+        tx: Var = self.kernel.thread_vars[0]
+        k, n = s.loop_var, s.extent
+        warps = self.kernel.num_threads // 32
+        nbytes = sum(b.nbytes for b in bulk)
+        ahead = stages - 1
+        i = Var("s", int32)
+        init = seq(
+            IfThenElse(tx == 0, seq(
+                For(i, IntImm(0, int32), IntImm(stages, int32), ForKind.UNROLLED, seq(
+                    mbarrier_call("mbarrier_init", barrier_address(full, i), 1),
+                    mbarrier_call("mbarrier_init", barrier_address(empty, i), warps),
+                )),
+                mbarrier_call("mbarrier_init_fence"),
+            )),
+            _call("sync_threads"),
+        )
+
+        def produce(j: PrimExpr) -> Stmt:
+            st = j % stages
+            announce = IfThenElse(tx == 0, seq(
+                mbarrier_call("mbarrier_wait", barrier_address(empty, st), parity(j, stages, True)),
+                mbarrier_call("mbarrier_arrive_expect_tx", barrier_address(full, st), nbytes),
+            ))
+            copies = [TileOpStmt(_Stage(mine, st).visit(substitute(b.op, {k: j}))) for b in bulk]
+            # (a constant iteration as a Python int: the form the printer rebuilds)
+            mark = j.value if isinstance(j, IntImm) else j
+            return AttrStmt(PRODUCE_ATTR, mark, seq(announce, *copies))
+
+        def guarded(j: PrimExpr, stmt: Stmt) -> Stmt:
+            c = j < n
+            if isinstance(c, IntImm):
+                return stmt if c.value else seq()
+            return IfThenElse(c, stmt)
+
+        release = AttrStmt(RELEASE_ATTR, k, seq(
+            _call("sync_warp"),
+            IfThenElse(tx % 32 == 0, mbarrier_call("mbarrier_arrive", barrier_address(empty, k % stages))),
+        ))
+        body = seq(
+            guarded(k + ahead, produce(k + ahead)),
+            mbarrier_call("mbarrier_wait", barrier_address(full, k % stages), parity(k, stages, False)),
+            _Stage(mine, k % stages).visit(seq(*consumers)),
+            release,
+        )
+        prologue = [guarded(IntImm(j, k.dtype), produce(IntImm(j, k.dtype))) for j in range(ahead)]
+        loop = For(k, s.min, n, ForKind.SERIAL, body)
+        ws = bool(s.annotation("warp_specialize", True))
+        out = AttrStmt(RING_ATTR, (full, empty, stages, ws), seq(init, *prologue, loop))
+        return AttrStmt(PIPELINE_BUFFERS_ATTR, tuple(mine.values()), out)
+
+
 class _Kernels(Mutator):
     def __init__(self, ctx: PassContext):
         super().__init__()
@@ -234,7 +378,7 @@ class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         # Allocations sit above the loops that stage them: rewrite loops first, then allocations.
         views = [d for d in collect(k.body, DeclBuffer) if d.base.scope in ("shared", "shared.dyn")]
-        p = _Pipeline(self.ctx, frozenset(b for d in views for b in (d.buffer, d.base)))
+        p = _Pipeline(self.ctx, k, frozenset(b for d in views for b in (d.buffer, d.base)))
         body = p.visit(k.body)
         if p.staged:
             # A staged tile used outside its pipelined loop is one of its stages there: stage 0
@@ -242,6 +386,8 @@ class _Kernels(Mutator):
             # refilled by a later loop); ThreadSync orders those accesses as any tile's.
             body = _Outside(p.staged, p.last_stage).visit(body)
             body = _Realloc(p.staged).visit(body)
+        for bar in reversed(p.barriers):
+            body = Allocate(bar, body)
         return k.replace(body=body)
 
 

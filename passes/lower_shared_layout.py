@@ -4,7 +4,9 @@ Requires: vectorized accesses (VectorizeLoop proved contiguity and alignment on 
 Guarantees: every shared buffer listed in a kernel's `shared_layout_map` becomes a 1-D buffer of
 its layout's size, each access indexed by the layout's linearized forward map. A vector access
 `B[i, j0 .. j0+V)` stays one vector access: the layouts only permute 16-byte chunks (or pad rows),
-and the vector lies inside one chunk.
+and the vector lies inside one chunk. A swizzled tile that the async proxy reads or writes (a
+wgmma operand, a TMA destination: calls whose declared effects are asynchronous) is aligned to its
+swizzle atom (1024 bytes for 128-byte swizzles): that hardware swizzles absolute addresses.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from tsir.buffer import Buffer, make_buffer
-from tsir.expr import BufferLoad, PrimExpr, Ramp
+from tsir.expr import BufferLoad, Call, PrimExpr, Ramp
 from tsir.function import PrimFunc
+from tsir.intrin import Access, device_function
+from tsir.layout.swizzle import SwizzleMode
+from tsir.layout.wgmma_layouts import swizzle_mode
 from tsir.stmt import Allocate, AttrStmt, BufferStore, KernelLaunch, Stmt
+from tsir.visitor import collect
 
 from .infra import PassContext, register_pass
 from .lower_tile_op import SHARED_LAYOUT_ATTR
@@ -23,8 +29,26 @@ from .scope import ScopedMutator
 __all__ = ["LowerSharedLayout"]
 
 
+def async_proxy_buffers(body: Stmt) -> set[Buffer]:
+    """Shared buffers whose address reaches a call argument the async proxy reads or writes."""
+    out: set[Buffer] = set()
+    for c in collect(body, Call):
+        fn = device_function(c.op)
+        if fn is None:
+            continue
+        mbarrier = Access.MBARRIER in fn.effects
+        for mode, arg in zip(fn.effects, c.args):
+            if mode in (Access.ASYNC_READ, Access.ASYNC_READ_WRITE) or (mode is Access.ASYNC_WRITE and mbarrier):
+                out |= {
+                    a.args[0].buffer
+                    for a in collect(arg, Call)
+                    if a.op == "address_of" and isinstance(a.args[0], BufferLoad)
+                }
+    return out
+
+
 class _Apply(ScopedMutator):
-    def __init__(self, layouts: dict[Buffer, Any]):
+    def __init__(self, layouts: dict[Buffer, Any], async_proxy: set[Buffer]):
         super().__init__()
         self.layouts = layouts
         self.physical: dict[Buffer, Buffer] = {}
@@ -32,7 +56,12 @@ class _Apply(ScopedMutator):
             size = 1
             for e in lay.const_output_shape():
                 size *= e
-            self.physical[b] = make_buffer(b.name, (size,), b.dtype, b.scope, align=max(b.align, 128))
+            align = max(b.align, 128)
+            if b in async_proxy:
+                mode = swizzle_mode(lay, b.dtype)
+                if mode is not None and mode is not SwizzleMode.NONE:
+                    align = max(align, mode.alignment)
+            self.physical[b] = make_buffer(b.name, (size,), b.dtype, b.scope, align=align)
 
     def index(self, b: Buffer, indices: tuple[PrimExpr, ...]) -> tuple[PrimExpr, ...]:
         last = indices[-1]
@@ -70,7 +99,7 @@ class _Kernels(ScopedMutator):
         body = k.body
         if not (isinstance(body, AttrStmt) and body.key == SHARED_LAYOUT_ATTR):
             return k
-        apply = _Apply(dict(body.value))
+        apply = _Apply(dict(body.value), async_proxy_buffers(body.body))
         for v, n in zip(k.block_vars, k.grid):
             apply.analyzer.bind(v, 0, n)
         for v, n in zip(k.thread_vars, k.threads):

@@ -36,6 +36,10 @@ def default_pipeline() -> list[Pass]:
         get("LowerSharedLayout"),
         get("InjectAsyncCopy"),
         get("Simplify"),
+        # A producer warpgroup for an mbarrier ring's copies, consumers for the rest.
+        get("WarpSpecialize"),
+        # wgmma fences, commits and waits, on the final statement order.
+        get("InjectWgmmaSync"),
         # Barriers are planned on distinct shared buffers, before they are merged into one pool.
         get("ThreadSync"),
         get("PlanSharedMemory"),

@@ -3,7 +3,8 @@
 Requires: ThreadSync done (it reasons about distinct buffers).
 Guarantees: each shared `Allocate` is replaced by a `DeclBuffer` at a 16-byte aligned (or the buffer's
 own alignment) offset into the kernel's pool `buf_dyn_shmem`, and `KernelLaunch.dyn_shared_bytes` is
-the pool size, checked against the target's per-block limit.
+the pool size (plus 1 KiB of slack when a buffer needs 1024-byte alignment: the code generator
+aligns the pool's base), checked against the target's per-block limit.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from tsir.visitor import Mutator, collect
 
 from .infra import PassContext, register_pass
 
-__all__ = ["PlanSharedMemory", "POOL_NAME"]
+__all__ = ["PlanSharedMemory", "POOL_NAME", "REALIGN", "needs_realignment"]
 
 POOL_NAME = "buf_dyn_shmem"
 SHARED_SCOPES = ("shared", "shared.dyn")
+
+
+REALIGN = 1024
+
+
+def needs_realignment(allocs: list[Allocate] | list[Buffer]) -> bool:
+    """Does the pool hold a buffer that must sit on a 1024-byte boundary?"""
+    return any((a.buffer if isinstance(a, Allocate) else a).align >= REALIGN for a in allocs)
 
 
 def buffer_bytes(b: Buffer) -> int:
@@ -72,7 +81,11 @@ class _Kernels(Mutator):
             )
         pool = make_buffer(POOL_NAME, (total,), "uint8", "shared.dyn", align=1024)
         body = _Rewrite(pool, offsets).visit(k.body)
-        return k.replace(body=Allocate(pool, body), dyn_shared_bytes=total)
+        # Tiles whose swizzle the hardware computes from absolute addresses (TMA, wgmma) need the
+        # pool itself on a 1024-byte boundary: the kernel aligns its base within 1 KiB of slack
+        # (codegen), which CUDA's guarantee of 16 bytes for dynamic shared memory does not give.
+        size = total + (REALIGN if needs_realignment(allocs) else 0)
+        return k.replace(body=Allocate(pool, body), dyn_shared_bytes=size)
 
 
 @register_pass("PlanSharedMemory")

@@ -9,7 +9,9 @@ memory effects that `tsir.intrin.DEVICE_FUNCTIONS` declares for each pointer arg
 reads its operand tiles, an atomic is a read-modify-write, cp.async writes late); a device call
 without a declaration is refused. Barriers go only where a conflict exists, never inside an `if`
 or loop whose condition or bounds differ across the threads of a block (that would deadlock: the
-barrier goes before it), and an existing barrier is reused.
+barrier goes before it), and an existing barrier is reused. Where the later access is a read
+by the async proxy (a wgmma operand, a TMA store's source) of ordinary writes, the barrier is
+preceded by `fence_proxy_async_shared()` (each writer's writes become visible to that proxy).
 
 Accesses inside a software pipeline's async-copy regions (`async_copy` inside `pipeline_buffers`,
 left in place by InjectAsyncCopy) are ordered by the pipeline's own wait + barrier at the top of
@@ -61,6 +63,18 @@ def make_barrier() -> Stmt:
     return Evaluate(Call(int32, "sync_threads", ()))
 
 
+def make_proxy_fence() -> Stmt:
+    return Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ()))
+
+
+def _is_proxy_fence(s: Stmt) -> bool:
+    return (
+        isinstance(s, Evaluate)
+        and isinstance(s.value, Call)
+        and s.value.op == "tsir.mbarrier.fence_proxy_async_shared"
+    )
+
+
 def is_barrier(s: Stmt) -> bool:
     return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == "sync_threads"
 
@@ -77,6 +91,9 @@ class Accesses:
     writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
     atomics: dict[Buffer, set[Tag]] = field(default_factory=dict)
     async_writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    # Reads by the async proxy (wgmma operands, TMA store sources), also in `reads`: ordinary
+    # writes before them need a proxy fence as well as the barrier.
+    async_reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
 
     def union(self, o: Accesses) -> Accesses:
         def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
@@ -86,15 +103,28 @@ class Accesses:
             return out
 
         return Accesses(
-            merge(self.reads, o.reads), merge(self.writes, o.writes),
-            merge(self.atomics, o.atomics), merge(self.async_writes, o.async_writes),
+            merge(self.reads, o.reads),
+            merge(self.writes, o.writes),
+            merge(self.atomics, o.atomics),
+            merge(self.async_writes, o.async_writes),
+            merge(self.async_reads, o.async_reads),
         )
 
     def retag(self, tag: Tag) -> Accesses:
         def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
             return {k: {tag} for k in a}
 
-        return Accesses(one(self.reads), one(self.writes), one(self.atomics), one(self.async_writes))
+        return Accesses(
+            one(self.reads),
+            one(self.writes),
+            one(self.atomics),
+            one(self.async_writes),
+            one(self.async_reads),
+        )
+
+    def needs_proxy_fence(self, later: Accesses) -> bool:
+        """Do these ordinary writes feed `later`'s async-proxy reads (wgmma, TMA store)?"""
+        return any(b in later.async_reads for b in (*self.writes, *self.async_writes))
 
     def conflicts(self, later: Accesses) -> bool:
         """Does `later` conflict with these earlier accesses? Accesses of one unit (one tile op's
@@ -112,7 +142,9 @@ class Accesses:
         later_written = (later.writes, later.async_writes)
         return (
             any(clash(e, later.reads) for e in (*written, self.atomics))
-            or any(clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written)
+            or any(
+                clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written
+            )
             or any(clash(e, later.atomics) for e in (self.reads, *written))
         )
 
@@ -138,7 +170,7 @@ class _Collect(Visitor):
             Access.ASYNC_WRITE: (self.acc.async_writes,),
             # Async readers (wgmma operands, TMA store sources) read it from their issue on: ordered
             # after earlier writes here; their retirement is the Hopper passes' concern.
-            Access.ASYNC_READ: (self.acc.reads,),
+            Access.ASYNC_READ: (self.acc.reads, self.acc.async_reads),
             Access.ASYNC_READ_WRITE: (self.acc.reads, self.acc.writes),
         }[mode]
         for k in kinds:
@@ -164,7 +196,8 @@ class _Collect(Visitor):
         if len(c.args) > len(fn.effects) and not fn.variadic_values:
             raise UnsupportedError(
                 f"device function `{c.op}` is called with {len(c.args)} arguments but declares "
-                f"effects for {len(fn.effects)}", where="ThreadSync",
+                f"effects for {len(fn.effects)}",
+                where="ThreadSync",
             )
         # A write that completes on an mbarrier (a TMA load) is ordered by that barrier's
         # protocol, which the code placing it owns; only cp.async writes are planned here.
@@ -254,7 +287,12 @@ class _Planner:
 
     def block(self, stmts: list[Stmt], st: Accesses) -> tuple[list[Stmt], Accesses]:
         out: list[Stmt] = []
-        for s in stmts:
+        for i, s in enumerate(stmts):
+            if self.is_own_barrier(s) and st.writes and not (out and _is_proxy_fence(out[-1])):
+                # A barrier already there: if the async proxy reads what was written before it
+                # (later in this block), each writer fences first.
+                if st.needs_proxy_fence(shared_accesses(seq(*stmts[i + 1 :]))):
+                    out.append(make_proxy_fence())
             st = self.stmt(s, st, out)
         return out, st
 
@@ -323,10 +361,12 @@ class _Planner:
             # the `if`, among themselves by the range's named barrier.
             acc = shared_accesses(s, self.tag(s), self.aliases)
             st = self.barrier_if_conflict(acc, st, out)
-            out.append(s.replace(
-                then_case=self.plan_range(s.then_case),
-                else_case=None if s.else_case is None else self.plan_range(s.else_case),
-            ))
+            out.append(
+                s.replace(
+                    then_case=self.plan_range(s.then_case),
+                    else_case=None if s.else_case is None else self.plan_range(s.else_case),
+                )
+            )
             return st.union(acc)
         return self.leaf(s, st, out)
 
@@ -336,7 +376,9 @@ class _Planner:
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
         sub = _Planner(
-            self.thread_vars, named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"), self.aliases
+            self.thread_vars,
+            named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"),
+            self.aliases,
         )
         planned, _ = sub.nested(body.body, Accesses())
         return body.replace(body=planned)
@@ -347,7 +389,8 @@ class _Planner:
         if acc.async_writes and not self.in_pipeline:
             raise UnsupportedError(
                 f"cp.async into shared `{sorted(b.name for b in acc.async_writes)[0]}` outside a "
-                "software pipeline: no pass places the wait its readers need", where="ThreadSync",
+                "software pipeline: no pass places the wait its readers need",
+                where="ThreadSync",
             )
         st = self.barrier_if_conflict(acc, st, out)
         out.append(s)
@@ -356,7 +399,13 @@ class _Planner:
     def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
         if not st.conflicts(acc):
             return st
-        if not (out and self.is_own_barrier(out[-1])):
+        reuse = bool(out) and self.is_own_barrier(out[-1])
+        if st.needs_proxy_fence(acc):
+            # Each writer makes its ordinary writes visible to the async proxy before the barrier.
+            at = len(out) - 1 if reuse else len(out)
+            if not (at > 0 and _is_proxy_fence(out[at - 1])):
+                out.insert(at, make_proxy_fence())
+        if not reuse:
             out.append(self.barrier)
         return Accesses()
 

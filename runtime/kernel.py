@@ -13,9 +13,9 @@ from typing import Any, Final
 from tsir import knobs
 from tsir.buffer import Buffer
 from tsir.errors import CompileError, TSIRError
-from tsir.expr import Var
+from tsir.expr import Call, IntImm, Var
 from tsir.function import Module, PrimFunc
-from tsir.stmt import Allocate, CpEngineCopy, LaunchKernel, SeqStmt
+from tsir.stmt import Allocate, CpEngineCopy, LaunchKernel, LetStmt, SeqStmt
 from tsir.target import Target
 
 __all__ = ["Kernel", "compile", "host_program"]
@@ -29,6 +29,7 @@ def host_program(module: Module) -> Any:
         KernelArg,
         LaunchStep,
         ScalarParam,
+        TensorMapArg,
         TensorParam,
         WorkspaceParam,
     )
@@ -90,7 +91,23 @@ def host_program(module: Module) -> Any:
         body = body.body
     stmts = body.stmts if isinstance(body, SeqStmt) else (body,)
     copies = []
+    maps: dict[Var, Any] = {}
+
+    def tensor_map(v: Var, value: Any) -> Any:
+        # tma_descriptor(address_of(A[0, ...]), box_0, ..., box_{r-1}, swizzle_bytes)
+        if not (isinstance(value, Call) and value.op == "tma_descriptor"):
+            raise CompileError(f"host binding of `{v.name}` is not a tensor map: {value}")
+        first = value.args[0].args[0]  # type: ignore[attr-defined]
+        box = tuple(int(a.value) for a in value.args[1:-1] if isinstance(a, IntImm))
+        swizzle = value.args[-1]
+        if len(box) != len(value.args) - 2 or not isinstance(swizzle, IntImm):
+            raise CompileError(f"tensor map `{v.name}`: the box and swizzle must be constants")
+        return TensorMapArg(first.buffer.name, box, int(swizzle.value))
+
     for s in stmts:
+        while isinstance(s, LetStmt):
+            maps[s.var] = tensor_map(s.var, s.value)
+            s = s.body
         if isinstance(s, CpEngineCopy):
             from tsir.runtime.cpengine import copy_step
 
@@ -104,7 +121,9 @@ def host_program(module: Module) -> Any:
         grid = tuple(python_expr(g) for g in s.grid) + ("1",) * (3 - len(s.grid))
         block = tuple(s.threads) + (1,) * (3 - len(s.threads))
         args = tuple(
-            KernelArg(a.name, "ptr") if isinstance(a, Buffer) else KernelArg(a.name, str(a.dtype))
+            KernelArg(a.name, "ptr") if isinstance(a, Buffer)
+            else maps[a] if isinstance(a, Var) and a in maps
+            else KernelArg(a.name, str(a.dtype))
             for a in s.args
         )
         steps.append(LaunchStep(s.kernel, grid, block, s.dyn_shared_bytes, args))  # type: ignore[arg-type]

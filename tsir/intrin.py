@@ -136,6 +136,9 @@ class DeviceFunction:
     # proxy), "proxy_fence" (this thread's generic shared writes become visible to the async
     # proxy), "wgmma_fence" (register writes ordered before later wgmmas).
     sync: str | None = None
+    # Reads the hardware thread index itself (threadIdx.x / 32 is its warp): it must run in the
+    # block's first threads, so code calling it cannot be moved to other threads.
+    thread_index: bool = False
     # The oldest GPU (compute capability, 90 = sm_90) with the instruction; the Verify pass
     # refuses the call, naming `requires`, for an older target.
     min_sm: int = 0
@@ -154,9 +157,9 @@ def _dev(name: str, *effects: Access | None, **kw: Any) -> None:
 
 R, W, RW, AT, AW = Access.READ, Access.WRITE, Access.READ_WRITE, Access.ATOMIC, Access.ASYNC_WRITE
 # gemm_ss<M, N, K, ...>(&A_shared, &B_shared, &C_registers): one warp's tiles of C += A @ B.
-_dev("tsir.gemm_sm80.gemm_ss", R, R, RW, collective="warp")
+_dev("tsir.gemm_sm80.gemm_ss", R, R, RW, collective="warp", thread_index=True)
 # gemm_rs<M, N, K, ...>(&A_registers, &B_shared, &C_registers): A read from each thread's registers.
-_dev("tsir.gemm_sm80.gemm_rs", R, R, RW, collective="warp")
+_dev("tsir.gemm_sm80.gemm_rs", R, R, RW, collective="warp", thread_index=True)
 _dev("tsir.async_copy.cp_async_16", AW, R, None)
 _dev("tsir.async_copy.cp_async_commit")
 _dev("tsir.async_copy.cp_async_wait", retires_async=True)

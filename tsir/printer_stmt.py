@@ -220,6 +220,12 @@ class StmtPrinter:
         builder_annotations = (("num_stages", stages),) if s.kind is ForKind.PIPELINED else ()
         if s.kind is ForKind.PIPELINED:
             args.append(f"num_stages={stages!r}")  # a Pipelined loop without stages shows None
+            if s.annotation("warp_specialize", True) is False:
+                args.append("warp_specialize=False")
+                builder_annotations += (("warp_specialize", False),)
+            if s.annotation("tma") is not None:
+                args.append(f"tma={s.annotation('tma')!r}")
+                builder_annotations += (("tma", s.annotation("tma")),)
         if s.thread is not None:
             args.append(f"thread={quote(s.thread)}")
         if s.annotations and s.annotations != builder_annotations:

@@ -9,7 +9,7 @@ from tsir.layout import Layout
 from tsir.layout.swizzle import make_swizzled_layout
 from tsir.passes import PassContext, get
 from tsir.passes.lower_tile_op import SHARED_LAYOUT_ATTR
-from tsir.stmt import AttrStmt
+from tsir.stmt import AttrStmt, seq
 
 CTX = PassContext(tsir.Target.parse("sm_80"))
 
@@ -57,3 +57,34 @@ def test_a_swizzled_tile_permutes_sixteen_byte_chunks_within_a_row() -> None:
             A[tx // 8, tx % 8] = S[(tx % 8 ^ tx // 8) * 8 + tx // 8 * 64 + 1]
 
     tsir.assert_structural_equal(get("LowerSharedLayout")(with_layout(swizzled), CTX), expected.func)
+
+
+def test_a_swizzled_tile_the_async_proxy_reads_is_aligned_to_its_swizzle_atom() -> None:
+    """wgmma (and TMA) swizzle absolute addresses: a 128-byte swizzled tile they touch starts on a
+    1024-byte boundary (8 rows of 128 bytes); the same tile read only by ordinary loads keeps 128."""
+    swizzled = make_swizzled_layout((8, 64), tsir.DataType("float16"), True)
+    f = with_layout(swizzled)
+    k = f.body
+    S = k.body.body.buffer
+    desc = T.call_intrin(
+        "uint64", "tsir.wgmma.wgmma_desc",
+        T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", S[0, 0])),
+        16, 1024, 1,
+    )
+    acc = tsir.buffer.make_buffer("acc", (4,), "float32", "local")
+    wgmma = tsir.Evaluate(T.call_intrin(
+        "int32", "tsir.wgmma.wgmma_ss<tsir::kWgmmaF16, 8, 0, 0>",
+        T.call_intrin("handle", "address_of", acc[0]), desc, desc, 1,
+    ))
+    alloc = k.body.body
+    read = f.replace(body=k.replace(body=k.body.replace(body=alloc.replace(body=seq(alloc.body, wgmma)))))
+    aligned = {b.name: b.align for b in _allocated(get("LowerSharedLayout")(read, CTX))}
+    plain = {b.name: b.align for b in _allocated(get("LowerSharedLayout")(f, CTX))}
+    assert aligned["S"] == 1024 and plain["S"] == 128
+
+
+def _allocated(func: tsir.PrimFunc) -> list[tsir.Buffer]:
+    from tsir.stmt import Allocate
+    from tsir.visitor import collect
+
+    return [a.buffer for a in collect(func, Allocate)]

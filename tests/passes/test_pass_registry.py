@@ -14,7 +14,8 @@ from tsir.visitor import collect
 EXPECTED_ORDER = [
     "Verify", "InjectSoftwarePipeline", "LayoutInference", "LowerTileOp",
     "LowerCPEngineIntrin", "LegalizeSafeMemoryAccess", "VectorizeLoop", "LowerSharedLayout",
-    "InjectAsyncCopy", "Simplify", "ThreadSync", "PlanSharedMemory", "SplitHostDevice",
+    "InjectAsyncCopy", "Simplify", "WarpSpecialize", "InjectWgmmaSync", "ThreadSync",
+    "PlanSharedMemory", "SplitHostDevice",
 ]
 
 
@@ -64,7 +65,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
     tsir.lower(small(), "sm_90a")
     names = sorted(os.listdir(tmp_path))
     assert len(names) == len(EXPECTED_ORDER)
-    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.12.SplitHostDevice.txt"
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.14.SplitHostDevice.txt"
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]

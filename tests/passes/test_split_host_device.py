@@ -31,3 +31,28 @@ def test_kernel_parameters_in_declaration_order() -> None:
     launches = collect(m.host, KernelCall)
     assert [x.kernel for x in launches] == ["f_kernel", "f_kernel_1"]
     assert m.host.params == f.func.params
+
+
+def test_tensor_maps_become_kernel_parameters_bound_on_the_host() -> None:
+    """Each distinct `tma_descriptor(...)` of a kernel (two uses of one map are one) becomes a
+    handle parameter after the kernel's own; the host binds it to the descriptor around the
+    launch; a tensor read only through its map is not passed as a pointer."""
+    with T.prim_func("f") as f:
+        A = T.param("A", (64, 64), "float16")
+        C = T.param("C", (64,), "float32")
+        with T.Kernel(1, threads=32):
+            tmap = T.call_intrin("handle", "tma_descriptor", T.call_intrin("handle", "address_of", A[0, 0]), 64, 64, 128)
+            T.evaluate(T.call_intrin("int32", "tsir.tma.tma_prefetch_descriptor", tmap))
+            T.evaluate(T.call_intrin("int32", "tsir.tma.tma_prefetch_descriptor", tmap))
+            C[0] = 1.0
+    ctx = PassContext(tsir.Target.parse("sm_90a"))
+    m = get("SplitHostDevice")(f.func, ctx)
+    (kernel,) = m.kernels
+    assert [p.name for p in kernel.params] == ["C", "A_tmap"]
+    tmap_param = kernel.params[1]
+    calls = [c for c in collect(kernel.body, tsir.Call) if c.op == "tsir.tma.tma_prefetch_descriptor"]
+    assert len(calls) == 2 and all(c.args[0] is tmap_param for c in calls)
+    (let,) = collect(m.host, tsir.LetStmt)
+    assert let.var is tmap_param and let.value.op == "tma_descriptor"
+    (launch,) = collect(m.host, KernelCall)
+    assert launch.args == (f.func.params[1], tmap_param)

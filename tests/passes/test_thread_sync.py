@@ -142,10 +142,15 @@ GEMM = "tsir.gemm_sm80.gemm_ss<16, 16, 16, 1, 1, false, false, 0, 16, 0, 16>"
 
 
 def _gemm(A_s: tsir.Buffer, B_s: tsir.Buffer, C: tsir.Buffer) -> None:
-    T.evaluate(T.call_intrin(
-        "int32", GEMM, T.call_intrin("handle", "address_of", A_s[0]),
-        T.call_intrin("handle", "address_of", B_s[0]), T.call_intrin("handle", "address_of", C[0]),
-    ))
+    T.evaluate(
+        T.call_intrin(
+            "int32",
+            GEMM,
+            T.call_intrin("handle", "address_of", A_s[0]),
+            T.call_intrin("handle", "address_of", B_s[0]),
+            T.call_intrin("handle", "address_of", C[0]),
+        )
+    )
 
 
 def test_a_device_call_reading_shared_memory_gets_barriers() -> None:
@@ -225,9 +230,14 @@ def test_shared_atomics_after_plain_initialisation_get_a_barrier() -> None:
             hist = T.alloc_shared((32,), "int32")
             hist[tx] = 0
             for i in T.serial(8):
-                T.evaluate(T.call_intrin(
-                    "int32", "atomic_add", T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]), 1
-                ))
+                T.evaluate(
+                    T.call_intrin(
+                        "int32",
+                        "atomic_add",
+                        T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]),
+                        1,
+                    )
+                )
             H[tx] = hist[31 - tx]
 
     with T.prim_func("f") as expected:
@@ -239,9 +249,14 @@ def test_shared_atomics_after_plain_initialisation_get_a_barrier() -> None:
             hist[tx] = 0
             T.sync_threads()
             for i in T.serial(8):
-                T.evaluate(T.call_intrin(
-                    "int32", "atomic_add", T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]), 1
-                ))
+                T.evaluate(
+                    T.call_intrin(
+                        "int32",
+                        "atomic_add",
+                        T.call_intrin("handle", "address_of", hist[X[i * 32 + tx] % 32]),
+                        1,
+                    )
+                )
             T.sync_threads()
             H[tx] = hist[31 - tx]
 
@@ -277,7 +292,11 @@ def test_a_device_call_without_declared_effects_is_refused() -> None:
     with T.prim_func("f") as before:
         with T.Kernel(1, threads=32):
             S = T.alloc_shared((32,), "float32")
-            T.evaluate(T.call_intrin("int32", "tsir.mystery.fn", T.call_intrin("handle", "address_of", S[0])))
+            T.evaluate(
+                T.call_intrin(
+                    "int32", "tsir.mystery.fn", T.call_intrin("handle", "address_of", S[0])
+                )
+            )
     with pytest.raises(tsir.UnsupportedError, match="tsir.mystery.fn.*declares no memory effects"):
         run(before.func)
 
@@ -337,6 +356,84 @@ def test_a_pipeline_inside_an_outer_loop_waits_for_the_previous_iterations_reads
     rng = np.random.default_rng(4)
     a = rng.standard_normal((64, 96)).astype(np.float16)
     b = rng.standard_normal((96, 64)).astype(np.float16)
-    report = tsir.interpret.check_stages(f.func, [a, b, np.zeros((64, 64), np.float32)], target="sm_80")
+    report = tsir.interpret.check_stages(
+        f.func, [a, b, np.zeros((64, 64), np.float32)], target="sm_80"
+    )
     report.raise_for_failure()
     np.testing.assert_allclose(report.reference[2], a.astype(np.float64) @ b, rtol=2e-2, atol=2e-1)
+
+
+def _wgmma_reading(S: object, acc: object) -> None:
+    desc = T.call_intrin(
+        "uint64",
+        "tsir.wgmma.wgmma_desc",
+        T.call_intrin(
+            "uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", S[0])
+        ),  # type: ignore[index]
+        16,
+        1024,
+        1,
+    )
+    T.evaluate(
+        T.call_intrin(
+            "int32",
+            "tsir.wgmma.wgmma_ss<tsir::kWgmmaF16, 64, 0, 0>",
+            T.call_intrin("handle", "address_of", acc[0]),
+            desc,
+            desc,
+            1,  # type: ignore[index]
+        )
+    )
+
+
+def test_ordinary_writes_read_by_wgmma_get_a_proxy_fence_before_the_barrier() -> None:
+    """wgmma reads shared memory through the async proxy: each writer fences its generic writes
+    for it before the barrier that orders them (PTX ISA, "Memory consistency: proxies")."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            _wgmma_reading(S, acc)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            T.evaluate(T.call_intrin("int32", "tsir.mbarrier.fence_proxy_async_shared"))
+            T.sync_threads()
+            _wgmma_reading(S, acc)
+
+    assert_structural_equal(run(before.func), expected.func)
+
+
+def test_a_barrier_already_there_gets_the_proxy_fence_its_async_readers_need() -> None:
+    """Found by the fuzzer: the program's own `T.sync_threads()` between ordinary writes and the
+    wgmma that reads them needs each writer's proxy fence before it."""
+    with T.prim_func("f") as before:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            T.sync_threads()
+            _wgmma_reading(S, acc)
+
+    with T.prim_func("f") as expected:
+        A = T.param("A", (128,), "float16")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8192,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            S[tx] = A[tx]
+            T.evaluate(T.call_intrin("int32", "tsir.mbarrier.fence_proxy_async_shared"))
+            T.sync_threads()
+            _wgmma_reading(S, acc)
+
+    assert_structural_equal(run(before.func), expected.func)

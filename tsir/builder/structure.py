@@ -117,11 +117,14 @@ def dynamic(name: str, dtype: Any = "int32") -> Var:
 @contextlib.contextmanager
 def Kernel(
     *grid: Any, threads: Any = 128, cluster: Any = None, dyn_shared_bytes: int = 0,
-    name: str | None = None,
+    name: str | None = None, persistent: bool = False,
 ) -> Iterator[Any]:
     """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims).
     `dyn_shared_bytes` and `name` are the printer's forms for what passes set (a planned shared
-    memory pool, a kernel's symbol); programs leave them out."""
+    memory pool, a kernel's symbol); programs leave them out. `persistent=True`: on sm_90a, a
+    warp-specialized kernel (a TMA pipeline) runs one block per SM that loops over the grid's
+    blocks in L2-friendly panels (`T.use_swizzle`'s, 8 columns by default); elsewhere, or when the
+    kernel is not warp-specialized, the report says why it runs as a plain grid."""
     b = current_builder("T.Kernel")
     if b.kernel is not None:
         raise BuildError("T.Kernel cannot be nested inside another T.Kernel")
@@ -161,7 +164,11 @@ def Kernel(
     def finish(body: Stmt) -> Stmt:
         return KernelLaunch(kname, tuple(dims), tdims, bvars, tvars, body, clus, dyn_shared_bytes)
 
+    if not isinstance(persistent, bool):
+        raise BuildError(f"T.Kernel: persistent must be True or False, got {persistent!r}")
     frame = b.push(Frame("kernel", finish, kernel=info))
+    if persistent:
+        frame.items.append(("attr", "persistent", True))
     b.kernels.append(info)
     yield bvars[0] if len(bvars) == 1 else bvars
     b.pop(frame)
@@ -228,14 +235,22 @@ def Parallel(*extents: Any) -> Iterator[Any]:
 
 def Pipelined(
     start: Any, stop: Any = None, num_stages: int = 0, order: Any = None, stage: Any = None,
-    group: Any = None,
+    group: Any = None, warp_specialize: bool = True, tma: bool | None = None,
 ) -> Iterator[Any]:
     """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
     `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
     `stage=` and `group=` (a hand-written schedule in TileLang) raise: tsir's pipeliner chooses
-    the schedule itself, and accepting them would ignore them."""
+    the schedule itself, and accepting them would ignore them. On sm_90a the loads become TMA
+    copies into an mbarrier ring where they can (`tma=None`), must (`tma=True`: an error naming
+    the copy and the rule it breaks otherwise) or must not (`tma=False`: cp.async);
+    `warp_specialize=False` keeps such a ring in the kernel's own threads (no producer
+    warpgroup)."""
     if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
         raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
+    if not isinstance(warp_specialize, bool):
+        raise BuildError(f"T.Pipelined warp_specialize must be True or False, got {warp_specialize!r}")
+    if tma is not None and not isinstance(tma, bool):
+        raise BuildError(f"T.Pipelined tma must be True, False or None, got {tma!r}")
     for key, value in (("order", order), ("stage", stage), ("group", group)):
         if value is not None:
             raise UnsupportedError(
@@ -245,6 +260,10 @@ def Pipelined(
             )
     kind = ForKind.PIPELINED if num_stages > 0 else ForKind.SERIAL
     ann = (("num_stages", num_stages),) if num_stages else ()
+    if not warp_specialize and num_stages:
+        ann += (("warp_specialize", False),)
+    if tma is not None and num_stages:
+        ann += (("tma", tma),)
     if stop is None:
         return _loop(kind, (start,), _loop_name("k"), ann)
     if const_value(start) == 0:

@@ -51,11 +51,14 @@ def gemm(
     A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False,
     clear_accum: bool = False, policy: str = "square",
 ) -> None:
-    """C += A @ B (A, B in shared memory, fp16/bf16; C a float32 fragment), on tensor cores.
-    `policy`: "square" warp tiles, or "full_row" (warps split M only, so each row of C lives in one
-    warp and `T.reduce_*` can reduce C's rows)."""
+    """C += A @ B (A, B in shared memory, fp16/bf16, or float8 with transpose_B=True; C a float32
+    fragment), on tensor cores. `policy`: "square" warp tiles, or "full_row" (warps split M only,
+    so each row of C lives in one warp and `T.reduce_*` can reduce C's rows); "wgmma" or "mma"
+    force the sm_90a warpgroup path or the mma.sync path (an error when it cannot take the gemm;
+    by default sm_90a takes wgmma where it can and reports why not under TSIR_EXPLAIN)."""
     if policy not in tuple(GemmPolicy):
-        raise BuildError(f"T.gemm: policy must be 'square' or 'full_row', got {policy!r}")
+        allowed = ", ".join(repr(p.value) for p in GemmPolicy)
+        raise BuildError(f"T.gemm: policy must be one of {allowed}, got {policy!r}")
     a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
     check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
     _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), policy), "T.gemm")

@@ -31,10 +31,14 @@ class RunContext:
         races: bool = True,
         origin: Callable[[Any], str | None] | None = None,
         rank: int | None = None,
+        implicit_sync: bool = False,
     ):
         self.lanes = lanes
         self.check = check
         self.races = races and check
+        # Barriers are implicit (before ThreadSync): each tile op's code completes in all the
+        # threads that run it before the next begins, also across warpgroups run as strands.
+        self.implicit_sync = implicit_sync
         self.global_guard = global_guard
         self.origin = origin
         self.rank = rank

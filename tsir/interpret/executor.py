@@ -221,6 +221,23 @@ class Executor:
         self.ev.eval(s.value, mask)
 
     def s_attr(self, s: AttrStmt, mask: Mask) -> None:
+        strands = getattr(self, "strands", None)
+        if strands is not None and self.ctx.implicit_sync and s.key in ("tile_op", "thread_range"):
+            # Before ThreadSync a tile op's code is complete in every thread that runs it before
+            # the next statement: warpgroups run as strands meet at its end (those of the thread
+            # range it runs in).
+            if s.key == "thread_range":
+                me = strands.cur
+                saved_range = me.implicit_range
+                me.implicit_range = (int(s.value[0]), int(s.value[1]))
+                try:
+                    self.run(s.body, mask)
+                finally:
+                    me.implicit_range = saved_range
+                return
+            self.run(s.body, mask)
+            strands.implicit_barrier(s)
+            return
         if s.key == SHARED_LAYOUT_ATTR:
             saved = dict(self.layouts)
             for buf, lay in s.value:

@@ -325,8 +325,9 @@ class SharedShadow:
         self, ctx: RunContext, fi: np.ndarray, reader: int, what: str, buffer: str, base: int
     ) -> None:
         """The async proxy reads `fi` (for `reader`'s statement): every generic write of those
-        bytes must have been followed by a fence.proxy.async of its writer."""
-        if self.gen_lane is None or not ctx.check:
+        bytes must have been followed by a fence.proxy.async of its writer. Off where barriers
+        are implicit (before ThreadSync, which places the proxy fences with the barriers)."""
+        if self.gen_lane is None or not ctx.check or not ctx.races:
             return
         assert self.gen_fence is not None
         gl = self.gen_lane[fi]

@@ -304,6 +304,7 @@ class Program:
                 check=self.check,
                 global_guard=guard,
                 races=not self.implicit_sync,
+                implicit_sync=self.implicit_sync,
                 origin=self.origin,
                 rank=self.rank,
             )

@@ -77,6 +77,8 @@ class Strand:
         self.describe: Callable[[], str] | None = None
         self.thread: threading.Thread | None = None
         self.saved: tuple[Any, ...] = ()
+        # The thread range this strand is running in, where barriers are implicit ([lo, hi)).
+        self.implicit_range: tuple[int, int] | None = None
 
 
 class Strands:
@@ -99,6 +101,9 @@ class Strands:
         # __syncthreads() across strands: strand index -> (statement, lanes) of its arrival.
         self.bar_gen = 0
         self.bar_arrived: dict[int, tuple[Any, np.ndarray]] = {}
+        # Before ThreadSync (RunContext.implicit_sync): the end of each tile op's code is a
+        # barrier among the strands of the thread range it runs in (Strand.implicit_range).
+        self.implicit: dict[int, dict[str, Any]] = {}
         state = (dict(ex.ev.env), dict(ex.ev.views), dict(ex.layouts), ex.ctx.stmt)
         for s in self.strands:
             s.saved = (dict(state[0]), dict(state[1]), dict(state[2]), state[3])
@@ -254,6 +259,35 @@ class Strands:
             return f"waits at {what}: {describe_stmt(stmt)}"
 
         self.park(lambda: self.bar_gen > gen, describe)
+
+    def implicit_barrier(self, stmt: Any) -> None:
+        """The end of tile op `stmt` in a stage whose barriers are implicit: wait until every
+        strand of the current thread range has finished it too (a strand that ended the kernel,
+        or waits elsewhere for this one, does not hold the others back)."""
+        rng = self.cur.implicit_range
+        lo, hi = rng if rng is not None else (0, 1 << 30)
+        members = {s.index for s in self.strands if 128 * s.index < hi and 128 * (s.index + 1) > lo}
+        entry = self.implicit.setdefault(id(stmt), {"gen": 0, "arrived": set()})
+        entry["arrived"].add(self.cur.index)
+        gen = entry["gen"]
+
+        def released() -> bool:
+            if entry["gen"] > gen:
+                return True
+            waiting = {s.index for s in self.strands if s.index in members and s.state == "done"}
+            if entry["arrived"] | waiting >= members:
+                entry["arrived"] = set()
+                entry["gen"] += 1
+                return True
+            return False
+
+        if released():
+            return
+
+        def describe() -> str:
+            return f"waits for the other warpgroups at the end of: {describe_stmt(stmt)}"
+
+        self.park(released, describe)
 
     def _complete_barrier(self, what: str, sync: bool) -> None:
         stmts = {id(st): st for st, _ in self.bar_arrived.values()}

@@ -6,7 +6,8 @@ run in every thread of the block (the thread index is a lane); a tile operator o
 runs once, whole, when any thread reaches it. A T.Parallel nest evaluates its body over the whole
 iteration space at once, statement by statement. Global memory is implicitly guarded: loads outside
 a global buffer read zero, stores outside it are skipped (LegalizeSafeMemoryAccess makes this
-explicit later). cp.async waits and barriers are no-ops: copies are synchronous here.
+explicit later). cp.async waits, barriers and an mbarrier pipeline's barrier calls are no-ops:
+copies are synchronous here.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ class TileExecutor(Executor):
     # -- calls -------------------------------------------------------------------------------------
     def call(self, ev: Evaluator, e: Call, mask: Mask) -> Any:
         op = e.op
-        if op in _NOOP_CALLS or op.split("<")[0] in _NOOP_DEVICE:
+        if op in _NOOP_CALLS or op.split("<")[0] in _NOOP_DEVICE or op.startswith("tsir.mbarrier."):
             return np.zeros(1, dtype=np.int32)
         if op == "atomic_add":
             ptr = ev.eval(e.args[0], mask)

@@ -31,6 +31,7 @@ tile, K-major (K = cols) or MN-major (MN = cols, 16-bit types only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..errors import UnsupportedError
@@ -38,7 +39,7 @@ from .analysis import equivalent
 from .fragment import Fragment
 from .gemm_layouts import _clean
 from .layout import Layout
-from .swizzle import SwizzleMode, _bits, make_swizzle_layout, swizzle_error
+from .swizzle import SwizzleMode, _bits, detect_swizzle, make_swizzle_layout, swizzle_error
 
 __all__ = [
     "WarpgroupPartition",
@@ -54,6 +55,7 @@ __all__ = [
     "valid_wgmma_n",
     "TmaBox",
     "tma_boxes",
+    "swizzle_mode",
 ]
 
 WARPGROUP = 128
@@ -189,6 +191,13 @@ def choose_wgmma_swizzle(shape: tuple[int, int], dtype: Any) -> SwizzleMode | No
         if swizzle_error(shape, dtype, mode) is None:
             return mode
     return None
+
+
+@lru_cache(maxsize=512)
+def swizzle_mode(layout: Layout, dtype: Any) -> SwizzleMode | None:
+    """`detect_swizzle`, remembered per layout (immutable, hashed by identity): the wgmma and TMA
+    lowerings ask it of the same operand tiles many times."""
+    return detect_swizzle(layout, dtype)
 
 
 def make_wgmma_smem_layout(shape: tuple[int, int], dtype: Any, mode: SwizzleMode) -> Layout:

@@ -6,6 +6,7 @@ from .atomic_max import AtomicMax
 from .atomic_min import AtomicMin
 from .base import (
     AsyncLoad,
+    BulkLoad,
     InferLevel,
     LayoutFact,
     LayoutInferArgs,
@@ -22,6 +23,7 @@ from .base import (
     requirement,
 )
 from .copy import Copy
+from .copy_tma import tma_boxes_of  # registers Copy's "tma" lowering
 from .cummax import CumMax
 from .cumsum import CumSum
 from .distributed import (
@@ -38,18 +40,19 @@ from .distributed import (
 from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
+from .gemm_wgmma import WgmmaPlan, wgmma_plan  # registers Gemm's "wgmma" lowering
 from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
 from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
 
 __all__ = [
-    "AsyncLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
+    "AsyncLoad", "BulkLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
     "OpEnum", "Requirement", "Spread", "TileOperatorNode", "get_tile_op", "register_tile_op",
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicOp", "AtomicAdd", "AtomicMax", "AtomicMin", "MemoryOrder", "CumSum",
-    "CumMax", "Reduce", "ReduceKind", "FinalizeReducer", "Gemm", "GemmPolicy", "ParallelLoop",
-    "Im2Col",
+    "CumMax", "Reduce", "ReduceKind", "FinalizeReducer", "Gemm", "GemmPolicy", "WgmmaPlan",
+    "wgmma_plan", "ParallelLoop", "Im2Col",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TileOperatorNode", "InferLevel", "OpEnum", "coerce_enums", "Spread", "OpArgs", "LayoutInferArgs", "LowerArgs",
-    "LayoutFact", "Requirement", "requirement", "Lowering", "AsyncLoad", "register_tile_op",
+    "LayoutFact", "Requirement", "requirement", "Lowering", "AsyncLoad", "BulkLoad", "register_tile_op",
     "get_tile_op", "registered_tile_ops", "FRAGMENT",
 ]
 
@@ -154,13 +154,16 @@ class Requirement:
 
     name: str
     check: Check
+    program: bool = True
+    """False for a fact of the target alone (a lowering for other hardware): its refusal is not a
+    decision about the program and is not reported under TSIR_EXPLAIN."""
 
 
-def requirement(name: str) -> Callable[[Check], Requirement]:
+def requirement(name: str, *, program: bool = True) -> Callable[[Check], Requirement]:
     """`@requirement("target has mma.sync")` on `def f(op, args) -> str | None`."""
 
     def wrap(fn: Check) -> Requirement:
-        return Requirement(name, fn)
+        return Requirement(name, fn, program)
 
     return wrap
 
@@ -184,10 +187,15 @@ class Lowering:
 
     def refusal(self, op: Any, args: OpArgs) -> str | None:
         """Why this lowering does not apply to `op` (its first failed requirement), or None."""
+        failed = self.failed(op, args)
+        return None if failed is None else f"{failed[0].name}: {failed[1]}"
+
+    def failed(self, op: Any, args: OpArgs) -> tuple[Requirement, str] | None:
+        """The first requirement `op` fails, and why; None when all hold."""
         for r in self.requires:
             why = r.check(op, args)
             if why is not None:
-                return f"{r.name}: {why}"
+                return r, why
         return None
 
 
@@ -256,15 +264,18 @@ class TileOperatorNode(Node):
                 )
             lowerings = tuple(chosen)
         declined: list[tuple[Lowering, str]] = []
+        quiet: set[str] = set()  # declined for the target alone: nothing to report
         for v in lowerings:
-            why = v.refusal(self, args)
-            if why is None:
+            failed = v.failed(self, args)
+            if failed is None:
                 explain = getattr(args, "explain", None)
                 for d, reason in declined:
-                    if d.preferred and explain is not None:
+                    if d.preferred and explain is not None and d.name not in quiet:
                         explain(f"{self.title()}: {v.name} instead of {d.name}: {reason}")
                 return v
-            declined.append((v, why))
+            if not failed[0].program:
+                quiet.add(v.name)
+            declined.append((v, f"{failed[0].name}: {failed[1]}"))
         if len(declined) == 1:
             raise UnsupportedError(f"{self.title()}: {declined[0][1]}", where="LowerTileOp")
         listing = "".join(f"\n  - {v.name}: {why}" for v, why in declined)
@@ -303,6 +314,11 @@ class TileOperatorNode(Node):
         """This op as a load the pipeliner may issue iterations ahead of its consumers, or None."""
         return None
 
+    def bulk_load(self, args: OpArgs, mbarrier: Any) -> BulkLoad | str:
+        """This op as a bulk (TMA) load that completes on the mbarrier `mbarrier` (a shared
+        `uint64` element), for an mbarrier pipeline; or why it cannot be one."""
+        return f"{self.title()} has no bulk (TMA) form"
+
     # -- printing -------------------------------------------------------------------------------
     def print_form(self, p: ExprPrinter) -> str:
         """The builder text that re-creates this op. The default, for ops without a builder
@@ -322,6 +338,15 @@ class AsyncLoad:
     tile: Buffer
     source: Buffer
     op: TileOperatorNode
+
+
+@dataclass(frozen=True, slots=True)
+class BulkLoad:
+    """A load that completes on an mbarrier: the op to issue, and the bytes it completes there
+    (what the barrier's expect_tx announces)."""
+
+    op: TileOperatorNode
+    nbytes: int
 
 
 def free_fragment_layouts(buffers: list[Buffer], args: OpArgs) -> dict[Buffer, LayoutFact]:

@@ -6,9 +6,9 @@ Lowerings, tried in order:
 - `elementwise`: memory to memory, spread over the block's threads with vector lanes innermost;
   a pipelined global->shared copy (`async_copy`) is marked for InjectAsyncCopy (cp.async).
 
-A hardware path (TMA on sm_90a) registers before them with `Copy.register_lowering("tma", ...,
-first=True, preferred=True)`: it is chosen when its requirements hold, and each decline is
-reported under TSIR_EXPLAIN.
+A hardware path registers before them (copy_tma.py): `tma`, a bulk tensor copy completing on the
+copy's `mbarrier`, which an mbarrier pipeline sets (`bulk_load`); that pipeline reports why a copy
+it could not take stays on cp.async.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..stmt import AttrStmt, BufferStore, Stmt
 from .base import (
     FRAGMENT,
     AsyncLoad,
+    BulkLoad,
     InferLevel,
     LayoutFact,
     LayoutInferArgs,
@@ -65,6 +66,9 @@ class Copy(TileOperatorNode):
     async_copy: bool = False
     """Issue global->shared moves as cp.async (set by InjectSoftwarePipeline); the pipeline
     commits and waits for them."""
+    mbarrier: PrimExpr | None = None
+    """A bulk (TMA) load completing on this mbarrier (a shared `uint64` element), set by an
+    mbarrier pipeline, which announces its bytes and waits (copy_tma.py)."""
 
     def reads(self) -> tuple[BufferRegion, ...]:
         return (self.src,)
@@ -98,9 +102,24 @@ class Copy(TileOperatorNode):
             return AsyncLoad(self.dst.buffer, self.src.buffer, self.replace(async_copy=True))
         return None
 
+    def bulk_load(self, args: OpArgs, mbarrier: PrimExpr) -> BulkLoad | str:
+        """This copy as a TMA load completing on `mbarrier`, when its "tma" lowering accepts it."""
+        tma = next((v for v in type(self).lowerings if v.name == "tma"), None)
+        if tma is None:
+            return "no TMA lowering is registered"
+        cand = self.replace(async_copy=True, mbarrier=mbarrier)
+        why = tma.refusal(cand, args)
+        if why is not None:
+            return why
+        n = self.dst.buffer.dtype.bytes
+        for e in self.dst.extents:
+            n *= const_value(e)  # type: ignore[operator]  (the lowering checked: constant)
+        return BulkLoad(cand, n)
+
     def print_form(self, p: ExprPrinter) -> str:
-        if self.async_copy:
-            return TileOperatorNode.print_form(self, p)  # the builder has no asynchronous T.copy
+        if self.async_copy:  # the builder has no asynchronous T.copy
+            text = TileOperatorNode.print_form(self, p)
+            return text.replace(", mbarrier=None)", ")") if self.mbarrier is None else text
         s, d = copy_operands(p, self.src, self.dst)
         return f"T.copy({s}, {d})"
 

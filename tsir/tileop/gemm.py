@@ -49,14 +49,21 @@ __all__ = ["Gemm", "GemmPolicy", "warp_partition", "GEMM_INPUT_DTYPES", "operand
 
 
 class GemmPolicy(OpEnum):
-    """How the accumulator is split over warps."""
+    """How the accumulator is split over warps, or which tensor-core path to take."""
 
     SQUARE = "square"
     """Warp tiles as square as possible."""
     FULL_ROW = "full_row"
     """All warps along M: each warp owns whole rows (row reductions stay in a warp)."""
+    WGMMA = "wgmma"
+    """Force the warpgroup path (sm_90a, gemm_wgmma.py): an error when it cannot take the gemm."""
+    MMA = "mma"
+    """Force the mma.sync path (square warp tiles), also on sm_90a."""
 
 GEMM_INPUT_DTYPES = ("float16", "bfloat16")
+# 8-bit operands: the wgmma path only (K-major A and B, fp32 accumulation).
+GEMM_FP8_DTYPES = ("float8_e4m3", "float8_e5m2")
+_FORCED = {GemmPolicy.WGMMA: "wgmma", GemmPolicy.MMA: "mma.sync"}
 
 
 def warp_partition(m: int, n: int, warps: int, policy: str = "square") -> tuple[int, int]:
@@ -103,6 +110,9 @@ class Gemm(TileOperatorNode):
 
     def title(self) -> str:
         return "T.gemm"
+
+    def requested_lowering(self) -> str | None:
+        return _FORCED.get(self.policy)
 
     def print_form(self, p: ExprPrinter) -> str:
         try:  # T.gemm rebuilds only what the builder accepts (not a pipeline's staged operands)
@@ -182,7 +192,17 @@ def _mma_sync_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
     return out
 
 
-@Gemm.register_lowering("mma.sync", _has_mma_sync, _a_in_shared, layouts=_mma_sync_layouts)
+@requirement("16-bit operands")
+def _mma_sync_dtypes(op: Gemm, args: OpArgs) -> str | None:
+    dts = {op.A.buffer.dtype.name, op.B.buffer.dtype.name}
+    if dts <= set(GEMM_INPUT_DTYPES):
+        return None
+    return f"mma.sync takes float16 or bfloat16 operands, not {' x '.join(sorted(dts))}"
+
+
+@Gemm.register_lowering(
+    "mma.sync", _has_mma_sync, _mma_sync_dtypes, _a_in_shared, layouts=_mma_sync_layouts
+)
 def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     m, n, k = op.mnk
     wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
@@ -269,15 +289,21 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         elif r.buffer.scope not in ("shared", "shared.dyn"):
             frag = " or a fragment" if role == "A" else ""
             raise BuildError(f"{where}: operand {role} (`{r.buffer.name}`) must be in shared memory{frag}, got {r.buffer.scope}")
-        if r.buffer.dtype.name not in GEMM_INPUT_DTYPES:
+        if r.buffer.dtype.name not in GEMM_INPUT_DTYPES + GEMM_FP8_DTYPES:
             raise BuildError(
                 f"{where}: operand {role} (`{r.buffer.name}`) is {r.buffer.dtype}; the tensor-core path "
-                f"takes float16 or bfloat16 operands"
+                f"takes float16 or bfloat16 operands (or float8 e4m3/e5m2, on sm_90a's wgmma path)"
             )
         if len(r.extents) != 2 or any(const_value(e) is None for e in r.extents):
             raise BuildError(f"{where}: operand {role} must be a constant 2-D tile")
-    if a.buffer.dtype != b.buffer.dtype:
+    fp8 = a.buffer.dtype.name in GEMM_FP8_DTYPES
+    if fp8 != (b.buffer.dtype.name in GEMM_FP8_DTYPES) or (not fp8 and a.buffer.dtype != b.buffer.dtype):
         raise BuildError(f"{where}: A is {a.buffer.dtype} but B is {b.buffer.dtype}; they must match")
+    if fp8 and (ta or not tb):
+        raise BuildError(
+            f"{where}: float8 operands must be K-major (wgmma has no 8-bit transpose): store A as "
+            f"M x K and B as N x K, and pass transpose_B=True (got transpose_A={ta}, transpose_B={tb})"
+        )
     if c.buffer.scope != "local.fragment":
         raise BuildError(f"{where}: the accumulator C (`{c.buffer.name}`) must be a T.alloc_fragment buffer")
     if c.buffer.dtype.name != "float32":
@@ -291,7 +317,11 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         raise BuildError(f"{where}: A has K = {ka} but B has K = {kb} (transpose_A={ta}, transpose_B={tb})")
     if ce != [m, n]:
         raise BuildError(f"{where}: C is {ce[0]}x{ce[1]} but A @ B is {m}x{n}")
-    if ka % 16:
-        raise BuildError(f"{where}: the K tile ({ka}) must be a multiple of 16 for mma.m16n8k16")
+    kstep = 32 if fp8 else 16
+    if ka % kstep:
+        raise BuildError(
+            f"{where}: the K tile ({ka}) must be a multiple of {kstep} "
+            f"({'wgmma k32 for float8' if fp8 else 'mma.m16n8k16'})"
+        )
     if a.buffer.shape[-1] != a.extents[-1] and const_value(a.buffer.shape[-1]) != const_value(a.extents[-1]):
         raise BuildError(f"{where}: operand A must be a whole shared buffer")

@@ -36,6 +36,7 @@ from .gemm import (
     Gemm,
     _b,
     _has_mma_sync,
+    _mma_sync_dtypes,
     _mma_sync_layouts,
     _shared_layout,
     operand_a_layout,
@@ -97,6 +98,7 @@ def _call(op: Gemm, args: LowerArgs, name: str, tmpl: str, a_addr: PrimExpr) -> 
 @Gemm.register_lowering(
     "mma.sync rs",
     _has_mma_sync,
+    _mma_sync_dtypes,
     _a_is_fragment,
     _a_in_operand_layout,
     preferred=True,
@@ -113,7 +115,8 @@ def _lower_rs(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
 
 
 @Gemm.register_lowering(
-    "mma.sync rs via shared", _has_mma_sync, _a_is_fragment, layouts=_c_and_b_layouts
+    "mma.sync rs via shared", _has_mma_sync, _mma_sync_dtypes, _a_is_fragment,
+    layouts=_c_and_b_layouts,
 )
 def _lower_rs_staged(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     """A's registers -> a swizzled shared tile (first holder of each element), a barrier, and the

@@ -1,0 +1,218 @@
+"""Copy's TMA lowering: a global->shared `T.copy` in an mbarrier pipeline as bulk tensor copies
+(`cp.async.bulk.tensor`, sm_90+), issued by one thread, completing on the copy's `mbarrier`.
+
+The pipeline (InjectSoftwarePipeline's ring) sets `mbarrier` through `Copy.bulk_load` when these
+requirements hold, announces the bytes on the barrier (expect_tx) and waits; otherwise it keeps the
+copy on cp.async and reports the failed requirement under TSIR_EXPLAIN:
+
+- `an mbarrier to complete on`: the copy is in an mbarrier pipeline;
+- `TMA unit`: the target has TMA (sm_90+);
+- `global to shared`: the source is global memory, the destination shared, one element type of
+  8/16/32/64 bits (TMA moves bytes, it does not convert);
+- `a tensor map`: the source buffer has 1 to 3 dimensions, a contiguous innermost one, a 16-byte
+  aligned base and outer strides that are constant multiples of 16 bytes;
+- `a box`: the source region's non-unit extents are its last one or two dimensions and equal the
+  destination's, the destination is a whole tile of its buffer (a leading stage index allowed),
+  every box extent is at most 256;
+- `a layout TMA writes`: the destination tile is a multiple of 128 bytes (stages start aligned)
+  and row-major with an inner extent of at most 256 elements and a multiple of 16 bytes, or in a
+  32/64/128-byte swizzle (one box per swizzle span, which is exactly how tsir lays such tiles
+  out).
+
+Out-of-bounds elements of a box read as zero (TMA clips at the tensor's edges), which is T.copy's
+meaning, so ragged tiles need no guard. The tensor map is the intrinsic
+`tma_descriptor(address_of(A[0, ...]), box..., swizzle)`; SplitHostDevice makes it a
+`__grid_constant__` kernel parameter that the host program encodes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..buffer import BufferRegion
+from ..dtype import DataType, int32
+from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
+from ..layout.swizzle import SwizzleMode
+from ..layout.wgmma_layouts import TmaBox, swizzle_mode, tma_boxes
+from ..stmt import Evaluate, IfThenElse, Stmt, seq
+from .base import LowerArgs, OpArgs, requirement
+from .copy import Copy
+from .elementwise import non_unit_axes
+
+if TYPE_CHECKING:
+    from ..arith import Analyzer
+    from ..layout import Layout
+
+__all__ = ["TMA_MAX_RANK", "tma_boxes_of"]
+
+TMA_MAX_RANK = 3  # tma_load_1d .. tma_load_3d
+_GLOBAL = ("global",)
+_SHARED = ("shared", "shared.dyn")
+_HANDLE = DataType("handle")
+_U32 = DataType("uint32")
+
+
+@requirement("an mbarrier to complete on")
+def _in_ring(op: Copy, args: OpArgs) -> str | None:
+    return None if op.mbarrier is not None else "the copy is not in an mbarrier pipeline"
+
+
+@requirement("TMA unit")
+def _has_tma(op: Copy, args: OpArgs) -> str | None:
+    return None if args.target.has_tma else f"{args.target} has no TMA (sm_90+)"
+
+
+@requirement("global to shared")
+def _directions(op: Copy, args: OpArgs) -> str | None:
+    src, dst = op.src.buffer, op.dst.buffer
+    if src.scope not in _GLOBAL or dst.scope not in _SHARED:
+        return f"`{src.name}` ({src.scope}) to `{dst.name}` ({dst.scope}) is not global to shared"
+    if src.dtype != dst.dtype:
+        return f"`{src.name}` is {src.dtype} and `{dst.name}` {dst.dtype}: TMA does not convert"
+    if src.dtype.bits not in (8, 16, 32, 64) or src.dtype.lanes != 1:
+        return f"TMA moves 8/16/32/64-bit elements, not {src.dtype}"
+    return None
+
+
+def _strides(op: Copy) -> list[PrimExpr]:
+    b = op.src.buffer
+    return list(b.strides) if b.strides else list(b.row_major_strides())
+
+
+@requirement("a tensor map")
+def _tensor_map(op: Copy, args: OpArgs) -> str | None:
+    b = op.src.buffer
+    esize = b.dtype.bytes
+    if not 1 <= len(b.shape) <= TMA_MAX_RANK:
+        return (
+            f"`{b.name}` has {len(b.shape)} dimensions; tsir's TMA path takes 1 to {TMA_MAX_RANK}"
+        )
+    if b.align < 16:
+        return f"`{b.name}` is only {b.align}-byte aligned; TMA needs a 16-byte aligned base"
+    strides = _strides(op)
+    if const_value(strides[-1]) != 1:
+        return f"the innermost dimension of `{b.name}` is not contiguous (stride {strides[-1]})"
+    for d, st in enumerate(strides[:-1]):
+        c = const_value(st)
+        if c is None:
+            return (
+                f"the stride of `{b.name}`'s dimension {d} ({st} elements) is not a constant, so it "
+                f"cannot be proved a multiple of 16 bytes"
+            )
+        if (c * esize) % 16:
+            return (
+                f"the stride of `{b.name}`'s dimension {d} ({c} elements = {c * esize} bytes) is "
+                f"not a multiple of 16 bytes"
+            )
+    return None
+
+
+def _box(op: Copy) -> tuple[int, int] | str:
+    """(rows, cols) of the box (rows 1 for a 1-D tile), or why the regions are not a box."""
+    src, dst = op.src, op.dst
+    s_axes, d_axes = non_unit_axes(src), non_unit_axes(dst)
+    if not 1 <= len(d_axes) <= 2:
+        return f"the destination has {len(d_axes)} non-unit dimensions; a TMA box here has 1 or 2"
+    nd = len(src.buffer.shape)
+    if s_axes != list(range(nd - len(s_axes), nd)):
+        return f"the source region's non-unit dimensions {s_axes} are not its last ones"
+    s_ext = [const_value(src.region[d].extent) for d in s_axes]
+    d_ext = [const_value(dst.region[d].extent) for d in d_axes]
+    if None in d_ext or s_ext != d_ext:
+        return f"the source extents {s_ext} and destination extents {d_ext} differ or vary"
+    shape = [const_value(x) for x in dst.buffer.shape]
+    if (
+        d_axes != list(range(len(shape) - len(d_axes), len(shape)))
+        or d_ext != shape[-len(d_axes) :]
+    ):
+        return f"the destination is not a whole tile of `{dst.buffer.name}`"
+    if any(const_value(dst.region[d].min) != 0 for d in d_axes):
+        return f"the destination is not a whole tile of `{dst.buffer.name}`"
+    rows, cols = (1, d_ext[0]) if len(d_ext) == 1 else (d_ext[0], d_ext[1])
+    if rows > 256:
+        return f"the box has {rows} rows; a TMA box has at most 256"
+    return rows, cols  # type: ignore[return-value]
+
+
+@requirement("a box")
+def _a_box(op: Copy, args: OpArgs) -> str | None:
+    box = _box(op)
+    return box if isinstance(box, str) else None
+
+
+def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
+    """The boxes that fill `op`'s destination tile laid out by `layout` (None: row-major), or why
+    TMA cannot write that layout."""
+    box = _box(op)
+    if isinstance(box, str):
+        return box
+    rows, cols = box
+    dt = op.dst.buffer.dtype
+    if (rows * cols * dt.bytes) % 128:
+        # A pipeline's stages follow each other: each must start 128-byte aligned for TMA.
+        return (
+            f"the {rows}x{cols} tile's {rows * cols * dt.bytes} bytes are not a multiple of 128 "
+            f"(TMA writes shared memory at 128-byte aligned addresses)"
+        )
+    mode = SwizzleMode.NONE if layout is None else swizzle_mode(layout, dt)
+    if mode is None:
+        return (
+            f"`{op.dst.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
+        )
+    if mode is SwizzleMode.NONE:
+        if cols > 256 or (cols * dt.bytes) % 16:
+            return (
+                f"a row-major {rows}x{cols} tile needs a box of {cols} elements per row, which is "
+                f"not at most 256 and a multiple of 16 bytes"
+            )
+        return [TmaBox(cols, rows, 0, 0)]
+    return tma_boxes((rows, cols), dt, mode)
+
+
+@requirement("a layout TMA writes")
+def _layout(op: Copy, args: OpArgs) -> str | None:
+    boxes = tma_boxes_of(op, args.layout_map.get(op.dst.buffer))
+    return boxes if isinstance(boxes, str) else None
+
+
+def _swizzle_bytes(op: Copy, layout: Layout | None) -> int:
+    if layout is None:
+        return 0
+    mode = swizzle_mode(layout, op.dst.buffer.dtype)
+    return 0 if mode is None else mode.value
+
+
+def tensor_map(src: BufferRegion, box: tuple[int, ...], swizzle: int) -> Call:
+    """`tma_descriptor(address_of(A[0, ...]), box (outermost first)..., swizzle)`."""
+    b = src.buffer
+    first = Call(_HANDLE, "address_of", (BufferLoad(b, tuple(IntImm(0, int32) for _ in b.shape)),))
+    return Call(
+        _HANDLE, "tma_descriptor", (first, *(IntImm(x, int32) for x in box), IntImm(swizzle, int32))
+    )
+
+
+@Copy.register_lowering(
+    "tma", _in_ring, _has_tma, _directions, _tensor_map, _a_box, _layout, first=True
+)
+def _lower_tma(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    layout = args.layout_map.get(op.dst.buffer)
+    boxes = tma_boxes_of(op, layout)
+    assert not isinstance(boxes, str)
+    swizzle = _swizzle_bytes(op, layout)
+    nd = len(op.src.buffer.shape)
+    dst_first = Call(_HANDLE, "address_of", (BufferLoad(op.dst.buffer, op.dst.mins),))
+    dst_base = Call(_U32, "tsir.mbarrier.shared_u32", (dst_first,))
+    assert op.mbarrier is not None
+    bar = Call(_U32, "tsir.mbarrier.shared_u32", (Call(_HANDLE, "address_of", (op.mbarrier,)),))
+    mins = list(op.src.mins)
+    calls: list[Stmt] = []
+    for bx in boxes:
+        box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
+        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
+            mins[d] for d in range(nd - 2, -1, -1)
+        ]
+        dst = dst_base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else dst_base
+        args_ = (dst, tensor_map(op.src, box, swizzle), bar, *coords)
+        calls.append(Evaluate(Call(int32, f"tsir.tma.tma_load_{nd}d", args_)))
+    # One thread issues the whole copy (the threads' first: the one that announced its bytes).
+    return IfThenElse(args.thread_var == 0, seq(*calls))
