@@ -64,6 +64,7 @@ from tsir.stmt import (
 )
 from tsir.tileop import AsyncLoad, BulkLoad, OpArgs
 from tsir.visitor import Mutator, collect, substitute
+from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
 from .ring import PRODUCE_ATTR, RELEASE_ATTR, RING_ATTR, barrier_address, mbarrier_call, parity
@@ -174,6 +175,7 @@ class _Pipeline(Mutator):
         self.last_stage: dict[Buffer, PrimExpr] = {}
         self.barriers: list[Buffer] = []
         self.loops = 0  # loops around the one being rewritten
+        self.roles = 0  # warp roles (T.ws) around it
         self.viewed = viewed  # shared buffers that a T.view aliases (or that are views)
 
     def unpipelined(self, serial: For, loop: For, why: str) -> For:
@@ -184,6 +186,15 @@ class _Pipeline(Mutator):
             loop.span,
         )
         return serial
+
+    def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
+        if s.key != WARP_ROLE_ATTR:
+            return self.generic_visit(s)  # type: ignore[return-value]
+        self.roles += 1
+        try:
+            return self.generic_visit(s)  # type: ignore[return-value]
+        finally:
+            self.roles -= 1
 
     def visit_For(self, s: For) -> Stmt:
         self.loops += 1
@@ -197,6 +208,11 @@ class _Pipeline(Mutator):
         serial = s.replace(kind=ForKind.SERIAL, annotations=())
         if stages < 2:
             return serial  # 0 and 1 ask for no overlap
+        if self.roles or any(a.key == WARP_ROLE_ATTR for a in collect(s.body, AttrStmt)):
+            return self.unpipelined(
+                serial, s, "the kernel's warp roles (T.ws) order its copies with the program's "
+                "own mbarriers; tsir does not stage them again",
+            )
         if not self.ctx.target.has_cp_async:
             return self.unpipelined(serial, s, f"{self.ctx.target} has no cp.async")
         stmts = list(s.body.stmts) if isinstance(s.body, SeqStmt) else [s.body]

@@ -12,7 +12,9 @@ program order:
 - before any statement that touches the accumulator registers of a pending group, writes a shared
   buffer a pending group reads, releases a ring stage a pending group reads (an mbarrier ring's
   RELEASE region), or is a barrier after which other threads may write such a buffer (a
-  warpgroup's wait orders its own reads only), `wgmma_wait<N>()` retires the groups that conflict, N being the number of newer
+  warpgroup's wait orders its own reads only), or arrives on an mbarrier outside a ring's
+  release (a program's own protocol: the arrival hands its shared tiles on), `wgmma_wait<N>()`
+  retires the groups that conflict, N being the number of newer
   groups that may stay in flight, and `wgmma_fence_operands` pins the retired accumulators (the C++
   compiler may not move their reads above the wait); nothing is pending at the end of the kernel
   (or of a warp-specialized branch);
@@ -216,11 +218,18 @@ class _Sync:
         regs, writes = self._touch(s)
         release = _release_of(s)
         barrier = _is_barrier(s)
+        # A program's own mbarrier arrival (not a ring's release) hands the shared tiles its
+        # thread read to whoever waits on the barrier: the groups reading any must retire first.
+        arrive = release is None and _arrives(s)
         newest = -1
         for i, g in enumerate(state):
             # Before a barrier, a group must be retired when other threads may write its tiles
             # after it: a warpgroup's wait orders only its own reads (found by the fuzzer).
-            if self._conflicts(g, regs, writes, release) or (barrier and g.smem & self.rewritten):
+            if (
+                self._conflicts(g, regs, writes, release)
+                or (barrier and g.smem & self.rewritten)
+                or (arrive and g.smem)
+            ):
                 newest = i
         if newest < 0:
             return state
@@ -453,6 +462,10 @@ def _is_barrier(s: Stmt) -> bool:
         _is_call(s, op)
         for op in ("sync_threads", "tsir.sync.named_barrier", "tsir.mbarrier.named_barrier_sync")
     )
+
+
+def _arrives(s: Stmt) -> bool:
+    return any(_base(c.op).startswith("tsir.mbarrier.mbarrier_arrive") for c in collect(s, Call))
 
 
 def _is_call(s: Stmt, op: str) -> bool:

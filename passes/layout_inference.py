@@ -17,6 +17,7 @@ otherwise a LayoutConflictError names both ops and both layouts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tsir.arith import Analyzer
@@ -40,6 +41,8 @@ from tsir.tileop import InferLevel, LayoutFact, LayoutInferArgs, ParallelLoop, T
 from tsir.tileop.base import free_fragment_layouts
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
+
+from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
 
@@ -103,6 +106,15 @@ class _Collect(Visitor):
         # Fragments read or written outside T.Parallel nests and tile ops, where every thread
         # runs the access.
         self.floating: dict[Buffer, None] = {}
+        # The warp role (T.ws: threads [lo, hi)) each op runs in, when it runs in one: its
+        # fragments are laid out over the role's threads.
+        self.role: tuple[int, int] | None = None
+        self.roles: dict[int, tuple[int, int]] = {}
+
+    def add(self, op: TileOperatorNode) -> None:
+        self.ops.append(op)
+        if self.role is not None:
+            self.roles[id(op)] = self.role
 
     def visit_BufferLoad(self, e: BufferLoad) -> None:
         if e.buffer.scope == "local.fragment":
@@ -115,17 +127,24 @@ class _Collect(Visitor):
         self.generic_visit(s)
 
     def visit_TileOpStmt(self, s: TileOpStmt) -> None:
-        self.ops.append(s.op)
+        self.add(s.op)
 
     def visit_For(self, s: For) -> None:
         if s.kind is ForKind.PARALLEL:
-            self.ops.append(ParallelLoop(s))
+            self.add(ParallelLoop(s))
             return
         self.generic_visit(s)
 
     def visit_AttrStmt(self, s: AttrStmt) -> None:
         if s.key == ANNOTATE_ATTR:
             self.annotations.extend(s.value)
+        if s.key == WARP_ROLE_ATTR:
+            saved, self.role = self.role, tuple(s.value)  # type: ignore[assignment]
+            try:
+                self.generic_visit(s)
+            finally:
+                self.role = saved
+            return
         self.generic_visit(s)
 
 
@@ -151,12 +170,14 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
             continue
         st.set(buf, layout, "T.annotate_layout", strict=True)
     _pin_viewed_shared(k.body, st)
+    role_args = _RoleArgs(args, c.roles, k.num_threads)
+    _check_roles(c, k.num_threads)
     for op in c.ops:
-        st.apply(op.infer_layout(args, InferLevel.STRICT), op.describe(), strict=True)
+        st.apply(op.infer_layout(role_args(op), InferLevel.STRICT), op.describe(), strict=True)
     if not fragments and not st.layouts:
         return None
     # COMMON, then FREE for whatever is still open (in program order), then COMMON again.
-    _propagate(c.ops, st, args)
+    _propagate(c.ops, st, role_args)
     # FREE: the largest open fragment first (a data tile decides more than an accumulator of its
     # reductions does), then propagate; repeat until nothing is open.
     uses: dict[Buffer, list[TileOperatorNode]] = {}
@@ -182,23 +203,23 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
                 f"thread holds all of it: {frag.local_size} element(s) per thread "
                 f"({frag.local_size * buf.dtype.bytes} bytes)",
             )
-            _propagate(c.ops, st, args)
+            _propagate(c.ops, st, role_args)
             continue
         # The first user with an opinion chooses (a copy has none: any layout suits it).
         fact = None
         for candidate in uses[buf]:
-            fact = candidate.infer_layout(args, InferLevel.FREE).get(buf)
+            fact = candidate.infer_layout(role_args(candidate), InferLevel.FREE).get(buf)
             if fact is not None:
                 user = candidate
                 break
         if fact is None:
-            fact = free_fragment_layouts([buf], args).get(buf)
+            fact = free_fragment_layouts([buf], role_args(user)).get(buf)
         if fact is None:
             raise UnsupportedError(
                 f"fragment `{buf.name}` needs a constant 1-D or 2-D shape", where="LayoutInference"
             )
         st.apply({buf: fact}, f"the FREE stage (first used by {user.describe()})")
-        _propagate(c.ops, st, args)
+        _propagate(c.ops, st, role_args)
     missing = sorted(b.name for b in fragments if b not in st.layouts)
     if missing:
         raise UnsupportedError(f"no layout could be inferred for fragment(s) {', '.join(missing)}", where="LayoutInference")
@@ -241,14 +262,54 @@ def _size(b: Buffer) -> int:
     return n
 
 
-def _propagate(ops: list[TileOperatorNode], st: _State, args: LayoutInferArgs) -> None:
+def _propagate(ops: list[TileOperatorNode], st: _State, args: _RoleArgs) -> None:
     """COMMON over every op, in program order, until no op adds a layout."""
     changed = True
     while changed:
         changed = False
         for op in ops:
-            if st.apply(op.infer_layout(args, InferLevel.COMMON), op.describe()):
+            if st.apply(op.infer_layout(args(op), InferLevel.COMMON), op.describe()):
                 changed = True
+
+
+class _RoleArgs:
+    """The inference arguments of an op: an op in a warp role runs in the role's threads only."""
+
+    def __init__(self, args: LayoutInferArgs, roles: dict[int, tuple[int, int]], threads: int):
+        self.args = args
+        self.roles = roles
+        self.by_count: dict[int, LayoutInferArgs] = {threads: args}
+
+    def __call__(self, op: TileOperatorNode) -> LayoutInferArgs:
+        role = self.roles.get(id(op))
+        if role is None:
+            return self.args
+        n = role[1] - role[0]
+        if n not in self.by_count:
+            # The same layout map and plans: a layout found under one count is seen by all.
+            self.by_count[n] = dataclasses.replace(self.args, num_threads=n)
+        return self.by_count[n]
+
+
+def _check_roles(c: _Collect, threads: int) -> None:
+    """A fragment lives in the registers of the threads that run its ops: those of one warp role,
+    or (outside roles) of the whole block. A fragment used in two is an error."""
+    where: dict[Buffer, tuple[tuple[int, int], TileOperatorNode]] = {}
+    for op in c.ops:
+        role = c.roles.get(id(op), (0, threads))
+        for buf in op.fragments():
+            first = where.setdefault(buf, (role, op))
+            if first[0] != role:
+                def name(r: tuple[int, int]) -> str:
+                    return "the whole block" if r == (0, threads) else f"warp role [{r[0]}, {r[1]})"
+
+                raise UnsupportedError(
+                    f"fragment `{buf.name}` is used by {first[1].describe()} in "
+                    f"{name(first[0])} and by {op.describe()} in {name(role)}: a fragment lives "
+                    f"in the registers of the threads that run its ops, so its ops must all run "
+                    f"in one warp role (or all outside roles); copy it through shared memory",
+                    where="LayoutInference",
+                )
 
 
 class _Kernels(Mutator):

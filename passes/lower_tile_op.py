@@ -20,13 +20,14 @@ from typing import Any
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer, make_buffer
 from tsir.errors import TSIRError, UnsupportedError
-from tsir.expr import BufferLoad, IntImm, PrimExpr
+from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.function import PrimFunc
 from tsir.layout import Layout, equivalent
 from tsir.stmt import (
     Allocate,
     AttrStmt,
     BufferStore,
+    Evaluate,
     For,
     ForKind,
     IfThenElse,
@@ -38,7 +39,8 @@ from tsir.stmt import (
 from tsir.tileop import LowerArgs, ParallelLoop, TileOperatorNode
 from tsir.tileop.fragment_lowering import fragment_local_buffer, iterate_fragment
 from tsir.tileop.planned_layouts import FragmentPlan
-from tsir.visitor import Mutator, Visitor
+from tsir.visitor import Mutator, Visitor, collect
+from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
 from .layout_inference import ANNOTATE_ATTR, LAYOUT_ATTR
@@ -110,6 +112,7 @@ class _Lower(Mutator):
         # The threads that run what is being lowered: all of them, or a range under a T.If.
         self.range = ThreadRange(0, kernel.num_threads)
         self.barrier_ids: dict[tuple[int, int], int] = {}
+        self.role: tuple[int, int] | None = None  # the warp role (T.ws) being lowered
         self.analyzer = Analyzer()
         # Ops may prove facts about block and thread indices (a remote copy's bounds, say).
         for v, n in zip(kernel.block_vars, kernel.grid):
@@ -195,6 +198,8 @@ class _Lower(Mutator):
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
         if s.key in (LAYOUT_ATTR, ANNOTATE_ATTR):
             return self.visit(s.body)
+        if s.key == WARP_ROLE_ATTR:
+            return self._warp_role(s)
         if s.key == REDUCER_ATTR:
             self.reducers.add(s.value)
             return self.visit(s.body)
@@ -233,9 +238,25 @@ class _Lower(Mutator):
         updates = self._mirror_updates(op) if self.mirrors else []
         return seq(unit, *updates) if updates else unit
 
+    def _warp_role(self, s: AttrStmt) -> Stmt:
+        """`T.ws(...)`: its body runs in the role's threads, which its tile ops are spread over
+        (LayoutInference laid its fragments out over them); the marker stays for ThreadSync."""
+        lo, hi = s.value
+        branch = s.body
+        assert isinstance(branch, IfThenElse) and branch.else_case is None
+        saved = self.role
+        self.role = (lo, hi)
+        try:
+            then_case = self._in_range(ThreadRange(lo, hi), branch.then_case)
+        finally:
+            self.role = saved
+        return s.replace(body=branch.replace(then_case=then_case))
+
     def _check_range(self, op: TileOperatorNode, what: str) -> None:
         if self.range.lo == 0 and self.range.hi >= self.kernel.num_threads:
             return
+        if self.role == (self.range.lo, self.range.hi):
+            return  # a warp role: LayoutInference laid its fragments out over its threads
         bufs = {r.buffer for r in (*op.reads(), *op.writes())}
         frags = sorted(b.name for b in bufs if b.scope == "local.fragment")
         if frags:
@@ -307,6 +328,7 @@ class _Kernels(Mutator):
         self.ctx = ctx
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
+        _check_explicit_hopper(k, self.ctx)
         layouts: dict[Buffer, Any] = {}
         plans: dict[Buffer, Any] = {}
         if isinstance(k.body, AttrStmt) and k.body.key == LAYOUT_ATTR:
@@ -328,6 +350,35 @@ class _Kernels(Mutator):
         if shared:
             body = AttrStmt(SHARED_LAYOUT_ATTR, shared, body)
         return k.replace(body=body)
+
+
+def _check_explicit_hopper(k: KernelLaunch, ctx: PassContext) -> None:
+    """Warp roles, setmaxnreg and explicit TMA loads (TileLang's hand-specialized Hopper programs)
+    need sm_90a: a clear error with the user's line elsewhere."""
+    if ctx.target.has_wgmma:
+        return
+    what = None
+    for a in collect(k.body, AttrStmt):
+        if a.key == WARP_ROLE_ATTR:
+            what = ("a warp role (T.ws)", a.span)
+            break
+    if what is None:
+        for t in collect(k.body, TileOpStmt):
+            if t.op.op_name == "tl.TmaCopy":
+                what = ("T.tma_copy", t.span)
+                break
+    if what is None:
+        for e in collect(k.body, Evaluate):
+            if isinstance(e.value, Call) and e.value.op.startswith("tsir.mbarrier.setmaxnreg"):
+                what = ("T.set_max_nreg", e.span)
+                break
+    if what is not None:
+        raise UnsupportedError(
+            f"{what[0]} in kernel `{k.name}` needs sm_90a (warpgroup roles, setmaxnreg and "
+            f"explicit TMA loads are Hopper features); the target is {ctx.target}",
+            loc=what[1],
+            where="LowerTileOp",
+        )
 
 
 def _floating_reads(body: Stmt) -> list[Buffer]:

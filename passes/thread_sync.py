@@ -22,6 +22,7 @@ wait that this pass cannot place: it is refused. ThreadSync removes the `async_c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tsir.buffer import Buffer
@@ -47,6 +48,8 @@ from tsir.stmt import (
 from tsir.structural import structural_equal
 from tsir.tileop.copy import ASYNC_COPY_ATTR
 from tsir.visitor import Mutator, Visitor, collect
+
+from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
 from .thread_range import THREAD_RANGE_ATTR, ThreadRange, named_barrier
@@ -275,6 +278,13 @@ class _Planner:
         # a loop is another instance, whose accesses may conflict with the previous one's.
         self.unit: int | None = None
         self.generation = 0
+        # Warp roles (T.ws): the tags of each role's accesses (role -> tags), and, inside a role,
+        # the shared buffers the async proxy reads anywhere in the kernel (`async_reads`) and
+        # those this role wrote since its last proxy fence (`unfenced`).
+        self.role_tags: dict[tuple[int, int], set[Tag]] = {}
+        self.in_role = False
+        self.async_reads: set[Buffer] = set()
+        self.unfenced: set[Buffer] = set()
 
     def tag(self, s: Stmt) -> Tag:
         return (self.unit if self.unit is not None else id(s), self.generation)
@@ -293,8 +303,57 @@ class _Planner:
                 # (later in this block), each writer fences first.
                 if st.needs_proxy_fence(shared_accesses(seq(*stmts[i + 1 :]))):
                     out.append(make_proxy_fence())
+            if _is_role(s):
+                if i == 0 or not _is_role(stmts[i - 1]):
+                    st = self.enter_roles(stmts[i:], st, out)
+                st = self.role(s, st, out)
+                continue
             st = self.stmt(s, st, out)
         return out, st
+
+    # -- warp roles ------------------------------------------------------------------------------
+    def _role_tagged(self) -> set[Tag]:
+        return {t for tags in self.role_tags.values() for t in tags}
+
+    def enter_roles(self, rest: list[Stmt], st: Accesses, out: list[Stmt]) -> Accesses:
+        """Before a run of consecutive warp-role blocks: one block barrier, when what the whole
+        block did before conflicts with the run. None between the blocks: roles wait for each
+        other on the program's mbarriers, and a barrier between two roles that do would
+        deadlock."""
+        run: list[Stmt] = []
+        for x in rest:
+            if not _is_role(x):
+                break
+            run.append(x)
+        acc = shared_accesses(seq(*run), (id(run[0]), self.generation), self.aliases)
+        shared = _select(st, lambda t: t not in self._role_tagged())
+        if shared.conflicts(acc):
+            self.barrier_if_conflict(acc, shared, out)
+            return Accesses()
+        return st
+
+    def role(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
+        """A warp role's body, planned with the role's named barrier, from what this role left
+        pending (other roles' accesses are ordered by the program's mbarriers)."""
+        assert isinstance(s, AttrStmt) and isinstance(s.body, IfThenElse)
+        key: tuple[int, int] = tuple(s.value)  # type: ignore[assignment]
+        rng = s.body.then_case
+        assert _is_range(rng) and isinstance(rng, AttrStmt)
+        lo, hi, barrier_id = rng.value
+        sub = _Planner(
+            self.thread_vars,
+            named_barrier(ThreadRange(lo, hi, barrier_id), "a warp role"),
+            self.aliases,
+        )
+        sub.in_role = True
+        sub.async_reads = self.async_reads
+        sub.generation = self.generation
+        mine = self.role_tags.setdefault(key, set())
+        planned, _ = sub.nested(rng.body, _select(st, lambda t: t in mine))
+        tag = (id(s), self.generation)
+        mine.add(tag)
+        out.append(s.replace(body=s.body.replace(then_case=rng.replace(body=planned))))
+        return st.union(shared_accesses(s, tag, self.aliases))
 
     def is_own_barrier(self, s: Stmt) -> bool:
         return is_barrier(s) or (not is_barrier(self.barrier) and structural_equal(s, self.barrier))
@@ -393,6 +452,15 @@ class _Planner:
                 where="ThreadSync",
             )
         st = self.barrier_if_conflict(acc, st, out)
+        if self.in_role:
+            if _is_proxy_fence(s):
+                self.unfenced.clear()
+            elif self.unfenced & self.async_reads and _arrives(s):
+                # The role's ordinary writes, released to another role by this arrival, are read
+                # by the async proxy (wgmma, TMA store): its writers fence first.
+                out.append(make_proxy_fence())
+                self.unfenced.clear()
+            self.unfenced |= set(acc.writes)
         out.append(s)
         return st.union(acc)
 
@@ -419,19 +487,43 @@ def _is_range(s: Stmt | None) -> bool:
     return isinstance(s, AttrStmt) and s.key == THREAD_RANGE_ATTR
 
 
+def _is_role(s: Stmt) -> bool:
+    return isinstance(s, AttrStmt) and s.key == WARP_ROLE_ATTR
+
+
+def _arrives(s: Stmt) -> bool:
+    """Does `s` arrive on an mbarrier (releasing this thread's earlier accesses)?"""
+    return any(c.op.startswith("tsir.mbarrier.mbarrier_arrive") for c in collect(s, Call))
+
+
+def _select(acc: Accesses, keep: Callable[[Tag], bool]) -> Accesses:
+    """The accesses whose tags `keep` accepts."""
+
+    def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
+        out = {b: {t for t in tags if keep(t)} for b, tags in a.items()}
+        return {b: tags for b, tags in out.items() if tags}
+
+    return Accesses(
+        one(acc.reads), one(acc.writes), one(acc.atomics), one(acc.async_writes),
+        one(acc.async_reads),
+    )
+
+
 class _StripMarkers(Mutator):
     def visit_SeqStmt(self, s: SeqStmt) -> Stmt:
         return seq(*(self.visit(x) for x in s.stmts))  # a stripped marker's body may be a SeqStmt
 
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
-        if s.key in (ASYNC_COPY_ATTR, TILE_OP_ATTR, THREAD_RANGE_ATTR):
+        if s.key in (ASYNC_COPY_ATTR, TILE_OP_ATTR, THREAD_RANGE_ATTR, WARP_ROLE_ATTR):
             return self.visit(s.body)
         return self.generic_visit(s)
 
 
 class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        body, _ = _Planner(k.thread_vars, aliases=shared_views(k.body)).nested(k.body, Accesses())
+        planner = _Planner(k.thread_vars, aliases=shared_views(k.body))
+        planner.async_reads = set(shared_accesses(k.body, aliases=planner.aliases).async_reads)
+        body, _ = planner.nested(k.body, Accesses())
         return k.replace(body=_StripMarkers().visit(body))
 
 

@@ -57,6 +57,8 @@ from tsir.stmt import (
 )
 from tsir.visitor import Mutator, collect, substitute
 
+from tsir.warp_roles import WARP_ROLE_ATTR
+
 from .infra import PassContext, register_pass
 from .ring import PRODUCE_ATTR, RING_ATTR, ring_of
 from .thread_range import THREAD_RANGE_ATTR, NamedBarriers, ThreadRange
@@ -366,8 +368,21 @@ class _Kernels(Mutator):
         self.ctx = ctx
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        rings = [a for a in collect(k.body, AttrStmt) if a.key == RING_ATTR]
-        persistent = any(a.key == PERSISTENT_ATTR for a in collect(k.body, AttrStmt))
+        attrs = collect(k.body, AttrStmt)
+        rings = [a for a in attrs if a.key == RING_ATTR]
+        persistent = any(a.key == PERSISTENT_ATTR for a in attrs)
+        role = next((a for a in attrs if a.key == WARP_ROLE_ATTR), None)
+        if role is not None:
+            # The program specializes its warps itself (T.ws): splitting it again would give its
+            # roles' threads other work.
+            plain = "; T.Kernel(persistent=True) runs as a plain grid" if persistent else ""
+            self.ctx.explain(
+                "WarpSpecialize",
+                f"kernel `{k.name}` is not warp-specialized by tsir: the program has its own warp "
+                f"roles (T.ws){plain}",
+                role.span,
+            )
+            return k
         plain = "; T.Kernel(persistent=True) runs as a plain grid" if persistent else ""
         if not rings:
             if persistent:

@@ -37,6 +37,8 @@ from .extern_lang import __all__ as _extern_all
 from .warp_lang import __all__ as _warp_all
 from .views import *  # noqa: F403  (T.view, T.reshape, T.alloc_global)
 from .views import __all__ as _views_all
+from .hopper_lang import *  # noqa: F403  (T.alloc_barrier, T.tma_copy, T.ws, ...: explicit Hopper control)
+from .hopper_lang import __all__ as _hopper_all
 
 __all__ = [
     *_structure_all,
@@ -50,6 +52,7 @@ __all__ = [
     *_extern_all,
     "print",
     *_views_all,
+    *_hopper_all,
     "cp_engine_copy",
     "nvshmem",
 ]

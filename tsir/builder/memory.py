@@ -138,31 +138,38 @@ def _element_region(load: BufferLoad, extents: tuple[PrimExpr, ...], what: str) 
 def copy(src: Any, dst: Any) -> None:
     """Copy a region to another (global, shared, local); dtypes are cast. See DESIGN's semantics."""
     b = current_builder("T.copy")
-    s, d = _region(src, "T.copy source"), _region(dst, "T.copy destination")
+    s_region, d_region = copy_regions(src, dst, "T.copy")
+    if b.kernel is None:
+        raise BuildError("T.copy must be inside a T.Kernel (use T.cp_engine_copy for host-side copies)")
+    b.frame.emit(TileOpStmt(Copy(s_region, d_region)))
+
+
+def copy_regions(src: Any, dst: Any, what: str) -> tuple[BufferRegion, BufferRegion]:
+    """The two regions of a copy-like op (`what`): a buffer, a slice, or one element meaning the
+    region starting there with the other side's extents; non-unit extents must match in order."""
+    s, d = _region(src, f"{what} source"), _region(dst, f"{what} destination")
     if isinstance(s, BufferLoad) and isinstance(d, BufferLoad):
         d_region = BufferRegion(d.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in d.indices))
         s_region = BufferRegion(s.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in s.indices))
     elif isinstance(s, BufferLoad):
         d_region = d  # type: ignore[assignment]
-        s_region = _element_region(s, d_region.extents, "T.copy source")
+        s_region = _element_region(s, d_region.extents, f"{what} source")
     elif isinstance(d, BufferLoad):
         s_region = s
-        d_region = _element_region(d, s_region.extents, "T.copy destination")
+        d_region = _element_region(d, s_region.extents, f"{what} destination")
     else:
         s_region, d_region = s, d
     se, de = _squeezed(s_region.extents), _squeezed(d_region.extents)
     if len(se) != len(de) or not _py.all(_same_extent(x, y) for x, y in zip(se, de)):
         fmt = lambda r: "(" + ", ".join(print_expr(e) for e in r.extents) + ")"  # noqa: E731
         raise BuildError(
-            f"T.copy shape mismatch: source `{s_region.buffer.name}` region {fmt(s_region)} vs "
+            f"{what} shape mismatch: source `{s_region.buffer.name}` region {fmt(s_region)} vs "
             f"destination `{d_region.buffer.name}` region {fmt(d_region)} (non-unit extents must "
             f"match in order)"
         )
-    _check_region_bounds(s_region, "T.copy source")
-    _check_region_bounds(d_region, "T.copy destination")
-    if b.kernel is None:
-        raise BuildError("T.copy must be inside a T.Kernel (use T.cp_engine_copy for host-side copies)")
-    b.frame.emit(TileOpStmt(Copy(s_region, d_region)))
+    _check_region_bounds(s_region, f"{what} source")
+    _check_region_bounds(d_region, f"{what} destination")
+    return s_region, d_region
 
 
 def _check_region_bounds(r: BufferRegion, what: str) -> None:

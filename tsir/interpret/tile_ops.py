@@ -17,6 +17,7 @@ from ..tileop import (
 from ..tileop.gemm import Gemm
 from ..tileop.im2col import Im2Col
 from ..tileop.reduce import Reduce
+from ..tileop.tma_copy import TmaCopy
 from .dist_tile import DIST_TILE_OPS
 from .errors import InterpretUnsupportedError
 from .lanes import Mask
@@ -47,6 +48,9 @@ class TileOps:
             AtomicMin: self.atomic,
             FinalizeReducer: self.finalize_reducer,
             Im2Col: self.im2col,
+            # At the tile level copies are synchronous and mbarrier calls no-ops (tile.py): an
+            # explicit TMA load is its copy.
+            TmaCopy: lambda op: self.copy(op.as_copy()),
         }
 
     def run(self, op: Any, mask: Mask) -> None:

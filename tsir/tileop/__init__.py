@@ -45,6 +45,7 @@ from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lower
 from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind
+from .tma_copy import TmaCopy
 
 __all__ = [
     "AsyncLoad", "BulkLoad", "InferLevel", "LayoutFact", "LayoutInferArgs", "Lowering", "LowerArgs", "OpArgs",
@@ -52,7 +53,7 @@ __all__ = [
     "registered_tile_ops", "requirement",
     "Copy", "Fill", "AtomicOp", "AtomicAdd", "AtomicMax", "AtomicMin", "MemoryOrder", "CumSum",
     "CumMax", "Reduce", "ReduceKind", "FinalizeReducer", "Gemm", "GemmPolicy", "WgmmaPlan",
-    "wgmma_plan", "ParallelLoop", "Im2Col",
+    "wgmma_plan", "ParallelLoop", "Im2Col", "TmaCopy",
     "PutOp", "GetOp", "StOp", "LdOp", "WaitOp", "BarrierBlocksOp", "Semantics", "MemoryScope",
     "Relation",
 ]
