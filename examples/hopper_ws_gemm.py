@@ -22,7 +22,13 @@ from tsir import T
 
 
 def ws_gemm_barrier(
-    M: int, N: int, K: int, bm: int = 128, bn: int = 128, bk: int = 64, tma: bool = False,
+    M: int,
+    N: int,
+    K: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 64,
+    tma: bool = False,
     dtype: str = "float16",
 ) -> tsir.PrimFunc:
     with T.prim_func("ws_gemm_barrier") as f:
@@ -58,3 +64,197 @@ def ws_gemm_barrier(
             with T.ws(1):
                 T.copy(C_f, C[by * bm, bx * bn])
     return f.func
+
+
+def ws_gemm_stages(
+    M: int,
+    N: int,
+    K: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 64,
+    stages: int = 2,
+    dtype: str = "float16",
+) -> tsir.PrimFunc:
+    """Warpgroup 1 loads k-block `ko` into stage `ko % stages` with TMA once the consumer freed
+    it; warpgroup 0 waits for the stage's bytes, multiplies, and frees it. Barriers `bars[s]`
+    (full: the producer's arrival plus the bytes) and `bars[stages + s]` (empty: the consumer's
+    128 arrivals)."""
+    with T.prim_func("ws_gemm_stages") as f:
+        A = T.param("A", (M, K), dtype)
+        B = T.param("B", (K, N), dtype)
+        C = T.param("C", (M, N), dtype)
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
+            # One 2-D tile per stage (T.gemm reads whole 2-D tiles).
+            A_s = [T.alloc_shared((bm, bk), dtype) for _ in range(stages)]
+            B_s = [T.alloc_shared((bk, bn), dtype) for _ in range(stages)]
+            C_f = T.alloc_fragment((bm, bn), "float32")
+            bars = T.alloc_barrier([1] * stages + [128] * stages)
+            with T.ws(0):
+                T.clear(C_f)
+            nk = T.ceildiv(K, bk)
+            # The stage is a Python int: the gemm reads constant tiles of the ring.
+            for kr in T.serial(T.ceildiv(nk, stages)):
+                for s in range(stages):
+                    ko = kr * stages + s
+                    with T.If(ko < nk):
+                        with T.ws(1):
+                            T.barrier_wait(bars[s + stages], kr % 2 ^ 1)
+                            T.tma_copy(
+                                A[by * bm : (by + 1) * bm, ko * bk : (ko + 1) * bk],
+                                A_s[s],
+                                barrier=bars[s],
+                            )
+                            T.tma_copy(
+                                B[ko * bk : (ko + 1) * bk, bx * bn : (bx + 1) * bn],
+                                B_s[s],
+                                barrier=bars[s],
+                            )
+                            with T.If(T.get_thread_binding() == 128):
+                                T.barrier_arrive(bars[s])
+                        with T.ws(0):
+                            T.barrier_wait(bars[s], kr % 2)
+                            T.gemm(A_s[s], B_s[s], C_f)
+                            T.barrier_arrive(bars[s + stages])
+            with T.ws(0):
+                T.copy(C_f, C[by * bm, bx * bn])
+    return f.func
+
+
+def ws_gemm_split_n(
+    M: int, N: int, K: int, bm: int = 128, bn: int = 128, bk: int = 64, dtype: str = "float16"
+) -> tsir.PrimFunc:
+    """Warpgroups 0 and 1 each load and multiply half of the block's columns; the A tile is
+    loaded by the whole block (no mbarrier: the block's own barriers order it)."""
+    half = bn // 2
+    with T.prim_func("ws_gemm_split_n") as f:
+        A = T.param("A", (M, K), dtype)
+        B = T.param("B", (K, N), dtype)
+        C = T.param("C", (M, N), dtype)
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
+            A_s = T.alloc_shared((bm, bk), dtype)
+            B0_s = T.alloc_shared((bk, half), dtype)
+            B1_s = T.alloc_shared((bk, half), dtype)
+            C0_f = T.alloc_fragment((bm, half), "float32")
+            C1_f = T.alloc_fragment((bm, half), "float32")
+            with T.ws(1):
+                T.clear(C1_f)
+            with T.ws(0):
+                T.clear(C0_f)
+            for ko in T.serial(T.ceildiv(K, bk)):
+                T.copy(A[by * bm, ko * bk], A_s)
+                with T.ws(1):
+                    T.copy(B[ko * bk, bx * bn], B1_s)
+                    T.gemm(A_s, B1_s, C1_f)
+                with T.ws(0):
+                    T.copy(B[ko * bk, bx * bn + half], B0_s)
+                    T.gemm(A_s, B0_s, C0_f)
+            with T.ws(1):
+                T.copy(C1_f, C[by * bm, bx * bn])
+            with T.ws(0):
+                T.copy(C0_f, C[by * bm, bx * bn + half])
+    return f.func
+
+
+def ws_gemm_loops(
+    M: int,
+    N: int,
+    K: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 64,
+    stages: int = 2,
+    dtype: str = "float16",
+) -> tsir.PrimFunc:
+    """Each role runs its own loop over k (TileLang's gemm_ws.py and
+    example_warp_specialize_gemm_barrier4.py): warpgroup 1 streams TMA loads into a ring of
+    `stages` tiles as far ahead as the `empty` barriers let it, warpgroup 0 consumes them. Its
+    meaning needs both roles running at once, so the tile-level interpreter refuses it; the
+    thread-level stages run it."""
+    with T.prim_func("ws_gemm_loops") as f:
+        A = T.param("A", (M, K), dtype)
+        B = T.param("B", (K, N), dtype)
+        C = T.param("C", (M, N), dtype)
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
+            A_s = [T.alloc_shared((bm, bk), dtype) for _ in range(stages)]
+            B_s = [T.alloc_shared((bk, bn), dtype) for _ in range(stages)]
+            C_f = T.alloc_fragment((bm, bn), "float32")
+            full = T.alloc_barrier([1] * stages)
+            empty = T.alloc_barrier([128] * stages)
+            nk = T.ceildiv(K, bk)
+            with T.ws(1):
+                T.dec_max_nreg(40)
+                for kr in T.serial(T.ceildiv(nk, stages)):
+                    for s in range(stages):
+                        ko = kr * stages + s
+                        with T.If(ko < nk):
+                            T.barrier_wait(empty[s], kr % 2 ^ 1)
+                            T.tma_copy(A[by * bm, ko * bk], A_s[s], barrier=full[s])
+                            T.tma_copy(B[ko * bk, bx * bn], B_s[s], barrier=full[s])
+                            with T.If(T.get_thread_binding() == 128):
+                                T.barrier_arrive(full[s])
+            with T.ws(0):
+                T.inc_max_nreg(232)
+                T.clear(C_f)
+                for kr in T.serial(T.ceildiv(nk, stages)):
+                    for s in range(stages):
+                        ko = kr * stages + s
+                        with T.If(ko < nk):
+                            T.barrier_wait(full[s], kr % 2)
+                            T.gemm(A_s[s], B_s[s], C_f)
+                            T.barrier_arrive(empty[s])
+                T.copy(C_f, C[by * bm, bx * bn])
+    return f.func
+
+
+def tma_scale(M: int, N: int, bm: int = 64, bn: int = 64, dtype: str = "float32") -> tsir.PrimFunc:
+    """One TMA load per block into a row-major tile, waited for by every thread, then scaled:
+    T.tma_copy outside warp roles (TileLang's tma_copy test shape)."""
+    with T.prim_func("tma_scale") as f:
+        X = T.param("X", (M, N), dtype)
+        Y = T.param("Y", (M, N), dtype)
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=128) as (bx, by):
+            X_s = T.alloc_shared((bm, bn), dtype)
+            bar = T.alloc_barrier(128)
+            T.tma_copy(X[by * bm, bx * bn], X_s, barrier=bar)
+            T.barrier_arrive(bar)
+            T.barrier_wait(bar, 0)
+            for i, j in T.Parallel(bm, bn):
+                Y[by * bm + i, bx * bn + j] = X_s[i, j] * 2.0
+    return f.func
+
+
+EXAMPLES = {
+    "ws_gemm_barrier": lambda: ws_gemm_barrier(512, 384, 512),
+    "ws_gemm_barrier_tma": lambda: ws_gemm_barrier(512, 384, 512, tma=True),
+    "ws_gemm_stages": lambda: ws_gemm_stages(512, 384, 512, stages=3),
+    "ws_gemm_split_n": lambda: ws_gemm_split_n(512, 384, 512),
+    "ws_gemm_loops": lambda: ws_gemm_loops(512, 384, 520, stages=3),
+    "tma_scale": lambda: tma_scale(200, 192),
+}
+
+
+def main() -> None:
+    import torch
+
+    for name, build in EXAMPLES.items():
+        func = build()
+        kernel = tsir.compile(func, target="sm_90a")
+        params = [p for p in func.params]
+        shapes = [tuple(int(d) for d in p.shape) for p in params]
+        if name == "tma_scale":
+            x = torch.randn(*shapes[0], device="cuda")
+            y = torch.full(shapes[1], float("nan"), device="cuda")
+            kernel(x, y)
+            torch.testing.assert_close(y, x * 2)
+        else:
+            a = torch.randn(*shapes[0], device="cuda", dtype=torch.float16)
+            b = torch.randn(*shapes[1], device="cuda", dtype=torch.float16)
+            c = torch.full(shapes[2], float("nan"), device="cuda", dtype=torch.float16)
+            kernel(a, b, c)
+            torch.testing.assert_close(c, a @ b, rtol=2e-2, atol=2e-2)
+        print(f"{name}: matches torch")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,7 @@ from tsir.visitor import Mutator, collect, substitute
 from .infra import PassContext, register_pass
 from .lower_tile_op import TILE_OP_ATTR
 from .ring import PRODUCE_ATTR, RELEASE_ATTR, RING_ATTR, ring_of
+from .thread_range import THREAD_RANGE_ATTR
 from .thread_sync import shared_accesses
 
 __all__ = ["InjectWgmmaSync", "is_wgmma_issue"]
@@ -325,6 +326,9 @@ class _Sync:
         return _merge(st_then, st_else)
 
     def drained(self, body: Stmt, state: State) -> Stmt:
+        if isinstance(body, AttrStmt) and body.key == THREAD_RANGE_ATTR:
+            # The waits stay inside the range (ThreadSync plans a range's body as a whole).
+            return body.replace(body=self.drained(body.body, state))
         new, st = self.nested(body, state)
         if not st:
             return new

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.errors import UnsupportedError
-from tsir.expr import const_value
+from tsir.expr import BufferLoad, PrimExpr, const_value
 from tsir.function import PrimFunc
-from tsir.stmt import Allocate, DeclBuffer, KernelLaunch, Stmt
+from tsir.stmt import Allocate, BufferStore, DeclBuffer, KernelLaunch, Stmt
 from tsir.visitor import Mutator, collect
 
 from .infra import PassContext, register_pass
+from .lower_shared_layout import async_proxy_buffers
 
 __all__ = ["PlanSharedMemory", "POOL_NAME", "REALIGN", "needs_realignment"]
 
@@ -55,6 +56,26 @@ class _Rewrite(Mutator):
         return s.replace(body=body) if body is not s.body else s
 
 
+class _Realign(Mutator):
+    """Each buffer of `new` replaced by its realigned copy."""
+
+    def __init__(self, new: dict[Buffer, Buffer]):
+        super().__init__()
+        self.new = new
+
+    def visit_Allocate(self, s: Allocate) -> Stmt:
+        body = self.visit(s.body)
+        return Allocate(self.new.get(s.buffer, s.buffer), body)
+
+    def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
+        e = self.generic_visit(e)  # type: ignore[assignment]
+        return e.replace(buffer=self.new[e.buffer]) if e.buffer in self.new else e
+
+    def visit_BufferStore(self, s: BufferStore) -> Stmt:
+        s = self.generic_visit(s)  # type: ignore[assignment]
+        return s.replace(buffer=self.new[s.buffer]) if s.buffer in self.new else s
+
+
 class _Kernels(Mutator):
     def __init__(self, ctx: PassContext):
         super().__init__()
@@ -64,6 +85,16 @@ class _Kernels(Mutator):
         allocs = [a for a in collect(k.body, Allocate) if a.buffer.scope in SHARED_SCOPES]
         if not allocs:
             return k
+        # TMA writes shared memory at 128-byte aligned addresses, whatever the tile's layout: a
+        # row-major destination (no swizzle gave it an alignment) is aligned like the pool.
+        low = {
+            b: b.replace(align=REALIGN)
+            for b in async_proxy_buffers(k.body)
+            if b.scope in SHARED_SCOPES and b.align < 128
+        }
+        if low:
+            k = k.replace(body=_Realign(low).visit(k.body))
+            allocs = [a for a in collect(k.body, Allocate) if a.buffer.scope in SHARED_SCOPES]
         offsets: dict[Buffer, int] = {}
         total = 0
         for a in allocs:

@@ -504,7 +504,10 @@ def _select(acc: Accesses, keep: Callable[[Tag], bool]) -> Accesses:
         return {b: tags for b, tags in out.items() if tags}
 
     return Accesses(
-        one(acc.reads), one(acc.writes), one(acc.atomics), one(acc.async_writes),
+        one(acc.reads),
+        one(acc.writes),
+        one(acc.atomics),
+        one(acc.async_writes),
         one(acc.async_reads),
     )
 

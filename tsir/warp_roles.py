@@ -15,8 +15,13 @@ from .expr import BufferLoad, Call, IntImm, PrimExpr
 from .stmt import Evaluate, Stmt
 
 __all__ = [
-    "WARP_ROLE_ATTR", "WARPGROUP", "MIN_NREG", "MAX_NREG", "nreg_problem", "mbarrier_address",
+    "MAX_NREG",
+    "MIN_NREG",
+    "WARPGROUP",
+    "WARP_ROLE_ATTR",
+    "mbarrier_address",
     "mbarrier_stmt",
+    "nreg_problem",
 ]
 
 WARP_ROLE_ATTR = "warp_role"

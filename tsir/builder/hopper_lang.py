@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import builtins as _py
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..buffer import Buffer, make_buffer
 from ..dtype import int32
@@ -38,9 +39,19 @@ from .frame import Frame, check_buffer_use, current_builder, infer_name
 from .memory import copy_regions
 
 __all__ = [
-    "alloc_barrier", "barrier_arrive", "mbarrier_arrive", "barrier_wait", "mbarrier_wait_parity",
-    "mbarrier_expect_tx", "mbarrier_arrive_expect_tx", "fence_proxy_async", "tma_copy",
-    "set_max_nreg", "inc_max_nreg", "dec_max_nreg", "ws",
+    "alloc_barrier",
+    "barrier_arrive",
+    "barrier_wait",
+    "dec_max_nreg",
+    "fence_proxy_async",
+    "inc_max_nreg",
+    "mbarrier_arrive",
+    "mbarrier_arrive_expect_tx",
+    "mbarrier_expect_tx",
+    "mbarrier_wait_parity",
+    "set_max_nreg",
+    "tma_copy",
+    "ws",
 ]
 
 _MAX_COUNT = (1 << 20) - 1  # an mbarrier's arrival count
@@ -202,7 +213,9 @@ def set_max_nreg(reg_count: Any, is_inc: Any) -> None:
     if why is not None:
         raise BuildError(f"T.set_max_nreg({reg_count!r}, {is_inc!r}): {why}")
     if is_inc not in (0, 1) or (not isinstance(is_inc, (int, bool))):
-        raise BuildError(f"T.set_max_nreg: is_inc must be 1 (increase) or 0 (decrease), got {is_inc!r}")
+        raise BuildError(
+            f"T.set_max_nreg: is_inc must be 1 (increase) or 0 (decrease), got {is_inc!r}"
+        )
     fn = "setmaxnreg_inc" if is_inc else "setmaxnreg_dec"
     _emit(Evaluate(Call(int32, f"tsir.mbarrier.{fn}<{reg_count}>", ())), "T.set_max_nreg")
 
@@ -227,7 +240,9 @@ def ws(*warp_group_idx: Any) -> Iterator[None]:
     if not ids or _py.any(not isinstance(g, int) or isinstance(g, bool) or g < 0 for g in ids):
         raise BuildError(f"{what}: warpgroup ids must be one or more ints >= 0")
     if len(k.threads) != 1:
-        raise BuildError(f"{what}: warp roles need a 1-D block (T.Kernel(threads=n)), got {k.threads}")
+        raise BuildError(
+            f"{what}: warp roles need a 1-D block (T.Kernel(threads=n)), got {k.threads}"
+        )
     ids = sorted(set(ids))
     if ids != list(range(ids[0], ids[-1] + 1)):
         raise BuildError(

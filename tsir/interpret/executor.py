@@ -235,6 +235,8 @@ class Executor:
                 finally:
                     me.implicit_range = saved_range
                 return
+            if strands.roles and strands.cur.implicit_range is None:
+                strands.implicit_barrier(s, before=True)
             self.run(s.body, mask)
             strands.implicit_barrier(s)
             return

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..expr import Call
+from ..stmt import AttrStmt
+from ..warp_roles import WARP_ROLE_ATTR
 from ..visitor import walk
 from .errors import DeadlockError, DivergentBarrierError
 from .lanes import Mask
@@ -103,7 +105,12 @@ class Strands:
         self.bar_arrived: dict[int, tuple[Any, np.ndarray]] = {}
         # Before ThreadSync (RunContext.implicit_sync): the end of each tile op's code is a
         # barrier among the strands of the thread range it runs in (Strand.implicit_range).
-        self.implicit: dict[int, dict[str, Any]] = {}
+        self.implicit: dict[Any, dict[str, Any]] = {}
+        # A kernel with warp roles (T.ws): an op of the whole block also waits, at its start, for
+        # the roles' work before it (every statement completes in all threads before the next).
+        self.roles = any(
+            isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body)
+        )
         state = (dict(ex.ev.env), dict(ex.ev.views), dict(ex.layouts), ex.ctx.stmt)
         for s in self.strands:
             s.saved = (dict(state[0]), dict(state[1]), dict(state[2]), state[3])
@@ -260,14 +267,16 @@ class Strands:
 
         self.park(lambda: self.bar_gen > gen, describe)
 
-    def implicit_barrier(self, stmt: Any) -> None:
+    def implicit_barrier(self, stmt: Any, before: bool = False) -> None:
         """The end of tile op `stmt` in a stage whose barriers are implicit: wait until every
         strand of the current thread range has finished it too (a strand that ended the kernel,
-        or waits elsewhere for this one, does not hold the others back)."""
+        or waits elsewhere for this one, does not hold the others back). With `before`, its
+        start: every strand has finished what came before it (warp roles' work, say)."""
         rng = self.cur.implicit_range
         lo, hi = rng if rng is not None else (0, 1 << 30)
         members = {s.index for s in self.strands if 128 * s.index < hi and 128 * (s.index + 1) > lo}
-        entry = self.implicit.setdefault(id(stmt), {"gen": 0, "arrived": set()})
+        key = ("before", id(stmt)) if before else id(stmt)
+        entry = self.implicit.setdefault(key, {"gen": 0, "arrived": set()})
         entry["arrived"].add(self.cur.index)
         gen = entry["gen"]
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..buffer import Buffer
 from ..expr import Add, BufferLoad, Call, Max, Min
-from ..stmt import Allocate, BufferStore, For, ForKind, Stmt, TileOpStmt
+from ..stmt import Allocate, AttrStmt, BufferStore, For, ForKind, Stmt, TileOpStmt
+from ..warp_roles import WARP_ROLE_ATTR
 from ..structural import structural_equal
 from ..visitor import walk
 from .context import RunContext
@@ -66,6 +67,9 @@ class TileExecutor(Executor):
 
         self.ops = TileOps(self)
         self.lanes = ctx.lanes
+        # Kernels with warp roles (T.ws) sequence their roles with mbarriers: `_Phases` checks
+        # that program order is an order those barriers allow (else the tile level has no meaning).
+        self.phases: _Phases | None = None
 
     def allocate(self, b: Buffer) -> View:
         if b.scope in ("global", "symmetric"):
@@ -248,6 +252,9 @@ class TileExecutor(Executor):
     # -- calls -------------------------------------------------------------------------------------
     def call(self, ev: Evaluator, e: Call, mask: Mask) -> Any:
         op = e.op
+        if self.phases is not None and op.startswith("tsir.mbarrier.mbarrier_"):
+            self.phases.call(e, mask)
+            return np.zeros(1, dtype=np.int32)
         if op in _NOOP_CALLS or op.split("<")[0] in _NOOP_DEVICE or op.startswith("tsir.mbarrier."):
             return np.zeros(1, dtype=np.int32)
         if op == "atomic_add":
@@ -290,6 +297,8 @@ def run_tile_kernel(
     for blk in blocks:
         ctx: RunContext = ctx_factory(LaneMap([blk], threads))
         ex = TileExecutor(ctx, views, env)
+        if any(isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body)):
+            ex.phases = _Phases(ex)
         for v, val in zip(block_vars, blk):
             ex.ev.env[v] = np.array([val], dtype=np_dtype(v.dtype))
         for v, val in zip(thread_vars, ctx.lanes.thread_var_values()):
@@ -298,3 +307,65 @@ def run_tile_kernel(
             ex.run(body, Mask.full(ctx.lanes.n))
         except TileSemanticsError as err:
             raise TileSemanticsError(f"{err.message} (block {fmt_idx(blk)})") from None
+
+
+_PHASE_CALLS = (
+    "mbarrier_init", "mbarrier_arrive", "mbarrier_arrive_expect_tx", "mbarrier_wait",
+    "mbarrier_try_wait",
+)
+
+
+class _Phases:
+    """The phases of a warp-role kernel's mbarriers at the tile level, where statements run in
+    program order, each whole, and a T.tma_copy lands at once (so transaction bytes are moot):
+    arrivals (one per calling thread) complete phases, and a wait must find its phase complete.
+    One that does not is a wait for work that program order puts later (a producer role's loop
+    written before its consumer's): only the roles running at once give such a program its
+    meaning, which the thread-level stages (from LowerTileOp on) model and this level does not."""
+
+    def __init__(self, ex: TileExecutor):
+        self.ex = ex
+        self.count: dict[tuple[str, int], int] = {}
+        self.pending: dict[tuple[str, int], int] = {}
+        self.phase: dict[tuple[str, int], int] = {}
+
+    def _key(self, e: Call) -> tuple[str, int]:
+        loads = [x for x in walk(e.args[0]) if isinstance(x, BufferLoad)]
+        if len(loads) != 1 or len(loads[0].indices) != 1:
+            raise InterpretUnsupportedError(f"an mbarrier call the tile level cannot place: {e}")
+        bar = loads[0]
+        return bar.buffer.name, self.ex.ev.uniform_int(bar.indices[0], "an mbarrier index")
+
+    def call(self, e: Call, mask: Mask) -> None:
+        fn = e.op.split("<")[0].removeprefix("tsir.mbarrier.")
+        if fn not in _PHASE_CALLS:
+            return
+        key = self._key(e)
+        if fn == "mbarrier_init":
+            n = self.ex.ev.uniform_int(e.args[1], "an mbarrier count")
+            self.count[key] = self.pending[key] = n
+            self.phase[key] = 0
+            return
+        if key not in self.count:
+            raise TileSemanticsError(f"{fn} of mbarrier {key[0]}[{key[1]}] before its initialisation")
+        if fn in ("mbarrier_arrive", "mbarrier_arrive_expect_tx"):
+            k = int(mask.idx.size)
+            while k > 0:
+                take = min(k, self.pending[key])
+                self.pending[key] -= take
+                k -= take
+                if self.pending[key] == 0:
+                    self.phase[key] += 1
+                    self.pending[key] = self.count[key]
+            return
+        if fn in ("mbarrier_wait", "mbarrier_try_wait"):
+            parity = int(self.ex.ev.eval(e.args[1], mask).reshape(-1)[0]) & 1
+            if self.phase[key] & 1 == parity:
+                raise InterpretUnsupportedError(
+                    f"T.barrier_wait on {key[0]}[{key[1]}] for parity {parity} comes, in program "
+                    f"order, before the arrivals that complete that phase (phase {self.phase[key]}, "
+                    f"{self.pending[key]} of {self.count[key]} arrivals pending): the warp roles "
+                    "run at once to give this program its meaning, which the tile level (one "
+                    "statement after another) does not model; interpret a thread-level stage "
+                    "(from LowerTileOp on) instead"
+                )

@@ -21,7 +21,14 @@ from ..expr import BufferLoad, PrimExpr, const_value
 from ..node import node
 from ..stmt import IfThenElse, Stmt, seq
 from ..warp_roles import mbarrier_address, mbarrier_stmt
-from .base import InferLevel, LayoutFact, LayoutInferArgs, LowerArgs, TileOperatorNode, register_tile_op
+from .base import (
+    InferLevel,
+    LayoutFact,
+    LayoutInferArgs,
+    LowerArgs,
+    TileOperatorNode,
+    register_tile_op,
+)
 from .copy import Copy, copy_operands
 
 if TYPE_CHECKING:
