@@ -27,7 +27,7 @@ from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows,
 from transpose import transpose  # noqa: E402
 from vector_add import vector_add  # noqa: E402
 
-__all__ = ["SINGLE_GPU", "DISTRIBUTED", "KERNELS"]
+__all__ = ["SINGLE_GPU", "DISTRIBUTED", "HOPPER", "KERNELS"]
 
 # The single-GPU examples (tests/examples/test_examples_compile.py compiles each for three targets).
 SINGLE_GPU: dict[str, Callable[[], Any]] = {
@@ -92,4 +92,18 @@ def _distributed() -> dict[str, Callable[[], Any]]:
 # The distributed examples' kernels (built for a fixed world size; no process group needed).
 DISTRIBUTED: dict[str, Callable[[], Any]] = _distributed()
 
-KERNELS: dict[str, Callable[[], Any]] = {**SINGLE_GPU, **DISTRIBUTED}
+
+def _hopper() -> dict[str, Callable[[], Any]]:
+    import hopper_ws_gemm
+    import tilelang_ws_gemm
+
+    out = dict(hopper_ws_gemm.EXAMPLES)
+    out.update({f"tilelang_{k}": v for k, v in tilelang_ws_gemm.PROGRAMS.items()})
+    return out
+
+
+# Hand-specialized Hopper kernels (warp roles, mbarriers, TMA): sm_90a only (elsewhere the
+# corpus records their refusal).
+HOPPER: dict[str, Callable[[], Any]] = _hopper()
+
+KERNELS: dict[str, Callable[[], Any]] = {**SINGLE_GPU, **DISTRIBUTED, **HOPPER}

@@ -36,33 +36,34 @@ def ws_gemm_barrier(
         B = T.param("B", (K, N), dtype)
         C = T.param("C", (M, N), dtype)
         with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
-            A_s = T.alloc_shared((bm, bk), dtype)
-            B_s = T.alloc_shared((bk, bn), dtype)
-            C_f = T.alloc_fragment((bm, bn), "float32")
+            A_shared = T.alloc_shared((bm, bk), dtype)
+            B_shared = T.alloc_shared((bk, bn), dtype)
+            C_local = T.alloc_fragment((bm, bn), "float32")
             # With TMA, one arrival (the issuing thread's) plus the bytes complete a phase.
             data_is_ready = T.alloc_barrier(1 if tma else 128)
             compute_is_done = T.alloc_barrier(128)
             with T.ws(1):
-                T.clear(C_f)
+                T.clear(C_local)
             for ko in T.serial(T.ceildiv(K, bk)):
                 with T.ws(0):
                     T.barrier_wait(compute_is_done, (ko + 1) % 2)
                     if tma:
-                        T.tma_copy(A[by * bm, ko * bk], A_s, barrier=data_is_ready)
-                        T.tma_copy(B[ko * bk, bx * bn], B_s, barrier=data_is_ready)
+                        T.tma_copy(A[by * bm, ko * bk], A_shared, barrier=data_is_ready)
+                        T.tma_copy(B[ko * bk, bx * bn], B_shared, barrier=data_is_ready)
                         with T.If(T.get_thread_binding() == 0):
                             T.barrier_arrive(data_is_ready)
                     else:
-                        T.copy(A[by * bm, ko * bk], A_s)
-                        T.copy(B[ko * bk, bx * bn], B_s)
-                        T.fence_proxy_async()
+                        T.copy(A[by * bm, ko * bk], A_shared)
+                        T.copy(B[ko * bk, bx * bn], B_shared)
+                        # (ThreadSync fences these writes for wgmma's async proxy before the
+                        # arrival that hands them over.)
                         T.barrier_arrive(data_is_ready)
                 with T.ws(1):
                     T.barrier_wait(data_is_ready, ko % 2)
-                    T.gemm(A_s, B_s, C_f)
+                    T.gemm(A_shared, B_shared, C_local)
                     T.barrier_arrive(compute_is_done)
             with T.ws(1):
-                T.copy(C_f, C[by * bm, bx * bn])
+                T.copy(C_local, C[by * bm, bx * bn])
     return f.func
 
 
@@ -132,27 +133,27 @@ def ws_gemm_split_n(
         B = T.param("B", (K, N), dtype)
         C = T.param("C", (M, N), dtype)
         with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
-            A_s = T.alloc_shared((bm, bk), dtype)
-            B0_s = T.alloc_shared((bk, half), dtype)
-            B1_s = T.alloc_shared((bk, half), dtype)
-            C0_f = T.alloc_fragment((bm, half), "float32")
-            C1_f = T.alloc_fragment((bm, half), "float32")
+            A_shared = T.alloc_shared((bm, bk), dtype, "shared")
+            B_shared_g0 = T.alloc_shared((bk, half), dtype, "shared")
+            B_shared_g1 = T.alloc_shared((bk, half), dtype, "shared")
+            C_local_g0 = T.alloc_fragment((bm, half), "float32")
+            C_local_g1 = T.alloc_fragment((bm, half), "float32")
             with T.ws(1):
-                T.clear(C1_f)
+                T.clear(C_local_g1)
             with T.ws(0):
-                T.clear(C0_f)
+                T.clear(C_local_g0)
             for ko in T.serial(T.ceildiv(K, bk)):
-                T.copy(A[by * bm, ko * bk], A_s)
+                T.copy(A[by * bm, ko * bk], A_shared)
                 with T.ws(1):
-                    T.copy(B[ko * bk, bx * bn], B1_s)
-                    T.gemm(A_s, B1_s, C1_f)
+                    T.copy(B[ko * bk, bx * bn], B_shared_g1)
+                    T.gemm(A_shared, B_shared_g1, C_local_g1)
                 with T.ws(0):
-                    T.copy(B[ko * bk, bx * bn + half], B0_s)
-                    T.gemm(A_s, B0_s, C0_f)
+                    T.copy(B[ko * bk, bx * bn + half], B_shared_g0)
+                    T.gemm(A_shared, B_shared_g0, C_local_g0)
             with T.ws(1):
-                T.copy(C1_f, C[by * bm, bx * bn])
+                T.copy(C_local_g1, C[by * bm, bx * bn])
             with T.ws(0):
-                T.copy(C0_f, C[by * bm, bx * bn + half])
+                T.copy(C_local_g0, C[by * bm, bx * bn + half])
     return f.func
 
 

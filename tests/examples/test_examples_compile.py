@@ -48,3 +48,18 @@ def test_example_compiles(name: str, target: str) -> None:
     assert kernel.cubin[:4] == b"\x7fELF"
     assert 'extern "C" __global__' in kernel.cuda_source
     assert kernel.target.arch == target
+
+
+# Hand-specialized Hopper programs (warp roles, mbarriers, TMA, setmaxnreg: sm_90a only), in the
+# builder (hopper_ws_gemm.py) and in TileLang's form (tilelang_ws_gemm.py).
+import hopper_ws_gemm  # noqa: E402
+import tilelang_ws_gemm  # noqa: E402
+
+HOPPER_ONLY = {**hopper_ws_gemm.EXAMPLES, **{f"tilelang_{k}": v for k, v in tilelang_ws_gemm.PROGRAMS.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(HOPPER_ONLY))
+def test_hopper_example_compiles(name: str) -> None:
+    kernel = tsir.compile(HOPPER_ONLY[name](), target="sm_90a")
+    assert kernel.cubin[:4] == b"\x7fELF"
+    assert "mbarrier" in kernel.cuda_source or "tma_load" in kernel.cuda_source

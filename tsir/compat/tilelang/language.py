@@ -21,7 +21,6 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     ceil,
     ceildiv,
     clear,
-    copy,
     cos,
     cumsum,
     exp,
@@ -64,7 +63,9 @@ from ...script import (  # noqa: F401
 )
 from ...script import prim_func as _script_prim_func
 from ...stmt import ForKind as _ForKind
+from . import hopper as _hopper
 from . import ops as _ops
+from .hopper import *  # noqa: F403  (warp roles, mbarriers, TMA loads, setmaxnreg; T.copy(barrier=))
 from .missing import HOPPER, MISSING, MissingFeature, missing_messages
 from .ops import *  # noqa: F403  (atomics, reductions, warp values, math, call_extern, T.print)
 from .promotion import tilelang_promotion
@@ -261,13 +262,14 @@ PRESENT = [
     "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
     "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
     "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy", "im2col", "c2d_im2col",
-    "view", "reshape", "alloc_global", "Fragment", "Layout", *_ops.PRESENT,
+    "view", "reshape", "alloc_global", "Fragment", "Layout", *_ops.PRESENT, *_hopper.PRESENT,
 ]
 
 # Names present with a narrower meaning or another form: name -> what differs.
 DIFFERENT = {
     "gemm": "mma.sync on sm_80+ (fp16/bf16, fp32 accumulation); policy Square/FullRow; no k_pack/wg_wait, no fp8",
     **_ops.DIFFERENT,
+    **_hopper.DIFFERENT,
     "alloc_reducer": "op sum/max/min, replication='all' only",
     "Pipelined": "order=/stage=/group= raise (tsir schedules the stages)",
     "use_swizzle": "order='row' only",

@@ -28,10 +28,8 @@ def tilelang_names() -> list[str]:
 
 
 _WS = [
-    "ws", "alloc_barrier", "barrier_wait", "barrier_arrive", "mbarrier_wait_parity", "mbarrier_arrive",
-    "mbarrier_expect_tx", "mbarrier_arrive_expect_tx", "tma_copy", "tma_load", "tma_store_arrive",
-    "tma_store_wait", "create_tma_descriptor", "fence_proxy_async", "set_max_nreg", "inc_max_nreg",
-    "dec_max_nreg", "no_set_max_nreg", "annotate_producer_reg_dealloc", "annotate_consumer_reg_alloc",
+    "tma_load", "tma_store_arrive", "tma_store_wait", "create_tma_descriptor", "no_set_max_nreg",
+    "annotate_producer_reg_dealloc", "annotate_consumer_reg_alloc",
     "disable_warp_group_reg_alloc", "warpgroup_arrive", "warpgroup_commit_batch", "warpgroup_wait",
     "warpgroup_fence_operand", "wait_wgmma", "alloc_tmem", "deallocate_tmem", "alloc_descriptor",
     "alloc_wgmma_desc", "alloc_tcgen05_smem_desc", "alloc_tcgen05_instr_desc",
