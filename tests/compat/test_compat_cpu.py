@@ -81,10 +81,10 @@ def test_missing_tilelang_names_raise_naming_the_feature():
     with pytest.raises(MissingFeature, match="TileLang's `T.rng_init`"):
         T.rng_init
     with pytest.raises(MissingFeature, match="Hopper work"):
-        T.alloc_barrier
+        T.warpgroup_wait
     with pytest.raises(MissingFeature, match="Hopper work"):
-        T.set_max_nreg
-    assert not hasattr(T, "tma_copy")
+        T.tma_store_wait
+    assert not hasattr(T, "alloc_tmem")
     with pytest.raises(AttributeError):
         T.not_a_tilelang_name
 

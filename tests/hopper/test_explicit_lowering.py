@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from sass_tools import count, opcodes, sass
 
 import tsir
 from tsir import T
@@ -156,3 +158,24 @@ def test_a_program_with_roles_is_not_specialized_or_staged_again() -> None:
         for f in collect(launch, For)
         if f.kind is not tsir.ForKind.SERIAL and f.loop_var.name == "ko"
     ]
+
+
+@pytest.mark.parametrize(
+    "name, tma, nreg",
+    [
+        ("ws_gemm_barrier", False, False),
+        ("ws_gemm_barrier_tma", True, False),
+        ("ws_gemm_loops", True, True),
+    ],
+)
+def test_sass_holds_what_the_program_asked_for(
+    name: str, tma: bool, nreg: bool, tmp_path: Path
+) -> None:
+    """wgmma (HGMMA) in every consumer; TMA loads (UTMALDG) exactly where the program wrote
+    T.tma_copy; register budgets (USETMAXREG) exactly where it wrote T.dec/inc_max_nreg; no local
+    memory (compiled for sm_90a with NVRTC, disassembled with cuobjdump: no GPU needed)."""
+    ops = opcodes(sass(tsir.compile(H.EXAMPLES[name](), target="sm_90a").cubin, tmp_path))
+    assert count(ops, "HGMMA") > 0
+    assert (count(ops, "UTMALDG") > 0) == tma
+    assert (count(ops, "USETMAXREG") > 0) == nreg
+    assert count(ops, "LDL") == count(ops, "STL") == 0
