@@ -7,6 +7,7 @@ from .errors import (
     BuildError,
     CompileError,
     DTypeError,
+    InternalError,
     LaunchError,
     LayoutConflictError,
     TSIRError,
