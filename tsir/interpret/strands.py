@@ -64,6 +64,22 @@ def needs_strands(body: Any) -> bool:
     return found
 
 
+_roles: dict[int, tuple[Any, bool]] = {}
+
+
+def _has_roles(body: Any) -> bool:
+    """Does a kernel body hold warp roles (T.ws)? (Cached per body, as `needs_strands`: each
+    block of a kernel asks.)"""
+    hit = _roles.get(id(body))
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    found = any(isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body))
+    if len(_roles) > 512:
+        _roles.clear()
+    _roles[id(body)] = (body, found)
+    return found
+
+
 class _Abort(BaseException):
     """Unwinds a strand's thread when the run stops (another strand failed)."""
 
@@ -108,9 +124,7 @@ class Strands:
         self.implicit: dict[Any, dict[str, Any]] = {}
         # A kernel with warp roles (T.ws): an op of the whole block also waits, at its start, for
         # the roles' work before it (every statement completes in all threads before the next).
-        self.roles = any(
-            isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body)
-        )
+        self.roles = _has_roles(body)
         state = (dict(ex.ev.env), dict(ex.ev.views), dict(ex.layouts), ex.ctx.stmt)
         for s in self.strands:
             s.saved = (dict(state[0]), dict(state[1]), dict(state[2]), state[3])

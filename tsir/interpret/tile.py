@@ -294,10 +294,11 @@ def run_tile_kernel(
     thread_vars: tuple[Any, ...],
 ) -> None:
     """Run a tile-level kernel body block by block."""
+    roles = has_warp_roles(body)
     for blk in blocks:
         ctx: RunContext = ctx_factory(LaneMap([blk], threads))
         ex = TileExecutor(ctx, views, env)
-        if any(isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body)):
+        if roles:
             ex.phases = _Phases(ex)
         for v, val in zip(block_vars, blk):
             ex.ev.env[v] = np.array([val], dtype=np_dtype(v.dtype))
@@ -313,6 +314,11 @@ _PHASE_CALLS = (
     "mbarrier_init", "mbarrier_arrive", "mbarrier_arrive_expect_tx", "mbarrier_wait",
     "mbarrier_try_wait",
 )
+
+
+def has_warp_roles(body: Stmt) -> bool:
+    """Does a kernel body hold warp roles (T.ws)?"""
+    return any(isinstance(n, AttrStmt) and n.key == WARP_ROLE_ATTR for n in walk(body))
 
 
 class _Phases:
