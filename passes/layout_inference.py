@@ -41,7 +41,6 @@ from tsir.tileop import InferLevel, LayoutFact, LayoutInferArgs, ParallelLoop, T
 from tsir.tileop.base import free_fragment_layouts
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
-
 from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass

@@ -48,7 +48,6 @@ from tsir.stmt import (
 from tsir.structural import structural_equal
 from tsir.tileop.copy import ASYNC_COPY_ATTR
 from tsir.visitor import Mutator, Visitor, collect
-
 from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
@@ -488,7 +487,15 @@ def _is_range(s: Stmt | None) -> bool:
 
 
 def _is_role(s: Stmt) -> bool:
-    return isinstance(s, AttrStmt) and s.key == WARP_ROLE_ATTR
+    """A warp role running in part of the block (one that covers the whole block lost its `if`
+    to Simplify: it is ordinary code)."""
+    return (
+        isinstance(s, AttrStmt)
+        and s.key == WARP_ROLE_ATTR
+        and isinstance(s.body, IfThenElse)
+        and s.body.else_case is None
+        and _is_range(s.body.then_case)
+    )
 
 
 def _arrives(s: Stmt) -> bool:

@@ -56,7 +56,6 @@ from tsir.stmt import (
     seq,
 )
 from tsir.visitor import Mutator, collect, substitute
-
 from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass

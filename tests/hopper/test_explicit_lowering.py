@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,3 +180,37 @@ def test_sass_holds_what_the_program_asked_for(
     assert (count(ops, "UTMALDG") > 0) == tma
     assert (count(ops, "USETMAXREG") > 0) == nreg
     assert count(ops, "LDL") == count(ops, "STL") == 0
+
+
+def _reverse_through_shared(roles: tuple[tuple[int, ...], tuple[int, ...]]) -> tsir.PrimFunc:
+    with T.prim_func("reverse") as f:
+        X = T.param("X", (128,), "float32")
+        Y = T.param("Y", (128,), "float32")
+        with T.Kernel(1, threads=256):
+            S = T.alloc_shared((128,), "float32")
+            with T.ws(*roles[0]):
+                T.copy(X, S)
+            with T.ws(*roles[1]):
+                for i in T.Parallel(128):
+                    Y[i] = S[127 - i]
+    return f.func
+
+
+@pytest.mark.parametrize(
+    "roles, barrier",
+    [(((1,), (1,)), "tsir.sync.named_barrier"), (((0, 1), (0, 1)), "sync_threads")],
+    ids=["one_role_twice", "whole_block_role"],
+)
+def test_a_role_orders_its_own_shared_accesses(roles: Any, barrier: str) -> None:
+    """Two blocks of one role, the second reading what other threads of the role wrote: the
+    role's named barrier between them (a role spanning the block is ordinary code: a block
+    barrier); the program computes what numpy computes at every stage."""
+    func = _reverse_through_shared(roles)
+    x = np.arange(128, dtype=np.float32)
+    report = check_stages(tsir.lower(func, "sm_90a"), [x, np.zeros_like(x)], target="sm_90a")
+    assert report.ok, report.first_failure
+    np.testing.assert_array_equal(report.reference[1], x[::-1])
+    body = tsir.lower(func, "sm_90a")["ThreadSync"].body
+    assert len(_calls(body, barrier)) == 1
+    if barrier != "sync_threads":
+        assert not _calls(body, "sync_threads")

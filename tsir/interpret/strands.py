@@ -31,8 +31,8 @@ import numpy as np
 
 from ..expr import Call
 from ..stmt import AttrStmt
-from ..warp_roles import WARP_ROLE_ATTR
 from ..visitor import walk
+from ..warp_roles import WARP_ROLE_ATTR
 from .errors import DeadlockError, DivergentBarrierError
 from .lanes import Mask
 from .report import describe_stmt

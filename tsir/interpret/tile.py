@@ -19,9 +19,9 @@ import numpy as np
 from ..buffer import Buffer
 from ..expr import Add, BufferLoad, Call, Max, Min
 from ..stmt import Allocate, AttrStmt, BufferStore, For, ForKind, Stmt, TileOpStmt
-from ..warp_roles import WARP_ROLE_ATTR
 from ..structural import structural_equal
 from ..visitor import walk
+from ..warp_roles import WARP_ROLE_ATTR
 from .context import RunContext
 from .device_calls import call_device
 from .errors import InterpretUnsupportedError, TileSemanticsError
