@@ -8,6 +8,7 @@ import pytest
 import tsir
 from tsir import T
 from tsir.interpret import DataRaceError, StageMismatchError, check_stages
+from tsir.interpret.stages import compare_outputs
 
 
 def scale(n: int = 64) -> tsir.PrimFunc:
@@ -103,3 +104,14 @@ def test_the_origin_pass_of_each_statement_is_named() -> None:
     report = check_stages([("input", reverse()), ("MyPass", racy.func)], args())
     assert report.first_failure is not None
     assert report.first_failure.message.count("[produced by pass MyPass]") == 2
+
+
+def test_an_absolute_floor_for_outputs_that_cancel_to_zero() -> None:
+    """Found by the fuzzer: the mean of a normalized row is 0 up to rounding; summed in another
+    order it differs far beyond a tolerance relative to itself (scale 2e-6), though by 5e-6 only
+    against terms of order 1. `atol` is that absolute floor; without it the stages differ."""
+    ref = [np.array([-6.5e-07, 3.0e-07, 1.0e-06], dtype=np.float32)]
+    got = [np.array([4.8e-07, -2.0e-06, 1.0e-06], dtype=np.float32)]
+    assert "2 of 3 elements differ" in compare_outputs(ref, got, 0.02)
+    assert compare_outputs(ref, got, 0.02, atol=1e-4) == ""
+    assert "differ" in compare_outputs(ref, [np.array([1e-3, 0, 0], np.float32)], 0.02, atol=1e-4)

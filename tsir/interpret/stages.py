@@ -100,6 +100,7 @@ def check_stages(
     grid: Any = None,
     check: bool = True,
     rtol: dict[str, float] | float | None = None,
+    atol: float = 0.0,
     keep_going: bool = False,
     ranks: int = 1,
     dead_ranks: Sequence[int] = (),
@@ -108,8 +109,10 @@ def check_stages(
 
     `func`: a PrimFunc (lowered here with `tsir.lower(func, target)`), a `tsir.lower` result, or a
     list of (stage name, IR). `args`: as for `tsir.interpret` (arrays are copied per stage, never
-    modified; with `ranks` > 1, lists of per-rank arrays). `keep_going`: run every stage even
-    after a failure.
+    modified; with `ranks` > 1, lists of per-rank arrays). `atol`: an absolute floor of the float
+    comparison, for outputs that cancel to near zero (a sum of terms of order 1 whose exact value
+    is 0 differs by rounding, summed in another order, far beyond a tolerance relative to
+    itself). `keep_going`: run every stage even after a failure.
     """
     report = StageReport()
     stages = _stages(func, target, report)
@@ -159,7 +162,7 @@ def check_stages(
                 ref = run_args
                 report.reference = run_args
             else:
-                diff = compare_outputs(ref, run_args, rtol)
+                diff = compare_outputs(ref, run_args, rtol, atol)
                 if diff:
                     res.status, res.message = "mismatch", diff
         report.results.append(res)
@@ -219,7 +222,10 @@ def _stages(func: Any, target: Any, report: StageReport) -> list[tuple[str, Any]
 
 
 def compare_outputs(
-    ref: Sequence[Any], got: Sequence[Any], rtol: dict[str, float] | float | None = None
+    ref: Sequence[Any],
+    got: Sequence[Any],
+    rtol: dict[str, float] | float | None = None,
+    atol: float = 0.0,
 ) -> str:
     """ "" when every array of `got` matches `ref`, else a description of the first difference."""
     for (i, r), (_, g) in zip(_flat(ref), _flat(got)):
@@ -247,7 +253,7 @@ def compare_outputs(
         finite = np.isfinite(a)
         scale = float(np.abs(a[finite]).max()) if finite.any() else 0.0
         with np.errstate(invalid="ignore"):
-            close = (a == b) | (nan_a & nan_b) | (np.abs(a - b) <= tol * (np.abs(a) + 0.1 * scale))
+            close = (a == b) | (nan_a & nan_b) | (np.abs(a - b) <= tol * (np.abs(a) + 0.1 * scale) + atol)
         close &= ~(nan_a ^ nan_b)
         if not close.all():
             k = np.argwhere(~close)[0]

@@ -75,7 +75,10 @@ def check_with_interpreter(
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN outputs in a mismatch message
-            report = check_stages(low, base, target=target, check=cfg.check, rtol=_stage_rtol(prog))
+            report = check_stages(
+                low, base, target=target, check=cfg.check, rtol=_stage_rtol(prog),
+                atol=_stage_atol(prog),
+            )
         times[f"interp-stages-{target}"] = time.perf_counter() - t
         results = report.results
         if first:
@@ -148,6 +151,12 @@ def _stage_rtol(prog: Any) -> float | None:
     per-dtype TOLERANCE (exact programs)."""
     worst = max((rtol for rtol, _ in prog.tol.values()), default=0.0)
     return worst if worst > 0 else None
+
+
+def _stage_atol(prog: Any) -> float:
+    """The stages' absolute floor: the program's loosest one, as the numpy model applies it (an
+    output that cancels to near zero differs by rounding far beyond its own magnitude)."""
+    return max((atol for _, atol in prog.tol.values()), default=0.0)
 
 
 def _same_cuda(lowered: dict[str, Any], target: str) -> bool:
