@@ -136,7 +136,10 @@ class Gemm(TileOperatorNode):
             out = TileOperatorNode.infer_layout(self, args, level)
             a = self.A.buffer
             if a.scope == "local.fragment" and a not in args.layout_map:
-                out[a] = LayoutFact(operand_a_layout(self, args.num_threads))
+                from .gemm_wgmma_rs import free_a_layout
+
+                wgmma_a = free_a_layout(self, args)
+                out[a] = LayoutFact(wgmma_a or operand_a_layout(self, args.num_threads))
             return out
         if level is not InferLevel.STRICT:
             return TileOperatorNode.infer_layout(self, args, level)

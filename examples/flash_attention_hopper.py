@@ -1,0 +1,88 @@
+"""Flash attention forward on the Hopper path (sm_90a), causal or not, from the tile program users
+write: O = softmax(Q K^T / sqrt(d)) V with one pass over K and V.
+
+Per block of `bm` queries (one 64-row piece per consumer warpgroup: threads = 2 * bm for bm = 128):
+the query tile sits in shared memory; for each key tile, S = Q K^T runs on wgmma with both operands
+in shared memory, into an accumulator pre-filled with the mask (0 where the key counts, -inf past
+the sequence's end or above the diagonal; cleared when nothing is masked); the online softmax
+keeps the running row max `m` and row sum `l` in registers on wgmma's accumulator layout;
+P = exp2(S * scale - m * scale) is cast to fp16 in registers and P V runs on wgmma's register-A
+form with V in shared memory. On sm_90a the K/V tiles arrive by TMA on an mbarrier ring that a
+producer warpgroup fills (tests/hopper/test_attention_tile_program.py checks each of these).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tsir
+from tsir import T
+
+
+def flash_attention_hopper(
+    BH: int,
+    S: int,
+    D: int,
+    causal: bool = False,
+    bm: int = 128,
+    bn: int = 128,
+    threads: int = 256,
+    num_stages: int = 2,
+    dtype: str = "float16",
+) -> tsir.PrimFunc:
+    """Q, K, V, O of shape (BH, S, D); a block per (query tile, batch*head)."""
+    scale = 1.0 / math.sqrt(D) * math.log2(math.e)  # softmax via exp2
+    acc = "float32"
+    with T.prim_func("flash_attention_hopper") as f:
+        Q = T.param("Q", (BH, S, D), dtype)
+        K = T.param("K", (BH, S, D), dtype)
+        V = T.param("V", (BH, S, D), dtype)
+        O = T.param("O", (BH, S, D), dtype)
+        with T.Kernel(T.ceildiv(S, bm), BH, threads=threads) as (bx, bz):
+            Q_s = T.alloc_shared((bm, D), dtype)
+            K_s = T.alloc_shared((bn, D), dtype)
+            V_s = T.alloc_shared((bn, D), dtype)
+            S_f = T.alloc_fragment((bm, bn), acc)
+            P_f = T.alloc_fragment((bm, bn), dtype)
+            O_f = T.alloc_fragment((bm, D), acc)
+            m = T.alloc_fragment((bm,), acc)
+            m_prev = T.alloc_fragment((bm,), acc)
+            alpha = T.alloc_fragment((bm,), acc)
+            row_sum = T.alloc_fragment((bm,), acc)
+            l = T.alloc_fragment((bm,), acc)
+            T.copy(Q[bz, bx * bm, 0], Q_s)
+            T.clear(O_f)
+            T.clear(l)
+            T.fill(m, -T.infinity(acc))
+            tiles = T.ceildiv(S, bn)
+            if causal:  # key tiles past the block's last query are all masked
+                tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
+            for k in T.Pipelined(tiles, num_stages=num_stages):
+                T.copy(K[bz, k * bn, 0], K_s)
+                T.copy(V[bz, k * bn, 0], V_s)
+                if causal or S % bn:
+                    for i, j in T.Parallel(bm, bn):
+                        keep = k * bn + j < S
+                        if causal:
+                            keep = T.all(keep, bx * bm + i >= k * bn + j)
+                        S_f[i, j] = T.if_then_else(keep, 0.0, -T.infinity(acc))
+                    T.gemm(Q_s, K_s, S_f, transpose_B=True, policy="full_row")
+                else:
+                    T.gemm(Q_s, K_s, S_f, transpose_B=True, clear_accum=True, policy="full_row")
+                T.copy(m, m_prev)
+                T.reduce_max(S_f, m, dim=1, clear=False)
+                for i in T.Parallel(bm):
+                    alpha[i] = T.exp2(m_prev[i] * scale - m[i] * scale)
+                for i, j in T.Parallel(bm, bn):
+                    S_f[i, j] = T.exp2(S_f[i, j] * scale - m[i] * scale)
+                T.reduce_sum(S_f, row_sum, dim=1)
+                for i in T.Parallel(bm):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, j in T.Parallel(bm, D):
+                    O_f[i, j] = O_f[i, j] * alpha[i]
+                T.copy(S_f, P_f)
+                T.gemm(P_f, V_s, O_f, policy="full_row")
+            for i, j in T.Parallel(bm, D):
+                O_f[i, j] = O_f[i, j] / l[i]
+            T.copy(O_f, O[bz, bx * bm, 0])
+    return f.func
