@@ -43,7 +43,7 @@ from ..layout.wgmma_layouts import (
 from ..stmt import BufferStore, Evaluate, Stmt, seq
 from .base import FRAGMENT, LayoutFact, LowerArgs, OpArgs, requirement
 from .fragment_lowering import iterate_fragment
-from .gemm import Gemm
+from .gemm import FREE_A_LAYOUTS, Gemm
 from .gemm_wgmma import (
     WARPGROUP,
     WGMMA_KINDS,
@@ -89,6 +89,9 @@ def free_a_layout(op: Gemm, args: OpArgs) -> Fragment | None:
     except UnsupportedError:
         return None
     return wgmma_a_layout(op, args) if chosen.name.startswith("wgmma rs") else None
+
+
+FREE_A_LAYOUTS.append(free_a_layout)
 
 
 # -- requirements ----------------------------------------------------------------------------------
