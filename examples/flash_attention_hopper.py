@@ -29,8 +29,16 @@ def flash_attention_hopper(
     threads: int = 256,
     num_stages: int = 2,
     dtype: str = "float16",
+    overlap: bool = False,
 ) -> tsir.PrimFunc:
-    """Q, K, V, O of shape (BH, S, D); a block per (query tile, batch*head)."""
+    """Q, K, V, O of shape (BH, S, D); a block per (query tile, batch*head).
+
+    `overlap=True` writes the loop one tile ahead (FlashAttention-3's intra-warpgroup overlap,
+    which TileLang schedules with T.Pipelined's order/stage/group): iteration j issues S(j+1) =
+    Q K(j+1)^T and then O += P(j) V(j), and the softmax of S(j+1) runs while P(j) V(j) is still on
+    the tensor cores (its wgmma group stays in flight until O is rescaled). K(0)'s scores come
+    before the loop, from a tile of their own; the last iteration's K(j+1) lies past the sequence
+    (TMA fills it with zeros, the mask drops it)."""
     scale = 1.0 / math.sqrt(D) * math.log2(math.e)  # softmax via exp2
     acc = "float32"
     with T.prim_func("flash_attention_hopper") as f:
@@ -50,26 +58,22 @@ def flash_attention_hopper(
             alpha = T.alloc_fragment((bm,), acc)
             row_sum = T.alloc_fragment((bm,), acc)
             l = T.alloc_fragment((bm,), acc)
-            T.copy(Q[bz, bx * bm, 0], Q_s)
-            T.clear(O_f)
-            T.clear(l)
-            T.fill(m, -T.infinity(acc))
-            tiles = T.ceildiv(S, bn)
-            if causal:  # key tiles past the block's last query are all masked
-                tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
-            for k in T.Pipelined(tiles, num_stages=num_stages):
-                T.copy(K[bz, k * bn, 0], K_s)
-                T.copy(V[bz, k * bn, 0], V_s)
-                if causal or S % bn:
+
+            def scores(t: object, K_tile: object, masked: bool) -> None:
+                """S = Q K(t)^T, into an accumulator pre-filled with key tile t's mask."""
+                if masked:
                     for i, j in T.Parallel(bm, bn):
-                        keep = k * bn + j < S
+                        keep = t * bn + j < S
                         if causal:
-                            keep = T.all(keep, bx * bm + i >= k * bn + j)
+                            keep = T.all(keep, bx * bm + i >= t * bn + j)
                         S_f[i, j] = T.if_then_else(keep, 0.0, -T.infinity(acc))
-                    T.gemm(Q_s, K_s, S_f, transpose_B=True, policy="full_row")
+                    T.gemm(Q_s, K_tile, S_f, transpose_B=True, policy="full_row")
                 else:
-                    T.gemm(Q_s, K_s, S_f, transpose_B=True, clear_accum=True, policy="full_row")
-                T.copy(m, m_prev)
+                    T.gemm(Q_s, K_tile, S_f, transpose_B=True, clear_accum=True, policy="full_row")
+
+            def softmax() -> None:
+                """The running max and sum over S's rows; S becomes exp2(S * scale - m * scale)
+                and `alpha` the factor that rescales what was accumulated before."""
                 T.reduce_max(S_f, m, dim=1, clear=False)
                 for i in T.Parallel(bm):
                     alpha[i] = T.exp2(m_prev[i] * scale - m[i] * scale)
@@ -78,10 +82,42 @@ def flash_attention_hopper(
                 T.reduce_sum(S_f, row_sum, dim=1)
                 for i in T.Parallel(bm):
                     l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, j in T.Parallel(bm, D):
-                    O_f[i, j] = O_f[i, j] * alpha[i]
+
+            T.copy(Q[bz, bx * bm, 0], Q_s)
+            T.clear(O_f)
+            T.clear(l)
+            T.fill(m, -T.infinity(acc))
+            tiles = T.ceildiv(S, bn)
+            if causal:  # key tiles past the block's last query are all masked
+                tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
+            if not overlap:
+                for k in T.Pipelined(tiles, num_stages=num_stages):
+                    T.copy(K[bz, k * bn, 0], K_s)
+                    T.copy(V[bz, k * bn, 0], V_s)
+                    scores(k, K_s, bool(causal or S % bn))
+                    T.copy(m, m_prev)
+                    softmax()
+                    for i, j in T.Parallel(bm, D):
+                        O_f[i, j] = O_f[i, j] * alpha[i]
+                    T.copy(S_f, P_f)
+                    T.gemm(P_f, V_s, O_f, policy="full_row")
+            else:
+                K0_s = T.alloc_shared((bn, D), dtype)
+                T.copy(K[bz, 0, 0], K0_s)
+                scores(0, K0_s, bool(causal or S % bn))
+                T.copy(m, m_prev)
+                softmax()
                 T.copy(S_f, P_f)
-                T.gemm(P_f, V_s, O_f, policy="full_row")
+                for k in T.Pipelined(tiles, num_stages=num_stages):
+                    T.copy(K[bz, (k + 1) * bn, 0], K_s)
+                    T.copy(V[bz, k * bn, 0], V_s)
+                    scores(k + 1, K_s, True)  # the last one lies past the sequence
+                    T.copy(m, m_prev)  # (also: S's and P V's wgmma groups are separate)
+                    T.gemm(P_f, V_s, O_f, policy="full_row")
+                    softmax()
+                    for i, j in T.Parallel(bm, D):
+                        O_f[i, j] = O_f[i, j] * alpha[i]
+                    T.copy(S_f, P_f)
             for i, j in T.Parallel(bm, D):
                 O_f[i, j] = O_f[i, j] / l[i]
             T.copy(O_f, O[bz, bx * bm, 0])

@@ -33,23 +33,35 @@ def torch() -> Any:
 
 
 @pytest.mark.parametrize(
-    "BH, S, D, causal, bm, bn, stages",
+    "BH, S, D, causal, bm, bn, stages, overlap",
     [
-        (4, 256, 64, False, 128, 128, 2),
-        (4, 256, 64, True, 128, 64, 3),
-        (3, 1000, 128, False, 128, 128, 2),  # ragged: 1000 = 7 * 128 + 104
-        (3, 1000, 128, True, 128, 64, 2),
-        (2, 777, 64, True, 64, 128, 2),  # one consumer warpgroup, ragged
-        (8, 4096, 128, True, 128, 128, 2),  # the benchmark's shape (fewer heads)
-        (8, 4096, 64, False, 128, 128, 2),
+        (4, 256, 64, False, 128, 128, 2, False),
+        (4, 256, 64, True, 128, 64, 3, False),
+        (3, 1000, 128, False, 128, 128, 2, False),  # ragged: 1000 = 7 * 128 + 104
+        (3, 1000, 128, True, 128, 64, 2, False),
+        (2, 777, 64, True, 64, 128, 2, False),  # one consumer warpgroup, ragged
+        (8, 4096, 128, True, 128, 128, 2, False),  # the benchmark's shape (fewer heads)
+        (8, 4096, 64, False, 128, 128, 2, False),
+        (4, 256, 64, False, 128, 128, 2, True),  # S(j+1) overlapping P(j) V(j)
+        (3, 1000, 128, True, 128, 128, 2, True),
+        (2, 777, 64, True, 64, 64, 3, True),
+        (8, 4096, 128, False, 128, 128, 2, True),
     ],
 )
 def test_matches_torch_sdpa(
-    torch: Any, BH: int, S: int, D: int, causal: bool, bm: int, bn: int, stages: int
+    torch: Any,
+    BH: int,
+    S: int,
+    D: int,
+    causal: bool,
+    bm: int,
+    bn: int,
+    stages: int,
+    overlap: bool,
 ) -> None:
     threads = 2 * bm if bm == 128 else 128
     func = flash_attention_hopper(
-        BH, S, D, causal, bm=bm, bn=bn, threads=threads, num_stages=stages
+        BH, S, D, causal, bm=bm, bn=bn, threads=threads, num_stages=stages, overlap=overlap
     )
     kernel = tsir.compile(func, target="cuda")
     assert kernel.target.arch == "sm_90a"

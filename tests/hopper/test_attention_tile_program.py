@@ -35,19 +35,20 @@ def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> np.n
 
 
 @pytest.mark.parametrize(
-    "S, D, causal, bm, bn",
+    "S, D, causal, bm, bn, overlap",
     [
-        (256, 64, False, 128, 64),  # two key tiles per ring stage round, two consumer warpgroups
-        (200, 128, True, 128, 64),  # ragged: TMA zero-fills, the mask drops the keys past S
-        (136, 128, False, 128, 128),
-        (192, 64, True, 64, 64),  # one consumer warpgroup
+        (256, 64, False, 128, 64, False),  # two consumer warpgroups, 4 key tiles on a ring of 2
+        (200, 128, True, 128, 64, False),  # ragged: TMA zero-fills, the mask drops keys past S
+        (136, 128, False, 128, 128, False),
+        (192, 64, True, 64, 64, False),  # one consumer warpgroup
+        (200, 64, True, 64, 64, True),  # S(j+1) and P(j) V(j) in flight together
     ],
 )
 def test_every_stage_agrees_with_the_tile_program_and_numpy(
-    S: int, D: int, causal: bool, bm: int, bn: int
+    S: int, D: int, causal: bool, bm: int, bn: int, overlap: bool
 ) -> None:
     threads = 2 * bm if bm == 128 else 128
-    func = flash_attention_hopper(1, S, D, causal, bm=bm, bn=bn, threads=threads)
+    func = flash_attention_hopper(1, S, D, causal, bm=bm, bn=bn, threads=threads, overlap=overlap)
     rng = np.random.default_rng(S + D)
     q, k, v = (rng.standard_normal((1, S, D)).astype(np.float16) for _ in range(3))
     lowered = tsir.lower(func, "sm_90a")
@@ -69,16 +70,21 @@ def test_every_stage_agrees_with_the_tile_program_and_numpy(
     ):
         assert call in final, call
     assert "gemm_sm80" not in final and "cp_async" not in final
+    # Overlapped: the softmax of S(j+1) starts with P(j) V(j) still pending.
+    assert ("wgmma_wait<1>" in final) == overlap
 
 
 # -- NVRTC and SASS --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("D, causal", [(64, False), (128, True)])
-def test_sass_is_the_hopper_path_without_local_memory(D: int, causal: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("D, causal, overlap", [(64, False, False), (128, True, True)])
+def test_sass_is_the_hopper_path_without_local_memory(
+    D: int, causal: bool, overlap: bool, tmp_path: Path
+) -> None:
     """The benchmark's shapes (BH=32, S=4096): HGMMA for both gemms, TMA loads, the register
     rebalancing of warp specialization, and no local-memory traffic or stack."""
-    kernel = tsir.compile(flash_attention_hopper(32, 4096, D, causal), target="sm_90a")
+    func = flash_attention_hopper(32, 4096, D, causal, overlap=overlap)
+    kernel = tsir.compile(func, target="sm_90a")
     ops = opcodes(sass(kernel.cubin, tmp_path))
     assert ops["HGMMA.64x128x16.F32"] > 0 and ops[f"HGMMA.64x{D}x16.F32"] > 0, ops
     assert count(ops, "UTMALDG") > 0
