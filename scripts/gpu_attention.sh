@@ -25,7 +25,7 @@ python3 -c "import tsir, tsir.runtime.nvrtc as n; print('tsir from', tsir.__file
 timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/hopper/test_attention_gpu.py 2>&1 \
   | tee "$OUT/attention_gpu_tests.log" | tail -15
 status=${PIPESTATUS[0]}
-timeout 130 python3 benchmarks/flash_attention_hopper.py --out "$OUT" "$@" 2>&1 \
+timeout 150 python3 benchmarks/flash_attention_hopper.py --out "$OUT" "$@" 2>&1 \
   | tee "$OUT/flash_attention_hopper.out" | tail -30
 bench=${PIPESTATUS[0]}
 echo "gpu_attention.sh: tests exit $status, benchmark exit $bench, $(( $(date +%s) - start )) s"

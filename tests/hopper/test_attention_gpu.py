@@ -77,3 +77,23 @@ def test_matches_torch_sdpa(
         q[None].float(), k[None].float(), v[None].float(), is_causal=causal
     )[0]
     torch.testing.assert_close(o.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fast_math_stays_within_tolerance(torch: Any, causal: bool) -> None:
+    """NVRTC --use_fast_math (the benchmark's fastest variant: exp2 as ex2.approx.ftz)."""
+    func = flash_attention_hopper(4, 1000, 128, causal, overlap=True)
+    with tsir.knobs.override(
+        nvrtc_options=("--use_fast_math", "-DTSIR_MBARRIER_TIMEOUT_CYCLES=2000000000")
+    ):
+        kernel = tsir.compile(func, target="cuda")
+    g = torch.Generator(device="cuda").manual_seed(3)
+    q, k, v = (
+        torch.randn(4, 1000, 128, device="cuda", generator=g, dtype=torch.float16) for _ in "qkv"
+    )
+    o = torch.full_like(q, float("nan"))
+    kernel(q, k, v, o)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q[None].float(), k[None].float(), v[None].float(), is_causal=causal
+    )[0]
+    torch.testing.assert_close(o.float(), ref, rtol=1e-2, atol=1e-2)
