@@ -38,7 +38,7 @@ def flash_attention_hopper(
     Q K(j+1)^T and then O += P(j) V(j), and the softmax of S(j+1) runs while P(j) V(j) is still on
     the tensor cores (its wgmma group stays in flight until O is rescaled). K(0)'s scores come
     before the loop, from a tile of their own; the last iteration's K(j+1) lies past the sequence
-    (TMA fills it with zeros, the mask drops it)."""
+    (TMA fills it with zeros) or, causal, past the block's last query: the mask drops it."""
     scale = 1.0 / math.sqrt(D) * math.log2(math.e)  # softmax via exp2
     acc = "float32"
     with T.prim_func("flash_attention_hopper") as f:
