@@ -58,6 +58,7 @@ _ARRAY_REF_ARGS: dict[str, dict[int, tuple[str, Callable[[list[str]], int]]]] = 
     "tsir.wgmma.wgmma_ss": {0: ("float", lambda t: int(t[1]) // 2)},
     "tsir.wgmma.wgmma_rs": {0: ("float", lambda t: int(t[1]) // 2), 1: ("const unsigned", lambda t: 4)},
     "tsir.wgmma.wgmma_fence_operands": {0: ("float", lambda t: int(t[0]))},
+    "tsir.wgmma.wgmma_fence_operands_u32": {0: ("unsigned", lambda t: int(t[0]))},
 }
 
 

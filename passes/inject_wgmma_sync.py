@@ -400,7 +400,10 @@ def _fence_operands(buf: Buffer) -> Stmt:
     addr = Call(
         _HANDLE, "address_of", (BufferLoad(buf, tuple(IntImm(0, int32) for _ in buf.shape)),)
     )
-    return _call(f"tsir.wgmma.wgmma_fence_operands<{n}>", addr)
+    if buf.dtype.name == "float32":
+        return _call(f"tsir.wgmma.wgmma_fence_operands<{n}>", addr)
+    # A register-A operand of 16- or 8-bit values: pinned as the 32-bit words that hold them.
+    return _call(f"tsir.wgmma.wgmma_fence_operands_u32<{n * buf.dtype.bytes // 4}>", addr)
 
 
 def _defer_release(loop: For) -> tuple[For, list[Stmt]]:
@@ -476,7 +479,9 @@ def _is_call(s: Stmt, op: str) -> bool:
     return isinstance(s, Evaluate) and isinstance(s.value, Call) and _base(s.value.op) == op
 
 
-_PER_GEMM = (*_SYNC, "tsir.wgmma.wgmma_fence_operands")
+_PER_GEMM = (
+    *_SYNC, "tsir.wgmma.wgmma_fence_operands", "tsir.wgmma.wgmma_fence_operands_u32"
+)
 
 
 class _StripUnits(Mutator):

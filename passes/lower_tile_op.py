@@ -120,8 +120,11 @@ class _Lower(Mutator):
         for v, t in zip(kernel.thread_vars, kernel.threads):
             self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(t, v.dtype))
 
-    def add_workspace(self, name: str, shape: tuple[int, ...], dtype: Any, scope: str) -> Buffer:
-        buf = make_buffer(f"{name}_{len(self.workspaces)}" if self.workspaces else name, shape, dtype, scope)
+    def add_workspace(
+        self, name: str, shape: tuple[int, ...], dtype: Any, scope: str, align: int = 16
+    ) -> Buffer:
+        name = f"{name}_{len(self.workspaces)}" if self.workspaces else name
+        buf = make_buffer(name, shape, dtype, scope, align)
         self.workspaces.append(buf)
         return buf
 

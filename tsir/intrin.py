@@ -243,6 +243,7 @@ _dev("tsir.wgmma.wgmma_commit", collective="warpgroup")
 _dev("tsir.wgmma.wgmma_wait", collective="warpgroup", retires="wgmma")
 _dev("tsir.wgmma.wgmma_fence_operand", None)
 _dev("tsir.wgmma.wgmma_fence_operands", None)
+_dev("tsir.wgmma.wgmma_fence_operands_u32", None)
 # wgmma_ss<KIND, N, TA, TB>(&d[0], desc_a, desc_b, scale_d); wgmma_rs<KIND, N, TB>(&d[0], &a[0],
 # desc_b, scale_d): A's registers are read (and may not be written) until retired.
 _dev("tsir.wgmma.wgmma_ss", ARW, AR, AR, None, collective="warpgroup")

@@ -219,3 +219,28 @@ def test_a_group_whose_tile_others_rewrite_retires_before_a_barrier() -> None:
     that other threads overwrite after the program's barrier retires before that barrier (and
     nothing is pending at the next copy)."""
     tsir.assert_structural_equal(run(explicit_sync(False)), explicit_sync(True))
+
+
+def test_register_a_operands_are_pinned_as_32_bit_words() -> None:
+    """wgmma_rs reads its A registers until the group retires, so they are pinned with the
+    accumulator; 16 fp16 values are 8 registers (`wgmma_fence_operands_u32<8>`), never an fp32
+    view of 16 (which would reach past the array)."""
+    rs = "wgmma_rs<tsir::kWgmmaF16, 64, 1>"
+    with T.prim_func("f") as f:
+        C = T.param("C", (128,), "float32")
+        with T.Kernel(1, threads=128):
+            tx = T.get_thread_binding(0)
+            B_s = T.alloc_shared((64, 64), "float16")
+            a = T.alloc_local((16,), "float16")
+            acc = T.alloc_local((32,), "float32")
+            for i in T.serial(16):
+                a[i] = T.float16(1.0)
+            with T.attr("tile_op", "tl.Gemm"):
+                wg(rs, addr(acc[0]), addr(a[0]), desc(B_s[0, 0]), 0)
+                wg(rs, addr(acc[0]), addr(a[8]), desc(B_s[16, 0]), 1)
+            C[tx] = acc[0]
+    text = str(run(f.func))
+    pin_a = '"tsir.wgmma.wgmma_fence_operands_u32<8>", T.call_intrin("handle", "address_of", a[0])'
+    assert text.count(pin_a) == 2
+    assert "wgmma_fence_operands<16>" not in text
+    assert text.index("wgmma_wait<0>") < text.index("C[tx] = acc[0]")

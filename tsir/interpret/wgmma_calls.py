@@ -400,6 +400,7 @@ def _wgmma_wait(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask)
 
 @device_call("tsir.wgmma.wgmma_fence_operand")
 @device_call("tsir.wgmma.wgmma_fence_operands")
+@device_call("tsir.wgmma.wgmma_fence_operands_u32")
 def _fence_operands(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     """A compiler-only fence (an empty asm with the registers as operands): no instruction, no
     access; the argument (`acc[i]`, or `address_of(acc[i])` for the array form) is not read."""

@@ -42,6 +42,7 @@ from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
 from .gemm_wgmma import WgmmaPlan, wgmma_plan  # registers Gemm's "wgmma" lowering
 from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
+from . import gemm_wgmma_rs as _gemm_wgmma_rs  # noqa: F401  (the register-A wgmma lowerings)
 from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind

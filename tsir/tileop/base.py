@@ -123,8 +123,9 @@ class LowerArgs(OpArgs):
     """The linear thread index within the threads that run the op (from 0)."""
     buffer_remap: dict[Buffer, Buffer] = field(default_factory=dict)
     """Logical buffer -> the physical buffer that replaces it (a fragment -> its registers)."""
-    add_workspace: Callable[[str, tuple[int, ...], Any, str], Buffer] | None = None
-    """Allocates a scratch buffer in the enclosing kernel (reductions need shared workspace)."""
+    add_workspace: Callable[..., Buffer] | None = None
+    """Allocates a scratch buffer in the enclosing kernel (reductions need shared workspace):
+    `(name, shape, dtype, scope, align=16)`."""
     reducers: set[Buffer] = field(default_factory=set)
     """Fragments made by T.alloc_reducer in scope: per-thread partial results."""
     lower_nested: Callable[[Stmt, bool], Stmt] | None = None
@@ -255,7 +256,8 @@ class TileOperatorNode(Node):
             raise NotImplementedError(f"{type(self).__name__} registers no lowering")
         wanted = self.requested_lowering()
         if wanted is not None:
-            chosen = [v for v in lowerings if v.name == wanted]
+            # The named path and its forms ("mma.sync" takes "mma.sync rs" for a register A).
+            chosen = [v for v in lowerings if v.name == wanted or v.name.startswith(wanted + " ")]
             if not chosen:
                 names = ", ".join(v.name for v in lowerings)
                 raise UnsupportedError(
@@ -276,6 +278,9 @@ class TileOperatorNode(Node):
             if not failed[0].program:
                 quiet.add(v.name)
             declined.append((v, f"{failed[0].name}: {failed[1]}"))
+        if wanted is not None:
+            # A forced path: its forms that do not fit the op's operands say nothing.
+            declined = [d for d in declined if d[0].name not in quiet] or declined
         if len(declined) == 1:
             raise UnsupportedError(f"{self.title()}: {declined[0][1]}", where="LowerTileOp")
         listing = "".join(f"\n  - {v.name}: {why}" for v, why in declined)

@@ -17,7 +17,7 @@ TSIR_EXPLAIN; `requested_lowering` (a `policy=` that names a path) makes a failu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..arith import Analyzer
 from ..buffer import Buffer, BufferRegion
@@ -64,6 +64,9 @@ GEMM_INPUT_DTYPES = ("float16", "bfloat16")
 # 8-bit operands: the wgmma path only (K-major A and B, fp32 accumulation).
 GEMM_FP8_DTYPES = ("float8_e4m3", "float8_e5m2")
 _FORCED = {GemmPolicy.WGMMA: "wgmma", GemmPolicy.MMA: "mma.sync"}
+# Layouts other lowering modules offer for a fragment A that nothing laid out (gemm_wgmma_rs.py:
+# wgmma's A fragment when a wgmma register-A form runs); the first offer wins, else mma.sync's.
+FREE_A_LAYOUTS: list[Callable[[Gemm, OpArgs], Fragment | None]] = []
 
 
 def warp_partition(m: int, n: int, warps: int, policy: str = "square") -> tuple[int, int]:
@@ -136,7 +139,9 @@ class Gemm(TileOperatorNode):
             out = TileOperatorNode.infer_layout(self, args, level)
             a = self.A.buffer
             if a.scope == "local.fragment" and a not in args.layout_map:
-                out[a] = LayoutFact(operand_a_layout(self, args.num_threads))
+                offered = (f(self, args) for f in FREE_A_LAYOUTS)
+                chosen = next((x for x in offered if x is not None), None)
+                out[a] = LayoutFact(chosen or operand_a_layout(self, args.num_threads))
             return out
         if level is not InferLevel.STRICT:
             return TileOperatorNode.infer_layout(self, args, level)

@@ -190,6 +190,14 @@ def _has_wgmma(op: Gemm, args: OpArgs) -> str | None:
     return None if args.target.has_wgmma else f"{args.target} has no wgmma (sm_90a only)"
 
 
+@requirement("A in shared memory", program=False)
+def _a_in_shared(op: Gemm, args: OpArgs) -> str | None:
+    """A fragment A is the register-A form (gemm_wgmma_rs.py): nothing to report here."""
+    if op.A.buffer.scope == "local.fragment":
+        return f"`{op.A.buffer.name}` is a fragment (registers)"
+    return None
+
+
 @requirement("operand types")
 def _operands(op: Gemm, args: OpArgs) -> str | None:
     a, b, c = op.A.buffer, op.B.buffer, op.C.buffer
@@ -251,7 +259,7 @@ def _registers(op: Gemm, args: OpArgs) -> str | None:
     )
 
 
-_REQUIREMENTS = (_has_wgmma, _operands, _warpgroups, _k_tile, _swizzles, _registers)
+_REQUIREMENTS = (_has_wgmma, _a_in_shared, _operands, _warpgroups, _k_tile, _swizzles, _registers)
 
 
 # -- layouts ---------------------------------------------------------------------------------------
@@ -299,7 +307,7 @@ def _address(r: BufferRegion) -> Call:
 
 
 @Gemm.register_lowering("wgmma", *_REQUIREMENTS, first=True, preferred=True, layouts=_wgmma_layouts)
-def _lower_wgmma(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+def lower_wgmma_ss(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     plan = _plan(op, args)
     assert not isinstance(plan, str)
     c_local = args.buffer_remap.get(op.C.buffer)

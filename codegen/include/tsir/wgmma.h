@@ -101,6 +101,14 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[R]) {
   for (int i = 0; i < R; ++i) wgmma_fence_operand(d[i]);
 }
 
+// The same for registers that hold 16- or 8-bit values in pairs or quads (a register-A operand,
+// read until its group retires), as 32-bit words.
+template <int R>
+__device__ __forceinline__ void wgmma_fence_operands_u32(unsigned (&r)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
 // D(64xN) (+)= A(64xK) * B(KxN), A and B from shared memory. TRANS_A/TRANS_B: 0 = K-major,
 // 1 = M-/N-major (16-bit types only). scale_d = 0: D = A*B.
 template <int KIND, int N, int TRANS_A = 0, int TRANS_B = 0>
