@@ -55,6 +55,10 @@ def main() -> int:
     )
     ap.add_argument("--budget", type=int, default=300, help="programs tried by --shrink")
     ap.add_argument(
+        "--seconds", type=float, default=None,
+        help="stop after this wall time and report the programs that finished",
+    )
+    ap.add_argument(
         "--find",
         metavar="CLASS",
         help="search with hypothesis for a program of this failure "
@@ -91,7 +95,8 @@ def main() -> int:
             )
 
     summary = run_seeds(
-        range(args.seed, args.seed + args.programs), cfg, families, args.jobs, progress
+        range(args.seed, args.seed + args.programs), cfg, families, args.jobs, progress,
+        seconds=args.seconds,
     )
     print(summary.report())
     if args.out:

@@ -20,11 +20,13 @@ import torch  # noqa: E402
 import tsir  # noqa: E402
 from elementwise_2d import fused_exp_scale_bias  # noqa: E402
 from flash_attention import flash_attention  # noqa: E402
+from flash_attention_hopper import flash_attention_hopper  # noqa: E402
 from gemm import matmul  # noqa: E402
 from softmax import (  # noqa: E402
     column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max,
 )
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles  # noqa: E402
+import hopper_ws_gemm  # noqa: E402
 from transpose import transpose  # noqa: E402
 from vector_add import vector_add  # noqa: E402
 
@@ -173,6 +175,35 @@ def run_split_roles() -> bool:
     return bool(torch.equal(y, x.flip(0) + 1.0) and torch.equal(z, torch.full_like(x, 7.0)))
 
 
+def hopper() -> bool:
+    return torch.cuda.get_device_capability() >= (9, 0)
+
+
+def run_ws_gemm(loops: bool) -> bool:
+    """Explicit warp roles and mbarriers (sm_90a only; True elsewhere, there is nothing to run)."""
+    if not hopper():
+        return True
+    M, N, K = 128, 128, 256
+    f = hopper_ws_gemm.ws_gemm_loops(M, N, K, stages=2) if loops else hopper_ws_gemm.ws_gemm_barrier(M, N, K)
+    k = tsir.compile(f, target="cuda")
+    a, b, c = rnd(M, K, dtype=torch.float16), rnd(K, N, dtype=torch.float16), nan(M, N, dtype=torch.float16)
+    k(a, b, c)
+    return close(c, a.double() @ b.double(), 2e-3)
+
+
+def run_attention_hopper(causal: bool) -> bool:
+    """The Hopper attention program (wgmma, TMA ring, producer warpgroup) at a ragged length."""
+    if not hopper():
+        return True
+    BH, S, D = 2, 200, 64
+    k = tsir.compile(flash_attention_hopper(BH, S, D, causal=causal), target="cuda")
+    q, kk, v = (rnd(BH, S, D, dtype=torch.float16) for _ in range(3))
+    o = nan(BH, S, D, dtype=torch.float16)
+    k(q, kk, v, o)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), kk.float(), v.float(), is_causal=causal)
+    return close(o, ref, 5e-3)
+
+
 CASES: dict[str, Callable[[], bool]] = {
     "vector_add": run_vector_add,
     "elementwise": run_elementwise,
@@ -196,6 +227,10 @@ CASES: dict[str, Callable[[], bool]] = {
     "layer_norm_rows_blk2_fp16": lambda: run_layer_norm_rows(2, "float16"),
     "histogram": run_histogram,
     "split_roles": run_split_roles,
+    "ws_gemm_barrier": lambda: run_ws_gemm(False),
+    "ws_gemm_loops": lambda: run_ws_gemm(True),
+    "attention_hopper": lambda: run_attention_hopper(False),
+    "attention_hopper_causal": lambda: run_attention_hopper(True),
 }
 
 

@@ -125,10 +125,14 @@ def run_seeds(
     families: tuple[str, ...] | None = None,
     jobs: int = 1,
     progress: Any = None,
+    seconds: float | None = None,
 ) -> Summary:
+    """Run every seed (`jobs` processes). `seconds`: stop taking results after this wall time;
+    the summary then holds the programs that finished (`summary.programs` says how many)."""
     cfg = cfg or Config()
     summary = Summary()
     t0 = time.perf_counter()
+    pool = None
     if jobs <= 1:
         results: Iterable[Any] = (run_seed(s, cfg, families) for s in seeds)
     else:
@@ -142,6 +146,10 @@ def run_seeds(
         summary.add(seed, family, out, klass)
         if progress is not None:
             progress(summary)
+        if seconds is not None and time.perf_counter() - t0 > seconds:
+            break
+    if pool is not None:
+        pool.terminate()
     summary.seconds = time.perf_counter() - t0
     return summary
 
