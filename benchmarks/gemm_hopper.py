@@ -146,7 +146,7 @@ def cases() -> list[str]:
 def _tsir_launches(p: Problem, cfg_name: str, inp: Inputs) -> tuple[list[Any], Any]:
     import tsir
 
-    kernel = tsir.compile(program(p, {**CONFIGS_16, **CONFIGS_8}[cfg_name]), target="cuda")
+    kernel = tsir.compile(program(p, {**CONFIGS_16, **CONFIGS_8, **CONFIGS_BIG}[cfg_name]), target="cuda")
     if p.dtype.startswith("float8"):
         sa, sb = inp.scale_a.reshape(1), inp.scale_b.reshape(1)
         launches = [
