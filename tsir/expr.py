@@ -429,8 +429,8 @@ class Call(PrimExpr):
 @node
 class Let(PrimExpr):
     var: Var = binder()
-    value: PrimExpr = None  # type: ignore[assignment]
-    body: PrimExpr = None  # type: ignore[assignment]
+    value: PrimExpr
+    body: PrimExpr
 
     @property
     def dtype(self) -> DataType:  # type: ignore[override]
