@@ -168,12 +168,13 @@ def _descriptor_table(cfg: GemmConfig) -> tuple[list[list[int]], list[int], tupl
     mode = SwizzleMode.B128
     kstep = instruction_k(cfg.a_dtype)
     a_starts: list[list[int]] = []
+    a_desc = b_desc = None
     for mt in range(cfg.wg_m // 64):
         row: list[int] = []
         for kk in range(cfg.block_k // kstep):
             d = descriptor(cfg.a_shape, cfg.a_dtype, mode, k_major=True, mn0=mt * 64, k0=kk * kstep)
             row.append(d.start)
-            a_lbo, a_sbo = d.lbo, d.sbo
+            a_desc = d
         a_starts.append(row)
     b_starts: list[int] = []
     for kk in range(cfg.block_k // kstep):
@@ -181,8 +182,9 @@ def _descriptor_table(cfg: GemmConfig) -> tuple[list[list[int]], list[int], tupl
             cfg.b_shape, cfg.b_dtype, mode, k_major=cfg.b_k_major, mn0=0, k0=kk * kstep
         )
         b_starts.append(d.start)
-        b_lbo, b_sbo = d.lbo, d.sbo
-    return a_starts, b_starts, (a_lbo, a_sbo, b_lbo, b_sbo)
+        b_desc = d
+    assert a_desc is not None and b_desc is not None, "a config has an m64 tile and a k step"
+    return a_starts, b_starts, (a_desc.lbo, a_desc.sbo, b_desc.lbo, b_desc.sbo)
 
 
 def _loads(cfg: GemmConfig) -> list[str]:

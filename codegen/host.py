@@ -31,14 +31,14 @@ def _py(e: PrimExpr) -> tuple[str, int]:
     op = _OPS.get(type(e))
     if op is not None:
         sym, p = op
-        a, pa = _py(e.a)  # type: ignore[attr-defined]
-        b, pb = _py(e.b)  # type: ignore[attr-defined]
+        a, pa = _py(e.a)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        b, pb = _py(e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return f"{_paren(a, pa, p)} {sym} {_paren(b, pb, p + 1)}", p
     if isinstance(e, (Min, Max)):
         fn = "min" if isinstance(e, Min) else "max"
         return f"{fn}({python_expr(e.a)}, {python_expr(e.b)})", 16
     if type(e) in _CMP:
-        return f"({python_expr(e.a)} {_CMP[type(e)]} {python_expr(e.b)})", 16  # type: ignore[attr-defined]
+        return f"({python_expr(e.a)} {_CMP[type(e)]} {python_expr(e.b)})", 16  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if isinstance(e, And):
         return f"({python_expr(e.a)} and {python_expr(e.b)})", 16
     if isinstance(e, Or):

@@ -116,7 +116,7 @@ def _select_producers(
                 refusals.append(f"{t.op.title()} into `{t.op.async_load().tile.name}` is not issued ahead: it sits "
                                 f"inside another statement of the loop body (an if or a loop)")
             continue
-        op = st.op  # type: ignore[attr-defined]
+        op = st.op  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         load = op.async_load()
         tile, src = load.tile, load.source
         written_elsewhere = any(tile in w for j, (_, w) in enumerate(body_reads_writes) if j != i)
@@ -133,7 +133,7 @@ def _select_producers(
             else None
         )
         if why is None:
-            producers.append(st)  # type: ignore[arg-type]
+            producers.append(st)  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
         else:
             refusals.append(f"{op.title()} into `{tile.name}` is not issued ahead: {why}")
     return producers, refusals
@@ -148,19 +148,19 @@ class _Stage(Mutator):
         self.stage = stage
 
     def visit_BufferRegion(self, r: BufferRegion) -> BufferRegion:
-        r = self.generic_visit(r)  # type: ignore[assignment]
+        r = self.generic_visit(r)
         b = self.staged.get(r.buffer)
         if b is None:
             return r
         return BufferRegion(b, (Range(self.stage, IntImm(1, int32)), *r.region))
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         b = self.staged.get(e.buffer)
         return e if b is None else BufferLoad(b, (self.stage, *e.indices))
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         b = self.staged.get(s.buffer)
         return s if b is None else BufferStore(b, s.value, (self.stage, *s.indices))
 
@@ -188,7 +188,7 @@ class _Pipeline(Mutator):
     def visit_For(self, s: For) -> Stmt:
         self.loops += 1
         try:
-            s = self.generic_visit(s)  # type: ignore[assignment]
+            s = self.generic_visit(s)
         finally:
             self.loops -= 1
         if s.kind is not ForKind.PIPELINED:
@@ -209,7 +209,11 @@ class _Pipeline(Mutator):
             )
         taken = {id(p) for p in producers}
         consumers = [x for x in stmts if id(x) not in taken]
-        loads = [p.op.async_load() for p in producers]
+        loads: list[AsyncLoad] = []
+        for p in producers:
+            load = p.op.async_load()
+            assert load is not None, "_select_producers keeps only ops with an async load"
+            loads.append(load)
         tiles = {ld.tile for ld in loads}
         if any(b in self.staged for b in tiles):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
@@ -217,7 +221,7 @@ class _Pipeline(Mutator):
         k, n = s.loop_var, s.extent
         # A ring no deeper than the loop: every iteration's produce step then has the same
         # (loop-variant) form inside the loop, which WarpSpecialize lifts into the producer.
-        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # type: ignore[type-var]
+        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
         full = make_buffer("mbar_full", (depth,), "uint64", "shared", 8)
         bulk = self.bulk_loads(s, loads, BufferLoad(full, (k % depth,)))
         if bulk is not None:
@@ -412,15 +416,15 @@ class _Outside(Mutator):
         return _Stage({b: self.staged[b]}, stage)
 
     def visit_BufferRegion(self, r: BufferRegion) -> BufferRegion:
-        r = self.generic_visit(r)  # type: ignore[assignment]
+        r = self.generic_visit(r)
         return self._one(r.buffer).visit_BufferRegion(r) if r.buffer in self.staged else r
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         return self._one(e.buffer).visit_BufferLoad(e) if e.buffer in self.staged else e
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         return self._one(s.buffer).visit_BufferStore(s) if s.buffer in self.staged else s
 
 

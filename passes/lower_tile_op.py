@@ -22,7 +22,7 @@ from tsir.buffer import Buffer, make_buffer
 from tsir.errors import TSIRError, UnsupportedError
 from tsir.expr import BufferLoad, IntImm, PrimExpr
 from tsir.function import PrimFunc
-from tsir.layout import Layout, equivalent
+from tsir.layout import Layout, equivalent, fragment_of, require_fragment
 from tsir.stmt import (
     Allocate,
     AttrStmt,
@@ -82,14 +82,14 @@ class _Lower(Mutator):
         super().__init__()
         self.kernel = kernel
         self.ctx = ctx
-        remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
+        remap = {b: fragment_local_buffer(b, require_fragment(layouts, b)) for b in layouts if b.scope == "local.fragment"}
         self.workspaces: list[Buffer] = []
         self.reducers: set[Buffer] = set()
         # Fragments read outside T.Parallel and tile ops that not every thread holds: a copy in
         # shared memory, refreshed after each op that writes them.
         self.mirrors: dict[Buffer, Buffer] = {}
         for buf in _floating_reads(kernel.body):
-            layout = layouts.get(buf)
+            layout = fragment_of(layouts, buf)
             if layout is not None and layout.replicate_size < kernel.num_threads:
                 self.mirrors[buf] = self.add_workspace(f"{buf.name}_mirror", tuple(buf.shape), buf.dtype, "shared.dyn")
                 ctx.explain(
@@ -117,7 +117,7 @@ class _Lower(Mutator):
         for v, t in zip(kernel.thread_vars, kernel.threads):
             self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(t, v.dtype))
 
-    def add_workspace(self, name: str, shape: tuple[int, ...], dtype: Any, scope: str) -> Buffer:
+    def add_workspace(self, name: str, shape: tuple[int | PrimExpr, ...], dtype: Any, scope: str) -> Buffer:
         buf = make_buffer(f"{name}_{len(self.workspaces)}" if self.workspaces else name, shape, dtype, scope)
         self.workspaces.append(buf)
         return buf
@@ -147,7 +147,7 @@ class _Lower(Mutator):
     def _floating(self, buf: Buffer, indices: tuple[PrimExpr, ...], store: bool) -> tuple[Buffer, tuple[PrimExpr, ...]]:
         """A fragment read or written outside T.Parallel and tile ops, by every thread: from its
         registers when every thread holds it whole, else (reads) from its shared mirror."""
-        layout = self.args.layout_map.get(buf)
+        layout = fragment_of(self.args.layout_map, buf)
         if layout is not None and layout.replicate_size >= self.args.num_threads:
             return self.args.buffer_remap[buf], layout.forward(indices)
         mirror = self.mirrors.get(buf)
@@ -187,7 +187,7 @@ class _Lower(Mutator):
                 return BufferStore(m, BufferLoad(reg, (slot,)), tuple(coords))
 
             layout = self.args.layout_map[r.buffer]
-            body = iterate_fragment(layout, self.args.thread_var, self.args.num_threads, store,  # type: ignore[arg-type]
+            body = iterate_fragment(layout, self.args.thread_var, self.args.num_threads, store,  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
                                     only_replica_zero=True, name="m")
             out.append(AttrStmt(TILE_OP_ATTR, "mirror", body))
         return out

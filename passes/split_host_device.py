@@ -73,7 +73,7 @@ class _TensorMaps(Mutator):
 
     def visit_Call(self, c: Call) -> PrimExpr:
         if c.op != "tma_descriptor":
-            return self.generic_visit(c)  # type: ignore[return-value]
+            return self.generic_visit(c)
         for v, value in self.maps:
             if structural_equal(value, c):
                 return v

@@ -11,7 +11,7 @@ copy (same dtype, no arithmetic) becomes a direct vector copy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
@@ -55,7 +55,7 @@ def _is_zero(e: PrimExpr) -> bool:
     return (isinstance(e, IntImm) and e.value == 0) or (isinstance(e, FloatImm) and e.value == 0.0)
 
 
-def _lane_if(s: Stmt, v: Var) -> bool:
+def _lane_if(s: Stmt, v: Var) -> TypeGuard[IfThenElse]:
     """An `if` without else whose condition depends on the lane."""
     return isinstance(s, IfThenElse) and s.else_case is None and _uses(s.cond, v)
 
@@ -97,7 +97,7 @@ class _Vectorize(ScopedMutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.VECTORIZED:
             return super().visit_For(s)
-        s = super().visit_For(s)  # type: ignore[assignment]
+        s = super().visit_For(s)  # pyright: ignore[reportAssignmentType]  # narrowed by a check above that the checker cannot follow
         lanes = const_value(s.extent)
         if lanes is None or lanes <= 1 or const_value(s.min) != 0:
             return s.replace(kind=ForKind.UNROLLED)
@@ -136,14 +136,14 @@ class _Vectorize(ScopedMutator):
         if (
             isinstance(split, SeqStmt)
             and _lanes_independent(split, v)
-            and (split is body or not _reads_written(body.cond, split))  # type: ignore[attr-defined]
+            and (split is body or not _reads_written(body.cond, split))  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         ):
             # Several statements: each becomes its own vector loop (all lanes of one statement,
             # then the next; a lane guard goes with each), legal since every lane touches only
             # its own elements of what the body writes.
             parts = []
             for k, x in enumerate(split.stmts):
-                one = IfThenElse(body.cond, x) if split is not body else x  # type: ignore[attr-defined]
+                one = IfThenElse(body.cond, x) if split is not body else x  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
                 var = v if k == 0 else Var(v.name, v.dtype)  # each loop binds its own variable
                 part = loop.replace(loop_var=var, body=one if k == 0 else substitute(one, {v: var}))
                 parts.append(self.vectorize(part, lanes))
@@ -181,7 +181,7 @@ class _Vectorize(ScopedMutator):
         last = substitute(cond, {v: IntImm(lanes - 1, v.dtype)})
         if not _uses(cond, v):
             return cond
-        slope = self.analyzer.simplify(substitute(cond.a - cond.b, {v: IntImm(1, v.dtype)}) - substitute(cond.a - cond.b, {v: IntImm(0, v.dtype)}))  # type: ignore[attr-defined]
+        slope = self.analyzer.simplify(substitute(cond.a - cond.b, {v: IntImm(1, v.dtype)}) - substitute(cond.a - cond.b, {v: IntImm(0, v.dtype)}))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         rising = isinstance(slope, IntImm) and slope.value > 0
         falling = isinstance(slope, IntImm) and slope.value < 0
         # `a < b` with a - b rising in v: the last lane is the tightest, and so on.
@@ -298,7 +298,7 @@ class _Vectorize(ScopedMutator):
 
             def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
                 r = load_to_reg(e, None)
-                return r if r is not None else self.generic_visit(e)  # type: ignore[return-value]
+                return r if r is not None else self.generic_visit(e)
 
         value = Loads().visit(store.value)
         zero = IntImm(0, v.dtype)

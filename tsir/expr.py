@@ -89,12 +89,12 @@ class PrimExpr(Node):
     def __ge__(self, other: Any) -> PrimExpr:
         return binary(GE, self, other)
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         if not isinstance(other, (PrimExpr, int, float, bool)):
             return NotImplemented
         return binary(EQ, self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         if not isinstance(other, (PrimExpr, int, float, bool)):
             return NotImplemented
         return binary(NE, self, other)
@@ -199,7 +199,7 @@ class StringImm(PrimExpr):
     value: str
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return DataType("handle")
 
 
@@ -209,7 +209,7 @@ class BinaryOp(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -269,7 +269,7 @@ class CmpOp(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return bool_.with_lanes(self.a.dtype.lanes)
 
 
@@ -339,7 +339,7 @@ class And(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -349,7 +349,7 @@ class Or(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -358,7 +358,7 @@ class Not(PrimExpr):
     a: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -371,7 +371,7 @@ class Select(PrimExpr):
     false_value: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.true_value.dtype
 
 
@@ -390,7 +390,7 @@ class Ramp(PrimExpr):
     lanes: int
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.base.dtype.with_lanes(self.lanes)
 
 
@@ -400,7 +400,7 @@ class Broadcast(PrimExpr):
     lanes: int
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.value.dtype.with_lanes(self.lanes)
 
 
@@ -412,7 +412,7 @@ class BufferLoad(PrimExpr):
     indices: tuple[PrimExpr, ...]
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         lanes = self.indices[-1].dtype.lanes if self.indices else 1
         return self.buffer.dtype.with_lanes(lanes)
 
@@ -433,7 +433,7 @@ class Let(PrimExpr):
     body: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.body.dtype
 
 

@@ -42,7 +42,7 @@ class Node:
 
     def replace(self: T, **changes: Any) -> T:
         """A copy of this node with some fields changed (nodes are immutable)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
 
     def __str__(self) -> str:
         # Deliberately lazy: the printer sits above every node class it prints (the IR core

@@ -22,7 +22,7 @@ import json
 import keyword
 import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 from .buffer import Buffer, BufferRegion, Range
 from .dtype import DataType, float32, int32
@@ -153,7 +153,7 @@ class Namer:
         return self.names.get(obj) or self.define(obj, obj.name)
 
 
-def _is_const(e: Any) -> bool:
+def _is_const(e: Any) -> TypeGuard[IntImm | FloatImm]:
     return isinstance(e, (IntImm, FloatImm))
 
 

@@ -75,7 +75,7 @@ class Target:
         """A Target from a Target, an architecture ("sm_90a"), or "cuda" / "cuda:N" (a GPU)."""
         if isinstance(spec, Target):
             return spec
-        if not isinstance(spec, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
+        if not isinstance(spec, str):  # untyped callers
             raise UnsupportedError(
                 f"a target is a string such as 'sm_90a' or a tsir.Target, got {type(spec).__name__}"
             )

@@ -166,7 +166,7 @@ class _Verifier:
                     )
                 self.kernel = n.name
             if any(f.name == "body" for f in fields):
-                self.visit(n.body, ".body")  # type: ignore[attr-defined]
+                self.visit(n.body, ".body")  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         for x in defined:
             self.ended[x] = self.scope.pop(x)
         self.stmt, self.kernel, self.func = saved
@@ -444,5 +444,5 @@ def verify(ir: PrimFunc | DeviceKernel | Module, pass_name: str | None = None) -
     if n > _MAX_LISTED:
         lines.append(f"  ... and {n - _MAX_LISTED} more")
     err = VerifyError("\n".join(lines), where=pass_name)
-    err.problems = list(v.problems)  # type: ignore[attr-defined]
+    err.problems = list(v.problems)  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
     raise err

@@ -6,11 +6,13 @@ They read `node_fields`, so a new node type needs no walker code. Specialized pa
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from .node import Node, node_fields
 
 __all__ = ["Visitor", "Mutator", "substitute", "walk", "post_order_nodes", "collect"]
+
+N = TypeVar("N", bound=Node)
 
 
 class Visitor:
@@ -71,7 +73,8 @@ class Mutator:
                 return fn
         return self.generic_visit
 
-    def generic_visit(self, n: Node) -> Node:
+    def generic_visit(self, n: N) -> N:
+        """`n` with its fields mutated: the same class (`replace`), so the same static type."""
         changes: dict[str, Any] = {}
         for f in node_fields(n):
             v = getattr(n, f.name)

@@ -53,7 +53,7 @@ class Frame:
                 body = stmt if stmt is not None else seq()
                 stmt = DeclBuffer(item[1], item[2], item[3], body)
             else:
-                stmt = seq(item, stmt)
+                stmt = seq(item, stmt)  # pyright: ignore[reportArgumentType]  # the tuple items are handled above; the rest are statements
         return stmt if stmt is not None else seq()
 
 

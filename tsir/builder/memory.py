@@ -139,17 +139,17 @@ def copy(src: Any, dst: Any) -> None:
     """Copy a region to another (global, shared, local); dtypes are cast. See DESIGN's semantics."""
     b = current_builder("T.copy")
     s, d = _region(src, "T.copy source"), _region(dst, "T.copy destination")
-    if isinstance(s, BufferLoad) and isinstance(d, BufferLoad):
+    if isinstance(d, BufferRegion):
+        d_region = d
+        s_region = (
+            _element_region(s, d.extents, "T.copy source") if isinstance(s, BufferLoad) else s
+        )
+    elif isinstance(s, BufferRegion):
+        s_region = s
+        d_region = _element_region(d, s.extents, "T.copy destination")
+    else:  # two elements
         d_region = BufferRegion(d.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in d.indices))
         s_region = BufferRegion(s.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in s.indices))
-    elif isinstance(s, BufferLoad):
-        d_region = d  # type: ignore[assignment]
-        s_region = _element_region(s, d_region.extents, "T.copy source")
-    elif isinstance(d, BufferLoad):
-        s_region = s
-        d_region = _element_region(d, s_region.extents, "T.copy destination")
-    else:
-        s_region, d_region = s, d
     se, de = _squeezed(s_region.extents), _squeezed(d_region.extents)
     if len(se) != len(de) or not _py.all(_same_extent(x, y) for x, y in zip(se, de)):
         fmt = lambda r: "(" + ", ".join(print_expr(e) for e in r.extents) + ")"  # noqa: E731

@@ -16,7 +16,7 @@ from ..tileop.cumsum import CumSum
 from ..tileop.finalize_reducer import FinalizeReducer
 from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
 from ..tileop.im2col import Im2Col
-from ..tileop.reduce import Reduce, check_reduce, reduce_identity
+from ..tileop.reduce import Reduce, ReduceKind, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
 from .frame import check_buffer_use, current_builder
 from .memory import alloc_fragment, fill
@@ -61,7 +61,7 @@ def gemm(
         raise BuildError(f"T.gemm: policy must be one of {allowed}, got {policy!r}")
     a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
     check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
-    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), policy), "T.gemm")
+    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), GemmPolicy(policy)), "T.gemm")
 
 
 def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:
@@ -71,7 +71,7 @@ def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:
     nd = len(s.buffer.shape)
     dim = dim + nd if dim < 0 else dim
     check_reduce(s, d, dim, kind)
-    _emit(Reduce(s, d, dim, kind, bool(clear)), f"T.reduce_{kind}")
+    _emit(Reduce(s, d, dim, ReduceKind(kind), bool(clear)), f"T.reduce_{kind}")
 
 
 def reduce_sum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
@@ -167,7 +167,7 @@ def cummax(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> No
     _emit(CumMax(s, d, dim, bool(reverse)), "T.cummax")
 
 
-_REDUCER_KINDS: dict[Any, str] = {}
+_REDUCER_KINDS: dict[Any, ReduceKind] = {}
 
 
 def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "all") -> Buffer:
@@ -188,7 +188,7 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
         threads *= t
     annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
     fill(buf, reduce_identity(op, buf.dtype))
-    _REDUCER_KINDS[buf] = op
+    _REDUCER_KINDS[buf] = ReduceKind(op)
     # Marks the buffer as a reducer in the IR: its per-thread copies are partial results (a
     # T.Parallel over it is split over threads), unlike a replicated fragment whose copies agree.
     b.frame.items.append(("attr", "reducer", buf))
@@ -247,7 +247,7 @@ def tile_op(name: str, **fields: Any) -> None:
         cls = get_tile_op(name)
     except KeyError as e:
         raise BuildError(f"T.tile_op: {e.args[0]}") from None
-    declared = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    declared = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # pyright: ignore[reportArgumentType]  # registered ops are @node dataclasses; their base is not
     unknown = sorted(set(fields) - set(declared))
     if unknown:
         raise BuildError(f"T.tile_op({name!r}): no field {', '.join(unknown)}; it has {', '.join(declared)}")

@@ -174,7 +174,7 @@ def interpret_ranks(
         for k, p in enumerate(host.params):
             if isinstance(p, Buffer):
                 region = prog.views[p].region
-                region.key = k  # type: ignore[attr-defined]
+                region.key = k  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
                 world.regions[r][k] = region
         programs.append(prog)
     for r, prog in enumerate(programs):

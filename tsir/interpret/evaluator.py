@@ -315,7 +315,7 @@ class Evaluator:
             t = self.eval(e.true_value, tm) if tm.any else None
             f = self.eval(e.false_value, fm) if fm.any else None
             if t is None:
-                return f  # type: ignore[return-value]
+                return f  # pyright: ignore[reportReturnType]  # narrowed by a check above that the checker cannot follow
             if f is None:
                 return t
             cc = c if t.ndim == 1 and f.ndim == 1 else c[:, None]

@@ -240,7 +240,7 @@ def compare_outputs(
                     f"{g[tuple(k)].item()}"
                 )
             continue
-        tol = rtol if isinstance(rtol, float) else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
+        tol = rtol if isinstance(rtol, (int, float)) else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
         a = r.astype(np.float64)
         b = g.astype(np.float64)
         nan_a, nan_b = np.isnan(a), np.isnan(b)

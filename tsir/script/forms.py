@@ -22,14 +22,14 @@ def param_annotations(fn: Callable[..., Any]) -> dict[str, Any]:
     if not any(isinstance(v, str) for v in raw.values()):
         return raw
     # `from __future__ import annotations`: evaluate in the defining scope (closure, caller, module).
-    ns: dict[str, Any] = dict(fn.__globals__)  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(fn.__globals__)
 
     frame = sys._getframe(1)
     while frame is not None and _is_internal(frame.f_code.co_filename):
         frame = frame.f_back  # the scope that ran the decorator (a factory's locals)
     if frame is not None:
         ns.update(frame.f_locals)
-    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):  # type: ignore[attr-defined]
+    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
         try:
             ns[var] = cell.cell_contents
         except ValueError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..buffer import Buffer
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
@@ -42,7 +42,7 @@ def jit_state() -> Any:
     return _state
 
 
-def is_tensor(x: Any) -> bool:
+def is_tensor(x: Any) -> TypeGuard[Any]:
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (Buffer, TensorSpec))
 
 

@@ -99,7 +99,7 @@ class Dead:
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise BuildError(self._msg)
 
-    __getattr__ = __getitem__ = __call__ = __index__ = __iter__ = __bool__ = _fail  # type: ignore[assignment]
+    __getattr__ = __getitem__ = __call__ = __index__ = __iter__ = __bool__ = _fail
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
     __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _fail
     __lt__ = __le__ = __gt__ = __ge__ = __neg__ = _fail

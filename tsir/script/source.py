@@ -72,11 +72,11 @@ def _compiled(fn: Callable[..., Any]) -> tuple[CodeType, str]:
 def rewritten(fn: Callable[..., Any]) -> FunctionType:
     """`fn` with its body rewritten to drive the builder; its closure's values become globals."""
     if getattr(fn, "__tsir_scripted__", False):
-        return fn  # type: ignore[return-value]
+        return fn
     module_code, name = _compiled(fn)
-    ns: dict[str, Any] = dict(fn.__globals__)  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(fn.__globals__)
     code = _code(fn)
-    for var, cell in zip(code.co_freevars, fn.__closure__ or ()):  # type: ignore[attr-defined]
+    for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
         try:
             ns[var] = cell.cell_contents
         except ValueError:
@@ -84,9 +84,9 @@ def rewritten(fn: Callable[..., Any]) -> FunctionType:
     ns[HELPERS] = runtime
     exec(module_code, ns)
     new = ns[name]
-    new.__defaults__ = fn.__defaults__  # type: ignore[attr-defined]
-    new.__kwdefaults__ = fn.__kwdefaults__  # type: ignore[attr-defined]
-    return new  # type: ignore[no-any-return]
+    new.__defaults__ = fn.__defaults__
+    new.__kwdefaults__ = fn.__kwdefaults__
+    return new
 
 
 def _user_frame(tb: TracebackType | None, filename: str) -> SourceLocation | None:

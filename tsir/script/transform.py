@@ -229,7 +229,7 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
         if not isinstance(node.target, ast.Name):
-            return self.generic_visit(node)  # type: ignore[return-value]
+            return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
         name = node.target.id
         ann = self.visit(node.annotation)
         if node.value is None:
@@ -278,7 +278,7 @@ class _Rewriter(ast.NodeTransformer):
     def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
         if isinstance(node.op, ast.Not):
             return _at(node, _call(_helper("not_"), self.visit(node.operand)))
-        return self.generic_visit(node)  # type: ignore[return-value]
+        return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
         call = _call(
@@ -288,10 +288,10 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         if len(node.ops) == 1:
-            return self.generic_visit(node)  # type: ignore[return-value]
+            return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
         # `a < b < c` is `a < b and b < c` (b is evaluated twice: indices are side-effect free).
         operands = [node.left, *node.comparators]
-        pairs = [
+        pairs: list[ast.expr] = [
             ast.Compare(left=operands[k], ops=[op], comparators=[operands[k + 1]])
             for k, op in enumerate(node.ops)
         ]
@@ -312,7 +312,7 @@ class _Rewriter(ast.NodeTransformer):
     def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
         return node  # comprehensions are Python-level metaprogramming
 
-    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # pyright: ignore[reportAssignmentType]  # ast nodes are built and positioned here; the ast stubs type them loosely
 
 
 def rewrite_function(fdef: ast.FunctionDef) -> None:
@@ -351,14 +351,14 @@ def _fill_locations(tree: ast.AST, default_line: int, default_col: int = 0) -> N
     def visit(node: ast.AST, line: int, col: int) -> None:
         if "lineno" in node._attributes:
             if getattr(node, "lineno", None) is None:
-                node.lineno = line  # type: ignore[attr-defined]
+                node.lineno = line  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "col_offset", None) is None:
-                node.col_offset = col  # type: ignore[attr-defined]
+                node.col_offset = col  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "end_lineno", None) is None:
-                node.end_lineno = node.lineno  # type: ignore[attr-defined]
+                node.end_lineno = node.lineno  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "end_col_offset", None) is None:
-                node.end_col_offset = node.col_offset  # type: ignore[attr-defined]
-            line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+                node.end_col_offset = node.col_offset  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
+            line, col = node.lineno, node.col_offset  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
         for child in ast.iter_child_nodes(node):
             visit(child, line, col)
 

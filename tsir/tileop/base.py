@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import UnsupportedError
-from ..expr import const_value
+from ..expr import PrimExpr, const_value
 from ..node import Node, node_fields
 from ..stmt import Stmt
 from .planned_layouts import FragmentPlan, plan_row_group, row_group_fragment
@@ -123,7 +123,7 @@ class LowerArgs(OpArgs):
     """The linear thread index within the threads that run the op (from 0)."""
     buffer_remap: dict[Buffer, Buffer] = field(default_factory=dict)
     """Logical buffer -> the physical buffer that replaces it (a fragment -> its registers)."""
-    add_workspace: Callable[[str, tuple[int, ...], Any, str], Buffer] | None = None
+    add_workspace: Callable[[str, tuple[int | PrimExpr, ...], Any, str], Buffer] | None = None
     """Allocates a scratch buffer in the enclosing kernel (reductions need shared workspace)."""
     reducers: set[Buffer] = field(default_factory=set)
     """Fragments made by T.alloc_reducer in scope: per-thread partial results."""
@@ -359,7 +359,7 @@ def free_fragment_layouts(buffers: list[Buffer], args: OpArgs) -> dict[Buffer, L
         shape = tuple(const_value(d) for d in buf.shape)
         if any(d is None for d in shape) or len(shape) > 2:
             continue
-        plan = plan_row_group(shape, args.num_threads, buf.dtype.bytes)  # type: ignore[arg-type]
+        plan = plan_row_group(shape, args.num_threads, buf.dtype.bytes)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
         out[buf] = LayoutFact(row_group_fragment(plan, len(shape)), plan)
     return out
 

@@ -113,7 +113,7 @@ class Copy(TileOperatorNode):
             return why
         n = self.dst.buffer.dtype.bytes
         for e in self.dst.extents:
-            n *= const_value(e)  # type: ignore[operator]  (the lowering checked: constant)
+            n *= const_value(e)  # pyright: ignore[reportOperatorIssue]  # the lowering checked: constant
         return BulkLoad(cand, n)
 
     def print_form(self, p: ExprPrinter) -> str:

@@ -17,6 +17,7 @@ from ..printer_expr import element_text, is_unit_region
 from ..stmt import BufferStore, For, ForKind, IfThenElse, Stmt
 from .base import FRAGMENT, LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
 from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
+from ..layout import require_fragment
 from .fragment_lowering import iterate_fragment
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _into_memory(op: Fill, args: OpArgs) -> str | None:
 
 @Fill.register_lowering("fragment", _into_fragment)
 def _lower_fragment(op: Fill, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    layout = args.layout_map[op.dst.buffer]
+    layout = require_fragment(args.layout_map, op.dst.buffer)
     local_buf = args.buffer_remap[op.dst.buffer]
     shape = [const_value(d) for d in op.dst.buffer.shape]
     whole = all(const_value(r.min) == 0 for r in op.dst.region) and [

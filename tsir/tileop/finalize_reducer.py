@@ -14,6 +14,7 @@ from ..buffer import BufferRegion
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var
+from ..layout import fragment_of
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from .base import LowerArgs, TileOperatorNode, coerce_enums, register_tile_op
@@ -48,7 +49,7 @@ class FinalizeReducer(TileOperatorNode):
 
     def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         local = args.buffer_remap.get(self.reducer.buffer)
-        layout = args.layout_map.get(self.reducer.buffer)
+        layout = fragment_of(args.layout_map, self.reducer.buffer)
         if local is None or layout is None or layout.replicate_size != args.num_threads:
             raise UnsupportedError(
                 f"T.finalize_reducer: `{self.reducer.buffer.name}` is not a reducer of this block "

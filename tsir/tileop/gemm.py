@@ -25,6 +25,7 @@ from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, Var, const_value
 from ..layout import Fragment, Layout, make_mma_a_fragment, make_mma_c_fragment
+from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode, detect_swizzle, make_swizzled_layout
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
@@ -156,7 +157,7 @@ class Gemm(TileOperatorNode):
         b = [const_value(e) for e in self.B.extents[-2:]]
         m, k = (a[1], a[0]) if self.transpose_A else (a[0], a[1])
         n = b[0] if self.transpose_B else b[1]
-        return m, n, k  # type: ignore[return-value]
+        return m, n, k  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
 
 
 
@@ -221,7 +222,7 @@ def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     if not op.clear_accum:
         return call
     l = Var("l", int32)
-    zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # type: ignore[arg-type]
+    zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
                BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)))
     return seq(zero, call)
 
@@ -247,12 +248,12 @@ def swizzle_args(layout: Layout | None, buf: Buffer) -> tuple[int, int]:
     """(swizzle bytes, physical row length) of a tile of `buf`'s shape in `layout`."""
     cols = const_value(buf.shape[-1])
     if layout is None:
-        return 0, cols  # type: ignore[return-value]
+        return 0, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     mode = detect_swizzle(layout, buf.dtype)
     if mode is not None and mode is not SwizzleMode.NONE:
-        return mode.value, cols  # type: ignore[return-value]
+        return mode.value, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     if mode is SwizzleMode.NONE:
-        return 0, cols  # type: ignore[return-value]
+        return 0, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     # A padded layout: its pitch is where row 1 starts.
     pitch = const_value(args_simplify(layout.linear_forward((0,) * (len(buf.shape) - 2) + (1, 0))))
     if pitch is None:
@@ -308,8 +309,8 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         raise BuildError(f"{where}: the accumulator C (`{c.buffer.name}`) must be a T.alloc_fragment buffer")
     if c.buffer.dtype.name != "float32":
         raise BuildError(f"{where}: the accumulator C is {c.buffer.dtype}; the mma.sync path accumulates in float32")
-    ae = [const_value(e) for e in a.extents]
-    be = [const_value(e) for e in b.extents]
+    ae, be = const_shape(a.extents), const_shape(b.extents)
+    assert ae is not None and be is not None  # the loop above refused other operands
     ce = [const_value(e) for e in c.extents]
     m, ka = (ae[1], ae[0]) if ta else (ae[0], ae[1])
     kb, n = (be[1], be[0]) if tb else (be[0], be[1])

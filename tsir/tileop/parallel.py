@@ -28,8 +28,8 @@ import numpy as np
 from ..buffer import Buffer, BufferRegion, Range
 from ..errors import LayoutConflictError, UnsupportedError
 from ..expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
-from ..layout import Fragment
-from ..layout.numeric import evaluate_grid, grid
+from ..layout import Fragment, fragment_of
+from ..layout.numeric import const_shape, evaluate_grid, grid
 from ..node import node
 from ..stmt import BufferStore, For, ForKind, Stmt
 from ..structural import structural_equal
@@ -175,7 +175,8 @@ def _fragments_touched(op: ParallelLoop) -> set[Buffer]:
 
 def _held_whole(op: ParallelLoop, args: OpArgs) -> bool:
     return all(
-        b in args.layout_map and args.layout_map[b].replicate_size >= args.num_threads
+        (layout := fragment_of(args.layout_map, b)) is not None
+        and layout.replicate_size >= args.num_threads
         for b in _fragments_touched(op)
     )
 
@@ -339,10 +340,10 @@ def _refuse_accumulation(
 def _each_holder_runs_all(indices: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment) -> bool:
     """Every thread that runs an iteration updating an element runs every iteration updating it
     (by enumeration; False when the indices are not functions of the loop variables)."""
-    shape = tuple(const_value(e) for e in anchor.input_shape)
-    if any(d is None for d in shape) or len(shape) != len(loop_vars):
+    shape = const_shape(anchor.input_shape)
+    if shape is None or len(shape) != len(loop_vars):
         return False
-    pts = grid((*shape, anchor.replicate_size), "fragment")  # type: ignore[arg-type]
+    pts = grid((*shape, anchor.replicate_size), "fragment")
     env = dict(zip((*loop_vars, anchor.rep), pts))
     try:
         elem = np.zeros(pts[0].shape, dtype=np.int64)
@@ -380,13 +381,13 @@ class _Rewrite(Mutator):
         return idx
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         if e.buffer.scope != FRAGMENT:
             return e
         return BufferLoad(self.args.buffer_remap[e.buffer], (self.slot(e.buffer, e.indices),))
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         if s.buffer.scope != FRAGMENT:
             return s
         return BufferStore(self.args.buffer_remap[s.buffer], s.value, (self.slot(s.buffer, s.indices),))
@@ -405,7 +406,9 @@ def _check_holders(
     layout = args.layout_map[buf]
     if not isinstance(layout, Fragment):
         return
-    shape = tuple(const_value(e) for e in anchor.input_shape)
+    shape = const_shape(anchor.input_shape)
+    if shape is None:
+        raise UnsupportedError(f"{where}: the fragment of a T.Parallel nest needs a constant shape")
     pts = grid((*shape, anchor.replicate_size), "fragment")
     env = dict(zip((*loop_vars, anchor.rep), pts))
     thread = substitute(anchor.forward_thread, dict(zip(anchor.vars, loop_vars)))

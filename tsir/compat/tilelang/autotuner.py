@@ -109,7 +109,7 @@ def _cache_path(key: str) -> Path:
 
 def _device_name(arch: str) -> str:
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         if torch.cuda.is_available():
             return f"{torch.cuda.get_device_name()}|{arch}"
@@ -194,7 +194,7 @@ class AutotunedFunction:
         self.profile = {**self.jitf.profile_args, **profile}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        space = list(self.configs(*args, **kwargs) if callable(self.configs) else self.configs)
+        space = list(self.configs(*args, **kwargs) if callable(self.configs) else self.configs)  # pyright: ignore[reportArgumentType]  # configs: a list of dicts, or a function returning one
         keys = {k for c in space for k in c}
         fixed = {k: kwargs.pop(k) for k in list(kwargs) if k in keys}
         space = [c for c in space if all(c.get(k, v) == v for k, v in fixed.items())]
@@ -217,10 +217,11 @@ class AutotunedFunction:
         ref_prog = self.profile.get("ref_prog")
         supply = self.profile.get("supply_type") or TensorSupplyType.Auto
         tensors = [a for a in args if hasattr(a, "shape")] if jitf.is_body_form else None
-        check = None
+        check: Callable[[JITKernel], None] | None = None
         if ref_prog is not None and not self.profile.get("skip_check", False):
-            def check(k: JITKernel) -> None:
+            def check_outputs(k: JITKernel) -> None:
                 k.get_profiler(supply).assert_allclose(ref_prog, input_tensors=tensors, atol=self.profile.get("atol", 1e-2), rtol=self.profile.get("rtol", 1e-2), max_mismatched_ratio=self.profile.get("max_mismatched_ratio", 0.01))
+            check = check_outputs
         key_parts = [getattr(jitf.fn, "__module__", ""), getattr(jitf.fn, "__qualname__", ""), inspect.getsource(jitf.fn), [_arg(a) for a in args], sorted((k, _arg(v)) for k, v in {**kwargs, **fixed}.items())]
         result = tune(make_kernel, make_func, space, key_parts=key_parts, target=jitf.target, bench=_gpu_bench(self.warmup, self.rep, supply, tensors), check=check)
         return self._finish(jitf, result.kernel, args, kwargs, result)

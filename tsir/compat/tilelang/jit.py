@@ -97,7 +97,7 @@ class JitFunction:
                 with tilelang_promotion():
                     build = build_jit(self.fn, args, kwargs)
                 kernel = JITKernel(build.func, target=self.target, pass_configs=self.pass_configs, outputs=build.outputs, report=self.report)
-                kernel.input_names = build.inputs  # type: ignore[attr-defined]
+                kernel.input_names = build.inputs  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
                 self._cache[key] = kernel
             return kernel, self._inputs(kernel, args, kwargs)
         kernel = self._cache.get(key)

@@ -143,7 +143,7 @@ class JITKernel:
 
     @property
     def out_params(self) -> list[Buffer]:
-        return [self.params[i] for i in self.out_idx]  # type: ignore[misc]
+        return [self.params[i] for i in self.out_idx]  # pyright: ignore[reportReturnType]  # narrowed by a check above that the checker cannot follow
 
     def output_shapes(self, *inputs: Any) -> list[tuple[int, ...]]:
         """Shapes of the outputs for these inputs (dynamic dims bound from the inputs' shapes)."""
@@ -185,7 +185,7 @@ class JITKernel:
         return outs[0] if len(outs) == 1 else outs
 
     def _allocate(self, inputs: Sequence[Any]) -> list[Any]:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         device = next((t.device for t in inputs if hasattr(t, "device") and getattr(t, "is_cuda", False)), None)
         if device is None:

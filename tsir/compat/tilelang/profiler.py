@@ -35,7 +35,7 @@ def do_bench(
     """Time `fn` in ms. `warmup`/`rep` are milliseconds (an iteration count is derived from a first
     estimate, as in TileLang/Triton) unless `_n_warmup`/`_n_repeat` give counts. The L2 cache is
     flushed before every timed call. `backend="cupti"` times the kernels alone with CUPTI."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     if backend not in ("event", "cupti"):
         raise UnsupportedError(f"do_bench(backend={backend!r}): use 'event' or 'cupti'")
@@ -80,7 +80,7 @@ def do_bench(
 
 def _cupti_times(torch: Any, fn: Callable[[], Any], cache: Any, n: int) -> list[float]:
     try:
-        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler import ProfilerActivity, profile  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError as exc:
         raise UnsupportedError(f"do_bench(backend='cupti') needs torch.profiler (CUPTI): {exc}") from None
     if ProfilerActivity.CUDA not in torch.profiler.supported_activities():
@@ -101,7 +101,7 @@ def _cupti_times(torch: Any, fn: Callable[[], Any], cache: Any, n: int) -> list[
 
 def make_inputs(params: Sequence[Any], supply: TensorSupplyType, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
     """Random tensors for `params` (tsir Buffers) with the given concrete shapes."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     out = []
     for p, shape in zip(params, shapes):
@@ -154,7 +154,7 @@ class Profiler:
         self, reference_program: Callable[..., Any], input_tensors: Sequence[Any] | None = None,
         atol: float = 1e-2, rtol: float = 1e-2, max_mismatched_ratio: float = 0.01,
     ) -> None:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         ins = list(input_tensors) if input_tensors is not None else self._make_inputs()
         got = self.kernel(*ins)
@@ -189,7 +189,7 @@ class Profiler:
 
 def torch_dtype(name: str) -> Any:
     """The torch dtype of a tsir dtype name (torch is optional: imported on use)."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     special = {"float8_e4m3": "float8_e4m3fn", "bool": "bool"}
     return getattr(torch, special.get(name, name))
