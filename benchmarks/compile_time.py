@@ -25,11 +25,12 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
 
-    import tsir
-    from tsir import knobs
     from elementwise_2d import fused_exp_scale_bias
     from transpose import transpose
     from vector_add import vector_add
+
+    import tsir
+    from tsir import knobs
 
     examples = {
         "vector_add": vector_add,
@@ -50,7 +51,6 @@ def main() -> None:
                 if not sub.startswith("nvrtc-headers"):
                     shutil.rmtree(os.path.join(headers, sub))
             with knobs.override(cache_dir=headers):
-                d = headers
                 t0 = time.perf_counter()
                 f = build()
                 t1 = time.perf_counter()

@@ -12,10 +12,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 def main() -> None:
     import torch
-
-    import tsir
     from bandwidth import bench
     from flash_attention import flash_attention
+
+    import tsir
 
     print(f"device: {torch.cuda.get_device_name()}")
     for BH, S, D in ((32, 4096, 64), (32, 4096, 128)):

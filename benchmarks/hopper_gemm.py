@@ -169,7 +169,6 @@ def poison(c: Any) -> None:
 
 def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
     import torch
-
     from hopper_launch import HopperGemm, time_ms, triton_launcher
 
     pname, impl = case.split("/", 1)
@@ -250,7 +249,6 @@ def worker(names: list[str]) -> None:
 
 def sanitize_case() -> int:
     import numpy as np
-
     from hopper_launch import HopperGemm
     from tsir.runtime import driver as drv
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsir.codegen.hopper_gemm import KERNEL_NAME, GemmConfig, generate
-from tsir.layout import SwizzleMode
 from tsir.runtime import driver as drv
 from tsir.runtime.nvrtc import compile_cuda
 from tsir.runtime.tensor_map import TensorMapCache, tensor_map
+
+from tsir.layout import SwizzleMode
 
 _MAPS = TensorMapCache()
 

@@ -16,11 +16,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 def main() -> None:
     import torch
-
-    import tsir
     from bandwidth import bench
     from gemm import matmul
     from softmax import layer_norm, softmax
+
+    import tsir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default="")
@@ -62,7 +62,7 @@ def main() -> None:
                          "cublas_tflops": flops / t_cb / 1e12, "ratio": t_cb / t_ts, "rel_err": err})
     src = torch.randn(1 << 28, device="cuda")
     dst = torch.empty_like(src)
-    copy_bw = 2 * src.numel() * 4 / bench(lambda: dst.copy_(src))
+    copy_bw = 2 * src.numel() * 4 / bench(lambda: dst.copy_(src))  # noqa: F821  (called before the del below)
     del src, dst
     for name, N, build, extra in (("softmax", 4096, softmax, 0), ("layer_norm", 4096, layer_norm, 2)):
         M = 65536

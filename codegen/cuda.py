@@ -7,25 +7,62 @@ when the analyzer proves both operands non-negative, else through tsir's header.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
 
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer
 from tsir.dtype import DataType
 from tsir.errors import UnsupportedError
 from tsir.expr import (
-    Add, And, Broadcast, BufferLoad, Call, Cast, Div, EQ, FloatImm, FloorDiv, FloorMod, GE, GT,
-    IntImm, LE, LT, Let, Max, Min, Mul, NE, Not, Or, PrimExpr, Ramp, Select, StringImm, Sub, Var,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    Broadcast,
+    BufferLoad,
+    Call,
+    Cast,
+    Div,
+    FloatImm,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Let,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Ramp,
+    Select,
+    StringImm,
+    Sub,
+    Var,
     const_value,
 )
 from tsir.function import DeviceKernel, Module
 from tsir.stmt import (
-    Allocate, AttrStmt, BufferStore, DeclBuffer, Evaluate, For, ForKind, IfThenElse, LetStmt,
-    SeqStmt, Stmt,
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    DeclBuffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    LetStmt,
+    SeqStmt,
+    Stmt,
 )
 from tsir.visitor import collect, walk
-
-from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
 
 from .ctypes_table import HEADER_OF, c_float_literal, c_type, math_function, vector_word
 

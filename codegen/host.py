@@ -8,8 +8,27 @@ from __future__ import annotations
 
 from tsir.errors import UnsupportedError
 from tsir.expr import (
-    Add, And, Cast, EQ, FloorDiv, FloorMod, GE, GT, IntImm, LE, LT, Max, Min, Mul, NE, Not, Or,
-    PrimExpr, Select, Sub, Var,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    Cast,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Select,
+    Sub,
+    Var,
 )
 
 __all__ = ["python_expr"]

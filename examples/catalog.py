@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 for _path in (_HERE, os.path.join(_HERE, "distributed")):
@@ -21,7 +22,12 @@ from elementwise_2d import fused_exp_scale_bias  # noqa: E402
 from flash_attention import flash_attention  # noqa: E402
 from gemm import matmul  # noqa: E402
 from softmax import (  # noqa: E402
-    column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max,
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
 )
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles  # noqa: E402
 from transpose import transpose  # noqa: E402

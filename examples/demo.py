@@ -9,8 +9,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tsir  # noqa: E402
 from elementwise_2d import fused_exp_scale_bias, reference  # noqa: E402
+
+import tsir  # noqa: E402
 
 
 def gpu_present() -> bool:

@@ -6,8 +6,9 @@ Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi globa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tsir import knobs
 from tsir.errors import SourceLocation, TSIRError

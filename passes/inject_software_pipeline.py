@@ -41,9 +41,9 @@ producers' accesses to these barriers (`pipeline_buffers`, `async_copy`).
 
 from __future__ import annotations
 
+from tsir.arith import Analyzer
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
-from tsir.arith import Analyzer
 from tsir.errors import UnsupportedError
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, Var, const_value
 from tsir.function import PrimFunc

@@ -15,11 +15,11 @@ from typing import Any, TypeGuard
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
-    NE,
     GE,
     GT,
     LE,
     LT,
+    NE,
     And,
     Broadcast,
     BufferLoad,

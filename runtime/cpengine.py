@@ -29,6 +29,7 @@ __all__ = ["copy_step", "CopyEngines", "ranks"]
 def _host_expr(e: Any) -> str:
     """Python source for a host expression; the rank table's values read `__rank`/`__num_ranks`."""
     from tsir.codegen.host import python_expr
+
     from tsir.dtype import int32
     from tsir.expr import Call, Var
     from tsir.visitor import Mutator
@@ -136,7 +137,7 @@ class CopyEngines:
         s_size, d_size = self.sizes[j]
         if count < 0:
             raise self._error(c, f"the size evaluates to {count} elements")
-        for (ptr, off, n), side in ((src, c.src), (dst, c.dst)):
+        for (_ptr, off, n), side in ((src, c.src), (dst, c.dst)):
             if off < 0 or off + count > n:
                 raise self._error(
                     c, f"elements [{off}, {off + count}) of `{side}` are outside its {n} elements"

@@ -219,9 +219,10 @@ _TEST_SUPPORT: Final = ("arith/corpus.py", "arith/tvm_oracle.py")
 def compiler_source_files() -> list[Path]:
     """tsir's compiler sources: the IR, builder helpers, layouts, tile ops, arithmetic, passes,
     codegen, and the host-program builder; not the parts in `_NOT_COMPILER` / `_TEST_SUPPORT`."""
-    import tsir
     import tsir.codegen
     import tsir.passes
+
+    import tsir
 
     root = Path(tsir.__file__).parent
     files = {
@@ -250,6 +251,7 @@ def compiler_source_hash() -> str:
 
 def _lowering_key(func: PrimFunc, target: Target) -> str:
     from tsir.runtime import cache
+
     from tsir.structural import structural_hash
 
     return cache.make_key(
@@ -290,9 +292,7 @@ def _program_from_json(data: Any) -> Any:
         )
         for s in data["steps"]
     )
-    from tsir.runtime.host_program import CopyStep
-
-    from tsir.runtime.host_program import WorkspaceParam
+    from tsir.runtime.host_program import CopyStep, WorkspaceParam
 
     copies = tuple(CopyStep(**c) for c in data.get("copies", ()))
     workspaces = tuple(

@@ -31,10 +31,10 @@ def dump(out: Path, targets: list[str], examples: Path) -> None:
     """Write `<target>/<kernel>.cu` (or `.err`) for every catalog kernel; runs inside the tree
     under test (the tsir that `import tsir` finds)."""
     sys.path.insert(0, str(examples))
-    import tsir
+    from catalog import KERNELS
     from tsir.codegen.cuda import generate_cuda
 
-    from catalog import KERNELS
+    import tsir
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "tsir_path.txt").write_text(tsir.__file__)

@@ -126,9 +126,10 @@ def shrink(seed: int, families: tuple[str, ...] | None, cfg: Config, budget: int
 
 def find(klass: str, families: tuple[str, ...] | None, cfg: Config, budget: int) -> int:
     """hypothesis.find over the strategy: the first program of `klass`, shrunk by hypothesis."""
-    from hypothesis import HealthCheck, find as hfind, settings
     from fuzzlib.strategies import programs
     from fuzzlib.survey import evaluate
+    from hypothesis import HealthCheck, settings
+    from hypothesis import find as hfind
 
     prog = hfind(
         programs(families),

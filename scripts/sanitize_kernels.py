@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 import torch  # noqa: E402
-
-import tsir  # noqa: E402
 from elementwise_2d import fused_exp_scale_bias  # noqa: E402
 from flash_attention import flash_attention  # noqa: E402
 from gemm import matmul  # noqa: E402
 from softmax import (  # noqa: E402
-    column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max,
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
 )
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles  # noqa: E402
 from transpose import transpose  # noqa: E402
 from vector_add import vector_add  # noqa: E402
+
+import tsir  # noqa: E402
 
 dev = "cuda"
 

@@ -14,9 +14,9 @@ import os
 import sys
 
 import pytest
+from tsir.passes import get, run_pipeline
 
 import tsir
-from tsir.passes import get, run_pipeline
 from tsir.printer import print_func, rebuild
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))

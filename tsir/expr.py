@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from .dtype import DataType, bool_, dtype as as_dtype, float32, int32
+from .dtype import DataType, bool_, float32, int32
+from .dtype import dtype as as_dtype
 from .errors import ArithError, BuildError, DTypeError
 from .node import Node, binder, node
 
@@ -145,7 +147,7 @@ class PrimExpr(Node):
         return cast(as_dtype(dt), self)
 
 
-ExprLike = Union[PrimExpr, int, float, bool]
+ExprLike = PrimExpr | int | float | bool
 
 
 @node

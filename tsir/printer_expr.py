@@ -22,7 +22,8 @@ import json
 import keyword
 import math
 import re
-from typing import Any, Callable, TypeGuard
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from .buffer import Buffer, BufferRegion, Range
 from .dtype import DataType, float32, int32

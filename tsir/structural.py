@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from .buffer import Buffer
 from .expr import PrimExpr, Var

@@ -16,8 +16,9 @@ before the node's fields are walked. Every problem found is reported in one Veri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .buffer import Buffer
 from .errors import VerifyError

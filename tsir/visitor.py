@@ -6,7 +6,8 @@ They read `node_fields`, so a new node type needs no walker code. Specialized pa
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from .node import Node, node_fields
 

@@ -85,7 +85,6 @@ class AgGemm:
 
     def __init__(self, rows: int, N: int, K: int, slices: int, world: int):
         import torch
-
         import tsir.runtime.dist as dist
 
         self.rows, self.N, self.K, self.slices, self.world = rows, N, K, slices, world
@@ -122,7 +121,6 @@ class AgGemm:
 
 def run(group: Any) -> None:
     import torch
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size
@@ -154,7 +152,6 @@ def bench(group: Any) -> None:
 
     import torch
     import torch.distributed as tdist
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size

@@ -82,7 +82,6 @@ def reduce_scatter(M: int, N: int, world: int, bm: int = 128, bn: int = 128, thr
 class GemmRS:
     def __init__(self, M: int, N: int, K_local: int, world: int):
         import torch
-
         import tsir.runtime.dist as dist
 
         self.M, self.N, self.world = M, N, world
@@ -109,7 +108,6 @@ class GemmRS:
 
 def run(group: Any) -> None:
     import torch
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size

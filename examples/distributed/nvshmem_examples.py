@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any
 
+import tsir.runtime.dist as dist
 from common import check_equal, pattern
 
 import tsir
-import tsir.runtime.dist as dist
 from tsir import T
 
 

@@ -130,7 +130,7 @@ def test_truth_value_of_symbolic_equality(form: str) -> None:
                 elif form == "and":
                     _ = (tx == 1) and (bx == 0)
                 elif form == "not":
-                    _ = not (tx != 3)
+                    _ = not (tx != 3)  # noqa: SIM202  (the form under test)
                 elif form == "in":
                     _ = tx in (bx, 1)
                 else:
@@ -157,7 +157,7 @@ def test_parallel_outside_kernel() -> None:
         with T.prim_func("f"):
             T.param("A", (16,), "float32")
             line = here() + 1
-            for i in T.Parallel(16):
+            for _i in T.Parallel(16):
                 pass
     assert_user_error(e.value, line, "T.Parallel must be inside a T.Kernel")
 

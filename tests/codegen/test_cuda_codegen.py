@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from filecheck_util import filecheck
 
 import tsir
 from tsir import T
-from filecheck_util import filecheck
 
 
 def cuda(func: tsir.PrimFunc, target: str = "sm_90a") -> str:

@@ -5,8 +5,8 @@ against the interpreter on small shapes."""
 
 import numpy as np
 import pytest
-
 import tilelang_programs as P
+
 import tsir.compat.tilelang as tilelang
 from tsir.interpret import check_stages
 

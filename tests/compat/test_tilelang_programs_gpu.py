@@ -1,8 +1,8 @@
 """The transcribed TileLang programs run through tsir.compat.tilelang and match torch (GPU)."""
 
 import pytest
-
 import tilelang_programs as P
+
 import tsir.compat.tilelang as tilelang
 from tsir.errors import UnsupportedError
 

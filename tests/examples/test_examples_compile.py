@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from filecheck.finput import FInput  # noqa: F401  (the dependency must be importable)
-
-import tsir
 from elementwise_2d import fused_exp_scale_bias
+from filecheck.finput import FInput  # noqa: F401  (the dependency must be importable)
 from flash_attention import flash_attention
 from gemm import matmul
-from softmax import column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max
+from softmax import (
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
+)
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 from transpose import transpose
 from vector_add import vector_add
+
+import tsir
 
 EXAMPLES = {
     "vector_add": lambda: vector_add(),

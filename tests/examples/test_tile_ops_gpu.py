@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-import tsir
 from gemm import matmul
 from softmax import column_sum, layer_norm, softmax
+
+import tsir
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 
 import tsir
-from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")

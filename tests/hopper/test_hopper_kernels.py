@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from sass_tools import count, opcodes, sass
-
 from tsir.codegen.hopper_gemm import GemmConfig, generate
+from tsir.runtime.nvrtc import compile_cuda
+
 from tsir.errors import UnsupportedError
 from tsir.layout import SwizzleMode
 from tsir.layout.wgmma_layouts import instruction_k, tma_boxes
-from tsir.runtime.nvrtc import compile_cuda
 
 ROOT = Path(__file__).resolve().parents[2]
 PTXAS_V = ["--ptxas-options=-v"]

@@ -6,9 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from tsir.errors import TSIRError
-from tsir.layout import SwizzleMode
 from tsir.runtime.tensor_map import (
     TensorMapCache,
     TensorMapError,
@@ -16,6 +13,9 @@ from tsir.runtime.tensor_map import (
     check_tensor_map,
     encode_args,
 )
+
+from tsir.errors import TSIRError
+from tsir.layout import SwizzleMode
 
 GOOD = TensorMapSpec(
     dtype="float16",

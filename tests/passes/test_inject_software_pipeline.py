@@ -5,9 +5,10 @@ test_inject_software_pipeline_producers.py."""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 SM80 = PassContext(tsir.Target.parse("sm_80"))
 

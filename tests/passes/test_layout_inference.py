@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
+from tsir.passes.layout_inference import LAYOUT_ATTR
 
 import tsir
 from tsir import T
 from tsir.layout import Fragment, make_mma_c_fragment
-from tsir.passes import PassContext, get
-from tsir.passes.layout_inference import LAYOUT_ATTR
 from tsir.stmt import AttrStmt
 from tsir.tileop.planned_layouts import RowGroup, reduced_fragment, row_group_fragment
 from tsir.visitor import collect

@@ -4,11 +4,11 @@ are refused when built (BuildError) or, for hand-written IR, by the pass (TSIREr
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
 from tsir.errors import BuildError, DTypeError, TSIRError
-from tsir.passes import PassContext, get
 from tsir.stmt import CpEngineCopy, For, ForKind, KernelLaunch, SeqStmt
 from tsir.structural import assert_structural_equal
 from tsir.target import Target

@@ -3,12 +3,13 @@ through the layout; a vector access stays one vector access (Before/Expected).""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+from tsir.passes.lower_tile_op import SHARED_LAYOUT_ATTR
+
 import tsir
 from tsir import T
 from tsir.layout import Layout
 from tsir.layout.swizzle import make_swizzled_layout
-from tsir.passes import PassContext, get
-from tsir.passes.lower_tile_op import SHARED_LAYOUT_ATTR
 from tsir.stmt import AttrStmt, seq
 
 CTX = PassContext(tsir.Target.parse("sm_80"))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.structural import assert_structural_equal
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
@@ -250,7 +250,7 @@ def test_tile_op_under_a_condition_that_is_not_a_thread_range_is_refused(cond: s
     with T.prim_func("f") as before:
         A = T.param("A", (128,), "float32")
         with T.Kernel(1, threads=128):
-            tx = T.get_thread_binding(0)
+            T.get_thread_binding(0)
             S = T.alloc_shared((128,), "float32")
             with T.If(eval(cond)):
                 T.copy(A, S)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import tvm_ffi
+from tsir.passes import default_pipeline, registered
 
 import tsir
 from tsir import T
-from tsir.passes import default_pipeline, registered
 from tsir.visitor import collect
 
 EXPECTED_ORDER = [

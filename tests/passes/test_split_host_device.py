@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.stmt import KernelCall
 from tsir.visitor import collect
 

@@ -5,11 +5,11 @@ tested in tests/test_verify.py."""
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
 from tsir.expr import IntImm, Var
-from tsir.passes import PassContext, get
 from tsir.stmt import BufferStore, For, ForKind, KernelLaunch, seq
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))

@@ -1,11 +1,10 @@
 """The script forms build the same IR as the builder: each kernel written three ways (builder,
 classic `@T.prim_func`, TileLang's `@tilelang.jit` body) compares structurally equal."""
 
-import tsir
-from tsir.structural import assert_structural_equal
 from tsir import T
 from tsir.compat.tilelang import language as TL
 from tsir.script import Tensor, build_jit, macro
+from tsir.structural import assert_structural_equal
 
 M, N, K = 256, 512, 128
 

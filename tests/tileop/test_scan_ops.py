@@ -4,7 +4,8 @@ reference interpreter and numpy; their builder errors, printer forms and CUDA.""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

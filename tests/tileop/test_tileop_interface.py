@@ -12,14 +12,19 @@ import pytest
 import tsir
 from tsir import T
 from tsir.buffer import Buffer, BufferRegion
+from tsir.dtype import int32
 from tsir.errors import BuildError, UnsupportedError
+from tsir.expr import Call, StringImm
 from tsir.node import node
 from tsir.printer import print_func, rebuild
 from tsir.stmt import Evaluate, Stmt
-from tsir.expr import Call, StringImm
-from tsir.dtype import int32
 from tsir.tileop import (
-    LowerArgs, OpArgs, ParallelLoop, TileOperatorNode, get_tile_op, registered_tile_ops,
+    LowerArgs,
+    OpArgs,
+    ParallelLoop,
+    TileOperatorNode,
+    get_tile_op,
+    registered_tile_ops,
     requirement,
 )
 

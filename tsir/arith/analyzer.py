@@ -14,9 +14,10 @@ proved" is always a safe answer; a wrong "proved" is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..dtype import DataType, bool_
 from ..errors import ArithError
@@ -101,9 +102,7 @@ class Analyzer:
 
     # input ----------------------------------------------------------------------------------------
     def _intern(self, e: Any, what: str) -> PrimExpr:
-        if isinstance(e, bool):
-            e = convert(e)
-        elif isinstance(e, int):
+        if isinstance(e, (bool, int)):
             e = convert(e)
         if not isinstance(e, PrimExpr):
             raise ArithError(f"{what} expects an expression, got {type(e).__name__} {e!r}")

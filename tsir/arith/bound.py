@@ -7,7 +7,8 @@ of an operation leaves its dtype, the result could be anything in the dtype, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..dtype import DataType
 from ..expr import (

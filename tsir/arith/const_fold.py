@@ -13,7 +13,7 @@ casts of NaN or out-of-range values (undefined behaviour in C).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -6,7 +6,8 @@ by construction; tests use it as the ground truth that simplification must prese
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import ArithError
 from ..expr import (

@@ -80,7 +80,7 @@ def index_fact(ctx: Context, f: Fact) -> None:
     if f.linear is None:
         return
     s = f.linear
-    for mono, c in s.terms.items():
+    for mono, _c in s.terms.items():
         for aid in set(mono):
             ctx.atom_facts.setdefault(aid, []).append(f)
         if len(mono) == 1:
@@ -127,7 +127,7 @@ def propagate(ctx: Context) -> dict[int, Bound]:
     try:
         for _ in range(3):
             changed = False
-            for vid, (var, mn, ext) in ctx.ranges.items():
+            for _vid, (var, mn, ext) in ctx.ranges.items():
                 mlo, mhi = const_int_bound(ctx, mn)
                 _, ehi = const_int_bound(ctx, ext)
                 changed |= _tighten(table, var, mlo, mhi + ehi - 1)

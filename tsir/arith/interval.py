@@ -8,8 +8,9 @@ splits on a select, min or max inside a comparison (`min(a, b) < M` holds if it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..expr import GE, LE, IntImm, Max, Min, Not, Or, PrimExpr, Select, Var
 from .facts import cmp_difference, split_and

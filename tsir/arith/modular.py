@@ -9,8 +9,9 @@ power-of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import gcd
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..expr import (
     Add,

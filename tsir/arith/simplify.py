@@ -9,7 +9,8 @@ analyzer state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..dtype import bool_
 from ..expr import (

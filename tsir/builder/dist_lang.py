@@ -24,13 +24,13 @@ from ..expr import PrimExpr, cast, const_value, convert
 from ..stmt import TileOpStmt
 from ..tileop.distributed import (
     RELATIONS,
-    MemoryScope,
-    Relation,
-    Spread,
     BarrierBlocksOp,
     GetOp,
     LdOp,
+    MemoryScope,
     PutOp,
+    Relation,
+    Spread,
     StOp,
     WaitOp,
     address_of,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import builtins as _py
 import contextlib
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..buffer import Buffer, index_hooks, make_buffer
 from ..dtype import dtype as as_dtype

@@ -14,7 +14,8 @@ that names the waits, instead of hanging.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

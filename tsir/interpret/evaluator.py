@@ -9,7 +9,8 @@ in the lanes that need it, so a guarded load cannot fault in a lane whose guard 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

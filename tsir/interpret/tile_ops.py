@@ -12,7 +12,15 @@ import numpy as np
 from ..buffer import BufferRegion
 from ..dtype import DataType
 from ..tileop import (
-    AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer,
+    AtomicAdd,
+    AtomicMax,
+    AtomicMin,
+    AtomicOp,
+    Copy,
+    CumMax,
+    CumSum,
+    Fill,
+    FinalizeReducer,
 )
 from ..tileop.gemm import Gemm
 from ..tileop.im2col import Im2Col

@@ -18,7 +18,8 @@ registers, and a buffer with a fragment layout lowers to a per-thread `local` ar
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..buffer import Range
 from ..errors import UnsupportedError

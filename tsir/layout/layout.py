@@ -14,7 +14,8 @@ is injective, its inverse) is answered exactly by enumerating the domain (`tsir.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ division and floor modulo in numpy exactly as in tsir, so results agree with `ts
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..builder.views import view_data
-from ..dtype import DataType, dtype as as_dtype
+from ..dtype import DataType
+from ..dtype import dtype as as_dtype
 from ..errors import BuildError, UnsupportedError, user_location
 
 __all__ = [

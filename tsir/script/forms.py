@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
 from ..errors import BuildError, TSIRError, UnsupportedError, _is_internal

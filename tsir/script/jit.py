@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..buffer import Buffer
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)

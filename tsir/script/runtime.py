@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..buffer import Buffer
 from ..builder import math_lang as M
@@ -244,7 +245,7 @@ def while_cond(x: Any) -> Any:
 
 def annotate(name: str, local_vars: dict[str, Any], ann: Any) -> Any:
     """`A: T.Tensor((M, K), dtype)` in a jit body: declares the parameter `A`."""
-    return declare_tensor(name, local_vars.get(name, None), ann)
+    return declare_tensor(name, local_vars.get(name), ann)
 
 
 def annotated_value(ann: Any, value: Any) -> Any:

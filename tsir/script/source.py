@@ -7,8 +7,9 @@ import inspect
 import textwrap
 import traceback
 import weakref
+from collections.abc import Callable
 from types import CodeType, FunctionType, TracebackType
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import BuildError, SourceLocation, TSIRError
 from . import runtime

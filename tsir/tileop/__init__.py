@@ -1,6 +1,7 @@
 """Tile operators: TileOperatorNode (the interface the passes drive ops through), its registry,
 and the ops, one file each."""
 
+from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
 from .atomic_add import AtomicAdd, AtomicOp, MemoryOrder
 from .atomic_max import AtomicMax
 from .atomic_min import AtomicMin
@@ -41,7 +42,6 @@ from .fill import Fill
 from .finalize_reducer import FinalizeReducer
 from .gemm import Gemm, GemmPolicy
 from .gemm_wgmma import WgmmaPlan, wgmma_plan  # registers Gemm's "wgmma" lowering
-from . import gemm_rs as _gemm_rs  # noqa: F401  (registers the register-A lowerings)
 from .im2col import Im2Col
 from .parallel import ParallelLoop
 from .reduce import Reduce, ReduceKind

@@ -20,8 +20,9 @@ LayoutInference and LowerTileOp call only this interface: no pass asks which op 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import UnsupportedError

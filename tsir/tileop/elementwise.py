@@ -5,7 +5,7 @@ the destination is private to it."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..buffer import BufferRegion
 from ..dtype import DataType, int32, int64

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from ..buffer import BufferRegion
 from ..expr import FloatImm, IntImm, PrimExpr, Var, const_value
+from ..layout import require_fragment
 from ..node import node
 from ..printer_expr import element_text, is_unit_region
 from ..stmt import BufferStore, For, ForKind, IfThenElse, Stmt
 from .base import FRAGMENT, LowerArgs, OpArgs, TileOperatorNode, register_tile_op, requirement
 from .elementwise import coords_to_indices, lower_elementwise, non_unit_axes
-from ..layout import require_fragment
 from .fragment_lowering import iterate_fragment
 
 if TYPE_CHECKING:

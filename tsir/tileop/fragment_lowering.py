@@ -8,8 +8,9 @@ global or shared memory through those coordinates can become vector accesses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

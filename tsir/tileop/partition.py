@@ -8,7 +8,7 @@ a warp touches consecutive vectors (coalesced).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..dtype import DataType
 from ..expr import IntImm, PrimExpr, Var, const_value

@@ -20,8 +20,9 @@ iteration holds what it reads) and refused (None) otherwise: the caller then fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

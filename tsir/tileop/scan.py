@@ -19,15 +19,16 @@ has the destination's dtype (the source is cast to it).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, cast, const_value
+from ..layout.analysis import equivalent
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from ..visitor import substitute
-from ..layout.analysis import equivalent
 from .base import (
     FRAGMENT,
     InferLevel,

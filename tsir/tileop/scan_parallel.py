@@ -16,16 +16,15 @@ stays as the fallback their requirements select (threads that are not whole warp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
 from ..buffer import BufferRegion, make_buffer
-from ..dtype import int32
+from ..dtype import DataType, int32
 from ..errors import UnsupportedError
-from ..dtype import DataType
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Select, Var, cast, const_value
 from ..layout import Fragment
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
@@ -101,7 +100,7 @@ def plan_register_scan(src: Fragment, axis: int, reverse: bool, num_threads: int
         first.setdefault((int(line[e]), int(thread[e])), int(pos[e]))
     ranks: dict[tuple[int, int], int] = {}
     holders: dict[int, list[int]] = {}
-    for (o, th), p0 in sorted(first.items(), key=lambda kv: (kv[0][0], kv[1])):
+    for (o, th), _p0 in sorted(first.items(), key=lambda kv: (kv[0][0], kv[1])):
         holders.setdefault(o, []).append(th)
         ranks[(o, th)] = len(holders[o]) - 1
     counts = {len(h) for h in holders.values()}

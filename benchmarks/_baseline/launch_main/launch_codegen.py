@@ -28,6 +28,7 @@ import ast
 from dataclasses import dataclass
 
 from tsir.errors import TSIRError
+
 from .host_program import (
     ARG_CTYPES,
     COPY_NAMES,

@@ -11,8 +11,9 @@ import importlib.abc
 import importlib.machinery
 import runpy
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from ...errors import UnsupportedError
 

@@ -48,7 +48,6 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     vectorized,
 )
 from ...builder.views import alloc_global, reshape, view  # noqa: F401
-from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from ...dtype import DataType as _DataType
 from ...dtype import dtype as _as_dtype
 from ...errors import BuildError, UnsupportedError, user_location
@@ -65,9 +64,11 @@ from ...script import (  # noqa: F401
 from ...script import prim_func as _script_prim_func
 from ...stmt import ForKind as _ForKind
 from . import ops as _ops
+from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from .missing import HOPPER, MISSING, MissingFeature, missing_messages
 from .ops import *  # noqa: F403  (atomics, reductions, warp values, math, call_extern, T.print)
 from .promotion import tilelang_promotion
+
 
 def prim_func(fn: Any) -> Any:
     """`@T.prim_func`: tsir's script form, built with TileLang's implicit dtype promotion

@@ -4,7 +4,8 @@ torch.profiler) and `Profiler.assert_allclose` against a reference program."""
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm
