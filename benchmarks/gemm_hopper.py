@@ -66,6 +66,14 @@ CONFIGS_8 = {
 }
 
 
+# 8192^3 (64 x 32 output tiles of 128 x 256 on 132 SMs) also tries other rasterization panel
+# widths (the 8th entry: T.use_swizzle's width, 8 by default) and the 256 x 128 tile.
+CONFIGS_BIG = {
+    "128x256x64_s3_p_smem_w4": (128, 256, 64, 256, 3, True, "smem", 4),
+    "128x256x64_s3_p_smem_w16": (128, 256, 64, 256, 3, True, "smem", 16),
+    "256x128x64_s3_p_smem": (256, 128, 64, 256, 3, True, "smem"),
+}
+
 # Every configuration on fp16 4096^3; the first three (the likely best) elsewhere, for time.
 _FULL = "f16_4096"
 
@@ -73,7 +81,10 @@ _FULL = "f16_4096"
 def configs(p: Problem, pname: str = _FULL) -> dict[str, tuple[Any, ...]]:
     if p.dtype.startswith("float8"):
         return CONFIGS_8
-    return CONFIGS_16 if pname == _FULL else dict(list(CONFIGS_16.items())[:3])
+    if pname == _FULL:
+        return CONFIGS_16
+    first = dict(list(CONFIGS_16.items())[:3])
+    return {**first, **CONFIGS_BIG} if p.m >= 8192 else first
 
 
 def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
@@ -81,6 +92,7 @@ def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
 
     bm, bn, bk, threads, stages, persistent = cfg[:6]
     epilogue = cfg[6] if len(cfg) > 6 else "none"
+    panel = cfg[7] if len(cfg) > 7 else 8
     if p.dtype.startswith("float8"):
         return matmul(
             p.m,
@@ -109,7 +121,7 @@ def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
         num_stages=stages,
         dtype=p.dtype,
         persistent=persistent,
-        swizzle=8,
+        swizzle=panel,
         epilogue=epilogue,
     )
 

@@ -17,10 +17,10 @@ from . import (  # noqa: F401  (importing registers each pass)
     verify_pass,
     warp_specialize,
 )
-from .infra import Pass, PassContext, get, register_pass, registered
+from .infra import Pass, PassContext, get, register_pass, registered, user_errors
 from .pipeline import Lowered, default_pipeline, lower, run_pipeline
 
 __all__ = [
     "Pass", "PassContext", "get", "register_pass", "registered", "Lowered", "default_pipeline",
-    "lower", "run_pipeline",
+    "lower", "run_pipeline", "user_errors",
 ]

@@ -6,15 +6,55 @@ Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi globa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from tsir import knobs
-from tsir.errors import SourceLocation, TSIRError
+from tsir.errors import InternalError, SourceLocation, TSIRError
+from tsir.stmt import Stmt
 from tsir.target import Target
+from tsir.visitor import walk
 
-__all__ = ["Pass", "register_pass", "get", "registered", "PassContext", "Decision"]
+__all__ = [
+    "Pass",
+    "register_pass",
+    "get",
+    "registered",
+    "PassContext",
+    "Decision",
+    "user_errors",
+]
+
+
+def _first_span(ir: Any) -> SourceLocation | None:
+    """The first statement of `ir` (pre-order) that carries a user line: the kernel, usually."""
+    for n in walk(ir):
+        if isinstance(n, Stmt) and n.span is not None:
+            return n.span
+    return None
+
+
+@contextmanager
+def user_errors(stage: str, ir: Any) -> Iterator[None]:
+    """Errors leaving a stage (a pass, codegen) name it and the user's line: a TSIRError raised
+    without a location gets the innermost statement being walked (`tsir.visitor.note_span`), else
+    the kernel's line; any other exception is a tsir bug, reported as a short `InternalError`
+    (TSIR_DEBUG=1 lets the original propagate with its traceback)."""
+    try:
+        yield
+    except TSIRError as exc:
+        if exc.where is None or exc.loc is None:
+            exc.where = exc.where or stage
+            exc.loc = exc.loc or getattr(exc, "tsir_span", None) or _first_span(ir)
+            exc.args = (exc._render(),)
+        raise
+    except Exception as exc:
+        if knobs.debug:
+            raise
+        loc = getattr(exc, "tsir_span", None) or _first_span(ir)
+        raise InternalError(exc, stage, loc) from None
 
 
 @dataclass(frozen=True)
@@ -89,7 +129,9 @@ def get(name: str) -> Pass:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise TSIRError(f"no pass named {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise TSIRError(
+            f"no pass named {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def registered() -> dict[str, Pass]:

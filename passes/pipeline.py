@@ -13,7 +13,7 @@ from tsir.function import Module, PrimFunc
 from tsir.target import Target
 from tsir.verify import verify
 
-from .infra import Decision, Pass, PassContext, get
+from .infra import Decision, Pass, PassContext, get, user_errors
 
 __all__ = ["default_pipeline", "run_pipeline", "Lowered", "lower", "print_report"]
 
@@ -75,7 +75,8 @@ def run_pipeline(func: PrimFunc, target: Any, passes: list[Pass] | None = None) 
     ir: Any = func
     for i, p in enumerate(passes if passes is not None else default_pipeline()):
         t0 = time.perf_counter()
-        ir = p(ir, ctx)
+        with user_errors(p.name, ir):
+            ir = p(ir, ctx)
         out.seconds[p.name] = time.perf_counter() - t0
         out.stages.append((p.name, ir))
         if check and p.name != "Verify":

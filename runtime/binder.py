@@ -277,10 +277,11 @@ def bind_arguments(program: HostProgram, args: Sequence[Any], name: str = "kerne
                 device, first = arg.device, p.name
         else:
             values[p.name] = check_scalar(p.name, p.dtype, arg)
+    scratch = {ws.name for ws in program.workspaces}  # allocated by the launcher after binding
     for step in program.steps:
         for a in step.args:
-            if isinstance(a, TensorMapArg):
-                continue  # checked below, once per map
+            if isinstance(a, TensorMapArg) or a.name in scratch:
+                continue  # maps are checked below, once per map
             rng = ctype_range(a.ctype)
             v = values[a.name]
             if rng is not None and not rng[0] <= int(v) <= rng[1]:

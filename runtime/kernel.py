@@ -322,7 +322,7 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
     hash, the target and tsir's own sources) and the cubin (keyed by the CUDA source and options).
     """
     from tsir.codegen.cuda import generate_cuda
-    from tsir.passes import lower
+    from tsir.passes import lower, user_errors
     from tsir.runtime import cache
     from tsir.runtime.cache import CacheEntry
     from tsir.runtime.nvrtc import compile_cuda
@@ -348,8 +348,9 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
     else:
         lowered = lower(func, tgt)
         t1 = time.perf_counter()
-        source = generate_cuda(lowered.module)
-        program = host_program(lowered.module)
+        with user_errors("codegen", lowered.module):
+            source = generate_cuda(lowered.module)
+            program = host_program(lowered.module)
         report = [str(d) for d in lowered.report]
         if key is not None:
             meta = {"program": _program_to_json(program), "report": report}

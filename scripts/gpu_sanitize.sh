@@ -8,20 +8,35 @@ OUT="${OUT:-out}"
 mkdir -p "$OUT"
 tool=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 [ -x "$tool" ] || { echo "compute-sanitizer not found" >&2; exit 1; }
-fail=0
-for check in racecheck synccheck memcheck initcheck; do
-  extra=()
+# The four tools run at once (each in its own process on the one GPU); summaries print in order.
+run_check() {
+  local check=$1; shift
+  local extra=()
   [ "$check" = racecheck ] && extra=(--racecheck-report all)
   # API errors are the host libraries probing optional driver entry points, not kernel faults.
   [ "$check" = memcheck ] && extra=(--report-api-errors no)
-  log="$OUT/sanitize_$check.log"
+  local log="$OUT/sanitize_$check.log" start rc summary wrong
   start=$(date +%s)
   "$tool" --tool "$check" "${extra[@]}" --kernel-name kns=_kernel --error-exitcode 9 \
     --print-limit 20 python3 scripts/sanitize_kernels.py "$@" >"$log" 2>&1
   rc=$?
   summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|hazard" "$log" | tail -2 | tr '\n' ' ')
   wrong=$(grep -cE ": (WRONG|error)" "$log")
-  echo "$check: exit $rc, $wrong wrong case(s), $(( $(date +%s) - start )) s; $summary"
-  [ "$rc" = 0 ] && [ "$wrong" = 0 ] || { fail=1; grep -E "WRONG|error|Race|Hazard|Invalid|Uninitialized|Barrier" "$log" | head -20; }
+  {
+    echo "$check: exit $rc, $wrong wrong case(s), $(( $(date +%s) - start )) s; $summary"
+    [ "$rc" = 0 ] && [ "$wrong" = 0 ] || grep -E "WRONG|error|Race|Hazard|Invalid|Uninitialized|Barrier" "$log" | head -20
+  } >"$OUT/sanitize_$check.summary"
+  [ "$rc" = 0 ] && [ "$wrong" = 0 ]
+}
+checks=(racecheck synccheck memcheck initcheck)
+pids=()
+for check in "${checks[@]}"; do
+  run_check "$check" "$@" &
+  pids+=($!)
+done
+fail=0
+for i in "${!checks[@]}"; do
+  wait "${pids[$i]}" || fail=1
+  cat "$OUT/sanitize_${checks[$i]}.summary"
 done
 exit $fail

@@ -9,6 +9,7 @@ from .errors import (
     BuildError,
     CompileError,
     DTypeError,
+    InternalError,
     LaunchError,
     LayoutConflictError,
     TSIRError,

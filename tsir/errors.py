@@ -20,6 +20,7 @@ __all__ = [
     "ArithError",
     "CompileError",
     "LaunchError",
+    "InternalError",
     "UnsupportedError",
     "SourceLocation",
     "user_location",
@@ -123,3 +124,22 @@ class LaunchError(TSIRError):
 
 class UnsupportedError(TSIRError):
     """A feature that the chosen target or tsir does not support."""
+
+
+class InternalError(TSIRError):
+    """An exception inside tsir that is not one of its deliberate errors: a tsir bug, reported
+    with the stage that raised it, the user's statement it was processing, the original exception
+    and the frame it rose in. `original` holds the exception (TSIR_DEBUG=1 lets it propagate
+    unchanged, with its full traceback)."""
+
+    def __init__(self, original: BaseException, stage: str, loc: SourceLocation | None):
+        self.original = original
+        frames = traceback.extract_tb(original.__traceback__)
+        inner = frames[-1] if frames else None  # where it rose
+        at = f" (raised at {os.path.basename(inner.filename)}:{inner.lineno})" if inner else ""
+        super().__init__(
+            f"internal error, a tsir bug: {type(original).__name__}: {original}{at}. Please report "
+            f"it with this message; TSIR_DEBUG=1 shows the full traceback",
+            loc=loc,
+            where=stage,
+        )

@@ -182,6 +182,15 @@ KNOBS: dict[str, Knob[Any]] = {
             "loop left unpipelined, a fallback, an option with no effect), with the user's line.",
         ),
         Knob(
+            "debug",
+            ("TSIR_DEBUG",),
+            _parse_bool,
+            _coerce_bool,
+            lambda: False,
+            "Let an internal error (a tsir bug) propagate as the original exception with its full "
+            "traceback, instead of a one-paragraph tsir.InternalError naming the pass and your line.",
+        ),
+        Knob(
             "cuda_home",
             ("CUDA_HOME", "CUDA_PATH"),
             _parse_optional_path,

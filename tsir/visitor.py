@@ -11,7 +11,19 @@ from typing import Any, TypeVar
 
 from .node import Node, node_fields
 
-__all__ = ["Visitor", "Mutator", "substitute", "walk", "post_order_nodes", "collect"]
+__all__ = ["note_span", "Visitor", "Mutator", "substitute", "walk", "post_order_nodes", "collect"]
+
+
+def note_span(exc: BaseException, n: object) -> None:
+    """Remember on `exc` the innermost statement with a user line that was being walked when it
+    rose (`exc.tsir_span`): the pipeline reports errors raised without a location there."""
+    if getattr(exc, "tsir_span", None) is None:
+        span = getattr(n, "span", None)
+        if span is not None:
+            try:
+                exc.tsir_span = span  # pyright: ignore[reportAttributeAccessIssue]  # any exception object
+            except AttributeError:  # an exception type with __slots__: no location then
+                pass
 
 N = TypeVar("N", bound=Node)
 
@@ -28,7 +40,11 @@ class Visitor:
             fn = self._dispatch.get(type(n))
             if fn is None:
                 fn = self._dispatch[type(n)] = self._lookup(type(n))
-            fn(n)
+            try:
+                fn(n)
+            except Exception as exc:
+                note_span(exc, n)
+                raise
         elif isinstance(n, tuple):
             for x in n:
                 self.visit(x)
@@ -61,7 +77,11 @@ class Mutator:
             fn = self._dispatch.get(type(n))
             if fn is None:
                 fn = self._dispatch[type(n)] = self._lookup(type(n))
-            return fn(n)
+            try:
+                return fn(n)
+            except Exception as exc:
+                note_span(exc, n)
+                raise
         if isinstance(n, tuple):
             out = tuple(self.visit(x) for x in n)
             return n if all(a is b for a, b in zip(out, n)) else out

@@ -342,3 +342,23 @@ def test_raw_tensor_strides_and_float8():
     r = RawTensor(0x1000, (3, 4), "float8_e4m3", device=(2, 1), strides=(1, 3))
     got = tensor_info(from_dlpack()(r))
     assert got == TensorInfo((3, 4), (1, 3), "float8_e4m3fn", (2, 1), 0x1000)
+
+
+def test_a_workspace_the_kernels_take_is_not_an_argument_to_bind():
+    """Found on the GPU: the slow launch path bound arguments before allocating T.alloc_global
+    scratch, and the binder looked the scratch up among the arguments (KeyError)."""
+    from tsir.runtime.host_program import WorkspaceParam
+
+    x = TensorParam("X", "float32", ("n",))
+    step = LaunchStep(
+        "k",
+        ("1", "1", "1"),
+        (64, 1, 1),
+        0,
+        (KernelArg("X", "ptr"), KernelArg("part", "ptr"), KernelArg("n", "int32")),
+    )
+    p = HostProgram(
+        params=(x,), steps=(step,), workspaces=(WorkspaceParam("part", "float32", ("n",)),)
+    )
+    b = bind_arguments(p, [info((77,), ptr=0x1000)])
+    assert b.values == {"X": 0x1000, "n": 77}

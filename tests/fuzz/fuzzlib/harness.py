@@ -104,6 +104,10 @@ def run_program(prog: Program, cfg: Config | None = None) -> Outcome:
     t0 = time.perf_counter()
     try:
         func = prog.build()
+    except tsir.InternalError as exc:  # a tsir bug that the pipeline wrapped for the user
+        return Outcome(
+            "internal", _describe(exc.original), stage="builder", error_type="InternalError"
+        )
     except tsir.TSIRError as exc:
         if prog.expect_error is not None:
             ok = type(exc).__name__ == prog.expect_error or isinstance(exc, tsir.TSIRError)
@@ -185,6 +189,14 @@ def _compile_one(
             target=target,
             stage="nvrtc",
             error_type="NvrtcError",
+        )
+    except tsir.InternalError as exc:
+        return Outcome(
+            "internal",
+            _describe(exc.original),
+            target=target,
+            stage=phase,
+            error_type="InternalError",
         )
     except tsir.TSIRError as exc:
         return Outcome(
