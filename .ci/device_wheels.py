@@ -29,8 +29,13 @@ PLATFORMS = (
 # nvshmem4py's: the GPU machines have nvidia-nvshmem-cu13 3.4.5, cuda-bindings, cuda.core and
 # cuda.pathfinder; Cython is declared but not imported by nvshmem.core/bindings at run time.
 ASSUMED_PRESENT = {
-    "numpy", "importlib_resources", "nvidia_nvshmem_cu13", "cuda_python", "cuda_core",
-    "cuda_pathfinder", "cython",
+    "numpy",
+    "importlib_resources",
+    "nvidia_nvshmem_cu13",
+    "cuda_python",
+    "cuda_core",
+    "cuda_pathfinder",
+    "cython",
 }
 
 

@@ -34,11 +34,11 @@ def bench(fn, reps: int = 30, warmup: int = 5) -> float:  # type: ignore[no-unty
 
 def main() -> None:
     import torch
-
-    import tsir
     from elementwise_2d import fused_exp_scale_bias
     from transpose import transpose
     from vector_add import vector_add
+
+    import tsir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--gib", type=float, default=1.0, help="size of the main input in GiB")
@@ -56,11 +56,15 @@ def main() -> None:
 
     # Vector add: 2 reads + 1 write.
     k = tsir.compile(vector_add(), target="cuda")
-    a, b, c = torch.randn(n, device="cuda"), torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
+    a, b, c = (
+        torch.randn(n, device="cuda"),
+        torch.randn(n, device="cuda"),
+        torch.empty(n, device="cuda"),
+    )
     k(a, b, c)
     torch.testing.assert_close(c, a + b)
-    rows["vector add tsir"] = (3 * n * 4, bench(lambda: k(a, b, c)))
-    rows["vector add torch"] = (3 * n * 4, bench(lambda: torch.add(a, b, out=c)))
+    rows["vector add tsir"] = (3 * n * 4, bench(lambda: k(a, b, c)))  # noqa: F821  (called before the del below)
+    rows["vector add torch"] = (3 * n * 4, bench(lambda: torch.add(a, b, out=c)))  # noqa: F821  (called before the del below)
     del a, b, c
 
     # Fused element-wise: y = exp(x) * w[col] + b[col].
@@ -72,8 +76,11 @@ def main() -> None:
     y = torch.empty_like(x)
     k(x, w, bias, y)
     torch.testing.assert_close(y, torch.exp(x) * w + bias, rtol=1e-5, atol=1e-5)
-    rows["exp*w+b tsir (fused)"] = (2 * M * N * 4, bench(lambda: k(x, w, bias, y)))
-    rows["exp*w+b torch (eager)"] = (2 * M * N * 4, bench(lambda: torch.add(torch.exp(x).mul_(w), bias, out=y)))
+    rows["exp*w+b tsir (fused)"] = (2 * M * N * 4, bench(lambda: k(x, w, bias, y)))  # noqa: F821  (called before the del below)
+    rows["exp*w+b torch (eager)"] = (
+        2 * M * N * 4,
+        bench(lambda: torch.add(torch.exp(x).mul_(w), bias, out=y)),  # noqa: F821  (called before the del below)
+    )
     del x, y
 
     # Transpose of a square float32 matrix.
@@ -93,7 +100,15 @@ def main() -> None:
     for name, (nbytes, sec) in rows.items():
         bw = nbytes / sec
         print(f"{name:34s} {sec * 1e3:9.3f} {bw / 1e9:9.1f} {bw / copy_bw:8.1%}")
-        out["rows"].append({"name": name, "bytes": nbytes, "seconds": sec, "GBps": bw / 1e9, "of_copy": bw / copy_bw})
+        out["rows"].append(
+            {
+                "name": name,
+                "bytes": nbytes,
+                "seconds": sec,
+                "GBps": bw / 1e9,
+                "of_copy": bw / copy_bw,
+            }
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -25,11 +25,12 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
 
-    import tsir
-    from tsir import knobs
     from elementwise_2d import fused_exp_scale_bias
     from transpose import transpose
     from vector_add import vector_add
+
+    import tsir
+    from tsir import knobs
 
     examples = {
         "vector_add": vector_add,
@@ -50,7 +51,6 @@ def main() -> None:
                 if not sub.startswith("nvrtc-headers"):
                     shutil.rmtree(os.path.join(headers, sub))
             with knobs.override(cache_dir=headers):
-                d = headers
                 t0 = time.perf_counter()
                 f = build()
                 t1 = time.perf_counter()
@@ -68,15 +68,25 @@ def main() -> None:
                 assert k2.binary.cache_hit and k2.cubin == k.cubin
                 hit.append(t4 - t3)
         med = statistics.median
-        rows.append({
-            "example": name, "build_ms": med(build_t) * 1e3, "ir_to_cuda_ms": med(lower_t) * 1e3,
-            "nvrtc_ms": med(nvrtc_t) * 1e3, "cold_total_ms": med(cold) * 1e3, "cache_hit_ms": med(hit) * 1e3,
-        })
+        rows.append(
+            {
+                "example": name,
+                "build_ms": med(build_t) * 1e3,
+                "ir_to_cuda_ms": med(lower_t) * 1e3,
+                "nvrtc_ms": med(nvrtc_t) * 1e3,
+                "cold_total_ms": med(cold) * 1e3,
+                "cache_hit_ms": med(hit) * 1e3,
+            }
+        )
     print(f"target {args.target}, {os.cpu_count()} CPU cores, median of {args.reps}")
-    print(f"{'example':24s} {'build':>8s} {'IR->CUDA':>9s} {'NVRTC':>8s} {'cold':>8s} {'hit':>8s}  (ms)")
+    print(
+        f"{'example':24s} {'build':>8s} {'IR->CUDA':>9s} {'NVRTC':>8s} {'cold':>8s} {'hit':>8s}  (ms)"
+    )
     for r in rows:
-        print(f"{r['example']:24s} {r['build_ms']:8.2f} {r['ir_to_cuda_ms']:9.1f} {r['nvrtc_ms']:8.1f} "
-              f"{r['cold_total_ms']:8.1f} {r['cache_hit_ms']:8.2f}")
+        print(
+            f"{r['example']:24s} {r['build_ms']:8.2f} {r['ir_to_cuda_ms']:9.1f} {r['nvrtc_ms']:8.1f} "
+            f"{r['cold_total_ms']:8.1f} {r['cache_hit_ms']:8.2f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"target": args.target, "rows": rows}, f, indent=2)

@@ -12,10 +12,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 def main() -> None:
     import torch
-
-    import tsir
     from bandwidth import bench
     from flash_attention import flash_attention
+
+    import tsir
 
     print(f"device: {torch.cuda.get_device_name()}")
     for BH, S, D in ((32, 4096, 64), (32, 4096, 128)):
@@ -27,9 +27,14 @@ def main() -> None:
         err = ((o.float() - ref.float()).norm() / ref.float().norm()).item()
         flops = 4 * BH * S * S * D
         t = bench(lambda: kern(q, k, v, o), reps=20)
-        t_ref = bench(lambda: torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None]), reps=20)
-        print(f"BH={BH} S={S} D={D}: tsir {flops / t / 1e12:6.1f} TFLOP/s, torch SDPA {flops / t_ref / 1e12:6.1f} "
-              f"TFLOP/s, rel err {err:.1e}")
+        t_ref = bench(
+            lambda: torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None]),
+            reps=20,
+        )
+        print(
+            f"BH={BH} S={S} D={D}: tsir {flops / t / 1e12:6.1f} TFLOP/s, torch SDPA {flops / t_ref / 1e12:6.1f} "
+            f"TFLOP/s, rel err {err:.1e}"
+        )
 
 
 if __name__ == "__main__":

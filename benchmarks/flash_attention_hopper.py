@@ -18,8 +18,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "examples"))
@@ -81,10 +82,10 @@ def tflops(D: int, causal: bool, ms: float) -> float:
 
 def run_problem(D: int, causal: bool, configs: dict[str, Any], reps: int) -> list[dict[str, Any]]:
     import torch
-
-    import tsir
     from flash_attention import flash_attention
     from flash_attention_hopper import flash_attention_hopper
+
+    import tsir
 
     g = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (
@@ -130,7 +131,14 @@ def run_problem(D: int, causal: bool, configs: dict[str, Any], reps: int) -> lis
         measure(
             f"tsir hopper {name}",
             lambda: flash_attention_hopper(
-                BH, S, D, causal, bm=bm, bn=bn, threads=threads, num_stages=stages,
+                BH,
+                S,
+                D,
+                causal,
+                bm=bm,
+                bn=bn,
+                threads=threads,
+                num_stages=stages,
                 overlap=overlap,
             ),
             "sm_90a",
@@ -175,8 +183,10 @@ def main() -> None:
             else:
                 print(f"{key:<28} {r['impl']:<36} {'-':>8} {'-':>7} {'-':>8}  {r['error']}")
     best = {
-        key: max((r["tflops"] for r in rows[1:] if "tflops" in r and "hopper" in r["impl"]),
-                 default=0.0) / rows[0]["tflops"]
+        key: max(
+            (r["tflops"] for r in rows[1:] if "tflops" in r and "hopper" in r["impl"]), default=0.0
+        )
+        / rows[0]["tflops"]
         for key, rows in results.items()
     }
     print("best tsir hopper / SDPA: " + ", ".join(f"{k}: {v:.2f}x" for k, v in best.items()))

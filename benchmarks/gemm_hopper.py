@@ -30,8 +30,8 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "examples"))
 
-from hopper_gemm import PROBLEMS as HAND_PROBLEMS
-from hopper_gemm import Inputs, Problem, _mm, _pump, _row, _scaled, check, poison, table
+from hopper_gemm import PROBLEMS as HAND_PROBLEMS  # noqa: E402
+from hopper_gemm import Inputs, Problem, _mm, _pump, _row, _scaled, check, poison, table  # noqa: E402
 
 DEADLINE_S = 215  # no case starts after this (seconds from the start): the run stays under 6 min
 CASE_TIMEOUT_S = 60
@@ -146,7 +146,9 @@ def cases() -> list[str]:
 def _tsir_launches(p: Problem, cfg_name: str, inp: Inputs) -> tuple[list[Any], Any]:
     import tsir
 
-    kernel = tsir.compile(program(p, {**CONFIGS_16, **CONFIGS_8, **CONFIGS_BIG}[cfg_name]), target="cuda")
+    kernel = tsir.compile(
+        program(p, {**CONFIGS_16, **CONFIGS_8, **CONFIGS_BIG}[cfg_name]), target="cuda"
+    )
     if p.dtype.startswith("float8"):
         sa, sb = inp.scale_a.reshape(1), inp.scale_b.reshape(1)
         launches = [

@@ -89,7 +89,11 @@ def variants(p: Problem) -> list[GemmConfig]:
 def cases() -> list[str]:
     out = []
     for name, p in PROBLEMS.items():
-        base = ["cublas", "cublas_fast_accum"] if p.dtype.startswith("float8") else ["cublas", "triton"]
+        base = (
+            ["cublas", "cublas_fast_accum"]
+            if p.dtype.startswith("float8")
+            else ["cublas", "triton"]
+        )
         out += [f"{name}/{b}" for b in base] + [f"{name}/tsir:{c.name}" for c in variants(p)]
     return out
 
@@ -169,7 +173,6 @@ def poison(c: Any) -> None:
 
 def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
     import torch
-
     from hopper_launch import HopperGemm, time_ms, triton_launcher
 
     pname, impl = case.split("/", 1)
@@ -195,7 +198,9 @@ def run_case(case: str, inputs: dict[str, Inputs]) -> dict[str, Any]:
             if not result[what]["ok"]:
                 result.update(ok=False)
                 return result
-        launches = [fast.launcher(inp.a[i], inp.b[i], inp.c[i], inp.scale_a, inp.scale_b) for i in range(n)]
+        launches = [
+            fast.launcher(inp.a[i], inp.b[i], inp.c[i], inp.scale_a, inp.scale_b) for i in range(n)
+        ]
         result["grid"] = fast.grid(p.m, p.n)
     else:
         outs = [torch.empty(p.m, p.n, device="cuda", dtype=inp.out_dtype) for _ in range(n)]
@@ -250,7 +255,6 @@ def worker(names: list[str]) -> None:
 
 def sanitize_case() -> int:
     import numpy as np
-
     from hopper_launch import HopperGemm
     from tsir.runtime import driver as drv
 
@@ -303,7 +307,9 @@ def precompile(jobs: int) -> list[str]:
     cfgs |= {replace(c, mbarrier_timeout_cycles=CHECK_TIMEOUT_CYCLES) for c in cfgs}
     cfgs.add(GemmConfig())
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_compile, sorted(cfgs, key=lambda c: (c.name, c.mbarrier_timeout_cycles))))
+        return list(
+            pool.map(_compile, sorted(cfgs, key=lambda c: (c.name, c.mbarrier_timeout_cycles)))
+        )
 
 
 def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
@@ -355,7 +361,11 @@ def run_workers(todo: list[str], log: Any, start: float) -> dict[str, dict[str, 
                 tail = (tail + [line.rstrip()])[-20:]
         proc.wait()
         if current is not None:  # the worker died inside a case
-            results[current] = {"case": current, "ok": False, "error": "worker died: " + " | ".join(tail)}
+            results[current] = {
+                "case": current,
+                "ok": False,
+                "error": "worker died: " + " | ".join(tail),
+            }
             todo.remove(current)
     return results
 
@@ -367,7 +377,16 @@ def sanitize(out: Path) -> dict[str, str]:
         if not Path(tool).exists():
             found[check_name] = "compute-sanitizer not found"
             continue
-        cmd = [tool, "--tool", check_name, "--error-exitcode", "9", sys.executable, str(HERE), "--sanitize"]
+        cmd = [
+            tool,
+            "--tool",
+            check_name,
+            "--error-exitcode",
+            "9",
+            sys.executable,
+            str(HERE),
+            "--sanitize",
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
             text = done.stdout + done.stderr

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsir.codegen.hopper_gemm import KERNEL_NAME, GemmConfig, generate
-from tsir.layout import SwizzleMode
 from tsir.runtime import driver as drv
 from tsir.runtime.nvrtc import compile_cuda
 from tsir.runtime.tensor_map import TensorMapCache, tensor_map
+
+from tsir.layout import SwizzleMode
 
 _MAPS = TensorMapCache()
 
@@ -181,7 +182,10 @@ def time_ms(launches: Sequence[Callable[[], None]], reps: int, warmup: int = 5) 
 
     for i in range(warmup):
         launches[i % len(launches)]()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    events = [
+        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+        for _ in range(reps)
+    ]
     for i, (start, end) in enumerate(events):
         start.record()
         launches[i % len(launches)]()

@@ -49,11 +49,16 @@ def c_type(dt: DataType) -> str:
 def c_float_literal(value: float, dt: DataType) -> str:
     """A CUDA constant of a floating dtype (exact: float32 values print with enough digits)."""
     if math.isnan(value):
-        text = "__int_as_float(0x7fffffff)" if dt.bits <= 32 else "__longlong_as_double(0x7ff8000000000000LL)"
+        text = (
+            "__int_as_float(0x7fffffff)"
+            if dt.bits <= 32
+            else "__longlong_as_double(0x7ff8000000000000LL)"
+        )
     elif math.isinf(value):
         sign = "-" if value < 0 else ""
         text = (
-            f"{sign}__int_as_float(0x7f800000)" if dt.bits <= 32 or dt.name != "float64"
+            f"{sign}__int_as_float(0x7f800000)"
+            if dt.bits <= 32 or dt.name != "float64"
             else f"{sign}__longlong_as_double(0x7ff0000000000000LL)"
         )
     elif dt.name == "float64":
@@ -128,6 +133,12 @@ def math_function(op: str, dt: DataType) -> str | None:
 def vector_word(nbytes: int) -> str:
     """The unsigned type moving `nbytes` bytes in one access."""
     try:
-        return {16: "uint4", 8: "uint2", 4: "unsigned int", 2: "unsigned short", 1: "unsigned char"}[nbytes]
+        return {
+            16: "uint4",
+            8: "uint2",
+            4: "unsigned int",
+            2: "unsigned short",
+            1: "unsigned char",
+        }[nbytes]
     except KeyError:
         raise UnsupportedError(f"no {nbytes}-byte vector access") from None

@@ -7,25 +7,62 @@ when the analyzer proves both operands non-negative, else through tsir's header.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
 
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer
 from tsir.dtype import DataType
 from tsir.errors import UnsupportedError
 from tsir.expr import (
-    Add, And, Broadcast, BufferLoad, Call, Cast, Div, EQ, FloatImm, FloorDiv, FloorMod, GE, GT,
-    IntImm, LE, LT, Let, Max, Min, Mul, NE, Not, Or, PrimExpr, Ramp, Select, StringImm, Sub, Var,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    Broadcast,
+    BufferLoad,
+    Call,
+    Cast,
+    Div,
+    FloatImm,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Let,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Ramp,
+    Select,
+    StringImm,
+    Sub,
+    Var,
     const_value,
 )
 from tsir.function import DeviceKernel, Module
 from tsir.stmt import (
-    Allocate, AttrStmt, BufferStore, DeclBuffer, Evaluate, For, ForKind, IfThenElse, LetStmt,
-    SeqStmt, Stmt,
+    Allocate,
+    AttrStmt,
+    BufferStore,
+    DeclBuffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    LetStmt,
+    SeqStmt,
+    Stmt,
 )
 from tsir.visitor import collect, walk
-
-from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
 
 from .ctypes_table import HEADER_OF, c_float_literal, c_type, math_function, vector_word
 
@@ -34,15 +71,61 @@ __all__ = ["generate_cuda", "KernelPrinter"]
 _BINARY = {Add: ("+", 12), Sub: ("-", 12), Mul: ("*", 13), Div: ("/", 13)}
 _CMP = {EQ: ("==", 9), NE: ("!=", 9), LT: ("<", 10), LE: ("<=", 10), GT: (">", 10), GE: (">=", 10)}
 _BITWISE = {
-    "bitwise_and": ("&", 8), "bitwise_or": ("|", 6), "bitwise_xor": ("^", 7),
-    "shift_left": ("<<", 11), "shift_right": (">>", 11),
+    "bitwise_and": ("&", 8),
+    "bitwise_or": ("|", 6),
+    "bitwise_xor": ("^", 7),
+    "shift_left": ("<<", 11),
+    "shift_right": (">>", 11),
 }
 _RESERVED = {
-    "int", "float", "double", "char", "short", "long", "unsigned", "signed", "void", "bool", "if",
-    "else", "for", "while", "do", "return", "const", "static", "struct", "class", "union", "auto",
-    "switch", "case", "default", "break", "continue", "goto", "new", "delete", "this", "half",
-    "template", "typename", "namespace", "true", "false", "threadIdx", "blockIdx", "blockDim",
-    "gridDim", "warpSize", "register", "volatile", "inline", "operator", "private", "public",
+    "int",
+    "float",
+    "double",
+    "char",
+    "short",
+    "long",
+    "unsigned",
+    "signed",
+    "void",
+    "bool",
+    "if",
+    "else",
+    "for",
+    "while",
+    "do",
+    "return",
+    "const",
+    "static",
+    "struct",
+    "class",
+    "union",
+    "auto",
+    "switch",
+    "case",
+    "default",
+    "break",
+    "continue",
+    "goto",
+    "new",
+    "delete",
+    "this",
+    "half",
+    "template",
+    "typename",
+    "namespace",
+    "true",
+    "false",
+    "threadIdx",
+    "blockIdx",
+    "blockDim",
+    "gridDim",
+    "warpSize",
+    "register",
+    "volatile",
+    "inline",
+    "operator",
+    "private",
+    "public",
 }
 PRIMARY = 16
 
@@ -56,7 +139,10 @@ _READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
 # (element type, length from the call's template arguments)}.
 _ARRAY_REF_ARGS: dict[str, dict[int, tuple[str, Callable[[list[str]], int]]]] = {
     "tsir.wgmma.wgmma_ss": {0: ("float", lambda t: int(t[1]) // 2)},
-    "tsir.wgmma.wgmma_rs": {0: ("float", lambda t: int(t[1]) // 2), 1: ("const unsigned", lambda t: 4)},
+    "tsir.wgmma.wgmma_rs": {
+        0: ("float", lambda t: int(t[1]) // 2),
+        1: ("const unsigned", lambda t: 4),
+    },
     "tsir.wgmma.wgmma_fence_operands": {0: ("float", lambda t: int(t[0]))},
     "tsir.wgmma.wgmma_fence_operands_u32": {0: ("unsigned", lambda t: int(t[0]))},
 }
@@ -80,18 +166,45 @@ class KernelPrinter:
         self.taken: set[str] = set()
         self.analyzer = Analyzer()
         self.expr_table: dict[type, Callable[[Any], tuple[str, int]]] = {
-            Var: self.e_var, IntImm: self.e_int, FloatImm: self.e_float, StringImm: self.e_string,
-            Add: self.e_binary, Sub: self.e_binary, Mul: self.e_binary, Div: self.e_binary,
-            FloorDiv: self.e_floordiv, FloorMod: self.e_floormod, Min: self.e_minmax,
-            Max: self.e_minmax, EQ: self.e_cmp, NE: self.e_cmp, LT: self.e_cmp, LE: self.e_cmp,
-            GT: self.e_cmp, GE: self.e_cmp, And: self.e_logic, Or: self.e_logic, Not: self.e_not,
-            Select: self.e_select, Cast: self.e_cast, BufferLoad: self.e_load, Call: self.e_call,
-            Let: self.e_let, Ramp: self.e_vector, Broadcast: self.e_vector,
+            Var: self.e_var,
+            IntImm: self.e_int,
+            FloatImm: self.e_float,
+            StringImm: self.e_string,
+            Add: self.e_binary,
+            Sub: self.e_binary,
+            Mul: self.e_binary,
+            Div: self.e_binary,
+            FloorDiv: self.e_floordiv,
+            FloorMod: self.e_floormod,
+            Min: self.e_minmax,
+            Max: self.e_minmax,
+            EQ: self.e_cmp,
+            NE: self.e_cmp,
+            LT: self.e_cmp,
+            LE: self.e_cmp,
+            GT: self.e_cmp,
+            GE: self.e_cmp,
+            And: self.e_logic,
+            Or: self.e_logic,
+            Not: self.e_not,
+            Select: self.e_select,
+            Cast: self.e_cast,
+            BufferLoad: self.e_load,
+            Call: self.e_call,
+            Let: self.e_let,
+            Ramp: self.e_vector,
+            Broadcast: self.e_vector,
         }
         self.stmt_table: dict[type, Callable[[Any], None]] = {
-            SeqStmt: self.s_seq, For: self.s_for, IfThenElse: self.s_if, LetStmt: self.s_let,
-            BufferStore: self.s_store, Evaluate: self.s_evaluate, Allocate: self.s_allocate,
-            DeclBuffer: self.s_decl, AttrStmt: self.s_attr,
+            SeqStmt: self.s_seq,
+            For: self.s_for,
+            IfThenElse: self.s_if,
+            LetStmt: self.s_let,
+            BufferStore: self.s_store,
+            Evaluate: self.s_evaluate,
+            Allocate: self.s_allocate,
+            DeclBuffer: self.s_decl,
+            AttrStmt: self.s_attr,
         }
 
     # -- names -----------------------------------------------------------------------------------
@@ -126,7 +239,11 @@ class KernelPrinter:
             for pos, arg in enumerate(call.args):
                 if pos in read_only:
                     continue
-                if isinstance(arg, Call) and arg.op == "address_of" and isinstance(arg.args[0], BufferLoad):
+                if (
+                    isinstance(arg, Call)
+                    and arg.op == "address_of"
+                    and isinstance(arg.args[0], BufferLoad)
+                ):
                     written.add(arg.args[0].buffer)
         # A write through a view (T.view) writes its base.
         views = collect(k.body, DeclBuffer)
@@ -137,7 +254,11 @@ class KernelPrinter:
                 if d.buffer in written and d.base not in written:
                     written.add(d.base)
                     grew = True
-        self._read_only = {p for p in k.params if isinstance(p, Buffer) and p.scope != "symmetric" and p not in written}
+        self._read_only = {
+            p
+            for p in k.params
+            if isinstance(p, Buffer) and p.scope != "symmetric" and p not in written
+        }
         params = []
         for p in k.params:
             if isinstance(p, Buffer) and p.scope == "symmetric":
@@ -162,7 +283,9 @@ class KernelPrinter:
             threads *= t
         self.level = 1
         used = set(collect(k.body, Var))
-        panel = next((a.value for a in collect(k.body, AttrStmt) if a.key == "threadblock_swizzle"), None)
+        panel = next(
+            (a.value for a in collect(k.body, AttrStmt) if a.key == "threadblock_swizzle"), None
+        )
         if panel is not None and len(k.block_vars) == 2:
             # Blocks run panel by panel (`panel` block columns, top to bottom): a permutation of the
             # grid, so the block indices keep the ranges the passes reasoned with.
@@ -200,7 +323,9 @@ class KernelPrinter:
     def stmt(self, s: Stmt) -> None:
         fn = self.stmt_table.get(type(s))
         if fn is None:
-            raise UnsupportedError(f"the CUDA code generator cannot print {type(s).__name__} statements")
+            raise UnsupportedError(
+                f"the CUDA code generator cannot print {type(s).__name__} statements"
+            )
         fn(s)
 
     def s_seq(self, s: SeqStmt) -> None:
@@ -209,7 +334,9 @@ class KernelPrinter:
 
     def s_for(self, s: For) -> None:
         if s.kind not in (ForKind.SERIAL, ForKind.UNROLLED, ForKind.PIPELINED):
-            raise UnsupportedError(f"loop `{s.loop_var.name}` of kind {s.kind.value} reached code generation")
+            raise UnsupportedError(
+                f"loop `{s.loop_var.name}` of kind {s.kind.value} reached code generation"
+            )
         self.analyzer.bind(s.loop_var, s.min, s.extent, override=True)
         v = self.name(s.loop_var)
         t = c_type(s.loop_var.dtype)
@@ -265,7 +392,9 @@ class KernelPrinter:
             self.stmt(s.body)
             return
         if b.scope not in ("local", "local.var", "local.fragment"):
-            raise UnsupportedError(f"`{b.name}` ({b.scope}) must be placed by PlanSharedMemory before codegen")
+            raise UnsupportedError(
+                f"`{b.name}` ({b.scope}) must be placed by PlanSharedMemory before codegen"
+            )
         self._note_type(b.dtype)
         n = 1
         for d in b.shape:
@@ -292,24 +421,40 @@ class KernelPrinter:
         if s.base in getattr(self, "_read_only", ()):  # a view of a `const` parameter
             t = f"const {t}"
             self._read_only.add(b)
-        self.emit(f"{t}* {self.name(b)} = reinterpret_cast<{t}*>({self.name(s.base)} + {s.byte_offset});")
+        self.emit(
+            f"{t}* {self.name(b)} = reinterpret_cast<{t}*>({self.name(s.base)} + {s.byte_offset});"
+        )
         self.stmt(s.body)
 
     def s_store(self, s: BufferStore) -> None:
         lanes = s.indices[-1].dtype.lanes if s.indices else 1
         if lanes == 1:
-            self.emit(f"{self.name(s.buffer)}[{self.expr(self.flat_index(s.buffer, s.indices))}] = {self.expr(s.value)};")
+            self.emit(
+                f"{self.name(s.buffer)}[{self.expr(self.flat_index(s.buffer, s.indices))}] = {self.expr(s.value)};"
+            )
             return
         word = vector_word(lanes * s.buffer.dtype.bytes)
         dst = f"*reinterpret_cast<{word}*>({self.address(s.buffer, s.indices)})"
         if isinstance(s.value, BufferLoad):
-            src = f"*reinterpret_cast<const {word}*>({self.address(s.value.buffer, s.value.indices)})"
-        elif isinstance(s.value, Broadcast) and const_value(s.value.value) == 0 or (
-            isinstance(s.value, Broadcast) and isinstance(s.value.value, FloatImm) and s.value.value.value == 0.0
+            src = (
+                f"*reinterpret_cast<const {word}*>({self.address(s.value.buffer, s.value.indices)})"
+            )
+        elif (
+            isinstance(s.value, Broadcast)
+            and const_value(s.value.value) == 0
+            or (
+                isinstance(s.value, Broadcast)
+                and isinstance(s.value.value, FloatImm)
+                and s.value.value.value == 0.0
+            )
         ):
-            src = {"uint4": "make_uint4(0u, 0u, 0u, 0u)", "uint2": "make_uint2(0u, 0u)"}.get(word, f"({word})0")
+            src = {"uint4": "make_uint4(0u, 0u, 0u, 0u)", "uint2": "make_uint2(0u, 0u)"}.get(
+                word, f"({word})0"
+            )
         else:
-            raise UnsupportedError(f"vector store of {type(s.value).__name__} into `{s.buffer.name}`")
+            raise UnsupportedError(
+                f"vector store of {type(s.value).__name__} into `{s.buffer.name}`"
+            )
         self.emit(f"{dst} = {src};")
 
     # -- memory ------------------------------------------------------------------------------------
@@ -338,7 +483,9 @@ class KernelPrinter:
     def ex(self, e: PrimExpr) -> tuple[str, int]:
         fn = self.expr_table.get(type(e))
         if fn is None:
-            raise UnsupportedError(f"the CUDA code generator cannot print {type(e).__name__} expressions")
+            raise UnsupportedError(
+                f"the CUDA code generator cannot print {type(e).__name__} expressions"
+            )
         return fn(e)
 
     def wrap(self, e: PrimExpr, prec: int) -> str:
@@ -416,12 +563,20 @@ class KernelPrinter:
 
     def e_select(self, e: Select) -> tuple[str, int]:
         # C's ?: evaluates only the chosen side, so guarded loads stay safe.
-        return f"{self.wrap(e.cond, 4)} ? {self.wrap(e.true_value, 4)} : {self.wrap(e.false_value, 3)}", 3
+        return (
+            f"{self.wrap(e.cond, 4)} ? {self.wrap(e.true_value, 4)} : {self.wrap(e.false_value, 3)}",
+            3,
+        )
 
     def e_cast(self, e: Cast) -> tuple[str, int]:
         self._note_type(e.dtype)
         src, dst = e.value.dtype, e.dtype
-        if src.name in ("float16", "bfloat16") and dst.is_int or dst.name in ("float16", "bfloat16") and src.is_int:
+        if (
+            src.name in ("float16", "bfloat16")
+            and dst.is_int
+            or dst.name in ("float16", "bfloat16")
+            and src.is_int
+        ):
             # Half types convert through float: their integer constructors are not all present.
             return f"static_cast<{c_type(dst)}>(static_cast<float>({self.expr(e.value)}))", PRIMARY
         return f"static_cast<{c_type(dst)}>({self.expr(e.value)})", PRIMARY
@@ -457,7 +612,7 @@ class KernelPrinter:
         if op.startswith("tsir."):
             # A device-header function: "tsir.<header>.<function>" includes "tsir/<header>.h" and
             # calls tsir::<function> (which may carry template arguments).
-            header, _, fn = op[len("tsir."):].partition(".")
+            header, _, fn = op[len("tsir.") :].partition(".")
             if not fn:
                 raise UnsupportedError(f"call {op!r}: expected tsir.<header>.<function>")
             self.includes.add(f"tsir/{header}.h")
@@ -466,7 +621,7 @@ class KernelPrinter:
             # NVSHMEM's device API (T.nvshmem.*): "nvshmem.<function>" calls <function> as NVSHMEM
             # names it; tsir/nvshmem.h includes nvshmem.h / nvshmemx.h (runtime/nvshmem.py).
             self.includes.add("tsir/nvshmem.h")
-            return f"{op[len('nvshmem.'):]}({', '.join(args)})", PRIMARY
+            return f"{op[len('nvshmem.') :]}({', '.join(args)})", PRIMARY
         if op == "atomic_add":
             return f"atomicAdd({args[0]}, {args[1]})", PRIMARY
         if op == "abs":
@@ -476,7 +631,7 @@ class KernelPrinter:
                 fn = "llabs" if e.dtype.bits == 64 else "abs"
             return f"{fn}({args[0]})", PRIMARY
         if op.startswith("extern:"):
-            return f"{op[len('extern:'):]}({', '.join(args)})", PRIMARY
+            return f"{op[len('extern:') :]}({', '.join(args)})", PRIMARY
         if op in ("isnan", "isinf", "reinterpret"):
             return self._bits_call(e, args[0]), PRIMARY
         fn = math_function(op, e.dtype)

@@ -8,8 +8,27 @@ from __future__ import annotations
 
 from tsir.errors import UnsupportedError
 from tsir.expr import (
-    Add, And, Cast, EQ, FloorDiv, FloorMod, GE, GT, IntImm, LE, LT, Max, Min, Mul, NE, Not, Or,
-    PrimExpr, Select, Sub, Var,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    NE,
+    Add,
+    And,
+    Cast,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    PrimExpr,
+    Select,
+    Sub,
+    Var,
 )
 
 __all__ = ["python_expr"]
@@ -31,14 +50,14 @@ def _py(e: PrimExpr) -> tuple[str, int]:
     op = _OPS.get(type(e))
     if op is not None:
         sym, p = op
-        a, pa = _py(e.a)  # type: ignore[attr-defined]
-        b, pb = _py(e.b)  # type: ignore[attr-defined]
+        a, pa = _py(e.a)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        b, pb = _py(e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return f"{_paren(a, pa, p)} {sym} {_paren(b, pb, p + 1)}", p
     if isinstance(e, (Min, Max)):
         fn = "min" if isinstance(e, Min) else "max"
         return f"{fn}({python_expr(e.a)}, {python_expr(e.b)})", 16
     if type(e) in _CMP:
-        return f"({python_expr(e.a)} {_CMP[type(e)]} {python_expr(e.b)})", 16  # type: ignore[attr-defined]
+        return f"({python_expr(e.a)} {_CMP[type(e)]} {python_expr(e.b)})", 16  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if isinstance(e, And):
         return f"({python_expr(e.a)} and {python_expr(e.b)})", 16
     if isinstance(e, Or):
@@ -46,10 +65,15 @@ def _py(e: PrimExpr) -> tuple[str, int]:
     if isinstance(e, Not):
         return f"(not {python_expr(e.a)})", 16
     if isinstance(e, Select):
-        return f"({python_expr(e.true_value)} if {python_expr(e.cond)} else {python_expr(e.false_value)})", 16
+        return (
+            f"({python_expr(e.true_value)} if {python_expr(e.cond)} else {python_expr(e.false_value)})",
+            16,
+        )
     if isinstance(e, Cast) and e.dtype.is_int and e.value.dtype.is_int:
         return _py(e.value)
-    raise UnsupportedError(f"`{e}` cannot be evaluated on the host (only integer arithmetic on parameters)")
+    raise UnsupportedError(
+        f"`{e}` cannot be evaluated on the host (only integer arithmetic on parameters)"
+    )
 
 
 def _paren(text: str, p: int, need: int) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 for _path in (_HERE, os.path.join(_HERE, "distributed")):
@@ -21,7 +22,12 @@ from elementwise_2d import fused_exp_scale_bias  # noqa: E402
 from flash_attention import flash_attention  # noqa: E402
 from gemm import matmul  # noqa: E402
 from softmax import (  # noqa: E402
-    column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max,
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
 )
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles  # noqa: E402
 from transpose import transpose  # noqa: E402
@@ -73,19 +79,21 @@ def _distributed() -> dict[str, Callable[[], Any]]:
     for module in (barrier_stress, collectives, put_get, ring_shift):
         for name, func in module.kernels().items():
             out[f"dist_{name}"] = lambda func=func: func
-    out.update({
-        "dist_ag_push": lambda: ag_gemm.ag_push(256, 512, 2, 2),
-        "dist_gemm_after_flags": lambda: ag_gemm.gemm_after_flags(512, 256, 512, 256, 2),
-        "dist_gemm_partial": lambda: gemm_rs.gemm_partial(512, 256, 256, 2),
-        "dist_reduce_scatter": lambda: gemm_rs.reduce_scatter(512, 256, 2),
-        "dist_cp_all_gather": lambda: cpengine_allgather.cp_all_gather(4096, 2),
-        "dist_cp_ag_gemm": lambda: cpengine_allgather.ag_gemm(256, 256, 256, 2),
-        "dist_nvshmem_put_get": lambda: nvshmem_examples.put_get(4096),
-        "dist_nvshmem_ring_shift": lambda: nvshmem_examples.ring_shift(4096),
-        "dist_nvshmem_all_gather": lambda: nvshmem_examples.all_gather(4096, 2),
-        "dist_ipc_put": lambda: nvshmem_examples.ipc_put(1 << 16, 4),
-        "dist_nvshmem_put": lambda: nvshmem_examples.nvshmem_put(1 << 16, 4),
-    })
+    out.update(
+        {
+            "dist_ag_push": lambda: ag_gemm.ag_push(256, 512, 2, 2),
+            "dist_gemm_after_flags": lambda: ag_gemm.gemm_after_flags(512, 256, 512, 256, 2),
+            "dist_gemm_partial": lambda: gemm_rs.gemm_partial(512, 256, 256, 2),
+            "dist_reduce_scatter": lambda: gemm_rs.reduce_scatter(512, 256, 2),
+            "dist_cp_all_gather": lambda: cpengine_allgather.cp_all_gather(4096, 2),
+            "dist_cp_ag_gemm": lambda: cpengine_allgather.ag_gemm(256, 256, 256, 2),
+            "dist_nvshmem_put_get": lambda: nvshmem_examples.put_get(4096),
+            "dist_nvshmem_ring_shift": lambda: nvshmem_examples.ring_shift(4096),
+            "dist_nvshmem_all_gather": lambda: nvshmem_examples.all_gather(4096, 2),
+            "dist_ipc_put": lambda: nvshmem_examples.ipc_put(1 << 16, 4),
+            "dist_nvshmem_put": lambda: nvshmem_examples.nvshmem_put(1 << 16, 4),
+        }
+    )
     return out
 
 

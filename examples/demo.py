@@ -9,8 +9,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tsir  # noqa: E402
 from elementwise_2d import fused_exp_scale_bias, reference  # noqa: E402
+
+import tsir  # noqa: E402
 
 
 def gpu_present() -> bool:
@@ -36,11 +37,15 @@ def main() -> None:
     t1 = time.perf_counter()
     print("== CUDA C++ (sm_100a) ==")
     print(kernel.cuda_source)
-    print(f"compiled for sm_100a: {len(kernel.cubin)} bytes of cubin in {(t1 - t0) * 1e3:.0f} ms "
-          f"(lower {kernel.timings['lower'] * 1e3:.0f} ms, NVRTC {kernel.timings['nvrtc'] * 1e3:.0f} ms"
-          f"{', cache hit' if kernel.binary.cache_hit else ''})")
+    print(
+        f"compiled for sm_100a: {len(kernel.cubin)} bytes of cubin in {(t1 - t0) * 1e3:.0f} ms "
+        f"(lower {kernel.timings['lower'] * 1e3:.0f} ms, NVRTC {kernel.timings['nvrtc'] * 1e3:.0f} ms"
+        f"{', cache hit' if kernel.binary.cache_hit else ''})"
+    )
     if not gpu_present():
-        print("no GPU here: skipping the run (on a GPU machine this runs, checks and times the kernel)")
+        print(
+            "no GPU here: skipping the run (on a GPU machine this runs, checks and times the kernel)"
+        )
         return
     import torch
 
@@ -64,7 +69,9 @@ def main() -> None:
     end.synchronize()
     sec = start.elapsed_time(end) / 1e3 / reps
     nbytes = 2 * M * N * 4
-    print(f"bandwidth: {nbytes / sec / 1e9:.0f} GB/s ({sec * 1e3:.3f} ms for {nbytes / 2**30:.1f} GiB read + written)")
+    print(
+        f"bandwidth: {nbytes / sec / 1e9:.0f} GB/s ({sec * 1e3:.3f} ms for {nbytes / 2**30:.1f} GiB read + written)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,16 @@ import tsir
 from tsir import T
 
 
-def flash_attention(BH: int, S: int, D: int, bm: int = 64, bn: int = 64, dtype: str = "float16",
-                    threads: int = 128, num_stages: int = 2) -> tsir.PrimFunc:
+def flash_attention(
+    BH: int,
+    S: int,
+    D: int,
+    bm: int = 64,
+    bn: int = 64,
+    dtype: str = "float16",
+    threads: int = 128,
+    num_stages: int = 2,
+) -> tsir.PrimFunc:
     scale = 1.0 / math.sqrt(D) * math.log2(math.e)  # softmax via exp2
     with T.prim_func("flash_attention") as f:
         Q = T.param("Q", (BH, S, D), dtype)

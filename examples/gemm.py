@@ -17,10 +17,23 @@ from tsir import T
 
 
 def matmul(
-    M: Any, N: int, K: int, bm: int = 128, bn: int = 128, bk: int = 32, dtype: str = "float16",
-    accum: str = "float32", out_dtype: str | None = None, threads: int = 128, num_stages: int = 3,
-    transpose_A: bool = False, transpose_B: bool = False, epilogue: str = "none", swizzle: int = 0,
-    persistent: bool = False, warp_specialize: bool = True,
+    M: Any,
+    N: int,
+    K: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 32,
+    dtype: str = "float16",
+    accum: str = "float32",
+    out_dtype: str | None = None,
+    threads: int = 128,
+    num_stages: int = 3,
+    transpose_A: bool = False,
+    transpose_B: bool = False,
+    epilogue: str = "none",
+    swizzle: int = 0,
+    persistent: bool = False,
+    warp_specialize: bool = True,
 ) -> tsir.PrimFunc:
     out_dtype = out_dtype or dtype
     with T.prim_func("matmul") as f:

@@ -10,7 +10,9 @@ import tsir
 from tsir import T
 
 
-def softmax(N: int, rows_per_block: int = 1, dtype: str = "float32", threads: int = 256) -> tsir.PrimFunc:
+def softmax(
+    N: int, rows_per_block: int = 1, dtype: str = "float32", threads: int = 256
+) -> tsir.PrimFunc:
     bm = rows_per_block
     with T.prim_func("softmax") as f:
         M = T.dynamic("M")
@@ -31,7 +33,9 @@ def softmax(N: int, rows_per_block: int = 1, dtype: str = "float32", threads: in
     return f.func
 
 
-def layer_norm(N: int, rows_per_block: int = 1, dtype: str = "float32", threads: int = 256, eps: float = 1e-5) -> tsir.PrimFunc:
+def layer_norm(
+    N: int, rows_per_block: int = 1, dtype: str = "float32", threads: int = 256, eps: float = 1e-5
+) -> tsir.PrimFunc:
     bm = rows_per_block
     with T.prim_func("layer_norm") as f:
         M = T.dynamic("M")
@@ -51,7 +55,9 @@ def layer_norm(N: int, rows_per_block: int = 1, dtype: str = "float32", threads:
                 sq[i, j] = x[i, j] * x[i, j]
             T.reduce_sum(sq, var, dim=1)
             for i, j in T.Parallel(bm, N):
-                x[i, j] = x[i, j] * T.rsqrt(var[i] / N + eps) * T.cast(W[j], "float32") + T.cast(B[j], "float32")
+                x[i, j] = x[i, j] * T.rsqrt(var[i] / N + eps) * T.cast(W[j], "float32") + T.cast(
+                    B[j], "float32"
+                )
             T.copy(x, Y[bx * bm, 0])
     return f.func
 

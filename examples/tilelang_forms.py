@@ -63,8 +63,15 @@ def layer_norm_rows(
 
 
 def gemm_loop(
-    M: int, N: int, K: int, bm: int = 64, bn: int = 64, bk: int = 32, num_stages: int | None = None,
-    threads: int = 128, dtype: str = "float16",
+    M: int,
+    N: int,
+    K: int,
+    bm: int = 64,
+    bn: int = 64,
+    bk: int = 32,
+    num_stages: int | None = None,
+    threads: int = 128,
+    dtype: str = "float16",
 ) -> tsir.PrimFunc:
     """C = A @ B with the K loop written `T.serial` (num_stages=None) or `T.Pipelined(n, s)`."""
     with T.prim_func("gemm_loop") as f:
@@ -76,8 +83,10 @@ def gemm_loop(
             B_s = T.alloc_shared((bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), "float32")
             T.clear(C_f)
-            loop = T.serial(T.ceildiv(K, bk)) if num_stages is None else T.Pipelined(
-                T.ceildiv(K, bk), num_stages=num_stages
+            loop = (
+                T.serial(T.ceildiv(K, bk))
+                if num_stages is None
+                else T.Pipelined(T.ceildiv(K, bk), num_stages=num_stages)
             )
             for ko in loop:
                 T.copy(A[by * bm, ko * bk], A_s)
@@ -87,7 +96,9 @@ def gemm_loop(
     return f.func
 
 
-def gemm_scaled_a(M: int, N: int, K: int, bm: int = 64, bn: int = 64, bk: int = 32) -> tsir.PrimFunc:
+def gemm_scaled_a(
+    M: int, N: int, K: int, bm: int = 64, bn: int = 64, bk: int = 32
+) -> tsir.PrimFunc:
     """C = (diag(s) A) @ B: each A tile is scaled by rows in shared memory by a T.Parallel."""
     with T.prim_func("gemm_scaled_a") as f:
         A = T.param("A", (M, K), "float16")

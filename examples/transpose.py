@@ -6,7 +6,9 @@ import tsir
 from tsir import T
 
 
-def transpose(M: object = None, N: int = 4096, dtype: str = "float32", tile: int = 64, threads: int = 256) -> tsir.PrimFunc:
+def transpose(
+    M: object = None, N: int = 4096, dtype: str = "float32", tile: int = 64, threads: int = 256
+) -> tsir.PrimFunc:
     with T.prim_func("transpose") as f:
         rows = T.dynamic("M") if M is None else M
         A = T.param("A", (rows, N), dtype)

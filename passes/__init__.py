@@ -14,13 +14,21 @@ from . import (  # noqa: F401  (importing registers each pass)
     split_host_device,
     thread_sync,
     vectorize_loop,
-    warp_specialize,
     verify_pass,
+    warp_specialize,
 )
 from .infra import Pass, PassContext, get, register_pass, registered, user_errors
 from .pipeline import Lowered, default_pipeline, lower, run_pipeline
 
 __all__ = [
-    "Pass", "PassContext", "get", "register_pass", "registered", "Lowered", "default_pipeline",
-    "lower", "run_pipeline", "user_errors",
+    "Pass",
+    "PassContext",
+    "get",
+    "register_pass",
+    "registered",
+    "Lowered",
+    "default_pipeline",
+    "lower",
+    "run_pipeline",
+    "user_errors",
 ]

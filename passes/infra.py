@@ -6,10 +6,10 @@ Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi globa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tsir import knobs
 from tsir.errors import InternalError, SourceLocation, TSIRError

@@ -49,9 +49,17 @@ def _is_zero_fill(s: Stmt | None) -> bool:
 
 def _cp_async(dst: BufferLoad, src: BufferLoad, valid: PrimExpr) -> Stmt:
     handle = DataType("handle")
-    return Evaluate(Call(int32, "tsir.async_copy.cp_async_16", (
-        Call(handle, "address_of", (dst,)), Call(handle, "address_of", (src,)), valid,
-    )))
+    return Evaluate(
+        Call(
+            int32,
+            "tsir.async_copy.cp_async_16",
+            (
+                Call(handle, "address_of", (dst,)),
+                Call(handle, "address_of", (src,)),
+                valid,
+            ),
+        )
+    )
 
 
 class _Async(Mutator):

@@ -41,9 +41,9 @@ producers' accesses to these barriers (`pipeline_buffers`, `async_copy`).
 
 from __future__ import annotations
 
+from tsir.arith import Analyzer
 from tsir.buffer import Buffer, BufferRegion, Range, make_buffer
 from tsir.dtype import int32
-from tsir.arith import Analyzer
 from tsir.errors import UnsupportedError
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr, Select, Var, const_value
 from tsir.function import PrimFunc
@@ -114,10 +114,12 @@ def _select_producers(
             continue
         if not _is_producer(st):
             for t in candidates:
-                refusals.append(f"{t.op.title()} into `{t.op.async_load().tile.name}` is not issued ahead: it sits "
-                                f"inside another statement of the loop body (an if or a loop)")
+                refusals.append(
+                    f"{t.op.title()} into `{t.op.async_load().tile.name}` is not issued ahead: it sits "
+                    f"inside another statement of the loop body (an if or a loop)"
+                )
             continue
-        op = st.op  # type: ignore[attr-defined]
+        op = st.op  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         load = op.async_load()
         tile, src = load.tile, load.source
         written_elsewhere = any(tile in w for j, (_, w) in enumerate(body_reads_writes) if j != i)
@@ -126,15 +128,20 @@ def _select_producers(
         index_loads = {x.buffer for x in collect(op, BufferLoad)}
         index_written = any(index_loads & w for _, w in body_reads_writes)
         why = (
-            f"`{tile.name}` has a T.view alias, which would not follow its stages" if tile in viewed
-            else f"another statement of the body writes `{tile.name}`" if written_elsewhere
-            else f"`{tile.name}` is read before the copy in the same iteration" if read_before
-            else f"the body writes its source `{src.name}`" if src_written
-            else "its addresses read values the body computes" if index_written
+            f"`{tile.name}` has a T.view alias, which would not follow its stages"
+            if tile in viewed
+            else f"another statement of the body writes `{tile.name}`"
+            if written_elsewhere
+            else f"`{tile.name}` is read before the copy in the same iteration"
+            if read_before
+            else f"the body writes its source `{src.name}`"
+            if src_written
+            else "its addresses read values the body computes"
+            if index_written
             else None
         )
         if why is None:
-            producers.append(st)  # type: ignore[arg-type]
+            producers.append(st)  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
         else:
             refusals.append(f"{op.title()} into `{tile.name}` is not issued ahead: {why}")
     return producers, refusals
@@ -149,25 +156,27 @@ class _Stage(Mutator):
         self.stage = stage
 
     def visit_BufferRegion(self, r: BufferRegion) -> BufferRegion:
-        r = self.generic_visit(r)  # type: ignore[assignment]
+        r = self.generic_visit(r)
         b = self.staged.get(r.buffer)
         if b is None:
             return r
         return BufferRegion(b, (Range(self.stage, IntImm(1, int32)), *r.region))
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         b = self.staged.get(e.buffer)
         return e if b is None else BufferLoad(b, (self.stage, *e.indices))
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         b = self.staged.get(s.buffer)
         return s if b is None else BufferStore(b, s.value, (self.stage, *s.indices))
 
 
 class _Pipeline(Mutator):
-    def __init__(self, ctx: PassContext, kernel: KernelLaunch, viewed: frozenset[Buffer] = frozenset()):
+    def __init__(
+        self, ctx: PassContext, kernel: KernelLaunch, viewed: frozenset[Buffer] = frozenset()
+    ):
         super().__init__()
         self.ctx = ctx
         self.kernel = kernel
@@ -199,7 +208,7 @@ class _Pipeline(Mutator):
     def visit_For(self, s: For) -> Stmt:
         self.loops += 1
         try:
-            s = self.generic_visit(s)  # type: ignore[assignment]
+            s = self.generic_visit(s)
         finally:
             self.loops -= 1
         if s.kind is not ForKind.PIPELINED:
@@ -210,7 +219,9 @@ class _Pipeline(Mutator):
             return serial  # 0 and 1 ask for no overlap
         if self.roles or any(a.key == WARP_ROLE_ATTR for a in collect(s.body, AttrStmt)):
             return self.unpipelined(
-                serial, s, "the kernel's warp roles (T.ws) order its copies with the program's "
+                serial,
+                s,
+                "the kernel's warp roles (T.ws) order its copies with the program's "
                 "own mbarriers; tsir does not stage them again",
             )
         if not self.ctx.target.has_cp_async:
@@ -225,15 +236,21 @@ class _Pipeline(Mutator):
             )
         taken = {id(p) for p in producers}
         consumers = [x for x in stmts if id(x) not in taken]
-        loads = [p.op.async_load() for p in producers]
+        loads: list[AsyncLoad] = []
+        for p in producers:
+            load = p.op.async_load()
+            assert load is not None, "_select_producers keeps only ops with an async load"
+            loads.append(load)
         tiles = {ld.tile for ld in loads}
         if any(b in self.staged for b in tiles):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
-            return self.unpipelined(serial, s, f"tile {names} is already staged by another pipelined loop")
+            return self.unpipelined(
+                serial, s, f"tile {names} is already staged by another pipelined loop"
+            )
         k, n = s.loop_var, s.extent
         # A ring no deeper than the loop: every iteration's produce step then has the same
         # (loop-variant) form inside the loop, which WarpSpecialize lifts into the producer.
-        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # type: ignore[type-var]
+        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
         full = make_buffer("mbar_full", (depth,), "uint64", "shared", 8)
         bulk = self.bulk_loads(s, loads, BufferLoad(full, (k % depth,)))
         if bulk is not None:
@@ -264,7 +281,10 @@ class _Pipeline(Mutator):
                 return stmt if c.value else seq()
             return IfThenElse(c, stmt)
 
-        prologue = [seq(guarded(IntImm(i, k.dtype), issue(IntImm(i, k.dtype))), commit) for i in range(stages - 1)]
+        prologue = [
+            seq(guarded(IntImm(i, k.dtype), issue(IntImm(i, k.dtype))), commit)
+            for i in range(stages - 1)
+        ]
         ahead = k + (stages - 1)
         # The next tile's loads are issued before this tile's compute, so they have the whole
         # compute to land; the stage they overwrite was last read by compute(k - 1), which every
@@ -291,7 +311,11 @@ class _Pipeline(Mutator):
 
         def decline(why: str) -> None:
             if wanted:
-                raise UnsupportedError(f"{loop} asks for TMA loads (tma=True), but {why}", loc=s.span, where="InjectSoftwarePipeline")
+                raise UnsupportedError(
+                    f"{loop} asks for TMA loads (tma=True), but {why}",
+                    loc=s.span,
+                    where="InjectSoftwarePipeline",
+                )
             self.ctx.explain("InjectSoftwarePipeline", f"{loop} stays on cp.async: {why}", s.span)
 
         if not self.ctx.target.has_wgmma:
@@ -329,8 +353,13 @@ class _Pipeline(Mutator):
         return out
 
     def ring(
-        self, s: For, stages: int, bulk: list[BulkLoad], consumers: list[Stmt],
-        mine: dict[Buffer, Buffer], full: Buffer,
+        self,
+        s: For,
+        stages: int,
+        bulk: list[BulkLoad],
+        consumers: list[Stmt],
+        mine: dict[Buffer, Buffer],
+        full: Buffer,
     ) -> Stmt:
         """The loop as an mbarrier ring of `stages` (module doc)."""
         empty = make_buffer("mbar_empty", (stages,), "uint64", "shared", 8)
@@ -342,22 +371,36 @@ class _Pipeline(Mutator):
         ahead = stages - 1
         i = Var("s", int32)
         init = seq(
-            IfThenElse(tx == 0, seq(
-                For(i, IntImm(0, int32), IntImm(stages, int32), ForKind.UNROLLED, seq(
-                    mbarrier_call("mbarrier_init", barrier_address(full, i), 1),
-                    mbarrier_call("mbarrier_init", barrier_address(empty, i), warps),
-                )),
-                mbarrier_call("mbarrier_init_fence"),
-            )),
+            IfThenElse(
+                tx == 0,
+                seq(
+                    For(
+                        i,
+                        IntImm(0, int32),
+                        IntImm(stages, int32),
+                        ForKind.UNROLLED,
+                        seq(
+                            mbarrier_call("mbarrier_init", barrier_address(full, i), 1),
+                            mbarrier_call("mbarrier_init", barrier_address(empty, i), warps),
+                        ),
+                    ),
+                    mbarrier_call("mbarrier_init_fence"),
+                ),
+            ),
             _call("sync_threads"),
         )
 
         def produce(j: PrimExpr) -> Stmt:
             st = j % stages
-            announce = IfThenElse(tx == 0, seq(
-                mbarrier_call("mbarrier_wait", barrier_address(empty, st), parity(j, stages, True)),
-                mbarrier_call("mbarrier_arrive_expect_tx", barrier_address(full, st), nbytes),
-            ))
+            announce = IfThenElse(
+                tx == 0,
+                seq(
+                    mbarrier_call(
+                        "mbarrier_wait", barrier_address(empty, st), parity(j, stages, True)
+                    ),
+                    mbarrier_call("mbarrier_arrive_expect_tx", barrier_address(full, st), nbytes),
+                ),
+            )
             copies = [TileOpStmt(_Stage(mine, st).visit(substitute(b.op, {k: j}))) for b in bulk]
             # (a constant iteration as a Python int: the form the printer rebuilds)
             mark = j.value if isinstance(j, IntImm) else j
@@ -369,13 +412,22 @@ class _Pipeline(Mutator):
                 return stmt if c.value else seq()
             return IfThenElse(c, stmt)
 
-        release = AttrStmt(RELEASE_ATTR, k, seq(
-            _call("sync_warp"),
-            IfThenElse(tx % 32 == 0, mbarrier_call("mbarrier_arrive", barrier_address(empty, k % stages))),
-        ))
+        release = AttrStmt(
+            RELEASE_ATTR,
+            k,
+            seq(
+                _call("sync_warp"),
+                IfThenElse(
+                    tx % 32 == 0,
+                    mbarrier_call("mbarrier_arrive", barrier_address(empty, k % stages)),
+                ),
+            ),
+        )
         body = seq(
             guarded(k + ahead, produce(k + ahead)),
-            mbarrier_call("mbarrier_wait", barrier_address(full, k % stages), parity(k, stages, False)),
+            mbarrier_call(
+                "mbarrier_wait", barrier_address(full, k % stages), parity(k, stages, False)
+            ),
             _Stage(mine, k % stages).visit(seq(*consumers)),
             release,
         )
@@ -428,15 +480,15 @@ class _Outside(Mutator):
         return _Stage({b: self.staged[b]}, stage)
 
     def visit_BufferRegion(self, r: BufferRegion) -> BufferRegion:
-        r = self.generic_visit(r)  # type: ignore[assignment]
+        r = self.generic_visit(r)
         return self._one(r.buffer).visit_BufferRegion(r) if r.buffer in self.staged else r
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         return self._one(e.buffer).visit_BufferLoad(e) if e.buffer in self.staged else e
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         return self._one(s.buffer).visit_BufferStore(s) if s.buffer in self.staged else s
 
 
@@ -448,11 +500,14 @@ class _Realloc(Mutator):
     def visit_Allocate(self, a: Allocate) -> Stmt:
         body = self.visit(a.body)
         b = self.staged.get(a.buffer)
-        return Allocate(b, body) if b is not None else (a.replace(body=body) if body is not a.body else a)
+        return (
+            Allocate(b, body)
+            if b is not None
+            else (a.replace(body=body) if body is not a.body else a)
+        )
 
 
 @register_pass("InjectSoftwarePipeline")
 def InjectSoftwarePipeline(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Multi-buffer the tiles of T.Pipelined loops and load them asynchronously, stages ahead."""
     return _Kernels(ctx).visit(func)
-

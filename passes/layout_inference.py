@@ -153,7 +153,12 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
     fragments = {a.buffer for a in collect(k.body, Allocate) if a.buffer.scope == "local.fragment"}
     st = _State(k.num_threads)
     args = LayoutInferArgs(
-        ctx.target, k.num_threads, st.layouts, st.plans, Analyzer(), st.origin,
+        ctx.target,
+        k.num_threads,
+        st.layouts,
+        st.plans,
+        Analyzer(),
+        st.origin,
         explain_choice=lambda message, span: ctx.explain("LayoutInference", message, span),
     )
     # STRICT: user annotations, then what the hardware fixes.
@@ -221,7 +226,10 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
         _propagate(c.ops, st, role_args)
     missing = sorted(b.name for b in fragments if b not in st.layouts)
     if missing:
-        raise UnsupportedError(f"no layout could be inferred for fragment(s) {', '.join(missing)}", where="LayoutInference")
+        raise UnsupportedError(
+            f"no layout could be inferred for fragment(s) {', '.join(missing)}",
+            where="LayoutInference",
+        )
     return st
 
 
@@ -243,7 +251,9 @@ def _pin_viewed_shared(body: Stmt, st: _State) -> None:
             )
         if old is None:
             shape = tuple(const_value(d) for d in buf.shape)
-            st.set(buf, Layout.from_fn(shape, lambda *i: i), "a T.view of shared memory", strict=True)
+            st.set(
+                buf, Layout.from_fn(shape, lambda *i: i), "a T.view of shared memory", strict=True
+            )
 
 
 _SHARED = ("shared", "shared.dyn")
@@ -299,6 +309,7 @@ def _check_roles(c: _Collect, threads: int) -> None:
         for buf in op.fragments():
             first = where.setdefault(buf, (role, op))
             if first[0] != role:
+
                 def name(r: tuple[int, int]) -> str:
                     return "the whole block" if r == (0, threads) else f"warp role [{r[0]}, {r[1]})"
 

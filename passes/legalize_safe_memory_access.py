@@ -40,7 +40,7 @@ class _Guard(ScopedMutator):
         return conds
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         if e.buffer.scope not in GUARDED_SCOPES:
             return e
         conds = self.unproved(e.buffer, e.indices)
@@ -50,7 +50,7 @@ class _Guard(ScopedMutator):
 
     def visit_Call(self, e: Call) -> PrimExpr:
         if e.op != "address_of" or not isinstance(e.args[0], BufferLoad):
-            return self.generic_visit(e)  # type: ignore[return-value]
+            return self.generic_visit(e)
         # `&A[i]` computes an address and reads nothing: only its indices may hold loads to guard.
         load = e.args[0]
         indices = tuple(self.visit(i) for i in load.indices)
@@ -66,9 +66,13 @@ class _Guard(ScopedMutator):
         if fn is None:
             return None
         targets = [
-            k for k, a in enumerate(call.args)
-            if k < len(fn.effects) and fn.effects[k] in _WRITES and isinstance(a, Call)
-            and a.op == "address_of" and isinstance(a.args[0], BufferLoad)
+            k
+            for k, a in enumerate(call.args)
+            if k < len(fn.effects)
+            and fn.effects[k] in _WRITES
+            and isinstance(a, Call)
+            and a.op == "address_of"
+            and isinstance(a.args[0], BufferLoad)
             and a.args[0].buffer.scope in GUARDED_SCOPES
         ]
         if not targets:
@@ -76,7 +80,7 @@ class _Guard(ScopedMutator):
         conds: list[PrimExpr] = []
         args = list(call.args)
         for k in targets:
-            load = args[k].args[0]  # type: ignore[attr-defined]
+            load = args[k].args[0]  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             indices = tuple(self.visit(i) for i in load.indices)
             conds += self.unproved(load.buffer, indices)
             if fn.elements > 1:  # the last element of a vector atomic too
@@ -84,7 +88,7 @@ class _Guard(ScopedMutator):
                 c = end < _same(load.buffer.shape[-1], end)
                 if not (isinstance(c, IntImm) and c.value) and not self.analyzer.can_prove(c):
                     conds.append(c)
-            pointer: Call = args[k]  # type: ignore[assignment]  (an address_of, checked above)
+            pointer: Call = args[k]  # pyright: ignore[reportAssignmentType]  # an address_of, checked above
             args[k] = pointer.replace(args=(load.replace(indices=indices),))
         with self.assuming(*conds):
             args = [a if k in targets else self.visit(a) for k, a in enumerate(args)]
@@ -113,7 +117,11 @@ class _Guard(ScopedMutator):
         conds = self.unproved(s.buffer, indices)
         with self.assuming(*conds):
             value = self.visit(s.value)
-        store = s if value is s.value and indices == s.indices else BufferStore(s.buffer, value, indices)
+        store = (
+            s
+            if value is s.value and indices == s.indices
+            else BufferStore(s.buffer, value, indices)
+        )
         return IfThenElse(_all(conds), store) if conds else store
 
 
@@ -135,4 +143,3 @@ def _all(conds: list[PrimExpr]) -> PrimExpr:
 def LegalizeSafeMemoryAccess(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Guard global loads and stores that the analyzer cannot prove in bounds."""
     return _Guard().visit(func)
-

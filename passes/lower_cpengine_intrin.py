@@ -22,6 +22,8 @@ stream waits for the copy stream, so later work on the caller's stream sees ever
 
 from __future__ import annotations
 
+from typing import Any
+
 from tsir.cp_engine import check_cp_engine_copy
 from tsir.errors import TSIRError
 from tsir.expr import Var
@@ -62,7 +64,7 @@ class _Hoist(Mutator):
         self.copies: list[CpEngineCopy] = []
         self.depth = 0  # non-transparent statements around the current one
 
-    def visit(self, n: object) -> object:
+    def visit(self, n: Any) -> Any:
         if isinstance(n, CpEngineCopy):
             if self.depth:
                 raise TSIRError(
@@ -124,4 +126,3 @@ def LowerCPEngineIntrin(func: PrimFunc, ctx: PassContext) -> PrimFunc:
             )
         out.append(s)
     return func.replace(body=seq(*out))
-

@@ -22,7 +22,7 @@ from tsir.buffer import Buffer, make_buffer
 from tsir.errors import TSIRError, UnsupportedError
 from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.function import PrimFunc
-from tsir.layout import Layout, equivalent
+from tsir.layout import Layout, equivalent, fragment_of, require_fragment
 from tsir.stmt import (
     Allocate,
     AttrStmt,
@@ -84,16 +84,22 @@ class _Lower(Mutator):
         super().__init__()
         self.kernel = kernel
         self.ctx = ctx
-        remap = {b: fragment_local_buffer(b, lay) for b, lay in layouts.items() if b.scope == "local.fragment"}
+        remap = {
+            b: fragment_local_buffer(b, require_fragment(layouts, b))
+            for b in layouts
+            if b.scope == "local.fragment"
+        }
         self.workspaces: list[Buffer] = []
         self.reducers: set[Buffer] = set()
         # Fragments read outside T.Parallel and tile ops that not every thread holds: a copy in
         # shared memory, refreshed after each op that writes them.
         self.mirrors: dict[Buffer, Buffer] = {}
         for buf in _floating_reads(kernel.body):
-            layout = layouts.get(buf)
+            layout = fragment_of(layouts, buf)
             if layout is not None and layout.replicate_size < kernel.num_threads:
-                self.mirrors[buf] = self.add_workspace(f"{buf.name}_mirror", tuple(buf.shape), buf.dtype, "shared.dyn")
+                self.mirrors[buf] = self.add_workspace(
+                    f"{buf.name}_mirror", tuple(buf.shape), buf.dtype, "shared.dyn"
+                )
                 ctx.explain(
                     "LowerTileOp",
                     f"fragment `{buf.name}` is read outside T.Parallel and tile ops but spread over "
@@ -101,7 +107,10 @@ class _Lower(Mutator):
                 )
         self.in_nest = 0
         self.args = LowerArgs(
-            ctx.target, kernel.num_threads, layouts, plans,
+            ctx.target,
+            kernel.num_threads,
+            layouts,
+            plans,
             thread_var=linear_thread_index(kernel),
             buffer_remap=remap,
             add_workspace=self.add_workspace,
@@ -121,7 +130,12 @@ class _Lower(Mutator):
             self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(t, v.dtype))
 
     def add_workspace(
-        self, name: str, shape: tuple[int, ...], dtype: Any, scope: str, align: int = 16
+        self,
+        name: str,
+        shape: tuple[int | PrimExpr, ...],
+        dtype: Any,
+        scope: str,
+        align: int = 16,
     ) -> Buffer:
         name = f"{name}_{len(self.workspaces)}" if self.workspaces else name
         buf = make_buffer(name, shape, dtype, scope, align)
@@ -150,10 +164,12 @@ class _Lower(Mutator):
         finally:
             self.in_nest -= 1
 
-    def _floating(self, buf: Buffer, indices: tuple[PrimExpr, ...], store: bool) -> tuple[Buffer, tuple[PrimExpr, ...]]:
+    def _floating(
+        self, buf: Buffer, indices: tuple[PrimExpr, ...], store: bool
+    ) -> tuple[Buffer, tuple[PrimExpr, ...]]:
         """A fragment read or written outside T.Parallel and tile ops, by every thread: from its
         registers when every thread holds it whole, else (reads) from its shared mirror."""
-        layout = self.args.layout_map.get(buf)
+        layout = fragment_of(self.args.layout_map, buf)
         if layout is not None and layout.replicate_size >= self.args.num_threads:
             return self.args.buffer_remap[buf], layout.forward(indices)
         mirror = self.mirrors.get(buf)
@@ -162,7 +178,8 @@ class _Lower(Mutator):
         raise UnsupportedError(
             f"fragment `{buf.name}` is written outside T.Parallel and tile ops, where every thread "
             f"runs the store, but its layout spreads it over the threads; write it in a T.Parallel "
-            f"loop, or give it a layout every thread holds whole", where="LowerTileOp",
+            f"loop, or give it a layout every thread holds whole",
+            where="LowerTileOp",
         )
 
     def visit_BufferLoad(self, e: Any) -> Any:
@@ -189,12 +206,20 @@ class _Lower(Mutator):
                 continue
             local = self.args.buffer_remap[r.buffer]
 
-            def store(coords: list[PrimExpr], slot: PrimExpr, m: Buffer = mirror, reg: Buffer = local) -> Stmt:
+            def store(
+                coords: list[PrimExpr], slot: PrimExpr, m: Buffer = mirror, reg: Buffer = local
+            ) -> Stmt:
                 return BufferStore(m, BufferLoad(reg, (slot,)), tuple(coords))
 
-            layout = self.args.layout_map[r.buffer]
-            body = iterate_fragment(layout, self.args.thread_var, self.args.num_threads, store,  # type: ignore[arg-type]
-                                    only_replica_zero=True, name="m")
+            layout = require_fragment(self.args.layout_map, r.buffer)
+            body = iterate_fragment(
+                layout,
+                self.args.thread_var,
+                self.args.num_threads,
+                store,
+                only_replica_zero=True,
+                name="m",
+            )
             out.append(AttrStmt(TILE_OP_ATTR, "mirror", body))
         return out
 
@@ -297,7 +322,8 @@ class _Lower(Mutator):
                 if rest is None:
                     raise UnsupportedError(
                         f"a tile op in the else branch of `T.If({s.cond})`: the threads it runs in are "
-                        f"not one range", where="LowerTileOp",
+                        f"not one range",
+                        where="LowerTileOp",
                     )
                 else_case = self._in_range(rest, else_case)
             else:
@@ -310,7 +336,9 @@ class _Lower(Mutator):
         if rng.count < self.kernel.num_threads:
             rid = self.barrier_ids.setdefault((rng.lo, rng.hi), len(self.barrier_ids) + 1)
             if rid > 15:
-                raise UnsupportedError("more than 15 distinct thread ranges run tile ops", where="LowerTileOp")
+                raise UnsupportedError(
+                    "more than 15 distinct thread ranges run tile ops", where="LowerTileOp"
+                )
             rng = ThreadRange(rng.lo, rng.hi, rid)
         saved_args, saved_range = self.args, self.range
         tid = self.kernel.thread_vars[0]

@@ -104,5 +104,7 @@ def lower(func: PrimFunc, target: Any = None) -> Lowered:
     """Run the default pipeline; the result holds the IR after every pass. `target` as for
     `tsir.lower` (None: the `tsir.knobs.target` knob)."""
     if not isinstance(func, PrimFunc):
-        raise TSIRError(f"tsir.lower expects a PrimFunc (f.func of a T.prim_func block), got {type(func).__name__}")
+        raise TSIRError(
+            f"tsir.lower expects a PrimFunc (f.func of a T.prim_func block), got {type(func).__name__}"
+        )
     return run_pipeline(func, Target.parse(knobs.target if target is None else target))

@@ -38,7 +38,9 @@ def buffer_bytes(b: Buffer) -> int:
     for d in b.shape:
         c = const_value(d)
         if c is None:
-            raise UnsupportedError(f"shared buffer `{b.name}` has a symbolic shape", where="PlanSharedMemory")
+            raise UnsupportedError(
+                f"shared buffer `{b.name}` has a symbolic shape", where="PlanSharedMemory"
+            )
         n *= c
     return n
 

@@ -26,7 +26,9 @@ class ScopedMutator(Mutator):
     def visit_PrimFunc(self, f: Any) -> Any:
         # Dynamic dimensions are sizes: non-negative and within their dtype (the launcher checks).
         for v in f.dynamic_vars():
-            self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(int(v.dtype.max_value()), v.dtype), override=True)
+            self.analyzer.bind(
+                v, IntImm(0, v.dtype), IntImm(int(v.dtype.max_value()), v.dtype), override=True
+            )
         return self.generic_visit(f)
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:

@@ -21,11 +21,11 @@ class _Simplify(ScopedMutator):
         return self.analyzer.simplify(e) if e.dtype.is_int and e.dtype.lanes == 1 else e
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         idx = tuple(self.index(i) for i in s.indices)
         return s if all(a is b for a, b in zip(idx, s.indices)) else s.replace(indices=idx)
 
-    def visit_BufferLoad(self, e):  # type: ignore[no-untyped-def]
+    def visit_BufferLoad(self, e):
         e = self.generic_visit(e)
         idx = tuple(self.index(i) for i in e.indices)
         return e if all(a is b for a, b in zip(idx, e.indices)) else e.replace(indices=idx)

@@ -56,7 +56,16 @@ class _Split(Mutator):
         scalars = [v for v in host_scalars(self.func) if v in used_vars]
         params = (*bufs, *scalars, *(v for v, _ in maps.maps))
         self.kernels.append(
-            DeviceKernel(k.name, params, k.grid, k.threads, k.block_vars, k.thread_vars, k.body, k.dyn_shared_bytes)
+            DeviceKernel(
+                k.name,
+                params,
+                k.grid,
+                k.threads,
+                k.block_vars,
+                k.thread_vars,
+                k.body,
+                k.dyn_shared_bytes,
+            )
         )
         call: Stmt = KernelCall(k.name, k.grid, k.threads, k.dyn_shared_bytes, params)
         for v, value in reversed(maps.maps):
@@ -73,7 +82,7 @@ class _TensorMaps(Mutator):
 
     def visit_Call(self, c: Call) -> PrimExpr:
         if c.op != "tma_descriptor":
-            return self.generic_visit(c)  # type: ignore[return-value]
+            return self.generic_visit(c)
         for v, value in self.maps:
             if structural_equal(value, c):
                 return v

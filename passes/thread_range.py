@@ -20,8 +20,14 @@ from tsir.stmt import Evaluate, For, ForKind, Stmt, TileOpStmt
 from tsir.visitor import Mutator, collect
 
 __all__ = [
-    "ThreadRange", "thread_range_of", "complement", "has_tile_work", "varies_across_threads",
-    "NamedBarriers", "named_barrier", "THREAD_RANGE_ATTR",
+    "ThreadRange",
+    "thread_range_of",
+    "complement",
+    "has_tile_work",
+    "varies_across_threads",
+    "NamedBarriers",
+    "named_barrier",
+    "THREAD_RANGE_ATTR",
 ]
 
 THREAD_RANGE_ATTR = "thread_range"
@@ -129,5 +135,7 @@ def named_barrier(rng: ThreadRange, what: str) -> Stmt:
             where="LowerTileOp",
         )
     return Evaluate(
-        Call(int32, "tsir.sync.named_barrier", (IntImm(rng.barrier, int32), IntImm(rng.count, int32)))
+        Call(
+            int32, "tsir.sync.named_barrier", (IntImm(rng.barrier, int32), IntImm(rng.count, int32))
+        )
     )

@@ -11,15 +11,15 @@ copy (same dtype, no arithmetic) becomes a direct vector copy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from tsir.buffer import Buffer, make_buffer
 from tsir.expr import (
-    NE,
     GE,
     GT,
     LE,
     LT,
+    NE,
     And,
     Broadcast,
     BufferLoad,
@@ -55,7 +55,7 @@ def _is_zero(e: PrimExpr) -> bool:
     return (isinstance(e, IntImm) and e.value == 0) or (isinstance(e, FloatImm) and e.value == 0.0)
 
 
-def _lane_if(s: Stmt, v: Var) -> bool:
+def _lane_if(s: Stmt, v: Var) -> TypeGuard[IfThenElse]:
     """An `if` without else whose condition depends on the lane."""
     return isinstance(s, IfThenElse) and s.else_case is None and _uses(s.cond, v)
 
@@ -97,14 +97,16 @@ class _Vectorize(ScopedMutator):
     def visit_For(self, s: For) -> Stmt:
         if s.kind is not ForKind.VECTORIZED:
             return super().visit_For(s)
-        s = super().visit_For(s)  # type: ignore[assignment]
+        s = super().visit_For(s)  # pyright: ignore[reportAssignmentType]  # narrowed by a check above that the checker cannot follow
         lanes = const_value(s.extent)
         if lanes is None or lanes <= 1 or const_value(s.min) != 0:
             return s.replace(kind=ForKind.UNROLLED)
         return self.vectorize(s, lanes)
 
     # -- legality --------------------------------------------------------------------------------
-    def vector_base(self, buffer: Buffer, indices: tuple[PrimExpr, ...], v: Var, lanes: int) -> PrimExpr | None:
+    def vector_base(
+        self, buffer: Buffer, indices: tuple[PrimExpr, ...], v: Var, lanes: int
+    ) -> PrimExpr | None:
         """The base of the last index if the access is `buffer[..., base + v]`, contiguous and aligned."""
         if buffer.scope not in VECTOR_SCOPES or buffer.strides:
             return None
@@ -136,14 +138,14 @@ class _Vectorize(ScopedMutator):
         if (
             isinstance(split, SeqStmt)
             and _lanes_independent(split, v)
-            and (split is body or not _reads_written(body.cond, split))  # type: ignore[attr-defined]
+            and (split is body or not _reads_written(body.cond, split))  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         ):
             # Several statements: each becomes its own vector loop (all lanes of one statement,
             # then the next; a lane guard goes with each), legal since every lane touches only
             # its own elements of what the body writes.
             parts = []
             for k, x in enumerate(split.stmts):
-                one = IfThenElse(body.cond, x) if split is not body else x  # type: ignore[attr-defined]
+                one = IfThenElse(body.cond, x) if split is not body else x  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
                 var = v if k == 0 else Var(v.name, v.dtype)  # each loop binds its own variable
                 part = loop.replace(loop_var=var, body=one if k == 0 else substitute(one, {v: var}))
                 parts.append(self.vectorize(part, lanes))
@@ -166,7 +168,15 @@ class _Vectorize(ScopedMutator):
                 whole = self.analyzer.simplify(self.whole_vector(lane_guard, v, lanes))
                 with self.analyzer.assume(whole):
                     fast = self.rewrite_store(store, v, lanes)
-                out = None if fast is None else IfThenElse(whole, fast, loop.replace(kind=ForKind.UNROLLED, body=IfThenElse(lane_guard, store)))
+                out = (
+                    None
+                    if fast is None
+                    else IfThenElse(
+                        whole,
+                        fast,
+                        loop.replace(kind=ForKind.UNROLLED, body=IfThenElse(lane_guard, store)),
+                    )
+                )
         if out is None:
             return loop.replace(kind=ForKind.UNROLLED)
         for g in reversed(guards):
@@ -181,7 +191,10 @@ class _Vectorize(ScopedMutator):
         last = substitute(cond, {v: IntImm(lanes - 1, v.dtype)})
         if not _uses(cond, v):
             return cond
-        slope = self.analyzer.simplify(substitute(cond.a - cond.b, {v: IntImm(1, v.dtype)}) - substitute(cond.a - cond.b, {v: IntImm(0, v.dtype)}))  # type: ignore[attr-defined]
+        diff = cond.a - cond.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        slope = self.analyzer.simplify(
+            substitute(diff, {v: IntImm(1, v.dtype)}) - substitute(diff, {v: IntImm(0, v.dtype)})
+        )
         rising = isinstance(slope, IntImm) and slope.value > 0
         falling = isinstance(slope, IntImm) and slope.value < 0
         # `a < b` with a - b rising in v: the last lane is the tightest, and so on.
@@ -254,12 +267,16 @@ class _Vectorize(ScopedMutator):
                 dst_idx = (*store.indices[:-1], Ramp(dst_base, IntImm(1, v.dtype), lanes))
                 move = BufferStore(
                     store.buffer,
-                    BufferLoad(src.buffer, (*src.indices[:-1], Ramp(src_base, IntImm(1, v.dtype), lanes))),
+                    BufferLoad(
+                        src.buffer, (*src.indices[:-1], Ramp(src_base, IntImm(1, v.dtype), lanes))
+                    ),
                     dst_idx,
                 )
                 if guard is None:
                     return move
-                zero = BufferStore(store.buffer, Broadcast(convert(0, store.buffer.dtype), lanes), dst_idx)
+                zero = BufferStore(
+                    store.buffer, Broadcast(convert(0, store.buffer.dtype), lanes), dst_idx
+                )
                 return IfThenElse(guard, move, zero)
         prologue: list[Stmt] = []
         regs: list[Buffer] = []
@@ -271,23 +288,33 @@ class _Vectorize(ScopedMutator):
             if base is None:
                 return None
             for old, new in replaced:
-                if structural_equal(old, load if guard is None else Select(guard, load, convert(0, load.dtype))):
+                if structural_equal(
+                    old, load if guard is None else Select(guard, load, convert(0, load.dtype))
+                ):
                     return new
             reg = self.fresh(load.buffer.name, load.buffer.dtype, lanes)
             regs.append(reg)
-            vload = BufferLoad(load.buffer, (*load.indices[:-1], Ramp(base, IntImm(1, v.dtype), lanes)))
+            vload = BufferLoad(
+                load.buffer, (*load.indices[:-1], Ramp(base, IntImm(1, v.dtype), lanes))
+            )
             move: Stmt = BufferStore(reg, vload, (ramp0,))
             if guard is not None:
                 zero = Broadcast(convert(0, load.buffer.dtype), lanes)
                 move = IfThenElse(guard, move, BufferStore(reg, zero, (ramp0,)))
             prologue.append(move)
             new = BufferLoad(reg, (v,))
-            replaced.append((load if guard is None else Select(guard, load, convert(0, load.dtype)), new))
+            replaced.append(
+                (load if guard is None else Select(guard, load, convert(0, load.dtype)), new)
+            )
             return new
 
         class Loads(Mutator):
             def visit_Select(self, e: Select) -> PrimExpr:
-                if isinstance(e.true_value, BufferLoad) and _is_zero(e.false_value) and not _uses(e.cond, v):
+                if (
+                    isinstance(e.true_value, BufferLoad)
+                    and _is_zero(e.false_value)
+                    and not _uses(e.cond, v)
+                ):
                     r = load_to_reg(e.true_value, e.cond)
                     if r is not None:
                         return r
@@ -298,7 +325,7 @@ class _Vectorize(ScopedMutator):
 
             def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
                 r = load_to_reg(e, None)
-                return r if r is not None else self.generic_visit(e)  # type: ignore[return-value]
+                return r if r is not None else self.generic_visit(e)
 
         value = Loads().visit(store.value)
         zero = IntImm(0, v.dtype)
@@ -316,7 +343,10 @@ class _Vectorize(ScopedMutator):
         else:
             if not prologue:
                 return None
-            stmt = seq(*prologue, For(v, zero, n, ForKind.UNROLLED, BufferStore(store.buffer, value, store.indices)))
+            stmt = seq(
+                *prologue,
+                For(v, zero, n, ForKind.UNROLLED, BufferStore(store.buffer, value, store.indices)),
+            )
         for reg in reversed(regs):
             stmt = Allocate(reg, stmt)
         return stmt
@@ -326,4 +356,3 @@ class _Vectorize(ScopedMutator):
 def VectorizeLoop(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Turn VECTORIZED loops into 16-byte loads/stores where provably legal, else unrolled loops."""
     return _Vectorize().visit(func)
-

@@ -103,20 +103,20 @@ class _FindRing(Mutator):
     def visit_For(self, s: For) -> Stmt:
         self.depth += 1
         try:
-            return self.generic_visit(s)  # type: ignore[return-value]
+            return self.generic_visit(s)
         finally:
             self.depth -= 1
 
     def visit_IfThenElse(self, s: IfThenElse) -> Stmt:
         self.depth += 1
         try:
-            return self.generic_visit(s)  # type: ignore[return-value]
+            return self.generic_visit(s)
         finally:
             self.depth -= 1
 
     def visit_AttrStmt(self, s: AttrStmt) -> Stmt:
         if s.key != RING_ATTR:
-            return self.generic_visit(s)  # type: ignore[return-value]
+            return self.generic_visit(s)
         if self.ring is not None:
             raise _Refused("the kernel has more than one pipelined ring")
         if self.depth:
@@ -274,7 +274,7 @@ def _persist(
 ) -> KernelLaunch:
     """The split kernel as min(tiles, PERSISTENT_CTAS) blocks, each looping over the grid's blocks
     t = pid, pid + G, ... in panels (module doc); the ring continues from tile to tile."""
-    if len(k.grid) > 2:
+    if not 1 <= len(k.grid) <= 2:
         raise _Refused("a persistent kernel has a 1-D or 2-D grid")
     assert find.loop is not None and find.ring is not None
     ring = ring_of(find.ring)
@@ -353,12 +353,12 @@ class _RingShift(Mutator):
     def visit_FloorMod(self, e: FloorMod) -> PrimExpr:
         if self._ring(e):
             return e.replace(a=substitute(e.a, {self.var: self.var + self.base}))
-        return self.generic_visit(e)  # type: ignore[return-value]
+        return self.generic_visit(e)
 
     def visit_FloorDiv(self, e: FloorDiv) -> PrimExpr:
         if self._ring(e):
             return e.replace(a=substitute(e.a, {self.var: self.var + self.base}))
-        return self.generic_visit(e)  # type: ignore[return-value]
+        return self.generic_visit(e)
 
 
 class _Kernels(Mutator):

@@ -29,6 +29,7 @@ __all__ = ["copy_step", "CopyEngines", "ranks"]
 def _host_expr(e: Any) -> str:
     """Python source for a host expression; the rank table's values read `__rank`/`__num_ranks`."""
     from tsir.codegen.host import python_expr
+
     from tsir.dtype import int32
     from tsir.expr import Call, Var
     from tsir.visitor import Mutator
@@ -107,7 +108,9 @@ class CopyEngines:
             d = drv.driver()
             _, greatest = drv.check(d.cuCtxGetStreamPriorityRange(), "cuCtxGetStreamPriorityRange")
             flags = int(d.CUstream_flags.CU_STREAM_NON_BLOCKING)
-            stream = drv.check(d.cuStreamCreateWithPriority(flags, greatest), "creating the copy stream")
+            stream = drv.check(
+                d.cuStreamCreateWithPriority(flags, greatest), "creating the copy stream"
+            )
             ev = int(d.CUevent_flags.CU_EVENT_DISABLE_TIMING)
             ev_in = drv.check(d.cuEventCreate(ev), "cuEventCreate")
             ev_out = drv.check(d.cuEventCreate(ev), "cuEventCreate")
@@ -128,15 +131,24 @@ class CopyEngines:
         drv.check(d.cuEventRecord(ev_out, stream), "cuEventRecord (copy stream)")
         drv.check(d.cuStreamWaitEvent(cs, ev_out, 0), "cuStreamWaitEvent (compute stream)")
 
-    def copy(self, dev: int, j: int, src: tuple[int, int, int], src_pe: int | None,
-             dst: tuple[int, int, int], dst_pe: int | None, count: int,
-             flag: tuple[int, int, int] | None, value: int) -> None:
+    def copy(
+        self,
+        dev: int,
+        j: int,
+        src: tuple[int, int, int],
+        src_pe: int | None,
+        dst: tuple[int, int, int],
+        dst_pe: int | None,
+        count: int,
+        flag: tuple[int, int, int] | None,
+        value: int,
+    ) -> None:
         """Copy step j: `src`/`dst`/`flag` are (data pointer, element offset, element count)."""
         c: CopyStep = self.program.copies[j]
         s_size, d_size = self.sizes[j]
         if count < 0:
             raise self._error(c, f"the size evaluates to {count} elements")
-        for (ptr, off, n), side in ((src, c.src), (dst, c.dst)):
+        for (_ptr, off, n), side in ((src, c.src), (dst, c.dst)):
             if off < 0 or off + count > n:
                 raise self._error(
                     c, f"elements [{off}, {off + count}) of `{side}` are outside its {n} elements"

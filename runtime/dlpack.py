@@ -137,7 +137,7 @@ def _no_stream(device: int) -> int:
 
 
 def _torch_stream_fn() -> Callable[[int], int]:
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     raw = getattr(
         torch._C, "_cuda_getCurrentRawStream", None
@@ -152,7 +152,7 @@ def _torch_stream_fn() -> Callable[[int], int]:
 
 
 def _cupy_stream_fn() -> Callable[[int], int]:
-    import cupy
+    import cupy  # pyright: ignore[reportMissingImports]  # optional: cupy is not a dependency of tsir
 
     def current(device: int) -> int:
         with cupy.cuda.Device(device):

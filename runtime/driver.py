@@ -74,7 +74,7 @@ def driver() -> Any:
         if _driver is not None:
             return _driver
         try:
-            from cuda.bindings import driver as drv
+            from cuda.bindings import driver as drv  # pyright: ignore[reportAttributeAccessIssue]  # a compiled module: no stubs for the checker
         except ImportError as e:
             raise LaunchError(
                 f"cannot import cuda.bindings.driver ({e}); install it with `pip install cuda-python`"

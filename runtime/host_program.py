@@ -188,12 +188,16 @@ class WorkspaceParam:
     def __post_init__(self) -> None:
         _check_ident(self.name, "workspace name")
         if self.dtype not in TENSOR_DTYPES:
-            raise _fail(f"workspace {self.name!r} has dtype {self.dtype!r}; known: {sorted(TENSOR_DTYPES)}")
+            raise _fail(
+                f"workspace {self.name!r} has dtype {self.dtype!r}; known: {sorted(TENSOR_DTYPES)}"
+            )
         for v in self.shape:
             if isinstance(v, str):
                 _check_ident(v, f"symbol in workspace {self.name!r} shape")
             elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise _fail(f"workspace {self.name!r} shape entry {v!r} is not a symbol or an int >= 0")
+                raise _fail(
+                    f"workspace {self.name!r} shape entry {v!r} is not a symbol or an int >= 0"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +375,9 @@ class HostProgram:
                 raise _fail(f"workspace name {ws.name!r} is used twice")
             unknown = {d for d in ws.shape if isinstance(d, str)} - symbols
             if unknown:
-                raise _fail(f"workspace {ws.name!r} shape reads {sorted(unknown)}, which are not symbols")
+                raise _fail(
+                    f"workspace {ws.name!r} shape reads {sorted(unknown)}, which are not symbols"
+                )
             seen.add(ws.name)
         clash = symbols & seen
         if clash:

@@ -105,7 +105,7 @@ class Launcher:
         self._tail = ns["_tail"]
         # The generated function becomes `__call__` of a per-launcher subclass, so that a call costs
         # no extra Python frame (special methods are looked up on the type, not the instance).
-        self.__class__ = type(
+        self.__class__ = type(  # pyright: ignore[reportAttributeAccessIssue]  # a subclass made for this launcher (the generated __call__)
             "Launcher", (Launcher,), {"__call__": ns["_run"], "__module__": __name__}
         )
 
@@ -293,6 +293,7 @@ class Launcher:
         out: list[int] = []
         for j, (arg, spec) in enumerate(zip(self.program.tensor_maps(), binding.maps)):
             param, info = params[arg.tensor]
+            assert isinstance(param, TensorParam)  # tensor maps are of tensor parameters
             tmap = self._map_cache.get(spec, device, f"argument {param.name!r}")
             key = tensor_map_key(param, info)
             addresses, objects = self._map_addresses[j], self._map_objects[j]

@@ -447,7 +447,10 @@ def _emit_workspaces(program: HostProgram, local: dict[str, str], lines: list[st
         return
     packed = [a for step in program.steps for a in step.args if isinstance(a, KernelArg)]
     for k, ws in enumerate(program.workspaces):
-        size = " * ".join([str(ITEMSIZE[ws.dtype])] + [str(d) if isinstance(d, int) else local[d] for d in ws.shape])
+        size = " * ".join(
+            [str(ITEMSIZE[ws.dtype])]
+            + [str(d) if isinstance(d, int) else local[d] for d in ws.shape]
+        )
         lines.append(f"        w{k} = _ws_alloc({size}, cs)")
         for slot, arg in enumerate(packed):
             if arg.name == ws.name:

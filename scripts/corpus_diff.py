@@ -31,10 +31,10 @@ def dump(out: Path, targets: list[str], examples: Path) -> None:
     """Write `<target>/<kernel>.cu` (or `.err`) for every catalog kernel; runs inside the tree
     under test (the tsir that `import tsir` finds)."""
     sys.path.insert(0, str(examples))
-    import tsir
+    from catalog import KERNELS
     from tsir.codegen.cuda import generate_cuda
 
-    from catalog import KERNELS
+    import tsir
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "tsir_path.txt").write_text(tsir.__file__)
@@ -66,8 +66,14 @@ def _run_dump(tree: Path, out: Path, targets: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(tree), TSIR_CACHE_DIR=str(out / "cache"))
     env.pop("TSIR_DUMP_IR", None)
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--dump", str(out),
-        "--targets", ",".join(targets), "--examples", str(ROOT / "examples"),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--dump",
+        str(out),
+        "--targets",
+        ",".join(targets),
+        "--examples",
+        str(ROOT / "examples"),
     ]
     subprocess.run(cmd, env=env, check=True, cwd=tree)
     found = (out / "tsir_path.txt").read_text()
@@ -79,7 +85,9 @@ def compare(a: Path, b: Path, targets: list[str], context: int) -> list[str]:
     """Names (target/kernel) whose output differs; prints each difference."""
     differing: list[str] = []
     for target in targets:
-        names = sorted({p.name for p in (a / target).iterdir()} | {p.name for p in (b / target).iterdir()})
+        names = sorted(
+            {p.name for p in (a / target).iterdir()} | {p.name for p in (b / target).iterdir()}
+        )
         for name in names:
             pa, pb = a / target / name, b / target / name
             ta = pa.read_text() if pa.exists() else None
@@ -88,8 +96,11 @@ def compare(a: Path, b: Path, targets: list[str], context: int) -> list[str]:
                 continue
             differing.append(f"{target}/{name}")
             diff = difflib.unified_diff(
-                (ta or "<missing>\n").splitlines(True), (tb or "<missing>\n").splitlines(True),
-                f"before/{target}/{name}", f"after/{target}/{name}", n=2,
+                (ta or "<missing>\n").splitlines(True),
+                (tb or "<missing>\n").splitlines(True),
+                f"before/{target}/{name}",
+                f"after/{target}/{name}",
+                n=2,
             )
             lines = list(diff)
             sys.stdout.writelines(lines[:context])
@@ -99,7 +110,9 @@ def compare(a: Path, b: Path, targets: list[str], context: int) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--against", default="main", help="the git revision to compare with (main)")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--keep", type=Path, help="keep both corpora under this folder")
@@ -121,9 +134,13 @@ def main(argv: list[str]) -> int:
         differing = compare(before, after, targets, args.lines)
         total = sum(1 for t in targets for _ in (after / t).iterdir())
         errors = sum(1 for t in targets for p in (after / t).iterdir() if p.suffix == ".err")
-        summary = {"against": f"{args.against} ({sha})", "kernels x targets": total,
-                   "failing to build (both sides)": errors - sum(1 for d in differing if d.endswith(".err")),
-                   "differing": len(differing)}
+        summary = {
+            "against": f"{args.against} ({sha})",
+            "kernels x targets": total,
+            "failing to build (both sides)": errors
+            - sum(1 for d in differing if d.endswith(".err")),
+            "differing": len(differing),
+        }
         print(json.dumps(summary))
         return 1 if differing else 0
 

@@ -55,7 +55,9 @@ def main() -> int:
     )
     ap.add_argument("--budget", type=int, default=300, help="programs tried by --shrink")
     ap.add_argument(
-        "--seconds", type=float, default=None,
+        "--seconds",
+        type=float,
+        default=None,
         help="stop after this wall time and report the programs that finished",
     )
     ap.add_argument(
@@ -95,7 +97,11 @@ def main() -> int:
             )
 
     summary = run_seeds(
-        range(args.seed, args.seed + args.programs), cfg, families, args.jobs, progress,
+        range(args.seed, args.seed + args.programs),
+        cfg,
+        families,
+        args.jobs,
+        progress,
         seconds=args.seconds,
     )
     print(summary.report())
@@ -131,9 +137,10 @@ def shrink(seed: int, families: tuple[str, ...] | None, cfg: Config, budget: int
 
 def find(klass: str, families: tuple[str, ...] | None, cfg: Config, budget: int) -> int:
     """hypothesis.find over the strategy: the first program of `klass`, shrunk by hypothesis."""
-    from hypothesis import HealthCheck, find as hfind, settings
     from fuzzlib.strategies import programs
     from fuzzlib.survey import evaluate
+    from hypothesis import HealthCheck, settings
+    from hypothesis import find as hfind
 
     prog = hfind(
         programs(families),

@@ -70,7 +70,7 @@ def _operands(n: int) -> str:
 
 def _op_struct(n: int) -> str:
     r = n // 2
-    out = [f"#define TSIR_WGMMA_D{n} \"{_regs(n)}\"", f"#define TSIR_WGMMA_OPS{n} {_operands(n)}"]
+    out = [f'#define TSIR_WGMMA_D{n} "{_regs(n)}"', f"#define TSIR_WGMMA_OPS{n} {_operands(n)}"]
     out.append(f"template <>\nstruct Op<{n}> {{")
     # ss: %R desc a, %R+1 desc b, %R+2 scale_d, %R+3 trans a, %R+4 trans b
     out.append("  template <int KIND, int TRANS_A, int TRANS_B>")
@@ -103,7 +103,9 @@ def _op_struct(n: int) -> str:
         regs_a = f"{{%{r}, %{r + 1}, %{r + 2}, %{r + 3}}}"
         if k == 16:
             tail = f"{regs_a}, %{r + 4}, p, 1, 1, %{r + 6};"
-            inputs = '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(TRANS_B)'
+            inputs = (
+                '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(TRANS_B)'
+            )
         else:
             tail = f"{regs_a}, %{r + 4}, p, 1, 1;"
             inputs = '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d)'

@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
+import hopper_ws_gemm  # noqa: E402
 import torch  # noqa: E402
-
-import tsir  # noqa: E402
 from elementwise_2d import fused_exp_scale_bias  # noqa: E402
 from flash_attention import flash_attention  # noqa: E402
 from flash_attention_hopper import flash_attention_hopper  # noqa: E402
 from gemm import matmul  # noqa: E402
 from softmax import (  # noqa: E402
-    column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max,
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
 )
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles  # noqa: E402
-import hopper_ws_gemm  # noqa: E402
 from transpose import transpose  # noqa: E402
 from vector_add import vector_add  # noqa: E402
+
+import tsir  # noqa: E402
 
 dev = "cuda"
 
@@ -57,7 +63,9 @@ def same(out: Any, ref: Any) -> bool:
 
 def case_gemm(stages: int, M: int = 80, N: int = 72, K: int = 96, **kw: Any) -> Callable[[], bool]:
     def run() -> bool:
-        k = tsir.compile(matmul(M, N, K, bm=64, bn=64, bk=32, num_stages=stages, **kw), target="cuda")
+        k = tsir.compile(
+            matmul(M, N, K, bm=64, bn=64, bk=32, num_stages=stages, **kw), target="cuda"
+        )
         ta, tb = kw.get("transpose_A", False), kw.get("transpose_B", False)
         a, b = rnd(M, K, dtype=torch.float16), rnd(K, N, dtype=torch.float16)
         c = nan(M, N, dtype=torch.float16)
@@ -100,7 +108,9 @@ def run_layer_norm() -> bool:
     k = tsir.compile(layer_norm(512, 2), target="cuda")
     x, w, b, y = rnd(6, 512), rnd(512), rnd(512), nan(6, 512)
     k(x, w, b, y)
-    return close(y, torch.nn.functional.layer_norm(x.double(), (512,), w.double(), b.double()), 1e-4)
+    return close(
+        y, torch.nn.functional.layer_norm(x.double(), (512,), w.double(), b.double()), 1e-4
+    )
 
 
 def run_column_sum(atomic: bool) -> bool:
@@ -125,8 +135,8 @@ def run_reducers() -> bool:
     out = nan(3, 2)
     k(x, out)
     t = x.double().view(-1, 512)
-    ref_sum = torch.stack([t[i * 8:(i + 1) * 8].sum() for i in range(3)])
-    ref_max = torch.stack([t[i * 8:(i + 1) * 8].max() for i in range(3)])
+    ref_sum = torch.stack([t[i * 8 : (i + 1) * 8].sum() for i in range(3)])
+    ref_max = torch.stack([t[i * 8 : (i + 1) * 8].max() for i in range(3)])
     return close(out[:, 0], ref_sum, 1e-5) and close(out[:, 1], ref_max, 1e-6)
 
 
@@ -164,7 +174,12 @@ def run_elementwise() -> bool:
 def run_gemm_scaled_a() -> bool:
     M, N, K = 70, 96, 80
     k = tsir.compile(gemm_scaled_a(M, N, K), target="cuda")
-    a, s, b, c = rnd(M, K, dtype=torch.float16), torch.rand(M, device=dev) + 0.5, rnd(K, N, dtype=torch.float16), nan(M, N)
+    a, s, b, c = (
+        rnd(M, K, dtype=torch.float16),
+        torch.rand(M, device=dev) + 0.5,
+        rnd(K, N, dtype=torch.float16),
+        nan(M, N),
+    )
     k(a, s, b, c)
     return close(c, (a.float() * s[:, None]).half().double() @ b.double(), 1e-3)
 
@@ -193,9 +208,17 @@ def run_ws_gemm(loops: bool) -> bool:
     if not hopper():
         return True
     M, N, K = 128, 128, 256
-    f = hopper_ws_gemm.ws_gemm_loops(M, N, K, stages=2) if loops else hopper_ws_gemm.ws_gemm_barrier(M, N, K)
+    f = (
+        hopper_ws_gemm.ws_gemm_loops(M, N, K, stages=2)
+        if loops
+        else hopper_ws_gemm.ws_gemm_barrier(M, N, K)
+    )
     k = tsir.compile(f, target="cuda")
-    a, b, c = rnd(M, K, dtype=torch.float16), rnd(K, N, dtype=torch.float16), nan(M, N, dtype=torch.float16)
+    a, b, c = (
+        rnd(M, K, dtype=torch.float16),
+        rnd(K, N, dtype=torch.float16),
+        nan(M, N, dtype=torch.float16),
+    )
     k(a, b, c)
     return close(c, a.double() @ b.double(), 2e-3)
 
@@ -209,7 +232,9 @@ def run_attention_hopper(causal: bool) -> bool:
     q, kk, v = (rnd(BH, S, D, dtype=torch.float16) for _ in range(3))
     o = nan(BH, S, D, dtype=torch.float16)
     k(q, kk, v, o)
-    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), kk.float(), v.float(), is_causal=causal)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.float(), kk.float(), v.float(), is_causal=causal
+    )
     return close(o, ref, 5e-3)
 
 

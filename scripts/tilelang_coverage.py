@@ -26,7 +26,12 @@ def render() -> str:
         elif name in language.PRESENT:
             status, note = "present", ""
         else:
-            status, note = "missing", str(MISSING.get(name, "not supported")).replace(f"TileLang's `T.{name}`", "").strip(" :")
+            status, note = (
+                "missing",
+                str(MISSING.get(name, "not supported"))
+                .replace(f"TileLang's `T.{name}`", "")
+                .strip(" :"),
+            )
         counts[status] += 1
         rows.append(f"| `T.{name}` | {status} | {note.replace('|', '/')} |")
     head = [

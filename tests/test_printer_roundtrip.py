@@ -14,9 +14,9 @@ import os
 import sys
 
 import pytest
+from tsir.passes import get, run_pipeline
 
 import tsir
-from tsir.passes import get, run_pipeline
 from tsir.printer import print_func, rebuild
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
@@ -45,7 +45,14 @@ def test_example_prints_and_rebuilds_at_every_tile_level_stage(name: str) -> Non
 # the lowered forms (a planned shared pool of views, vector accesses, cp.async calls, barriers).
 # Not every kernel qualifies: VectorizeLoop may bind one loop variable in its vector path and its
 # scalar fallback, which builder text makes two variables.
-LOWERED_FORMS = ("gemm_fp16", "softmax", "layer_norm", "transpose_static", "histogram", "split_roles")
+LOWERED_FORMS = (
+    "gemm_fp16",
+    "softmax",
+    "layer_norm",
+    "transpose_static",
+    "histogram",
+    "split_roles",
+)
 
 
 @pytest.mark.parametrize("name", LOWERED_FORMS)
@@ -72,7 +79,15 @@ def test_the_lowered_forms_rebuild() -> None:
                     S[T.Ramp(t * 4, 1, 4)] = v[T.Ramp(0, 1, 4)]
                 A[T.Ramp(t * 4, 1, 4)] = S[T.Ramp(t * 4, 1, 4)]
     text = print_func(f.func)
-    for form in ("T.func_attr(", "dyn_shared_bytes=256", 'name="k"', "T.thread_binding(", "T.scope()",
-                 "T.decl_buffer(", "T.alloc_buffer(", "T.Broadcast("):
+    for form in (
+        "T.func_attr(",
+        "dyn_shared_bytes=256",
+        'name="k"',
+        "T.thread_binding(",
+        "T.scope()",
+        "T.decl_buffer(",
+        "T.alloc_buffer(",
+        "T.Broadcast(",
+    ):
         assert form in text, form
     tsir.assert_structural_equal(rebuild(text), f.func)

@@ -1,6 +1,8 @@
 """tsir: a tile-level GPU compiler in Python (TileLang's model plus TileScale's distributed ops)."""
 
 from . import knobs
+from .buffer import Buffer, BufferRegion, Range
+from .builder import lang as T
 from .dtype import DataType, dtype
 from .errors import (
     ArithError,
@@ -15,13 +17,11 @@ from .errors import (
     VerifyError,
 )
 from .expr import *  # noqa: F403
-from .node import Node
-from .buffer import Buffer, BufferRegion, Range
-from .stmt import *  # noqa: F403
 from .function import DeviceKernel, Module, PrimFunc
-from .builder import lang as T
-from .target import Target
+from .node import Node
+from .stmt import *  # noqa: F403
 from .structural import assert_structural_equal, structural_equal, structural_hash
+from .target import Target
 
 __version__ = "0.1.0"
 
@@ -59,7 +59,8 @@ def _default_target(target):
     return knobs.target if target is None else target
 
 
+from . import interpret  # noqa: E402, F401  (a callable module: tsir.interpret(func, *args))
+
 # Imported eagerly: a lazy `def verify` here would be replaced by the submodule `tsir.verify` the
 # first time anything imports it (the import system sets the package attribute to the module).
 from .verify import verify  # noqa: E402, F401
-from . import interpret  # noqa: E402, F401  (a callable module: tsir.interpret(func, *args))

@@ -20,8 +20,17 @@ from .expr import Add, BufferLoad, IntImm, PrimExpr, cast, convert
 from .node import Node, node
 
 __all__ = [
-    "Buffer", "BufferRegion", "Range", "SCOPES", "IndexHook", "index_hooks", "normalize_index",
-    "index_buffer", "store_value", "make_buffer", "BufferData",
+    "Buffer",
+    "BufferRegion",
+    "Range",
+    "SCOPES",
+    "IndexHook",
+    "index_hooks",
+    "normalize_index",
+    "index_buffer",
+    "store_value",
+    "make_buffer",
+    "BufferData",
 ]
 
 SCOPES = ("global", "shared", "shared.dyn", "local", "local.fragment", "local.var", "symmetric")
@@ -142,18 +151,22 @@ def make_buffer(name: str, shape: Any, dt: Any, scope: str = "global", align: in
     dims: list[PrimExpr] = []
     for d in shape:
         if isinstance(d, bool) or not isinstance(d, (int, PrimExpr)):
-            raise BuildError(f"buffer `{name}`: a dimension must be an int or a T.dynamic symbol, got {d!r}")
+            raise BuildError(
+                f"buffer `{name}`: a dimension must be an int or a T.dynamic symbol, got {d!r}"
+            )
         e = convert(d)
         if not e.dtype.is_int:
-            raise BuildError(f"buffer `{name}`: dimension `{d}` has dtype {e.dtype}, expected an integer")
+            raise BuildError(
+                f"buffer `{name}`: dimension `{d}` has dtype {e.dtype}, expected an integer"
+            )
         if isinstance(e, IntImm) and e.value < 0:
             raise BuildError(f"buffer `{name}`: negative dimension {e.value}")
         dims.append(e)
     if scope not in SCOPES:
-        raise BuildError(f"buffer `{name}`: unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+        raise BuildError(
+            f"buffer `{name}`: unknown scope {scope!r}; expected one of {', '.join(SCOPES)}"
+        )
     return Buffer(name, tuple(dims), as_dtype(dt), scope, (), align)
-
-
 
 
 # -- indexing -------------------------------------------------------------------------------------
@@ -162,7 +175,9 @@ def make_buffer(name: str, shape: Any, dt: Any, scope: str = "global", align: in
 class IndexHook(Protocol):
     """What an active builder adds to indexing (see the module docstring)."""
 
-    def indexed(self, buffer: Buffer, access: BufferLoad | BufferRegion) -> BufferLoad | BufferRegion:
+    def indexed(
+        self, buffer: Buffer, access: BufferLoad | BufferRegion
+    ) -> BufferLoad | BufferRegion:
         """Check (and possibly refine) an access just built by `buffer[...]`."""
         ...
 
@@ -189,10 +204,14 @@ def normalize_index(buffer: Buffer, i: Any, dim: int) -> PrimExpr:
             f"(use `//` for integer division, or T.cast(..., 'int32'))"
         )
     if isinstance(i, bool) or not isinstance(i, (int, PrimExpr)):
-        raise BuildError(f"buffer `{buffer.name}`: index {dim} is {i!r}, expected an integer expression")
+        raise BuildError(
+            f"buffer `{buffer.name}`: index {dim} is {i!r}, expected an integer expression"
+        )
     e = convert(i)
     if not e.dtype.is_int or e.dtype.lanes != 1 and dim != buffer.ndim - 1:
-        raise DTypeError(f"buffer `{buffer.name}`: index {dim} `{e}` has dtype {e.dtype}, expected an integer")
+        raise DTypeError(
+            f"buffer `{buffer.name}`: index {dim} `{e}` has dtype {e.dtype}, expected an integer"
+        )
     extent = buffer.shape[dim]
     if isinstance(e, IntImm) and isinstance(extent, IntImm) and not 0 <= e.value < extent.value:
         raise BuildError(
@@ -217,8 +236,14 @@ def _key_tuple(buffer: Buffer, key: Any) -> tuple[Any, ...]:
 
 def _slice_range(buffer: Buffer, s: slice, dim: int) -> Range:
     if s.step not in (None, 1):
-        raise BuildError(f"buffer `{buffer.name}`: slices with a step are not supported (dimension {dim})")
-    start = normalize_index(buffer, 0 if s.start is None else s.start, dim) if s.start is not None else None
+        raise BuildError(
+            f"buffer `{buffer.name}`: slices with a step are not supported (dimension {dim})"
+        )
+    start = (
+        normalize_index(buffer, 0 if s.start is None else s.start, dim)
+        if s.start is not None
+        else None
+    )
     lo = start if start is not None else IntImm(0, buffer.shape[dim].dtype)
     if s.stop is None:
         hi = buffer.shape[dim]
@@ -260,7 +285,9 @@ def store_value(buffer: Buffer, value: Any) -> PrimExpr:
     if isinstance(value, (BufferRegion, Buffer)):
         raise BuildError(f"cannot store a buffer region into `{buffer.name}`[...]; use T.copy")
     if isinstance(value, float) and not buffer.dtype.is_float:
-        raise DTypeError(f"storing the float {value} into {buffer.dtype} buffer `{buffer.name}`; use T.cast")
+        raise DTypeError(
+            f"storing the float {value} into {buffer.dtype} buffer `{buffer.name}`; use T.cast"
+        )
     v = convert(value, buffer.dtype)
     if v.dtype.element != buffer.dtype:
         v = cast(buffer.dtype.with_lanes(v.dtype.lanes), v)

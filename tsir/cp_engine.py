@@ -16,7 +16,12 @@ from .stmt import CpEngineCopy
 from .visitor import walk
 
 __all__ = [
-    "WHAT", "HOST_CALLS", "check_cp_engine_copy", "point", "const_numel", "const_flat_offset",
+    "WHAT",
+    "HOST_CALLS",
+    "check_cp_engine_copy",
+    "point",
+    "const_numel",
+    "const_flat_offset",
 ]
 
 WHAT = "T.cp_engine_copy"
@@ -59,50 +64,52 @@ def _load(r: BufferRegion) -> BufferLoad:
 
 def check_cp_engine_copy(c: CpEngineCopy, host_vars: set[Var], error: Any = BuildError) -> None:
     """Reject what a copy engine cannot do: raises `error` naming the op (shared with the pass)."""
-    c = c.replace(
-        src=_load(c.src), dst=_load(c.dst), flag=None if c.flag is None else _load(c.flag)
-    )  # a view with loads, for the element checks below (never emitted)
-    for load, side in ((c.src, "src"), (c.dst, "dst")) + (((c.flag, "signal flag"),) if c.flag is not None else ()):
+    # the copy's addresses as loads, for the element checks below
+    src, dst = _load(c.src), _load(c.dst)
+    flag = None if c.flag is None else _load(c.flag)
+    for load, side in ((src, "src"), (dst, "dst")) + (
+        ((flag, "signal flag"),) if flag is not None else ()
+    ):
         if load.buffer.scope not in _MEMORY:
             raise error(
                 f"{WHAT}: {side} `{load.buffer.name}` is in {load.buffer.scope} memory; copy "
                 f"engines move global or symmetric memory"
             )
-    for load, pe, side in ((c.src, c.src_pe, "src"), (c.dst, c.dst_pe, "dst")):
+    for load, pe, side in ((src, c.src_pe, "src"), (dst, c.dst_pe, "dst")):
         if pe is not None and load.buffer.scope != "symmetric":
             raise error(
                 f"{WHAT}: {side} `{load.buffer.name}` is in {load.buffer.scope} memory, but a "
                 f"remote {side} ({side}_pe=) must be symmetric; declare it with "
                 f'T.param(..., scope="symmetric") and pass a tensor from tsir.runtime.dist.empty/zeros'
             )
-    if c.flag is not None:
-        if c.flag.buffer.dtype.name not in _FLAG_DTYPES:
+    if flag is not None:
+        if flag.buffer.dtype.name not in _FLAG_DTYPES:
             raise DTypeError(
-                f"{WHAT}: flag `{c.flag.buffer.name}` is {c.flag.buffer.dtype}; flags are "
+                f"{WHAT}: flag `{flag.buffer.name}` is {flag.buffer.dtype}; flags are "
                 f"{', '.join(_FLAG_DTYPES)}"
             )
-        if c.dst_pe is not None and c.flag.buffer.scope != "symmetric":
+        if c.dst_pe is not None and flag.buffer.scope != "symmetric":
             raise error(
-                f"{WHAT}: the flag `{c.flag.buffer.name}` is written on dst_pe, so it must be symmetric"
+                f"{WHAT}: the flag `{flag.buffer.name}` is written on dst_pe, so it must be symmetric"
             )
-    if c.src.buffer.dtype != c.dst.buffer.dtype:
+    if src.buffer.dtype != dst.buffer.dtype:
         raise DTypeError(
-            f"{WHAT}: src `{c.src.buffer.name}` is {c.src.buffer.dtype} but dst "
-            f"`{c.dst.buffer.name}` is {c.dst.buffer.dtype}; a copy moves bytes and needs one dtype"
+            f"{WHAT}: src `{src.buffer.name}` is {src.buffer.dtype} but dst "
+            f"`{dst.buffer.name}` is {dst.buffer.dtype}; a copy moves bytes and needs one dtype"
         )
     count = const_value(c.size)
     if count is not None:
         if count < 0:
             raise error(f"{WHAT}: size {count} is negative")
-        for load, side in ((c.src, "src"), (c.dst, "dst")):
+        for load, side in ((src, "src"), (dst, "dst")):
             total, off = const_numel(load.buffer), const_flat_offset(load)
             if total is not None and off is not None and off + count > total:
                 raise error(
                     f"{WHAT}: copying {count} elements from {side} `{load.buffer.name}` element "
                     f"{off} runs past its end ({total} elements)"
                 )
-    flag_idx = () if c.flag is None else c.flag.indices
-    for x in walk((c.src.indices, c.dst.indices, c.size, c.src_pe, c.dst_pe, flag_idx, c.flag_value)):
+    flag_idx = () if flag is None else flag.indices
+    for x in walk((src.indices, dst.indices, c.size, c.src_pe, c.dst_pe, flag_idx, c.flag_value)):
         if isinstance(x, Var) and x not in host_vars:
             raise error(
                 f"{WHAT}: `{x.name}` is not known on the host; the copy's offsets, size, ranks and "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from .errors import DTypeError
 
@@ -134,7 +134,7 @@ class DataType:
 DTypeLike = "DataType | str"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(text: str) -> DataType:
     name = _ALIASES.get(text, text)
     if name in _SCALARS:

@@ -66,8 +66,12 @@ def user_location() -> SourceLocation | None:
     """The innermost stack frame outside tsir itself (the user's line), or None."""
     frame = sys._getframe(1)
     while frame is not None:
-        if not _is_internal(frame.f_code.co_filename) and not frame.f_code.co_filename.startswith("<"):
-            summary = traceback.FrameSummary(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+        if not _is_internal(frame.f_code.co_filename) and not frame.f_code.co_filename.startswith(
+            "<"
+        ):
+            summary = traceback.FrameSummary(
+                frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+            )
             return SourceLocation(summary.filename, summary.lineno or 0, summary.line or "")
         frame = frame.f_back
     return None
@@ -76,7 +80,9 @@ def user_location() -> SourceLocation | None:
 class TSIRError(Exception):
     """Base class of every error tsir raises deliberately."""
 
-    def __init__(self, message: str, *, loc: SourceLocation | None = None, where: str | None = None):
+    def __init__(
+        self, message: str, *, loc: SourceLocation | None = None, where: str | None = None
+    ):
         self.message = message
         self.loc = loc
         self.where = where
@@ -94,7 +100,9 @@ class TSIRError(Exception):
 class BuildError(TSIRError):
     """Misuse of the builder `tsir.T` (wrong index count, buffer outside its kernel, ...)."""
 
-    def __init__(self, message: str, *, loc: SourceLocation | None = None, where: str | None = None):
+    def __init__(
+        self, message: str, *, loc: SourceLocation | None = None, where: str | None = None
+    ):
         super().__init__(message, loc=loc if loc is not None else user_location(), where=where)
 
 

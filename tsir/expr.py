@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from .dtype import DataType, bool_, dtype as as_dtype, float32, int32
+from .dtype import DataType, bool_, float32, int32
+from .dtype import dtype as as_dtype
 from .errors import ArithError, BuildError, DTypeError
 from .node import Node, binder, node
 
@@ -20,10 +22,44 @@ if TYPE_CHECKING:
     from .buffer import Buffer
 
 __all__ = [
-    "PrimExpr", "Var", "IntImm", "FloatImm", "StringImm", "BinaryOp", "Add", "Sub", "Mul", "Div",
-    "FloorDiv", "FloorMod", "Min", "Max", "CmpOp", "EQ", "NE", "LT", "LE", "GT", "GE", "And", "Or",
-    "Not", "Select", "Cast", "Ramp", "Broadcast", "BufferLoad", "Call", "Let", "convert", "const",
-    "ExprLike", "is_const_int", "const_value", "implicit_promotion", "PromotionRule",
+    "PrimExpr",
+    "Var",
+    "IntImm",
+    "FloatImm",
+    "StringImm",
+    "BinaryOp",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "FloorDiv",
+    "FloorMod",
+    "Min",
+    "Max",
+    "CmpOp",
+    "EQ",
+    "NE",
+    "LT",
+    "LE",
+    "GT",
+    "GE",
+    "And",
+    "Or",
+    "Not",
+    "Select",
+    "Cast",
+    "Ramp",
+    "Broadcast",
+    "BufferLoad",
+    "Call",
+    "Let",
+    "convert",
+    "const",
+    "ExprLike",
+    "is_const_int",
+    "const_value",
+    "implicit_promotion",
+    "PromotionRule",
 ]
 
 
@@ -89,12 +125,12 @@ class PrimExpr(Node):
     def __ge__(self, other: Any) -> PrimExpr:
         return binary(GE, self, other)
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         if not isinstance(other, (PrimExpr, int, float, bool)):
             return NotImplemented
         return binary(EQ, self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         if not isinstance(other, (PrimExpr, int, float, bool)):
             return NotImplemented
         return binary(NE, self, other)
@@ -145,7 +181,7 @@ class PrimExpr(Node):
         return cast(as_dtype(dt), self)
 
 
-ExprLike = Union[PrimExpr, int, float, bool]
+ExprLike = PrimExpr | int | float | bool
 
 
 @node
@@ -199,7 +235,7 @@ class StringImm(PrimExpr):
     value: str
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return DataType("handle")
 
 
@@ -209,7 +245,7 @@ class BinaryOp(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -269,7 +305,7 @@ class CmpOp(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return bool_.with_lanes(self.a.dtype.lanes)
 
 
@@ -339,7 +375,7 @@ class And(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -349,7 +385,7 @@ class Or(PrimExpr):
     b: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -358,7 +394,7 @@ class Not(PrimExpr):
     a: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.a.dtype
 
 
@@ -371,7 +407,7 @@ class Select(PrimExpr):
     false_value: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.true_value.dtype
 
 
@@ -390,7 +426,7 @@ class Ramp(PrimExpr):
     lanes: int
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.base.dtype.with_lanes(self.lanes)
 
 
@@ -400,7 +436,7 @@ class Broadcast(PrimExpr):
     lanes: int
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.value.dtype.with_lanes(self.lanes)
 
 
@@ -412,7 +448,7 @@ class BufferLoad(PrimExpr):
     indices: tuple[PrimExpr, ...]
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         lanes = self.indices[-1].dtype.lanes if self.indices else 1
         return self.buffer.dtype.with_lanes(lanes)
 
@@ -429,11 +465,11 @@ class Call(PrimExpr):
 @node
 class Let(PrimExpr):
     var: Var = binder()
-    value: PrimExpr = None  # type: ignore[assignment]
-    body: PrimExpr = None  # type: ignore[assignment]
+    value: PrimExpr
+    body: PrimExpr
 
     @property
-    def dtype(self) -> DataType:  # type: ignore[override]
+    def dtype(self) -> DataType:  # pyright: ignore[reportIncompatibleVariableOverride]  # computed from the operands (a property over the base's dtype field)
         return self.body.dtype
 
 
@@ -652,7 +688,9 @@ def logical_or_bitwise(cls: type, bitwise: str, a: Any, b: Any) -> PrimExpr:
         return cls(a, b)
     if a.dtype.is_int:
         return Call(a.dtype, bitwise, (a, b))
-    raise DTypeError(f"`{'&' if cls is And else '|'}` needs bool or integer operands, got {a.dtype}")
+    raise DTypeError(
+        f"`{'&' if cls is And else '|'}` needs bool or integer operands, got {a.dtype}"
+    )
 
 
 def cast(dt: DataType, value: Any) -> PrimExpr:
@@ -695,7 +733,18 @@ def const_value(e: Any) -> int | None:
 
 
 _OP_SYMBOL = {
-    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "FloorMod": "%",
-    "Min": "min", "Max": "max", "EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">",
+    "Add": "+",
+    "Sub": "-",
+    "Mul": "*",
+    "Div": "/",
+    "FloorDiv": "//",
+    "FloorMod": "%",
+    "Min": "min",
+    "Max": "max",
+    "EQ": "==",
+    "NE": "!=",
+    "LT": "<",
+    "LE": "<=",
+    "GT": ">",
     "GE": ">=",
 }

@@ -22,7 +22,7 @@ class PrimFunc(Node):
 
     name: str
     params: tuple[Buffer | Var, ...] = binder()
-    body: Stmt = None  # type: ignore[assignment]
+    body: Stmt
     attrs: tuple[tuple[str, Any], ...] = ()
 
     def attr(self, key: str, default: Any = None) -> Any:
@@ -54,11 +54,11 @@ class DeviceKernel(Node):
 
     name: str
     params: tuple[Buffer | Var, ...] = binder()
-    grid: tuple[Any, ...] = None  # type: ignore[assignment]
-    threads: tuple[int, ...] = None  # type: ignore[assignment]
-    block_vars: tuple[Var, ...] = binder(default=())
-    thread_vars: tuple[Var, ...] = binder(default=())
-    body: Stmt = None  # type: ignore[assignment]
+    grid: tuple[Any, ...]
+    threads: tuple[int, ...]
+    block_vars: tuple[Var, ...] = binder()
+    thread_vars: tuple[Var, ...] = binder()
+    body: Stmt
     dyn_shared_bytes: int = 0
 
 

@@ -13,8 +13,16 @@ from typing import Any
 from .errors import UnsupportedError
 
 __all__ = [
-    "Intrinsic", "INTRINSICS", "intrinsic", "MATH_UNARY", "FAST_MATH", "Access", "DeviceFunction",
-    "DEVICE_FUNCTIONS", "device_function", "device_function_name",
+    "Intrinsic",
+    "INTRINSICS",
+    "intrinsic",
+    "MATH_UNARY",
+    "FAST_MATH",
+    "Access",
+    "DeviceFunction",
+    "DEVICE_FUNCTIONS",
+    "device_function",
+    "device_function_name",
 ]
 
 
@@ -28,8 +36,22 @@ class Intrinsic:
 
 FAST_MATH = ("__exp", "__exp10", "__log", "__log2", "__log10", "__tan", "__cos", "__sin")
 MATH_UNARY = (
-    "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil", "round",
-    "tan", "exp10", "log10", "erf",
+    "exp",
+    "exp2",
+    "log",
+    "log2",
+    "sqrt",
+    "rsqrt",
+    "sin",
+    "cos",
+    "tanh",
+    "floor",
+    "ceil",
+    "round",
+    "tan",
+    "exp10",
+    "log10",
+    "erf",
     # CUDA's fast-math intrinsics (`__expf`, ...: float32 hardware approximations; TileLang's
     # `T.__exp` etc.). float64 has none: it uses the accurate function.
     *FAST_MATH,
@@ -169,7 +191,9 @@ for _fn in ("shfl_xor_w", "shfl_down", "shfl_up", "shfl_idx"):
     _dev(f"tsir.warp.{_fn}", None, None, None, collective="warp")
 for _kind in ("sum", "max", "min", "bitand", "bitor"):
     _dev(
-        f"tsir.warp.warp_reduce_{_kind}", None, collective="warp",
+        f"tsir.warp.warp_reduce_{_kind}",
+        None,
+        collective="warp",
         builder=f"T.warp_reduce_{_kind}",
     )
 _dev("tsir.distributed.rank", builder="T.get_rank")
@@ -199,7 +223,14 @@ _dev("tsir.atomic.atomic_add_x2", AT, None, None, elements=2)
 _f32_vector = "float2/float4 atomicAdd (sm_90 and later)"
 _dev("tsir.atomic.atomic_add_x2_f32", AT, None, None, elements=2, min_sm=90, requires=_f32_vector)
 _dev(
-    "tsir.atomic.atomic_add_x4_f32", AT, None, None, None, None, elements=4, min_sm=90,
+    "tsir.atomic.atomic_add_x4_f32",
+    AT,
+    None,
+    None,
+    None,
+    None,
+    elements=4,
+    min_sm=90,
     requires=_f32_vector,
 )
 

@@ -82,7 +82,7 @@ def _coerce_options(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return _parse_options(value)
     if isinstance(value, (list, tuple)):
-        items: list[object] = list(value)  # pyright: ignore[reportUnknownArgumentType]
+        items: list[object] = list(value)
         if all(isinstance(item, str) for item in items):
             return tuple(str(item) for item in items)
     raise TypeError("expected a string of options or a sequence of strings")

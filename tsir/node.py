@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-if sys.version_info >= (3, 11):
+if TYPE_CHECKING:
+    # typing_extensions' stub ships with every type checker; at run time it is not a dependency
+    from typing_extensions import dataclass_transform
+elif sys.version_info >= (3, 11):
     from typing import dataclass_transform
-else:  # pragma: no cover - Python 3.10: type checkers read the 3.11 branch
+else:  # pragma: no cover - Python 3.10 has no typing.dataclass_transform; only checkers need it
 
     def dataclass_transform(**_: Any) -> Callable[[T], T]:
         return lambda f: f
+
 
 __all__ = ["Node", "node", "binder", "node_fields", "FieldInfo", "span_field"]
 
@@ -39,7 +44,7 @@ class Node:
 
     def replace(self: T, **changes: Any) -> T:
         """A copy of this node with some fields changed (nodes are immutable)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
 
     def __str__(self) -> str:
         # Deliberately lazy: the printer sits above every node class it prints (the IR core
@@ -66,16 +71,21 @@ class FieldInfo:
 _FIELD_CACHE: dict[type, tuple[FieldInfo, ...]] = {}
 
 
-def span_field() -> Any:
+def span_field(*, default: None = None, kw_only: Literal[True] = True) -> Any:
     """The `span` field of statements: where in the user's source the statement was built.
 
     Not part of the node's spec: structural equality and hashing, the printer and the generic
     walkers ignore it (`node_fields` leaves it out); `replace` keeps it, so a pass that rewrites a
-    statement with `.replace(...)` keeps its origin for error messages and TSIR_EXPLAIN reports."""
-    return field(default=None, kw_only=True, metadata={"span": True})
+    statement with `.replace(...)` keeps its origin for error messages and TSIR_EXPLAIN reports.
+
+    The parameters only tell type checkers (PEP 681 field specifiers read them) that the field is
+    keyword-only; write `span_field(default=None)` so that they also see its default."""
+    return field(default=default, kw_only=kw_only, metadata={"span": True})
 
 
-@dataclass_transform(eq_default=False, frozen_default=True, field_specifiers=(field, binder, span_field))
+@dataclass_transform(
+    eq_default=False, frozen_default=True, field_specifiers=(field, binder, span_field)
+)
 def node(cls: type[T]) -> type[T]:
     """Declare an IR node: a frozen, slotted dataclass with identity equality and hashing."""
     return dataclass(frozen=True, slots=True, eq=False, repr=False)(cls)

@@ -22,7 +22,8 @@ import json
 import keyword
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from .buffer import Buffer, BufferRegion, Range
 from .dtype import DataType, float32, int32
@@ -64,8 +65,18 @@ from .node import Node, node_fields
 from .structural import deep_recursion, structural_equal
 
 __all__ = [
-    "Namer", "ExprPrinter", "MARK_BEGIN", "MARK_END", "quote", "dtype_text", "print_expr",
-    "is_full_region", "is_unit_region", "element_form_fits", "element_text", "CALL_SUGAR",
+    "Namer",
+    "ExprPrinter",
+    "MARK_BEGIN",
+    "MARK_END",
+    "quote",
+    "dtype_text",
+    "print_expr",
+    "is_full_region",
+    "is_unit_region",
+    "element_form_fits",
+    "element_text",
+    "CALL_SUGAR",
 ]
 
 # Sentinels around the text of the marked node; the statement printer turns them into a `^^^` line.
@@ -153,7 +164,7 @@ class Namer:
         return self.names.get(obj) or self.define(obj, obj.name)
 
 
-def _is_const(e: Any) -> bool:
+def _is_const(e: Any) -> TypeGuard[IntImm | FloatImm]:
     return isinstance(e, (IntImm, FloatImm))
 
 
@@ -255,7 +266,10 @@ class ExprPrinter:
     def _binary(self, e: Any, like: DataType | None) -> tuple[str, int]:
         if folds_when_built(e):
             # The operator would fold it (`0 * 32` is 0): the node spelled out rebuilds as it is.
-            return f"tsir.{type(e).__name__}({self.operand_node(e.a)}, {self.operand_node(e.b)})", P_ATOM
+            return (
+                f"tsir.{type(e).__name__}({self.operand_node(e.a)}, {self.operand_node(e.b)})",
+                P_ATOM,
+            )
         symbol, prec = BINARY_OPS[type(e)]
         left, right = self.pair(e.a, e.b, prec, symbol)
         return f"{left} {symbol} {right}", prec

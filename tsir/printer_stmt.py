@@ -7,7 +7,8 @@ of `tsir.printer_expr`) becomes a `^^^` line beneath it. Tile ops, and statement
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .buffer import Buffer
 from .dtype import int32

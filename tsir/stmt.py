@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .buffer import Buffer, BufferRegion, Range
@@ -15,17 +14,31 @@ if TYPE_CHECKING:  # the ops sit above the core; the annotation only names their
     from .tileop.base import TileOperatorNode
 
 __all__ = [
-    "Stmt", "ForKind", "For", "SeqStmt", "IfThenElse", "LetStmt", "BufferStore", "Evaluate",
-    "Allocate", "DeclBuffer", "AttrStmt", "KernelLaunch", "TileOpStmt", "KernelCall", "Range",
-    "BufferRegion", "CpEngineCopy",
+    "Stmt",
+    "ForKind",
+    "For",
+    "SeqStmt",
+    "IfThenElse",
+    "LetStmt",
+    "BufferStore",
+    "Evaluate",
+    "Allocate",
+    "DeclBuffer",
+    "AttrStmt",
+    "KernelLaunch",
+    "TileOpStmt",
+    "KernelCall",
+    "Range",
+    "BufferRegion",
+    "CpEngineCopy",
 ]
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@node
 class Stmt(Node):
     """Base of statements. `span`: the user's source line that built it (not part of the spec)."""
 
-    span: SourceLocation | None = span_field()
+    span: SourceLocation | None = span_field(default=None)
 
 
 class ForKind(enum.Enum):
@@ -49,10 +62,10 @@ class For(Stmt):
     """
 
     loop_var: Var = binder()
-    min: PrimExpr = None  # type: ignore[assignment]
-    extent: PrimExpr = None  # type: ignore[assignment]
-    kind: ForKind = ForKind.SERIAL
-    body: Stmt = None  # type: ignore[assignment]
+    min: PrimExpr
+    extent: PrimExpr
+    kind: ForKind
+    body: Stmt
     thread: str | None = None
     annotations: tuple[tuple[str, Any], ...] = ()
 
@@ -78,8 +91,8 @@ class IfThenElse(Stmt):
 @node
 class LetStmt(Stmt):
     var: Var = binder()
-    value: PrimExpr = None  # type: ignore[assignment]
-    body: Stmt = None  # type: ignore[assignment]
+    value: PrimExpr
+    body: Stmt
 
 
 @node
@@ -101,7 +114,7 @@ class Allocate(Stmt):
     """Storage for `buffer` (shared, local, fragment scopes) live in `body`."""
 
     buffer: Buffer = binder()
-    body: Stmt = None  # type: ignore[assignment]
+    body: Stmt
 
 
 @node
@@ -109,9 +122,9 @@ class DeclBuffer(Stmt):
     """`buffer` is a view of `byte_offset` bytes into the pool buffer `base` (shared-memory planning)."""
 
     buffer: Buffer = binder()
-    base: Buffer = None  # type: ignore[assignment]
-    byte_offset: int = 0
-    body: Stmt = None  # type: ignore[assignment]
+    base: Buffer
+    byte_offset: int
+    body: Stmt
 
 
 @node
@@ -134,7 +147,7 @@ class KernelLaunch(Stmt):
     threads: tuple[int, ...]
     block_vars: tuple[Var, ...] = binder()
     thread_vars: tuple[Var, ...] = binder()
-    body: Stmt = None  # type: ignore[assignment]
+    body: Stmt
     cluster: tuple[int, ...] | None = None
     dyn_shared_bytes: int = 0
 
@@ -163,7 +176,9 @@ class KernelCall(Stmt):
     grid: tuple[PrimExpr, ...]
     threads: tuple[int, ...]
     dyn_shared_bytes: int
-    args: tuple[Any, ...]  # Buffers (pointers) and scalar PrimExprs, in the kernel's parameter order
+    args: tuple[
+        Any, ...
+    ]  # Buffers (pointers) and scalar PrimExprs, in the kernel's parameter order
 
 
 @node

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from .buffer import Buffer
 from .expr import PrimExpr, Var
@@ -104,7 +105,7 @@ class _Equal:
             if type(a) is not type(b):
                 self.fail(f"node types differ: {type(a).__name__} vs {type(b).__name__}", a, b)
             if isinstance(a, (Var, Buffer)):
-                self.leaf(a, b, binder)
+                self.leaf(a, b, binder)  # pyright: ignore[reportArgumentType]  # type(a) is type(b) was checked above
             else:
                 self.fields(a, b)
         elif isinstance(a, (tuple, list)):
@@ -142,12 +143,12 @@ class _Equal:
                 return
             if la is not None:
                 self.fail(
-                    f"{what} `{a.name}` is mapped to `{la.name}` on the right, found `{b.name}`",
+                    f"{what} `{a.name}` is mapped to `{la.name}` on the right, found `{b.name}`",  # pyright: ignore[reportAttributeAccessIssue]  # mapped binders are Vars or Buffers, both named
                     a,
                     b,
                 )
             self.fail(
-                f"right {what} `{b.name}` is already mapped to left `{rb.name}`, found `{a.name}`",
+                f"right {what} `{b.name}` is already mapped to left `{rb.name}`, found `{a.name}`",  # pyright: ignore[reportAttributeAccessIssue, reportOptionalMemberAccess]  # mapped binders are Vars or Buffers, both named
                 a,
                 b,
             )

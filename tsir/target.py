@@ -75,7 +75,7 @@ class Target:
         """A Target from a Target, an architecture ("sm_90a"), or "cuda" / "cuda:N" (a GPU)."""
         if isinstance(spec, Target):
             return spec
-        if not isinstance(spec, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
+        if not isinstance(spec, str):  # untyped callers
             raise UnsupportedError(
                 f"a target is a string such as 'sm_90a' or a tsir.Target, got {type(spec).__name__}"
             )
@@ -252,6 +252,5 @@ def _ask_driver(question: Callable[[Any], _T]) -> _T:
         return question(driver)
     except LaunchError as exc:
         raise UnsupportedError(
-            f"target 'cuda' needs a usable NVIDIA GPU and driver, but {exc.message}; "
-            f"{_NO_GPU_HINT}"
+            f"target 'cuda' needs a usable NVIDIA GPU and driver, but {exc.message}; {_NO_GPU_HINT}"
         ) from None

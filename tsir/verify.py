@@ -16,8 +16,9 @@ before the node's fields are walked. Every problem found is reported in one Veri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .buffer import Buffer
 from .errors import VerifyError
@@ -74,7 +75,14 @@ __all__ = ["verify", "ALLOWED_CALL_PREFIXES", "RULES", "METADATA_ATTRS"]
 # AttrStmt keys whose values are pass metadata about buffers allocated inside their body (layout
 # maps, pipeline stages): they refer to those buffers before the Allocate, by design.
 METADATA_ATTRS = frozenset(
-    {"layout_map", "annotate_layout", "shared_layout_map", "pipeline_buffers", "threadblock_swizzle", "async_copy"}
+    {
+        "layout_map",
+        "annotate_layout",
+        "shared_layout_map",
+        "pipeline_buffers",
+        "threadblock_swizzle",
+        "async_copy",
+    }
 )
 
 # Call ops outside tsir.intrin.INTRINSICS are allowed with these prefixes (tsir's own device-header
@@ -166,7 +174,7 @@ class _Verifier:
                     )
                 self.kernel = n.name
             if any(f.name == "body" for f in fields):
-                self.visit(n.body, ".body")  # type: ignore[attr-defined]
+                self.visit(n.body, ".body")  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
         for x in defined:
             self.ended[x] = self.scope.pop(x)
         self.stmt, self.kernel, self.func = saved
@@ -444,5 +452,5 @@ def verify(ir: PrimFunc | DeviceKernel | Module, pass_name: str | None = None) -
     if n > _MAX_LISTED:
         lines.append(f"  ... and {n - _MAX_LISTED} more")
     err = VerifyError("\n".join(lines), where=pass_name)
-    err.problems = list(v.problems)  # type: ignore[attr-defined]
+    err.problems = list(v.problems)  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
     raise err

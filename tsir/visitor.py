@@ -6,7 +6,8 @@ They read `node_fields`, so a new node type needs no walker code. Specialized pa
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from .node import Node, node_fields
 
@@ -20,9 +21,12 @@ def note_span(exc: BaseException, n: object) -> None:
         span = getattr(n, "span", None)
         if span is not None:
             try:
-                exc.tsir_span = span  # type: ignore[attr-defined]  # any exception object
+                exc.tsir_span = span  # pyright: ignore[reportAttributeAccessIssue]  # any exception object
             except AttributeError:  # an exception type with __slots__: no location then
                 pass
+
+
+N = TypeVar("N", bound=Node)
 
 
 class Visitor:
@@ -91,7 +95,8 @@ class Mutator:
                 return fn
         return self.generic_visit
 
-    def generic_visit(self, n: Node) -> Node:
+    def generic_visit(self, n: N) -> N:
+        """`n` with its fields mutated: the same class (`replace`), so the same static type."""
         changes: dict[str, Any] = {}
         for f in node_fields(n):
             v = getattr(n, f.name)

@@ -25,7 +25,9 @@ import tsir  # noqa: E402
 from tsir import T  # noqa: E402
 
 
-def ag_push(rows: int, K: int, world: int, slices: int, threads: int = 512, dtype: str = "bfloat16") -> tsir.PrimFunc:
+def ag_push(
+    rows: int, K: int, world: int, slices: int, threads: int = 512, dtype: str = "bfloat16"
+) -> tsir.PrimFunc:
     """This rank's shard lives in its own slot of `full`. Block (s, j), j > 0, pushes slice s of
     it into the same slot on rank (rank + j) % world, then sets that rank's flag for (this rank, s)
     to `epoch` (release); blocks (s, 0) just raise the local flags (the data is already there)."""
@@ -45,8 +47,16 @@ def ag_push(rows: int, K: int, world: int, slices: int, threads: int = 512, dtyp
 
 
 def gemm_after_flags(
-    M: int, N: int, K: int, rows: int, slices: int, bm: int = 128, bn: int = 128, bk: int = 32,
-    dtype: str = "bfloat16", timeout_cycles: int | None = WAIT_CYCLES,
+    M: int,
+    N: int,
+    K: int,
+    rows: int,
+    slices: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 32,
+    dtype: str = "bfloat16",
+    timeout_cycles: int | None = WAIT_CYCLES,
 ) -> tsir.PrimFunc:
     """C = A_full @ B, each block first waiting for the slice of A_full its rows come from."""
     slice_rows = rows // slices
@@ -85,7 +95,6 @@ class AgGemm:
 
     def __init__(self, rows: int, N: int, K: int, slices: int, world: int):
         import torch
-
         import tsir.runtime.dist as dist
 
         self.rows, self.N, self.K, self.slices, self.world = rows, N, K, slices, world
@@ -95,7 +104,7 @@ class AgGemm:
         self.full = dist.empty((M * K,), "bfloat16")
         rank = dist.rank()
         # This rank's shard is its own slot of the gathered matrix: nothing to copy locally.
-        self.shard = self.full[rank * rows * K:(rank + 1) * rows * K]
+        self.shard = self.full[rank * rows * K : (rank + 1) * rows * K]
         self.flags = dist.zeros((world * slices,), "int32")
         self.comm = torch.cuda.Stream()
         self.compute = torch.cuda.Stream()
@@ -122,7 +131,6 @@ class AgGemm:
 
 def run(group: Any) -> None:
     import torch
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size
@@ -139,7 +147,14 @@ def run(group: Any) -> None:
             dist.barrier()
             op(B, C)
             torch.cuda.synchronize()
-            shards = [torch.randn(rows * K, device="cuda", generator=torch.Generator(device="cuda").manual_seed(100 * it + q)).to(torch.bfloat16) for q in range(w)]
+            shards = [
+                torch.randn(
+                    rows * K,
+                    device="cuda",
+                    generator=torch.Generator(device="cuda").manual_seed(100 * it + q),
+                ).to(torch.bfloat16)
+                for q in range(w)
+            ]
             A = torch.cat(shards).view(rows * w, K)
             ref = A.double() @ B.double()
             err = ((C.double() - ref).norm() / ref.norm()).item()
@@ -154,7 +169,6 @@ def bench(group: Any) -> None:
 
     import torch
     import torch.distributed as tdist
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size
@@ -192,14 +206,23 @@ def bench(group: Any) -> None:
 
         rows_out = {
             "overlapped (tsir push || tsir GEMM)": timed(lambda: op(B, C)),
-            "NCCL all-gather, then tsir GEMM": timed(lambda: (tdist.all_gather_into_tensor(gathered, shard2d), plain(gathered, B, C))),
-            "NCCL all-gather, then cuBLAS": timed(lambda: (tdist.all_gather_into_tensor(gathered, shard2d), torch.matmul(gathered, B, out=C))),
+            "NCCL all-gather, then tsir GEMM": timed(
+                lambda: (tdist.all_gather_into_tensor(gathered, shard2d), plain(gathered, B, C))
+            ),
+            "NCCL all-gather, then cuBLAS": timed(
+                lambda: (
+                    tdist.all_gather_into_tensor(gathered, shard2d),
+                    torch.matmul(gathered, B, out=C),
+                )
+            ),
             "tsir GEMM alone (A already gathered)": timed(lambda: plain(gathered, B, C)),
             "cuBLAS alone": timed(lambda: torch.matmul(gathered, B, out=C)),
         }
         if r == 0:
             flops = 2 * M * N * K
-            print(f"all-gather + GEMM, M=N=K={size} bf16, {w} GPUs ({torch.cuda.get_device_name()}):")
+            print(
+                f"all-gather + GEMM, M=N=K={size} bf16, {w} GPUs ({torch.cuda.get_device_name()}):"
+            )
             for name, t in rows_out.items():
                 print(f"  {name:40s} {t * 1e3:8.3f} ms  {flops / t / 1e12:7.1f} TFLOP/s")
             path = os.environ.get("AG_GEMM_JSON")

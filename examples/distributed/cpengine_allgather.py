@@ -51,8 +51,15 @@ def cp_all_gather(chunk: int, world: int, dtype: str = "bfloat16") -> tsir.PrimF
 
 
 def ag_gemm(
-    m: int, n: int, k: int, world: int, wait: bool = True, bm: int = 128, bn: int = 128,
-    bk: int = 32, dtype: str = "float16",
+    m: int,
+    n: int,
+    k: int,
+    world: int,
+    wait: bool = True,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 32,
+    dtype: str = "float16",
 ) -> tsir.PrimFunc:
     """C = all_gather(A) @ B, A (m, k) per rank; with `wait`, the all-gather is done by the copy
     engines concurrently with the GEMM, else `AG` must already hold the gathered A."""
@@ -124,7 +131,9 @@ def run(group: Any) -> None:
             dist.barrier()
             kern(A, AG, B, C, flags, EPOCH.next())
             torch.cuda.synchronize()
-            full = torch.cat([(pattern(m * kk, torch.float16, q) / 64).view(m, kk) for q in range(w)])
+            full = torch.cat(
+                [(pattern(m * kk, torch.float16, q) / 64).view(m, kk) for q in range(w)]
+            )
             ref = (full.float() @ B.float()).half()
             if not torch.allclose(C.float(), ref.float(), rtol=2e-2, atol=2e-1):
                 raise AssertionError(f"ag_gemm: max error {(C.float() - ref.float()).abs().max()}")
@@ -183,7 +192,10 @@ def bench(group: Any, iters: int = 20) -> list[tuple[str, float]]:
         for name, fn in (
             ("ag+gemm copy-engine overlapped", lambda: fused(A, AG, B, C, flags, EPOCH.next())),
             ("ag+gemm SM all-gather then GEMM", lambda: (sm2(A1, AG1, bar), gemm(A, AG, B, C))),
-            ("ag+gemm NCCL then GEMM", lambda: (tdist.all_gather_into_tensor(AG1, A1), gemm(A, AG, B, C))),  # noqa: E501
+            (
+                "ag+gemm NCCL then GEMM",
+                lambda: (tdist.all_gather_into_tensor(AG1, A1), gemm(A, AG, B, C)),
+            ),  # noqa: E501
             ("gemm alone", lambda: gemm(A, AG, B, C)),
         ):
             rows.append((f"{name} {w * m}x{nn}x{kk}", timeit(fn)))

@@ -24,8 +24,16 @@ import tsir  # noqa: E402
 from tsir import T  # noqa: E402
 
 
-def gemm_partial(M: int, N: int, K: int, world: int, bm: int = 128, bn: int = 128, bk: int = 32,
-                 dtype: str = "bfloat16") -> tsir.PrimFunc:
+def gemm_partial(
+    M: int,
+    N: int,
+    K: int,
+    world: int,
+    bm: int = 128,
+    bn: int = 128,
+    bk: int = 32,
+    dtype: str = "bfloat16",
+) -> tsir.PrimFunc:
     """P = A @ B (this rank's K-slice) into symmetric P; then block (bx, by) adds 1 to the counter
     of its row chunk on every rank (release), so a rank knows when all tiles of a chunk landed."""
     with T.prim_func("gemm_partial") as f:
@@ -51,8 +59,15 @@ def gemm_partial(M: int, N: int, K: int, world: int, bm: int = 128, bn: int = 12
     return f.func
 
 
-def reduce_scatter(M: int, N: int, world: int, bm: int = 128, bn: int = 128, threads: int = 256,
-                   timeout_cycles: int | None = WAIT_CYCLES) -> tsir.PrimFunc:
+def reduce_scatter(
+    M: int,
+    N: int,
+    world: int,
+    bm: int = 128,
+    bn: int = 128,
+    threads: int = 256,
+    timeout_cycles: int | None = WAIT_CYCLES,
+) -> tsir.PrimFunc:
     """Out = sum over ranks p of P_p[rows of this rank]; block (bx, i) waits until every rank's
     GEMM finished row chunk i of this rank's rows (count == world * tiles_per_row * epoch)."""
     rows = M // world
@@ -82,7 +97,6 @@ def reduce_scatter(M: int, N: int, world: int, bm: int = 128, bn: int = 128, thr
 class GemmRS:
     def __init__(self, M: int, N: int, K_local: int, world: int):
         import torch
-
         import tsir.runtime.dist as dist
 
         self.M, self.N, self.world = M, N, world
@@ -109,7 +123,6 @@ class GemmRS:
 
 def run(group: Any) -> None:
     import torch
-
     import tsir.runtime.dist as dist
 
     r, w = group.rank, group.world_size
@@ -122,13 +135,13 @@ def run(group: Any) -> None:
             A = torch.randn(M, K, device="cuda", generator=g).to(torch.bfloat16)
             B = torch.randn(K, N, device="cuda", generator=g).to(torch.bfloat16)
             Out = torch.full((M // w, N), float("nan"), device="cuda")
-            a_loc = A[:, r * Kl:(r + 1) * Kl].contiguous()
-            b_loc = B[r * Kl:(r + 1) * Kl].contiguous()
+            a_loc = A[:, r * Kl : (r + 1) * Kl].contiguous()
+            b_loc = B[r * Kl : (r + 1) * Kl].contiguous()
             torch.cuda.synchronize()
             dist.barrier()
             op(a_loc, b_loc, Out)
             torch.cuda.synchronize()
-            ref = (A.double() @ B.double())[r * (M // w):(r + 1) * (M // w)]
+            ref = (A.double() @ B.double())[r * (M // w) : (r + 1) * (M // w)]
             err = ((Out.double() - ref).norm() / ref.norm()).item()
             if not err < 1e-2 or torch.isnan(Out).any():
                 raise AssertionError(f"gemm_rs iteration {it}: relative error {err}")

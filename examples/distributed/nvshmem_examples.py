@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any
 
+import tsir.runtime.dist as dist
 from common import check_equal, pattern
 
 import tsir
-import tsir.runtime.dist as dist
 from tsir import T
 
 
@@ -64,7 +64,9 @@ def ipc_put(n: int, blocks: int) -> tsir.PrimFunc:
         src = T.param("src", (n,), "float32", scope="symmetric")
         dst = T.param("dst", (n,), "float32", scope="symmetric")
         with T.Kernel(blocks, threads=512) as bx:
-            T.put_block(src[bx * per], dst[bx * per], per, dst_pe=(T.get_rank() + 1) % T.get_num_ranks())
+            T.put_block(
+                src[bx * per], dst[bx * per], per, dst_pe=(T.get_rank() + 1) % T.get_num_ranks()
+            )
     return f.func
 
 
@@ -102,7 +104,9 @@ def run(group: Any) -> None:
         dist.barrier()
         ring(src, dst, sig[w : w + 1], epoch)
         torch.cuda.synchronize()
-        check_equal(f"nvshmem ring shift {epoch}", dst, pattern(n, torch.float32, (r - 1) % w, salt=epoch))
+        check_equal(
+            f"nvshmem ring shift {epoch}", dst, pattern(n, torch.float32, (r - 1) % w, salt=epoch)
+        )
         dist.barrier()
         ag(src, out, sig[0:w], epoch)
         torch.cuda.synchronize()
@@ -116,14 +120,22 @@ def bench(group: Any, iters: int = 20) -> list[tuple[str, float]]:
 
     rows = []
     n = 16 << 20  # 64 MiB of float32
-    a, b = dist.empty((n,), "float32", backend="nvshmem"), dist.empty((n,), "float32", backend="nvshmem")
+    a, b = (
+        dist.empty((n,), "float32", backend="nvshmem"),
+        dist.empty((n,), "float32", backend="nvshmem"),
+    )
     with dist.scope():
         c, d = dist.empty((n,), "float32"), dist.empty((n,), "float32")
         for blocks in (1, 132):
             size = n if blocks > 1 else n // 16
             for name, k, x, y in (
                 ("IPC put_block", tsir.compile(ipc_put(size, blocks), target="cuda"), c, d),
-                ("NVSHMEM putmem_nbi_block", tsir.compile(nvshmem_put(size, blocks), target="cuda"), a, b),
+                (
+                    "NVSHMEM putmem_nbi_block",
+                    tsir.compile(nvshmem_put(size, blocks), target="cuda"),
+                    a,
+                    b,
+                ),
             ):
                 xs, ys = x[:size], y[:size]
                 for _ in range(3):
@@ -135,7 +147,9 @@ def bench(group: Any, iters: int = 20) -> list[tuple[str, float]]:
                     k(xs, ys)
                 torch.cuda.synchronize()
                 us = (time.perf_counter() - t0) / iters * 1e6
-                rows.append((f"{name} {blocks} block(s) {size * 4 >> 20} MiB", us, size * 4 / us / 1e3))
+                rows.append(
+                    (f"{name} {blocks} block(s) {size * 4 >> 20} MiB", us, size * 4 / us / 1e3)
+                )
                 dist.barrier()
     return rows
 
@@ -157,7 +171,10 @@ def main() -> None:
         except Exception:
             print(f"FAIL nvshmem_examples (rank {group.rank})", flush=True)
             raise
-        print(f"PASS nvshmem_examples (rank {group.rank}, {time.perf_counter() - t0:.2f} s)", flush=True)
+        print(
+            f"PASS nvshmem_examples (rank {group.rank}, {time.perf_counter() - t0:.2f} s)",
+            flush=True,
+        )
     dist.finalize()
 
 

@@ -135,11 +135,11 @@ def _publish(g: Group | None, h: SymmetricHeap | None) -> None:
 
     if g is None or h is None:
         SYMMETRIC_HEAP[:] = [0, 0]
-        dist_lang.world_size_hint = None
+        dist_lang.world_size_hint = None  # pyright: ignore[reportAttributeAccessIssue]  # a property of dist_lang's module class (_DistLangModule)
         table.set_table(None)
         return
     SYMMETRIC_HEAP[:] = [h.local_base, h.local_base + h.nbytes]
-    dist_lang.world_size_hint = g.world_size
+    dist_lang.world_size_hint = g.world_size  # pyright: ignore[reportAttributeAccessIssue]  # a property of dist_lang's module class (_DistLangModule)
     table.set_table(table.RankTable(g.rank, g.world_size, h.nbytes, tuple(h.bases)))
 
 
@@ -173,7 +173,7 @@ def _finalize_at_exit() -> None:
 
 def _torch_dist() -> Any:
     try:
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError:
         return None
     return tdist
@@ -230,7 +230,7 @@ def _wrap(ptr: int, shape: tuple[int, ...], dtype: str, owner: Any, strides: Any
     device = (KDL_CUDA, current_group().device)
     raw = RawTensor(ptr, shape, TENSOR_DTYPES[dtype], device, strides=strides, owner=owner)
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError:
         return raw
     return torch.from_dlpack(raw)
@@ -285,7 +285,7 @@ def zeros(
 
         t = nvshmem_heap.empty(shape, dtype)
         t.zero_()
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         torch.cuda.synchronize()
         barrier()

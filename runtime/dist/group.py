@@ -66,7 +66,7 @@ def _env_int(name: str) -> int | None:
 
 def _torch_dist() -> Any:
     try:
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError:
         return None
     return tdist if tdist.is_available() else None
@@ -144,7 +144,7 @@ def form_group(
     if store is not None:
         st = _store.as_store(store)
     elif tdist is not None and tdist.is_initialized():
-        from torch.distributed import distributed_c10d as c10d
+        from torch.distributed import distributed_c10d as c10d  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         st = _store.TorchStore(c10d._get_default_store())
     elif os.environ.get("TSIR_DIST_STORE"):
@@ -175,7 +175,7 @@ def form_group(
 
 def _torch() -> Any:
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError:
         return None
     return torch

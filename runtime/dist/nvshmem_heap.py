@@ -23,7 +23,7 @@ _INSTALL = "pip install nvshmem4py-cu13 nvidia-nvshmem-cu13"
 
 def _core() -> Any:
     try:
-        import nvshmem.core as core
+        import nvshmem.core as core  # pyright: ignore[reportMissingImports]  # optional: nvshmem is not a dependency of tsir
     except ImportError as e:
         raise TSIRError(
             f"NVSHMEM's host side needs nvshmem4py ({e}); {_INSTALL}", where="tsir.runtime.dist"
@@ -42,7 +42,7 @@ def init(group: Any) -> None:
     import numpy as np
 
     core = _core()
-    from cuda.core import Device
+    from cuda.core import Device  # pyright: ignore[reportAttributeAccessIssue]  # a compiled module: no stubs for the checker
 
     if group.rank == 0:
         uid = core.get_unique_id()
@@ -65,7 +65,7 @@ def empty(shape: Any, dtype: Any) -> Any:
         raise TSIRError(
             'dist.empty(..., backend="nvshmem") needs dist.init(backend="nvshmem") first'
         )
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     tdt = getattr(torch, str(dtype).removeprefix("torch.")) if not isinstance(dtype, torch.dtype) else dtype
     dims = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
@@ -75,7 +75,7 @@ def empty(shape: Any, dtype: Any) -> Any:
 
 
 def cumodule_init(module: Any) -> None:
-    import nvshmem.bindings as bindings
+    import nvshmem.bindings as bindings  # pyright: ignore[reportMissingImports]  # optional: nvshmem is not a dependency of tsir
 
     bindings.cumodule_init(int(module))
 
@@ -85,7 +85,7 @@ def finalize() -> None:
         return
     core = _state["core"]
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         torch.cuda.synchronize()
         for t in _state["tensors"]:

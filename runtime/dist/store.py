@@ -123,7 +123,7 @@ def as_store(obj: Any) -> Store:
     if type(obj).__module__.startswith("torch"):
         return TorchStore(obj)
     if hasattr(obj, "set") and hasattr(obj, "get"):
-        return obj  # type: ignore[no-any-return]
+        return obj
     raise TSIRError(
         f"store= must be a directory path, a tsir FileStore or a torch.distributed Store, got "
         f"{type(obj).__name__}"

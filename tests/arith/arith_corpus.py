@@ -9,12 +9,12 @@ checks.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
+from tsir.arith.evaluate import evaluate
 from tsir.dtype import DataType
 from tsir.expr import EQ, FloorDiv, FloorMod, IntImm, Max, Min, PrimExpr, Select, Var
-from tsir.arith.evaluate import evaluate
 
 __all__ = ["Lemma", "generate", "CATEGORIES"]
 

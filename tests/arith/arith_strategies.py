@@ -160,4 +160,3 @@ def value_or_none(e: PrimExpr, env: dict[Var, int]) -> int | None:
         return evaluate(e, env)  # type: ignore[return-value]
     except (ArithError, NoFold):
         return None
-

@@ -10,6 +10,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
+from arith_corpus import Lemma
+
+from tsir.arith.analyzer import Analyzer, Proof
 from tsir.expr import (
     EQ,
     GE,
@@ -33,8 +36,6 @@ from tsir.expr import (
     Sub,
     Var,
 )
-from tsir.arith.analyzer import Analyzer, Proof
-from arith_corpus import Lemma
 
 __all__ = ["TVMOracle", "tvm_import_error", "ours"]
 

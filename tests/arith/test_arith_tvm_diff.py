@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from arith_corpus import generate
+from arith_tvm_oracle import TVMOracle, ours, tvm_import_error
+
 from tsir.arith.evaluate import evaluate
 from tsir.arith.intern import fmt
-from arith_tvm_oracle import TVMOracle, ours, tvm_import_error
 from tsir.expr import Not
 
 _TVM_ERROR = tvm_import_error()

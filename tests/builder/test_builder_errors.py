@@ -65,7 +65,9 @@ def test_copy_shape_mismatch() -> None:
                 S = T.alloc_shared((32, 64), "float16")
                 line = here() + 1
                 T.copy(A, S)
-    assert_user_error(e.value, line, "T.copy shape mismatch", "`A` region (64, 64)", "`S` region (32, 64)")
+    assert_user_error(
+        e.value, line, "T.copy shape mismatch", "`A` region (64, 64)", "`S` region (32, 64)"
+    )
 
 
 def test_float_index() -> None:
@@ -124,22 +126,25 @@ def test_truth_value_of_symbolic_equality(form: str) -> None:
                 tx = T.get_thread_binding(0)
                 line = here() + 2
                 if form == "eq":
-                    if tx == 0: A[bx] = 0.0  # noqa: E701
+                    if tx == 0:
+                        A[bx] = 0.0
                 elif form == "ne":
-                    if bx != 0: A[bx] = 0.0  # noqa: E701
+                    if bx != 0:
+                        A[bx] = 0.0
                 elif form == "and":
                     _ = (tx == 1) and (bx == 0)
                 elif form == "not":
-                    _ = not (tx != 3)
+                    _ = not (tx != 3)  # noqa: SIM202  (the form under test)
                 elif form == "in":
                     _ = tx in (bx, 1)
                 else:
-                    while tx == bx: break  # noqa: E701
+                    while tx == bx:
+                        break
     fragment = "!=" if form in ("ne", "not") else "=="
     assert_user_error(e.value, line + _FORM_LINE[form], "truth value", fragment, "T.If", "`is`")
 
 
-_FORM_LINE = {"eq": 0, "ne": 2, "and": 4, "not": 6, "in": 8, "while": 10}
+_FORM_LINE = {"eq": 0, "ne": 3, "and": 6, "not": 8, "in": 10, "while": 12}
 
 
 def test_an_expression_equals_itself() -> None:
@@ -157,7 +162,7 @@ def test_parallel_outside_kernel() -> None:
         with T.prim_func("f"):
             T.param("A", (16,), "float32")
             line = here() + 1
-            for i in T.Parallel(16):
+            for _i in T.Parallel(16):
                 pass
     assert_user_error(e.value, line, "T.Parallel must be inside a T.Kernel")
 
@@ -266,7 +271,11 @@ def _gemm_case(a_shape, b_shape, c_shape, dtype="float16", c_dtype="float32", **
 @pytest.mark.parametrize(
     "args,kw,fragments",
     [
-        (((64, 32), (32, 64), (64, 64), "float32"), {}, ("T.gemm", "float32", "float16 or bfloat16")),
+        (
+            ((64, 32), (32, 64), (64, 64), "float32"),
+            {},
+            ("T.gemm", "float32", "float16 or bfloat16"),
+        ),
         (((64, 24), (24, 64), (64, 64)), {}, ("T.gemm", "K tile (24) must be a multiple of 16")),
         (((64, 32), (16, 64), (64, 64)), {}, ("T.gemm", "A has K = 32 but B has K = 16")),
         (((64, 32), (32, 64), (64, 32)), {}, ("T.gemm", "C is 64x32 but A @ B is 64x64")),

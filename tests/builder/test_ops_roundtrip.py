@@ -40,6 +40,12 @@ def kernel() -> tsir.PrimFunc:
 def test_the_new_ops_print_and_rebuild() -> None:
     func = kernel()
     text = print_func(func)
-    for form in ("T.warp_reduce_sum(", "T.__exp(", "T.erf(", "T.reduce_bitxor(", 'memory_order="seq_cst"'):
+    for form in (
+        "T.warp_reduce_sum(",
+        "T.__exp(",
+        "T.erf(",
+        "T.reduce_bitxor(",
+        'memory_order="seq_cst"',
+    ):
         assert form in text, form
     tsir.assert_structural_equal(rebuild(text), func)

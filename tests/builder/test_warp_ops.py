@@ -4,7 +4,8 @@ each dtype and several block sizes; misuse is refused; a GPU test compares with 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np

@@ -15,7 +15,12 @@ def filecheck(text: str, checks: str) -> None:
             f.write(checks)
         proc = subprocess.run(
             [sys.executable, "-m", "filecheck", check_file],
-            input=text, capture_output=True, text=True, check=False,
+            input=text,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
-        raise AssertionError(f"FileCheck failed:\n{proc.stdout}\n{proc.stderr}\n--- input ---\n{text}")
+        raise AssertionError(
+            f"FileCheck failed:\n{proc.stdout}\n{proc.stderr}\n--- input ---\n{text}"
+        )

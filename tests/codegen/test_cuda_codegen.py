@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from filecheck_util import filecheck
 
 import tsir
 from tsir import T
-from filecheck_util import filecheck
 
 
 def cuda(func: tsir.PrimFunc, target: str = "sm_90a") -> str:
@@ -28,7 +28,9 @@ def elementwise(N: int, dtype: str = "float32", bm: int = 4) -> tsir.PrimFunc:
 
 
 def test_kernel_signature_and_vector_accesses() -> None:
-    filecheck(cuda(elementwise(1024)), r"""
+    filecheck(
+        cuda(elementwise(1024)),
+        r"""
 CHECK: extern "C" __global__ void __launch_bounds__(256) ew_kernel(
 CHECK-NEXT: const float* __restrict__ X,
 CHECK-NEXT: const float* __restrict__ W,
@@ -40,16 +42,20 @@ CHECK: *reinterpret_cast<uint4*>([[XV]]) = *reinterpret_cast<const uint4*>(X + {
 CHECK: #pragma unroll
 CHECK: = expf([[XV]][i_v]) * W_v{{[0-9]+}}[i_v];
 CHECK: *reinterpret_cast<uint4*>(Y + {{.*}}) = *reinterpret_cast<const uint4*>(Y_v{{[0-9]+}});
-""")
+""",
+    )
 
 
 def test_half_precision_vectors_are_eight_wide() -> None:
     src = cuda(elementwise(1024, "float16", bm=8))
-    filecheck(src, r"""
+    filecheck(
+        src,
+        r"""
 CHECK: #include <cuda_fp16.h>
 CHECK: alignas(16) half X_v{{[0-9]+}}[8];
 CHECK: hexp(
-""")
+""",
+    )
 
 
 def test_unaligned_rows_stay_scalar() -> None:
@@ -70,13 +76,16 @@ def test_tail_gets_a_vector_fast_path_and_a_scalar_tail() -> None:
         with T.Kernel(T.ceildiv(n, 1024), threads=256) as bx:
             for i in T.Parallel(1024):
                 C[bx * 1024 + i] = A[bx * 1024 + i] + 1.0
-    filecheck(cuda(f.func), r"""
+    filecheck(
+        cuda(f.func),
+        r"""
 CHECK: if (bx * 1024 + tx * 4 + 3 < n) {
 CHECK: *reinterpret_cast<uint4*>(A_v{{[0-9]+}}) =
 CHECK: } else {
 CHECK: for (int i_v = 0; i_v < 4; ++i_v) {
 CHECK-NEXT: if (bx * 1024 + i_v + tx * 4 < n) {
-""")
+""",
+    )
 
 
 def test_shared_memory_pool_and_barrier() -> None:
@@ -88,14 +97,17 @@ def test_shared_memory_pool_and_barrier() -> None:
             T.copy(A[by * 64, bx * 64], S[0:64, 0:64])
             for i, j in T.Parallel(64, 64):
                 B[bx * 64 + i, by * 64 + j] = S[j, i]
-    filecheck(cuda(f.func), r"""
+    filecheck(
+        cuda(f.func),
+        r"""
 CHECK: extern __shared__ __align__(1024) unsigned char buf_dyn_shmem[];
 CHECK-NEXT: float* S = reinterpret_cast<float*>(buf_dyn_shmem + 0);
 CHECK: S[
 CHECK: __syncthreads();
 CHECK-NOT: __syncthreads();
 CHECK: *reinterpret_cast<uint4*>(B + {{.*}})
-""")
+""",
+    )
 
 
 def test_floor_division_of_possibly_negative_values_uses_the_helper() -> None:
@@ -105,10 +117,13 @@ def test_floor_division_of_possibly_negative_values_uses_the_helper() -> None:
         with T.Kernel(1, threads=64):
             tx = T.get_thread_binding(0)
             A[tx] = (tx - off) // 4 + (tx - off) % 4
-    filecheck(cuda(f.func), r"""
+    filecheck(
+        cuda(f.func),
+        r"""
 CHECK: #include "tsir/common.h"
 CHECK: tsir::floordiv(tx - off, 4) + tsir::floormod(tx - off, 4)
-""")
+""",
+    )
 
 
 def test_non_negative_floor_division_is_plain_c() -> None:
@@ -118,8 +133,13 @@ def test_non_negative_floor_division_is_plain_c() -> None:
 
 @pytest.mark.parametrize(
     "dtype,ctype",
-    [("int8", "signed char"), ("uint64", "unsigned long long"), ("bfloat16", "__nv_bfloat16"),
-     ("float64", "double"), ("float8_e4m3", "__nv_fp8_e4m3")],
+    [
+        ("int8", "signed char"),
+        ("uint64", "unsigned long long"),
+        ("bfloat16", "__nv_bfloat16"),
+        ("float64", "double"),
+        ("float8_e4m3", "__nv_fp8_e4m3"),
+    ],
 )
 def test_dtypes_compile(dtype: str, ctype: str) -> None:
     with T.prim_func("cp") as f:
@@ -140,7 +160,10 @@ def test_math_and_casts_compile_for_every_float_type() -> None:
             with T.Kernel(1, threads=128):
                 for i in T.Parallel(128):
                     x = A[i]
-                    A[i] = T.max(T.sqrt(T.abs(x)) + T.exp2(x) - T.log(T.abs(x) + 1.0), T.infinity(dtype) * 0.0)
+                    A[i] = T.max(
+                        T.sqrt(T.abs(x)) + T.exp2(x) - T.log(T.abs(x) + 1.0),
+                        T.infinity(dtype) * 0.0,
+                    )
                     B[i] = T.cast(T.rsqrt(T.abs(x) + 1.0), "int32")
         k = tsir.compile(f.func, target="sm_80")
         assert k.cubin[:4] == b"\x7fELF", dtype

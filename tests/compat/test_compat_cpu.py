@@ -19,7 +19,9 @@ def add_factory(M, N, block=32, dtype="float32"):
     def add(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype), C: T.Tensor((M, N), dtype)):
         with T.Kernel(T.ceildiv(N, block), T.ceildiv(M, block), threads=128) as (bx, by):
             for i, j in T.Parallel(block, block):
-                C[by * block + i, bx * block + j] = A[by * block + i, bx * block + j] + B[by * block + i, bx * block + j]
+                C[by * block + i, bx * block + j] = (
+                    A[by * block + i, bx * block + j] + B[by * block + i, bx * block + j]
+                )
 
     return add
 
@@ -65,16 +67,27 @@ def test_body_form_rejects_a_tensor_of_the_wrong_dtype(cpu_target):
 
 
 def test_pass_configs_without_effect_are_reported_and_unknown_ones_raise(cpu_target):
-    k = tilelang.compile(add_factory.fn(64, 64), out_idx=[-1], pass_configs={tilelang.PassConfigKey.TL_DISABLE_TMA_LOWER: True})
+    k = tilelang.compile(
+        add_factory.fn(64, 64),
+        out_idx=[-1],
+        pass_configs={tilelang.PassConfigKey.TL_DISABLE_TMA_LOWER: True},
+    )
     assert any("tl.disable_tma_lower=True: no effect" in line for line in k.report)
     with pytest.raises(UnsupportedError, match="'tl.config_index_bitwidth'=64 is not supported"):
-        tilelang.compile(add_factory.fn(64, 64), out_idx=[-1], pass_configs={"tl.config_index_bitwidth": 64})
+        tilelang.compile(
+            add_factory.fn(64, 64), out_idx=[-1], pass_configs={"tl.config_index_bitwidth": 64}
+        )
 
 
 def test_explain_prints_the_report(cpu_target, monkeypatch, capsys):
     monkeypatch.setenv("TSIR_EXPLAIN", "1")
-    tilelang.compile(add_factory.fn(64, 128), out_idx=[-1], pass_configs={"tl.enable_fast_math": True})
-    assert "[tsir explain] add: pass config tl.enable_fast_math=True: no effect" in capsys.readouterr().err
+    tilelang.compile(
+        add_factory.fn(64, 128), out_idx=[-1], pass_configs={"tl.enable_fast_math": True}
+    )
+    assert (
+        "[tsir explain] add: pass config tl.enable_fast_math=True: no effect"
+        in capsys.readouterr().err
+    )
 
 
 def test_missing_tilelang_names_raise_naming_the_feature():
@@ -121,9 +134,13 @@ def test_autotune_compiles_in_parallel_and_caches_the_winner(cpu_target, tmp_pat
         return 1.0 / len(timed)  # each config faster than the last: the last one wins
 
     with knobs.override(cache_dir=tmp_path):
-        r = tune(make, lambda c: add_factory.fn(128, 128, **c), configs, key_parts=["t"], bench=bench)
+        r = tune(
+            make, lambda c: add_factory.fn(128, 128, **c), configs, key_parts=["t"], bench=bench
+        )
         assert r.config == configs[-1] and not r.from_cache and len(timed) == 3
-        again = tune(make, lambda c: add_factory.fn(128, 128, **c), configs, key_parts=["t"], bench=bench)
+        again = tune(
+            make, lambda c: add_factory.fn(128, 128, **c), configs, key_parts=["t"], bench=bench
+        )
         assert again.from_cache and again.config == configs[-1] and len(timed) == 3
         assert list(tmp_path.glob("autotune/*.json"))
 
@@ -136,6 +153,13 @@ def test_run_aliases_tilelang_modules(tmp_path):
         "try:\n    import tilelang.carver.template\nexcept Exception as e:\n    print('ERR', type(e).__name__, e)\n"
         "print('OK')\n"
     )
-    out = subprocess.run([sys.executable, "-m", "tsir.compat.tilelang", "run", str(prog)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "tsir.compat.tilelang", "run", str(prog)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
-    assert "OK" in out.stdout and "UnsupportedError" in out.stdout and "tilelang.carver" in out.stdout
+    assert (
+        "OK" in out.stdout and "UnsupportedError" in out.stdout and "tilelang.carver" in out.stdout
+    )

@@ -7,7 +7,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("tilelang_coverage", ROOT / "scripts" / "tilelang_coverage.py")
+    spec = importlib.util.spec_from_file_location(
+        "tilelang_coverage", ROOT / "scripts" / "tilelang_coverage.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tilelang_programs as P
+
 import tsir
 from tsir import T as TS
 from tsir.compat.tilelang import language as T
@@ -14,8 +14,8 @@ from tsir.compat.tilelang.promotion import tilelang_promotion, tvm_promotion
 from tsir.dtype import DataType
 from tsir.errors import DTypeError
 from tsir.expr import Cast
-from tsir.stmt import BufferStore
 from tsir.interpret import check_stages
+from tsir.stmt import BufferStore
 from tsir.visitor import collect
 
 

@@ -5,24 +5,33 @@ against the interpreter on small shapes."""
 
 import numpy as np
 import pytest
-
 import tilelang_programs as P
+
 import tsir.compat.tilelang as tilelang
 from tsir.interpret import check_stages
 
 COMPILES = {
-    "elementwise_add": lambda: tilelang.compile(P.elementwise_add(512, 1024, 32, 32, "float32", "float32", 128), out_idx=-1),
+    "elementwise_add": lambda: tilelang.compile(
+        P.elementwise_add(512, 1024, 32, 32, "float32", "float32", 128), out_idx=-1
+    ),
     "gemm": lambda: P.matmul.compile(M=1024, N=1024, K=1024, block_M=128, block_N=128, block_K=32),
     "gemm_splitk": lambda: P.matmul_splitk(1024, 1024, 1024, 128, 128, 32, 4),
     "gemv_naive": lambda: P.naive_gemv(1024, 1024, 128, 128),
     "gemv_splitk": lambda: P.splitk_gemv(1024, 1024, 32, 32, 32),
     "rms_norm": lambda: P.rms_norm(8192, 8192, 1),
     "topk": lambda: P.tl_topk(M=320, N=128, topk=6, blk_m=64),
-    "convolution": lambda: tilelang.compile(P.convolution(128, 128, 64, 64, 128, 3, 1, 1, 1, 64, 128, 32, 3, 256), out_idx=[2]),
+    "convolution": lambda: tilelang.compile(
+        P.convolution(128, 128, 64, 64, 128, 3, 1, 1, 1, 64, 128, 32, 3, 256), out_idx=[2]
+    ),
     "online_softmax": lambda: P.softmax_kernel(8192, 8192),
-    "flash_attention": lambda: P.flashattn(8, 32, 4096, 128, False, block_M=128, block_N=128, num_stages=1, threads=128),
-    "gqa_decode": lambda: tilelang.compile(P.gqa_decode(1, 32, 8, 8192, 128, 128, 64, 1, 2, 128), out_idx=[6]),
+    "flash_attention": lambda: P.flashattn(
+        8, 32, 4096, 128, False, block_M=128, block_N=128, num_stages=1, threads=128
+    ),
+    "gqa_decode": lambda: tilelang.compile(
+        P.gqa_decode(1, 32, 8, 8192, 128, 128, 64, 1, 2, 128), out_idx=[6]
+    ),
 }
+
 
 @pytest.mark.parametrize("name", sorted(COMPILES))
 def test_program_compiles(name, cpu_target):
@@ -49,7 +58,9 @@ def _softmax(s):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_flash_attention_at_every_stage(is_causal):
-    func = P.flashattn.fn(1, 2, 128, 64, is_causal, block_M=64, block_N=64, num_stages=1, threads=128)
+    func = P.flashattn.fn(
+        1, 2, 128, 64, is_causal, block_M=64, block_N=64, num_stages=1, threads=128
+    )
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((1, 128, 2, 64)).astype(np.float16) for _ in range(3))
     report = check_stages(func, [q, k, v, np.zeros_like(q)])
@@ -73,7 +84,9 @@ def test_gqa_decode_at_every_stage(num_split):
     mask[:, 0] = 1
     glse = np.zeros((batch, heads, num_split), np.float16)
     partial = np.zeros((batch, heads, num_split, dim), np.float16)
-    report = check_stages(func, [q, k, v, mask, glse, partial, np.zeros((batch, heads, dim), np.float16)])
+    report = check_stages(
+        func, [q, k, v, mask, glse, partial, np.zeros((batch, heads, dim), np.float16)]
+    )
     assert report.ok, str(report)
     g = heads // groups
     kd, vd = (np.repeat(a.astype(np.float64), g, axis=2) for a in (k, v))

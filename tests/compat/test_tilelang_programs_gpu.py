@@ -1,8 +1,8 @@
 """The transcribed TileLang programs run through tsir.compat.tilelang and match torch (GPU)."""
 
 import pytest
-
 import tilelang_programs as P
+
 import tsir.compat.tilelang as tilelang
 from tsir.errors import UnsupportedError
 
@@ -11,7 +11,9 @@ pytestmark = pytest.mark.gpu
 
 
 def test_elementwise_add():
-    k = tilelang.compile(P.elementwise_add(512, 1024, 32, 32, "float32", "float32", 128), out_idx=-1)
+    k = tilelang.compile(
+        P.elementwise_add(512, 1024, 32, 32, "float32", "float32", 128), out_idx=-1
+    )
     a, b = torch.randn(512, 1024, device="cuda"), torch.randn(512, 1024, device="cuda")
     torch.testing.assert_close(k(a, b), a + b)
 
@@ -42,13 +44,19 @@ def test_gemm_splitk():
 
 @pytest.mark.parametrize("which", ["naive", "splitk"])
 def test_gemv(which):
-    k = P.naive_gemv(1024, 1024, 128, 128) if which == "naive" else P.splitk_gemv(1024, 1024, 32, 32, 32)
+    k = (
+        P.naive_gemv(1024, 1024, 128, 128)
+        if which == "naive"
+        else P.splitk_gemv(1024, 1024, 32, 32, 32)
+    )
     k.get_profiler().assert_allclose(lambda x, y: x @ y.T, atol=1e-2, rtol=1e-2)
 
 
 def test_rms_norm():
     k = P.rms_norm(1024, 1024, 1)
-    k.get_profiler().assert_allclose(lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-12), rtol=0.01, atol=0.01)
+    k.get_profiler().assert_allclose(
+        lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-12), rtol=0.01, atol=0.01
+    )
 
 
 def test_topk():
@@ -65,7 +73,9 @@ def test_autotune_over_a_config_space(tmp_path, monkeypatch):
     a = torch.randn(512, 256, device="cuda", dtype=torch.float16)
     b = torch.randn(256, 512, device="cuda", dtype=torch.float16)
     with knobs.override(cache_dir=tmp_path):
-        r = tilelang.autotune(configs=[{"block_M": bm} for bm in (64, 128)], warmup=2, rep=5)(P.matmul)(a, b, block_N=128, block_K=32)
+        r = tilelang.autotune(configs=[{"block_M": bm} for bm in (64, 128)], warmup=2, rep=5)(
+            P.matmul
+        )(a, b, block_N=128, block_K=32)
     torch.testing.assert_close(r, a @ b, rtol=1e-2, atol=1e-2)
 
 
@@ -73,10 +83,14 @@ def test_convolution():
     """examples/convolution/example_convolution.py's main(): views of the filter and output, a
     T.Parallel im2col, against torch.conv2d."""
     N, C, H, W, F, K, S, D, Pd = 128, 128, 64, 64, 128, 3, 1, 1, 1
-    k = tilelang.compile(P.convolution(N, C, H, W, F, K, S, D, Pd, 64, 128, 32, 3, 256), out_idx=[2])
+    k = tilelang.compile(
+        P.convolution(N, C, H, W, F, K, S, D, Pd, 64, 128, 32, 3, 256), out_idx=[2]
+    )
     a = torch.randn(N, H, W, C).cuda().half()
     b = torch.randn(K, K, C, F).cuda().half()
-    ref = torch.conv2d(a.permute(0, 3, 1, 2), b.permute(3, 2, 0, 1), stride=S, padding=Pd, dilation=D).permute(0, 2, 3, 1)
+    ref = torch.conv2d(
+        a.permute(0, 3, 1, 2), b.permute(3, 2, 0, 1), stride=S, padding=Pd, dilation=D
+    ).permute(0, 2, 3, 1)
     torch.testing.assert_close(k(a, b), ref, rtol=1e-2, atol=1e-2)
 
 
@@ -84,7 +98,9 @@ def _attention_ref(q, k, v, is_causal):
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / q.size(-1) ** 0.5
     if is_causal:
         n = q.size(1)
-        scores = scores.masked_fill(torch.tril(torch.ones(n, n, device=q.device)) == 0, float("-inf"))
+        scores = scores.masked_fill(
+            torch.tril(torch.ones(n, n, device=q.device)) == 0, float("-inf")
+        )
     return torch.einsum("bhqk,bkhd->bqhd", torch.softmax(scores.float(), dim=-1).to(q.dtype), v)
 
 
@@ -94,7 +110,9 @@ def test_flash_attention(is_causal):
     sequence): P = softmax(S) multiplies V from the registers of S's accumulator (gemm_rs)."""
     k = P.flashattn(2, 8, 1024, 128, is_causal, block_M=128, block_N=128, num_stages=1, threads=128)
     assert "gemm_rs" in k.get_kernel_source()
-    k.get_profiler().assert_allclose(lambda q, kk, v: _attention_ref(q, kk, v, is_causal), rtol=0.01, atol=0.01)
+    k.get_profiler().assert_allclose(
+        lambda q, kk, v: _attention_ref(q, kk, v, is_causal), rtol=0.01, atol=0.01
+    )
 
 
 def _gqa_ref(q, k, v, mask):
@@ -113,7 +131,9 @@ def test_gqa_decode(num_split):
     """examples/flash_decoding/example_gqa_decode.py with main()'s configuration (num_split=16:
     the split kernel and the combine kernel with its T.Fragment annotations) and without split."""
     batch, heads, groups, kv_seqlen, dim = 1, 32, 8, 8192, 128
-    k = tilelang.compile(P.gqa_decode(batch, heads, groups, kv_seqlen, dim, 128, 64, num_split, 2, 128), out_idx=[6])
+    k = tilelang.compile(
+        P.gqa_decode(batch, heads, groups, kv_seqlen, dim, 128, 64, num_split, 2, 128), out_idx=[6]
+    )
     q = torch.randn(batch, heads, dim, device="cuda", dtype=torch.float16)
     kk = torch.randn(batch, kv_seqlen, groups, dim, device="cuda", dtype=torch.float16)
     v = torch.randn(batch, kv_seqlen, groups, dim, device="cuda", dtype=torch.float16)

@@ -3,7 +3,8 @@ error they raise (with the user's line as its location)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

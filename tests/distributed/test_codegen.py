@@ -44,9 +44,8 @@ def valid(op: str, sem: str, scope: str | None, na: bool, nc: bool, space: str) 
     global_space = space != "shared"
     if na and (sem == "volatile" or not global_space):  # ld/st.volatile take no eviction priority
         return False
-    if nc and (op == "st" or sem != "weak" or not global_space):  # only ld.global.nc (weak)
-        return False
-    return True
+    # only ld.global.nc (weak)
+    return not (nc and (op == "st" or sem != "weak" or not global_space))
 
 
 def matrix_kernel(
@@ -128,12 +127,12 @@ def test_waits_and_atomics_compile(target: str) -> None:
             for d in ("int32", "uint32", "int64", "uint64", "float32", "float64")
         }
         with T.Kernel(1, threads=32):
-            for d, fl in flags.items():
+            for _d, fl in flags.items():
                 for rel in ("eq", "ne", "ge", "le", "gt", "lt"):
                     getattr(T, f"wait_{rel}")(fl[0], 1)
                     getattr(T, f"wait_{rel}")(fl[1], 2, peer=1, timeout_cycles=1 << 33)
             T.wait_ge(local[0], 3, timeout_cycles=100)
-            for d, a in acc.items():
+            for _d, a in acc.items():
                 for sem in ("relaxed", "acquire", "release", "acq_rel"):
                     for scope in ("cta", "gpu", "sys"):
                         a[1] = T.atom_add(a[0], 1, scope=scope, sem=sem)

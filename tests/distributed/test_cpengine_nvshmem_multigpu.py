@@ -17,12 +17,27 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = ROOT / "examples" / "distributed"
 
 
-def launch(n: int, script: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def launch(
+    n: int, script: Path, *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "tsir.runtime.launch", "-n", str(n), "--timeout", str(timeout - 10)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsir.runtime.launch",
+        "-n",
+        str(n),
+        "--timeout",
+        str(timeout - 10),
+    ]
     r = subprocess.run(
-        [*cmd, str(script), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+        [*cmd, str(script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
     sys.stdout.write(r.stdout[-20000:])
     sys.stderr.write(r.stderr[-5000:])
@@ -32,7 +47,9 @@ def launch(n: int, script: Path, *args: str, timeout: float = 240) -> subprocess
 def check(n: int, script: str, name: str) -> None:
     r = launch(n, EXAMPLES / script)
     passed = {int(m) for m in re.findall(rf"\[rank (\d+)\] PASS {name}\b", r.stdout)}
-    assert passed == set(range(n)), f"{name}: PASS from ranks {sorted(passed)} of {n}; exit {r.returncode}"
+    assert passed == set(range(n)), (
+        f"{name}: PASS from ranks {sorted(passed)} of {n}; exit {r.returncode}"
+    )
 
 
 @pytest.mark.multigpu

@@ -51,8 +51,16 @@ def test_gemm_examples_on_2_gpus(example: str) -> None:
     pytest.importorskip("torch")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "tsir.runtime.launch", "-n", "2", "--timeout", "230",
-           str(ROOT / "examples" / "distributed" / f"{example}.py")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsir.runtime.launch",
+        "-n",
+        "2",
+        "--timeout",
+        "230",
+        str(ROOT / "examples" / "distributed" / f"{example}.py"),
+    ]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
     sys.stdout.write(r.stdout[-8000:] + r.stderr[-8000:])
     assert r.returncode == 0

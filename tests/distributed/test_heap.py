@@ -5,8 +5,9 @@ check, zeroing, peer addresses, scopes and teardown."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from fakes import FakeIpc

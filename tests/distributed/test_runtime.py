@@ -5,7 +5,7 @@ rank table written into each module when it is loaded, with no user call."""
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import tsir.runtime.dist as dist
@@ -67,7 +67,7 @@ def test_single_rank_group_and_tensors(fake: FakeDriver) -> None:
     assert dist.peer(x, 0).ptr == x.ptr and len(dist.peers(x)) == 1
     with pytest.raises(TSIRError, match="not in this rank's symmetric heap"):
         dist.peer(RawTensor(0x1000, (1,), "float32"), 0)
-    assert binder.SYMMETRIC_HEAP == [h.local_base, h.local_base + (1 << 20)]
+    assert [h.local_base, h.local_base + (1 << 20)] == binder.SYMMETRIC_HEAP
     with dist.scope():
         dist.empty((1000,), "int8")
     assert dist.empty((1,), "int8").ptr == h.local_base + 512  # the scope's allocation was freed

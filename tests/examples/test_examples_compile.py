@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from filecheck.finput import FInput  # noqa: F401  (the dependency must be importable)
-
-import tsir
 from elementwise_2d import fused_exp_scale_bias
+from filecheck.finput import FInput  # noqa: F401  (the dependency must be importable)
 from flash_attention import flash_attention
 from gemm import matmul
-from softmax import column_sum, column_sum_atomic, layer_norm, prefix_sum_rows, softmax, tile_sum_and_max
+from softmax import (
+    column_sum,
+    column_sum_atomic,
+    layer_norm,
+    prefix_sum_rows,
+    softmax,
+    tile_sum_and_max,
+)
 from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 from transpose import transpose
 from vector_add import vector_add
+
+import tsir
 
 EXAMPLES = {
     "vector_add": lambda: vector_add(),
@@ -22,7 +29,9 @@ EXAMPLES = {
     "transpose_dynamic": lambda: transpose(N=4096),
     "transpose_static": lambda: transpose(M=4096, N=4096),
     "gemm_fp16": lambda: matmul(4096, 4096, 4096, swizzle=8),
-    "gemm_bf16_dynamic_bias_relu": lambda: matmul(None, 256, 512, dtype="bfloat16", epilogue="bias_relu", out_dtype="float32"),
+    "gemm_bf16_dynamic_bias_relu": lambda: matmul(
+        None, 256, 512, dtype="bfloat16", epilogue="bias_relu", out_dtype="float32"
+    ),
     "gemm_transposed": lambda: matmul(512, 384, 256, transpose_A=True, transpose_B=True),
     "softmax": lambda: softmax(4096, 1),
     "layer_norm": lambda: layer_norm(1024, 2),
@@ -55,7 +64,10 @@ def test_example_compiles(name: str, target: str) -> None:
 import hopper_ws_gemm  # noqa: E402
 import tilelang_ws_gemm  # noqa: E402
 
-HOPPER_ONLY = {**hopper_ws_gemm.EXAMPLES, **{f"tilelang_{k}": v for k, v in tilelang_ws_gemm.PROGRAMS.items()}}
+HOPPER_ONLY = {
+    **hopper_ws_gemm.EXAMPLES,
+    **{f"tilelang_{k}": v for k, v in tilelang_ws_gemm.PROGRAMS.items()},
+}
 
 
 @pytest.mark.parametrize("name", sorted(HOPPER_ONLY))

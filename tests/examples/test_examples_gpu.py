@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-import tsir
 from elementwise_2d import fused_exp_scale_bias
 from transpose import transpose
 from vector_add import vector_add
+
+import tsir
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")

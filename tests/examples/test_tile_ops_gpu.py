@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-import tsir
 from gemm import matmul
 from softmax import column_sum, layer_norm, softmax
+
+import tsir
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")
@@ -17,7 +17,9 @@ def rel_err(out, ref):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("M,N,K", [(256, 256, 256), (4096, 4096, 4096), (1000, 1000, 1000), (77, 130, 64)])
+@pytest.mark.parametrize(
+    "M,N,K", [(256, 256, 256), (4096, 4096, 4096), (1000, 1000, 1000), (77, 130, 64)]
+)
 def test_gemm(dtype: str, M: int, N: int, K: int) -> None:
     tdt = getattr(torch, dtype)
     k = tsir.compile(matmul(M, N, K, dtype=dtype), target="cuda")
@@ -69,7 +71,9 @@ def test_softmax(N: int, rows: int) -> None:
         x = torch.randn(M, N, device="cuda") * 3
         y = torch.full_like(x, float("nan"))
         k(x, y)
-        torch.testing.assert_close(y, torch.softmax(x.double(), dim=1).float(), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            y, torch.softmax(x.double(), dim=1).float(), rtol=1e-4, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("N,rows", [(1024, 1), (4096, 2)])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 
 import tsir
-from tilelang_forms import gemm_loop, gemm_scaled_a, histogram, layer_norm_rows, split_roles
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")
@@ -38,8 +38,13 @@ def test_layer_norm_rows(dtype: str, blk_m: int, threads: int, N: int, D: int) -
 
 
 @pytest.mark.parametrize("num_stages", [None, 0, 1, 2, 3])
-@pytest.mark.parametrize("M,N,K,threads", [(512, 256, 512, 128), (200, 136, 100, 128), (5, 64, 48, 64), (130, 96, 64, 256)])
-def test_gemm_in_unpipelined_and_pipelined_loops(num_stages: int | None, M: int, N: int, K: int, threads: int) -> None:
+@pytest.mark.parametrize(
+    "M,N,K,threads",
+    [(512, 256, 512, 128), (200, 136, 100, 128), (5, 64, 48, 64), (130, 96, 64, 256)],
+)
+def test_gemm_in_unpipelined_and_pipelined_loops(
+    num_stages: int | None, M: int, N: int, K: int, threads: int
+) -> None:
     k = tsir.compile(gemm_loop(M, N, K, num_stages=num_stages, threads=threads), target="cuda")
     a = torch.randn(M, K, device="cuda", dtype=torch.float16)
     b = torch.randn(K, N, device="cuda", dtype=torch.float16)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from fuzzlib.harness import Config
 from fuzzlib.survey import run_seeds
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from fuzzlib.numerics import cast, load_tile, rnd, store_tile
+from fuzzlib.strategies import FAMILIES, program_for_seed, programs
 from hypothesis import HealthCheck, given, settings
 
 import tsir
-
-from fuzzlib.numerics import cast, load_tile, rnd, store_tile
-from fuzzlib.strategies import FAMILIES, program_for_seed, programs
 
 
 def test_bfloat16_rounding_matches_ml_dtypes() -> None:

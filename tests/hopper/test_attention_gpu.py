@@ -17,7 +17,7 @@ import tsir
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from flash_attention_hopper import flash_attention_hopper
+from flash_attention_hopper import flash_attention_hopper  # noqa: E402  (examples/ on sys.path first)
 
 pytestmark = pytest.mark.gpu
 

@@ -17,8 +17,8 @@ import tsir
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-import hopper_ws_gemm as H
-import tilelang_ws_gemm as TL
+import hopper_ws_gemm as H  # noqa: E402  (examples/ on sys.path first)
+import tilelang_ws_gemm as TL  # noqa: E402  (examples/ on sys.path first)
 
 pytestmark = pytest.mark.gpu
 

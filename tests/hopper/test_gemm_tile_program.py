@@ -23,7 +23,7 @@ import tsir
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from gemm import matmul
+from gemm import matmul  # noqa: E402
 
 NP = {
     "float16": np.float16,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from sass_tools import count, opcodes, sass
-
 from tsir.codegen.hopper_gemm import GemmConfig, generate
+from tsir.runtime.nvrtc import compile_cuda
+
 from tsir.errors import UnsupportedError
 from tsir.layout import SwizzleMode
 from tsir.layout.wgmma_layouts import instruction_k, tma_boxes
-from tsir.runtime.nvrtc import compile_cuda
 
 ROOT = Path(__file__).resolve().parents[2]
 PTXAS_V = ["--ptxas-options=-v"]
@@ -41,7 +41,9 @@ def _forms_source(forms: list[tuple[str, str, int]]) -> str:
             else f"tsir::wgmma_rs<tsir::{kind}, {n}>(d{i}, a, db, s)"
         )
         body.append(f"  float d{i}[{n // 2}];\n  tsir::wgmma_fence();\n  {call};")
-        body.append(f"  tsir::wgmma_commit();\n  tsir::wgmma_wait<0>();\n  o[{i}] = d{i}[{n // 2 - 1}];")
+        body.append(
+            f"  tsir::wgmma_commit();\n  tsir::wgmma_wait<0>();\n  o[{i}] = d{i}[{n // 2 - 1}];"
+        )
     return (
         '#include "tsir/wgmma.h"\n'
         'extern "C" __global__ void forms(float* o, unsigned long long da, unsigned long long db,'
@@ -75,7 +77,8 @@ def test_fp8_forms_assemble(tmp_path: Path) -> None:
 
 def test_fp8_transposed_operand_is_a_compile_error() -> None:
     src = _forms_source([("ss", "kWgmmaE4M3E4M3", 64)]).replace(
-        "tsir::wgmma_ss<tsir::kWgmmaE4M3E4M3, 64, 0, 0>", "tsir::wgmma_ss<tsir::kWgmmaE4M3E4M3, 64, 0, 1>"
+        "tsir::wgmma_ss<tsir::kWgmmaE4M3E4M3, 64, 0, 0>",
+        "tsir::wgmma_ss<tsir::kWgmmaE4M3E4M3, 64, 0, 1>",
     )
     with pytest.raises(Exception, match="8-bit wgmma operands must be K-major"):
         compile_cuda(src, "sm_90a", use_cache=False)

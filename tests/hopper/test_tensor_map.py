@@ -6,9 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from tsir.errors import TSIRError
-from tsir.layout import SwizzleMode
 from tsir.runtime.tensor_map import (
     TensorMapCache,
     TensorMapError,
@@ -16,6 +13,9 @@ from tsir.runtime.tensor_map import (
     check_tensor_map,
     encode_args,
 )
+
+from tsir.errors import TSIRError
+from tsir.layout import SwizzleMode
 
 GOOD = TensorMapSpec(
     dtype="float16",
@@ -68,7 +68,12 @@ def test_a_good_spec_passes_and_converts_innermost_first() -> None:
     fp8 = encode_args(bad(dtype="float8_e4m3", box=(256, 128), strides=(8192, 1)))
     assert fp8.data_type == "UINT8" and fp8.global_strides == (8192,)
     three = encode_args(
-        bad(shape=(4, 64, 256), strides=(64 * 256, 256, 1), box=(1, 64, 64), swizzle=SwizzleMode.NONE)
+        bad(
+            shape=(4, 64, 256),
+            strides=(64 * 256, 256, 1),
+            box=(1, 64, 64),
+            swizzle=SwizzleMode.NONE,
+        )
     )
     assert three.global_strides == (512, 64 * 256 * 2) and three.swizzle == "NONE"
 

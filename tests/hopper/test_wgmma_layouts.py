@@ -193,4 +193,9 @@ def test_tma_box_limits() -> None:
     with pytest.raises(UnsupportedError, match="at most 256 rows"):
         tma_boxes((512, 64), "float16", SwizzleMode.B128)
     boxes = tma_boxes((64, 256), "float16", SwizzleMode.B128)
-    assert [(b.col0, b.smem_offset) for b in boxes] == [(0, 0), (64, 8192), (128, 16384), (192, 24576)]
+    assert [(b.col0, b.smem_offset) for b in boxes] == [
+        (0, 0),
+        (64, 8192),
+        (128, 16384),
+        (192, 24576),
+    ]

@@ -415,11 +415,15 @@ def test_a_cp_async_issued_before_other_threads_finished_reading_is_a_race() -> 
             T.sync_threads()
             Y[tx] = S[(tx + 4) % 64]
             # thread t overwrites S[4t .. 4t+3] while thread t-1 may still read S[4t]
-            T.evaluate(T.call_intrin(
-                "int32", "tsir.async_copy.cp_async_16",
-                T.call_intrin("handle", "address_of", S[tx * 4 % 64]),
-                T.call_intrin("handle", "address_of", A[tx * 4 % 64]), True,
-            ))
+            T.evaluate(
+                T.call_intrin(
+                    "int32",
+                    "tsir.async_copy.cp_async_16",
+                    T.call_intrin("handle", "address_of", S[tx * 4 % 64]),
+                    T.call_intrin("handle", "address_of", A[tx * 4 % 64]),
+                    True,
+                )
+            )
             T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_commit"))
             T.sync_threads()
             T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_wait<0>"))

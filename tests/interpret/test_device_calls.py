@@ -27,7 +27,8 @@ def test_every_tsir_entry_names_a_header_function() -> None:
         _, header, fn = name.split(".", 2)
         path = os.path.join(HEADERS, f"{header}.h")
         assert os.path.isfile(path), f"{name}: no header {header}.h"
-        text = open(path).read()
+        with open(path) as fh:
+            text = fh.read()
         assert re.search(rf"\b{re.escape(fn)}\s*\(", text), f"{name}: {header}.h defines no `{fn}`"
 
 

@@ -3,7 +3,8 @@ small ragged shapes, against numpy references computed here independently of tsi
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np

@@ -7,7 +7,7 @@ floating point type", 9.7.14.5.1 m8n8k4 .f64 accumulators, 9.7.14.5.15 ldmatrix)
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 
 def group_id(lane: int) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+import tsir
 from tsir.arith import Analyzer
 from tsir.errors import UnsupportedError
 from tsir.expr import IntImm, Var
-import tsir
 from tsir.layout import Layout, equivalent
 from tsir.structural import structural_equal
 

@@ -3,9 +3,10 @@ become cp.async (zero-filling when guarded), everything else stays (Before/Expec
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 CTX = PassContext(tsir.Target.parse("sm_80"))
 

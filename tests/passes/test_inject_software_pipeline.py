@@ -5,9 +5,10 @@ test_inject_software_pipeline_producers.py."""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 SM80 = PassContext(tsir.Target.parse("sm_80"))
 
@@ -39,15 +40,17 @@ def test_two_stages_issue_the_next_tile_before_the_current_one_is_used() -> None
             S = T.alloc_shared((2, 64, 32), "float32")
             k0 = tsir.Mul(T.int32(0), T.int32(32))
             with T.attr("pipeline_buffers", (S,)):
-                T.tile_op("tl.Copy", src=A[:, k0:k0 + 32], dst=S[0, :, :], async_copy=True)
+                T.tile_op("tl.Copy", src=A[:, k0 : k0 + 32], dst=S[0, :, :], async_copy=True)
                 T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_commit"))
                 for k in T.serial(8):
                     T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_wait<0>"))
                     T.sync_threads()
                     with T.If(k + 1 < 8):
                         T.tile_op(
-                            "tl.Copy", src=A[:, (k + 1) * 32:(k + 1) * 32 + 32],
-                            dst=S[(k + 1) % 2, :, :], async_copy=True,
+                            "tl.Copy",
+                            src=A[:, (k + 1) * 32 : (k + 1) * 32 + 32],
+                            dst=S[(k + 1) % 2, :, :],
+                            async_copy=True,
                         )
                     T.evaluate(T.call_intrin("int32", "tsir.async_copy.cp_async_commit"))
                     T.copy(S[k % 2, :, :], B[0, k * 32])
@@ -77,7 +80,9 @@ SM90 = PassContext(tsir.Target.parse("sm_90a"))
 
 
 def _u32(load: object) -> object:
-    return T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load))
+    return T.call_intrin(
+        "uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", load)
+    )
 
 
 def _mb(fn: str, *args: object) -> None:
@@ -106,7 +111,13 @@ def test_tma_copies_make_an_mbarrier_ring() -> None:
                     _mb("mbarrier_arrive_expect_tx", _u32(full[stage]), 64 * 32 * 4)
                 lo = tsir.Mul(T.int32(0), T.int32(32)) if first else j * 32  # type: ignore[operator]
                 bar = full[tsir.FloorMod(T.int32(0), T.int32(2))] if first else full[j % 2]  # type: ignore[operator]
-                T.tile_op("tl.Copy", src=A[:, lo:lo + 32], dst=S[stage, :, :], async_copy=True, mbarrier=bar)
+                T.tile_op(
+                    "tl.Copy",
+                    src=A[:, lo : lo + 32],
+                    dst=S[stage, :, :],
+                    async_copy=True,
+                    mbarrier=bar,
+                )
 
             with T.attr("pipeline_buffers", (S,)):
                 with T.attr("mbarrier_ring", (full, empty, 2, True)):
@@ -145,8 +156,10 @@ def test_a_copy_tma_cannot_take_keeps_the_loop_on_cp_async_and_says_why() -> Non
     out = get("InjectSoftwarePipeline")(f.func, ctx)
     assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)
     (d,) = ctx.report
-    assert "T.Pipelined over `k` stays on cp.async: T.copy into `S` is not a TMA load: a tensor " \
-           "map: the stride of `A`'s dimension 0 (250 elements = 1000 bytes)" in str(d)
+    assert (
+        "T.Pipelined over `k` stays on cp.async: T.copy into `S` is not a TMA load: a tensor "
+        "map: the stride of `A`'s dimension 0 (250 elements = 1000 bytes)" in str(d)
+    )
 
 
 def test_tma_can_be_required_or_refused() -> None:
@@ -167,8 +180,11 @@ def test_tma_can_be_required_or_refused() -> None:
                     T.copy(S, B[0, k * 32])
         return f.func
 
-    with pytest.raises(UnsupportedError, match=r"T.Pipelined over `k` asks for TMA loads \(tma=True\), but "
-                       r"T.copy into `S` is not a TMA load: a tensor map: the stride") as info:
+    with pytest.raises(
+        UnsupportedError,
+        match=r"T.Pipelined over `k` asks for TMA loads \(tma=True\), but "
+        r"T.copy into `S` is not a TMA load: a tensor map: the stride",
+    ) as info:
         get("InjectSoftwarePipeline")(loop(250, True), SM90)
     assert "test_inject_software_pipeline.py" in str(info.value)
     out = get("InjectSoftwarePipeline")(loop(256, False), SM90)
@@ -198,7 +214,9 @@ def test_a_pipelined_loop_inside_another_loop_keeps_cp_async_on_sm90() -> None:
     ctx = PassContext(tsir.Target.parse("sm_90a"))
     out = get("InjectSoftwarePipeline")(f.func, ctx)
     assert "cp_async_commit" in str(out) and "mbarrier_" not in str(out)
-    assert [d.message for d in ctx.report] == ["T.Pipelined over `ko` stays on cp.async: it sits inside another loop"]
+    assert [d.message for d in ctx.report] == [
+        "T.Pipelined over `ko` stays on cp.async: it sits inside another loop"
+    ]
     rng = np.random.default_rng(4)
     a = rng.standard_normal((64, 96)).astype(np.float16)
     b = rng.standard_normal((96, 64)).astype(np.float16)

@@ -50,7 +50,9 @@ def _n_async(func: tsir.PrimFunc) -> int:
 
 @pytest.mark.parametrize("layout", ["copy_between", "copies_after_other_work"])
 @pytest.mark.parametrize("stages", [2, 3])
-def test_copies_anywhere_in_the_body_are_pipelined_and_agree_at_every_stage(layout: str, stages: int) -> None:
+def test_copies_anywhere_in_the_body_are_pipelined_and_agree_at_every_stage(
+    layout: str, stages: int
+) -> None:
     M, N, K = 40, 32, 96
     func = _gemm_with_prologue(M, N, K, stages, layout)
     assert _n_async(func) > 0
@@ -87,10 +89,14 @@ def test_a_copy_whose_tile_is_read_earlier_in_the_iteration_is_not_taken() -> No
     assert "`S` is read before the copy in the same iteration" in text
     assert "runs unpipelined: no global->shared T.copy in its body can be issued ahead" in text
     a = np.random.default_rng(2).standard_normal((4, 64)).astype(np.float32)
-    tsir.interpret.check_stages(func, [a, np.zeros((4, 64), np.float32)], target="sm_80").raise_for_failure()
+    tsir.interpret.check_stages(
+        func, [a, np.zeros((4, 64), np.float32)], target="sm_80"
+    ).raise_for_failure()
 
 
-def test_explain_prints_each_unpipelined_loop_with_the_users_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_prints_each_unpipelined_loop_with_the_users_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     func = _loop_reading_tile_first(2)
     with tsir.knobs.override(explain=True):
         tsir.lower(func, "sm_80")

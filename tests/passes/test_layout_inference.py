@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
+from tsir.passes.layout_inference import LAYOUT_ATTR
 
 import tsir
 from tsir import T
 from tsir.layout import Fragment, make_mma_c_fragment
-from tsir.passes import PassContext, get
-from tsir.passes.layout_inference import LAYOUT_ATTR
 from tsir.stmt import AttrStmt
 from tsir.tileop.planned_layouts import RowGroup, reduced_fragment, row_group_fragment
 from tsir.visitor import collect
@@ -150,4 +150,7 @@ def test_a_layout_without_a_butterfly_plan_reduces_through_shared_memory() -> No
             T.copy(m, M)
     assert isinstance(layouts(f.func)["m"], Fragment)
     report = [str(d) for d in tsir.lower(f.func, "sm_80").report]
-    assert any("T.reduce_max: staged instead of layout:" in d and "not a butterfly group" in d for d in report)
+    assert any(
+        "T.reduce_max: staged instead of layout:" in d and "not a butterfly group" in d
+        for d in report
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.structural import assert_structural_equal
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
@@ -60,7 +61,7 @@ def test_loads_outside_read_zero() -> None:
         n = T.dynamic("n")
         A = T.param("A", (n,), "float32")
         B = T.param("B", (128,), "float32")
-        with T.Kernel(1, threads=128) as bx:
+        with T.Kernel(1, threads=128):
             for i in T.Parallel(128):
                 B[i] = A[i]
 

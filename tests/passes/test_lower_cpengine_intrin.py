@@ -4,11 +4,11 @@ are refused when built (BuildError) or, for hand-written IR, by the pass (TSIREr
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
 from tsir.errors import BuildError, DTypeError, TSIRError
-from tsir.passes import PassContext, get
 from tsir.stmt import CpEngineCopy, For, ForKind, KernelLaunch, SeqStmt
 from tsir.structural import assert_structural_equal
 from tsir.target import Target
@@ -81,7 +81,9 @@ def test_copy_nested_in_a_kernel_loop_is_refused_by_the_pass() -> None:
     assert isinstance(copy, CpEngineCopy)
     i = tsir.Var("i", "int32")
     loop = For(i, tsir.IntImm(0, "int32"), tsir.IntImm(2, "int32"), ForKind.SERIAL, copy)
-    bad = f.replace(body=SeqStmt((f.body.stmts[0], k.replace(body=SeqStmt((loop, *k.body.stmts[1:]))))))
+    bad = f.replace(
+        body=SeqStmt((f.body.stmts[0], k.replace(body=SeqStmt((loop, *k.body.stmts[1:])))))
+    )
     with pytest.raises(TSIRError, match="inside a loop or branch of kernel"):
         run(bad)
 
@@ -97,7 +99,11 @@ def test_pipeline_runs_it_and_the_host_program_gets_copy_steps() -> None:
     c0, c1 = prog.copies
     assert (c0.dst_offset, c0.count, c0.src_pe, c0.flag_offset) == ("0", "1024", None, "0")
     assert (c1.dst_offset, c1.src_pe, c1.flag, c1.flag_value, c1.flag_bytes) == (
-        "1024", "1", "flags", "epoch", 4,
+        "1024",
+        "1",
+        "flags",
+        "epoch",
+        4,
     )
     assert _program_from_json(_program_to_json(prog)) == prog
     src = generate(prog).source
@@ -142,7 +148,9 @@ def build(body, A_scope="symmetric", B_scope="symmetric", dtype="float32"):  # t
 
 
 def test_remote_copy_on_non_symmetric_memory_is_refused() -> None:
-    with pytest.raises(BuildError, match=r"T.cp_engine_copy: dst `B` is in global memory, but a remote dst"):
+    with pytest.raises(
+        BuildError, match=r"T.cp_engine_copy: dst `B` is in global memory, but a remote dst"
+    ):
         build(lambda A, B, fl: T.cp_engine_copy(A, B, dst_pe=1), B_scope="global")
     with pytest.raises(BuildError, match=r"T.cp_engine_copy: src `A` is in global memory"):
         build(lambda A, B, fl: T.cp_engine_copy(A, B, src_pe=1), A_scope="global")
@@ -151,7 +159,9 @@ def test_remote_copy_on_non_symmetric_memory_is_refused() -> None:
 def test_size_that_does_not_fit_is_refused() -> None:
     with pytest.raises(BuildError, match=r"copying 1025 elements from src `A` element 0 runs past"):
         build(lambda A, B, fl: T.cp_engine_copy(A, B, N + 1))
-    with pytest.raises(BuildError, match=r"copying 1000 elements from dst `B` element 100 runs past"):
+    with pytest.raises(
+        BuildError, match=r"copying 1000 elements from dst `B` element 100 runs past"
+    ):
         build(lambda A, B, fl: T.cp_engine_copy(A, B[100:200], 1000))
 
 

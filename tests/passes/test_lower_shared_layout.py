@@ -3,12 +3,13 @@ through the layout; a vector access stays one vector access (Before/Expected).""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+from tsir.passes.lower_tile_op import SHARED_LAYOUT_ATTR
+
 import tsir
 from tsir import T
 from tsir.layout import Layout
 from tsir.layout.swizzle import make_swizzled_layout
-from tsir.passes import PassContext, get
-from tsir.passes.lower_tile_op import SHARED_LAYOUT_ATTR
 from tsir.stmt import AttrStmt, seq
 
 CTX = PassContext(tsir.Target.parse("sm_80"))
@@ -56,7 +57,9 @@ def test_a_swizzled_tile_permutes_sixteen_byte_chunks_within_a_row() -> None:
             S[T.Ramp(chunk, 1, 8)] = A[tx // 8, T.Ramp(tx % 8 * 8, 1, 8)]
             A[tx // 8, tx % 8] = S[(tx % 8 ^ tx // 8) * 8 + tx // 8 * 64 + 1]
 
-    tsir.assert_structural_equal(get("LowerSharedLayout")(with_layout(swizzled), CTX), expected.func)
+    tsir.assert_structural_equal(
+        get("LowerSharedLayout")(with_layout(swizzled), CTX), expected.func
+    )
 
 
 def test_a_swizzled_tile_the_async_proxy_reads_is_aligned_to_its_swizzle_atom() -> None:
@@ -67,17 +70,30 @@ def test_a_swizzled_tile_the_async_proxy_reads_is_aligned_to_its_swizzle_atom() 
     k = f.body
     S = k.body.body.buffer
     desc = T.call_intrin(
-        "uint64", "tsir.wgmma.wgmma_desc",
-        T.call_intrin("uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", S[0, 0])),
-        16, 1024, 1,
+        "uint64",
+        "tsir.wgmma.wgmma_desc",
+        T.call_intrin(
+            "uint32", "tsir.mbarrier.shared_u32", T.call_intrin("handle", "address_of", S[0, 0])
+        ),
+        16,
+        1024,
+        1,
     )
     acc = tsir.buffer.make_buffer("acc", (4,), "float32", "local")
-    wgmma = tsir.Evaluate(T.call_intrin(
-        "int32", "tsir.wgmma.wgmma_ss<tsir::kWgmmaF16, 8, 0, 0>",
-        T.call_intrin("handle", "address_of", acc[0]), desc, desc, 1,
-    ))
+    wgmma = tsir.Evaluate(
+        T.call_intrin(
+            "int32",
+            "tsir.wgmma.wgmma_ss<tsir::kWgmmaF16, 8, 0, 0>",
+            T.call_intrin("handle", "address_of", acc[0]),
+            desc,
+            desc,
+            1,
+        )
+    )
     alloc = k.body.body
-    read = f.replace(body=k.replace(body=k.body.replace(body=alloc.replace(body=seq(alloc.body, wgmma)))))
+    read = f.replace(
+        body=k.replace(body=k.body.replace(body=alloc.replace(body=seq(alloc.body, wgmma))))
+    )
     aligned = {b.name: b.align for b in _allocated(get("LowerSharedLayout")(read, CTX))}
     plain = {b.name: b.align for b in _allocated(get("LowerSharedLayout")(f, CTX))}
     assert aligned["S"] == 1024 and plain["S"] == 128

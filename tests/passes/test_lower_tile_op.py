@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.structural import assert_structural_equal
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
@@ -31,7 +31,9 @@ def test_parallel_nest_is_spread_over_threads_with_vector_lanes() -> None:
             with T.attr("tile_op", "parallel"):
                 for o in T.unroll(2):
                     for v in T.vectorized(4):
-                        X[by * 8 + (o * 256 + tx) // 64, bx * 256 + ((o * 256 + tx) % 64 * 4 + v)] = 0.0
+                        X[
+                            by * 8 + (o * 256 + tx) // 64, bx * 256 + ((o * 256 + tx) % 64 * 4 + v)
+                        ] = 0.0
 
     assert_structural_equal(run(before.func), expected.func)
 
@@ -246,11 +248,13 @@ def test_tile_op_under_a_block_uniform_if_uses_every_thread() -> None:
         ("A[tx] > 0.0", "does not select a range"),
     ],
 )
-def test_tile_op_under_a_condition_that_is_not_a_thread_range_is_refused(cond: str, message: str) -> None:
+def test_tile_op_under_a_condition_that_is_not_a_thread_range_is_refused(
+    cond: str, message: str
+) -> None:
     with T.prim_func("f") as before:
         A = T.param("A", (128,), "float32")
         with T.Kernel(1, threads=128):
-            tx = T.get_thread_binding(0)
+            tx = T.get_thread_binding(0)  # noqa: F841  (read by the eval below)
             S = T.alloc_shared((128,), "float32")
             with T.If(eval(cond)):
                 T.copy(A, S)
@@ -294,13 +298,23 @@ def test_an_ops_barrier_in_a_range_of_whole_warps_becomes_a_named_barrier() -> N
                         barrier = T.call_intrin("int32", "tsir.sync.named_barrier", 1, 64)
                         T.evaluate(barrier)
                         remote = T.call_intrin(
-                            "handle", "tsir.distributed.remote_ptr",
-                            T.call_intrin("handle", "address_of", dst[0]), 0,
+                            "handle",
+                            "tsir.distributed.remote_ptr",
+                            T.call_intrin("handle", "address_of", dst[0]),
+                            0,
                         )
                         local = T.call_intrin("handle", "address_of", src[0])
-                        T.evaluate(T.call_intrin(
-                            "int32", "tsir.distributed.copy_group", remote, local, T.int64(256), tx, 64
-                        ))
+                        T.evaluate(
+                            T.call_intrin(
+                                "int32",
+                                "tsir.distributed.copy_group",
+                                remote,
+                                local,
+                                T.int64(256),
+                                tx,
+                                64,
+                            )
+                        )
                         T.evaluate(barrier)
 
     assert_structural_equal(_lower_with_layouts(before.func), expected.func)

@@ -5,17 +5,28 @@ from __future__ import annotations
 import os
 
 import tvm_ffi
+from tsir.passes import default_pipeline, registered
 
 import tsir
 from tsir import T
-from tsir.passes import default_pipeline, registered
 from tsir.visitor import collect
 
 EXPECTED_ORDER = [
-    "Verify", "InjectSoftwarePipeline", "LayoutInference", "LowerTileOp",
-    "LowerCPEngineIntrin", "LegalizeSafeMemoryAccess", "VectorizeLoop", "LowerSharedLayout",
-    "InjectAsyncCopy", "Simplify", "WarpSpecialize", "InjectWgmmaSync", "ThreadSync",
-    "PlanSharedMemory", "SplitHostDevice",
+    "Verify",
+    "InjectSoftwarePipeline",
+    "LayoutInference",
+    "LowerTileOp",
+    "LowerCPEngineIntrin",
+    "LegalizeSafeMemoryAccess",
+    "VectorizeLoop",
+    "LowerSharedLayout",
+    "InjectAsyncCopy",
+    "Simplify",
+    "WarpSpecialize",
+    "InjectWgmmaSync",
+    "ThreadSync",
+    "PlanSharedMemory",
+    "SplitHostDevice",
 ]
 
 
@@ -77,8 +88,14 @@ def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untype
     from softmax import column_sum_atomic, prefix_sum_rows, softmax
 
     monkeypatch.setenv("TSIR_VERIFY", "1")
-    for f in (small(), matmul(256, 256, 256), matmul(None, 256, 512, epilogue="bias_relu", out_dtype="float32"),
-              softmax(1024, 2), column_sum_atomic(1024), prefix_sum_rows(256)):
+    for f in (
+        small(),
+        matmul(256, 256, 256),
+        matmul(None, 256, 512, epilogue="bias_relu", out_dtype="float32"),
+        softmax(1024, 2),
+        column_sum_atomic(1024),
+        prefix_sum_rows(256),
+    ):
         tsir.lower(f, "sm_90a")
 
 

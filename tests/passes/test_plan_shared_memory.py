@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.stmt import DeclBuffer, KernelLaunch
 from tsir.visitor import collect
 

@@ -3,9 +3,10 @@ ranges prove folded away (Before/Expected)."""
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
 

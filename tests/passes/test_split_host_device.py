@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 from tsir.stmt import KernelCall
 from tsir.visitor import collect
 
@@ -41,7 +42,14 @@ def test_tensor_maps_become_kernel_parameters_bound_on_the_host() -> None:
         A = T.param("A", (64, 64), "float16")
         C = T.param("C", (64,), "float32")
         with T.Kernel(1, threads=32):
-            tmap = T.call_intrin("handle", "tma_descriptor", T.call_intrin("handle", "address_of", A[0, 0]), 64, 64, 128)
+            tmap = T.call_intrin(
+                "handle",
+                "tma_descriptor",
+                T.call_intrin("handle", "address_of", A[0, 0]),
+                64,
+                64,
+                128,
+            )
             T.evaluate(T.call_intrin("int32", "tsir.tma.tma_prefetch_descriptor", tmap))
             T.evaluate(T.call_intrin("int32", "tsir.tma.tma_prefetch_descriptor", tmap))
             C[0] = 1.0
@@ -50,7 +58,9 @@ def test_tensor_maps_become_kernel_parameters_bound_on_the_host() -> None:
     (kernel,) = m.kernels
     assert [p.name for p in kernel.params] == ["C", "A_tmap"]
     tmap_param = kernel.params[1]
-    calls = [c for c in collect(kernel.body, tsir.Call) if c.op == "tsir.tma.tma_prefetch_descriptor"]
+    calls = [
+        c for c in collect(kernel.body, tsir.Call) if c.op == "tsir.tma.tma_prefetch_descriptor"
+    ]
     assert len(calls) == 2 and all(c.args[0] is tmap_param for c in calls)
     (let,) = collect(m.host, tsir.LetStmt)
     assert let.var is tmap_param and let.value.op == "tma_descriptor"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from tsir.passes import Pass, run_pipeline
 
 import tsir
 from tsir import T, knobs
-from tsir.passes import Pass, run_pipeline
 from tsir.stmt import BufferStore
 from tsir.visitor import Mutator
 

@@ -3,9 +3,10 @@ contiguous and aligned, scalar accesses otherwise (Before/Expected, CONVENTIONS 
 
 from __future__ import annotations
 
+from tsir.passes import PassContext, get
+
 import tsir
 from tsir import T
-from tsir.passes import PassContext, get
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
 
@@ -197,7 +198,9 @@ def test_a_lane_condition_that_is_not_convex_keeps_the_per_lane_loop() -> None:
                     x[i, j] = s[i, j] * 2.0
             T.copy(x, Y[0, 0])
     a = np.arange(128, dtype=np.float32)[None]
-    report = tsir.interpret.check_stages(f.func, [a, np.zeros((1, 128), np.float32)], target="sm_80")
+    report = tsir.interpret.check_stages(
+        f.func, [a, np.zeros((1, 128), np.float32)], target="sm_80"
+    )
     report.raise_for_failure()
     np.testing.assert_array_equal(report.reference[1], np.where(np.arange(128) != 1, 2 * a, a))
 
@@ -222,7 +225,9 @@ def test_a_lane_guard_goes_with_each_store_of_a_split_body() -> None:
                     B[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v]
                     C[bx * 256 + tx * 4 + v] = A[bx * 256 + tx * 4 + v] * 2.0
     a = np.random.default_rng(0).standard_normal(301).astype(np.float32)
-    report = check_stages(f.func, [a, np.zeros(301, np.float32), np.zeros(301, np.float32)], target="sm_80")
+    report = check_stages(
+        f.func, [a, np.zeros(301, np.float32), np.zeros(301, np.float32)], target="sm_80"
+    )
     assert report.ok, str(report)
     np.testing.assert_array_equal(report.reference[1], a)
     np.testing.assert_array_equal(report.reference[2], 2 * a)
@@ -231,4 +236,6 @@ def test_a_lane_guard_goes_with_each_store_of_a_split_body() -> None:
     from tsir.stmt import BufferStore
     from tsir.visitor import collect
 
-    assert {s.buffer.name for s in collect(out.body, BufferStore) if isinstance(s.indices[-1], Ramp)} >= {"B", "C"}
+    assert {
+        s.buffer.name for s in collect(out.body, BufferStore) if isinstance(s.indices[-1], Ramp)
+    } >= {"B", "C"}

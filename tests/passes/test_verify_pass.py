@@ -5,11 +5,11 @@ tested in tests/test_verify.py."""
 from __future__ import annotations
 
 import pytest
+from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
 from tsir.expr import IntImm, Var
-from tsir.passes import PassContext, get
 from tsir.stmt import BufferStore, For, ForKind, KernelLaunch, seq
 
 CTX = PassContext(tsir.Target.parse("sm_90a"))
@@ -31,5 +31,7 @@ def test_malformed_ir_names_the_pass_and_the_problem() -> None:
     loop = For(i, IntImm(0), IntImm(128), ForKind.SERIAL, BufferStore(A, tsir.FloatImm(0.0), (i,)))
     body = seq(loop, BufferStore(A, tsir.FloatImm(1.0), (i,)))
     func = tsir.PrimFunc("f", (A,), KernelLaunch("k", (IntImm(1),), (128,), (bx,), (tx,), body))
-    with pytest.raises(tsir.VerifyError, match=r"(?s)\[Verify\].*variable `i` is used outside its scope"):
+    with pytest.raises(
+        tsir.VerifyError, match=r"(?s)\[Verify\].*variable `i` is used outside its scope"
+    ):
         get("Verify")(func, CTX)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tsir.runtime.host_program import WorkspaceParam
+from tsir.runtime.launch_codegen import generate
 
 import tsir
 from tsir import T
 from tsir.errors import BuildError
 from tsir.interpret import check_stages
-from tsir.runtime.host_program import WorkspaceParam
-from tsir.runtime.launch_codegen import generate
 
 
 def two_pass_sum(B: int = 64, threads: int = 64, dynamic: bool = False) -> tsir.PrimFunc:

@@ -1,11 +1,10 @@
 """The script forms build the same IR as the builder: each kernel written three ways (builder,
 classic `@T.prim_func`, TileLang's `@tilelang.jit` body) compares structurally equal."""
 
-import tsir
-from tsir.structural import assert_structural_equal
 from tsir import T
 from tsir.compat.tilelang import language as TL
 from tsir.script import Tensor, build_jit, macro
+from tsir.structural import assert_structural_equal
 
 M, N, K = 256, 512, 128
 
@@ -17,7 +16,9 @@ def builder_elementwise():
         C = T.param("C", (M, N), "float32")
         with T.Kernel(N // 64, M // 32, threads=128) as (bx, by):
             for i, j in T.Parallel(32, 64):
-                C[by * 32 + i, bx * 64 + j] = A[by * 32 + i, bx * 64 + j] + B[by * 32 + i, bx * 64 + j]
+                C[by * 32 + i, bx * 64 + j] = (
+                    A[by * 32 + i, bx * 64 + j] + B[by * 32 + i, bx * 64 + j]
+                )
     return f.func
 
 
@@ -26,10 +27,14 @@ def test_elementwise_classic_and_jit_match_builder():
     bm = 32
 
     @T.prim_func
-    def add(A: Tensor((M, N), "float32"), B: Tensor((M, N), "float32"), C: Tensor((M, N), "float32")):
+    def add(
+        A: Tensor((M, N), "float32"), B: Tensor((M, N), "float32"), C: Tensor((M, N), "float32")
+    ):
         with T.Kernel(N // 64, M // bm, threads=128) as (bx, by):
             for i, j in T.Parallel(bm, 64):
-                C[by * bm + i, bx * 64 + j] = A[by * bm + i, bx * 64 + j] + B[by * bm + i, bx * 64 + j]
+                C[by * bm + i, bx * 64 + j] = (
+                    A[by * bm + i, bx * 64 + j] + B[by * bm + i, bx * 64 + j]
+                )
 
     classic = add
 
@@ -40,7 +45,9 @@ def test_elementwise_classic_and_jit_match_builder():
         C = TL.empty((Mc, Nc), dtype)
         with TL.Kernel(Nc // 64, Mc // block_M, threads=128) as (bx, by):
             for i, j in TL.Parallel(block_M, 64):
-                C[by * block_M + i, bx * 64 + j] = A[by * block_M + i, bx * 64 + j] + B[by * block_M + i, bx * 64 + j]
+                C[by * block_M + i, bx * 64 + j] = (
+                    A[by * block_M + i, bx * 64 + j] + B[by * block_M + i, bx * 64 + j]
+                )
         return C
 
     assert_structural_equal(classic, builder_elementwise())
@@ -147,7 +154,7 @@ def test_layer_norm_classic_matches_builder():
             mean = T.alloc_fragment((1,), "float32")
             var = T.alloc_fragment((1,), "float32")
             sq = T.alloc_fragment((1, n), "float32")
-            T.copy(X[bx:bx + 1, :], x)
+            T.copy(X[bx : bx + 1, :], x)
             T.reduce_sum(x, mean, dim=1)
             for i, j in T.Parallel(1, n):
                 x[i, j] = x[i, j] - mean[i] / n
@@ -155,7 +162,7 @@ def test_layer_norm_classic_matches_builder():
             T.reduce_sum(sq, var, dim=1)
             for i, j in T.Parallel(1, n):
                 x[i, j] = x[i, j] * T.rsqrt(var[i] / n + eps)
-            T.copy(x, Y[bx:bx + 1, :])
+            T.copy(x, Y[bx : bx + 1, :])
     expected = f.func
 
     @macro
@@ -171,13 +178,13 @@ def test_layer_norm_classic_matches_builder():
             mean = T.alloc_fragment((1,), "float32")
             var = T.alloc_fragment((1,), "float32")
             sq = T.alloc_fragment((1, n), "float32")
-            T.copy(X[bx:(bx + 1) * 1, :], x)
+            T.copy(X[bx : (bx + 1) * 1, :], x)
             T.reduce_sum(x, mean, dim=1)
             center(x, sq, mean)
             T.reduce_sum(sq, var, dim=1)
             for i, j in T.Parallel(1, n):
                 x[i, j] *= T.rsqrt(var[i] / n + eps)
-            T.copy(x, Y[bx:(bx + 1) * 1, :])
+            T.copy(x, Y[bx : (bx + 1) * 1, :])
 
     assert_structural_equal(ln, expected)
 

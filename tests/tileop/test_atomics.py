@@ -7,7 +7,8 @@ refused on sm_80 at the user's line; misuse is refused; GPU tests compare with t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np

@@ -19,12 +19,20 @@ def test_fill_of_part_of_a_fragment_writes_only_that_part(region: str) -> None:
         with T.Kernel(1, threads=64):
             F = T.alloc_fragment((4, 64), "float32")
             T.fill(F, 0.0)
-            part = {"rows": F[0:2, :], "columns": F[:, 8:24], "element": F[3, 5], "whole": F}[region]
+            part = {"rows": F[0:2, :], "columns": F[:, 8:24], "element": F[3, 5], "whole": F}[
+                region
+            ]
             T.fill(part, 1.0)
             T.copy(F, Y)
     report = check_stages(f.func, [np.zeros((4, 64), np.float32)])
     assert report.ok, str(report)
     want = np.zeros((4, 64))
-    want[{"rows": (slice(0, 2),), "columns": (slice(None), slice(8, 24)), "element": (3, 5),
-          "whole": (slice(None),)}[region]] = 1.0
+    want[
+        {
+            "rows": (slice(0, 2),),
+            "columns": (slice(None), slice(8, 24)),
+            "element": (3, 5),
+            "whole": (slice(None),),
+        }[region]
+    ] = 1.0
     np.testing.assert_array_equal(report.reference[0], want)

@@ -4,7 +4,8 @@ reference interpreter and numpy; their builder errors, printer forms and CUDA.""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -95,7 +96,9 @@ def test_cummax_of_integers_starts_from_the_lowest_value() -> None:
     x = RNG.integers(-(2**31), 2**31 - 1, size=(8, 32), dtype=np.int64).astype(np.int32)
     report = check_stages(func, [x, np.zeros_like(x)])
     assert report.ok, str(report)
-    np.testing.assert_array_equal(report.reference[1], reference(x, 4, 1, False, "max").astype(np.int32))
+    np.testing.assert_array_equal(
+        report.reference[1], reference(x, 4, 1, False, "max").astype(np.int32)
+    )
 
 
 def test_cummax_prints_and_rebuilds() -> None:
@@ -115,7 +118,10 @@ def test_cummax_compiles(target: str) -> None:
     ("build", "message"),
     [
         (lambda S, G, F: T.cummax(S, dim=2), r"T.cummax: dim=2 is out of range for the 2-D `S`"),
-        (lambda S, G, F: T.cummax(G), r"T.cummax takes shared-memory tiles or fragments; `G` is global"),
+        (
+            lambda S, G, F: T.cummax(G),
+            r"T.cummax takes shared-memory tiles or fragments; `G` is global",
+        ),
         (lambda S, G, F: T.cummax(S, F), r"T.cummax: `S` and `F` have different shapes"),
         (lambda S, G, F: T.cumsum(S, dim="1"), r"T.cumsum: dim must be an int, got '1'"),
     ],
@@ -133,7 +139,9 @@ def test_builder_errors(build: Callable[[Any, Any, Any], None], message: str) ->
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(("rows", "cols", "dim", "scope", "reverse", "in_place"), CASES)
-def test_cummax_on_the_gpu(rows: int, cols: int, dim: int, scope: str, reverse: bool, in_place: bool) -> None:
+def test_cummax_on_the_gpu(
+    rows: int, cols: int, dim: int, scope: str, reverse: bool, in_place: bool
+) -> None:
     import torch
 
     kernel = tsir.compile(scan_kernel(T.cummax, rows, cols, dim, scope, reverse, in_place=in_place))

@@ -12,14 +12,19 @@ import pytest
 import tsir
 from tsir import T
 from tsir.buffer import Buffer, BufferRegion
+from tsir.dtype import int32
 from tsir.errors import BuildError, UnsupportedError
+from tsir.expr import Call, StringImm
 from tsir.node import node
 from tsir.printer import print_func, rebuild
 from tsir.stmt import Evaluate, Stmt
-from tsir.expr import Call, StringImm
-from tsir.dtype import int32
 from tsir.tileop import (
-    LowerArgs, OpArgs, ParallelLoop, TileOperatorNode, get_tile_op, registered_tile_ops,
+    LowerArgs,
+    OpArgs,
+    ParallelLoop,
+    TileOperatorNode,
+    get_tile_op,
+    registered_tile_ops,
     requirement,
 )
 
@@ -131,7 +136,9 @@ def test_reduce_refusal_names_each_lowering() -> None:
     from tsir.target import Target
     from tsir.tileop import LowerArgs, Reduce
 
-    rows = tsir.layout.Fragment.from_fn((4, 96), lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,))
+    rows = tsir.layout.Fragment.from_fn(
+        (4, 96), lambda i, j: j // 32, lambda i, j: (i * 32 + j % 32,)
+    )
     per_row = tsir.layout.Fragment.from_fn((4,), lambda i, rep: rep, lambda i: (i,), 32)
     X = make_buffer("X", (4, 96), "float32", "local.fragment")
     m = make_buffer("m", (4,), "float32", "local.fragment")
@@ -142,8 +149,14 @@ def test_reduce_refusal_names_each_lowering() -> None:
     text = str(e.value)
     assert "T.reduce_max: no lowering applies" in text
     assert "- rows: a row-group tile into the layout its reduction gives:" in text
-    assert "- layout: a fragment source: the threads that share a line of the fragment are not a butterfly group" in text
-    assert "- staged: a fragment source, a shared workspace: no shared workspace can be allocated here" in text
+    assert (
+        "- layout: a fragment source: the threads that share a line of the fragment are not a butterfly group"
+        in text
+    )
+    assert (
+        "- staged: a fragment source, a shared workspace: no shared workspace can be allocated here"
+        in text
+    )
     assert "- shared: a shared-tile source: `X` is local.fragment" in text
 
 
@@ -176,7 +189,10 @@ def test_tile_op_errors_name_the_problem() -> None:
 
 
 def _op_class_names() -> set[str]:
-    return {cls.__name__ for cls in registered_tile_ops().values()} | {"ParallelLoop", "_RemoteCopy"}
+    return {cls.__name__ for cls in registered_tile_ops().values()} | {
+        "ParallelLoop",
+        "_RemoteCopy",
+    }
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "passes").glob("*.py")), ids=lambda p: p.name)
@@ -186,9 +202,17 @@ def test_no_pass_has_an_isinstance_test_on_a_tile_op_class(path: Path) -> None:
     names = _op_class_names()
     found = []
     for n in ast.walk(ast.parse(path.read_text())):
-        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "isinstance" and len(n.args) == 2:
+        if (
+            isinstance(n, ast.Call)
+            and getattr(n.func, "id", None) == "isinstance"
+            and len(n.args) == 2
+        ):
             classes = n.args[1].elts if isinstance(n.args[1], ast.Tuple) else [n.args[1]]
-            found += [f"line {n.lineno}: {c.id}" for c in classes if isinstance(c, ast.Name) and c.id in names]
+            found += [
+                f"line {n.lineno}: {c.id}"
+                for c in classes
+                if isinstance(c, ast.Name) and c.id in names
+            ]
     assert not found, f"{path.name} tests tile-op classes: {found}"
 
 

@@ -14,9 +14,10 @@ proved" is always a safe answer; a wrong "proved" is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..dtype import DataType, bool_
 from ..errors import ArithError
@@ -92,7 +93,7 @@ class Analyzer:
         self.z3_rlimit = z3_rlimit
         self.use_z3 = use_z3
         self._ctx = Context()
-        self._stats = dict.fromkeys(_STAT_KEYS, 0)
+        self._stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -101,9 +102,7 @@ class Analyzer:
 
     # input ----------------------------------------------------------------------------------------
     def _intern(self, e: Any, what: str) -> PrimExpr:
-        if isinstance(e, bool):
-            e = convert(e)
-        elif isinstance(e, int):
+        if isinstance(e, (bool, int)):
             e = convert(e)
         if not isinstance(e, PrimExpr):
             raise ArithError(f"{what} expects an expression, got {type(e).__name__} {e!r}")
@@ -299,11 +298,12 @@ class Analyzer:
         hit = ctx.cache.prove.get(key)
         if hit is not None:
             st["cache_hits"] += 1
-            return hit  # type: ignore[return-value]
+            return hit
         out = self._prove(c, use_z3)
-        ctx.cache.prove[key] = out  # type: ignore[assignment]
+        ctx.cache.prove[key] = out
         if out.proved:
-            st[out.method] += 1  # type: ignore[index]
+            assert out.method is not None  # a proof names the method that settled it
+            st[out.method] += 1
         else:
             st["unproved"] += 1
         return out

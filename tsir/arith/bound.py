@@ -7,7 +7,8 @@ of an operation leaves its dtype, the result could be anything in the dtype, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..dtype import DataType
 from ..expr import (
@@ -301,6 +302,8 @@ def fits(ctx: Context, s: Sum) -> bool:
     """True when the Sum's mathematical value always lies in its dtype (so no wrapping happened).
 
     A constant counts too: uint8 200 is kept as the coefficient -56, whose value is not 200."""
+    if s.dtype is None:
+        return True  # an exact Sum does not wrap
     lo, hi = sum_bound(ctx, s)
     dlo, dhi = dtype_range(s.dtype)
     return dlo <= lo and hi <= dhi

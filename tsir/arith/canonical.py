@@ -138,13 +138,13 @@ def sum_of(ctx: Context, e: PrimExpr) -> Sum:
     dt = e.dtype
     t = type(e)
     if t is IntImm:
-        s = const_sum(e.value, dt)  # type: ignore[attr-defined]
+        s = const_sum(e.value, dt)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     elif t is Add:
-        s = _merge_divmod(ctx, sum_of(ctx, e.a) + sum_of(ctx, e.b))  # type: ignore[attr-defined]
+        s = _merge_divmod(ctx, sum_of(ctx, e.a) + sum_of(ctx, e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     elif t is Sub:
-        s = _merge_divmod(ctx, sum_of(ctx, e.a) - sum_of(ctx, e.b))  # type: ignore[attr-defined]
+        s = _merge_divmod(ctx, sum_of(ctx, e.a) - sum_of(ctx, e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     elif t is Mul:
-        p = sum_of(ctx, e.a).mul(sum_of(ctx, e.b))  # type: ignore[attr-defined]
+        p = sum_of(ctx, e.a).mul(sum_of(ctx, e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         s = _merge_divmod(ctx, p) if p is not None else atom_sum(ctx, e)
     else:
         s = atom_sum(ctx, e)
@@ -153,7 +153,7 @@ def sum_of(ctx: Context, e: PrimExpr) -> Sum:
 
 
 def _const_of(e: PrimExpr) -> int | None:
-    return e.value if type(e) is IntImm else None  # type: ignore[attr-defined]
+    return e.value if type(e) is IntImm else None
 
 
 def _merge_divmod(ctx: Context, s: Sum) -> Sum:
@@ -173,39 +173,43 @@ def _merge_divmod(ctx: Context, s: Sum) -> Sum:
             atom = ctx.node_by_id[mono[0]]
             t = type(atom)
             if t is FloorMod:
-                c = _const_of(atom.b)  # type: ignore[attr-defined]
-                y = atom.a  # type: ignore[attr-defined]
+                c = _const_of(atom.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+                y = atom.a  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                 if c is None or c <= 0:
                     continue
-                div = it.find(FloorDiv, y, atom.b)  # type: ignore[attr-defined]
+                div = it.find(FloorDiv, y, atom.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                 dmono = (id(div),) if div is not None else None
                 if dmono is not None and s.terms.get(dmono) == norm_coeff(k * c, s.dtype):
                     s = s.without([mono, dmono]) + sum_of(ctx, y).scale(k)
                     changed = True
                     continue
                 if type(y) is FloorDiv:
-                    c1 = _const_of(y.b)  # type: ignore[attr-defined]
-                    z = y.a  # type: ignore[attr-defined]
+                    c1 = _const_of(y.b)
+                    z = y.a
                     if c1 is None or c1 <= 0 or k % c1 != 0:
                         continue
-                    inner = it.find(FloorMod, z, y.b)  # type: ignore[attr-defined]
+                    inner = it.find(FloorMod, z, y.b)
                     if inner is None:
                         continue
                     imono = (id(inner),)
                     kk = norm_coeff(k // c1, s.dtype)
                     cc = c1 * c
-                    if s.terms.get(imono) == kk and cc <= s.dtype.max_value():
+                    if (
+                        s.dtype is not None
+                        and s.terms.get(imono) == kk
+                        and cc <= s.dtype.max_value()
+                    ):
                         merged = it.mk(FloorMod, z, it.int(cc, s.dtype))
                         s = s.without([mono, imono]) + atom_sum(ctx, merged).scale(kk)
                         changed = True
             elif t is FloorDiv:
-                c = _const_of(atom.b)  # type: ignore[attr-defined]
+                c = _const_of(atom.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                 if c is None or c <= 0 or k % c != 0:
                     continue
                 kk = -(k // c)
-                y_sum = sum_of(ctx, atom.a).scale(kk)  # type: ignore[attr-defined]
+                y_sum = sum_of(ctx, atom.a).scale(kk)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                 if y_sum.terms and all(s.terms.get(m) == v for m, v in y_sum.terms.items()):
-                    mod = it.mk(FloorMod, atom.a, atom.b)  # type: ignore[attr-defined]
+                    mod = it.mk(FloorMod, atom.a, atom.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                     s = s.without([mono]) - y_sum + atom_sum(ctx, mod).scale(kk)
                     changed = True
         if not changed:
@@ -236,6 +240,7 @@ def build(ctx: Context, s: Sum) -> PrimExpr:
     """The expression of a Sum: positive terms, then subtracted terms, then the constant."""
     it = ctx.interner
     dt = s.dtype
+    assert dt is not None, "an exact Sum (no dtype) is for reasoning; it has no expression"
     half = 1 << (dt.bits - 1)
     order = sorted(s.terms.items(), key=lambda mc: mono_order(ctx, mc[0]))
     pos: list[PrimExpr] = []

@@ -13,7 +13,7 @@ casts of NaN or out-of-range values (undefined behaviour in C).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -159,12 +159,12 @@ def int_binary(op: str, a: int, b: int, dt: DataType, what: Callable[[], str] | 
 
 
 _CMP: dict[str, Callable[[object, object], bool]] = {
-    "EQ": lambda a, b: a == b,  # type: ignore[operator]
-    "NE": lambda a, b: a != b,  # type: ignore[operator]
-    "LT": lambda a, b: a < b,  # type: ignore[operator]
-    "LE": lambda a, b: a <= b,  # type: ignore[operator]
-    "GT": lambda a, b: a > b,  # type: ignore[operator]
-    "GE": lambda a, b: a >= b,  # type: ignore[operator]
+    "EQ": lambda a, b: a == b,
+    "NE": lambda a, b: a != b,
+    "LT": lambda a, b: a < b,  # pyright: ignore[reportOperatorIssue]  # numbers of one kind, by the table's construction
+    "LE": lambda a, b: a <= b,  # pyright: ignore[reportOperatorIssue]  # numbers of one kind, by the table's construction
+    "GT": lambda a, b: a > b,  # pyright: ignore[reportOperatorIssue]  # numbers of one kind, by the table's construction
+    "GE": lambda a, b: a >= b,  # pyright: ignore[reportOperatorIssue]  # numbers of one kind, by the table's construction
 }
 
 

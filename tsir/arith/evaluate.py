@@ -6,7 +6,8 @@ by construction; tests use it as the ground truth that simplification must prese
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import ArithError
 from ..expr import (
@@ -61,10 +62,10 @@ class _Eval:
         if dt.lanes != 1:
             raise ArithError(f"evaluate handles scalars only, got `{fmt(e)}` of {dt}")
         if t is IntImm or t is FloatImm:
-            return e.value  # type: ignore[attr-defined]
+            return e.value  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Var:
             if id(e) not in self.env:
-                raise ArithError(f"evaluate: no value for variable `{e.name}`")  # type: ignore[attr-defined]
+                raise ArithError(f"evaluate: no value for variable `{e.name}`")  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             v = self.env[id(e)]
             return wrap(int(v), dt) if (dt.is_int or dt.is_bool) else float(v)
         if isinstance(e, BinaryOp):
@@ -77,22 +78,22 @@ class _Eval:
         if isinstance(e, CmpOp):
             return int(compare(t.__name__, self.run(e.a), self.run(e.b)))
         if t is And:
-            return int(bool(self.run(e.a)) and bool(self.run(e.b)))  # type: ignore[attr-defined]
+            return int(bool(self.run(e.a)) and bool(self.run(e.b)))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Or:
-            return int(bool(self.run(e.a)) or bool(self.run(e.b)))  # type: ignore[attr-defined]
+            return int(bool(self.run(e.a)) or bool(self.run(e.b)))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Not:
-            return int(not self.run(e.a))  # type: ignore[attr-defined]
+            return int(not self.run(e.a))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Select:
-            c = self.run(e.cond)  # type: ignore[attr-defined]
-            return self.run(e.true_value if c else e.false_value)  # type: ignore[attr-defined]
+            c = self.run(e.cond)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            return self.run(e.true_value if c else e.false_value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Cast:
-            v = e.value  # type: ignore[attr-defined]
+            v = e.value  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             return cast_value(self.run(v), v.dtype, dt)
         if t is Let:
-            self.env[id(e.var)] = self.run(e.value)  # type: ignore[attr-defined]
-            return self.run(e.body)  # type: ignore[attr-defined]
+            self.env[id(e.var)] = self.run(e.value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            return self.run(e.body)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Call:
-            return self._call(e)  # type: ignore[arg-type]
+            return self._call(e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         raise ArithError(f"evaluate cannot evaluate `{fmt(e)}` ({t.__name__})")
 
     def _call(self, e: Call) -> Any:

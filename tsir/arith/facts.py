@@ -29,13 +29,13 @@ __all__ = [
 
 def split_and(e: PrimExpr) -> list[PrimExpr]:
     if type(e) is And:
-        return split_and(e.a) + split_and(e.b)  # type: ignore[attr-defined]
+        return split_and(e.a) + split_and(e.b)
     return [e]
 
 
 def cmp_difference(ctx: Context, e: PrimExpr) -> Sum | None:
     """`S_a - S_b` for an integer comparison whose sides cannot wrap, else None."""
-    a, b = e.a, e.b  # type: ignore[attr-defined]
+    a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     dt = a.dtype
     if dt.lanes != 1 or not dt.is_int:
         return None
@@ -48,8 +48,8 @@ def cmp_difference(ctx: Context, e: PrimExpr) -> Sum | None:
 def linear_facts(ctx: Context, cond: PrimExpr) -> list[tuple[Sum, str]]:
     """The linear forms of one (simplified) conjunct: [(S, "le"|"eq")] meaning S <= 0 / S == 0."""
     t = type(cond)
-    if t is Not and type(cond.a) in _NEGATE:  # type: ignore[attr-defined]
-        inner = cond.a  # type: ignore[attr-defined]
+    if t is Not and type(cond.a) in _NEGATE:  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        inner = cond.a  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         t = _NEGATE[type(inner)]
         cond = t(inner.a, inner.b)
     if t not in (LT, LE, GT, GE, EQ):
@@ -76,11 +76,11 @@ def index_fact(ctx: Context, f: Fact) -> None:
         # the literal condition is true from now on (and the operand of a `not` is false)
         ctx.known[id(f.cond)] = True
         if type(f.cond) is Not:
-            ctx.known[id(f.cond.a)] = False  # type: ignore[attr-defined]
+            ctx.known[id(f.cond.a)] = False
     if f.linear is None:
         return
     s = f.linear
-    for mono, c in s.terms.items():
+    for mono, _c in s.terms.items():
         for aid in set(mono):
             ctx.atom_facts.setdefault(aid, []).append(f)
         if len(mono) == 1:
@@ -127,15 +127,15 @@ def propagate(ctx: Context) -> dict[int, Bound]:
     try:
         for _ in range(3):
             changed = False
-            for vid, (var, mn, ext) in ctx.ranges.items():
+            for _vid, (var, mn, ext) in ctx.ranges.items():
                 mlo, mhi = const_int_bound(ctx, mn)
                 _, ehi = const_int_bound(ctx, ext)
                 changed |= _tighten(table, var, mlo, mhi + ehi - 1)
             for vid in ctx.var_facts:
                 var = ctx.node_by_id[vid]
                 if type(var) is Var:
-                    lo, hi = var_fact_bound(ctx, var)  # type: ignore[arg-type]
-                    changed |= _tighten(table, var, lo, hi)  # type: ignore[arg-type]
+                    lo, hi = var_fact_bound(ctx, var)
+                    changed |= _tighten(table, var, lo, hi)
             ctx.cache.bound.clear()
             if not changed:
                 break
@@ -205,7 +205,7 @@ def _candidates(ctx: Context, s: Sum) -> list[tuple[Sum, str]]:
         for f in ctx.atom_facts.get(aid, ()):
             if id(f) not in seen:
                 seen.add(id(f))
-                out.append((f.linear, f.rel))  # type: ignore[arg-type]
+                out.append((f.linear, f.rel))  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
     for aid in atoms:
         out.extend(definitions(ctx, ctx.node_by_id[aid]))
     return out
@@ -221,7 +221,7 @@ def definitions(ctx: Context, atom: PrimExpr) -> list[tuple[Sum, str]]:
     out: list[tuple[Sum, str]] = []
     t = type(atom)
     if t is FloorDiv or t is FloorMod:
-        x, d = atom.a, atom.b  # type: ignore[attr-defined]
+        x, d = atom.a, atom.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if x.dtype.lanes == 1 and x.dtype.is_int and const_int_bound(ctx, d)[0] >= 1:
             sx, sd = sum_of(ctx, x), sum_of(ctx, d)
             if fits(ctx, sx) and fits(ctx, sd):

@@ -155,9 +155,7 @@ class Interner:
             return k
         if isinstance(e, Var):
             k = (0, e.name, str(e.dtype), self._var_seq.get(id(e), 0))
-        elif isinstance(e, IntImm):
-            k = (1, e.value, str(e.dtype))
-        elif isinstance(e, FloatImm):
+        elif isinstance(e, (IntImm, FloatImm)):
             k = (1, e.value, str(e.dtype))
         else:
             parts: list[Any] = [2, type(e).__name__]

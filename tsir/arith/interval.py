@@ -8,8 +8,9 @@ splits on a select, min or max inside a comparison (`min(a, b) < M` holds if it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..expr import GE, LE, IntImm, Max, Min, Not, Or, PrimExpr, Select, Var
 from .facts import cmp_difference, split_and
@@ -30,7 +31,7 @@ def prove_by_intervals(ctx: Context, s: PrimExpr, assume: Assume, splits: int = 
     if len(conj) > 1:
         return all(prove_by_intervals(ctx, x, assume, splits) for x in conj)
     if type(s) is Or:
-        a, b = s.a, s.b  # type: ignore[attr-defined]
+        a, b = s.a, s.b
         return prove_by_intervals(ctx, a, assume, splits) or prove_by_intervals(
             ctx, b, assume, splits
         )
@@ -47,16 +48,16 @@ def prove_by_intervals(ctx: Context, s: PrimExpr, assume: Assume, splits: int = 
     it = ctx.interner
     t = type(node)
     if t is Select:
-        cases = [(node.cond, node.true_value), (it.mk(Not, node.cond), node.false_value)]  # type: ignore[attr-defined]
+        cases = [(node.cond, node.true_value), (it.mk(Not, node.cond), node.false_value)]  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     else:
-        a, b = node.a, node.b  # type: ignore[attr-defined]
+        a, b = node.a, node.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         first = it.mk(LE, a, b) if t is Min else it.mk(GE, a, b)
         cases = [(first, a), (it.mk(Not, first), b)]
     for cond, value in cases:
         with assume(cond):
             case = simplify(ctx, substitute(ctx, s, {id(node): value}))
             if type(case) is IntImm:
-                if not case.value:  # type: ignore[attr-defined]
+                if not case.value:
                     return False
             elif not prove_by_intervals(ctx, case, assume, splits - 1):
                 return False

@@ -9,8 +9,9 @@ power-of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import gcd
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..expr import (
     Add,
@@ -46,7 +47,7 @@ def _norm(c: int, b: int) -> MS:
     return (c, b % c) if c else (0, b)
 
 
-def _wrap(ms: MS, dt, lo: int, hi: int) -> MS:  # type: ignore[no-untyped-def]
+def _wrap(ms: MS, dt, lo: int, hi: int) -> MS:
     """Keep what survives wrapping when the mathematical result [lo, hi] may leave dt."""
     dlo, dhi = dtype_range(dt)
     if dlo <= lo and hi <= dhi:
@@ -109,9 +110,9 @@ def _var(ctx: Context, v: Var) -> MS:
 
 
 def _add_sub(ctx: Context, e: PrimExpr) -> MS:
-    (c1, b1), (c2, b2) = modular_set(ctx, e.a), modular_set(ctx, e.b)  # type: ignore[attr-defined]
-    la, ha = const_int_bound(ctx, e.a)  # type: ignore[attr-defined]
-    lb, hb = const_int_bound(ctx, e.b)  # type: ignore[attr-defined]
+    (c1, b1), (c2, b2) = modular_set(ctx, e.a), modular_set(ctx, e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+    la, ha = const_int_bound(ctx, e.a)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+    lb, hb = const_int_bound(ctx, e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if type(e) is Add:
         ms, lo, hi = _norm(gcd(c1, c2), b1 + b2), la + lb, ha + hb
     else:
@@ -153,7 +154,7 @@ def _union(a: MS, b: MS) -> MS:
 
 
 def _minmax(ctx: Context, e: PrimExpr) -> MS:
-    return _union(modular_set(ctx, e.a), modular_set(ctx, e.b))  # type: ignore[attr-defined]
+    return _union(modular_set(ctx, e.a), modular_set(ctx, e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
 
 
 def _select(ctx: Context, e: Select) -> MS:

@@ -44,7 +44,7 @@ def rewrite_ring(ctx: Context, e: PrimExpr) -> PrimExpr | None:
 
 
 def _const(e: PrimExpr) -> int | None:
-    return e.value if type(e) is IntImm else None  # type: ignore[attr-defined]
+    return e.value if type(e) is IntImm else None
 
 
 def _split(s: Sum, c: int, reduce: bool) -> tuple[Sum, Sum]:
@@ -114,7 +114,7 @@ def rewrite_div_const(ctx: Context, e: FloorDiv) -> PrimExpr | None:
 
 def _symbolic_divisor(ctx: Context, e: PrimExpr) -> int | None:
     """The id of a positive atom divisor, for (x*d + r) // d style rules."""
-    d = e.b  # type: ignore[attr-defined]
+    d = e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if type(d) is IntImm or not _int_scalar(e) or const_int_bound(ctx, d)[0] < 1:
         return None
     ds = sum_of(ctx, d)
@@ -228,8 +228,8 @@ def prove_le(ctx: Context, a: PrimExpr, b: PrimExpr) -> bool:
 
 def _flatten(e: PrimExpr, cls: type, out: list[PrimExpr]) -> None:
     if type(e) is cls:
-        _flatten(e.a, cls, out)  # type: ignore[attr-defined]
-        _flatten(e.b, cls, out)  # type: ignore[attr-defined]
+        _flatten(e.a, cls, out)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        _flatten(e.b, cls, out)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     else:
         out.append(e)
 
@@ -240,8 +240,8 @@ MAX_MINMAX_PROOFS = 16  # past this many operands, only dedupe and sort (pairwis
 def rewrite_minmax(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     """min/max: drop operands another one provably dominates, dedupe, sort, re-nest."""
     cls = type(e)
-    if e.a is e.b:  # type: ignore[attr-defined]
-        return e.a  # type: ignore[attr-defined]
+    if e.a is e.b:  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        return e.a  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if not _int_scalar(e):
         return None
     ops: list[PrimExpr] = []

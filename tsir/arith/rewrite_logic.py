@@ -74,7 +74,7 @@ def decide_cmp(
 
 def rewrite_cmp(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     t = type(e)
-    a, b = e.a, e.b  # type: ignore[attr-defined]
+    a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     dt = a.dtype
     if dt.lanes != 1:
         return None
@@ -102,7 +102,7 @@ def _bool_cmp(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     t = type(e)
     if t not in (EQ, NE):
         return None
-    a, b = e.a, e.b  # type: ignore[attr-defined]
+    a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if type(a) is IntImm:
         a, b = b, a
     if type(b) is not IntImm:
@@ -113,7 +113,7 @@ def _bool_cmp(ctx: Context, e: PrimExpr) -> PrimExpr | None:
 
 def _cmp_by_bounds(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     t = type(e)
-    (la, ha), (lb, hb) = const_int_bound(ctx, e.a), const_int_bound(ctx, e.b)  # type: ignore[attr-defined]
+    (la, ha), (lb, hb) = const_int_bound(ctx, e.a), const_int_bound(ctx, e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     r: bool | None = None
     if t in (LT, GT):
         lo_side, hi_side = ((la, ha), (lb, hb)) if t is LT else ((lb, hb), (la, ha))
@@ -127,12 +127,12 @@ def _cmp_by_bounds(ctx: Context, e: PrimExpr) -> PrimExpr | None:
         ctx.bound_decisions += 1
         return _true(ctx, r)
     if t in _SWAP:
-        return ctx.interner.mk(_SWAP[t], e.b, e.a)  # type: ignore[attr-defined]
+        return ctx.interner.mk(_SWAP[t], e.b, e.a)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     return None
 
 
 def _normalize(ctx: Context, t: type, d: Sum, e: PrimExpr) -> PrimExpr | None:
-    dt = e.a.dtype  # type: ignore[attr-defined]
+    dt = e.a.dtype  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     # everything becomes `d < 0`, `d == 0` or `d != 0`
     if t is LE:
         d, t = d.add_const(-1), LT
@@ -175,8 +175,8 @@ def _normalize(ctx: Context, t: type, d: Sum, e: PrimExpr) -> PrimExpr | None:
 
 def _flatten(e: PrimExpr, cls: type, out: list[PrimExpr]) -> None:
     if type(e) is cls:
-        _flatten(e.a, cls, out)  # type: ignore[attr-defined]
-        _flatten(e.b, cls, out)  # type: ignore[attr-defined]
+        _flatten(e.a, cls, out)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        _flatten(e.b, cls, out)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     else:
         out.append(e)
 
@@ -197,7 +197,7 @@ def rewrite_and_or(ctx: Context, e: PrimExpr) -> PrimExpr | None:
     seen: set[int] = set()
     for x in ops:
         if type(x) is IntImm:
-            if bool(x.value) == absorbing:  # type: ignore[attr-defined]
+            if bool(x.value) == absorbing:
                 return _true(ctx, absorbing)
             continue
         if id(x) not in seen:
@@ -209,7 +209,7 @@ def rewrite_and_or(ctx: Context, e: PrimExpr) -> PrimExpr | None:
             return _true(ctx, absorbing)
     if len(uniq) > 1 and any(type(x) in NEGATE for x in uniq):
         for x in uniq:
-            if type(x) in NEGATE and x.a.dtype.is_int:  # type: ignore[attr-defined]
+            if type(x) in NEGATE and x.a.dtype.is_int:  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
                 if id(ctx.simplify(it.mk(Not, x))) in seen:  # x and its complement
                     return _true(ctx, absorbing)
     if not uniq:
@@ -225,8 +225,8 @@ def rewrite_not(ctx: Context, e: Not) -> PrimExpr | None:
     a = e.a
     if type(a) is Not:
         return a.a
-    if type(a) in NEGATE and (a.a.dtype.is_int or a.a.dtype.is_bool):  # type: ignore[attr-defined]
-        return ctx.interner.mk(NEGATE[type(a)], a.a, a.b)  # type: ignore[attr-defined]
+    if type(a) in NEGATE and (a.a.dtype.is_int or a.a.dtype.is_bool):  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        return ctx.interner.mk(NEGATE[type(a)], a.a, a.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     known = ctx.known.get(id(a))
     if known is not None:
         return _true(ctx, not known)

@@ -9,7 +9,8 @@ analyzer state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..dtype import bool_
 from ..expr import (
@@ -130,16 +131,16 @@ def _children(ctx: Context, e: PrimExpr) -> PrimExpr:
         sub = ctx.substs.get(id(e))
         return simplify(ctx, sub[1]) if sub is not None else e
     if t is Select:
-        c = simplify(ctx, e.cond)  # type: ignore[attr-defined]
+        c = simplify(ctx, e.cond)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if type(c) is IntImm:
-            return simplify(ctx, e.true_value if c.value else e.false_value)  # type: ignore[attr-defined]
-        x = simplify(ctx, e.true_value)  # type: ignore[attr-defined]
-        y = simplify(ctx, e.false_value)  # type: ignore[attr-defined]
+            return simplify(ctx, e.true_value if c.value else e.false_value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        x = simplify(ctx, e.true_value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        y = simplify(ctx, e.false_value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return ctx.interner.mk(Select, c, x, y)
     if t is And or t is Or or ((t is Min or t is Max) and e.dtype.lanes == 1):
         return _chain(ctx, e)
     if t is Let:
-        return _let(ctx, e)  # type: ignore[arg-type]
+        return _let(ctx, e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if (t is Add or t is Sub or t is Mul) and e.dtype.lanes == 1 and e.dtype.is_int:
         return _ring(ctx, e)
     fields = []
@@ -157,12 +158,12 @@ def _children(ctx: Context, e: PrimExpr) -> PrimExpr:
         same = same and nv is v
         fields.append(nv)
     if (t is FloorDiv or t is FloorMod) and type(fields[1]) is IntImm and fields[1].value == 0:
-        if type(e.b) is IntImm:  # type: ignore[attr-defined]
+        if type(e.b) is IntImm:  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             # a literal zero divisor is a bug in the input: say so
             int_binary(t.__name__, 0, 0, e.dtype, what=lambda: fmt(e))
         # one that only appears after simplifying (in a branch that may never run) stays as written
-        fields[1] = e.b  # type: ignore[attr-defined]
-        same = fields[0] is e.a  # type: ignore[attr-defined]
+        fields[1] = e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        same = fields[0] is e.a  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     out = e if same else ctx.interner.mk(t, *fields)
     return _fold(ctx, out)
 
@@ -175,8 +176,8 @@ def _ring(ctx: Context, e: PrimExpr) -> PrimExpr:
     def go(x: PrimExpr) -> PrimExpr:
         t = type(x)
         if t is Add or t is Sub or t is Mul:
-            a, b = go(x.a), go(x.b)  # type: ignore[attr-defined]
-            return x if (a is x.a and b is x.b) else it.mk(t, a, b)  # type: ignore[attr-defined]
+            a, b = go(x.a), go(x.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            return x if (a is x.a and b is x.b) else it.mk(t, a, b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return simplify(ctx, x)
 
     return build(ctx, sum_of(ctx, go(e)))
@@ -192,13 +193,13 @@ def _chain(ctx: Context, e: PrimExpr) -> PrimExpr:
     def go(x: PrimExpr) -> PrimExpr:
         if type(x) is not t:
             return simplify(ctx, x)
-        a = go(x.a)  # type: ignore[attr-defined]
+        a = go(x.a)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if absorbing is not None and type(a) is IntImm and bool(a.value) == absorbing:
             return a
-        b = go(x.b)  # type: ignore[attr-defined]
+        b = go(x.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if absorbing is not None and type(b) is IntImm and bool(b.value) == absorbing:
             return b
-        out = x if (a is x.a and b is x.b) else it.mk(t, a, b)  # type: ignore[attr-defined]
+        out = x if (a is x.a and b is x.b) else it.mk(t, a, b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return _fold(ctx, out)
 
     return go(e)
@@ -245,37 +246,37 @@ def _fold(ctx: Context, e: PrimExpr) -> PrimExpr:
     try:
         if isinstance(e, BinaryOp):
             a, b = e.a, e.b
-            if type(a) not in _CONST or type(b) not in _CONST:
+            if not isinstance(a, _CONST) or not isinstance(b, _CONST):
                 return e
             if t in (FloorDiv, FloorMod) and b.value == 0:
                 return e
             dt = e.dtype
             if dt.is_int and t is not Div:
-                return it.int(int_binary(t.__name__, a.value, b.value, dt, what=lambda: fmt(e)), dt)
+                return it.int(int_binary(t.__name__, a.value, b.value, dt, what=lambda: fmt(e)), dt)  # pyright: ignore[reportArgumentType]  # an int dtype's constants are IntImm
             if dt.is_float:
                 return it.float(float_binary(t.__name__, a.value, b.value, dt), dt)
             return e
         if isinstance(e, CmpOp):
             a, b = e.a, e.b
-            if type(a) in _CONST and type(b) in _CONST:
+            if isinstance(a, _CONST) and isinstance(b, _CONST):
                 return it.int(int(compare(t.__name__, a.value, b.value)), bool_)
             return e
         if t is And or t is Or:
-            a, b = e.a, e.b  # type: ignore[attr-defined]
+            a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             if type(a) is IntImm and type(b) is IntImm:
                 v = (a.value and b.value) if t is And else (a.value or b.value)
                 return it.int(int(bool(v)), bool_)
             return e
         if t is Not:
-            a = e.a  # type: ignore[attr-defined]
+            a = e.a  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             return it.int(int(not a.value), bool_) if type(a) is IntImm else e
         if t is Cast:
-            v = e.value  # type: ignore[attr-defined]
+            v = e.value  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             if type(v) in _CONST and e.dtype.lanes == 1:
                 return it.const(cast_value(v.value, v.dtype, e.dtype), e.dtype)
             return e
         if t is Call:
-            return _fold_call(ctx, e)  # type: ignore[arg-type]
+            return _fold_call(ctx, e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     except NoFold:
         return e
     return e
@@ -293,7 +294,7 @@ def _fold_call(ctx: Context, e: Call) -> PrimExpr:
     dt = e.dtype
     if not dt.is_int or dt.lanes != 1 or not all(type(a) is IntImm for a in args):
         return e
-    vals = [a.value for a in args]  # type: ignore[attr-defined]
+    vals = [a.value for a in args]  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
     if e.op == "bitwise_not" and len(vals) == 1:
         return ctx.interner.int(wrap(~vals[0], dt), dt)
     if len(vals) != 2:

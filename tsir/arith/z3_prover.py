@@ -148,16 +148,16 @@ class _Query:
         if dt.lanes != 1:
             raise Unsupported("vector")
         if t is IntImm:
-            return ("b", bool(e.value)) if dt.is_bool else ("c", e.value)  # type: ignore[attr-defined]
+            return ("b", bool(e.value)) if dt.is_bool else ("c", e.value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Var:
-            return self._var(e)  # type: ignore[arg-type]
+            return self._var(e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if dt.is_bool:
             return self._bool_term(e)
         if not dt.is_int:
             raise Unsupported(f"{dt} value")
         ctx = self.ctx
         if t in (Add, Sub, Mul):
-            a, b = e.a, e.b  # type: ignore[attr-defined]
+            a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             ta, tb = self.term(a), self.term(b)
             (la, ha), (lb, hb) = const_int_bound(ctx, a), const_int_bound(ctx, b)
             if t is Add:
@@ -167,7 +167,7 @@ class _Query:
             lo, hi = mul_bound((la, ha), (lb, hb))
             return self._wrap_if(("*", ta, tb), lo, hi, e)
         if t in (FloorDiv, FloorMod):
-            a, b = e.a, e.b  # type: ignore[attr-defined]
+            a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             op = "fdiv" if t is FloorDiv else "fmod"
             term = (op, self.term(a), self.term(b))
             if t is FloorDiv:
@@ -176,11 +176,11 @@ class _Query:
                     return self._wrap_if(term, r[0], r[1], e)
             return term
         if t in (Min, Max):
-            return ("min" if t is Min else "max", self.term(e.a), self.term(e.b))  # type: ignore[attr-defined]
+            return ("min" if t is Min else "max", self.term(e.a), self.term(e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Select:
-            return ("ite", self.term(e.cond), self.term(e.true_value), self.term(e.false_value))  # type: ignore[attr-defined]
+            return ("ite", self.term(e.cond), self.term(e.true_value), self.term(e.false_value))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Cast:
-            v = e.value  # type: ignore[attr-defined]
+            v = e.value  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             src = v.dtype
             if src.is_bool:
                 return ("b2i", self.term(v))
@@ -189,9 +189,9 @@ class _Query:
                 return self._wrap_if(self.term(v), lo, hi, e)
             return self._opaque(e)
         if t is Let:
-            return self._let(e)  # type: ignore[arg-type]
+            return self._let(e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Call:
-            return self._call(e)  # type: ignore[arg-type]
+            return self._call(e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return self._opaque(e)
 
     def _let(self, e: Let) -> tuple:
@@ -200,7 +200,7 @@ class _Query:
 
     def _call(self, e: Call) -> tuple:
         if len(e.args) == 2 and type(e.args[1]) is IntImm:
-            x, s = e.args[0], e.args[1].value  # type: ignore[attr-defined]
+            x, s = e.args[0], e.args[1].value
             bits = e.dtype.bits
             if e.op == "shift_right" and 0 <= s < bits:
                 return ("fdiv", self.term(x), ("c", 1 << s))
@@ -214,11 +214,11 @@ class _Query:
     def _bool_term(self, e: PrimExpr) -> tuple:
         t = type(e)
         if t in (And, Or):
-            return ("and" if t is And else "or", self.term(e.a), self.term(e.b))  # type: ignore[attr-defined]
+            return ("and" if t is And else "or", self.term(e.a), self.term(e.b))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Not:
-            return ("not", self.term(e.a))  # type: ignore[attr-defined]
+            return ("not", self.term(e.a))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t in (LT, LE, EQ, NE, GT, GE):
-            a, b = e.a, e.b  # type: ignore[attr-defined]
+            a, b = e.a, e.b  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             if a.dtype.lanes != 1 or not (a.dtype.is_int or a.dtype.is_bool):
                 return self._opaque(e)
             if t is GT:
@@ -227,14 +227,14 @@ class _Query:
                 return ("<=", self.term(b), self.term(a))
             return (_CMP[t], self.term(a), self.term(b))
         if t is Select:
-            return ("ite", self.term(e.cond), self.term(e.true_value), self.term(e.false_value))  # type: ignore[attr-defined]
+            return ("ite", self.term(e.cond), self.term(e.true_value), self.term(e.false_value))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Cast:
-            v = e.value  # type: ignore[attr-defined]
+            v = e.value  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             if v.dtype.is_int and v.dtype.lanes == 1:
                 return ("i2b", self.term(v))
             return self._opaque(e)
         if t is Let:
-            return self._let(e)  # type: ignore[arg-type]
+            return self._let(e)  # pyright: ignore[reportArgumentType]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         return self._opaque(e)
 
     # constraints ----------------------------------------------------------------------------------

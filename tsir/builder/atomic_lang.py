@@ -21,13 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..buffer import Buffer, BufferRegion
+from ..dtype import DataType
 from ..errors import BuildError, DTypeError, UnsupportedError, user_location
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, cast, const_value, convert
 from ..stmt import Evaluate, TileOpStmt
 from ..tileop.atomic_add import ATOMIC_DTYPES, AtomicAdd, MemoryOrder, atomic_call
 from ..tileop.atomic_max import AtomicMax
 from ..tileop.atomic_min import AtomicMin
-from ..dtype import DataType
 from .frame import current_builder
 from .memory import alloc_var, copy
 

@@ -9,6 +9,7 @@ from ..buffer import Buffer, BufferRegion
 from ..dtype import int32
 from ..errors import BuildError, DTypeError
 from ..expr import BufferLoad, IntImm, PrimExpr, cast, const_value, convert
+from ..tileop.distributed import MemoryScope, Semantics
 from .frame import check_buffer_use, current_builder
 
 MAX_RANKS = 64  # TSIR_MAX_RANKS in codegen/include/tsir/distributed.h
@@ -89,7 +90,7 @@ def require_symmetric(load: BufferLoad, what: str, why: str) -> None:
 
 def order(
     what: str, sem: Any, scope: Any, allowed: tuple[str, ...], flipped: str
-) -> tuple[str, str]:
+) -> tuple[Semantics, MemoryScope]:
     if sem not in allowed:
         hint = (
             f' (a {what[2:]} cannot be `{sem}`; did you mean sem="{flipped}"?)'
@@ -98,7 +99,7 @@ def order(
         )
         raise BuildError(f"{what}: sem must be one of {', '.join(allowed)}, got {sem!r}{hint}")
     if scope is None:
-        return sem, "gpu"
+        return Semantics(sem), MemoryScope.GPU
     if scope not in SCOPES:
         raise BuildError(f"{what}: scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if sem in ("weak", "volatile"):
@@ -107,7 +108,7 @@ def order(
             f"volatile access acts as relaxed at system scope); drop scope={scope!r}, or use "
             f'sem="relaxed" with a scope'
         )
-    return sem, scope
+    return Semantics(sem), MemoryScope(scope)
 
 
 def hints(what: str, load: BufferLoad, sem: str, remote: bool, na: bool, nc: bool) -> None:

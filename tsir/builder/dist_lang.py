@@ -27,7 +27,10 @@ from ..tileop.distributed import (
     BarrierBlocksOp,
     GetOp,
     LdOp,
+    MemoryScope,
     PutOp,
+    Relation,
+    Spread,
     StOp,
     WaitOp,
     address_of,
@@ -128,7 +131,7 @@ def _copy(src: Any, dst: Any, size: Any, pe: Any, scope: str, put: bool) -> None
                 )
     if n.dtype not in (int32, int64):
         n = cast(int64, n)
-    op = (PutOp if put else GetOp)(s, d, n, peer, scope)
+    op = (PutOp if put else GetOp)(s, d, n, peer, Spread(scope))
     b.frame.emit(TileOpStmt(op))
 
 
@@ -233,7 +236,7 @@ def _wait(relation: str, flag: Any, value: Any, peer: Any, timeout_cycles: Any, 
     else:
         cycles = timeout_cycles
     v = store_value(f.buffer, value)
-    b.frame.emit(TileOpStmt(WaitOp(f, relation, v, pe, scope, cycles)))
+    b.frame.emit(TileOpStmt(WaitOp(f, Relation(relation), v, pe, MemoryScope(scope), cycles)))
 
 
 def _make_wait(relation: str) -> Any:

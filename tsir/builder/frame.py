@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..buffer import Buffer
 from ..errors import BuildError, SourceLocation, user_location
@@ -13,7 +14,12 @@ from ..expr import Var
 from ..stmt import Allocate, AttrStmt, DeclBuffer, Stmt, seq
 
 __all__ = [
-    "Frame", "current_builder", "Builder", "builder_stack", "infer_name", "check_buffer_use",
+    "Frame",
+    "current_builder",
+    "Builder",
+    "builder_stack",
+    "infer_name",
+    "check_buffer_use",
 ]
 
 
@@ -53,7 +59,7 @@ class Frame:
                 body = stmt if stmt is not None else seq()
                 stmt = DeclBuffer(item[1], item[2], item[3], body)
             else:
-                stmt = seq(item, stmt)
+                stmt = seq(item, stmt)  # pyright: ignore[reportArgumentType]  # the tuple items are handled above; the rest are statements
         return stmt if stmt is not None else seq()
 
 

@@ -39,7 +39,9 @@ def fold_extent(extent: PrimExpr) -> PrimExpr:
 class BuilderAccess:
     """The builder's `IndexHook` (tsir.buffer): pushed while `with T.prim_func(...)` runs."""
 
-    def indexed(self, buffer: Buffer, access: BufferLoad | BufferRegion) -> BufferLoad | BufferRegion:
+    def indexed(
+        self, buffer: Buffer, access: BufferLoad | BufferRegion
+    ) -> BufferLoad | BufferRegion:
         if isinstance(access, BufferLoad):
             check_buffer_use(buffer, element_access=True)
             return access
@@ -49,7 +51,9 @@ class BuilderAccess:
             extent = fold_extent(r.extent)
             if isinstance(extent, IntImm) and extent.value <= 0:
                 hi = r.min + r.extent
-                raise BuildError(f"buffer `{buffer.name}`: empty slice {r.min}:{hi} in dimension {dim}")
+                raise BuildError(
+                    f"buffer `{buffer.name}`: empty slice {r.min}:{hi} in dimension {dim}"
+                )
             ranges.append(r if extent is r.extent else Range(r.min, extent))
         return access.replace(region=tuple(ranges))
 

@@ -15,8 +15,18 @@ from ..expr import cast as _cast
 from ..intrin import MATH_UNARY
 
 __all__ = [
-    "cast", "if_then_else", "infinity", "ceildiv", "max", "min", "abs", "all", "any", *MATH_UNARY,
-    "Ramp", "Broadcast",
+    "cast",
+    "if_then_else",
+    "infinity",
+    "ceildiv",
+    "max",
+    "min",
+    "abs",
+    "all",
+    "any",
+    *MATH_UNARY,
+    "Ramp",
+    "Broadcast",
 ]
 
 
@@ -51,7 +61,9 @@ def if_then_else(cond: Any, t: Any, f: Any) -> PrimExpr:
         fe = convert(f)
         te = convert(t, fe.dtype)
     if te.dtype != fe.dtype:
-        raise DTypeError(f"T.if_then_else branches have different dtypes: {te.dtype} and {fe.dtype}")
+        raise DTypeError(
+            f"T.if_then_else branches have different dtypes: {te.dtype} and {fe.dtype}"
+        )
     if isinstance(c, IntImm):
         return te if c.value else fe
     return Select(c, te, fe)
@@ -103,7 +115,9 @@ def _math(name: str) -> Any:
     def fn(x: Any) -> PrimExpr:
         e = convert(x)
         if not e.dtype.is_float:
-            raise DTypeError(f"T.{name} needs a floating-point operand, got `{e}` of dtype {e.dtype}; use T.cast")
+            raise DTypeError(
+                f"T.{name} needs a floating-point operand, got `{e}` of dtype {e.dtype}; use T.cast"
+            )
         return Call(e.dtype, name, (e,))
 
     fn.__name__ = name

@@ -16,14 +16,25 @@ from ..tileop.fill import Fill
 from .frame import check_buffer_use, current_builder, infer_name
 
 __all__ = [
-    "alloc_shared", "alloc_fragment", "alloc_local", "alloc_var", "alloc_buffer", "decl_buffer",
-    "copy", "fill",
+    "alloc_shared",
+    "alloc_fragment",
+    "alloc_local",
+    "alloc_var",
+    "alloc_buffer",
+    "decl_buffer",
+    "copy",
+    "fill",
     "clear",
 ]
 
 
 def _alloc(
-    shape: Any, dtype: Any, scope: str, default_name: str, strides: Any = (), align: int = 16,
+    shape: Any,
+    dtype: Any,
+    scope: str,
+    default_name: str,
+    strides: Any = (),
+    align: int = 16,
     what: str | None = None,
 ) -> Buffer:
     b = current_builder(what or f"T.alloc_{default_name}")
@@ -45,7 +56,12 @@ def _alloc(
 
 
 def decl_buffer(
-    shape: Any, dtype: Any, scope: str, data: Buffer, byte_offset: int = 0, strides: Any = (),
+    shape: Any,
+    dtype: Any,
+    scope: str,
+    data: Buffer,
+    byte_offset: int = 0,
+    strides: Any = (),
     align: int = 16,
 ) -> Buffer:
     """A view of `byte_offset` bytes into the pool buffer `data` (the printer's form for planned
@@ -72,7 +88,9 @@ def alloc_buffer(
     """A buffer in any on-chip scope, with explicit strides or alignment (the printer's form for
     allocations the other T.alloc_* do not spell, such as a planned shared-memory pool)."""
     if scope in ("global", "symmetric"):
-        raise BuildError(f"T.alloc_buffer: {scope} buffers are parameters (T.param), not allocations")
+        raise BuildError(
+            f"T.alloc_buffer: {scope} buffers are parameters (T.param), not allocations"
+        )
     if not isinstance(align, int) or isinstance(align, bool) or align < 1:
         raise BuildError(f"T.alloc_buffer: align must be a positive int, got {align!r}")
     return _alloc(shape, dtype, scope, "buf", strides, align, "T.alloc_buffer")
@@ -140,7 +158,9 @@ def copy(src: Any, dst: Any) -> None:
     b = current_builder("T.copy")
     s_region, d_region = copy_regions(src, dst, "T.copy")
     if b.kernel is None:
-        raise BuildError("T.copy must be inside a T.Kernel (use T.cp_engine_copy for host-side copies)")
+        raise BuildError(
+            "T.copy must be inside a T.Kernel (use T.cp_engine_copy for host-side copies)"
+        )
     b.frame.emit(TileOpStmt(Copy(s_region, d_region)))
 
 
@@ -148,17 +168,17 @@ def copy_regions(src: Any, dst: Any, what: str) -> tuple[BufferRegion, BufferReg
     """The two regions of a copy-like op (`what`): a buffer, a slice, or one element meaning the
     region starting there with the other side's extents; non-unit extents must match in order."""
     s, d = _region(src, f"{what} source"), _region(dst, f"{what} destination")
-    if isinstance(s, BufferLoad) and isinstance(d, BufferLoad):
+    if isinstance(d, BufferRegion):
+        d_region = d
+        s_region = (
+            _element_region(s, d.extents, f"{what} source") if isinstance(s, BufferLoad) else s
+        )
+    elif isinstance(s, BufferRegion):
+        s_region = s
+        d_region = _element_region(d, s.extents, f"{what} destination")
+    else:  # two elements
         d_region = BufferRegion(d.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in d.indices))
         s_region = BufferRegion(s.buffer, tuple(Range(i, IntImm(1, i.dtype)) for i in s.indices))
-    elif isinstance(s, BufferLoad):
-        d_region = d  # type: ignore[assignment]
-        s_region = _element_region(s, d_region.extents, f"{what} source")
-    elif isinstance(d, BufferLoad):
-        s_region = s
-        d_region = _element_region(d, s_region.extents, f"{what} destination")
-    else:
-        s_region, d_region = s, d
     se, de = _squeezed(s_region.extents), _squeezed(d_region.extents)
     if len(se) != len(de) or not _py.all(_same_extent(x, y) for x, y in zip(se, de)):
         fmt = lambda r: "(" + ", ".join(print_expr(e) for e in r.extents) + ")"  # noqa: E731

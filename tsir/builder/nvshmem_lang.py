@@ -29,8 +29,16 @@ CMP = {"eq": 0, "ne": 1, "gt": 2, "le": 3, "lt": 4, "ge": 5}  # NVSHMEM_CMP_*
 _SCOPE_SUFFIX = {"thread": "", "warp": "_warp", "block": "_block"}
 # tsir dtype -> NVSHMEM's TYPENAME in nvshmem_<TYPENAME>_p/_g
 _TYPENAMES = {
-    "float32": "float", "float64": "double", "int8": "int8", "int16": "int16", "int32": "int32",
-    "int64": "int64", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "float32": "float",
+    "float64": "double",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
 }
 _I64 = DataType("int64")
 uint64 = DataType("uint64")
@@ -97,7 +105,9 @@ class NvshmemBuilder:
         in_kernel("T.nvshmem.n_pes")
         return Call(int32, "nvshmem.nvshmem_n_pes", ())
 
-    def _rma(self, base: str, dst: Any, src: Any, nbytes: Any, pe: Any, scope: str, put: bool) -> None:
+    def _rma(
+        self, base: str, dst: Any, src: Any, nbytes: Any, pe: Any, scope: str, put: bool
+    ) -> None:
         what = f"{base}({scope})"
         args = (
             _addr(dst, f"{base} dst", remote=put),
@@ -119,8 +129,18 @@ class NvshmemBuilder:
     def getmem_nbi(self, dst: Any, src: Any, nbytes: Any, pe: Any, scope: str = "thread") -> None:
         self._rma("getmem_nbi", dst, src, nbytes, pe, scope, put=False)
 
-    def _put_signal(self, base: str, dst: Any, src: Any, nbytes: Any, sig: Any, signal: Any,
-                    sig_op: str, pe: Any, scope: str) -> None:
+    def _put_signal(
+        self,
+        base: str,
+        dst: Any,
+        src: Any,
+        nbytes: Any,
+        sig: Any,
+        signal: Any,
+        sig_op: str,
+        pe: Any,
+        scope: str,
+    ) -> None:
         if sig_op not in SIGNAL_OPS:
             raise BuildError(f"T.nvshmem.{base}: sig_op must be 'set' or 'add', got {sig_op!r}")
         args = (
@@ -134,12 +154,30 @@ class NvshmemBuilder:
         )
         _emit(_fn(base, scope, base), args, base)
 
-    def putmem_signal(self, dst: Any, src: Any, nbytes: Any, sig: Any, signal: Any, sig_op: str,
-                      pe: Any, scope: str = "block") -> None:
+    def putmem_signal(
+        self,
+        dst: Any,
+        src: Any,
+        nbytes: Any,
+        sig: Any,
+        signal: Any,
+        sig_op: str,
+        pe: Any,
+        scope: str = "block",
+    ) -> None:
         self._put_signal("putmem_signal", dst, src, nbytes, sig, signal, sig_op, pe, scope)
 
-    def putmem_signal_nbi(self, dst: Any, src: Any, nbytes: Any, sig: Any, signal: Any,
-                          sig_op: str, pe: Any, scope: str = "block") -> None:
+    def putmem_signal_nbi(
+        self,
+        dst: Any,
+        src: Any,
+        nbytes: Any,
+        sig: Any,
+        signal: Any,
+        sig_op: str,
+        pe: Any,
+        scope: str = "block",
+    ) -> None:
         self._put_signal("putmem_signal_nbi", dst, src, nbytes, sig, signal, sig_op, pe, scope)
 
     def signal_op(self, sig: Any, signal: Any, sig_op: str, pe: Any) -> None:

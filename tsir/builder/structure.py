@@ -6,7 +6,8 @@ from __future__ import annotations
 import builtins as _py
 import contextlib
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..buffer import Buffer, index_hooks, make_buffer
 from ..dtype import dtype as as_dtype
@@ -20,10 +21,28 @@ from .indexing import BUILDER_ACCESS
 from .math_lang import as_cond
 
 __all__ = [
-    "prim_func", "param", "scalar", "dynamic", "Kernel", "Parallel", "Pipelined", "serial",
-    "unroll", "vectorized", "If", "Else", "attr", "call_intrin", "evaluate",
-    "get_thread_binding", "get_block_binding", "sync_threads", "sync_warp", "thread_binding",
-    "scope", "func_attr",
+    "prim_func",
+    "param",
+    "scalar",
+    "dynamic",
+    "Kernel",
+    "Parallel",
+    "Pipelined",
+    "serial",
+    "unroll",
+    "vectorized",
+    "If",
+    "Else",
+    "attr",
+    "call_intrin",
+    "evaluate",
+    "get_thread_binding",
+    "get_block_binding",
+    "sync_threads",
+    "sync_warp",
+    "thread_binding",
+    "scope",
+    "func_attr",
 ]
 
 
@@ -87,9 +106,13 @@ def param(name: str, shape: Any, dtype: Any, scope: str = "global") -> Buffer:
     b = current_builder("T.param")
     _check_name(b, name, "parameter")
     if scope not in ("global", "symmetric"):
-        raise BuildError(f"parameter `{name}`: scope must be 'global' or 'symmetric', got {scope!r}")
+        raise BuildError(
+            f"parameter `{name}`: scope must be 'global' or 'symmetric', got {scope!r}"
+        )
     if b.kernels or len(b.frames) != 1:
-        raise BuildError(f"parameter `{name}` must be declared before any statement of the function")
+        raise BuildError(
+            f"parameter `{name}` must be declared before any statement of the function"
+        )
     buf = make_buffer(name, shape, dtype, scope)
     b.params.append(buf)
     return buf
@@ -116,8 +139,12 @@ def dynamic(name: str, dtype: Any = "int32") -> Var:
 
 @contextlib.contextmanager
 def Kernel(
-    *grid: Any, threads: Any = 128, cluster: Any = None, dyn_shared_bytes: int = 0,
-    name: str | None = None, persistent: bool = False,
+    *grid: Any,
+    threads: Any = 128,
+    cluster: Any = None,
+    dyn_shared_bytes: int = 0,
+    name: str | None = None,
+    persistent: bool = False,
 ) -> Iterator[Any]:
     """A kernel launch over `grid` blocks of `threads` threads (int or up to 3 dims).
     `dyn_shared_bytes` and `name` are the printer's forms for what passes set (a planned shared
@@ -138,7 +165,9 @@ def Kernel(
         dims.append(e)
     tdims = (threads,) if isinstance(threads, int) else tuple(threads)
     if not tdims or len(tdims) > 3 or _py.any(not isinstance(t, int) or t < 1 for t in tdims):
-        raise BuildError(f"T.Kernel threads must be a positive int or up to 3 of them, got {threads!r}")
+        raise BuildError(
+            f"T.Kernel threads must be a positive int or up to 3 of them, got {threads!r}"
+        )
     n = 1
     for t in tdims:
         n *= t
@@ -153,8 +182,14 @@ def Kernel(
     bvars = tuple(Var(x, _int32) for x in ("bx", "by", "bz")[: len(dims)])
     tvars = tuple(Var(x, _int32) for x in ("tx", "ty", "tz")[: len(tdims)])
     info = KernelFrameInfo(bvars, tvars, tdims)
-    if not isinstance(dyn_shared_bytes, int) or isinstance(dyn_shared_bytes, bool) or dyn_shared_bytes < 0:
-        raise BuildError(f"T.Kernel: dyn_shared_bytes must be an int >= 0, got {dyn_shared_bytes!r}")
+    if (
+        not isinstance(dyn_shared_bytes, int)
+        or isinstance(dyn_shared_bytes, bool)
+        or dyn_shared_bytes < 0
+    ):
+        raise BuildError(
+            f"T.Kernel: dyn_shared_bytes must be an int >= 0, got {dyn_shared_bytes!r}"
+        )
     default = b.unique(f"{b.name}_kernel")
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
         raise BuildError(f"T.Kernel: name must be an identifier, got {name!r}")
@@ -175,7 +210,10 @@ def Kernel(
 
 
 def _loop(
-    kind: ForKind, extents: tuple[Any, ...], names: list[str], annotations: tuple = (),
+    kind: ForKind,
+    extents: tuple[Any, ...],
+    names: list[str],
+    annotations: tuple = (),
     thread: str | None = None,
 ) -> Iterator[Any]:
     b = current_builder(f"T.{kind.value}")
@@ -196,6 +234,7 @@ def _loop(
     lvars = [Var(n, r[1].dtype) for n, r in zip(names, ranges)]
     frames = []
     for v, (lo, ext) in zip(lvars, ranges):
+
         def finish(body: Stmt, v: Var = v, lo: PrimExpr = lo, ext: PrimExpr = ext) -> Stmt:
             return For(v, lo, ext, kind, body, thread, annotations)
 
@@ -207,8 +246,17 @@ def _loop(
 
 def thread_binding(extent: Any, thread: str = "threadIdx.x") -> Iterator[Any]:
     """A loop bound to a hardware index (`threadIdx.x`): the printer's form for lowered IR."""
-    if thread not in ("threadIdx.x", "threadIdx.y", "threadIdx.z", "blockIdx.x", "blockIdx.y", "blockIdx.z"):
-        raise BuildError(f"T.thread_binding: thread must be threadIdx.x/y/z or blockIdx.x/y/z, got {thread!r}")
+    if thread not in (
+        "threadIdx.x",
+        "threadIdx.y",
+        "threadIdx.z",
+        "blockIdx.x",
+        "blockIdx.y",
+        "blockIdx.z",
+    ):
+        raise BuildError(
+            f"T.thread_binding: thread must be threadIdx.x/y/z or blockIdx.x/y/z, got {thread!r}"
+        )
     return _loop(ForKind.THREAD_BINDING, (extent,), _loop_name("t"), thread=thread)
 
 
@@ -234,8 +282,14 @@ def Parallel(*extents: Any) -> Iterator[Any]:
 
 
 def Pipelined(
-    start: Any, stop: Any = None, num_stages: int = 0, order: Any = None, stage: Any = None,
-    group: Any = None, warp_specialize: bool = True, tma: bool | None = None,
+    start: Any,
+    stop: Any = None,
+    num_stages: int = 0,
+    order: Any = None,
+    stage: Any = None,
+    group: Any = None,
+    warp_specialize: bool = True,
+    tma: bool | None = None,
 ) -> Iterator[Any]:
     """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
     `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
@@ -248,7 +302,9 @@ def Pipelined(
     if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
         raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
     if not isinstance(warp_specialize, bool):
-        raise BuildError(f"T.Pipelined warp_specialize must be True or False, got {warp_specialize!r}")
+        raise BuildError(
+            f"T.Pipelined warp_specialize must be True or False, got {warp_specialize!r}"
+        )
     if tma is not None and not isinstance(tma, bool):
         raise BuildError(f"T.Pipelined tma must be True, False or None, got {tma!r}")
     for key, value in (("order", order), ("stage", stage), ("group", group)):
@@ -274,7 +330,9 @@ def Pipelined(
     return _offset_loop(kind, start, stop, _loop_name("k"), ann)
 
 
-def _offset_loop(kind: ForKind, start: Any, stop: Any, names: list[str], ann: tuple) -> Iterator[Any]:
+def _offset_loop(
+    kind: ForKind, start: Any, stop: Any, names: list[str], ann: tuple
+) -> Iterator[Any]:
     lo = convert(start)
     for k in _loop(kind, (convert(stop, lo.dtype) - lo,), names, ann):
         yield lo + k
@@ -289,14 +347,18 @@ def unroll(start: Any, stop: Any = None) -> Iterator[Any]:
 
 
 def vectorized(start: Any, stop: Any = None) -> Iterator[Any]:
-    return _loop(ForKind.VECTORIZED, ((start, stop) if stop is not None else start,), _loop_name("v"))
+    return _loop(
+        ForKind.VECTORIZED, ((start, stop) if stop is not None else start,), _loop_name("v")
+    )
 
 
 def _loop_name(default: str) -> list[str]:
     """The user's loop target names (`for row, col in T.Parallel(...)` gives ["row", "col"])."""
     loc = user_location()
     if loc is not None:
-        m = re.match(r"\s*for\s+\(?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*,?\s*\)?\s+in\b", loc.line)
+        m = re.match(
+            r"\s*for\s+\(?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*,?\s*\)?\s+in\b", loc.line
+        )
         if m:
             return [n.strip() for n in m.group(1).split(",")]
     return [default]
@@ -354,7 +416,9 @@ def get_thread_binding(dim: int = 0) -> Var:
     if k is None:
         raise BuildError("T.get_thread_binding must be used inside a T.Kernel")
     if not 0 <= dim < len(k.thread_vars):
-        raise BuildError(f"T.get_thread_binding({dim}): the kernel has {len(k.thread_vars)} thread dims")
+        raise BuildError(
+            f"T.get_thread_binding({dim}): the kernel has {len(k.thread_vars)} thread dims"
+        )
     return k.thread_vars[dim]
 
 
@@ -362,7 +426,9 @@ def get_block_binding(dim: int = 0) -> Var:
     b = current_builder("T.get_block_binding")
     k = b.kernel
     if k is None or not 0 <= dim < len(k.block_vars):
-        raise BuildError(f"T.get_block_binding({dim}) needs an enclosing T.Kernel with that grid dim")
+        raise BuildError(
+            f"T.get_block_binding({dim}) needs an enclosing T.Kernel with that grid dim"
+        )
     return k.block_vars[dim]
 
 

@@ -16,16 +16,31 @@ from ..tileop.cumsum import CumSum
 from ..tileop.finalize_reducer import FinalizeReducer
 from ..tileop.gemm import Gemm, GemmPolicy, check_gemm
 from ..tileop.im2col import Im2Col
-from ..tileop.reduce import Reduce, check_reduce, reduce_identity
+from ..tileop.reduce import Reduce, ReduceKind, check_reduce, reduce_identity
 from ..tileop.scan import check_scan_operands
 from .frame import check_buffer_use, current_builder
 from .memory import alloc_fragment, fill
 
 __all__ = [
-    "gemm", "reduce", "reduce_sum", "reduce_max", "reduce_min", "reduce_absmax", "reduce_abssum",
-    "reduce_bitand", "reduce_bitor", "reduce_bitxor",
-    "annotate_layout", "use_swizzle", "cumsum", "cummax", "alloc_reducer",
-    "finalize_reducer", "tile_op", "im2col", "c2d_im2col",
+    "gemm",
+    "reduce",
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "reduce_absmax",
+    "reduce_abssum",
+    "reduce_bitand",
+    "reduce_bitor",
+    "reduce_bitxor",
+    "annotate_layout",
+    "use_swizzle",
+    "cumsum",
+    "cummax",
+    "alloc_reducer",
+    "finalize_reducer",
+    "tile_op",
+    "im2col",
+    "c2d_im2col",
 ]
 
 
@@ -36,7 +51,9 @@ def _whole(x: Any, what: str) -> BufferRegion:
     if isinstance(x, BufferRegion):
         return x
     if isinstance(x, BufferLoad):
-        raise BuildError(f"{what} takes a whole buffer or a slice, got one element of `{x.buffer.name}`")
+        raise BuildError(
+            f"{what} takes a whole buffer or a slice, got one element of `{x.buffer.name}`"
+        )
     raise BuildError(f"{what} takes a buffer, got {x!r}")
 
 
@@ -48,8 +65,13 @@ def _emit(op: Any, what: str) -> None:
 
 
 def gemm(
-    A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False,
-    clear_accum: bool = False, policy: str = "square",
+    A: Any,
+    B: Any,
+    C: Any,
+    transpose_A: bool = False,
+    transpose_B: bool = False,
+    clear_accum: bool = False,
+    policy: str = "square",
 ) -> None:
     """C += A @ B (A, B in shared memory, fp16/bf16, or float8 with transpose_B=True; C a float32
     fragment), on tensor cores. `policy`: "square" warp tiles, or "full_row" (warps split M only,
@@ -61,7 +83,10 @@ def gemm(
         raise BuildError(f"T.gemm: policy must be one of {allowed}, got {policy!r}")
     a, b, c = _whole(A, "T.gemm A"), _whole(B, "T.gemm B"), _whole(C, "T.gemm C")
     check_gemm(a, b, c, bool(transpose_A), bool(transpose_B))
-    _emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), policy), "T.gemm")
+    _emit(
+        Gemm(a, b, c, bool(transpose_A), bool(transpose_B), bool(clear_accum), GemmPolicy(policy)),
+        "T.gemm",
+    )
 
 
 def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:
@@ -71,7 +96,7 @@ def reduce(src: Any, dst: Any, dim: int, kind: str, clear: bool = True) -> None:
     nd = len(s.buffer.shape)
     dim = dim + nd if dim < 0 else dim
     check_reduce(s, d, dim, kind)
-    _emit(Reduce(s, d, dim, kind, bool(clear)), f"T.reduce_{kind}")
+    _emit(Reduce(s, d, dim, ReduceKind(kind), bool(clear)), f"T.reduce_{kind}")
 
 
 def reduce_sum(src: Any, dst: Any, dim: int = -1, clear: bool = True) -> None:
@@ -132,7 +157,9 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
     if k is None:
         raise BuildError("T.use_swizzle must be inside a T.Kernel")
     if len(k.block_vars) != 2:
-        raise BuildError(f"T.use_swizzle needs a 2-D grid, the kernel has {len(k.block_vars)} grid dims")
+        raise BuildError(
+            f"T.use_swizzle needs a 2-D grid, the kernel has {len(k.block_vars)} grid dims"
+        )
     if not isinstance(panel_size, int) or panel_size < 1:
         raise BuildError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
     if order != "row":
@@ -167,7 +194,7 @@ def cummax(src: Any, dst: Any = None, dim: int = 0, reverse: bool = False) -> No
     _emit(CumMax(s, d, dim, bool(reverse)), "T.cummax")
 
 
-_REDUCER_KINDS: dict[Any, str] = {}
+_REDUCER_KINDS: dict[Any, ReduceKind] = {}
 
 
 def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "all") -> Buffer:
@@ -177,7 +204,9 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
     if op not in ("sum", "max", "min"):
         raise BuildError(f"T.alloc_reducer: op must be 'sum', 'max' or 'min', got {op!r}")
     if replication != "all":
-        raise BuildError(f"T.alloc_reducer: only replication='all' is supported, got {replication!r}")
+        raise BuildError(
+            f"T.alloc_reducer: only replication='all' is supported, got {replication!r}"
+        )
     b = current_builder("T.alloc_reducer")
     k = b.kernel
     if k is None:
@@ -188,7 +217,7 @@ def alloc_reducer(shape: Any, dtype: Any, op: str = "sum", replication: str = "a
         threads *= t
     annotate_layout({buf: Fragment.fully_replicated(tuple(buf.shape), threads)})
     fill(buf, reduce_identity(op, buf.dtype))
-    _REDUCER_KINDS[buf] = op
+    _REDUCER_KINDS[buf] = ReduceKind(op)
     # Marks the buffer as a reducer in the IR: its per-thread copies are partial results (a
     # T.Parallel over it is split over threads), unlike a replicated fragment whose copies agree.
     b.frame.items.append(("attr", "reducer", buf))
@@ -205,8 +234,14 @@ def finalize_reducer(reducer: Any) -> None:
 
 
 def im2col(
-    img: Any, col: Any, nhw_step: Any, c_step: Any, kernel: int, stride: int = 1,
-    dilation: int = 1, pad: int = 0,
+    img: Any,
+    col: Any,
+    nhw_step: Any,
+    c_step: Any,
+    kernel: int,
+    stride: int = 1,
+    dilation: int = 1,
+    pad: int = 0,
 ) -> None:
     """A P x Q tile of the im2col matrix of the NHWC image `img` into the shared tile `col`: rows
     `nhw_step * P ...` (output pixels) and columns `c_step * Q ...` ((kh, kw, c) of a `kernel` x
@@ -215,16 +250,33 @@ def im2col(
     what = "T.im2col"
     i, c = _whole(img, f"{what} image"), _whole(col, f"{what} tile")
     if i.buffer.scope not in ("global", "symmetric") or i.buffer.ndim != 4:
-        raise BuildError(f"{what}: the image `{i.buffer.name}` must be a 4-D (N, H, W, C) global buffer, got {i.buffer.ndim}-D {i.buffer.scope}")
-    if any(r.min is not None and not (isinstance(r.min, IntImm) and r.min.value == 0) for r in i.region) or any(
+        raise BuildError(
+            f"{what}: the image `{i.buffer.name}` must be a 4-D (N, H, W, C) global buffer, got {i.buffer.ndim}-D {i.buffer.scope}"
+        )
+    if any(
+        r.min is not None and not (isinstance(r.min, IntImm) and r.min.value == 0) for r in i.region
+    ) or any(
         e is not d and const_value(e) != const_value(d) for e, d in zip(i.extents, i.buffer.shape)
     ):
         raise BuildError(f"{what}: the image `{i.buffer.name}` must be the whole buffer")
-    if c.buffer.scope not in ("shared", "shared.dyn") or len(c.extents) != 2 or any(const_value(e) is None for e in c.extents):
-        raise BuildError(f"{what}: the tile `{c.buffer.name}` must be a constant 2-D region of a shared buffer")
+    if (
+        c.buffer.scope not in ("shared", "shared.dyn")
+        or len(c.extents) != 2
+        or any(const_value(e) is None for e in c.extents)
+    ):
+        raise BuildError(
+            f"{what}: the tile `{c.buffer.name}` must be a constant 2-D region of a shared buffer"
+        )
     if i.buffer.dtype != c.buffer.dtype:
-        raise BuildError(f"{what}: the image is {i.buffer.dtype} but the tile `{c.buffer.name}` is {c.buffer.dtype}; they must match")
-    for name, v, low in (("kernel", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1), ("pad", pad, 0)):
+        raise BuildError(
+            f"{what}: the image is {i.buffer.dtype} but the tile `{c.buffer.name}` is {c.buffer.dtype}; they must match"
+        )
+    for name, v, low in (
+        ("kernel", kernel, 1),
+        ("stride", stride, 1),
+        ("dilation", dilation, 1),
+        ("pad", pad, 0),
+    ):
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise BuildError(f"{what}: {name} must be an int >= {low}, got {v!r}")
     steps = []
@@ -247,10 +299,12 @@ def tile_op(name: str, **fields: Any) -> None:
         cls = get_tile_op(name)
     except KeyError as e:
         raise BuildError(f"T.tile_op: {e.args[0]}") from None
-    declared = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    declared = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # pyright: ignore[reportArgumentType]  # registered ops are @node dataclasses; their base is not
     unknown = sorted(set(fields) - set(declared))
     if unknown:
-        raise BuildError(f"T.tile_op({name!r}): no field {', '.join(unknown)}; it has {', '.join(declared)}")
+        raise BuildError(
+            f"T.tile_op({name!r}): no field {', '.join(unknown)}; it has {', '.join(declared)}"
+        )
     for key, value in fields.items():
         if isinstance(value, Buffer) and "BufferRegion" in declared[key]:
             fields[key] = _whole(value, f"T.tile_op({name!r}) {key}")

@@ -90,7 +90,14 @@ from typing import Any
 # The semantics tables of the device calls: device_calls declares the core entries; these
 # modules add the distributed, NVSHMEM and Hopper ones to the same table when imported.
 from . import (  # noqa: F401
-    atomic_calls, debug_calls, dist_calls, hopper_calls, mbarrier, nvshmem_calls, tma, warp_calls,
+    atomic_calls,
+    debug_calls,
+    dist_calls,
+    hopper_calls,
+    mbarrier,
+    nvshmem_calls,
+    tma,
+    warp_calls,
     wgmma_calls,
 )
 from .entry import interpret
@@ -103,6 +110,7 @@ from .errors import (
     DeadlockError,
     DivergentBarrierError,
     DivergentWarpError,
+    ExternCallError,
     HazardError,
     InterpretError,
     InterpretUnsupportedError,
@@ -116,7 +124,6 @@ from .errors import (
     TmaError,
     UninitializedReadError,
     UnknownDeviceCallError,
-    ExternCallError,
     WgmmaHazardError,
 )
 from .stages import StageReport, StageResult, check_stages

@@ -10,7 +10,8 @@ device: MisalignedAccessError); float2/float4 adds exist in global memory only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -11,7 +11,8 @@ is the only code that reads that spelling.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def call_device(ex: ThreadExecutor, e: Call, mask: Mask) -> Any:
     fn = DEVICE_CALLS.get(name)
     if fn is None and name.startswith("extern:"):
         raise ExternCallError(
-            f"`{name[len('extern:'):]}` is hand-written CUDA (T.call_extern / T.import_source): "
+            f"`{name[len('extern:') :]}` is hand-written CUDA (T.call_extern / T.import_source): "
             f"the interpreter cannot run it, so this kernel can only be checked on the GPU"
             f"{ex.ctx.where()}"
         )

@@ -9,14 +9,18 @@ sequential consistency (see world.py): fences and memory orders change nothing h
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..expr import Call
 from .device_calls import device_call
 from .errors import (
-    DeadlockError, DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError,
+    DeadlockError,
+    DivergentWarpError,
+    InterpretUnsupportedError,
+    OutOfBoundsError,
 )
 from .lanes import Mask
 from .memory import Pointer, View

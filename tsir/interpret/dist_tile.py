@@ -6,7 +6,8 @@ level (dist_calls.barrier_protocol), so both levels leave the same numbers in `b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -14,7 +14,8 @@ that names the waits, instead of hanging.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def interpret_ranks(
         for k, p in enumerate(host.params):
             if isinstance(p, Buffer):
                 region = prog.views[p].region
-                region.key = k  # type: ignore[attr-defined]
+                region.key = k  # pyright: ignore[reportAttributeAccessIssue]  # narrowed by a check above that the checker cannot follow
                 world.regions[r][k] = region
         programs.append(prog)
     for r, prog in enumerate(programs):

@@ -9,7 +9,8 @@ in the lanes that need it, so a guarded load cannot fault in a lane whose guard 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -315,7 +316,7 @@ class Evaluator:
             t = self.eval(e.true_value, tm) if tm.any else None
             f = self.eval(e.false_value, fm) if fm.any else None
             if t is None:
-                return f  # type: ignore[return-value]
+                return f  # pyright: ignore[reportReturnType]  # narrowed by a check above that the checker cannot follow
             if f is None:
                 return t
             cc = c if t.ndim == 1 and f.ndim == 1 else c[:, None]

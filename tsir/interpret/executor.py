@@ -8,7 +8,8 @@ intrinsics and tile operators they understand (subclasses).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

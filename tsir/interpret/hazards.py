@@ -319,7 +319,6 @@ class SharedShadow:
             self.w[fi[dup]] |= _MULTI
         self.w_stmt[fi] = ctx.stmt_id() if stmt_id is None else stmt_id
 
-
     # -- the async proxy (Hopper) --------------------------------------------------------------------
     def check_fenced(
         self, ctx: RunContext, fi: np.ndarray, reader: int, what: str, buffer: str, base: int
@@ -426,6 +425,7 @@ class SharedShadow:
             buffer=buffer,
             address=byte - base,
         )
+
 
 def _where(byte: int, base: int, buffer: str, pool: str) -> str:
     if buffer == pool:

@@ -197,7 +197,7 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
             nb.update(count=None, warps=[], gen=nb["gen"] + 1, stmt=None)
         else:
             waits.append((bid, nb, nb["gen"], what))
-    for bid, nb, gen, what in waits:
+    for _bid, nb, gen, what in waits:
 
         def passed(nb: dict[str, Any] = nb, gen: int = gen) -> bool:
             return bool(nb["gen"] > gen)

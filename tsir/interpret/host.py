@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +34,10 @@ from .report import OriginIndex, fmt_idx
 from .strands import needs_strands
 from .thread import run_thread_kernel
 from .tile import is_tile_level, run_tile_kernel
-from .values import const_array, np_dtype
 from .tma import make_tensor_map
+from .values import const_array, np_dtype
 
-__all__ = ["interpret", "LANES_PER_SWEEP"]
+__all__ = ["LANES_PER_SWEEP"]
 
 # Blocks run together while their lanes fit this budget (memory per lane: registers + shadows).
 LANES_PER_SWEEP = 8192
@@ -214,9 +215,12 @@ class Program:
             for i in range(lo, lo + n):
                 ev.env[s.loop_var] = const_array(i, s.loop_var.dtype)
                 self.host_stmt(s.body)
-        elif isinstance(s, Evaluate) and isinstance(s.value, IntImm):
-            pass
-        elif self.runtime is not None and self.runtime.host_stmt(self, s):
+        elif (
+            isinstance(s, Evaluate)
+            and isinstance(s.value, IntImm)
+            or self.runtime is not None
+            and self.runtime.host_stmt(self, s)
+        ):
             pass
         else:
             raise InterpretUnsupportedError(
@@ -409,7 +413,6 @@ def _host_call(ev: Evaluator, e: Any, mask: Mask) -> Any:
     if e.op == "tsir.distributed.num_ranks":
         return np.array([rt.world.ranks if rt is not None else 1], dtype=np.int32)
     if e.op == "tma_descriptor":  # a tensor map the host builds for a kernel parameter
-
         return make_tensor_map(ev, e)
     raise InterpretUnsupportedError(
         f"host code calls `{e.op}`, which the interpreter cannot run on the host"

@@ -303,9 +303,7 @@ class Memory:
         if write and r.wfence is not None:
             r.wfence.reshape(-1)[fi] = self.ctx.wgmma_fences[lanes_e]
 
-    def _register_columns(
-        self, view: View, elems: np.ndarray, mask: Mask, write: bool
-    ) -> None:
+    def _register_columns(self, view: View, elems: np.ndarray, mask: Mask, write: bool) -> None:
         """`_wgmma_registers` for a register access every lane makes at the same index."""
         r = view.region
         lanes = np.arange(mask.n) if mask.all else mask.idx

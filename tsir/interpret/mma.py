@@ -164,7 +164,9 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
                 size,
             )
         a_regs = _ldmatrix(ex, a_ptr, ab, np.broadcast_to(lanes[:, None, :], ab.shape), trans_a)
-        b_tile = _b_tiles(ex, b_ptr, b_base, lanes, lane, n0, k0, trans_b, swz_b, rows_b, ld_b, ni_n)
+        b_tile = _b_tiles(
+            ex, b_ptr, b_base, lanes, lane, n0, k0, trans_b, swz_b, rows_b, ld_b, ni_n
+        )
         a_tile = np.zeros((u, mi_n, 16, 16), dtype=np.float64)
         a_tile[:, :, _A_ROW, _A_COL] = a_regs.astype(np.float64)
         # fp16/bf16 products are exact in fp32; the sum of a k16 step is rounded to fp32 once.
@@ -175,8 +177,18 @@ def gemm_ss(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
 
 
 def _b_tiles(
-    ex: ThreadExecutor, b_ptr: Pointer, b_base: np.ndarray, lanes: np.ndarray, lane: np.ndarray,
-    n0: np.ndarray, k0: int, trans_b: bool, swz_b: int, rows_b: int, ld_b: int, ni_n: int,
+    ex: ThreadExecutor,
+    b_ptr: Pointer,
+    b_base: np.ndarray,
+    lanes: np.ndarray,
+    lane: np.ndarray,
+    n0: np.ndarray,
+    k0: int,
+    trans_b: bool,
+    swz_b: int,
+    rows_b: int,
+    ld_b: int,
+    ni_n: int,
 ) -> np.ndarray:
     """Each warp's B operands of k-step k0 (U, NI, 16, 8), read by ldmatrix as the header does."""
     size = 2
@@ -208,9 +220,7 @@ def _b_tiles(
         r = _ldmatrix(ex, b_ptr, bb, np.broadcast_to(lanes[:, None, :], bb.shape), False)
     # b[ni] = {r0, r1}, b[ni + 1] = {r2, r3}  (U, NI/2, 32, 4, 2) -> (U, NI, 32, 2, 2)
     b_regs = (
-        r.reshape(u, ni_n // 2, 32, 2, 2, 2)
-        .transpose(0, 1, 3, 2, 4, 5)
-        .reshape(u, ni_n, 32, 2, 2)
+        r.reshape(u, ni_n // 2, 32, 2, 2, 2).transpose(0, 1, 3, 2, 4, 5).reshape(u, ni_n, 32, 2, 2)
     )
     b_tile = np.zeros((u, ni_n, 16, 8), dtype=np.float64)
     b_tile[:, :, _B_ROW, _B_COL] = b_regs.astype(np.float64)
@@ -234,12 +244,16 @@ def gemm_rs(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
         raise InterpretUnsupportedError("gemm_rs: A and B must be float16 or bfloat16 of one type")
     lm = ex.lanes
     if lm.per_block % 32:
-        raise InterpretUnsupportedError(f"gemm_rs with {lm.per_block} threads per block (not whole warps)")
+        raise InterpretUnsupportedError(
+            f"gemm_rs with {lm.per_block} threads per block (not whole warps)"
+        )
     ex.full_warps(mask, "gemm_rs (ldmatrix / mma.sync)")
     tm, tn = m // wm, n // wn
     mi_n, ni_n, ki_n = tm // 16, tn // 8, k // 16
     if tm % 16 or tn % 16 or k % 16:
-        raise InterpretUnsupportedError(f"gemm_rs<{', '.join(targs)}>: tile not a multiple of the mma")
+        raise InterpretUnsupportedError(
+            f"gemm_rs<{', '.join(targs)}>: tile not a multiple of the mma"
+        )
     lanes = mask.idx.reshape(-1, 32)
     tid = ex.ev.env[ex.thread_vars[0]] if ex.thread_vars else None
     tx = np.broadcast_to(tid, (lm.n,))[lanes] if tid is not None else lm.thread_of_lane[lanes]
@@ -256,7 +270,9 @@ def gemm_rs(ex: ThreadExecutor, targs: tuple[str, ...], args: tuple[Any, ...], m
     acc = np.zeros((u, mi_n, ni_n, 16, 8), dtype=np.float64)
     acc[:, :, :, _C_ROW, _C_COL] = cvals.transpose(0, 2, 3, 1, 4)
     for ks in range(ki_n):
-        b_tile = _b_tiles(ex, b_ptr, b_base, lanes, lane, n0, ks * 16, trans_b, swz_b, rows_b, ld_b, ni_n)
+        b_tile = _b_tiles(
+            ex, b_ptr, b_base, lanes, lane, n0, ks * 16, trans_b, swz_b, rows_b, ld_b, ni_n
+        )
         a_tile = np.zeros((u, mi_n, 16, 16), dtype=np.float64)
         a_tile[:, :, _A_ROW, _A_COL] = avals[:, :, :, ks].transpose(0, 2, 1, 3, 4)
         step = np.einsum("umrk,unkc->umnrc", a_tile, b_tile)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -246,14 +247,22 @@ def compare_outputs(
                     f"{g[tuple(k)].item()}"
                 )
             continue
-        tol = rtol if isinstance(rtol, float) else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
+        tol = (
+            rtol
+            if isinstance(rtol, (int, float))
+            else (rtol or {}).get(dt, TOLERANCE.get(dt, 1e-4))
+        )
         a = r.astype(np.float64)
         b = g.astype(np.float64)
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         finite = np.isfinite(a)
         scale = float(np.abs(a[finite]).max()) if finite.any() else 0.0
         with np.errstate(invalid="ignore"):
-            close = (a == b) | (nan_a & nan_b) | (np.abs(a - b) <= tol * (np.abs(a) + 0.1 * scale) + atol)
+            close = (
+                (a == b)
+                | (nan_a & nan_b)
+                | (np.abs(a - b) <= tol * (np.abs(a) + 0.1 * scale) + atol)
+            )
         close &= ~(nan_a ^ nan_b)
         if not close.all():
             k = np.argwhere(~close)[0]

@@ -19,6 +19,7 @@ from .context import RunContext
 from .device_calls import call_device
 from .errors import (
     AsyncCopyHazardError,
+    DeadlockError,
     DivergentBarrierError,
     DivergentWarpError,
     InterpretUnsupportedError,
@@ -26,12 +27,11 @@ from .errors import (
 from .evaluator import Evaluator
 from .executor import Executor
 from .hazards import SharedShadow
+from .hopper_units import make_hopper_state
 from .lanes import LaneMap, Mask
 from .memory import Memory, Pointer, View
 from .report import fmt_idx
-from .errors import DeadlockError
 from .strands import Strands, needs_strands
-from .hopper_units import make_hopper_state
 
 __all__ = ["ThreadExecutor", "run_thread_kernel"]
 

@@ -262,7 +262,7 @@ class TileExecutor(Executor):
             value = ev.eval(e.args[1], mask)
             return self.mem.atomic_add(ptr, value, mask)
 
-        return call_device(self, e, mask)  # type: ignore[arg-type]
+        return call_device(self, e, mask)  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
 
 
 def _reduction(s: BufferStore) -> tuple[str, Any] | None:
@@ -272,7 +272,7 @@ def _reduction(s: BufferStore) -> tuple[str, Any] | None:
     kind = kinds.get(type(v))
     if kind is None:
         return None
-    for mine, other in ((v.a, v.b), (v.b, v.a)):  # type: ignore[attr-defined]
+    for mine, other in ((v.a, v.b), (v.b, v.a)):  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if (
             isinstance(mine, BufferLoad)
             and mine.buffer is s.buffer
@@ -311,7 +311,10 @@ def run_tile_kernel(
 
 
 _PHASE_CALLS = (
-    "mbarrier_init", "mbarrier_arrive", "mbarrier_arrive_expect_tx", "mbarrier_wait",
+    "mbarrier_init",
+    "mbarrier_arrive",
+    "mbarrier_arrive_expect_tx",
+    "mbarrier_wait",
     "mbarrier_try_wait",
 )
 
@@ -353,7 +356,9 @@ class _Phases:
             self.phase[key] = 0
             return
         if key not in self.count:
-            raise TileSemanticsError(f"{fn} of mbarrier {key[0]}[{key[1]}] before its initialisation")
+            raise TileSemanticsError(
+                f"{fn} of mbarrier {key[0]}[{key[1]}] before its initialisation"
+            )
         if fn in ("mbarrier_arrive", "mbarrier_arrive_expect_tx"):
             k = int(mask.idx.size)
             while k > 0:

@@ -12,7 +12,15 @@ import numpy as np
 from ..buffer import BufferRegion
 from ..dtype import DataType
 from ..tileop import (
-    AtomicAdd, AtomicMax, AtomicMin, AtomicOp, Copy, CumMax, CumSum, Fill, FinalizeReducer,
+    AtomicAdd,
+    AtomicMax,
+    AtomicMin,
+    AtomicOp,
+    Copy,
+    CumMax,
+    CumSum,
+    Fill,
+    FinalizeReducer,
 )
 from ..tileop.gemm import Gemm
 from ..tileop.im2col import Im2Col
@@ -98,7 +106,9 @@ class TileOps:
         if view.region.group_of_lane is not None and typed.shape[0] > 1:
             # Per-thread registers (T.alloc_local): the op reads every thread's copy, which must
             # agree for its one tile-level result to mean anything.
-            copies = typed[:, base + (off if oob is None else np.where(np.broadcast_to(oob, exts), 0, off))]
+            copies = typed[
+                :, base + (off if oob is None else np.where(np.broadcast_to(oob, exts), 0, off))
+            ]
             if (copies != copies[:1]).any():
                 raise InterpretUnsupportedError(
                     f"a tile operator reads `{view.name}` ({r.buffer.scope}), whose copies differ "
@@ -281,7 +291,9 @@ class TileOps:
         oh = (h + 2 * pad - d * (k - 1) - 1) // s + 1
         ow = (w + 2 * pad - d * (k - 1) - 1) // s + 1
         taps = [
-            padded[:, kh * d : kh * d + s * (oh - 1) + 1 : s, kw * d : kw * d + s * (ow - 1) + 1 : s, :]
+            padded[
+                :, kh * d : kh * d + s * (oh - 1) + 1 : s, kw * d : kw * d + s * (ow - 1) + 1 : s, :
+            ]
             for kh in range(k)
             for kw in range(k)
         ]

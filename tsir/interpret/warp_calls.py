@@ -10,7 +10,8 @@ belong to no thread until the nest is lowered) and are refused.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -33,6 +33,7 @@ from .device_calls import device_call
 from .errors import (
     InterpretUnsupportedError,
     MisalignedAccessError,
+    OutOfBoundsError,
     UninitializedReadError,
     WgmmaHazardError,
 )
@@ -49,7 +50,6 @@ from .wgmma_ref import (
     operand_addresses,
     parse_kind,
 )
-from .errors import OutOfBoundsError
 
 if TYPE_CHECKING:
     from .thread import ThreadExecutor

@@ -12,7 +12,8 @@ visible to every rank at once (memory-order bugs are not modelled), and determin
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import DeadlockError
 

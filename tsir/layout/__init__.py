@@ -9,7 +9,7 @@ a register), the mma.sync operand/accumulator fragments, and bank-conflict-free 
 """
 
 from .analysis import equivalent, prove_fragment_contains
-from .fragment import Fragment
+from .fragment import Fragment, fragment_of, require_fragment
 from .gemm_layouts import (
     LdmatrixAccess,
     WarpPartition,
@@ -37,6 +37,8 @@ from .swizzle import (
 __all__ = [
     "Layout",
     "Fragment",
+    "fragment_of",
+    "require_fragment",
     "placeholders",
     "prove_fragment_contains",
     "equivalent",

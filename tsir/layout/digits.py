@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -18,7 +18,8 @@ registers, and a buffer with a fragment layout lowers to a per-thread `local` ar
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..buffer import Range
 from ..errors import UnsupportedError
@@ -28,7 +29,7 @@ from ..visitor import collect, substitute
 from .layout import Layout, _as_exprs, placeholders, simplify_over, substitute_fold
 from .numeric import const_shape
 
-__all__ = ["Fragment"]
+__all__ = ["Fragment", "fragment_of", "require_fragment"]
 
 
 @node
@@ -249,3 +250,19 @@ class Fragment(Layout):
                 f"{extent[0]}"
             )
         return self.replace(thread_range=thread_range)
+
+
+def fragment_of(layouts: Mapping[Any, Layout], buf: Any) -> Fragment | None:
+    """`buf`'s layout in `layouts` where it is a Fragment (a local.fragment buffer's always is
+    once inferred), else None: layout maps hold both kinds, a fragment's readers need the threads."""
+    layout = layouts.get(buf)
+    return layout if isinstance(layout, Fragment) else None
+
+
+def require_fragment(layouts: Mapping[Any, Layout], buf: Any) -> Fragment:
+    """`buf`'s Fragment in `layouts`: for lowerings that run after LayoutInference gave one."""
+    layout = layouts.get(buf)
+    if not isinstance(layout, Fragment):
+        name = getattr(buf, "name", buf)
+        raise UnsupportedError(f"`{name}` has no fragment layout here (found {layout!r})")
+    return layout

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Sequence
 from functools import reduce
-from typing import Sequence
 
 import numpy as np
 

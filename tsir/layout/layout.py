@@ -14,11 +14,13 @@ is injective, its inverse) is answered exactly by enumerating the domain (`tsir.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..arith import Analyzer
+from ..dtype import bool_
 from ..errors import UnsupportedError
 from ..expr import BinaryOp, Call, CmpOp, IntImm, PrimExpr, Var, binary, convert
 from ..node import Node, binder, node
@@ -46,7 +48,7 @@ def _as_exprs(values: Any) -> tuple[PrimExpr, ...]:
 
 
 def simplify_over(
-    exprs: Sequence[PrimExpr], variables: Sequence[Var], extents: Sequence[PrimExpr]
+    exprs: Sequence[PrimExpr], variables: Sequence[Var], extents: Sequence[PrimExpr | int]
 ) -> tuple[PrimExpr, ...]:
     """Each expression simplified knowing `0 <= variables[d] < extents[d]`."""
     ana = Analyzer(use_z3=False)
@@ -85,7 +87,7 @@ class _SubstituteFold(Mutator):
         args = tuple(self.visit(x) for x in n.args)
         fold = _FOLD_CALLS.get(n.op)
         if fold is not None and all(isinstance(x, IntImm) for x in args):
-            return IntImm(fold(*(x.value for x in args)), n.dtype)  # type: ignore[attr-defined]
+            return IntImm(fold(*(x.value for x in args)), n.dtype)
         return n if all(x is y for x, y in zip(args, n.args)) else n.replace(args=args)
 
 
@@ -127,7 +129,9 @@ class Layout(Node):
         """`tsir.layout.Layout.from_fn(shape, lambda i, j: (index,))`: the printer's form."""
         names = ", ".join(p.namer.define(v, v.name) for v in self.vars)
         index = ", ".join(p(e) for e in self.forward_index)
-        return f"tsir.layout.Layout.from_fn({p.value(self.input_shape)}, lambda {names}: ({index},))"
+        return (
+            f"tsir.layout.Layout.from_fn({p.value(self.input_shape)}, lambda {names}: ({index},))"
+        )
 
     @staticmethod
     def row_major(shape: Sequence[Any]) -> Layout:
@@ -183,7 +187,7 @@ class Layout(Node):
         return tuple(out)
 
     def const_output_shape(self) -> tuple[int, ...]:
-        return tuple(int(e) for e in self.output_shape())  # type: ignore[call-overload]
+        return tuple(int(e) for e in self.output_shape())
 
     # -- mapping -----------------------------------------------------------------------------------
     def forward(self, indices: Sequence[Any]) -> tuple[PrimExpr, ...]:
@@ -348,7 +352,7 @@ def _guard(
     """The conjuncts `0 <= x_d < E_d` and `forward(x) == y` that fail somewhere in the physical box
     (the others are dropped: checked at every point)."""
     if t.size == int(np.prod(out_ext, dtype=np.int64)):
-        return IntImm(1, "bool")
+        return IntImm(1, bool_)
     points = grid(out_ext, "the physical box")
     env = dict(zip(ys, points))
     conds: list[PrimExpr] = []
@@ -357,7 +361,7 @@ def _guard(
     back = dict(zip(fwd_vars, xs))
     conds += [substitute(f, back) == y for f, y in zip(fwd, ys)]
     kept = [c for c in conds if not np.all(evaluate_grid(c, env) != 0)]
-    out: PrimExpr = IntImm(1, "bool")
+    out: PrimExpr = IntImm(1, bool_)
     for c in kept:
         out = c if isinstance(out, IntImm) else out & c
     return simplify_over((out,), ys, [IntImm(e) for e in out_ext])[0]

@@ -9,7 +9,8 @@ division and floor modulo in numpy exactly as in tsir, so results agree with `ts
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,7 @@ class _GridEval:
     def _eval(self, e: PrimExpr) -> Array:
         t = type(e)
         if t is IntImm:
-            return np.int64(e.value)  # type: ignore[attr-defined]
+            return np.int64(e.value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Var:
             try:
                 return self.env[id(e)]
@@ -125,23 +126,23 @@ class _GridEval:
                 ) from None
         fn = _BINARY.get(t)
         if fn is not None:
-            a, b = self.run(e.a), self.run(e.b)  # type: ignore[attr-defined]
+            a, b = self.run(e.a), self.run(e.b)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             if t in (FloorDiv, FloorMod) and np.any(np.asarray(b) == 0):
                 raise UnsupportedError(f"division by zero while evaluating `{e}`")
             return np.asarray(fn(a, b), dtype=np.int64)
         if t is And or t is Or:
-            a, b = self.run(e.a) != 0, self.run(e.b) != 0  # type: ignore[attr-defined]
+            a, b = self.run(e.a) != 0, self.run(e.b) != 0  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
             return np.asarray((a & b) if t is And else (a | b), dtype=np.int64)
         if t is Not:
-            return np.asarray(self.run(e.a) == 0, dtype=np.int64)  # type: ignore[attr-defined]
+            return np.asarray(self.run(e.a) == 0, dtype=np.int64)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Select:
-            c = self.run(e.cond) != 0  # type: ignore[attr-defined]
-            return np.where(c, self.run(e.true_value), self.run(e.false_value))  # type: ignore[attr-defined]
+            c = self.run(e.cond) != 0  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            return np.where(c, self.run(e.true_value), self.run(e.false_value))  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         if t is Cast and (e.dtype.is_int or e.dtype.is_bool):
-            return self.run(e.value)  # type: ignore[attr-defined]
-        if t is Call and e.op in _CALLS and len(e.args) == 2:  # type: ignore[attr-defined]
-            a, b = (self.run(x) for x in e.args)  # type: ignore[attr-defined]
-            return np.asarray(_CALLS[e.op](a, b), dtype=np.int64)  # type: ignore[attr-defined]
+            return self.run(e.value)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+        if t is Call and e.op in _CALLS and len(e.args) == 2:  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            a, b = (self.run(x) for x in e.args)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
+            return np.asarray(_CALLS[e.op](a, b), dtype=np.int64)  # pyright: ignore[reportAttributeAccessIssue]  # the exact-type dispatch above narrows it; the checker cannot follow `t is ...`
         raise UnsupportedError(
             f"cannot evaluate `{e}` ({t.__name__}) in a layout: layouts are built from integer "
             "arithmetic, comparisons, selects and bitwise operations"

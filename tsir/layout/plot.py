@@ -126,7 +126,7 @@ def plot(
 def _maybe_png(target: Path, rows: int, cols: int, cells: list[tuple[str, str, str]]) -> None:
     """Also write `<name>.png` when Pillow is importable (one coloured pixel block per element)."""
     try:
-        from PIL import Image  # type: ignore[import-not-found]
+        from PIL import Image  # pyright: ignore[reportMissingImports]  # optional: PIL is not a dependency of tsir
     except ImportError:
         return
     scale = max(1, 512 // max(rows, cols))

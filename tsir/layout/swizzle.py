@@ -29,7 +29,8 @@ fits.
 from __future__ import annotations
 
 import enum
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..dtype import DataType
 from ..dtype import dtype as as_dtype

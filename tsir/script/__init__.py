@@ -12,6 +12,18 @@ from .forms import Macro, macro, prim_func
 from .jit import JitBuild, build_jit, const, empty, is_jit_body
 
 __all__ = [
-    "prim_func", "macro", "Macro", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer",
-    "LocalBuffer", "TensorSpec", "build_jit", "JitBuild", "is_jit_body", "const", "empty",
+    "prim_func",
+    "macro",
+    "Macro",
+    "Tensor",
+    "Buffer",
+    "SharedBuffer",
+    "FragmentBuffer",
+    "LocalBuffer",
+    "TensorSpec",
+    "build_jit",
+    "JitBuild",
+    "is_jit_body",
+    "const",
+    "empty",
 ]

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..builder.views import view_data
-from ..dtype import DataType, dtype as as_dtype
+from ..dtype import DataType
+from ..dtype import dtype as as_dtype
 from ..errors import BuildError, UnsupportedError, user_location
 
 __all__ = [
-    "TensorSpec", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer", "LocalBuffer",
+    "TensorSpec",
+    "Tensor",
+    "Buffer",
+    "SharedBuffer",
+    "FragmentBuffer",
+    "LocalBuffer",
     "is_dtype_annotation",
 ]
 
@@ -50,7 +56,12 @@ class _SpecMaker:
     def __call__(self, shape: Any, dtype: Any = "float32", data: Any = None, **kwargs: Any) -> Any:
         if data is not None and not kwargs:
             # Inside a kernel: a view of `buf`'s storage (T.view), not an annotation.
-            return view_data(data, _shape(shape, f"T.{self.name}"), dtype, f"T.{self.name}(shape, dtype, buf.data)")
+            return view_data(
+                data,
+                _shape(shape, f"T.{self.name}"),
+                dtype,
+                f"T.{self.name}(shape, dtype, buf.data)",
+            )
         if kwargs:
             raise UnsupportedError(
                 f"T.{self.name}: the argument(s) {', '.join(sorted(kwargs))} are not supported "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
 from ..errors import BuildError, TSIRError, UnsupportedError, _is_internal
@@ -22,14 +23,14 @@ def param_annotations(fn: Callable[..., Any]) -> dict[str, Any]:
     if not any(isinstance(v, str) for v in raw.values()):
         return raw
     # `from __future__ import annotations`: evaluate in the defining scope (closure, caller, module).
-    ns: dict[str, Any] = dict(fn.__globals__)  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(fn.__globals__)
 
     frame = sys._getframe(1)
     while frame is not None and _is_internal(frame.f_code.co_filename):
         frame = frame.f_back  # the scope that ran the decorator (a factory's locals)
     if frame is not None:
         ns.update(frame.f_locals)
-    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):  # type: ignore[attr-defined]
+    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
         try:
             ns[var] = cell.cell_contents
         except ValueError:
@@ -40,7 +41,9 @@ def param_annotations(fn: Callable[..., Any]) -> dict[str, Any]:
             try:
                 v = eval(v, ns)  # noqa: S307  (the user's own annotation text)
             except Exception as exc:  # noqa: BLE001
-                raise BuildError(f"cannot evaluate the annotation of `{k}`: {v!r} ({exc})", loc=def_location(fn)) from None
+                raise BuildError(
+                    f"cannot evaluate the annotation of `{k}`: {v!r} ({exc})", loc=def_location(fn)
+                ) from None
         out[k] = v
     return out
 
@@ -50,7 +53,8 @@ def _declare(name: str, ann: Any, fn: Callable[..., Any]) -> Any:
         if ann.scope != "global":
             raise BuildError(
                 f"parameter `{name}` of a prim_func is annotated {ann!r}; kernel parameters live in "
-                "global memory (T.Tensor / T.Buffer)", loc=def_location(fn),
+                "global memory (T.Tensor / T.Buffer)",
+                loc=def_location(fn),
             )
         return T.param(name, ann.shape, ann.dtype)
     dt = is_dtype_annotation(ann)
@@ -59,9 +63,13 @@ def _declare(name: str, ann: Any, fn: Callable[..., Any]) -> Any:
     if ann is inspect.Parameter.empty:
         raise BuildError(
             f"parameter `{name}` of `{fn.__name__}` has no annotation; write `{name}: T.Tensor(shape, "
-            f"dtype)` (or a dtype such as T.int32 for a scalar)", loc=def_location(fn),
+            f"dtype)` (or a dtype such as T.int32 for a scalar)",
+            loc=def_location(fn),
         )
-    raise BuildError(f"parameter `{name}`: cannot use the annotation {ann!r} (expected T.Tensor or a dtype)", loc=def_location(fn))
+    raise BuildError(
+        f"parameter `{name}`: cannot use the annotation {ann!r} (expected T.Tensor or a dtype)",
+        loc=def_location(fn),
+    )
 
 
 def prim_func(fn: Callable[..., Any]) -> PrimFunc:
@@ -76,7 +84,10 @@ def prim_func(fn: Callable[..., Any]) -> PrimFunc:
         args = []
         for p in sig.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                raise BuildError(f"`{fn.__name__}`: *args/**kwargs parameters are not supported", loc=def_location(fn))
+                raise BuildError(
+                    f"`{fn.__name__}`: *args/**kwargs parameters are not supported",
+                    loc=def_location(fn),
+                )
             try:
                 args.append(_declare(p.name, anns.get(p.name, inspect.Parameter.empty), fn))
             except TSIRError as exc:
@@ -112,7 +123,9 @@ def macro(fn: Any = None, **options: Any) -> Any:
     if options:
         extra = set(options) - {"hygienic"}
         if extra or options.get("hygienic", True) is not True:
-            raise UnsupportedError(f"T.macro options {options} are not supported (macros are hygienic)")
+            raise UnsupportedError(
+                f"T.macro options {options} are not supported (macros are hygienic)"
+            )
     if fn is None:
         return Macro
     return Macro(fn)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..buffer import Buffer
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
@@ -28,7 +29,15 @@ from ..function import PrimFunc
 from .jit_body import JitContext, const, declare_tensor, empty, is_tensor, jit_state
 from .source import def_location, parse_function, run_script
 
-__all__ = ["JitSignature", "JitBuild", "build_jit", "is_jit_body", "const", "empty", "declare_tensor"]
+__all__ = [
+    "JitSignature",
+    "JitBuild",
+    "build_jit",
+    "is_jit_body",
+    "const",
+    "empty",
+    "declare_tensor",
+]
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ def _shape_names(ann: ast.expr) -> tuple[str | None, ...] | None:
 def signature_of(fn: Callable[..., Any]) -> JitSignature:
     cached = getattr(fn, "__tsir_jit_signature__", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     fdef = parse_function(fn)
     consts: list[str] = []
     dims: dict[str, tuple[str | None, ...]] = {}
@@ -75,11 +84,15 @@ def signature_of(fn: Callable[..., Any]) -> JitSignature:
             names = _const_names(stmt.value)
             if names:
                 consts.extend(names)
-        if isinstance(stmt, ast.AnnAssign) and stmt.value is None and isinstance(stmt.target, ast.Name):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and stmt.value is None
+            and isinstance(stmt.target, ast.Name)
+        ):
             dims[stmt.target.id] = _shape_names(stmt.annotation) or ()
     sig = JitSignature(tuple(consts), dims)
     try:
-        fn.__tsir_jit_signature__ = sig  # type: ignore[attr-defined]
+        fn.__tsir_jit_signature__ = sig  # pyright: ignore[reportFunctionMemberAccess]  # narrowed by a check above that the checker cannot follow
     except AttributeError:
         pass
     return sig
@@ -99,7 +112,9 @@ def is_jit_body(fn: Callable[..., Any]) -> bool:
     return False
 
 
-def bind_consts(fn: Callable[..., Any], arguments: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+def bind_consts(
+    fn: Callable[..., Any], arguments: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
     """Values of the T.const names: from keyword arguments, then from the tensors' shapes."""
     sig = signature_of(fn)
     values: dict[str, Any] = {k: v for k, v in given.items() if k in sig.consts}
@@ -115,7 +130,8 @@ def bind_consts(fn: Callable[..., Any], arguments: dict[str, Any], given: dict[s
             if cname in values and values[cname] != shape[axis]:
                 raise BuildError(
                     f"`{cname}` is {values[cname]} from {source[cname]} but {shape[axis]} from "
-                    f"dimension {axis} of `{pname}` (shape {shape})", loc=def_location(fn),
+                    f"dimension {axis} of `{pname}` (shape {shape})",
+                    loc=def_location(fn),
                 )
             values[cname] = shape[axis]
             source[cname] = f"dimension {axis} of `{pname}`"
@@ -137,7 +153,10 @@ def build_jit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     extra = {k: v for k, v in kwargs.items() if k not in params.parameters}
     unknown = set(extra) - set(sig.consts)
     if unknown:
-        raise BuildError(f"`{fn.__name__}` has no parameter or T.const named {', '.join(sorted(unknown))}", loc=def_location(fn))
+        raise BuildError(
+            f"`{fn.__name__}` has no parameter or T.const named {', '.join(sorted(unknown))}",
+            loc=def_location(fn),
+        )
     try:
         bound = params.bind_partial(*args, **call_kwargs)
     except TypeError as exc:
@@ -146,7 +165,9 @@ def build_jit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     arguments = dict(bound.arguments)
     missing = [p for p in params.parameters if p not in arguments and p not in sig.tensor_params]
     if missing:
-        raise BuildError(f"`{fn.__name__}` is missing the argument(s) {', '.join(missing)}", loc=def_location(fn))
+        raise BuildError(
+            f"`{fn.__name__}` is missing the argument(s) {', '.join(missing)}", loc=def_location(fn)
+        )
     for p in sig.tensor_params:
         arguments.setdefault(p, None)
     consts = bind_consts(fn, arguments, {**extra, **call_kwargs})
@@ -171,6 +192,9 @@ def _returned(ret: Any, ctx: JitContext, fn: Callable[..., Any]) -> list[str]:
     names = []
     for r in items:
         if not isinstance(r, Buffer) or r.name not in ctx.outputs + ctx.inputs:
-            raise BuildError(f"`{fn.__name__}` must return tensors made by T.empty (or its parameters), got {r!r}", loc=def_location(fn))
+            raise BuildError(
+                f"`{fn.__name__}` must return tensors made by T.empty (or its parameters), got {r!r}",
+                loc=def_location(fn),
+            )
         names.append(r.name)
     return names

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..buffer import Buffer
 from ..builder import structure as T  # the builder below the `T` namespace (which imports this)
@@ -42,7 +42,7 @@ def jit_state() -> Any:
     return _state
 
 
-def is_tensor(x: Any) -> bool:
+def is_tensor(x: Any) -> TypeGuard[Any]:
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (Buffer, TensorSpec))
 
 
@@ -67,9 +67,13 @@ def declare_tensor(name: str, value: Any, ann: Any) -> Any:
         ctx.inputs.append(name)
         return T.scalar(name, dt)
     if not isinstance(ann, TensorSpec):
-        raise BuildError(f"`{name}: {ann!r}`: a parameter annotation must be T.Tensor(shape, dtype) or a dtype")
+        raise BuildError(
+            f"`{name}: {ann!r}`: a parameter annotation must be T.Tensor(shape, dtype) or a dtype"
+        )
     if name not in ctx.tensors:
-        raise BuildError(f"`{name}` is annotated as a tensor but is not a parameter of the function")
+        raise BuildError(
+            f"`{name}` is annotated as a tensor but is not a parameter of the function"
+        )
     buf = T.param(name, ann.shape, ann.dtype)
     if is_tensor(value):
         _check_tensor(name, value, buf)
@@ -81,7 +85,9 @@ def _check_tensor(name: str, t: Any, buf: Buffer) -> None:
     shape = tuple(int(d) for d in t.shape)
     want = tuple(d.value if isinstance(d, IntImm) else None for d in buf.shape)
     if len(shape) != len(want) or any(w is not None and w != s for w, s in zip(want, shape)):
-        raise BuildError(f"`{name}` is declared with shape {tuple(str(d) for d in buf.shape)} but the tensor passed has shape {shape}")
+        raise BuildError(
+            f"`{name}` is declared with shape {tuple(str(d) for d in buf.shape)} but the tensor passed has shape {shape}"
+        )
     tdt = str(t.dtype).replace("torch.", "")
     try:
         got = as_dtype(tdt)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..buffer import Buffer
 from ..builder import math_lang as M
@@ -21,8 +22,26 @@ from .annot import TensorSpec, is_dtype_annotation
 from .jit_body import declare_tensor
 
 __all__ = [
-    "Scope", "cond", "If", "Else", "loop", "range_loop", "is_ir_loop", "while_cond", "and_", "or_",
-    "not_", "ifexp", "binop", "var_load", "bound", "dead_unless", "annotate", "annotated_value", "assert_", "scripted",
+    "Scope",
+    "cond",
+    "If",
+    "Else",
+    "loop",
+    "range_loop",
+    "is_ir_loop",
+    "while_cond",
+    "and_",
+    "or_",
+    "not_",
+    "ifexp",
+    "binop",
+    "var_load",
+    "bound",
+    "dead_unless",
+    "annotate",
+    "annotated_value",
+    "assert_",
+    "scripted",
 ]
 
 If = T.If
@@ -60,7 +79,17 @@ class Scope:
             where = self.bound[name]
             live = where is not None and builtins.any(f is where for f in frames)
             if live and where is not here and (_is_value(old) or _is_value(value)):
-                kind = {"serial": "loop", "parallel": "T.Parallel loop", "pipelined": "loop", "unrolled": "loop", "vectorized": "loop"}.get(here.kind, here.kind) if here is not None else "scope"
+                kind = (
+                    {
+                        "serial": "loop",
+                        "parallel": "T.Parallel loop",
+                        "pipelined": "loop",
+                        "unrolled": "loop",
+                        "vectorized": "loop",
+                    }.get(here.kind, here.kind)
+                    if here is not None
+                    else "scope"
+                )
                 raise BuildError(
                     f"`{name}` was bound outside this run-time {kind} and is rebound inside it: a "
                     f"Python name holds an expression, not storage, so the new value would not "
@@ -99,7 +128,7 @@ class Dead:
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise BuildError(self._msg)
 
-    __getattr__ = __getitem__ = __call__ = __index__ = __iter__ = __bool__ = _fail  # type: ignore[assignment]
+    __getattr__ = __getitem__ = __call__ = __index__ = __iter__ = __bool__ = _fail
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
     __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _fail
     __lt__ = __le__ = __gt__ = __ge__ = __neg__ = _fail
@@ -109,7 +138,9 @@ def bound(local_vars: dict[str, Any]) -> frozenset[str]:
     return frozenset(local_vars)
 
 
-def dead_unless(local_vars: dict[str, Any], name: str, before: frozenset[str], line: int, why: str) -> Any:
+def dead_unless(
+    local_vars: dict[str, Any], name: str, before: frozenset[str], line: int, why: str
+) -> Any:
     if name in before and name in local_vars:
         return local_vars[name]
     return Dead(name, line, why)
@@ -179,10 +210,19 @@ def ifexp(c: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "Add": operator.add, "Sub": operator.sub, "Mult": operator.mul, "Div": operator.truediv,
-    "FloorDiv": operator.floordiv, "Mod": operator.mod, "Pow": operator.pow,
-    "LShift": operator.lshift, "RShift": operator.rshift, "BitOr": operator.or_,
-    "BitXor": operator.xor, "BitAnd": operator.and_, "MatMult": operator.matmul,
+    "Add": operator.add,
+    "Sub": operator.sub,
+    "Mult": operator.mul,
+    "Div": operator.truediv,
+    "FloorDiv": operator.floordiv,
+    "Mod": operator.mod,
+    "Pow": operator.pow,
+    "LShift": operator.lshift,
+    "RShift": operator.rshift,
+    "BitOr": operator.or_,
+    "BitXor": operator.xor,
+    "BitAnd": operator.and_,
+    "MatMult": operator.matmul,
 }
 
 
@@ -207,7 +247,9 @@ def is_ir_loop(it: Any) -> bool:
 def loop(it: Any, has_else: bool) -> Any:
     if is_ir_loop(it):
         if has_else:
-            raise UnsupportedError("`for ... else` over a run-time loop is not supported", loc=user_location())
+            raise UnsupportedError(
+                "`for ... else` over a run-time loop is not supported", loc=user_location()
+            )
         return it
     if isinstance(it, PrimExpr):
         raise BuildError(f"cannot iterate over the expression `{it}`; use T.serial(n) or range(n)")
@@ -226,7 +268,10 @@ def range_loop(rng: Any, *args: Any, **kwargs: Any) -> Any:
     if len(args) == 3:
         step = args[2]
         if not (isinstance(step, int) and step == 1):
-            raise UnsupportedError(f"range(..., step={step}) inside a kernel: loops with a step are not supported", loc=user_location())
+            raise UnsupportedError(
+                f"range(..., step={step}) inside a kernel: loops with a step are not supported",
+                loc=user_location(),
+            )
         args = args[:2]
     return T.serial(*args)
 
@@ -244,7 +289,7 @@ def while_cond(x: Any) -> Any:
 
 def annotate(name: str, local_vars: dict[str, Any], ann: Any) -> Any:
     """`A: T.Tensor((M, K), dtype)` in a jit body: declares the parameter `A`."""
-    return declare_tensor(name, local_vars.get(name, None), ann)
+    return declare_tensor(name, local_vars.get(name), ann)
 
 
 def annotated_value(ann: Any, value: Any) -> Any:

@@ -7,8 +7,9 @@ import inspect
 import textwrap
 import traceback
 import weakref
+from collections.abc import Callable
 from types import CodeType, FunctionType, TracebackType
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import BuildError, SourceLocation, TSIRError
 from . import runtime
@@ -30,7 +31,11 @@ def def_location(fn: Callable[..., Any]) -> SourceLocation:
     code = _code(fn)
     import linecache
 
-    return SourceLocation(code.co_filename, code.co_firstlineno, linecache.getline(code.co_filename, code.co_firstlineno))
+    return SourceLocation(
+        code.co_filename,
+        code.co_firstlineno,
+        linecache.getline(code.co_filename, code.co_firstlineno),
+    )
 
 
 def parse_function(fn: Callable[..., Any]) -> ast.FunctionDef:
@@ -53,9 +58,13 @@ def parse_function(fn: Callable[..., Any]) -> ast.FunctionDef:
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name:
             if isinstance(node, ast.AsyncFunctionDef):
-                raise BuildError(f"`{fn.__name__}` is async; kernels are plain functions", loc=def_location(fn))
+                raise BuildError(
+                    f"`{fn.__name__}` is async; kernels are plain functions", loc=def_location(fn)
+                )
             return node
-    raise BuildError(f"cannot find the `def {code.co_name}` of {fn!r} in its source", loc=def_location(fn))
+    raise BuildError(
+        f"cannot find the `def {code.co_name}` of {fn!r} in its source", loc=def_location(fn)
+    )
 
 
 def _compiled(fn: Callable[..., Any]) -> tuple[CodeType, str]:
@@ -72,11 +81,11 @@ def _compiled(fn: Callable[..., Any]) -> tuple[CodeType, str]:
 def rewritten(fn: Callable[..., Any]) -> FunctionType:
     """`fn` with its body rewritten to drive the builder; its closure's values become globals."""
     if getattr(fn, "__tsir_scripted__", False):
-        return fn  # type: ignore[return-value]
+        return fn
     module_code, name = _compiled(fn)
-    ns: dict[str, Any] = dict(fn.__globals__)  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(fn.__globals__)
     code = _code(fn)
-    for var, cell in zip(code.co_freevars, fn.__closure__ or ()):  # type: ignore[attr-defined]
+    for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
         try:
             ns[var] = cell.cell_contents
         except ValueError:
@@ -84,9 +93,9 @@ def rewritten(fn: Callable[..., Any]) -> FunctionType:
     ns[HELPERS] = runtime
     exec(module_code, ns)
     new = ns[name]
-    new.__defaults__ = fn.__defaults__  # type: ignore[attr-defined]
-    new.__kwdefaults__ = fn.__kwdefaults__  # type: ignore[attr-defined]
-    return new  # type: ignore[no-any-return]
+    new.__defaults__ = fn.__defaults__
+    new.__kwdefaults__ = fn.__kwdefaults__
+    return new
 
 
 def _user_frame(tb: TracebackType | None, filename: str) -> SourceLocation | None:
@@ -112,7 +121,9 @@ def run_script(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001  (any Python error in the user's body gets their line)
         loc = _user_frame(exc.__traceback__, filename)
-        raise BuildError(f"{type(exc).__name__}: {exc}{_hint(exc)}", loc=loc or def_location(fn)) from exc
+        raise BuildError(
+            f"{type(exc).__name__}: {exc}{_hint(exc)}", loc=loc or def_location(fn)
+        ) from exc
 
 
 _HINTS = {

@@ -48,7 +48,9 @@ def _locals() -> ast.Call:
 
 
 def _lambda(body: ast.expr) -> ast.Lambda:
-    args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+    args = ast.arguments(
+        posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+    )
     return ast.Lambda(args=args, body=body)
 
 
@@ -77,9 +79,17 @@ def _alloc_var_names(stmts: list[ast.stmt]) -> set[str]:
     """Names assigned from `T.alloc_var(...)` in a function body (they read as scalars)."""
     out: set[str] = set()
     for node in ast.walk(ast.Module(body=stmts, type_ignores=[])):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             v = node.value
-            if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "alloc_var":
+            if (
+                isinstance(v, ast.Call)
+                and isinstance(v.func, ast.Attribute)
+                and v.func.attr == "alloc_var"
+            ):
                 out.add(node.targets[0].id)
     return out
 
@@ -114,8 +124,12 @@ class _Rewriter(ast.NodeTransformer):
             ast.Assign(
                 targets=[_name(n, ast.Store())],
                 value=_call(
-                    _helper("dead_unless"), _locals(), ast.Constant(n), _name(before),
-                    ast.Constant(node.lineno), ast.Constant(why),
+                    _helper("dead_unless"),
+                    _locals(),
+                    ast.Constant(n),
+                    _name(before),
+                    ast.Constant(node.lineno),
+                    ast.Constant(why),
                 ),
                 lineno=node.lineno,
             )
@@ -124,7 +138,9 @@ class _Rewriter(ast.NodeTransformer):
 
     def _snapshot(self) -> tuple[str, ast.stmt]:
         before = self.fresh("b")
-        stmt = ast.Assign(targets=[_name(before, ast.Store())], value=_call(_helper("bound"), _locals()))
+        stmt = ast.Assign(
+            targets=[_name(before, ast.Store())], value=_call(_helper("bound"), _locals())
+        )
         return before, stmt
 
     def visit_If(self, node: ast.If) -> list[ast.stmt]:
@@ -133,10 +149,15 @@ class _Rewriter(ast.NodeTransformer):
         body_py, else_py = self.body(node.body), self.body(node.orelse)
         body_ir, else_ir = self.body(node.body), self.body(node.orelse)
         ir: list[ast.stmt] = [
-            ast.With(items=[ast.withitem(context_expr=_call(_helper("If"), _name(c)))], body=body_ir or [ast.Pass()])
+            ast.With(
+                items=[ast.withitem(context_expr=_call(_helper("If"), _name(c)))],
+                body=body_ir or [ast.Pass()],
+            )
         ]
         if node.orelse:
-            ir.append(ast.With(items=[ast.withitem(context_expr=_call(_helper("Else")))], body=else_ir))
+            ir.append(
+                ast.With(items=[ast.withitem(context_expr=_call(_helper("Else")))], body=else_ir)
+            )
         bound = _assigned_names(node.body + node.orelse)
         before, snap = self._snapshot()
         ir = [snap, *ir, *self._poison(bound, node, "inside a run-time `if`", before)]
@@ -164,15 +185,21 @@ class _Rewriter(ast.NodeTransformer):
     def visit_For(self, node: ast.For) -> list[ast.stmt]:
         it = self.visit(node.iter)
         if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range":
-            it = ast.Call(func=_helper("range_loop"), args=[it.func, *it.args], keywords=it.keywords)
+            it = ast.Call(
+                func=_helper("range_loop"), args=[it.func, *it.args], keywords=it.keywords
+            )
         loop = self.fresh("l")
 
         def make(body: list[ast.stmt], orelse: list[ast.stmt], depth: str) -> list[ast.stmt]:
             flags = ast.Constant(bool(orelse))
-            get = ast.Assign(targets=[_name(loop, ast.Store())], value=_call(_helper("loop"), it, flags))
+            get = ast.Assign(
+                targets=[_name(loop, ast.Store())], value=_call(_helper("loop"), it, flags)
+            )
             target = self.visit(node.target)
             for_ = ast.For(target=target, iter=_name(loop), body=body, orelse=orelse)
-            names = _assigned_names([ast.Assign(targets=[node.target], value=ast.Constant(0))] + node.body)
+            names = _assigned_names(
+                [ast.Assign(targets=[node.target], value=ast.Constant(0))] + node.body
+            )
             before, snap = self._snapshot()
             after = ast.If(
                 test=_call(_helper("is_ir_loop"), _name(loop)),
@@ -229,7 +256,7 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
         if not isinstance(node.target, ast.Name):
-            return self.generic_visit(node)  # type: ignore[return-value]
+            return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
         name = node.target.id
         ann = self.visit(node.annotation)
         if node.value is None:
@@ -278,20 +305,23 @@ class _Rewriter(ast.NodeTransformer):
     def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
         if isinstance(node.op, ast.Not):
             return _at(node, _call(_helper("not_"), self.visit(node.operand)))
-        return self.generic_visit(node)  # type: ignore[return-value]
+        return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
         call = _call(
-            _helper("ifexp"), self.visit(node.test), _lambda(self.visit(node.body)), _lambda(self.visit(node.orelse))
+            _helper("ifexp"),
+            self.visit(node.test),
+            _lambda(self.visit(node.body)),
+            _lambda(self.visit(node.orelse)),
         )
         return _at(node, call)
 
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         if len(node.ops) == 1:
-            return self.generic_visit(node)  # type: ignore[return-value]
+            return self.generic_visit(node)  # pyright: ignore[reportReturnType]  # ast nodes are built and positioned here; the ast stubs type them loosely
         # `a < b < c` is `a < b and b < c` (b is evaluated twice: indices are side-effect free).
         operands = [node.left, *node.comparators]
-        pairs = [
+        pairs: list[ast.expr] = [
             ast.Compare(left=operands[k], ops=[op], comparators=[operands[k + 1]])
             for k, op in enumerate(node.ops)
         ]
@@ -312,7 +342,7 @@ class _Rewriter(ast.NodeTransformer):
     def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
         return node  # comprehensions are Python-level metaprogramming
 
-    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # pyright: ignore[reportAssignmentType]  # ast nodes are built and positioned here; the ast stubs type them loosely
 
 
 def rewrite_function(fdef: ast.FunctionDef) -> None:
@@ -351,14 +381,14 @@ def _fill_locations(tree: ast.AST, default_line: int, default_col: int = 0) -> N
     def visit(node: ast.AST, line: int, col: int) -> None:
         if "lineno" in node._attributes:
             if getattr(node, "lineno", None) is None:
-                node.lineno = line  # type: ignore[attr-defined]
+                node.lineno = line  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "col_offset", None) is None:
-                node.col_offset = col  # type: ignore[attr-defined]
+                node.col_offset = col  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "end_lineno", None) is None:
-                node.end_lineno = node.lineno  # type: ignore[attr-defined]
+                node.end_lineno = node.lineno  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
             if getattr(node, "end_col_offset", None) is None:
-                node.end_col_offset = node.col_offset  # type: ignore[attr-defined]
-            line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+                node.end_col_offset = node.col_offset  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
+            line, col = node.lineno, node.col_offset  # pyright: ignore[reportAttributeAccessIssue]  # ast nodes are built and positioned here; the ast stubs type them loosely
         for child in ast.iter_child_nodes(node):
             visit(child, line, col)
 

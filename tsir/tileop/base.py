@@ -20,8 +20,9 @@ LayoutInference and LowerTileOp call only this interface: no pass asks which op 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..buffer import Buffer, BufferRegion
 from ..errors import UnsupportedError
@@ -37,9 +38,24 @@ if TYPE_CHECKING:
     from ..target import Target
 
 __all__ = [
-    "TileOperatorNode", "InferLevel", "OpEnum", "coerce_enums", "Spread", "OpArgs", "LayoutInferArgs", "LowerArgs",
-    "LayoutFact", "Requirement", "requirement", "Lowering", "AsyncLoad", "BulkLoad", "register_tile_op",
-    "get_tile_op", "registered_tile_ops", "FRAGMENT",
+    "TileOperatorNode",
+    "InferLevel",
+    "OpEnum",
+    "coerce_enums",
+    "Spread",
+    "OpArgs",
+    "LayoutInferArgs",
+    "LowerArgs",
+    "LayoutFact",
+    "Requirement",
+    "requirement",
+    "Lowering",
+    "AsyncLoad",
+    "BulkLoad",
+    "register_tile_op",
+    "get_tile_op",
+    "registered_tile_ops",
+    "FRAGMENT",
 ]
 
 FRAGMENT = "local.fragment"
@@ -125,7 +141,7 @@ class LowerArgs(OpArgs):
     """Logical buffer -> the physical buffer that replaces it (a fragment -> its registers)."""
     add_workspace: Callable[..., Buffer] | None = None
     """Allocates a scratch buffer in the enclosing kernel (reductions need shared workspace):
-    `(name, shape, dtype, scope, align=16)`."""
+    `(name, shape, dtype, scope, align=16)`, shape entries ints or PrimExprs."""
     reducers: set[Buffer] = field(default_factory=set)
     """Fragments made by T.alloc_reducer in scope: per-thread partial results."""
     lower_nested: Callable[[Stmt, bool], Stmt] | None = None
@@ -284,7 +300,9 @@ class TileOperatorNode(Node):
         if len(declined) == 1:
             raise UnsupportedError(f"{self.title()}: {declined[0][1]}", where="LowerTileOp")
         listing = "".join(f"\n  - {v.name}: {why}" for v, why in declined)
-        raise UnsupportedError(f"{self.title()}: no lowering applies:{listing}", where="LowerTileOp")
+        raise UnsupportedError(
+            f"{self.title()}: no lowering applies:{listing}", where="LowerTileOp"
+        )
 
     def title(self) -> str:
         """The op as refusals name it: its builder function, else its registered name."""
@@ -329,9 +347,7 @@ class TileOperatorNode(Node):
         """The builder text that re-creates this op. The default, for ops without a builder
         function, is `T.tile_op("<registered name>", field=value, ...)`, which the builder rebuilds
         through the registry."""
-        fields = "".join(
-            f", {f.name}={p.value(getattr(self, f.name))}" for f in node_fields(self)
-        )
+        fields = "".join(f", {f.name}={p.value(getattr(self, f.name))}" for f in node_fields(self))
         return f"T.tile_op({p.value(self.op_name)}{fields})"
 
 
@@ -364,7 +380,7 @@ def free_fragment_layouts(buffers: list[Buffer], args: OpArgs) -> dict[Buffer, L
         shape = tuple(const_value(d) for d in buf.shape)
         if any(d is None for d in shape) or len(shape) > 2:
             continue
-        plan = plan_row_group(shape, args.num_threads, buf.dtype.bytes)  # type: ignore[arg-type]
+        plan = plan_row_group(shape, args.num_threads, buf.dtype.bytes)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
         out[buf] = LayoutFact(row_group_fragment(plan, len(shape)), plan)
     return out
 
@@ -393,7 +409,9 @@ def get_tile_op(name: str) -> type[TileOperatorNode]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no tile op named {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(
+            f"no tile op named {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def registered_tile_ops() -> dict[str, type[TileOperatorNode]]:

@@ -41,7 +41,11 @@ if TYPE_CHECKING:
     from ..printer_expr import ExprPrinter
 
 __all__ = [
-    "Copy", "ASYNC_COPY_ATTR", "copy_operands", "fragment_side", "lower_fragment_transfer",
+    "Copy",
+    "ASYNC_COPY_ATTR",
+    "copy_operands",
+    "fragment_side",
+    "lower_fragment_transfer",
 ]
 
 # Marks the thread-level code of a pipelined copy: InjectAsyncCopy turns its 16-byte moves into
@@ -88,7 +92,12 @@ class Copy(TileOperatorNode):
         if level is not InferLevel.COMMON:
             return TileOperatorNode.infer_layout(self, args, level)
         s, d = self.src.buffer, self.dst.buffer
-        if not (s.scope == FRAGMENT and d.scope == FRAGMENT and is_whole(self.src) and is_whole(self.dst)):
+        if not (
+            s.scope == FRAGMENT
+            and d.scope == FRAGMENT
+            and is_whole(self.src)
+            and is_whole(self.dst)
+        ):
             return {}
         if [const_value(x) for x in s.shape] != [const_value(x) for x in d.shape]:
             return {}
@@ -113,7 +122,7 @@ class Copy(TileOperatorNode):
             return why
         n = self.dst.buffer.dtype.bytes
         for e in self.dst.extents:
-            n *= const_value(e)  # type: ignore[operator]  (the lowering checked: constant)
+            n *= const_value(e)  # pyright: ignore[reportOperatorIssue]  # the lowering checked: constant
         return BulkLoad(cand, n)
 
     def print_form(self, p: ExprPrinter) -> str:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ..buffer import BufferRegion
 from ..dtype import DataType, int32
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
+from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode
 from ..layout.wgmma_layouts import TmaBox, swizzle_mode, tma_boxes
 from ..stmt import Evaluate, IfThenElse, Stmt, seq
@@ -118,7 +119,8 @@ def _box(op: Copy) -> tuple[int, int] | str:
         return f"the source region's non-unit dimensions {s_axes} are not its last ones"
     s_ext = [const_value(src.region[d].extent) for d in s_axes]
     d_ext = [const_value(dst.region[d].extent) for d in d_axes]
-    if None in d_ext or s_ext != d_ext:
+    box = const_shape(d_ext)
+    if box is None or s_ext != d_ext:
         return f"the source extents {s_ext} and destination extents {d_ext} differ or vary"
     shape = [const_value(x) for x in dst.buffer.shape]
     if (
@@ -128,10 +130,10 @@ def _box(op: Copy) -> tuple[int, int] | str:
         return f"the destination is not a whole tile of `{dst.buffer.name}`"
     if any(const_value(dst.region[d].min) != 0 for d in d_axes):
         return f"the destination is not a whole tile of `{dst.buffer.name}`"
-    rows, cols = (1, d_ext[0]) if len(d_ext) == 1 else (d_ext[0], d_ext[1])
+    rows, cols = (1, box[0]) if len(box) == 1 else (box[0], box[1])
     if rows > 256:
         return f"the box has {rows} rows; a TMA box has at most 256"
-    return rows, cols  # type: ignore[return-value]
+    return rows, cols
 
 
 @requirement("a box")

@@ -5,7 +5,7 @@ the destination is private to it."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..buffer import BufferRegion
 from ..dtype import DataType, int32, int64
@@ -15,7 +15,11 @@ from .base import LowerArgs
 from .partition import partition_loop, pick_vector_width
 
 __all__ = [
-    "PER_THREAD_SCOPES", "non_unit_axes", "index_dtype", "coords_to_indices", "lower_elementwise",
+    "PER_THREAD_SCOPES",
+    "non_unit_axes",
+    "index_dtype",
+    "coords_to_indices",
+    "lower_elementwise",
 ]
 
 # Buffers private to each thread: an op on them runs whole in every thread.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..buffer import BufferRegion
 from ..expr import FloatImm, IntImm, PrimExpr, Var, const_value
+from ..layout import require_fragment
 from ..node import node
 from ..printer_expr import element_text, is_unit_region
 from ..stmt import BufferStore, For, ForKind, IfThenElse, Stmt
@@ -41,7 +42,11 @@ class Fill(TileOperatorNode):
         return "T.fill"
 
     def print_form(self, p: ExprPrinter) -> str:
-        dst = element_text(p, self.dst) if is_unit_region(self.dst) and self.dst.buffer.ndim else p.region(self.dst)
+        dst = (
+            element_text(p, self.dst)
+            if is_unit_region(self.dst) and self.dst.buffer.ndim
+            else p.region(self.dst)
+        )
         v = self.value
         zero = isinstance(v, (IntImm, FloatImm)) and v.value == 0 and math.copysign(1, v.value) > 0
         # T.clear of a bool buffer is an error in the builder (0 is no bool); fill it with False.
@@ -62,12 +67,13 @@ def _into_memory(op: Fill, args: OpArgs) -> str | None:
 
 @Fill.register_lowering("fragment", _into_fragment)
 def _lower_fragment(op: Fill, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    layout = args.layout_map[op.dst.buffer]
+    layout = require_fragment(args.layout_map, op.dst.buffer)
     local_buf = args.buffer_remap[op.dst.buffer]
     shape = [const_value(d) for d in op.dst.buffer.shape]
-    whole = all(const_value(r.min) == 0 for r in op.dst.region) and [
-        const_value(e) for e in op.dst.extents
-    ] == shape
+    whole = (
+        all(const_value(r.min) == 0 for r in op.dst.region)
+        and [const_value(e) for e in op.dst.extents] == shape
+    )
     if whole:  # every register of the thread
         l = Var("l")
         store = BufferStore(local_buf, op.value, (l,))

@@ -14,6 +14,7 @@ from ..buffer import BufferRegion
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var
+from ..layout import fragment_of
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from .base import LowerArgs, TileOperatorNode, coerce_enums, register_tile_op
@@ -48,11 +49,12 @@ class FinalizeReducer(TileOperatorNode):
 
     def lower(self, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         local = args.buffer_remap.get(self.reducer.buffer)
-        layout = args.layout_map.get(self.reducer.buffer)
+        layout = fragment_of(args.layout_map, self.reducer.buffer)
         if local is None or layout is None or layout.replicate_size != args.num_threads:
             raise UnsupportedError(
                 f"T.finalize_reducer: `{self.reducer.buffer.name}` is not a reducer of this block "
-                f"(allocate it with T.alloc_reducer)", where="LowerTileOp",
+                f"(allocate it with T.alloc_reducer)",
+                where="LowerTileOp",
             )
         dt = local.dtype
         tid = args.thread_var
@@ -67,7 +69,9 @@ class FinalizeReducer(TileOperatorNode):
             off //= 2
         if warps > 1:
             if args.add_workspace is None:
-                raise UnsupportedError("a reducer across warps needs a shared workspace", where="LowerTileOp")
+                raise UnsupportedError(
+                    "a reducer across warps needs a shared workspace", where="LowerTileOp"
+                )
             ws = args.add_workspace(f"{self.reducer.buffer.name}_fin", (warps,), dt, "shared.dyn")
             body.append(IfThenElse(tid % 32 == 0, BufferStore(ws, x, (tid // 32,))))
             body.append(Evaluate(Call(int32, "sync_threads", ())))
@@ -76,4 +80,6 @@ class FinalizeReducer(TileOperatorNode):
                 total = reduce_combine(self.kind, total, BufferLoad(ws, (IntImm(w, int32),)))
             body.append(BufferStore(local, total, (l,)))
             body.append(Evaluate(Call(int32, "sync_threads", ())))
-        return For(l, IntImm(0, int32), IntImm(layout.local_size, int32), ForKind.UNROLLED, seq(*body))
+        return For(
+            l, IntImm(0, int32), IntImm(layout.local_size, int32), ForKind.UNROLLED, seq(*body)
+        )

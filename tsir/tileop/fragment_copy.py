@@ -13,7 +13,7 @@ scans' staging, over whole fragments or any region of them (`T.copy(acc_o[:valid
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..buffer import BufferRegion
 from ..dtype import int32

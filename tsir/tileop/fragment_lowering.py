@@ -8,8 +8,9 @@ global or shared memory through those coordinates can become vector accesses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,12 @@ def intrinsic_is_pure(op: str) -> bool:
     entry = INTRINSICS.get(op)
     return entry is not None and entry.pure
 
+
 __all__ = [
-    "iterate_fragment", "fragment_local_buffer", "fragment_vector_width", "guard_memory_writes",
+    "iterate_fragment",
+    "fragment_local_buffer",
+    "fragment_vector_width",
+    "guard_memory_writes",
 ]
 
 PER_THREAD = ("local", "local.var", "local.fragment")
@@ -79,8 +84,15 @@ def fragment_vector_width(layout: Fragment, max_lanes: int) -> int:
     n_local, n_thread = layout.local_size, layout.thread_extent
     local, thread = grid((n_local, n_thread), "fragment")
     env = dict(zip(inv.vars, (local, thread)))
-    held = np.broadcast_to(evaluate_grid(guard, env), local.shape).reshape(n_local, n_thread).astype(bool)
-    coords = [np.broadcast_to(evaluate_grid(e, env), local.shape).reshape(n_local, n_thread) for e in inv.forward_index]
+    held = (
+        np.broadcast_to(evaluate_grid(guard, env), local.shape)
+        .reshape(n_local, n_thread)
+        .astype(bool)
+    )
+    coords = [
+        np.broadcast_to(evaluate_grid(e, env), local.shape).reshape(n_local, n_thread)
+        for e in inv.forward_index
+    ]
     v = max_lanes
     while v > 1:
         if n_local % v == 0:
@@ -141,7 +153,11 @@ def iterate_fragment(
         body = IfThenElse(substitute(guard, {inv.vars[0]: base, inv.vars[1]: thread}), body)
     if only_replica_zero and layout.replicate_size > 1:
         first = EQ(out[ndim], IntImm(0, out[ndim].dtype))
-        body = guard_memory_writes(body, first) if only_replica_zero == "memory" else IfThenElse(first, body)
+        body = (
+            guard_memory_writes(body, first)
+            if only_replica_zero == "memory"
+            else IfThenElse(first, body)
+        )
     if lanes > 1:
         body = For(v, IntImm(0, int32), IntImm(lanes, int32), ForKind.VECTORIZED, body)
     trips = layout.local_size // lanes

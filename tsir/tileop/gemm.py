@@ -17,7 +17,8 @@ TSIR_EXPLAIN; `requested_lowering` (a `policy=` that names a path) makes a failu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..arith import Analyzer
 from ..buffer import Buffer, BufferRegion
@@ -25,6 +26,7 @@ from ..dtype import DataType, int32
 from ..errors import BuildError, UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, Var, const_value
 from ..layout import Fragment, Layout, make_mma_a_fragment, make_mma_c_fragment
+from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode, detect_swizzle, make_swizzled_layout
 from ..node import node
 from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
@@ -45,7 +47,14 @@ from .planned_layouts import MmaTile
 if TYPE_CHECKING:
     from ..printer_expr import ExprPrinter
 
-__all__ = ["Gemm", "GemmPolicy", "warp_partition", "GEMM_INPUT_DTYPES", "operand_a_layout", "swizzle_args"]
+__all__ = [
+    "Gemm",
+    "GemmPolicy",
+    "warp_partition",
+    "GEMM_INPUT_DTYPES",
+    "operand_a_layout",
+    "swizzle_args",
+]
 
 
 class GemmPolicy(OpEnum):
@@ -59,6 +68,7 @@ class GemmPolicy(OpEnum):
     """Force the warpgroup path (sm_90a, gemm_wgmma.py): an error when it cannot take the gemm."""
     MMA = "mma"
     """Force the mma.sync path (square warp tiles), also on sm_90a."""
+
 
 GEMM_INPUT_DTYPES = ("float16", "bfloat16")
 # 8-bit operands: the wgmma path only (K-major A and B, fp32 accumulation).
@@ -87,7 +97,10 @@ def warp_partition(m: int, n: int, warps: int, policy: str = "square") -> tuple[
             continue
         tm, tn = m // wm, n // wn
         key = (abs(tm - tn), -min(tm, tn))
-        if best is None or key < (abs(m // best[0] - n // best[1]), -min(m // best[0], n // best[1])):
+        if best is None or key < (
+            abs(m // best[0] - n // best[1]),
+            -min(m // best[0], n // best[1]),
+        ):
             best = (wm, wn)
     if best is None:
         raise UnsupportedError(
@@ -161,8 +174,7 @@ class Gemm(TileOperatorNode):
         b = [const_value(e) for e in self.B.extents[-2:]]
         m, k = (a[1], a[0]) if self.transpose_A else (a[0], a[1])
         n = b[0] if self.transpose_B else b[1]
-        return m, n, k  # type: ignore[return-value]
-
+        return m, n, k  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
 
 
 # -- mma.sync (sm_80+) -----------------------------------------------------------------------------
@@ -187,7 +199,9 @@ def _mma_sync_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
     (the K dimension innermost for ldmatrix) unless something fixed them already."""
     m, n, _ = op.mnk
     wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
-    out = {op.C.buffer: LayoutFact(make_mma_c_fragment(m, n, m // wm, n // wn), MmaTile(m, n, wm, wn))}
+    out = {
+        op.C.buffer: LayoutFact(make_mma_c_fragment(m, n, m // wm, n // wn), MmaTile(m, n, wm, wn))
+    }
     for r, k_inner in ((op.A, not op.transpose_A), (op.B, op.transpose_B)):
         if r.buffer.scope == "local.fragment":
             continue  # registers: gemm_rs.py
@@ -213,7 +227,9 @@ def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     wm, wn = warp_partition(m, n, args.num_threads // 32, op.policy)
     c_local = args.buffer_remap.get(op.C.buffer) if args.buffer_remap else None
     if c_local is None:
-        raise UnsupportedError(f"T.gemm: the accumulator `{op.C.buffer.name}` has no register layout")
+        raise UnsupportedError(
+            f"T.gemm: the accumulator `{op.C.buffer.name}` has no register layout"
+        )
     swz_a, ld_a = _shared_layout(args, op.A.buffer)
     swz_b, ld_b = _shared_layout(args, op.B.buffer)
     tmpl = (
@@ -226,8 +242,13 @@ def _lower_mma_sync(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     if not op.clear_accum:
         return call
     l = Var("l", int32)
-    zero = For(l, IntImm(0, int32), IntImm(const_value(c_local.shape[0]), int32), ForKind.UNROLLED,  # type: ignore[arg-type]
-               BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)))
+    zero = For(
+        l,
+        IntImm(0, int32),
+        IntImm(const_value(c_local.shape[0]), int32),  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
+        ForKind.UNROLLED,
+        BufferStore(c_local, IntImm(0, int32).astype(c_local.dtype), (l,)),
+    )
     return seq(zero, call)
 
 
@@ -252,16 +273,18 @@ def swizzle_args(layout: Layout | None, buf: Buffer) -> tuple[int, int]:
     """(swizzle bytes, physical row length) of a tile of `buf`'s shape in `layout`."""
     cols = const_value(buf.shape[-1])
     if layout is None:
-        return 0, cols  # type: ignore[return-value]
+        return 0, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     mode = detect_swizzle(layout, buf.dtype)
     if mode is not None and mode is not SwizzleMode.NONE:
-        return mode.value, cols  # type: ignore[return-value]
+        return mode.value, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     if mode is SwizzleMode.NONE:
-        return 0, cols  # type: ignore[return-value]
+        return 0, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     # A padded layout: its pitch is where row 1 starts.
     pitch = const_value(args_simplify(layout.linear_forward((0,) * (len(buf.shape) - 2) + (1, 0))))
     if pitch is None:
-        raise UnsupportedError(f"T.gemm: the layout of `{buf.name}` is neither swizzled nor padded: {layout}")
+        raise UnsupportedError(
+            f"T.gemm: the layout of `{buf.name}` is neither swizzled nor padded: {layout}"
+        )
     return 0, pitch
 
 
@@ -274,7 +297,9 @@ def _addr(r: BufferRegion) -> Call:
 
 
 def _addr_buf(b: Buffer) -> Call:
-    return Call(DataType("handle"), "address_of", (BufferLoad(b, tuple(IntImm(0, int32) for _ in b.shape)),))
+    return Call(
+        DataType("handle"), "address_of", (BufferLoad(b, tuple(IntImm(0, int32) for _ in b.shape)),)
+    )
 
 
 def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: bool) -> None:
@@ -290,10 +315,14 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
             if any(const_value(x.min) != 0 for x in r.region) or [
                 const_value(e) for e in r.extents
             ] != [const_value(d) for d in r.buffer.shape]:
-                raise BuildError(f"{where}: a fragment operand A (`{r.buffer.name}`) must be the whole fragment")
+                raise BuildError(
+                    f"{where}: a fragment operand A (`{r.buffer.name}`) must be the whole fragment"
+                )
         elif r.buffer.scope not in ("shared", "shared.dyn"):
             frag = " or a fragment" if role == "A" else ""
-            raise BuildError(f"{where}: operand {role} (`{r.buffer.name}`) must be in shared memory{frag}, got {r.buffer.scope}")
+            raise BuildError(
+                f"{where}: operand {role} (`{r.buffer.name}`) must be in shared memory{frag}, got {r.buffer.scope}"
+            )
         if r.buffer.dtype.name not in GEMM_INPUT_DTYPES + GEMM_FP8_DTYPES:
             raise BuildError(
                 f"{where}: operand {role} (`{r.buffer.name}`) is {r.buffer.dtype}; the tensor-core path "
@@ -302,24 +331,34 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         if len(r.extents) != 2 or any(const_value(e) is None for e in r.extents):
             raise BuildError(f"{where}: operand {role} must be a constant 2-D tile")
     fp8 = a.buffer.dtype.name in GEMM_FP8_DTYPES
-    if fp8 != (b.buffer.dtype.name in GEMM_FP8_DTYPES) or (not fp8 and a.buffer.dtype != b.buffer.dtype):
-        raise BuildError(f"{where}: A is {a.buffer.dtype} but B is {b.buffer.dtype}; they must match")
+    if fp8 != (b.buffer.dtype.name in GEMM_FP8_DTYPES) or (
+        not fp8 and a.buffer.dtype != b.buffer.dtype
+    ):
+        raise BuildError(
+            f"{where}: A is {a.buffer.dtype} but B is {b.buffer.dtype}; they must match"
+        )
     if fp8 and (ta or not tb):
         raise BuildError(
             f"{where}: float8 operands must be K-major (wgmma has no 8-bit transpose): store A as "
             f"M x K and B as N x K, and pass transpose_B=True (got transpose_A={ta}, transpose_B={tb})"
         )
     if c.buffer.scope != "local.fragment":
-        raise BuildError(f"{where}: the accumulator C (`{c.buffer.name}`) must be a T.alloc_fragment buffer")
+        raise BuildError(
+            f"{where}: the accumulator C (`{c.buffer.name}`) must be a T.alloc_fragment buffer"
+        )
     if c.buffer.dtype.name != "float32":
-        raise BuildError(f"{where}: the accumulator C is {c.buffer.dtype}; the mma.sync path accumulates in float32")
-    ae = [const_value(e) for e in a.extents]
-    be = [const_value(e) for e in b.extents]
+        raise BuildError(
+            f"{where}: the accumulator C is {c.buffer.dtype}; the mma.sync path accumulates in float32"
+        )
+    ae, be = const_shape(a.extents), const_shape(b.extents)
+    assert ae is not None and be is not None  # the loop above refused other operands
     ce = [const_value(e) for e in c.extents]
     m, ka = (ae[1], ae[0]) if ta else (ae[0], ae[1])
     kb, n = (be[1], be[0]) if tb else (be[0], be[1])
     if ka != kb:
-        raise BuildError(f"{where}: A has K = {ka} but B has K = {kb} (transpose_A={ta}, transpose_B={tb})")
+        raise BuildError(
+            f"{where}: A has K = {ka} but B has K = {kb} (transpose_A={ta}, transpose_B={tb})"
+        )
     if ce != [m, n]:
         raise BuildError(f"{where}: C is {ce[0]}x{ce[1]} but A @ B is {m}x{n}")
     kstep = 32 if fp8 else 16
@@ -328,5 +367,7 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
             f"{where}: the K tile ({ka}) must be a multiple of {kstep} "
             f"({'wgmma k32 for float8' if fp8 else 'mma.m16n8k16'})"
         )
-    if a.buffer.shape[-1] != a.extents[-1] and const_value(a.buffer.shape[-1]) != const_value(a.extents[-1]):
+    if a.buffer.shape[-1] != a.extents[-1] and const_value(a.buffer.shape[-1]) != const_value(
+        a.extents[-1]
+    ):
         raise BuildError(f"{where}: operand A must be a whole shared buffer")

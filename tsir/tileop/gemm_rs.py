@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..buffer import Buffer, make_buffer
 from ..dtype import DataType, int32
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, const_value
-from ..layout import Fragment, equivalent
+from ..layout import Fragment, equivalent, require_fragment
 from ..layout.swizzle import make_swizzled_layout
 from ..stmt import BufferStore, Evaluate, For, ForKind, Stmt, seq
 from .base import FRAGMENT, LayoutFact, LowerArgs, OpArgs, requirement
@@ -84,7 +84,7 @@ def _call(op: Gemm, args: LowerArgs, name: str, tmpl: str, a_addr: PrimExpr) -> 
     if not op.clear_accum:
         return call
     l = Var("l", int32)
-    size = IntImm(const_value(c_local.shape[0]), int32)  # type: ignore[arg-type]
+    size = IntImm(const_value(c_local.shape[0]), int32)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     zero = For(
         l,
         IntImm(0, int32),
@@ -115,7 +115,10 @@ def _lower_rs(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
 
 
 @Gemm.register_lowering(
-    "mma.sync rs via shared", _has_mma_sync, _mma_sync_dtypes, _a_is_fragment,
+    "mma.sync rs via shared",
+    _has_mma_sync,
+    _mma_sync_dtypes,
+    _a_is_fragment,
     layouts=_c_and_b_layouts,
 )
 def _lower_rs_staged(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
@@ -137,10 +140,10 @@ def _lower_rs_staged(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         return BufferStore(stage, BufferLoad(a_local, (local,)), (flat,))
 
     write = iterate_fragment(
-        args.layout_map[a_buf],
+        require_fragment(args.layout_map, a_buf),
         args.thread_var,
         args.num_threads,
-        store,  # type: ignore[arg-type]
+        store,
         only_replica_zero=True,
         name="a",
     )

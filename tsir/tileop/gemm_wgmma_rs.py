@@ -32,7 +32,7 @@ from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr
-from ..layout import Fragment, equivalent
+from ..layout import Fragment, equivalent, require_fragment
 from ..layout.wgmma_layouts import (
     choose_wgmma_swizzle,
     descriptor,
@@ -163,9 +163,7 @@ def _rs_layouts(op: Gemm, args: OpArgs) -> dict[Buffer, LayoutFact]:
 # -- lowerings -------------------------------------------------------------------------------------
 
 
-@Gemm.register_lowering(
-    "wgmma rs via shared", *_COMMON, first=True, layouts=_rs_layouts
-)
+@Gemm.register_lowering("wgmma rs via shared", *_COMMON, first=True, layouts=_rs_layouts)
 def _lower_rs_staged(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     """A's registers -> a swizzled shared tile (first holder of each element), a proxy fence and a
     barrier, and the shared-memory wgmma on it."""
@@ -188,7 +186,7 @@ def _lower_rs_staged(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         return BufferStore(stage, BufferLoad(a_local, (local,)), (flat // k, flat % k))
 
     write = iterate_fragment(
-        args.layout_map[a_buf],
+        require_fragment(args.layout_map, a_buf),
         args.thread_var,
         args.num_threads,
         store,  # type: ignore[arg-type]
@@ -229,15 +227,17 @@ def _lower_rs(op: Gemm, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     per_b = start(wg_n, 0) - db0.start if plan.wgs_n > 1 else 0
     for i in range(plan.wgs_n):
         assert start(i * wg_n, 0) - db0.start == i * per_b
-    wn: PrimExpr = (
-        args.thread_var // WARPGROUP % plan.wgs_n if plan.wgs_n > 1 else IntImm(0, int32)
-    )
+    wn: PrimExpr = args.thread_var // WARPGROUP % plan.wgs_n if plan.wgs_n > 1 else IntImm(0, int32)
     first_b = Call(_HANDLE, "address_of", (BufferLoad(op.B.buffer, op.B.mins),))
     db = Call(
         _U64,
         "tsir.wgmma.wgmma_desc",
-        (Call(_U32, "tsir.mbarrier.shared_u32", (first_b,)), _i(db0.lbo), _i(db0.sbo),
-         _i(db0.layout_type)),
+        (
+            Call(_U32, "tsir.mbarrier.shared_u32", (first_b,)),
+            _i(db0.lbo),
+            _i(db0.sbo),
+            _i(db0.layout_type),
+        ),
     )
     kind = WGMMA_KINDS[(op.A.buffer.dtype.name, b_dt.name)]
     fn = f"tsir.wgmma.wgmma_rs<{kind}, {wg_n}, {0 if plan.b_k_major else 1}>"

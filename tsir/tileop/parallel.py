@@ -28,8 +28,8 @@ import numpy as np
 from ..buffer import Buffer, BufferRegion, Range
 from ..errors import LayoutConflictError, UnsupportedError
 from ..expr import EQ, BufferLoad, IntImm, PrimExpr, Var, const_value
-from ..layout import Fragment
-from ..layout.numeric import evaluate_grid, grid
+from ..layout import Fragment, fragment_of
+from ..layout.numeric import const_shape, evaluate_grid, grid
 from ..node import node
 from ..stmt import BufferStore, For, ForKind, Stmt
 from ..structural import structural_equal
@@ -112,7 +112,12 @@ class ParallelLoop(TileOperatorNode):
         # row layout of the anchor (what a row reduction of it would give).
         if len(loop_vars) == 2:
             for b, idx in accesses:
-                if b not in args.layout_map and b not in out and len(idx) == 1 and idx[0] is loop_vars[0]:
+                if (
+                    b not in args.layout_map
+                    and b not in out
+                    and len(idx) == 1
+                    and idx[0] is loop_vars[0]
+                ):
                     rows = row_fragment(args.plans.get(anchor))
                     if rows is not None:
                         out[b] = LayoutFact(rows)
@@ -135,7 +140,11 @@ class ParallelLoop(TileOperatorNode):
         return out
 
     def _replicated(
-        self, b: Buffer, idx: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment,
+        self,
+        b: Buffer,
+        idx: tuple[Any, ...],
+        loop_vars: list[Var],
+        anchor: Fragment,
         args: LayoutInferArgs,
     ) -> Fragment:
         frag = projected_fragment(anchor, loop_vars, b.shape, idx)
@@ -170,12 +179,15 @@ def _indexed_by(indices: tuple[Any, ...], loop_vars: list[Var]) -> bool:
 
 
 def _fragments_touched(op: ParallelLoop) -> set[Buffer]:
-    return {x.buffer for x in collect(op.nest, (BufferLoad, BufferStore)) if x.buffer.scope == FRAGMENT}
+    return {
+        x.buffer for x in collect(op.nest, (BufferLoad, BufferStore)) if x.buffer.scope == FRAGMENT
+    }
 
 
 def _held_whole(op: ParallelLoop, args: OpArgs) -> bool:
     return all(
-        b in args.layout_map and args.layout_map[b].replicate_size >= args.num_threads
+        (layout := fragment_of(args.layout_map, b)) is not None
+        and layout.replicate_size >= args.num_threads
         for b in _fragments_touched(op)
     )
 
@@ -218,7 +230,9 @@ def _replicated_ok(op: ParallelLoop, args: OpArgs) -> str | None:
 def _fragment_ok(op: ParallelLoop, args: OpArgs) -> str | None:
     if not _fragments_touched(op):
         return "it touches no fragment"
-    return "every fragment it touches is held whole by every thread" if _held_whole(op, args) else None
+    return (
+        "every fragment it touches is held whole by every thread" if _held_whole(op, args) else None
+    )
 
 
 def _nested(args: LowerArgs, s: Stmt, owned: bool = False) -> Stmt:
@@ -242,13 +256,19 @@ def _lower_split(op: ParallelLoop, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         body = body.body
     body = _nested(args, body)
     if any(f.kind is ForKind.PARALLEL for f in collect(body, For)):
-        raise UnsupportedError("a T.Parallel nested under other statements of a T.Parallel", where="LowerTileOp")
+        raise UnsupportedError(
+            "a T.Parallel nested under other statements of a T.Parallel", where="LowerTileOp"
+        )
     buffers = {x.buffer for x in collect(body, (BufferLoad, BufferStore))}
     elem = max((b.dtype.bytes for b in buffers if b.scope not in ("local", "local.var")), default=4)
     # The first written buffer that is not per-thread decides how work is split over threads
     # (a reducer's register copy, rewritten by the nested lowering, is per-thread).
     stores = collect(body, BufferStore)
-    shared = [x.buffer for x in (*stores, *collect(body, BufferLoad)) if x.buffer.scope not in PER_THREAD_SCOPES]
+    shared = [
+        x.buffer
+        for x in (*stores, *collect(body, BufferLoad))
+        if x.buffer.scope not in PER_THREAD_SCOPES
+    ]
     dst = shared[0] if shared else (stores[0].buffer if stores else None)
     if dst is None:
         raise UnsupportedError("a T.Parallel loop that stores nothing", where="LowerTileOp")
@@ -291,9 +311,13 @@ def _lower_fragment(op: ParallelLoop, args: LowerArgs, analyzer: Analyzer) -> St
     where = op.title()
     _refuse_accumulation(body, loop_vars, anchor, args, where)
     for b, idx in accesses:
-        if b is not anchor_buf and not (len(idx) == len(loop_vars) and args.layout_map[b].is_equal(anchor)):
+        if b is not anchor_buf and not (
+            len(idx) == len(loop_vars) and args.layout_map[b].is_equal(anchor)
+        ):
             _check_holders(anchor, anchor_buf, loop_vars, b, idx, args, where)
-    others = [x.buffer for x in collect(body, (BufferLoad, BufferStore)) if x.buffer.scope != FRAGMENT]
+    others = [
+        x.buffer for x in collect(body, (BufferLoad, BufferStore)) if x.buffer.scope != FRAGMENT
+    ]
     lanes = 16 // max((b.dtype.bytes for b in others), default=16)
 
     def make(coords: list[PrimExpr], local: PrimExpr) -> Stmt:
@@ -301,9 +325,14 @@ def _lower_fragment(op: ParallelLoop, args: LowerArgs, analyzer: Analyzer) -> St
         return _Rewrite(args, anchor, coords, local).visit(b)
 
     return iterate_fragment(
-        anchor, args.thread_var, args.num_threads, make, max_lanes=max(1, lanes),
+        anchor,
+        args.thread_var,
+        args.num_threads,
+        make,
+        max_lanes=max(1, lanes),
         # Replicated elements: every holder updates its registers, only the first writes memory.
-        only_replica_zero="memory", name=loop_vars[0].name,
+        only_replica_zero="memory",
+        name=loop_vars[0].name,
     )
 
 
@@ -323,8 +352,10 @@ def _refuse_accumulation(
         if all(id(v) in used for v in loop_vars):
             continue
         same = [
-            ld for ld in collect(st.value, BufferLoad)
-            if ld.buffer is b and all(structural_equal(a, c) for a, c in zip(ld.indices, st.indices))
+            ld
+            for ld in collect(st.value, BufferLoad)
+            if ld.buffer is b
+            and all(structural_equal(a, c) for a, c in zip(ld.indices, st.indices))
         ]
         if same and not _each_holder_runs_all(st.indices, loop_vars, anchor):
             text = ", ".join(str(i) for i in st.indices)
@@ -339,10 +370,10 @@ def _refuse_accumulation(
 def _each_holder_runs_all(indices: tuple[Any, ...], loop_vars: list[Var], anchor: Fragment) -> bool:
     """Every thread that runs an iteration updating an element runs every iteration updating it
     (by enumeration; False when the indices are not functions of the loop variables)."""
-    shape = tuple(const_value(e) for e in anchor.input_shape)
-    if any(d is None for d in shape) or len(shape) != len(loop_vars):
+    shape = const_shape(anchor.input_shape)
+    if shape is None or len(shape) != len(loop_vars):
         return False
-    pts = grid((*shape, anchor.replicate_size), "fragment")  # type: ignore[arg-type]
+    pts = grid((*shape, anchor.replicate_size), "fragment")
     env = dict(zip((*loop_vars, anchor.rep), pts))
     try:
         elem = np.zeros(pts[0].shape, dtype=np.int64)
@@ -357,7 +388,9 @@ def _each_holder_runs_all(indices: tuple[Any, ...], loop_vars: list[Var], anchor
         flat = flat * e + x
     runs = np.unique(np.stack([elem, owner, flat], axis=1), axis=0)  # (element, thread, iteration)
     per_thread = np.unique(runs[:, :2], axis=0, return_counts=True)[1]
-    per_elem = dict(zip(*np.unique(np.unique(np.stack([elem, flat], axis=1), axis=0)[:, 0], return_counts=True)))
+    per_elem = dict(
+        zip(*np.unique(np.unique(np.stack([elem, flat], axis=1), axis=0)[:, 0], return_counts=True))
+    )
     pairs = np.unique(runs[:, :2], axis=0)
     return all(int(c) == int(per_elem[int(e)]) for (e, _), c in zip(pairs, per_thread))
 
@@ -380,16 +413,18 @@ class _Rewrite(Mutator):
         return idx
 
     def visit_BufferLoad(self, e: BufferLoad) -> PrimExpr:
-        e = self.generic_visit(e)  # type: ignore[assignment]
+        e = self.generic_visit(e)
         if e.buffer.scope != FRAGMENT:
             return e
         return BufferLoad(self.args.buffer_remap[e.buffer], (self.slot(e.buffer, e.indices),))
 
     def visit_BufferStore(self, s: BufferStore) -> Stmt:
-        s = self.generic_visit(s)  # type: ignore[assignment]
+        s = self.generic_visit(s)
         if s.buffer.scope != FRAGMENT:
             return s
-        return BufferStore(self.args.buffer_remap[s.buffer], s.value, (self.slot(s.buffer, s.indices),))
+        return BufferStore(
+            self.args.buffer_remap[s.buffer], s.value, (self.slot(s.buffer, s.indices),)
+        )
 
 
 def _check_holders(
@@ -405,7 +440,9 @@ def _check_holders(
     layout = args.layout_map[buf]
     if not isinstance(layout, Fragment):
         return
-    shape = tuple(const_value(e) for e in anchor.input_shape)
+    shape = const_shape(anchor.input_shape)
+    if shape is None:
+        raise UnsupportedError(f"{where}: the fragment of a T.Parallel nest needs a constant shape")
     pts = grid((*shape, anchor.replicate_size), "fragment")
     env = dict(zip((*loop_vars, anchor.rep), pts))
     thread = substitute(anchor.forward_thread, dict(zip(anchor.vars, loop_vars)))

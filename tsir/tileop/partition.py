@@ -8,7 +8,7 @@ a warp touches consecutive vectors (coalesced).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..dtype import DataType
 from ..expr import IntImm, PrimExpr, Var, const_value
@@ -90,6 +90,9 @@ def partition_loop(
         body = For(lane, zero, IntImm(vector, index_dtype), ForKind.VECTORIZED, body)
     if single:
         return body
-    kind = ForKind.UNROLLED if (const_value(trips) or 0) and (const_value(trips) or 0) <= 8 else ForKind.SERIAL
+    kind = (
+        ForKind.UNROLLED
+        if (const_value(trips) or 0) and (const_value(trips) or 0) <= 8
+        else ForKind.SERIAL
+    )
     return For(it, zero, trips, kind, body)
-

@@ -21,7 +21,12 @@ from typing import Any
 from ..layout import Fragment
 
 __all__ = [
-    "RowGroup", "MmaTile", "FragmentPlan", "plan_row_group", "row_group_fragment", "reduced_fragment",
+    "RowGroup",
+    "MmaTile",
+    "FragmentPlan",
+    "plan_row_group",
+    "row_group_fragment",
+    "reduced_fragment",
     "row_fragment",
 ]
 

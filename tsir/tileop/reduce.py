@@ -173,7 +173,7 @@ class Reduce(TileOperatorNode):
         layout = args.layout_map[src]
         try:
             derived = plan_line_reduction(
-                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                layout,
                 self.axis_of_layout,
                 args.num_threads,
             )
@@ -323,7 +323,7 @@ def _fragment_source(op: Reduce, args: OpArgs) -> str | None:
         return f"`{op.src.buffer.name}` is {op.src.buffer.scope}"
     try:
         layout = args.layout_map[op.src.buffer]
-        plan_line_reduction(layout, op.axis_of_layout, args.num_threads)  # type: ignore[arg-type]
+        plan_line_reduction(layout, op.axis_of_layout, args.num_threads)
     except UnsupportedError as e:
         return e.message
     return None

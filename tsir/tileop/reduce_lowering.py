@@ -17,7 +17,8 @@ before a shuffle, which would count it once per lane).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +26,9 @@ from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, const_value
-from ..layout import Fragment
+from ..layout import Fragment, require_fragment
 from ..layout.analysis import equivalent
+from ..layout.numeric import const_shape
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from ..visitor import substitute
 from .base import FRAGMENT, LowerArgs
@@ -126,7 +128,8 @@ def lower_fragment_reduce(
     if shuffles and whole_warps == 0:
         raise UnsupportedError(
             f"T.reduce_{op.kind} of `{src.name}` combines lanes with warp shuffles, which need "
-            f"whole warps; the block has {args.num_threads} threads", where="LowerTileOp",
+            f"whole warps; the block has {args.num_threads} threads",
+            where="LowerTileOp",
         )
     if shuffles and whole_warps < args.num_threads:
         # The last, partial warp holds none of the fragment (tsir spreads its tiles over a power
@@ -153,7 +156,9 @@ def _across_warps(
     # A slot per thread up to the next power of two: a thread past the fragment's holders (in a
     # 96-thread block, say) combines slots of its own power-of-two group, all allocated.
     slots = 1 << (args.num_threads - 1).bit_length()
-    ws = args.add_workspace(f"{op.dst.buffer.name}_warps", (k_count, slots), acc.dtype, "shared.dyn")
+    ws = args.add_workspace(
+        f"{op.dst.buffer.name}_warps", (k_count, slots), acc.dtype, "shared.dyn"
+    )
     out: list[Stmt] = [
         BufferStore(ws, BufferLoad(acc, (_i(k),)), (_i(k), tid)) for k in range(k_count)
     ]
@@ -209,9 +214,9 @@ def _finish(op: Reduce, args: LowerArgs, result: Fragment, acc: Buffer, combine:
         )
         regs = args.buffer_remap[dst]
         take = iterate_fragment(
-            args.layout_map[dst],
+            require_fragment(args.layout_map, dst),
             tid,
-            args.num_threads,  # type: ignore[arg-type]
+            args.num_threads,
             lambda c, local: BufferStore(
                 regs, value(BufferLoad(regs, (local,)), BufferLoad(ws, (_flat(c, dst),))), (local,)
             ),
@@ -266,7 +271,7 @@ def lower_staged_reduce(
     if args.add_workspace is None:
         raise UnsupportedError("staging a reduction needs a shared workspace", where="LowerTileOp")
     src = op.src.buffer
-    shape = tuple(int(const_value(d)) for d in src.shape)  # type: ignore[arg-type]
+    shape = tuple(int(const_value(d)) for d in src.shape)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     ws = args.add_workspace(f"{src.name}_stage", shape, src.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
     stage = lower_fragment_transfer(
@@ -289,8 +294,8 @@ def lower_shared_reduce(
     module doc)."""
     region = source if source is not None else op.src
     src, dst = region.buffer, op.dst.buffer
-    shape = [const_value(d) for d in src.shape]
-    if any(d is None for d in shape):
+    shape = const_shape(src.shape)
+    if shape is None:
         raise UnsupportedError(
             f"T.reduce of `{src.name}` needs a constant shape", where="LowerTileOp"
         )
@@ -336,6 +341,7 @@ def lower_shared_reduce(
         return acc if op.clear else combine(old, acc)
 
     to_fragment = dst.scope == FRAGMENT
+    target: Buffer | None = None
     if to_fragment:
         if args.add_workspace is None:
             raise UnsupportedError(
@@ -358,13 +364,13 @@ def lower_shared_reduce(
     if trips > 1:
         loop = For(it, _i(0), _i(trips), ForKind.SERIAL, loop)
     out = Allocate(acc_buf, loop)
-    if not to_fragment:
+    if target is None:
         return out
     regs = args.buffer_remap[dst]
     take = iterate_fragment(
-        args.layout_map[dst],
+        require_fragment(args.layout_map, dst),
         tid,
-        threads,  # type: ignore[arg-type]
+        threads,
         lambda c, local: BufferStore(
             regs,
             BufferLoad(target, (_flat(c, dst),))

@@ -84,7 +84,7 @@ def plan_line_reduction(src: Fragment, axis: int, num_threads: int) -> LineReduc
     occ[thread, local] = line
     part = np.zeros((lines, threads, n), dtype=bool)  # which positions of a line a thread holds
     part[line, thread, pos] = True
-    holds = part.any(axis=2)
+    holds = np.asarray(part.any(axis=2))
     masks = _butterfly(part, holds, threads)
     lane = tuple(m for m in masks if m < 32)
     warp = tuple(m for m in masks if m % 32 == 0)

@@ -20,15 +20,16 @@ iteration holds what it reads) and refused (None) otherwise: the caller then fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..expr import IntImm, PrimExpr, Var, const_value
+from ..expr import IntImm, PrimExpr, Var
 from ..layout import Fragment
 from ..layout.layout import simplify_over
-from ..layout.numeric import MAX_POINTS, evaluate_grid, grid
+from ..layout.numeric import MAX_POINTS, const_shape, evaluate_grid, grid
 from ..visitor import collect, substitute
 
 __all__ = ["projected_fragment", "register_digits", "replication_cost"]
@@ -66,9 +67,8 @@ def projected_fragment(
 ) -> Fragment | None:
     """A layout for a buffer of `shape` read at `indices` in the nest over `loop_vars` whose
     iterations run where `anchor` puts them (see the module docstring), or None."""
-    extents = [const_value(e) for e in anchor.input_shape]
-    bshape = [const_value(d) for d in shape]
-    if any(e is None for e in (*extents, *bshape)) or len(extents) != len(loop_vars):
+    extents, bshape = const_shape(anchor.input_shape), const_shape(shape)
+    if extents is None or bshape is None or len(extents) != len(loop_vars):
         return None
     # Which loop dimension each buffer dimension follows (None: an index free of loop variables).
     follows: list[int | None] = []
@@ -167,15 +167,15 @@ def register_digits(
     """A register index for a fragment given only its thread map: the mixed-radix digits of the
     indices that do not choose the thread (0 when every thread holds one element), or None when
     that numbering puts two elements of a thread in one register."""
-    dims = [const_value(d) for d in shape]
-    if any(d is None for d in dims):
+    dims = const_shape(shape)
+    if dims is None:
         return None
     pts = grid((*dims, replicate), "fragment")
     env = dict(zip((*vs, rep), pts))
     owner = np.broadcast_to(evaluate_grid(thread, env), pts[0].shape)
     local: PrimExpr = IntImm(0)
     for dim, size in enumerate(dims):
-        for d in reversed(_digits(dim, size)):  # type: ignore[arg-type]
+        for d in reversed(_digits(dim, size)):
             x = pts[dim]
             cleared = [
                 p if k != dim else x - (x // d.place % d.radix) * d.place for k, p in enumerate(pts)
@@ -186,7 +186,7 @@ def register_digits(
             if np.any(moved != owner):
                 continue
             local = local * d.radix + vs[dim] // d.place % d.radix
-    (local,) = simplify_over((local,), tuple(vs), tuple(IntImm(d) for d in dims))  # type: ignore[arg-type]
+    (local,) = simplify_over((local,), tuple(vs), tuple(IntImm(d) for d in dims))
     slots = np.broadcast_to(evaluate_grid(local, env), pts[0].shape)
     pairs = (
         np.stack([owner, slots], axis=1)[pts[-1] == 0]

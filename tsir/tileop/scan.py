@@ -19,15 +19,16 @@ has the destination's dtype (the source is cast to it).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..buffer import Buffer, BufferRegion, make_buffer
 from ..dtype import int32
 from ..errors import UnsupportedError
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Var, cast, const_value
+from ..layout.analysis import equivalent
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
 from ..visitor import substitute
-from ..layout.analysis import equivalent
 from .base import (
     FRAGMENT,
     InferLevel,
@@ -98,7 +99,7 @@ def lower_scan(
         raise UnsupportedError(
             f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
         )
-    shape = tuple(int(const_value(e)) for e in src.extents)  # type: ignore[arg-type]
+    shape = tuple(int(const_value(e)) for e in src.extents)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     ws = args.add_workspace(f"{dst.buffer.name}_scan", shape, dst.buffer.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
     parts: list[Stmt] = []
@@ -140,7 +141,7 @@ def _shared_scan(
     rows = 1
     for k, e in enumerate(shape):
         if k != dim:
-            rows *= e  # type: ignore[operator]
+            rows *= e  # pyright: ignore[reportOperatorIssue]  # a constant here: checked by const_value above
     row = Var("row", int32)
     t = Var("t", int32)
     other = [k for k in range(len(shape)) if k != dim]
@@ -149,9 +150,9 @@ def _shared_scan(
         out: list[PrimExpr] = [IntImm(0, int32)] * len(shape)
         rem = r
         for k in reversed(other):
-            out[k] = rem % shape[k]  # type: ignore[operator]
-            rem = rem // shape[k]  # type: ignore[operator]
-        out[dim] = (n - 1 - pos) if reverse else pos  # type: ignore[operator]
+            out[k] = rem % shape[k]
+            rem = rem // shape[k]
+        out[dim] = (n - 1 - pos) if reverse else pos  # pyright: ignore[reportOptionalOperand]  # a constant here: checked by const_value above
         return out
 
     acc_buf = make_buffer("scan_acc", (1,), dst_buf.dtype, "local")
@@ -166,7 +167,7 @@ def _shared_scan(
     )
     scan = seq(
         BufferStore(acc_buf, identity, (IntImm(0, int32),)),
-        For(t, IntImm(0, int32), IntImm(n, int32), ForKind.SERIAL, step),  # type: ignore[arg-type]
+        For(t, IntImm(0, int32), IntImm(n, int32), ForKind.SERIAL, step),  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     )
     trips = -(-rows // args.num_threads)
     it = Var("it", int32)
@@ -221,7 +222,7 @@ def register_scan_lowerings(
         try:
             layout = args.layout_map[src]
             plan_register_scan(
-                layout,  # type: ignore[arg-type]  (a fragment's layout is a Fragment)
+                layout,
                 op.dim,
                 op.reverse,
                 args.num_threads,

@@ -16,16 +16,15 @@ stays as the fallback their requirements select (threads that are not whole warp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
 from ..buffer import BufferRegion, make_buffer
-from ..dtype import int32
+from ..dtype import DataType, int32
 from ..errors import UnsupportedError
-from ..dtype import DataType
 from ..expr import BufferLoad, Call, IntImm, PrimExpr, Select, Var, cast, const_value
 from ..layout import Fragment
 from ..stmt import Allocate, BufferStore, Evaluate, For, ForKind, IfThenElse, Stmt, seq
@@ -101,7 +100,7 @@ def plan_register_scan(src: Fragment, axis: int, reverse: bool, num_threads: int
         first.setdefault((int(line[e]), int(thread[e])), int(pos[e]))
     ranks: dict[tuple[int, int], int] = {}
     holders: dict[int, list[int]] = {}
-    for (o, th), p0 in sorted(first.items(), key=lambda kv: (kv[0][0], kv[1])):
+    for (o, th), _p0 in sorted(first.items(), key=lambda kv: (kv[0][0], kv[1])):
         holders.setdefault(o, []).append(th)
         ranks[(o, th)] = len(holders[o]) - 1
     counts = {len(h) for h in holders.values()}
@@ -182,10 +181,10 @@ def lower_register_scan(
     vcount = len(plan.regs[0][0])
 
     def ld(b: object, k: int) -> BufferLoad:
-        return BufferLoad(b, (_i(k),))  # type: ignore[arg-type]
+        return BufferLoad(b, (_i(k),))  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
 
     def st(b: object, k: int, x: PrimExpr) -> Stmt:
-        return BufferStore(b, x, (_i(k),))  # type: ignore[arg-type]
+        return BufferStore(b, x, (_i(k),))  # pyright: ignore[reportArgumentType]  # narrowed by a check above that the checker cannot follow
 
     ws = None
     warps_per_line = p // q
@@ -287,7 +286,7 @@ def lower_line_scan(
     args: LowerArgs,
 ) -> Stmt:
     """G lanes per line of shared tiles (src and dst may be one region), G positions a step."""
-    shape = [int(const_value(e)) for e in src.extents]  # type: ignore[arg-type]
+    shape = [int(const_value(e)) for e in src.extents]  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     n = shape[axis]
     lines = 1
     for k, e in enumerate(shape):
@@ -369,7 +368,7 @@ def lower_staged_scan(
             f"{what} of a fragment needs a shared workspace", where="LowerTileOp"
         )
     frag = src if src.buffer.scope == "local.fragment" else dst
-    shape = tuple(int(const_value(e)) for e in src.extents)  # type: ignore[arg-type]
+    shape = tuple(int(const_value(e)) for e in src.extents)  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
     ws = args.add_workspace(f"{frag.buffer.name}_lines", shape, dst.buffer.dtype, "shared.dyn")
     whole = BufferRegion.full(ws)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsir.errors import LaunchError
+
 from .dlpack import CUDA_DEVICE_TYPES, TensorInfo, device_str
 from .host_program import GRID_LIMITS, SCALAR_DTYPES, TENSOR_DTYPES, HostProgram, TensorParam
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsir.errors import LaunchError
+
 from .host_program import TENSOR_DTYPES
 
 __all__ = [

@@ -28,6 +28,7 @@ from ctypes import addressof, c_uint64, c_void_p
 from typing import Any
 
 from tsir.errors import LaunchError
+
 from . import driver as drv
 from .binder import SYMMETRIC_HEAP, bind_arguments, check_count, grid_error
 from .dlpack import (

@@ -28,6 +28,7 @@ import ast
 from dataclasses import dataclass
 
 from tsir.errors import TSIRError
+
 from .host_program import (
     ARG_CTYPES,
     COPY_NAMES,
@@ -231,8 +232,20 @@ def _symmetric_cond(i: int, p: TensorParam) -> str:
 
 # Bytes per element of each tensor dtype (tsir spelling).
 ITEMSIZE = {
-    "bool": 1, "int8": 1, "uint8": 1, "float8_e4m3": 1, "float8_e5m2": 1, "int16": 2, "uint16": 2,
-    "float16": 2, "bfloat16": 2, "int32": 4, "uint32": 4, "float32": 4, "int64": 8, "uint64": 8,
+    "bool": 1,
+    "int8": 1,
+    "uint8": 1,
+    "float8_e4m3": 1,
+    "float8_e5m2": 1,
+    "int16": 2,
+    "uint16": 2,
+    "float16": 2,
+    "bfloat16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "float32": 4,
+    "int64": 8,
+    "uint64": 8,
     "float64": 8,
 }
 

@@ -8,7 +8,8 @@ failure (hypothesis draws, so a failing program shrinks to a small one).
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 E = TypeVar("E")
 

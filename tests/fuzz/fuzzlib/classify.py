@@ -112,7 +112,9 @@ def classify(prog: Program, out: Outcome) -> str:
         r"is not held by the threads that hold .*input_shape=\(1,\)", msg
     ):
         return "refused-row-fragment-blk_m-1"
-    if out.status == "lower-refused" and re.search(r"under a T.If that runs in threads .* touches fragment", msg):
+    if out.status == "lower-refused" and re.search(
+        r"under a T.If that runs in threads .* touches fragment", msg
+    ):
         return "refused-fragment-in-thread-range"
     if out.status == "lower-refused" and "is not held by the threads that hold" in msg:
         return "refused-fragment-layout-mismatch"

@@ -136,7 +136,7 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
         kernel(f'X = T.param("X", (M, N), "{dx}")')
         kernel('Y = T.param("Y", (M, N), "float32")')
         if peek:
-            kernel('L = T.param("L", (M, bk), "{}")'.format(dx))
+            kernel(f'L = T.param("L", (M, bk), "{dx}")')
         with kernel.block(f"with T.Kernel(T.ceildiv(M, blk_m), threads={threads}) as bx:"):
             kernel.extend(k)
     kernel("return f.func")

@@ -76,7 +76,11 @@ def check_with_interpreter(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN outputs in a mismatch message
             report = check_stages(
-                low, base, target=target, check=cfg.check, rtol=_stage_rtol(prog),
+                low,
+                base,
+                target=target,
+                check=cfg.check,
+                rtol=_stage_rtol(prog),
                 atol=_stage_atol(prog),
             )
         times[f"interp-stages-{target}"] = time.perf_counter() - t

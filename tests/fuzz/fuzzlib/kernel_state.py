@@ -4,8 +4,8 @@ two source texts (builder and numpy) it appends to in step."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator
 
 from .choose import Chooser
 from .expr_gen import Ex

@@ -12,8 +12,9 @@ import hashlib
 import linecache
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Src:
             self("pass")
         self.depth -= 1
 
-    def extend(self, other: "Src") -> None:
+    def extend(self, other: Src) -> None:
         """Append `other`'s lines at this writer's indentation."""
         for line in other.lines:
             self.lines.append("    " * self.depth + line)

@@ -4,7 +4,8 @@ and every stage compute what the numpy reference says, with no detector firing."
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .harness import Config, Outcome, run_program
 from .program import ParamSpec, Program

@@ -10,7 +10,8 @@ shrinks (on its choice sequence), done here on the fuzzer's own seeds.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from .choose import Chooser
 

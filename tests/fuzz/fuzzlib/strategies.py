@@ -6,14 +6,15 @@ programs()                               # a hypothesis strategy (shrinks a fail
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .choose import Chooser, DrawChooser, RandomChooser
 from .fam_gemm import gen_gemm
 from .fam_loop import gen_loop
 from .fam_misuse import gen_misuse
-from .fam_tile import gen_tile
 from .fam_thread import gen_thread
+from .fam_tile import gen_tile
 from .program import Program
 
 __all__ = [

@@ -93,8 +93,12 @@ def leaves_1d(st: KernelState, cx: TileCtx, axis: str) -> list[Ex]:
 def _index_conds(axis2: bool) -> list[tuple[str, str]]:
     conds = [("i < 2", "(_I < 2)"), ("i % 2 == 0", "(fmod(_I, 2) == 0)")]
     if axis2:
-        conds += [("j < 5", "(_J < 5)"), ("i + j > 3", "(_I + _J > 3)"), ("j != 1", "(_J != 1)"),
-                  ("j == 0", "(_J == 0)")]
+        conds += [
+            ("j < 5", "(_J < 5)"),
+            ("i + j > 3", "(_I + _J > 3)"),
+            ("j != 1", "(_J != 1)"),
+            ("j == 0", "(_J == 0)"),
+        ]
     return conds
 
 

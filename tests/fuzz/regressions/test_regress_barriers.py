@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fuzzlib.program import ParamSpec
+from fuzzlib.regress import assert_ok, check
 
 import tsir
 from tsir import T
-
-from fuzzlib.program import ParamSpec
-from fuzzlib.regress import assert_ok, check
 
 LOOPS = {
     "serial": lambda n: T.serial(n),

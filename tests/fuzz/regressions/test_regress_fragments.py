@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fuzzlib.program import ParamSpec
+from fuzzlib.regress import assert_ok, check
 
 import tsir
 from tsir import T
-
-from fuzzlib.program import ParamSpec
-from fuzzlib.regress import assert_ok, check
 
 
 def row_vector_broadcast(blk_m: int, N: int = 32, threads: int = 128) -> tsir.PrimFunc:

@@ -13,12 +13,10 @@ holding the final stage to the numpy model). `T.alloc_local` is per-thread stora
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from fuzzlib.numerics import rnd
 
 import tsir
 from tsir import T
-
-from fuzzlib.numerics import rnd
 
 
 def splitk_gemv(

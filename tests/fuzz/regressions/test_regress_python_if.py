@@ -14,7 +14,6 @@ import tsir
 from tsir import T
 
 
-
 def if_thread_is_zero() -> tsir.PrimFunc:
     with T.prim_func("if_eq") as f:
         Y = T.param("Y", (32,), "float32")

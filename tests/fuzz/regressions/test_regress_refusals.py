@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import tsir
-from tsir import T
-
 from fuzzlib.numerics import load_tile, store_tile
 from fuzzlib.program import ParamSpec
 from fuzzlib.regress import assert_ok, check
+
+import tsir
+from tsir import T
 
 
 def rms_norm_tilelang_slices(M: int = 10, N: int = 64, blk_m: int = 4) -> tsir.PrimFunc:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import tsir
-from tsir import T
-
 from fuzzlib.numerics import load_tile, store_tile
 from fuzzlib.program import ParamSpec
 from fuzzlib.regress import assert_ok, check
+
+import tsir
+from tsir import T
 
 OPS = ["copy", "fill", "parallel"]
 

@@ -12,7 +12,6 @@ right, the comparison's tolerance was not.
 from __future__ import annotations
 
 import pytest
-
 from fuzzlib.harness import Config
 from fuzzlib.numerics import accumulation_tol
 from fuzzlib.strategies import program_for_seed

@@ -13,13 +13,11 @@ body ... with T.Else(): per-lane body`.
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from fuzzlib.program import ParamSpec
+from fuzzlib.regress import assert_ok, check
 
 import tsir
 from tsir import T
-
-from fuzzlib.program import ParamSpec
-from fuzzlib.regress import assert_ok, check
 
 
 def skip_one_column(N: int = 128, threads: int = 32) -> tsir.PrimFunc:

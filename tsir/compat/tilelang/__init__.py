@@ -18,9 +18,24 @@ from .kernel import JITKernel, PassConfigKey
 from .profiler import Profiler, TensorSupplyType, do_bench
 
 __all__ = [
-    "language", "layout", "jit", "lazy_jit", "compile", "autotune", "AutoTuner", "AutotuneResult", "JITKernel",
-    "JitFunction", "PassConfigKey", "Profiler", "TensorSupplyType", "do_bench", "cdiv",
-    "next_power_of_2", "disable_cache", "DataType",
+    "language",
+    "layout",
+    "jit",
+    "lazy_jit",
+    "compile",
+    "autotune",
+    "AutoTuner",
+    "AutotuneResult",
+    "JITKernel",
+    "JitFunction",
+    "PassConfigKey",
+    "Profiler",
+    "TensorSupplyType",
+    "do_bench",
+    "cdiv",
+    "next_power_of_2",
+    "disable_cache",
+    "DataType",
 ]
 
 __version__ = "0.1.6+tsir"

@@ -11,8 +11,9 @@ import importlib.abc
 import importlib.machinery
 import runpy
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from ...errors import UnsupportedError
 
@@ -35,7 +36,9 @@ class _Missing(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec: Any) -> ModuleType:
-        raise UnsupportedError(f"`import {spec.name}`: TileLang's module {spec.name} is not provided by tsir.compat.tilelang")
+        raise UnsupportedError(
+            f"`import {spec.name}`: TileLang's module {spec.name} is not provided by tsir.compat.tilelang"
+        )
 
     def exec_module(self, module: ModuleType) -> None:  # pragma: no cover - create_module raises
         pass

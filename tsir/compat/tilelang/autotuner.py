@@ -15,10 +15,11 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import tsir  # compat sits above the whole package
 
@@ -85,8 +86,12 @@ def _warm(index: int) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _parallel_warm(make_func: Callable[[dict[str, Any]], Any], configs: list[dict[str, Any]], arch: str) -> dict[int, str]:
-    workers = int(os.environ.get("TSIR_AUTOTUNE_WORKERS", str(min(os.cpu_count() or 1, len(configs)))))
+def _parallel_warm(
+    make_func: Callable[[dict[str, Any]], Any], configs: list[dict[str, Any]], arch: str
+) -> dict[int, str]:
+    workers = int(
+        os.environ.get("TSIR_AUTOTUNE_WORKERS", str(min(os.cpu_count() or 1, len(configs))))
+    )
     if workers <= 1 or len(configs) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return {}
     _WORK.update(make=make_func, configs=configs, arch=arch)
@@ -109,7 +114,7 @@ def _cache_path(key: str) -> Path:
 
 def _device_name(arch: str) -> str:
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         if torch.cuda.is_available():
             return f"{torch.cuda.get_device_name()}|{arch}"
@@ -119,17 +124,30 @@ def _device_name(arch: str) -> str:
 
 
 def tune(
-    make_kernel: Callable[[dict[str, Any]], JITKernel], make_func: Callable[[dict[str, Any]], Any],
-    configs: Sequence[dict[str, Any]], *, key_parts: Sequence[Any], target: Any = "auto",
-    bench: Callable[[JITKernel], float] | None = None, check: Callable[[JITKernel], None] | None = None,
-    ref_bench: Callable[[], float] | None = None, use_cache: bool = True,
+    make_kernel: Callable[[dict[str, Any]], JITKernel],
+    make_func: Callable[[dict[str, Any]], Any],
+    configs: Sequence[dict[str, Any]],
+    *,
+    key_parts: Sequence[Any],
+    target: Any = "auto",
+    bench: Callable[[JITKernel], float] | None = None,
+    check: Callable[[JITKernel], None] | None = None,
+    ref_bench: Callable[[], float] | None = None,
+    use_cache: bool = True,
 ) -> AutotuneResult:
     """Compile every config (in parallel), time each with `bench`, return the fastest."""
     configs = [dict(c) for c in configs]
     if not configs:
         raise UnsupportedError("autotune: the configuration space is empty")
     arch = tsir.Target.parse(resolve_target(target)).arch
-    text = json.dumps([[repr(p) for p in key_parts], [sorted((k, repr(v)) for k, v in c.items()) for c in configs], _device_name(arch), tsir.__version__])
+    text = json.dumps(
+        [
+            [repr(p) for p in key_parts],
+            [sorted((k, repr(v)) for k, v in c.items()) for c in configs],
+            _device_name(arch),
+            tsir.__version__,
+        ]
+    )
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = _cache_path(key)
     if use_cache and path.is_file():
@@ -137,10 +155,14 @@ def tune(
             saved = json.loads(path.read_text())
             winner = configs[saved["index"]]
             kernel = make_kernel(winner)
-            return AutotuneResult(saved["latency"], winner, saved.get("ref_latency"), kernel, from_cache=True)
+            return AutotuneResult(
+                saved["latency"], winner, saved.get("ref_latency"), kernel, from_cache=True
+            )
         except (ValueError, KeyError, IndexError, OSError):
             pass  # an unreadable entry is a miss
-    failures = {_config_name(configs[i]): e for i, e in _parallel_warm(make_func, configs, arch).items()}
+    failures = {
+        _config_name(configs[i]): e for i, e in _parallel_warm(make_func, configs, arch).items()
+    }
     kernels: list[tuple[int, JITKernel]] = []
     for i, c in enumerate(configs):
         if _config_name(c) in failures:
@@ -172,12 +194,24 @@ def tune(
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"index": best[1], "config": {k: repr(v) for k, v in configs[best[1]].items()}, "latency": best[0], "ref_latency": ref, "time": time.time()}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "index": best[1],
+                    "config": {k: repr(v) for k, v in configs[best[1]].items()},
+                    "latency": best[0],
+                    "ref_latency": ref,
+                    "time": time.time(),
+                }
+            )
+        )
         os.replace(tmp, path)
     return AutotuneResult(best[0], configs[best[1]], ref, best[2], failures)
 
 
-def _gpu_bench(warmup: float, rep: float, supply: Any, inputs: Sequence[Any] | None) -> Callable[[JITKernel], float]:
+def _gpu_bench(
+    warmup: float, rep: float, supply: Any, inputs: Sequence[Any] | None
+) -> Callable[[JITKernel], float]:
     def bench(k: JITKernel) -> float:
         return float(k.get_profiler(supply).do_bench(warmup=warmup, rep=rep, input_tensors=inputs))
 
@@ -194,7 +228,7 @@ class AutotunedFunction:
         self.profile = {**self.jitf.profile_args, **profile}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        space = list(self.configs(*args, **kwargs) if callable(self.configs) else self.configs)
+        space = list(self.configs(*args, **kwargs) if callable(self.configs) else self.configs)  # pyright: ignore[reportArgumentType]  # configs: a list of dicts, or a function returning one
         keys = {k for c in space for k in c}
         fixed = {k: kwargs.pop(k) for k in list(kwargs) if k in keys}
         space = [c for c in space if all(c.get(k, v) == v for k, v in fixed.items())]
@@ -217,15 +251,45 @@ class AutotunedFunction:
         ref_prog = self.profile.get("ref_prog")
         supply = self.profile.get("supply_type") or TensorSupplyType.Auto
         tensors = [a for a in args if hasattr(a, "shape")] if jitf.is_body_form else None
-        check = None
+        check: Callable[[JITKernel], None] | None = None
         if ref_prog is not None and not self.profile.get("skip_check", False):
-            def check(k: JITKernel) -> None:
-                k.get_profiler(supply).assert_allclose(ref_prog, input_tensors=tensors, atol=self.profile.get("atol", 1e-2), rtol=self.profile.get("rtol", 1e-2), max_mismatched_ratio=self.profile.get("max_mismatched_ratio", 0.01))
-        key_parts = [getattr(jitf.fn, "__module__", ""), getattr(jitf.fn, "__qualname__", ""), inspect.getsource(jitf.fn), [_arg(a) for a in args], sorted((k, _arg(v)) for k, v in {**kwargs, **fixed}.items())]
-        result = tune(make_kernel, make_func, space, key_parts=key_parts, target=jitf.target, bench=_gpu_bench(self.warmup, self.rep, supply, tensors), check=check)
+
+            def check_outputs(k: JITKernel) -> None:
+                k.get_profiler(supply).assert_allclose(
+                    ref_prog,
+                    input_tensors=tensors,
+                    atol=self.profile.get("atol", 1e-2),
+                    rtol=self.profile.get("rtol", 1e-2),
+                    max_mismatched_ratio=self.profile.get("max_mismatched_ratio", 0.01),
+                )
+
+            check = check_outputs
+        key_parts = [
+            getattr(jitf.fn, "__module__", ""),
+            getattr(jitf.fn, "__qualname__", ""),
+            inspect.getsource(jitf.fn),
+            [_arg(a) for a in args],
+            sorted((k, _arg(v)) for k, v in {**kwargs, **fixed}.items()),
+        ]
+        result = tune(
+            make_kernel,
+            make_func,
+            space,
+            key_parts=key_parts,
+            target=jitf.target,
+            bench=_gpu_bench(self.warmup, self.rep, supply, tensors),
+            check=check,
+        )
         return self._finish(jitf, result.kernel, args, kwargs, result)
 
-    def _finish(self, jitf: JitFunction, kernel: JITKernel, args: Any, kwargs: Any, result: AutotuneResult | None) -> Any:
+    def _finish(
+        self,
+        jitf: JitFunction,
+        kernel: JITKernel,
+        args: Any,
+        kwargs: Any,
+        result: AutotuneResult | None,
+    ) -> Any:
         if jitf.is_body_form:
             return kernel(*jitf._inputs(kernel, args, kwargs))
         if result is None:
@@ -239,15 +303,31 @@ def _arg(x: Any) -> Any:
     return repr(x)
 
 
-def autotune(configs: Any = None, warmup: float = 25, rep: float = 100, timeout: float = 100, **profile: Any) -> Callable[[Any], AutotunedFunction]:
+def autotune(
+    configs: Any = None, warmup: float = 25, rep: float = 100, timeout: float = 100, **profile: Any
+) -> Callable[[Any], AutotunedFunction]:
     """`@tilelang.autotune(configs=[{...}, ...], warmup=, rep=)` over `@tilelang.jit`."""
-    allowed = {"supply_type", "ref_prog", "skip_check", "atol", "rtol", "max_mismatched_ratio", "keys", "cache_input_tensors", "manual_check_prog"}
+    allowed = {
+        "supply_type",
+        "ref_prog",
+        "skip_check",
+        "atol",
+        "rtol",
+        "max_mismatched_ratio",
+        "keys",
+        "cache_input_tensors",
+        "manual_check_prog",
+    }
     unknown = set(profile) - allowed
     if unknown:
-        raise UnsupportedError(f"@autotune({', '.join(sorted(unknown))}=...) is not supported by tsir")
+        raise UnsupportedError(
+            f"@autotune({', '.join(sorted(unknown))}=...) is not supported by tsir"
+        )
     profile.pop("keys", None)  # the config dicts name the keys already
     if configs is None:
-        raise UnsupportedError("@autotune without configs=: tsir has no automatic search space (TileLang's carver)")
+        raise UnsupportedError(
+            "@autotune without configs=: tsir has no automatic search space (TileLang's carver)"
+        )
 
     def deco(fn: Any) -> AutotunedFunction:
         return AutotunedFunction(fn, configs, warmup, rep, profile)
@@ -264,10 +344,14 @@ class AutoTuner:
         self.profile_args: dict[str, Any] = {}
 
     @classmethod
-    def from_kernel(cls, kernel: Callable[..., Any], configs: Sequence[dict[str, Any]]) -> AutoTuner:
+    def from_kernel(
+        cls, kernel: Callable[..., Any], configs: Sequence[dict[str, Any]]
+    ) -> AutoTuner:
         return cls(kernel, configs)
 
-    def set_compile_args(self, out_idx: Any = None, target: Any = "auto", **kwargs: Any) -> AutoTuner:
+    def set_compile_args(
+        self, out_idx: Any = None, target: Any = "auto", **kwargs: Any
+    ) -> AutoTuner:
         self.compile_args = {"out_idx": out_idx, "target": target, **kwargs}
         return self
 
@@ -277,8 +361,19 @@ class AutoTuner:
 
     def run(self, warmup: float = 25, rep: float = 100, timeout: float = 30) -> AutotuneResult:
         args = dict(self.compile_args)
-        profile = {**{k: args.pop(k) for k in list(args) if k in ("supply_type", "ref_prog", "skip_check")}, **self.profile_args}
-        jitf = jit(self.fn, out_idx=args.pop("out_idx", None), target=args.pop("target", "auto"), **args)
+        profile = {
+            **{
+                k: args.pop(k) for k in list(args) if k in ("supply_type", "ref_prog", "skip_check")
+            },
+            **self.profile_args,
+        }
+        jitf = jit(
+            self.fn, out_idx=args.pop("out_idx", None), target=args.pop("target", "auto"), **args
+        )
         tuned = AutotunedFunction(jitf, self.configs, warmup, rep, profile)
         out = tuned()
-        return out if isinstance(out, AutotuneResult) else AutotuneResult(float("nan"), self.configs[0], None, out)
+        return (
+            out
+            if isinstance(out, AutotuneResult)
+            else AutotuneResult(float("nan"), self.configs[0], None, out)
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tsir  # compat sits above the whole package
 
@@ -37,16 +38,25 @@ class PassConfigKey:
 
 # Configs that ask for something tsir never does, or only tune: accepted, listed in the report.
 _NO_EFFECT = {
-    "tl.disable_tma_lower": lambda v: "tsir does not emit TMA copies, so there is nothing to disable",
-    "tl.disable_warp_specialized": lambda v: "tsir does not warp-specialize, so there is nothing to disable",
+    "tl.disable_tma_lower": lambda v: (
+        "tsir does not emit TMA copies, so there is nothing to disable"
+    ),
+    "tl.disable_warp_specialized": lambda v: (
+        "tsir does not warp-specialize, so there is nothing to disable"
+    ),
     "tl.enable_fast_math": lambda v: (
         "tsir compiles without fast math (exp2/log2 are the precise CUDA functions); the request has no effect"
-        if v else "fast math is off in tsir already"
+        if v
+        else "fast math is off in tsir already"
     ),
     "tl.disable_fast_math": lambda v: "fast math is off in tsir already",
     "tl.disable_dynamic_tail_split": lambda v: "tsir does not split dynamic tails",
-    "tl.enable_aggressive_shared_memory_merge": lambda v: "tsir always plans all shared buffers of a kernel into one allocation",
-    "tl.debug_merge_shared_memory_allocations": lambda v: "no shared-memory merge debugging output in tsir",
+    "tl.enable_aggressive_shared_memory_merge": lambda v: (
+        "tsir always plans all shared buffers of a kernel into one allocation"
+    ),
+    "tl.debug_merge_shared_memory_allocations": lambda v: (
+        "no shared-memory merge debugging output in tsir"
+    ),
     "tl.disable_vectorize_256": lambda v: "tsir's vector accesses are at most 128 bits",
 }
 
@@ -99,7 +109,9 @@ def _normalize_out_idx(out_idx: Any, n: int) -> list[int]:
     out = []
     for i in items:
         if not isinstance(i, int) or not -n <= i < n:
-            raise UnsupportedError(f"out_idx {out_idx!r}: every entry must be a parameter index in [-{n}, {n})")
+            raise UnsupportedError(
+                f"out_idx {out_idx!r}: every entry must be a parameter index in [-{n}, {n})"
+            )
         out.append(i % n)
     return out
 
@@ -109,8 +121,12 @@ class JITKernel:
     returns them (one tensor, or a list); `kernel(*all_params)` when there is no `out_idx`."""
 
     def __init__(
-        self, func: PrimFunc, out_idx: Any = None, target: Any = None,
-        pass_configs: dict[Any, Any] | None = None, outputs: Sequence[str] | None = None,
+        self,
+        func: PrimFunc,
+        out_idx: Any = None,
+        target: Any = None,
+        pass_configs: dict[Any, Any] | None = None,
+        outputs: Sequence[str] | None = None,
         report: Sequence[str] = (),
     ):
         self.report: list[str] = [*report, *check_pass_configs(pass_configs)]
@@ -143,7 +159,7 @@ class JITKernel:
 
     @property
     def out_params(self) -> list[Buffer]:
-        return [self.params[i] for i in self.out_idx]  # type: ignore[misc]
+        return [self.params[i] for i in self.out_idx]  # pyright: ignore[reportReturnType]  # narrowed by a check above that the checker cannot follow
 
     def output_shapes(self, *inputs: Any) -> list[tuple[int, ...]]:
         """Shapes of the outputs for these inputs (dynamic dims bound from the inputs' shapes)."""
@@ -163,7 +179,9 @@ class JITKernel:
                 elif isinstance(d, Var) and d in dims:
                     shape.append(dims[d])
                 else:
-                    raise LaunchError(f"output `{p.name}`: dimension `{d}` is not bound by any input's shape")
+                    raise LaunchError(
+                        f"output `{p.name}`: dimension `{d}` is not bound by any input's shape"
+                    )
             shapes.append(tuple(shape))
         return shapes
 
@@ -174,7 +192,9 @@ class JITKernel:
             return None
         if len(args) != len(self.in_idx):
             names = [getattr(self.params[i], "name", str(i)) for i in self.in_idx]
-            raise LaunchError(f"`{self.func.name}` takes {len(self.in_idx)} inputs ({', '.join(names)}); the outputs are allocated and returned; got {len(args)} arguments")
+            raise LaunchError(
+                f"`{self.func.name}` takes {len(self.in_idx)} inputs ({', '.join(names)}); the outputs are allocated and returned; got {len(args)} arguments"
+            )
         outs = self._allocate(args)
         full: list[Any] = [None] * n
         for i, a in zip(self.in_idx, args):
@@ -185,9 +205,12 @@ class JITKernel:
         return outs[0] if len(outs) == 1 else outs
 
     def _allocate(self, inputs: Sequence[Any]) -> list[Any]:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
-        device = next((t.device for t in inputs if hasattr(t, "device") and getattr(t, "is_cuda", False)), None)
+        device = next(
+            (t.device for t in inputs if hasattr(t, "device") and getattr(t, "is_cuda", False)),
+            None,
+        )
         if device is None:
             device = torch.device("cuda", torch.cuda.current_device())
         out = []

@@ -47,7 +47,6 @@ from ...builder.lang import (  # noqa: F401  (re-exported with TileLang's meanin
     vectorized,
 )
 from ...builder.views import alloc_global, reshape, view  # noqa: F401
-from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from ...dtype import DataType as _DataType
 from ...dtype import dtype as _as_dtype
 from ...errors import BuildError, UnsupportedError, user_location
@@ -66,9 +65,11 @@ from ...stmt import ForKind as _ForKind
 from . import hopper as _hopper
 from . import ops as _ops
 from .hopper import *  # noqa: F403  (warp roles, mbarriers, TMA loads, setmaxnreg; T.copy(barrier=))
+from .layout import Fragment, Layout  # noqa: F401  (TileLang's T.Fragment / T.Layout)
 from .missing import HOPPER, MISSING, MissingFeature, missing_messages
 from .ops import *  # noqa: F403  (atomics, reductions, warp values, math, call_extern, T.print)
 from .promotion import tilelang_promotion
+
 
 def prim_func(fn: Any) -> Any:
     """`@T.prim_func`: tsir's script form, built with TileLang's implicit dtype promotion
@@ -95,11 +96,25 @@ class dtype(str):  # noqa: N801  (TileLang's spelling: `dtype: T.dtype = T.float
 
 
 _DTYPES = {
-    "bool": "bool", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
-    "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "float32": "float32",
-    "float": "float32", "float64": "float64", "double": "float64", "float8_e4m3": "float8_e4m3",
-    "float8_e4m3fn": "float8_e4m3", "float8_e5m2": "float8_e5m2",
+    "bool": "bool",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "float16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float": "float32",
+    "float64": "float64",
+    "double": "float64",
+    "float8_e4m3": "float8_e4m3",
+    "float8_e4m3fn": "float8_e4m3",
+    "float8_e5m2": "float8_e5m2",
 }
 for _n, _d in _DTYPES.items():
     globals()[_n] = dtype(_d)
@@ -107,28 +122,44 @@ for _n, _d in _DTYPES.items():
 # -- structure -------------------------------------------------------------------------------------
 
 
-def Kernel(*grid: Any, threads: Any = 128, cluster_dims: Any = None, is_cpu: bool = False, prelude: Any = None) -> Any:
+def Kernel(
+    *grid: Any,
+    threads: Any = 128,
+    cluster_dims: Any = None,
+    is_cpu: bool = False,
+    prelude: Any = None,
+) -> Any:
     """`with T.Kernel(gx, gy, threads=128) as (bx, by):`."""
     for key, value, what in (
         ("cluster_dims", cluster_dims, "thread-block clusters"),
         ("prelude", prelude, "a CUDA prelude"),
     ):
         if value is not None:
-            raise UnsupportedError(f"T.Kernel({key}=...): {what} are not supported by tsir", loc=user_location())
+            raise UnsupportedError(
+                f"T.Kernel({key}=...): {what} are not supported by tsir", loc=user_location()
+            )
     if is_cpu:
-        raise UnsupportedError("T.Kernel(is_cpu=True): tsir generates CUDA only", loc=user_location())
+        raise UnsupportedError(
+            "T.Kernel(is_cpu=True): tsir generates CUDA only", loc=user_location()
+        )
     return _T.Kernel(*grid, threads=threads)
 
 
 def Parallel(*extents: Any, coalesced_width: Any = None, loop_layout: Any = None) -> Any:
     if coalesced_width is not None or loop_layout is not None:
-        raise UnsupportedError("T.Parallel(coalesced_width=/loop_layout=) is not supported; tsir picks the loop layout", loc=user_location())
+        raise UnsupportedError(
+            "T.Parallel(coalesced_width=/loop_layout=) is not supported; tsir picks the loop layout",
+            loc=user_location(),
+        )
     return _T.Parallel(*extents)
 
 
 def serial(start: Any, stop: Any = None, step: Any = None, *, annotations: Any = None) -> Any:
     if step not in (None, 1) or annotations:
-        raise UnsupportedError("T.serial(start, stop, step) with a step, or with annotations, is not supported", loc=user_location())
+        raise UnsupportedError(
+            "T.serial(start, stop, step) with a step, or with annotations, is not supported",
+            loc=user_location(),
+        )
     return _T.serial(start, stop)
 
 
@@ -205,25 +236,45 @@ class GemmWarpPolicy:
 
 
 def gemm(
-    A: Any, B: Any, C: Any, transpose_A: bool = False, transpose_B: bool = False,
-    policy: Any = GemmWarpPolicy.Square, clear_accum: bool = False, k_pack: int = 1,
-    wg_wait: int = 0, **kwargs: Any,
+    A: Any,
+    B: Any,
+    C: Any,
+    transpose_A: bool = False,
+    transpose_B: bool = False,
+    policy: Any = GemmWarpPolicy.Square,
+    clear_accum: bool = False,
+    k_pack: int = 1,
+    wg_wait: int = 0,
+    **kwargs: Any,
 ) -> None:
     for opnd in (A, B):
         buf = getattr(opnd, "buffer", opnd)
         if getattr(buf, "dtype", None) is not None and buf.dtype.kind == "float8":
             raise UnsupportedError(HOPPER.format(what="fp8 T.gemm"), loc=user_location())
     if policy == GemmWarpPolicy.FullCol:
-        raise UnsupportedError("T.gemm(policy=GemmWarpPolicy.FullCol) is not supported; use Square or FullRow", loc=user_location())
+        raise UnsupportedError(
+            "T.gemm(policy=GemmWarpPolicy.FullCol) is not supported; use Square or FullRow",
+            loc=user_location(),
+        )
     if k_pack != 1 or wg_wait != 0 or kwargs:
         names = ["k_pack"] * (k_pack != 1) + ["wg_wait"] * (wg_wait != 0) + sorted(kwargs)
-        raise UnsupportedError(f"T.gemm({', '.join(names)}=...) is not supported (wgmma-specific)", loc=user_location())
+        raise UnsupportedError(
+            f"T.gemm({', '.join(names)}=...) is not supported (wgmma-specific)", loc=user_location()
+        )
     _T.gemm(A, B, C, transpose_A, transpose_B, clear_accum, policy)
 
 
 def im2col(
-    img: Any, col: Any, nhw_step: Any, c_step: Any, kernel: int, stride: int, dilation: int,
-    pad: int, eviction_policy: Any = None, annotations: Any = None,
+    img: Any,
+    col: Any,
+    nhw_step: Any,
+    c_step: Any,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    pad: int,
+    eviction_policy: Any = None,
+    annotations: Any = None,
 ) -> None:
     """TileLang's im2col tile (a TMA im2col load on Hopper there; element-wise loads here)."""
     if eviction_policy not in (None, "evict_normal"):
@@ -253,16 +304,76 @@ def Cast(dtype: Any, value: Any) -> Any:  # noqa: N802  (TVM's spelling: dtype f
 
 # Names with TileLang's meaning (possibly with fewer keyword arguments, each of which raises).
 PRESENT = [
-    "Kernel", "Parallel", "Pipelined", "serial", "Serial", "unroll", "Unroll", "vectorized",
-    "Vectorized", "grid", "get_thread_binding", "get_thread_bindings", "get_block_binding",
-    "get_block_bindings", "alloc_var", "alloc_local", "alloc_shared", "alloc_fragment", "empty",
-    "copy", "fill", "clear", "cumsum", "finalize_reducer", "dynamic", "symbolic", "use_swizzle",
+    "Kernel",
+    "Parallel",
+    "Pipelined",
+    "serial",
+    "Serial",
+    "unroll",
+    "Unroll",
+    "vectorized",
+    "Vectorized",
+    "grid",
+    "get_thread_binding",
+    "get_thread_bindings",
+    "get_block_binding",
+    "get_block_bindings",
+    "alloc_var",
+    "alloc_local",
+    "alloc_shared",
+    "alloc_fragment",
+    "empty",
+    "copy",
+    "fill",
+    "clear",
+    "cumsum",
+    "finalize_reducer",
+    "dynamic",
+    "symbolic",
+    "use_swizzle",
     "annotate_layout",
-    "prim_func", "macro", "const", "Tensor", "Buffer", "SharedBuffer", "FragmentBuffer",
-    "LocalBuffer", "dtype", *_DTYPES, "abs", "ceil", "ceildiv", "cos", "exp", "exp2", "floor",
-    "if_then_else", "infinity", "log", "log2", "round", "rsqrt", "sin", "sqrt", "tanh", "max",
-    "min", "cast", "Cast", "sync_threads", "sync_warp", "GemmWarpPolicy", "im2col", "c2d_im2col",
-    "view", "reshape", "alloc_global", "Fragment", "Layout", *_ops.PRESENT, *_hopper.PRESENT,
+    "prim_func",
+    "macro",
+    "const",
+    "Tensor",
+    "Buffer",
+    "SharedBuffer",
+    "FragmentBuffer",
+    "LocalBuffer",
+    "dtype",
+    *_DTYPES,
+    "abs",
+    "ceil",
+    "ceildiv",
+    "cos",
+    "exp",
+    "exp2",
+    "floor",
+    "if_then_else",
+    "infinity",
+    "log",
+    "log2",
+    "round",
+    "rsqrt",
+    "sin",
+    "sqrt",
+    "tanh",
+    "max",
+    "min",
+    "cast",
+    "Cast",
+    "sync_threads",
+    "sync_warp",
+    "GemmWarpPolicy",
+    "im2col",
+    "c2d_im2col",
+    "view",
+    "reshape",
+    "alloc_global",
+    "Fragment",
+    "Layout",
+    *_ops.PRESENT,
+    *_hopper.PRESENT,
 ]
 
 # Names present with a narrower meaning or another form: name -> what differs.

@@ -4,7 +4,8 @@ torch.profiler) and `Profiler.assert_allclose` against a reference program."""
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm
@@ -28,14 +29,20 @@ def _flush_buffer(torch: Any) -> Any:
 
 
 def do_bench(
-    fn: Callable[[], Any], warmup: float = 25, rep: float = 100, _n_warmup: int = 0,
-    _n_repeat: int = 0, quantiles: Sequence[float] | None = None, fast_flush: bool = True,
-    backend: str = "event", return_mode: str = "mean",
+    fn: Callable[[], Any],
+    warmup: float = 25,
+    rep: float = 100,
+    _n_warmup: int = 0,
+    _n_repeat: int = 0,
+    quantiles: Sequence[float] | None = None,
+    fast_flush: bool = True,
+    backend: str = "event",
+    return_mode: str = "mean",
 ) -> Any:
     """Time `fn` in ms. `warmup`/`rep` are milliseconds (an iteration count is derived from a first
     estimate, as in TileLang/Triton) unless `_n_warmup`/`_n_repeat` give counts. The L2 cache is
     flushed before every timed call. `backend="cupti"` times the kernels alone with CUPTI."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     if backend not in ("event", "cupti"):
         raise UnsupportedError(f"do_bench(backend={backend!r}): use 'event' or 'cupti'")
@@ -75,16 +82,22 @@ def do_bench(
         return qs[0] if len(qs) == 1 else qs
     if return_mode == "all":
         return times
-    return float(getattr(torch, return_mode)(t).item() if return_mode != "median" else t.median().item())
+    return float(
+        getattr(torch, return_mode)(t).item() if return_mode != "median" else t.median().item()
+    )
 
 
 def _cupti_times(torch: Any, fn: Callable[[], Any], cache: Any, n: int) -> list[float]:
     try:
-        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler import ProfilerActivity, profile  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
     except ImportError as exc:
-        raise UnsupportedError(f"do_bench(backend='cupti') needs torch.profiler (CUPTI): {exc}") from None
+        raise UnsupportedError(
+            f"do_bench(backend='cupti') needs torch.profiler (CUPTI): {exc}"
+        ) from None
     if ProfilerActivity.CUDA not in torch.profiler.supported_activities():
-        raise UnsupportedError("do_bench(backend='cupti'): this torch build has no CUPTI (CUDA profiler activity)")
+        raise UnsupportedError(
+            "do_bench(backend='cupti'): this torch build has no CUPTI (CUDA profiler activity)"
+        )
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(n):
             cache.zero_()
@@ -99,9 +112,11 @@ def _cupti_times(torch: Any, fn: Callable[[], Any], cache: Any, n: int) -> list[
     return [total / n / 1000.0]
 
 
-def make_inputs(params: Sequence[Any], supply: TensorSupplyType, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
+def make_inputs(
+    params: Sequence[Any], supply: TensorSupplyType, shapes: Sequence[tuple[int, ...]]
+) -> list[Any]:
     """Random tensors for `params` (tsir Buffers) with the given concrete shapes."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     out = []
     for p, shape in zip(params, shapes):
@@ -138,9 +153,13 @@ class Profiler:
         for i in self.kernel.in_idx:
             p = self.kernel.params[i]
             if not hasattr(p, "shape"):
-                raise UnsupportedError(f"the profiler cannot make a value for the scalar parameter `{p.name}`; pass input_tensors=")
+                raise UnsupportedError(
+                    f"the profiler cannot make a value for the scalar parameter `{p.name}`; pass input_tensors="
+                )
             if not all(isinstance(d, IntImm) for d in p.shape):
-                raise UnsupportedError(f"the profiler cannot make `{p.name}` (dynamic shape {p.shape}); pass input_tensors=")
+                raise UnsupportedError(
+                    f"the profiler cannot make `{p.name}` (dynamic shape {p.shape}); pass input_tensors="
+                )
             shapes.append(tuple(d.value for d in p.shape))
         return shapes
 
@@ -151,10 +170,14 @@ class Profiler:
         return self._inputs
 
     def assert_allclose(
-        self, reference_program: Callable[..., Any], input_tensors: Sequence[Any] | None = None,
-        atol: float = 1e-2, rtol: float = 1e-2, max_mismatched_ratio: float = 0.01,
+        self,
+        reference_program: Callable[..., Any],
+        input_tensors: Sequence[Any] | None = None,
+        atol: float = 1e-2,
+        rtol: float = 1e-2,
+        max_mismatched_ratio: float = 0.01,
     ) -> None:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
         ins = list(input_tensors) if input_tensors is not None else self._make_inputs()
         got = self.kernel(*ins)
@@ -162,9 +185,15 @@ class Profiler:
         got_l = got if isinstance(got, (list, tuple)) else [got]
         ref_l = ref if isinstance(ref, (list, tuple)) else [ref]
         if len(got_l) != len(ref_l):
-            raise LaunchError(f"the kernel returned {len(got_l)} outputs, the reference {len(ref_l)}")
+            raise LaunchError(
+                f"the kernel returned {len(got_l)} outputs, the reference {len(ref_l)}"
+            )
         for k, (g, r) in enumerate(zip(got_l, ref_l)):
-            r = r.to(g.dtype) if hasattr(r, "to") else torch.as_tensor(r, device=g.device, dtype=g.dtype)
+            r = (
+                r.to(g.dtype)
+                if hasattr(r, "to")
+                else torch.as_tensor(r, device=g.device, dtype=g.dtype)
+            )
             close = torch.isclose(g.float(), r.float(), atol=atol, rtol=rtol)
             bad = (~close).sum().item()
             if bad > max_mismatched_ratio * close.numel():
@@ -175,21 +204,34 @@ class Profiler:
                 )
 
     def do_bench(
-        self, func: Callable[..., Any] | None = None, warmup: float = 25, rep: float = 100,
-        n_warmup: int = 0, n_repeat: int = 0, input_tensors: Sequence[Any] | None = None,
-        backend: str = "event", quantiles: Sequence[float] | None = None, return_mode: str = "mean",
+        self,
+        func: Callable[..., Any] | None = None,
+        warmup: float = 25,
+        rep: float = 100,
+        n_warmup: int = 0,
+        n_repeat: int = 0,
+        input_tensors: Sequence[Any] | None = None,
+        backend: str = "event",
+        quantiles: Sequence[float] | None = None,
+        return_mode: str = "mean",
     ) -> Any:
         ins = list(input_tensors) if input_tensors is not None else self._make_inputs()
         target = func if func is not None else self.kernel
         return do_bench(
-            lambda: target(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat,
-            quantiles=quantiles, backend=backend, return_mode=return_mode,
+            lambda: target(*ins),
+            warmup=warmup,
+            rep=rep,
+            _n_warmup=n_warmup,
+            _n_repeat=n_repeat,
+            quantiles=quantiles,
+            backend=backend,
+            return_mode=return_mode,
         )
 
 
 def torch_dtype(name: str) -> Any:
     """The torch dtype of a tsir dtype name (torch is optional: imported on use)."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional: torch is not a dependency of tsir
 
     special = {"float8_e4m3": "float8_e4m3fn", "bool": "bool"}
     return getattr(torch, special.get(name, name))

@@ -22,7 +22,7 @@ to the destination's dtype in both (DESIGN). Vectors of different lanes never pr
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from ...dtype import DataType
 from ...expr import implicit_promotion
