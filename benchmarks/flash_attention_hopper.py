@@ -1,7 +1,8 @@
 """Flash attention forward on Hopper, side by side in one run: tsir's tile program on the Hopper
 path (examples/flash_attention_hopper.py: wgmma, TMA ring, producer warpgroup; several tile
 configurations), torch SDPA on each of its backends (torch's own choice, FlashAttention, cuDNN;
-"x SDPA" is against the fastest), and tsir's Ampere-path kernel (examples/flash_attention.py compiled for sm_90: mma.sync and cp.async, non-causal only).
+"x SDPA" is against the fastest), and tsir's Ampere-path kernel (examples/flash_attention.py
+compiled for sm_90: mma.sync and cp.async, non-causal only).
 
     python benchmarks/flash_attention_hopper.py [--quick] [--out DIR]
 
