@@ -230,7 +230,11 @@ class Reduce(TileOperatorNode):
                 total = _combine(self.kind, total, BufferLoad(ws, (first + w,)))
             body.append(BufferStore(acc_buf, total, (IntImm(0, int32),)))
             body.append(Evaluate(Call(int32, "sync_threads", ())))
-        body.append(self._finish(dst, slot, acc))
+        finish = self._finish(dst, slot, acc)
+        if p.rows % p.groups:
+            # Only the groups holding a row in this slot keep (or, clear=False, combine into) it.
+            finish = IfThenElse(slot * p.groups + tid // p.group < p.rows, finish)
+        body.append(finish)
         loop = For(slot, IntImm(0, int32), IntImm(p.row_slots, int32), ForKind.UNROLLED, seq(*body))
         return Allocate(acc_buf, loop)
 
