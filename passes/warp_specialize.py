@@ -21,7 +21,9 @@ which warpgroups meet at a tile op's implicit barrier before ThreadSync. A consu
 header function reading threadIdx itself (mma.sync's gemm_ss) cannot move: no split. Registers: P =
 40, C = (65536 - 128 P) / (128 W) for W consumer warpgroups, rounded down to 8 and at most 240;
 a kernel whose consumers' register arrays would not fit C (accumulators plus 40) stays unsplit,
-with the reason in the report, as does one whose shape does not qualify.
+with the reason in the report, as does one whose shape does not qualify, and one whose consumers
+use a ring tile before the ring (after it too, persistent), which the free-running producer would
+fill under them.
 
 `T.Kernel(persistent=True)` (an AttrStmt "persistent") makes the split kernel persistent: a grid of
 G = min(blocks, PERSISTENT_CTAS) blocks, each running the grid's blocks t = pid, pid + G, ... with

@@ -113,3 +113,38 @@ def test_staging_tile_reused_before_a_pipelined_loop(
     # Unsplit, and the report says why.
     assert "thread_range" not in str(lowered["WarpSpecialize"])
     assert any("`x_s`, which the ring's copies use" in d.message for d in lowered.report)
+
+
+def tile_used_after_the_ring(num_stages: int) -> tsir.PrimFunc:
+    """The staged tile read (the last chunk) and rewritten after the pipelined loop."""
+    with T.prim_func("after_ring") as f:
+        X = T.param("X", (8, 128), "float32")
+        L = T.param("L", (8, 32), "float32")
+        S = T.param("S", (8, 32), "float32")
+        with T.Kernel(1, threads=128):
+            x_s = T.alloc_shared((8, 32), "float32")
+            acc = T.alloc_fragment((8, 32), "float32")
+            T.clear(acc)
+            for ko in T.Pipelined(4, num_stages=num_stages):
+                T.copy(X[0, ko * 32], x_s)
+                for i, j in T.Parallel(8, 32):
+                    acc[i, j] = acc[i, j] + x_s[i, j]
+            T.copy(x_s, L)
+            for i, j in T.Parallel(8, 32):
+                x_s[i, j] = acc[i, j]
+            T.copy(x_s, S)
+    return f.func
+
+
+@pytest.mark.parametrize("num_stages", [2, 3])
+def test_a_ring_tile_used_after_the_pipelined_loop_keeps_the_split(num_stages: int) -> None:
+    """After the loop every copy has landed (the consumers waited for each): the kernel is still
+    warp-specialized, and correct at every stage."""
+    x = np.random.default_rng(2).integers(-4, 5, (8, 128)).astype(np.float32)
+    lowered = tsir.lower(tile_used_after_the_ring(num_stages), "sm_90a")
+    assert "thread_range" in str(lowered["WarpSpecialize"]), lowered.report
+    out = [np.zeros((8, 32), np.float32), np.zeros((8, 32), np.float32)]
+    report = tsir.interpret.check_stages(lowered, [x, *out], target="sm_90a")
+    assert report.ok, report.first_failure
+    np.testing.assert_array_equal(report.reference[1], x[:, -32:])
+    np.testing.assert_array_equal(report.reference[2], x.reshape(8, 4, 32).sum(axis=1))
