@@ -21,7 +21,9 @@ which warpgroups meet at a tile op's implicit barrier before ThreadSync. A consu
 header function reading threadIdx itself (mma.sync's gemm_ss) cannot move: no split. Registers: P =
 40, C = (65536 - 128 P) / (128 W) for W consumer warpgroups, rounded down to 8 and at most 240;
 a kernel whose consumers' register arrays would not fit C (accumulators plus 40) stays unsplit,
-with the reason in the report, as does one whose shape does not qualify.
+with the reason in the report, as does one whose shape does not qualify, and one whose consumers
+use a ring tile before the ring (after it too, persistent), which the free-running producer would
+fill under them.
 
 `T.Kernel(persistent=True)` (an AttrStmt "persistent") makes the split kernel persistent: a grid of
 G = min(blocks, PERSISTENT_CTAS) blocks, each running the grid's blocks t = pid, pid + G, ... with
@@ -38,12 +40,23 @@ from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.dtype import int32
-from tsir.expr import Call, FloorDiv, FloorMod, IntImm, Min, PrimExpr, Var, const_value
+from tsir.expr import (
+    BufferLoad,
+    Call,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Min,
+    PrimExpr,
+    Var,
+    const_value,
+)
 from tsir.function import PrimFunc
 from tsir.intrin import device_function
 from tsir.stmt import (
     Allocate,
     AttrStmt,
+    BufferStore,
     DeclBuffer,
     Evaluate,
     For,
@@ -146,6 +159,47 @@ class _FindRing(Mutator):
         return s.replace(body=consumer_loop)
 
 
+def _around_ring(s: Stmt) -> tuple[list[Stmt], list[Stmt]] | None:
+    """The statements that run before and after the ring (in `s`, where it sits at the top level
+    under sequences and wrappers), or None when `s` does not hold it."""
+    if isinstance(s, AttrStmt) and s.key == RING_ATTR:
+        return [], []
+    if isinstance(s, SeqStmt):
+        for i, x in enumerate(s.stmts):
+            hit = _around_ring(x)
+            if hit is not None:
+                return list(s.stmts[:i]) + hit[0], hit[1] + list(s.stmts[i + 1 :])
+        return None
+    if isinstance(s, (Allocate, DeclBuffer, AttrStmt, LetStmt)):
+        return _around_ring(s.body)
+    return None
+
+
+def _check_ring_buffers(consumer: Stmt, find: _FindRing, persistent: bool) -> None:
+    """The producer fills the ring from the kernel's start (and, persistent, into the next tile
+    while the consumers finish this one): refuse when the consumers touch a buffer the ring's
+    copies write (or write one they read) outside the ring's loop, where no ring barrier orders
+    the two (a staging tile reused by a loop before the pipelined one, say)."""
+    assert find.produce is not None and find.ring is not None
+    ring = ring_of(find.ring)
+    assert ring is not None
+    bars = {ring[0], ring[1]}
+    used = {x.buffer for x in collect(find.produce, BufferLoad) if x.buffer not in bars}
+    around = _around_ring(consumer)
+    assert around is not None
+    before, after = around
+    outside = before + after if persistent else before
+    where = "outside the pipelined loop" if persistent else "before the pipelined loop"
+    for stmt in outside:
+        for node in collect(stmt, (BufferLoad, BufferStore)):
+            buf = node.buffer
+            if buf in used and (buf.scope.startswith("shared") or isinstance(node, BufferStore)):
+                raise _Refused(
+                    f"`{buf.name}`, which the ring's copies use, is also accessed {where}: the "
+                    f"producer warpgroup would fill it while the consumers still use it"
+                )
+
+
 def _is_produce(s: Stmt) -> bool:
     return any(a.key == PRODUCE_ATTR for a in collect(s, AttrStmt))
 
@@ -196,6 +250,9 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     if any(isinstance(w, LetStmt) for w in chain):
         raise _Refused("a value computed before the ring would be needed by both warpgroups")
     assert find.loop is not None and find.produce is not None
+    _check_ring_buffers(
+        consumer, find, any(isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR for w in chain)
+    )
     fixed = next(
         (
             c.op

@@ -115,3 +115,58 @@ def test_an_absolute_floor_for_outputs_that_cancel_to_zero() -> None:
     assert "2 of 3 elements differ" in compare_outputs(ref, got, 0.02)
     assert compare_outputs(ref, got, 0.02, atol=1e-4) == ""
     assert "differ" in compare_outputs(ref, [np.array([1e-3, 0, 0], np.float32)], 0.02, atol=1e-4)
+
+
+def rewritten_a_gemm() -> tsir.PrimFunc:
+    """Two k-steps of a 64x64 gemm on two warpgroups (each wgmma reads all of `A_s`) whose A tile
+    is rewritten in shared memory before each step (fuzz seed 7000693, reduced)."""
+    with T.prim_func("rewritten_a") as f:
+        A = T.param("A", (64, 32), "float16")
+        B = T.param("B", (64, 32), "float16")
+        C = T.param("C", (64, 64), "float32")
+        with T.Kernel(1, threads=256):
+            A_s = T.alloc_shared((64, 16), "float16")
+            B_s = T.alloc_shared((64, 16), "float16")
+            C_f = T.alloc_fragment((64, 64), "float32")
+            for ko in T.Pipelined(2, num_stages=1):
+                T.copy(A[0, ko * 16], A_s)
+                for i, k in T.Parallel(64, 16):
+                    A_s[i, k] = A_s[i, k] - 1
+                T.copy(B[0, ko * 16], B_s)
+                T.gemm(A_s, B_s, C_f, transpose_B=True, clear_accum=True)
+            T.copy(C_f, C)
+    return f.func
+
+
+def test_a_wgmma_wait_between_tile_ops_completes_in_every_warpgroup_first() -> None:
+    """Before ThreadSync every statement completes in all threads before the next: the wgmma_wait
+    InjectWgmmaSync puts at the top of the k-loop, between tile ops, retires both warpgroups'
+    wgmma before the next copy into `A_s` (the warpgroups, run as strands, used to meet only at a
+    tile op's end, so warpgroup 0 wrote `A_s` under warpgroup 1's pending wgmma: a false
+    WgmmaHazardError). Without that wait the hazard is still reported."""
+    from tsir.expr import Call
+    from tsir.interpret import WgmmaHazardError
+    from tsir.stmt import Evaluate, For, SeqStmt
+    from tsir.visitor import Mutator
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(-3, 4, (64, 32)).astype(np.float16)
+    b = rng.integers(-3, 4, (64, 32)).astype(np.float16)
+    ir = tsir.lower(rewritten_a_gemm(), "sm_90a")["InjectWgmmaSync"]
+    c = np.zeros((64, 64), np.float32)
+    tsir.interpret(ir, a, b, c, implicit_sync=True)
+    want = (a[:, 16:].astype(np.float32) - 1) @ b[:, 16:].astype(np.float32).T
+    np.testing.assert_array_equal(c, want)
+
+    class DropLoopWait(Mutator):
+        def visit_For(self, s: For):  # type: ignore[no-untyped-def]
+            if s.loop_var.name != "ko":
+                return s
+            assert isinstance(s.body, SeqStmt)
+            first = s.body.stmts[0]
+            assert isinstance(first, Evaluate) and isinstance(first.value, Call)
+            assert first.value.op.startswith("tsir.wgmma.wgmma_wait")
+            return s.replace(body=s.body.replace(stmts=s.body.stmts[1:]))
+
+    with pytest.raises(WgmmaHazardError, match="`A_s` .* no wgmma_wait has retired"):
+        tsir.interpret(DropLoopWait().visit(ir), a, b, np.zeros_like(c), implicit_sync=True)

@@ -23,9 +23,10 @@ def u32(load: object) -> object:
     )
 
 
-def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
+def ring_kernel(split: bool, threads: int = 128, touch: str = "") -> tsir.PrimFunc:
     """A ring of 2 stages over 4 iterations, as the pipeliner and LowerTileOp leave it (`split`:
-    as WarpSpecialize should leave it)."""
+    as WarpSpecialize should leave it). `touch`: "before"/"after" reads the ring's tile `A_s`
+    before/after the ring, "source" reads its copies' source `A` before it."""
     with T.prim_func("f") as f:
         A = T.param("A", (64, 256), "float16")
         C = T.param("C", (threads,), "float32")
@@ -73,6 +74,10 @@ def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
             def consume(t: object) -> None:
                 for i in T.serial(32):
                     acc[i] = 0.0
+                if touch == "before":
+                    acc[1] = T.cast(A_s[0, t // 2, 1], "float32")  # type: ignore[operator]
+                if touch == "source":
+                    acc[1] = T.cast(A[t // 2, 1], "float32")  # type: ignore[operator]
                 with T.attr("pipeline_buffers", (A_s,)):
                     with T.attr("mbarrier_ring", (full, empty, 2, True)):
                         if not split:
@@ -90,7 +95,9 @@ def ring_kernel(split: bool, threads: int = 128) -> tsir.PrimFunc:
                                 T.sync_warp()
                                 with T.If(t % 32 == 0):  # type: ignore[operator]
                                     mb("mbarrier_arrive", u32(empty[k % 2]))
-                C[t] = acc[0]
+                if touch == "after":
+                    acc[1] = T.cast(A_s[1, t // 2, 1], "float32")  # type: ignore[operator]
+                C[t] = acc[0] + acc[1]
 
             if not split:
                 consume(tx)
@@ -182,3 +189,58 @@ def test_a_persistent_kernel_loops_over_its_tiles_in_both_warpgroups() -> None:
     assert sorted(f.loop_var.name for f in tiles) == ["tile", "tile_p"]
     assert sorted(l.var.name for l in collect(kernel.body, LetStmt)) == ["bx", "bx_p"]
     assert not [a for a in collect(kernel.body, AttrStmt) if a.key == "persistent"]
+
+
+def _persistent(f: tsir.PrimFunc) -> tsir.PrimFunc:
+    from tsir.stmt import AttrStmt, KernelLaunch
+    from tsir.visitor import Mutator
+
+    class Persistent(Mutator):
+        def visit_KernelLaunch(self, k: KernelLaunch):  # type: ignore[no-untyped-def]
+            return k.replace(grid=(T.int32(300),), body=AttrStmt("persistent", True, k.body))
+
+    return Persistent().visit(f)
+
+
+def test_a_ring_tile_used_before_the_ring_keeps_the_kernel_unsplit() -> None:
+    """The producer starts filling the ring at once: a tile the consumers still use before the
+    pipelined loop (a staging buffer reused by an earlier loop) would be overwritten under them,
+    with no barrier between (fuzz seeds 7000369, 7001068). The kernel stays as it is."""
+    ctx = PassContext(tsir.Target.parse("sm_90a"))
+    f = ring_kernel(False, touch="before")
+    tsir.assert_structural_equal(get("WarpSpecialize")(f, ctx), f)
+    assert [d.message for d in ctx.report] == [
+        (
+            "kernel `f_kernel` is not warp-specialized: `A_s`, which the ring's copies use, is "
+            "also accessed before the pipelined loop: the producer warpgroup would fill it while "
+            "the consumers still use it"
+        )
+    ]
+
+
+def test_reading_the_copies_source_or_the_tile_after_the_ring_still_splits() -> None:
+    """Reading the global source before the ring races with nothing, nor does reading a tile after
+    the ring (every copy has landed: the consumers waited for each)."""
+    from tsir.stmt import AttrStmt
+    from tsir.visitor import collect
+
+    for touch in ("source", "after"):
+        ctx = PassContext(tsir.Target.parse("sm_90a"))
+        out = get("WarpSpecialize")(ring_kernel(False, touch=touch), ctx)
+        assert not ctx.report, touch
+        assert [a.value[:2] for a in collect(out, AttrStmt) if a.key == "thread_range"] == [
+            (0, 128),
+            (128, 256),
+        ]
+
+
+def test_a_persistent_kernel_reading_a_ring_tile_after_the_ring_stays_unsplit() -> None:
+    """Persistent, the producer fills the next tile's stages while the consumers finish this
+    tile: a tile read after the loop could already hold the next tile's data."""
+    ctx = PassContext(tsir.Target.parse("sm_90a"))
+    f = _persistent(ring_kernel(False, touch="after"))
+    out = get("WarpSpecialize")(f, ctx)
+    assert "`A_s`, which the ring's copies use, is also accessed outside the pipelined loop" in (
+        ctx.report[0].message
+    )
+    assert "thread_range" not in str(out)

@@ -236,8 +236,9 @@ class Executor:
                 finally:
                     me.implicit_range = saved_range
                 return
-            if strands.roles and strands.cur.implicit_range is None:
-                strands.implicit_barrier(s, before=True)
+            # Its start too: every strand of the range has finished the statements before it
+            # (a wgmma_wait between two tile ops retires each warpgroup's own wgmma).
+            strands.implicit_barrier(s, before=True)
             self.run(s.body, mask)
             strands.implicit_barrier(s)
             return
