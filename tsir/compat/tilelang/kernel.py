@@ -15,6 +15,8 @@ from ...buffer import Buffer
 from ...errors import LaunchError, UnsupportedError
 from ...expr import IntImm, Var
 from ...function import PrimFunc
+from ...stmt import For, Stmt
+from ...visitor import Mutator
 from .profiler import Profiler, TensorSupplyType, torch_dtype
 
 __all__ = ["JITKernel", "PassConfigKey", "resolve_target", "check_pass_configs", "compile_func"]
@@ -36,20 +38,28 @@ class PassConfigKey:
     TL_DEBUG_MERGE_SHARED_MEMORY_ALLOCATIONS = "tl.debug_merge_shared_memory_allocations"
 
 
-# Configs that ask for something tsir never does, or only tune: accepted, listed in the report.
-_NO_EFFECT = {
+# Configs tsir honours: each turns into what tsir does for it (see `apply_pass_configs`).
+_HONOURED = {
     "tl.disable_tma_lower": lambda v: (
-        "tsir does not emit TMA copies, so there is nothing to disable"
+        "T.Pipelined loops copy with cp.async, not TMA (as `T.Pipelined(..., tma=False)`)"
+        if v
+        else "TMA where the copies allow it (tsir's default)"
     ),
     "tl.disable_warp_specialized": lambda v: (
-        "tsir does not warp-specialize, so there is nothing to disable"
+        "no producer warpgroup (as `T.Pipelined(..., warp_specialize=False)`)"
+        if v
+        else "warp-specialized where it qualifies (tsir's default)"
     ),
     "tl.enable_fast_math": lambda v: (
-        "tsir compiles without fast math (exp2/log2 are the precise CUDA functions); the request has no effect"
-        if v
-        else "fast math is off in tsir already"
+        "compiled with NVRTC's --use_fast_math" if v else "precise math (tsir's default)"
     ),
-    "tl.disable_fast_math": lambda v: "fast math is off in tsir already",
+    "tl.disable_fast_math": lambda v: (
+        "precise math (tsir's default)" if v else "precise math unless tl.enable_fast_math"
+    ),
+}
+
+# Configs that ask for something tsir never does, or only tune: accepted, listed in the report.
+_NO_EFFECT = {
     "tl.disable_dynamic_tail_split": lambda v: "tsir does not split dynamic tails",
     "tl.enable_aggressive_shared_memory_merge": lambda v: (
         "tsir always plans all shared buffers of a kernel into one allocation"
@@ -61,6 +71,44 @@ _NO_EFFECT = {
 }
 
 
+class _PipelineOptions(Mutator):
+    """Every `T.Pipelined` loop that does not choose for itself gets `tma`/`warp_specialize`."""
+
+    def __init__(self, options: dict[str, bool]):
+        super().__init__()
+        self.options = options
+
+    def visit_For(self, s: For) -> Stmt:
+        s = self.generic_visit(s)
+        if s.annotation("num_stages") is None:
+            return s
+        extra = tuple((k, v) for k, v in self.options.items() if s.annotation(k) is None)
+        return s.replace(annotations=s.annotations + extra) if extra else s
+
+
+def apply_pass_configs(
+    func: PrimFunc, configs: dict[Any, Any] | None
+) -> tuple[PrimFunc, tuple[str, ...]]:
+    """`func` with the honoured configs' loop options, and the NVRTC options they ask for."""
+    options: dict[str, bool] = {}
+    nvrtc: tuple[str, ...] = ()
+    for k, v in (configs or {}).items():
+        key = _key(k)
+        if key == "tl.disable_tma_lower" and v:
+            options["tma"] = False
+        elif key == "tl.disable_warp_specialized" and v:
+            options["warp_specialize"] = False
+        elif key == "tl.enable_fast_math" and v and not _key_true(configs, "tl.disable_fast_math"):
+            nvrtc = ("--use_fast_math",)
+    if options:
+        func = func.replace(body=_PipelineOptions(options).visit(func.body))
+    return func, nvrtc
+
+
+def _key_true(configs: dict[Any, Any] | None, name: str) -> bool:
+    return any(_key(k) == name and bool(v) for k, v in (configs or {}).items())
+
+
 def _key(k: Any) -> str:
     return str(getattr(k, "value", k))
 
@@ -70,12 +118,15 @@ def check_pass_configs(configs: dict[Any, Any] | None) -> list[str]:
     report = []
     for k, v in (configs or {}).items():
         key = _key(k)
+        if key in _HONOURED:
+            report.append(f"pass config {key}={v!r}: {_HONOURED[key](v)}")
+            continue
         why = _NO_EFFECT.get(key)
         if why is None:
             raise UnsupportedError(
                 f"pass config {key!r}={v!r} is not supported by tsir (it would change how the kernel is "
                 f"compiled in a way tsir cannot reproduce); remove it. Accepted with no effect: "
-                f"{', '.join(sorted(_NO_EFFECT))}"
+                f"{', '.join(sorted(_NO_EFFECT))}; honoured: {', '.join(sorted(_HONOURED))}"
             )
         report.append(f"pass config {key}={v!r}: no effect ({why(v)})")
     return report
@@ -98,8 +149,12 @@ def resolve_target(target: Any) -> str:
     return t
 
 
-def compile_func(func: PrimFunc, target: Any) -> Any:
-    return tsir.compile(func, target=resolve_target(target))
+def compile_func(func: PrimFunc, target: Any, pass_configs: dict[Any, Any] | None = None) -> Any:
+    func, nvrtc = apply_pass_configs(func, pass_configs)
+    if not nvrtc:
+        return tsir.compile(func, target=resolve_target(target))
+    with knobs.override(nvrtc_options=(*knobs.nvrtc_options, *nvrtc)):
+        return tsir.compile(func, target=resolve_target(target))
 
 
 def _normalize_out_idx(out_idx: Any, n: int) -> list[int]:
@@ -139,7 +194,7 @@ class JITKernel:
         else:
             self.out_idx = _normalize_out_idx(out_idx, n)
         self.in_idx = [i for i in range(n) if i not in self.out_idx]
-        self.kernel = compile_func(func, target)
+        self.kernel = compile_func(func, target, pass_configs)
         self.target = self.kernel.target
         # The compiler prints its own decisions under TSIR_EXPLAIN; these are the compat layer's.
         if knobs.explain:
