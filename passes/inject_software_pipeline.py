@@ -215,6 +215,17 @@ class _Pipeline(Mutator):
             return s
         stages = int(s.annotation("num_stages", 0) or 0)
         serial = s.replace(kind=ForKind.SERIAL, annotations=())
+        if s.annotation("schedule") is not None:
+            given = ", ".join(
+                f"{k}=" for k, v in zip(("order", "stage", "group"), s.annotation("schedule")) if v
+            )
+            self.ctx.explain(
+                "InjectSoftwarePipeline",
+                f"T.Pipelined over `{s.loop_var.name}`: the hand-written schedule ({given}) is not "
+                "followed; tsir stages the loop's leading global->shared copies itself (the "
+                "results are the same, the overlap may differ)",
+                s.span,
+            )
         if stages < 2:
             return serial  # 0 and 1 ask for no overlap
         if self.roles or any(a.key == WARP_ROLE_ATTR for a in collect(s.body, AttrStmt)):
@@ -241,7 +252,7 @@ class _Pipeline(Mutator):
             load = p.op.async_load()
             assert load is not None, "_select_producers keeps only ops with an async load"
             loads.append(load)
-        tiles = {ld.tile for ld in loads}
+        tiles = list(dict.fromkeys(ld.tile for ld in loads))  # program order: deterministic IR
         if any(b in self.staged for b in tiles):
             names = ", ".join(sorted(b.name for b in tiles if b in self.staged))
             return self.unpipelined(

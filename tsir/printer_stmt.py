@@ -227,6 +227,13 @@ class StmtPrinter:
             if s.annotation("tma") is not None:
                 args.append(f"tma={s.annotation('tma')!r}")
                 builder_annotations += (("tma", s.annotation("tma")),)
+            schedule = s.annotation("schedule")
+            if schedule is not None:
+                for key, value in zip(("order", "stage", "group"), schedule):
+                    if value is not None:
+                        as_list = [list(x) for x in value] if key == "group" else list(value)
+                        args.append(f"{key}={as_list!r}")
+                builder_annotations += (("schedule", schedule),)
         if s.thread is not None:
             args.append(f"thread={quote(s.thread)}")
         if s.annotations and s.annotations != builder_annotations:

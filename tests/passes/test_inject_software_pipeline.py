@@ -5,10 +5,16 @@ test_inject_software_pipeline_producers.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from tsir.passes import PassContext, get
 
 import tsir
 from tsir import T
+from tsir.errors import BuildError
+from tsir.stmt import For
+from tsir.visitor import collect
 
 SM80 = PassContext(tsir.Target.parse("sm_80"))
 
@@ -222,3 +228,54 @@ def test_a_pipelined_loop_inside_another_loop_keeps_cp_async_on_sm90() -> None:
     b = rng.standard_normal((96, 64)).astype(np.float16)
     args = [a, b, np.zeros((64, 64), np.float32)]
     tsir.interpret.check_stages(f.func, args, target="sm_90a").raise_for_failure()
+
+
+def _scheduled_gemm(**schedule: Any) -> tsir.PrimFunc:
+    with T.prim_func("sched") as f:
+        A = T.param("A", (64, 128), "float16")
+        B = T.param("B", (128, 64), "float16")
+        C = T.param("C", (64, 64), "float32")
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared((64, 32), "float16")
+            B_s = T.alloc_shared((32, 64), "float16")
+            acc = T.alloc_fragment((64, 64), "float32")
+            T.clear(acc)
+            for k in T.Pipelined(4, num_stages=2, **schedule):
+                T.copy(A[0, k * 32], A_s)
+                T.copy(B[k * 32, 0], B_s)
+                T.gemm(A_s, B_s, acc)
+            T.copy(acc, C)
+    return f.func
+
+
+def test_a_hand_written_schedule_is_kept_reported_and_changes_nothing() -> None:
+    """TileLang's order=/stage=/group= are accepted (a schedule never changes the results): the
+    loop is pipelined as without them, and the report says the schedule was not followed."""
+    hinted = _scheduled_gemm(order=[-1, 0, 1], stage=[-1, 0, 1], group=[[0], [1], [2]])
+    (loop,) = [x for x in collect(hinted.body, For) if x.annotation("num_stages") == 2]
+    assert loop.annotation("schedule") == ((-1, 0, 1), (-1, 0, 1), ((0,), (1,), (2,)))
+    lowered, plain = tsir.lower(hinted, "sm_80"), tsir.lower(_scheduled_gemm(), "sm_80")
+    tsir.assert_structural_equal(lowered.module, plain.module)
+    (line,) = [str(d) for d in lowered.report]
+    assert "the hand-written schedule (order=, stage=, group=) is not followed" in line
+    assert line.startswith(f"{__file__}:")
+    ns: dict[str, Any] = {"T": T, "tsir": tsir}
+    exec(str(hinted), ns)  # noqa: S102  (the printer's own output rebuilds the hint)
+    tsir.assert_structural_equal(ns["f"].func, hinted)
+
+
+@pytest.mark.parametrize(
+    "schedule,message",
+    [
+        ({"order": [0, "x"]}, "order= must be a list of ints"),
+        ({"stage": 1}, "stage= must be a list of ints"),
+        ({"group": [[0], 1]}, "group= must be a list of ints"),
+        ({"order": [0, 1], "stage": [0]}, "one entry per statement group: 2 vs 1"),
+    ],
+)
+def test_a_malformed_schedule_is_refused_at_the_users_line(
+    schedule: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BuildError, match=message) as e:
+        _scheduled_gemm(**schedule)
+    assert e.value.loc is not None and e.value.loc.filename == __file__

@@ -113,7 +113,7 @@ def test_while_on_runtime_condition_and_missing_annotation():
     assert e.value.loc is not None and e.value.loc.filename == HERE
 
 
-def test_cluster_and_pipeline_schedule_raise():
+def test_cluster_and_a_malformed_pipeline_schedule_raise():
     def clus(A: Tensor((64,), "float32")):
         with T.Kernel(1, threads=64, cluster=2):
             A[0] = 0.0
@@ -124,9 +124,9 @@ def test_cluster_and_pipeline_schedule_raise():
 
     def order(A: Tensor((64,), "float32")):
         with T.Kernel(1, threads=64):
-            for k in T.Pipelined(4, num_stages=2, order=[0, 1]):
+            for k in T.Pipelined(4, num_stages=2, order=[0, 1], stage=[0]):
                 A[k] = 0.0
 
-    with pytest.raises(UnsupportedError, match="order=") as e:
+    with pytest.raises(BuildError, match="one entry per statement group: 2 vs 1") as e:
         T.prim_func(order)
-    _check(e.value, order, "T.Pipelined(4, num_stages=2, order=[0, 1])")
+    _check(e.value, order, "T.Pipelined(4, num_stages=2, order=[0, 1], stage=[0])")

@@ -293,8 +293,9 @@ def Pipelined(
 ) -> Iterator[Any]:
     """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
     `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
-    `stage=` and `group=` (a hand-written schedule in TileLang) raise: tsir's pipeliner chooses
-    the schedule itself, and accepting them would ignore them. On sm_90a the loads become TMA
+    `stage=` and `group=` (a hand-written schedule in TileLang) are checked and kept on the loop;
+    tsir's pipeliner schedules the loop itself (a schedule never changes the results) and says so
+    under TSIR_EXPLAIN. On sm_90a the loads become TMA
     copies into an mbarrier ring where they can (`tma=None`), must (`tma=True`: an error naming
     the copy and the rule it breaks otherwise) or must not (`tma=False`: cp.async);
     `warp_specialize=False` keeps such a ring in the kernel's own threads (no producer
@@ -307,15 +308,11 @@ def Pipelined(
         )
     if tma is not None and not isinstance(tma, bool):
         raise BuildError(f"T.Pipelined tma must be True, False or None, got {tma!r}")
-    for key, value in (("order", order), ("stage", stage), ("group", group)):
-        if value is not None:
-            raise UnsupportedError(
-                f"T.Pipelined({key}=...): explicit pipeline schedules are not supported; tsir "
-                "stages the copies that lead the loop body itself (drop order=/stage=/group=)",
-                loc=user_location(),
-            )
+    schedule = _schedule_hint(order, stage, group, num_stages)
     kind = ForKind.PIPELINED if num_stages > 0 else ForKind.SERIAL
     ann = (("num_stages", num_stages),) if num_stages else ()
+    if schedule is not None:
+        ann += (("schedule", schedule),)
     if not warp_specialize and num_stages:
         ann += (("warp_specialize", False),)
     if tma is not None and num_stages:
@@ -328,6 +325,41 @@ def Pipelined(
         return _loop(kind, ((start, stop),), _loop_name("k"), ann)
     # The pipeliner counts stages from iteration 0: run 0..stop-start and hand the user start + k.
     return _offset_loop(kind, start, stop, _loop_name("k"), ann)
+
+
+def _int_list(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not _py.all(
+        isinstance(x, int) and not isinstance(x, bool) for x in value
+    ):
+        raise BuildError(f"T.Pipelined {what}= must be a list of ints, got {value!r}")
+    return tuple(value)
+
+
+def _schedule_hint(
+    order: Any, stage: Any, group: Any, num_stages: int
+) -> (
+    tuple[tuple[int, ...] | None, tuple[int, ...] | None, tuple[tuple[int, ...], ...] | None] | None
+):
+    """TileLang's hand-written schedule (`order=`, `stage=`, `group=`), checked for form. A
+    schedule changes when statements run, never what the loop computes, so tsir accepts it and
+    InjectSoftwarePipeline says under TSIR_EXPLAIN that it scheduled the loop itself."""
+    if order is None and stage is None and group is None:
+        return None
+    if not num_stages:
+        raise BuildError("T.Pipelined order=/stage=/group= need num_stages > 0 (a pipelined loop)")
+    o = None if order is None else _int_list(order, "order")
+    st = None if stage is None else _int_list(stage, "stage")
+    if o is not None and st is not None and len(o) != len(st):
+        raise BuildError(
+            f"T.Pipelined order= and stage= must have one entry per statement group: "
+            f"{len(o)} vs {len(st)}"
+        )
+    g = None
+    if group is not None:
+        if not isinstance(group, (list, tuple)):
+            raise BuildError(f"T.Pipelined group= must be a list of lists of ints, got {group!r}")
+        g = tuple(_int_list(x, "group") for x in group)
+    return (o, st, g)
 
 
 def _offset_loop(

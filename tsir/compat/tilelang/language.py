@@ -382,7 +382,7 @@ DIFFERENT = {
     **_ops.DIFFERENT,
     **_hopper.DIFFERENT,
     "alloc_reducer": "op sum/max/min, replication='all' only",
-    "Pipelined": "order=/stage=/group= raise (tsir schedules the stages)",
+    "Pipelined": "order=/stage=/group= accepted; tsir schedules the stages itself (TSIR_EXPLAIN says so)",
     "use_swizzle": "order='row' only",
 }
 
