@@ -3,9 +3,9 @@
 #  - in the background, on the host's CPU cores: the 10,000-program differential fuzz run
 #    (scripts/fuzz.py: sm_80 and sm_90a lowered and compiled with NVRTC, stages compared with
 #    the interpreter where their CUDA differs; stops at FUZZ_SECONDS and reports what finished);
-#  - phase A, correctness at once: the GPU tests of the Hopper work (GEMM, attention, explicit
-#    control) and the runtime, beside compute-sanitizer's four tools over every example kernel
-#    (scripts/gpu_sanitize.sh) and racecheck/synccheck on the explicit mbarrier kernels;
+#  - phase A, correctness at once: every GPU test (`pytest -m "gpu or multigpu"`), beside
+#    compute-sanitizer's four tools over every example kernel (scripts/gpu_sanitize.sh)
+#    and racecheck/synccheck on the explicit mbarrier kernels;
 #  - phase B, timings one after another: attention (tsir vs torch SDPA), the 8192^3 GEMM
 #    configurations, launch overhead (against the frozen pre-issue-10 launcher).
 # Usage (GPU machine, repo root, .whl/ from `make device-wheels`): bash scripts/gpu_final.sh
@@ -27,8 +27,7 @@ fuzz=$!
 ( OUT="$OUT/sanitize" timeout 240 bash scripts/gpu_sanitize.sh > "$OUT/sanitize.out" 2>&1
   echo "sanitize exit $?" >> "$OUT/sanitize.out" ) &
 san=$!
-tests=(tests/hopper tests/runtime/test_alloc_global.py)
-timeout 240 python3 -m pytest -v -p no:cacheprovider -m "gpu or multigpu" -rs "${tests[@]}" \
+timeout 240 python3 -m pytest -v -p no:cacheprovider -m "gpu or multigpu" -rs tests \
   > "$OUT/gpu_tests.log" 2>&1
 t "gpu tests exit $?"; grep -E "FAILED|ERROR|passed|failed" "$OUT/gpu_tests.log" | tail -15
 wait "$san"; t "sanitizers:"; cat "$OUT/sanitize.out"
