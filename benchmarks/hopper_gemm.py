@@ -68,6 +68,8 @@ PROBLEMS = {
 
 _BASE16 = [
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=True),
+    GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=True, cluster_m=2),
+    GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=False, cluster_m=2),
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=False),
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=3, persistent=True),
     GemmConfig(block_m=256, block_n=128, block_k=64, stages=4, persistent=True),
@@ -75,6 +77,7 @@ _BASE16 = [
 ]
 _BASE8 = [
     GemmConfig(block_m=128, block_n=256, block_k=128, stages=4, persistent=True),
+    GemmConfig(block_m=128, block_n=256, block_k=128, stages=4, persistent=True, cluster_m=2),
     GemmConfig(block_m=128, block_n=256, block_k=128, stages=4, persistent=False),
     GemmConfig(block_m=128, block_n=128, block_k=128, stages=6, persistent=True),
 ]
@@ -422,7 +425,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
-    ap.add_argument("--only", default="", help="run only cases containing this substring")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="run only cases containing one of these comma-separated substrings",
+    )
     ap.add_argument("--no-sanitize", action="store_true")
     ap.add_argument("--compile-only", action="store_true", help="NVRTC every variant (no GPU)")
     ap.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 1))
@@ -442,7 +449,7 @@ def main() -> int:
     if args.compile_only:
         print("\n".join(compiled))
         return 0
-    todo = [c for c in cases() if args.only in c]
+    todo = [c for c in cases() if any(o in c for o in args.only.split(","))]
     with open(out / "hopper_gemm.log", "w") as log:
         results = run_workers(todo, log, start)
     san = {} if args.no_sanitize or time.perf_counter() - start > SANITIZE_BY_S else sanitize(out)

@@ -29,6 +29,26 @@ def compile_variant(cfg: GemmConfig) -> bytes:
     return compile_cuda(generate(cfg), "sm_90a", filename=f"{cfg.name}.cu").cubin
 
 
+def _max_clusters(func: Any, cfg: GemmConfig) -> int:
+    """cuOccupancyMaxActiveClusters for clusters of cfg.cluster_m (0 without clusters or when the
+    driver cannot tell): a GPC's SMs need not pair up, so fewer than SMs / 2 pairs may fit."""
+    if cfg.cluster_m == 1:
+        return 0
+    from cuda.bindings import driver as cu
+
+    config = cu.CUlaunchConfig()
+    config.gridDimX, config.gridDimY, config.gridDimZ = cfg.cluster_m, 1, 1
+    config.blockDimX, config.blockDimY, config.blockDimZ = cfg.threads, 1, 1
+    config.sharedMemBytes = cfg.smem_bytes
+    attr = cu.CUlaunchAttribute()
+    attr.id = cu.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
+    attr.value.clusterDim.x, attr.value.clusterDim.y, attr.value.clusterDim.z = cfg.cluster_m, 1, 1
+    config.attrs = [attr]
+    config.numAttrs = 1
+    err, count = cu.cuOccupancyMaxActiveClusters(func, config)
+    return int(count) if err == cu.CUresult.CUDA_SUCCESS else 0
+
+
 @dataclass
 class HopperGemm:
     """A loaded variant: `run(a, b, c)` launches C = A @ B (fp8: A @ B^T * scales) on torch's
@@ -37,6 +57,8 @@ class HopperGemm:
     cfg: GemmConfig
     func: Any
     num_sms: int
+    max_clusters: int = 0
+    """Clusters of cluster_m CTAs that fit on the GPU at once (0: unknown, one CTA per SM)."""
 
     @staticmethod
     def load(cfg: GemmConfig, device: int = 0) -> HopperGemm:
@@ -45,11 +67,15 @@ class HopperGemm:
         func = drv.get_function(module, KERNEL_NAME)
         drv.set_max_dynamic_smem(func, cfg.smem_bytes, device, KERNEL_NAME)
         sms = drv.device_attribute(device, "MULTIPROCESSOR_COUNT")
-        return HopperGemm(cfg, func, sms)
+        return HopperGemm(cfg, func, sms, _max_clusters(func, cfg))
 
     def grid(self, m: int, n: int) -> int:
-        tiles = -(-m // self.cfg.block_m) * -(-n // self.cfg.block_n)
-        return min(tiles, self.num_sms) if self.cfg.persistent else tiles
+        """CTAs: every tile's, or (persistent) one per SM, in whole clusters of cluster_m."""
+        cm = self.cfg.cluster_m
+        clusters = -(-m // (self.cfg.block_m * cm)) * -(-n // self.cfg.block_n)
+        if self.cfg.persistent:
+            clusters = min(clusters, self.max_clusters or self.num_sms // cm)
+        return clusters * cm
 
     def maps(self, a: Any, b: Any) -> tuple[Any, Any]:
         cfg = self.cfg

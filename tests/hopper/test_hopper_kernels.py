@@ -89,6 +89,7 @@ VARIANTS = [
     GemmConfig(a_dtype="bfloat16", b_dtype="bfloat16", out_dtype="bfloat16", stages=3),
     GemmConfig(block_n=128, stages=6),
     GemmConfig(block_m=256, block_n=128, stages=4),
+    GemmConfig(cluster_m=2),
     GemmConfig(a_dtype="float8_e4m3", b_dtype="float8_e4m3", out_dtype="bfloat16", block_k=128),
     GemmConfig(a_dtype="float8_e5m2", b_dtype="float8_e4m3", out_dtype="bfloat16", block_k=128),
 ]
@@ -105,10 +106,13 @@ def test_generated_gemm_is_on_the_hopper_path(cfg: GemmConfig, tmp_path: Path) -
     per_k_block = cfg.wg_m // 64 * (cfg.block_k // instruction_k(cfg.a_dtype))
     assert count(ops, mma) == per_k_block
     assert all(op.startswith(f"{mma}.64x{cfg.block_n}x") for op in ops if op.startswith(mma))
-    boxes = len(tma_boxes(cfg.a_shape, cfg.a_dtype, SwizzleMode.B128)) + len(
-        tma_boxes(cfg.b_shape, cfg.b_dtype, SwizzleMode.B128)
-    )
-    assert ops["UTMALDG.2D"] == boxes
+    a_boxes = len(tma_boxes(cfg.a_shape, cfg.a_dtype, SwizzleMode.B128))
+    b_boxes = len(tma_boxes(cfg.b_shape, cfg.b_dtype, SwizzleMode.B128))
+    if cfg.cluster_m == 1:
+        assert ops["UTMALDG.2D"] == a_boxes + b_boxes
+    else:  # B's boxes multicast to the pair (each CTA issues its share: one branch per box)
+        assert ops["UTMALDG.2D"] == a_boxes and ops["UTMALDG.2D.MULTICAST"] == b_boxes
+        assert count(ops, "MEMBAR.ALL.GPU") == 2  # the cluster barriers at start and exit only
     assert count(ops, "LDL") == 0 and count(ops, "STL") == 0
     assert count(ops, "USETMAXREG") == 2
     assert count(ops, "WARPGROUP.DEPBAR") >= 2  # wait_group 1 in the loop, 0 after it
