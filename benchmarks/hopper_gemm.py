@@ -72,6 +72,10 @@ _BASE16 = [
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=False, cluster_m=2),
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=4, persistent=False),
     GemmConfig(block_m=128, block_n=256, block_k=64, stages=3, persistent=True),
+    GemmConfig(block_m=128, block_n=256, block_k=64, stages=3, persistent=True, tma_store=True),
+    GemmConfig(
+        block_m=128, block_n=256, block_k=64, stages=3, persistent=True, tma_store=True, cluster_m=2
+    ),
     GemmConfig(block_m=256, block_n=128, block_k=64, stages=4, persistent=True),
     GemmConfig(block_m=128, block_n=128, block_k=64, stages=6, persistent=True),
 ]

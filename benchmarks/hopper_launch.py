@@ -117,10 +117,13 @@ class HopperGemm:
             ctypes.c_uint64(scale_a.data_ptr() if scale_a is not None else 0),
             ctypes.c_uint64(scale_b.data_ptr() if scale_b is not None else 0),
         ]
-        pointers = (ctypes.c_void_p * 9)(
-            ma.address, mb.address, *(ctypes.addressof(v) for v in values)
+        maps = [ma, mb]
+        if self.cfg.tma_store:  # boxes of one warpgroup's rows by the 128B swizzle's 64 columns
+            maps.append(tensor_map(c, (self.cfg.wg_m, 64), SwizzleMode.B128, cache=_MAPS, what="C"))
+        pointers = (ctypes.c_void_p * (len(maps) + len(values)))(
+            *(m.address for m in maps), *(ctypes.addressof(v) for v in values)
         )
-        keep = (ma, mb, values, pointers)
+        keep = (maps, values, pointers)
         grid, threads, smem = self.grid(m, n), self.cfg.threads, self.cfg.smem_bytes
         cuda = drv.driver()
         func = self.func

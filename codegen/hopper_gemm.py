@@ -67,6 +67,11 @@ class GemmConfig:
     consumers: int = 2
     group_m: int = 8
     persistent: bool = True
+    tma_store: bool = False
+    """Epilogue through shared memory and TMA stores: each consumer warpgroup writes its converted
+    rows into a 128B-swizzled staging tile (bank-conflict free), and one of its threads stores
+    them with `cp.async.bulk.tensor` (TMA clips ragged edges) and moves on to the next tile; the
+    staging tile is rewritten only after that store has read it (wait_group.read)."""
     cluster_m: int = 1
     """CTAs per cluster along M (1 or 2). With 2, the pair computes vertically adjacent tiles and
     shares B: each CTA loads half of B's boxes and multicasts them to both (TMA .multicast), so
@@ -118,7 +123,12 @@ class GemmConfig:
     @property
     def smem_bytes(self) -> int:
         """Dynamic shared memory: the stages, the barriers, and 1 KiB to align the base."""
-        return 1024 + self.stages * self.stage_bytes + 16 * self.stages
+        return 1024 + self.stages * self.stage_bytes + 16 * self.stages + self.c_bytes
+
+    @property
+    def c_bytes(self) -> int:
+        """The TMA-store epilogue's staging tile (block_m x block_n of out_dtype)."""
+        return self.block_m * self.block_n * 2 if self.tma_store else 0
 
     @property
     def registers(self) -> tuple[int, int]:
@@ -134,6 +144,7 @@ class GemmConfig:
             f"{kind}_{self.block_m}x{self.block_n}x{self.block_k}_s{self.stages}"
             f"_c{self.consumers}{'_p' if self.persistent else ''}"
             f"{f'_cm{self.cluster_m}' if self.cluster_m > 1 else ''}"
+            f"{'_tmastore' if self.tma_store else ''}"
         )
 
     def check(self) -> None:
@@ -215,6 +226,79 @@ def _loads(cfg: GemmConfig) -> list[str]:
     return out
 
 
+# The epilogues (C++ text; PACK: the fp32 pair -> 16-bit pair conversion).
+_DIRECT_EPILOGUE = """\
+      // Epilogue: d_r of m64 tile mt sits at row 16 * warp + lane / 4 + 8 * (r % 4 / 2), column
+      // 8 * (r / 4) + 2 * (lane % 4) + r % 2 (wgmma_layouts.make_wgmma_c_fragment).
+      const int row0 = tm * BM + c * WG_M + warp * 16 + lane / 4;
+      const int col0 = tn * BN + 2 * (lane % 4);
+      // Interior tiles (all but the last tile row and column) store without bounds checks.
+      const bool interior = (tm + 1) * BM <= M && (tn + 1) * BN <= N;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = row0 + mt * 64 + 8 * h;
+          unsigned short* out = C + (long long)row * ldc + col0;
+          if (interior) {
+#pragma unroll
+            for (int j = 0; j < BN / 8; ++j) {
+              *reinterpret_cast<unsigned*>(out + 8 * j) = PACK(
+                  acc[mt][4 * j + 2 * h] * scale, acc[mt][4 * j + 2 * h + 1] * scale);
+            }
+          } else if (row < M) {
+#pragma unroll
+            for (int j = 0; j < BN / 8; ++j) {
+              const int col = col0 + 8 * j;
+              const unsigned packed = PACK(
+                  acc[mt][4 * j + 2 * h] * scale, acc[mt][4 * j + 2 * h + 1] * scale);
+              if (col + 1 < N) {
+                *reinterpret_cast<unsigned*>(out + 8 * j) = packed;
+              } else if (col < N) {
+                out[8 * j] = (unsigned short)(packed & 0xFFFFu);
+              }
+            }
+          }
+        }
+      }
+"""
+
+_TMA_STORE_EPILOGUE = """\
+      // Epilogue through the staging tile: warpgroup c's rows [c * WG_M, (c + 1) * WG_M) as
+      // BN / 64 panels of WG_M x 64 elements, each a TMA box in the 128B swizzle (16-byte chunk q
+      // of row r at chunk q ^ (r % 8): a warp's 8 rows hit 8 different chunks, no bank conflict).
+      // d_r of m64 tile mt sits at row 16 * warp + lane / 4 + 8 * (r % 4 / 2), column
+      // 8 * (r / 4) + 2 * (lane % 4) + r % 2 (wgmma_layouts.make_wgmma_c_fragment).
+      const unsigned slab = cbuf + c * (WG_M * BN * 2u);
+      if (threadIdx.x % 128 == 0) tsir::tma_store_wait_read<0>();  // the last tile's store read it
+      tsir::named_barrier_sync(1 + c, 128);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = mt * 64 + warp * 16 + lane / 4 + 8 * h;
+#pragma unroll
+          for (int j = 0; j < BN / 8; ++j) {
+            const unsigned addr = slab + (j / 8) * (WG_M * 128u) + r * 128u +
+                                  ((j % 8) ^ (r % 8)) * 16u + 4u * (lane % 4);
+            const unsigned packed = PACK(acc[mt][4 * j + 2 * h] * scale,
+                                         acc[mt][4 * j + 2 * h + 1] * scale);
+            asm volatile("st.shared.b32 [%0], %1;\\n" ::"r"(addr), "r"(packed) : "memory");
+          }
+        }
+      }
+      tsir::fence_proxy_async_shared();  // the generic writes, visible to the TMA store
+      tsir::named_barrier_sync(1 + c, 128);
+      if (threadIdx.x % 128 == 0) {
+#pragma unroll
+        for (int p = 0; p < BN / 64; ++p) {
+          tsir::tma_store_2d(tma_c, slab + p * (WG_M * 128u), tn * BN + p * 64, tm * BM + c * WG_M);
+        }
+        tsir::tma_store_commit();
+      }
+"""
+
+
 def generate(cfg: GemmConfig) -> str:
     """The CUDA C++ translation unit of `cfg` (one extern "C" kernel, KERNEL_NAME)."""
     cfg.check()
@@ -241,6 +325,14 @@ def generate(cfg: GemmConfig) -> str:
         else "for (unsigned r = 0; r < CM; ++r) tsir::mbarrier_arrive_cluster(empty0 + 8u * prev, r);"
     )
     cluster_attr = f" __cluster_dims__({cm}, 1, 1)" if cm > 1 else ""
+    pack = _PACK[cfg.out_dtype]
+    epilogue = _TMA_STORE_EPILOGUE if cfg.tma_store else _DIRECT_EPILOGUE
+    epilogue = epilogue.replace("PACK", pack)
+    tma_c_param = (
+        "\n              const __grid_constant__ tsir::TmaDescriptor tma_c,"
+        if cfg.tma_store
+        else ""
+    )
     lines = f"""\
 // tsir Hopper GEMM, variant {cfg.name}: generated by tsir/codegen/hopper_gemm.py.
 #define TSIR_MBARRIER_TIMEOUT_CYCLES {cfg.mbarrier_timeout_cycles}
@@ -253,7 +345,7 @@ enum : int {{ BM = {cfg.block_m}, BN = {cfg.block_n}, BK = {cfg.block_k} }};
 enum : int {{ STAGES = {cfg.stages}, CONSUMERS = {cfg.consumers}, GROUP_M = {max(1, cfg.group_m // cm)} }};
 enum : int {{ WG_M = BM / CONSUMERS, MT = {mt_count}, CM = {cm} }};
 enum : unsigned short {{ CLUSTER_MASK = {(1 << cm) - 1} }};
-enum : unsigned {{ A_BYTES = {cfg.a_bytes}u, STAGE_BYTES = {cfg.stage_bytes}u }};
+enum : unsigned {{ A_BYTES = {cfg.a_bytes}u, STAGE_BYTES = {cfg.stage_bytes}u, C_BYTES = {cfg.c_bytes}u }};
 
 // Tile `t` -> (tile row, tile column): column-major inside groups of GROUP_M tile rows, so the
 // CTAs running at once share a few B panels and A panels in L2.
@@ -270,13 +362,14 @@ __device__ __forceinline__ void tile_coords(int t, int tiles_m, int tiles_n, int
 
 extern "C" __global__ void __launch_bounds__({cfg.threads}, 1){cluster_attr}
 {KERNEL_NAME}(const __grid_constant__ tsir::TmaDescriptor tma_a,
-              const __grid_constant__ tsir::TmaDescriptor tma_b,
+              const __grid_constant__ tsir::TmaDescriptor tma_b,{tma_c_param}
               unsigned short* __restrict__ C, int M, int N, int K, int ldc,
               const float* __restrict__ scale_a, const float* __restrict__ scale_b) {{
   extern __shared__ unsigned char smem_raw[];
   // Swizzle patterns repeat from 1024-byte boundaries (descriptor base offset 0).
   const unsigned smem = (tsir::shared_u32(smem_raw) + 1023u) & ~1023u;
-  const unsigned full0 = smem + STAGES * STAGE_BYTES;
+  const unsigned cbuf = smem + STAGES * STAGE_BYTES;  // the TMA-store staging tile, if any
+  const unsigned full0 = cbuf + C_BYTES;
   const unsigned empty0 = full0 + 8u * STAGES;
   const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
   // Cluster tile rows: CM vertically adjacent tiles, one per CTA of the cluster (rank).
@@ -364,40 +457,8 @@ extern "C" __global__ void __launch_bounds__({cfg.threads}, 1){cluster_attr}
         {release}
       }}
 
-      // Epilogue: d_r of m64 tile mt sits at row 16 * warp + lane / 4 + 8 * (r % 4 / 2), column
-      // 8 * (r / 4) + 2 * (lane % 4) + r % 2 (wgmma_layouts.make_wgmma_c_fragment).
-      const int row0 = tm * BM + c * WG_M + warp * 16 + lane / 4;
-      const int col0 = tn * BN + 2 * (lane % 4);
-      // Interior tiles (all but the last tile row and column) store without bounds checks.
-      const bool interior = (tm + 1) * BM <= M && (tn + 1) * BN <= N;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {{
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {{
-          const int row = row0 + mt * 64 + 8 * h;
-          unsigned short* out = C + (long long)row * ldc + col0;
-          if (interior) {{
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j) {{
-              *reinterpret_cast<unsigned*>(out + 8 * j) = {_PACK[cfg.out_dtype]}(
-                  acc[mt][4 * j + 2 * h] * scale, acc[mt][4 * j + 2 * h + 1] * scale);
-            }}
-          }} else if (row < M) {{
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j) {{
-              const int col = col0 + 8 * j;
-              const unsigned packed = {_PACK[cfg.out_dtype]}(
-                  acc[mt][4 * j + 2 * h] * scale, acc[mt][4 * j + 2 * h + 1] * scale);
-              if (col + 1 < N) {{
-                *reinterpret_cast<unsigned*>(out + 8 * j) = packed;
-              }} else if (col < N) {{
-                out[8 * j] = (unsigned short)(packed & 0xFFFFu);
-              }}
-            }}
-          }}
-        }}
-      }}
-    }}
+{epilogue}    }}
+    if ({int(cfg.tma_store)} && threadIdx.x % 128 == 0) tsir::tma_store_wait<0>();
   }}
 {"  tsir::cluster_sync();  // no CTA leaves while a peer may still multicast or arrive into it" if cm > 1 else ""}
 }}

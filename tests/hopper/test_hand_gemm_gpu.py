@@ -1,5 +1,5 @@
 """The hand-specialized Hopper GEMM (codegen/hopper_gemm.py, launched by benchmarks/hopper_launch.py)
-against torch, with and without a cluster of two CTAs sharing B by TMA multicast: odd tile-row
+against torch, with and without a cluster of two CTAs sharing B by TMA multicast, with direct or TMA stores: odd tile-row
 counts (the pair's second CTA has no tile: zero-filled A, no stores), ragged N, K not a multiple of
 the k-block, persistent and not. Outputs are poisoned (NaN) first; mbarrier waits trap after ~1 s
 instead of hanging. Run with `pytest -m gpu tests/hopper/test_hand_gemm_gpu.py`."""
@@ -34,17 +34,24 @@ def launch() -> Any:
 
 @pytest.mark.parametrize("cluster_m", [1, 2])
 @pytest.mark.parametrize("persistent", [True, False])
+@pytest.mark.parametrize("tma_store", [False, True])
 @pytest.mark.parametrize(
     "m,n,k",
     [(640, 512, 512), (384, 600, 328), (1000, 256, 4096), (128, 256, 64), (2048, 2048, 1024)],
 )
 def test_hand_gemm_matches_torch(
-    launch: Any, cluster_m: int, persistent: bool, m: int, n: int, k: int
+    launch: Any, cluster_m: int, persistent: bool, tma_store: bool, m: int, n: int, k: int
 ) -> None:
     import torch
 
     torch.manual_seed(m + n + k)
-    cfg = GemmConfig(persistent=persistent, cluster_m=cluster_m, mbarrier_timeout_cycles=2 * 10**9)
+    cfg = GemmConfig(
+        stages=3 if tma_store else 4,
+        persistent=persistent,
+        cluster_m=cluster_m,
+        tma_store=tma_store,
+        mbarrier_timeout_cycles=2 * 10**9,
+    )
     gemm = launch.HopperGemm.load(cfg)
     ld = -(-n // 8) * 8
     a = torch.randn(m, k, device="cuda").half()

@@ -90,6 +90,7 @@ VARIANTS = [
     GemmConfig(block_n=128, stages=6),
     GemmConfig(block_m=256, block_n=128, stages=4),
     GemmConfig(cluster_m=2),
+    GemmConfig(stages=3, tma_store=True),
     GemmConfig(a_dtype="float8_e4m3", b_dtype="float8_e4m3", out_dtype="bfloat16", block_k=128),
     GemmConfig(a_dtype="float8_e5m2", b_dtype="float8_e4m3", out_dtype="bfloat16", block_k=128),
 ]
@@ -115,6 +116,8 @@ def test_generated_gemm_is_on_the_hopper_path(cfg: GemmConfig, tmp_path: Path) -
         assert count(ops, "MEMBAR.ALL.GPU") == 2  # the cluster barriers at start and exit only
     assert count(ops, "LDL") == 0 and count(ops, "STL") == 0
     assert count(ops, "USETMAXREG") == 2
+    if cfg.tma_store:  # one store per 64-column panel, and no global stores from registers
+        assert ops["UTMASTG.2D"] == cfg.block_n // 64 and count(ops, "STG") == 0
     assert count(ops, "WARPGROUP.DEPBAR") >= 2  # wait_group 1 in the loop, 0 after it
 
 
