@@ -49,11 +49,13 @@ PROBLEMS = {
 assert set(PROBLEMS) <= set(HAND_PROBLEMS)
 
 # tsir configurations of the tile program: (block_m, block_n, block_k, threads, stages, persistent)
-# and, optionally, the example's epilogue ("smem": through a padded shared tile, 16-byte stores).
+# and, optionally, the example's epilogue ("smem": through a padded shared tile, 16-byte stores;
+# "shared": TileLang's unpadded tile, which sm_90a swizzles and stores by TMA).
 CONFIGS_16 = {
     "128x256x64_s4_p": (128, 256, 64, 256, 4, True),
-    "128x256x64_s4": (128, 256, 64, 256, 4, False),
+    "128x256x64_s3_p_shared": (128, 256, 64, 256, 3, True, "shared"),
     "128x256x64_s3_p_smem": (128, 256, 64, 256, 3, True, "smem"),
+    "128x256x64_s4": (128, 256, 64, 256, 4, False),
     "128x256x64_s3_p": (128, 256, 64, 256, 3, True),
     "256x128x64_s4_p": (256, 128, 64, 256, 4, True),
     "128x128x64_s6_p": (128, 128, 64, 256, 6, True),
@@ -69,6 +71,7 @@ CONFIGS_8 = {
 # 8192^3 (64 x 32 output tiles of 128 x 256 on 132 SMs) also tries other rasterization panel
 # widths (the 8th entry: T.use_swizzle's width, 8 by default) and the 256 x 128 tile.
 CONFIGS_BIG = {
+    "128x256x64_s3_p_shared_w4": (128, 256, 64, 256, 3, True, "shared", 4),
     "128x256x64_s3_p_smem_w4": (128, 256, 64, 256, 3, True, "smem", 4),
     "128x256x64_s3_p_smem_w16": (128, 256, 64, 256, 3, True, "smem", 16),
     "256x128x64_s3_p_smem": (256, 128, 64, 256, 3, True, "smem"),

@@ -78,6 +78,12 @@ def matmul(
                 C_s = T.alloc_shared((bm, bn + 16 // tsir.dtype(out_dtype).bytes), out_dtype)
                 T.copy(C_f, C_s[0:bm, 0:bn])
                 T.copy(C_s[0:bm, 0:bn], C[by * bm, bx * bn])
+            elif epilogue == "shared":
+                # TileLang's form: an unpadded tile. On sm_90a it takes a swizzled layout and the
+                # copy to C becomes TMA stores (clipped at C's edges).
+                C_t = T.alloc_shared((bm, bn), out_dtype)
+                T.copy(C_f, C_t)
+                T.copy(C_t, C[by * bm, bx * bn])
             else:
                 T.copy(C_f, C[by * bm, bx * bn])
     return f.func

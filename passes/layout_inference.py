@@ -38,7 +38,7 @@ from tsir.stmt import (
     TileOpStmt,
 )
 from tsir.tileop import InferLevel, LayoutFact, LayoutInferArgs, ParallelLoop, TileOperatorNode
-from tsir.tileop.base import free_fragment_layouts
+from tsir.tileop.base import free_fragment_layouts, tensor_params
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
 from tsir.warp_roles import WARP_ROLE_ATTR
@@ -147,7 +147,9 @@ class _Collect(Visitor):
         self.generic_visit(s)
 
 
-def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
+def infer_kernel(
+    k: KernelLaunch, ctx: PassContext, params: frozenset[Buffer] | None = None
+) -> _State | None:
     c = _Collect()
     c.visit(k.body)
     fragments = {a.buffer for a in collect(k.body, Allocate) if a.buffer.scope == "local.fragment"}
@@ -160,6 +162,7 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
         Analyzer(),
         st.origin,
         explain_choice=lambda message, span: ctx.explain("LayoutInference", message, span),
+        tensor_params=params,
     )
     # STRICT: user annotations, then what the hardware fixes.
     for buf, layout in c.annotations:
@@ -224,6 +227,13 @@ def infer_kernel(k: KernelLaunch, ctx: PassContext) -> _State | None:
             )
         st.apply({buf: fact}, f"the FREE stage (first used by {user.describe()})")
         _propagate(c.ops, st, role_args)
+    # FREE for shared tiles nothing laid out: an op with a preference gives its layout (a TMA
+    # store's source takes the swizzle it reads); the rest stay row-major.
+    for op in c.ops:
+        facts = op.infer_layout(role_args(op), InferLevel.FREE)
+        new = {b: f for b, f in facts.items() if b.scope in _SHARED and b not in st.layouts}
+        if new:
+            st.apply(new, f"the FREE stage ({op.describe()})")
     missing = sorted(b.name for b in fragments if b not in st.layouts)
     if missing:
         raise UnsupportedError(
@@ -323,12 +333,13 @@ def _check_roles(c: _Collect, threads: int) -> None:
 
 
 class _Kernels(Mutator):
-    def __init__(self, ctx: PassContext):
+    def __init__(self, ctx: PassContext, params: frozenset[Buffer]):
         super().__init__()
         self.ctx = ctx
+        self.params = params
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        st = infer_kernel(k, self.ctx)
+        st = infer_kernel(k, self.ctx, self.params)
         if st is None:
             return k
         value = tuple((b, lay, st.plans.get(b)) for b, lay in st.layouts.items())
@@ -338,4 +349,4 @@ class _Kernels(Mutator):
 @register_pass("LayoutInference")
 def LayoutInference(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Infer fragment and operand-tile layouts in three stages: strict, common, free."""
-    return _Kernels(ctx).visit(func)
+    return _Kernels(ctx, tensor_params(func)).visit(func)

@@ -37,6 +37,7 @@ from tsir.stmt import (
     seq,
 )
 from tsir.tileop import LowerArgs, ParallelLoop, TileOperatorNode
+from tsir.tileop.base import tensor_params
 from tsir.tileop.fragment_lowering import fragment_local_buffer, iterate_fragment
 from tsir.tileop.planned_layouts import FragmentPlan
 from tsir.visitor import Mutator, Visitor, collect
@@ -80,6 +81,7 @@ class _Lower(Mutator):
         kernel: KernelLaunch,
         layouts: dict[Buffer, Layout],
         plans: dict[Buffer, FragmentPlan],
+        params: frozenset[Buffer] | None = None,
     ):
         super().__init__()
         self.kernel = kernel
@@ -116,6 +118,7 @@ class _Lower(Mutator):
             add_workspace=self.add_workspace,
             reducers=self.reducers,
             lower_nested=self.lower_nested,
+            tensor_params=params,
         )
         self.thread_vars = set(kernel.thread_vars)
         # The threads that run what is being lowered: all of them, or a range under a T.If.
@@ -354,9 +357,10 @@ class _Lower(Mutator):
 
 
 class _Kernels(Mutator):
-    def __init__(self, ctx: PassContext):
+    def __init__(self, ctx: PassContext, params: frozenset[Buffer]):
         super().__init__()
         self.ctx = ctx
+        self.params = params
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         _check_explicit_hopper(k, self.ctx)
@@ -367,7 +371,7 @@ class _Kernels(Mutator):
                 layouts[buf] = layout
                 if plan is not None:
                     plans[buf] = plan
-        lower = _Lower(self.ctx, k, layouts, plans)
+        lower = _Lower(self.ctx, k, layouts, plans, self.params)
         body = lower.visit(k.body)
         for ws in reversed(lower.workspaces):
             body = Allocate(ws, body)
@@ -442,4 +446,4 @@ def _row_major(layout: Layout) -> bool:
 @register_pass("LowerTileOp")
 def LowerTileOp(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Lower tile operators and T.Parallel nests to thread-level loops."""
-    return _Kernels(ctx).visit(func)
+    return _Kernels(ctx, tensor_params(func)).visit(func)

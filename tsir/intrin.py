@@ -261,8 +261,10 @@ _dev("tsir.tma.tma_prefetch_descriptor", None)
 _dev("tsir.tma.tma_desc_addr", None)
 _dev("tsir.tma.l2_policy_evict_last")
 _dev("tsir.tma.l2_policy_evict_first")
-# tma_store_2d(desc, src, c0, c1): src is read until tma_store_wait_read retires the group.
+# tma_store_Nd(desc, src, c0, ...): src is read until tma_store_wait_read retires the group.
+_dev("tsir.tma.tma_store_1d", None, AR, None)
 _dev("tsir.tma.tma_store_2d", None, AR, None, None)
+_dev("tsir.tma.tma_store_3d", None, AR, None, None, None)
 _dev("tsir.tma.tma_store_commit")
 _dev("tsir.tma.tma_store_wait_read", retires="bulk_read")
 _dev("tsir.tma.tma_store_wait", retires="bulk")

@@ -172,3 +172,23 @@ def test_fp8_with_scales_against_scaled_mm(torch: Any, fp8: str) -> None:
         cublas = torch._scaled_mm(a, b.t(), sa[0], sb[0], out_dtype=torch.bfloat16)
         _close(torch, c, cublas.float(), 2e-2)
     assert "QGMMA" in " ".join(opcodes(sass(kernel.cubin, Path("/tmp"))))
+
+
+@pytest.mark.parametrize(
+    "m, n, k, persistent",
+    [(2048, 2048, 2048, True), (1000, 1000, 1000, True), (77, 136, 64, False)],
+)
+def test_tma_store_epilogue(
+    torch: Any, m: int, n: int, k: int, persistent: bool, tmp_path: Path
+) -> None:
+    """examples/gemm.py's `shared` epilogue (TileLang's unpadded tile): a swizzled tile stored by
+    TMA (UTMASTG), clipped at ragged edges, no global stores from registers."""
+    a, b, c = _inputs(torch, m, n, k, torch.float16)
+    f = matmul(
+        m, n, k, bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=persistent,
+        epilogue="shared",
+    )  # fmt: skip
+    kernel = _run(torch, f, a, b, c)
+    _close(torch, c, a.float() @ b.float(), 1e-2)
+    ops = opcodes(sass(kernel.cubin, tmp_path))
+    assert count(ops, "UTMASTG") == 4 and count(ops, "STG") == 0

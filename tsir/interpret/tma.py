@@ -396,16 +396,31 @@ def _desc_addr(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) 
     )
 
 
+def _store(ex: ThreadExecutor, e: Call, mask: Mask, nd: int, name: str) -> Any:
+    h = hopper(ex, name)
+    m = _map(ex, e.args[0], mask, name, nd)
+    src = lane_values(ex, e.args[1], mask).astype(np.int64)
+    coords = [lane_values(ex, c, mask).astype(np.int64) for c in e.args[2 : 2 + nd]]
+    for k, lane in enumerate(mask.idx.tolist()):
+        h.tma.issue_store(m, int(src[k]), [int(c[k]) for c in coords], lane, name)
+    return _ZERO
+
+
+@device_call("tsir.tma.tma_store_1d")
+def _store_1d(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
+    """tma_store_1d(desc, src, c0): the box from shared memory to the tensor (in bounds)."""
+    return _store(ex, e, mask, 1, "tma_store_1d")
+
+
 @device_call("tsir.tma.tma_store_2d")
 def _store_2d(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
-    """tma_store_2d(desc, src, c0, c1): the box from shared memory to the tensor (in bounds)."""
-    h = hopper(ex, "tma_store_2d")
-    m = _map(ex, e.args[0], mask, "tma_store_2d", 2)
-    src = lane_values(ex, e.args[1], mask).astype(np.int64)
-    coords = [lane_values(ex, c, mask).astype(np.int64) for c in e.args[2:4]]
-    for k, lane in enumerate(mask.idx.tolist()):
-        h.tma.issue_store(m, int(src[k]), [int(c[k]) for c in coords], lane, "tma_store_2d")
-    return _ZERO
+    """tma_store_2d(desc, src, c0, c1): c0 is the inner (column) coordinate."""
+    return _store(ex, e, mask, 2, "tma_store_2d")
+
+
+@device_call("tsir.tma.tma_store_3d")
+def _store_3d(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
+    return _store(ex, e, mask, 3, "tma_store_3d")
 
 
 @device_call("tsir.tma.tma_store_commit")

@@ -120,6 +120,14 @@ class OpArgs:
     num_threads: int
     layout_map: dict[Buffer, Layout] = field(default_factory=dict)
     plans: dict[Buffer, FragmentPlan] = field(default_factory=dict)
+    tensor_params: frozenset[Buffer] | None = field(default=None, kw_only=True)
+    """The function's tensor parameters (None: not known here). A TMA tensor map describes a
+    parameter as the host passes it, never a view of one (T.reshape, T.Tensor(..., X.data))."""
+
+
+def tensor_params(func: Any) -> frozenset[Buffer]:
+    """The tensor parameters of PrimFunc `func` (for `OpArgs.tensor_params`)."""
+    return frozenset(p for p in func.params if isinstance(p, Buffer))
 
 
 @dataclass

@@ -85,9 +85,13 @@ class Copy(TileOperatorNode):
 
     def infer_layout(self, args: LayoutInferArgs, level: InferLevel) -> dict[Buffer, LayoutFact]:
         """COMMON: a whole fragment copied to a whole fragment of its shape (a cast, say) takes
-        its layout, either way: the copy is then a register-to-register loop. FREE: no opinion
-        (any layout suits a copy; the fragment's next user chooses)."""
+        its layout, either way: the copy is then a register-to-register loop. FREE: the layouts
+        of the first lowering that applies and has an opinion (a TMA store's shared tile, in the
+        swizzle it reads), else none (the fragment's next user chooses)."""
         if level is InferLevel.FREE:
+            for v in type(self).lowerings:
+                if v.failed(self, args) is None:
+                    return v.layouts(self, args) if v.layouts is not None else {}
             return {}
         if level is not InferLevel.COMMON:
             return TileOperatorNode.infer_layout(self, args, level)

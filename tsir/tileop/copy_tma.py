@@ -29,14 +29,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..buffer import BufferRegion
+from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
-from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
+from ..expr import BufferLoad, Call, IntImm, const_value
 from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode
-from ..layout.wgmma_layouts import TmaBox, swizzle_mode, tma_boxes
+from ..layout.wgmma_layouts import (
+    TmaBox,
+    choose_wgmma_swizzle,
+    make_wgmma_smem_layout,
+    swizzle_mode,
+    tma_boxes,
+)
 from ..stmt import Evaluate, IfThenElse, Stmt, seq
-from .base import LowerArgs, OpArgs, requirement
+from .base import LayoutFact, LowerArgs, OpArgs, requirement
 from .copy import Copy
 from .elementwise import non_unit_axes
 
@@ -75,14 +81,18 @@ def _directions(op: Copy, args: OpArgs) -> str | None:
     return None
 
 
-def _strides(op: Copy) -> list[PrimExpr]:
-    b = op.src.buffer
-    return list(b.strides) if b.strides else list(b.row_major_strides())
-
-
 @requirement("a tensor map")
 def _tensor_map(op: Copy, args: OpArgs) -> str | None:
-    b = op.src.buffer
+    return _map_problem(op.src.buffer, args)
+
+
+def _map_problem(b: Buffer, args: OpArgs) -> str | None:
+    """Why global buffer `b` has no tensor map, or None."""
+    if args.tensor_params is not None and b not in args.tensor_params:
+        return (
+            f"`{b.name}` is not a parameter of the function but a view of one (T.reshape, "
+            f"T.Tensor(..., X.data)); a tensor map describes a parameter as the host passes it"
+        )
     esize = b.dtype.bytes
     if not 1 <= len(b.shape) <= TMA_MAX_RANK:
         return (
@@ -90,7 +100,7 @@ def _tensor_map(op: Copy, args: OpArgs) -> str | None:
         )
     if b.align < 16:
         return f"`{b.name}` is only {b.align}-byte aligned; TMA needs a 16-byte aligned base"
-    strides = _strides(op)
+    strides = list(b.strides) if b.strides else list(b.row_major_strides())
     if const_value(strides[-1]) != 1:
         return f"the innermost dimension of `{b.name}` is not contiguous (stride {strides[-1]})"
     for d, st in enumerate(strides[:-1]):
@@ -109,27 +119,31 @@ def _tensor_map(op: Copy, args: OpArgs) -> str | None:
 
 
 def _box(op: Copy) -> tuple[int, int] | str:
-    """(rows, cols) of the box (rows 1 for a 1-D tile), or why the regions are not a box."""
-    src, dst = op.src, op.dst
-    s_axes, d_axes = non_unit_axes(src), non_unit_axes(dst)
-    if not 1 <= len(d_axes) <= 2:
-        return f"the destination has {len(d_axes)} non-unit dimensions; a TMA box here has 1 or 2"
-    nd = len(src.buffer.shape)
-    if s_axes != list(range(nd - len(s_axes), nd)):
-        return f"the source region's non-unit dimensions {s_axes} are not its last ones"
-    s_ext = [const_value(src.region[d].extent) for d in s_axes]
-    d_ext = [const_value(dst.region[d].extent) for d in d_axes]
-    box = const_shape(d_ext)
-    if box is None or s_ext != d_ext:
-        return f"the source extents {s_ext} and destination extents {d_ext} differ or vary"
-    shape = [const_value(x) for x in dst.buffer.shape]
+    """(rows, cols) of a load's box (rows 1 for a 1-D tile), or why the regions are not a box."""
+    return _box_of(op.src, op.dst)
+
+
+def _box_of(glob: BufferRegion, tile: BufferRegion) -> tuple[int, int] | str:
+    """(rows, cols) of the box between the global region `glob` and the whole shared tile `tile`
+    (either direction), or why they are not one."""
+    g_axes, t_axes = non_unit_axes(glob), non_unit_axes(tile)
+    if not 1 <= len(t_axes) <= 2:
+        return f"the shared tile has {len(t_axes)} non-unit dimensions; a TMA box here has 1 or 2"
+    nd = len(glob.buffer.shape)
+    if g_axes != list(range(nd - len(g_axes), nd)):
+        return f"the global region's non-unit dimensions {g_axes} are not its last ones"
+    g_ext = [const_value(glob.region[d].extent) for d in g_axes]
+    t_ext = [const_value(tile.region[d].extent) for d in t_axes]
+    box = const_shape(t_ext)
+    if box is None or g_ext != t_ext:
+        return f"the global extents {g_ext} and shared extents {t_ext} differ or vary"
+    shape = [const_value(x) for x in tile.buffer.shape]
     if (
-        d_axes != list(range(len(shape) - len(d_axes), len(shape)))
-        or d_ext != shape[-len(d_axes) :]
+        t_axes != list(range(len(shape) - len(t_axes), len(shape)))
+        or t_ext != shape[-len(t_axes) :]
+        or any(const_value(tile.region[d].min) != 0 for d in t_axes)
     ):
-        return f"the destination is not a whole tile of `{dst.buffer.name}`"
-    if any(const_value(dst.region[d].min) != 0 for d in d_axes):
-        return f"the destination is not a whole tile of `{dst.buffer.name}`"
+        return f"the shared side is not a whole tile of `{tile.buffer.name}`"
     rows, cols = (1, box[0]) if len(box) == 1 else (box[0], box[1])
     if rows > 256:
         return f"the box has {rows} rows; a TMA box has at most 256"
@@ -145,11 +159,19 @@ def _a_box(op: Copy, args: OpArgs) -> str | None:
 def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
     """The boxes that fill `op`'s destination tile laid out by `layout` (None: row-major), or why
     TMA cannot write that layout."""
-    box = _box(op)
+    return _tile_boxes(op.src, op.dst, layout)
+
+
+def _tile_boxes(
+    glob: BufferRegion, tile: BufferRegion, layout: Layout | None
+) -> list[TmaBox] | str:
+    """The boxes between `glob` and the shared `tile` laid out by `layout` (None: row-major),
+    or why TMA cannot move that layout."""
+    box = _box_of(glob, tile)
     if isinstance(box, str):
         return box
     rows, cols = box
-    dt = op.dst.buffer.dtype
+    dt = tile.buffer.dtype
     if (rows * cols * dt.bytes) % 128:
         # A pipeline's stages follow each other: each must start 128-byte aligned for TMA.
         return (
@@ -159,7 +181,7 @@ def tma_boxes_of(op: Copy, layout: Layout | None) -> list[TmaBox] | str:
     mode = SwizzleMode.NONE if layout is None else swizzle_mode(layout, dt)
     if mode is None:
         return (
-            f"`{op.dst.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
+            f"`{tile.buffer.name}` has a layout that is neither row-major nor a swizzle: {layout}"
         )
     if mode is SwizzleMode.NONE:
         if cols > 256 or (cols * dt.bytes) % 16:
@@ -218,3 +240,107 @@ def _lower_tma(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_load_{nd}d", args_)))
     # One thread issues the whole copy (the threads' first: the one that announced its bytes).
     return IfThenElse(args.thread_var == 0, seq(*calls))
+
+
+# -- stores: shared -> global ----------------------------------------------------------------------
+
+
+@requirement("TMA unit", program=False)
+def _store_has_tma(op: Copy, args: OpArgs) -> str | None:
+    return None if args.target.has_tma else f"{args.target} has no TMA (sm_90+)"
+
+
+@requirement("shared to global", program=False)
+def _store_directions(op: Copy, args: OpArgs) -> str | None:
+    src, dst = op.src.buffer, op.dst.buffer
+    if src.scope not in _SHARED or dst.scope not in _GLOBAL:
+        return f"`{src.name}` ({src.scope}) to `{dst.name}` ({dst.scope}) is not shared to global"
+    return None
+
+
+@requirement("one element type")
+def _store_types(op: Copy, args: OpArgs) -> str | None:
+    src, dst = op.src.buffer, op.dst.buffer
+    if src.dtype != dst.dtype:
+        return f"`{src.name}` is {src.dtype} and `{dst.name}` {dst.dtype}: TMA does not convert"
+    if src.dtype.bits not in (8, 16, 32, 64) or src.dtype.lanes != 1:
+        return f"TMA moves 8/16/32/64-bit elements, not {src.dtype}"
+    return None
+
+
+@requirement("a tensor map")
+def _store_tensor_map(op: Copy, args: OpArgs) -> str | None:
+    return _map_problem(op.dst.buffer, args)
+
+
+@requirement("a box and a layout TMA reads")
+def _store_boxes(op: Copy, args: OpArgs) -> str | None:
+    boxes = _tile_boxes(op.dst, op.src, args.layout_map.get(op.src.buffer))
+    return boxes if isinstance(boxes, str) else None
+
+
+def _store_layouts(op: Copy, args: OpArgs) -> dict[Buffer, LayoutFact]:
+    """The shared tile's layout when nothing else chose one: the widest swizzle it takes (one
+    box per swizzle span; the threads that write it from registers then spread over the banks,
+    where a row-major tile of 128-byte multiples puts a warp's rows on the same banks)."""
+    tile = op.src.buffer
+    if tile in args.layout_map or len(tile.shape) != 2:
+        return {}
+    shape = const_shape([const_value(x) for x in tile.shape])
+    if shape is None:
+        return {}
+    mode = choose_wgmma_swizzle((shape[0], shape[1]), tile.dtype)
+    if mode is None:
+        return {}
+    return {tile: LayoutFact(make_wgmma_smem_layout((shape[0], shape[1]), tile.dtype, mode))}
+
+
+@Copy.register_lowering(
+    "tma store",
+    _store_has_tma,
+    _store_directions,
+    _store_types,
+    _store_tensor_map,
+    _store_boxes,
+    first=True,
+    preferred=True,
+    layouts=_store_layouts,
+)
+def _lower_tma_store(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
+    """Every thread that runs the copy makes its earlier writes of the tile visible to the async
+    proxy (fence.proxy.async) and meets the others at a barrier; then one thread stores the tile
+    box by box (TMA clips at the tensor's edges: T.copy skips stores outside the destination)
+    and waits until the stores are complete, so the tile may be rewritten and the global data
+    read afterwards. The fence and barrier are the op's own: the barrier that ordered the writes
+    before their generic readers (ThreadSync's) may lie earlier, with no fence before it."""
+    layout = args.layout_map.get(op.src.buffer)
+    boxes = _tile_boxes(op.dst, op.src, layout)
+    assert not isinstance(boxes, str)
+    swizzle = _swizzle_bytes_of(op.src.buffer, layout)
+    nd = len(op.dst.buffer.shape)
+    src_first = Call(_HANDLE, "address_of", (BufferLoad(op.src.buffer, op.src.mins),))
+    src_base = Call(_U32, "tsir.mbarrier.shared_u32", (src_first,))
+    mins = list(op.dst.mins)
+    calls: list[Stmt] = []
+    for bx in boxes:
+        box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
+        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
+            mins[d] for d in range(nd - 2, -1, -1)
+        ]
+        src = src_base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else src_base
+        args_ = (tensor_map(op.dst, box, swizzle), src, *coords)
+        calls.append(Evaluate(Call(int32, f"tsir.tma.tma_store_{nd}d", args_)))
+    calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_commit", ())))
+    calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_wait<0>", ())))
+    return seq(
+        Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ())),
+        Evaluate(Call(int32, "sync_threads", ())),
+        IfThenElse(args.thread_var == 0, seq(*calls)),
+    )
+
+
+def _swizzle_bytes_of(tile: Buffer, layout: Layout | None) -> int:
+    if layout is None:
+        return 0
+    mode = swizzle_mode(layout, tile.dtype)
+    return 0 if mode is None else mode.value

@@ -84,12 +84,29 @@ __device__ __forceinline__ unsigned long long l2_policy_evict_first() {
 // Shared -> global stores (out-of-bounds elements of the box are not written). The shared source
 // must have been written before a fence_proxy_async_shared() in each writing thread and a barrier;
 // stores are tracked in bulk groups of the issuing thread.
+__device__ __forceinline__ void tma_store_1d(const TmaDescriptor& desc, unsigned src, int c0) {
+  asm volatile(
+      "cp.async.bulk.tensor.1d.global.shared::cta.tile.bulk_group [%0, {%2}], [%1];\n" ::"l"(
+          tma_desc_addr(desc)),
+      "r"(src), "r"(c0)
+      : "memory");
+}
+
 __device__ __forceinline__ void tma_store_2d(const TmaDescriptor& desc, unsigned src, int c0,
                                              int c1) {
   asm volatile(
       "cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
           tma_desc_addr(desc)),
       "r"(src), "r"(c0), "r"(c1)
+      : "memory");
+}
+
+__device__ __forceinline__ void tma_store_3d(const TmaDescriptor& desc, unsigned src, int c0,
+                                             int c1, int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
+          tma_desc_addr(desc)),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
 
