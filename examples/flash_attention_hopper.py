@@ -3,20 +3,54 @@ write: O = softmax(Q K^T / sqrt(d)) V with one pass over K and V.
 
 Per block of `bm` queries (one 64-row piece per consumer warpgroup: threads = 2 * bm for bm = 128):
 the query tile sits in shared memory; for each key tile, S = Q K^T runs on wgmma with both operands
-in shared memory, into an accumulator pre-filled with the mask (0 where the key counts, -inf past
-the sequence's end or above the diagonal; cleared when nothing is masked); the online softmax
-keeps the running row max `m` and row sum `l` in registers on wgmma's accumulator layout;
-P = exp2(S * scale - m * scale) is cast to fp16 in registers and P V runs on wgmma's register-A
-form with V in shared memory. On sm_90a the K/V tiles arrive by TMA on an mbarrier ring that a
-producer warpgroup fills (tests/hopper/test_attention_tile_program.py checks each of these).
+in shared memory into a cleared accumulator; only the key tiles that cross the diagonal (causal) or
+the sequence's end are masked afterwards (-inf where the key does not count), under a condition
+uniform over the block; the online softmax keeps the running row max `m` and row sum `l` in
+registers on wgmma's accumulator layout; P = exp2(S * scale - m * scale) is cast to fp16 in
+registers and P V runs on wgmma's register-A form with V in shared memory. On sm_90a the K/V tiles
+arrive by TMA on an mbarrier ring that a producer warpgroup fills
+(tests/hopper/test_attention_tile_program.py checks each of these).
+
+Causal blocks are launched heaviest first: the query blocks near the sequence's end have the most
+key tiles, and a grid whose last blocks are the light ones leaves the GPU no long tail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Any
 
 import tsir
 from tsir import T
+
+# Blocks that run at once on an H100 SXM (132 SMs, one attention block each): causal blocks are
+# ordered heaviest first within groups of heads that span at least this many blocks (a GPU with
+# other counts gets the same order, only less evenly finished).
+WAVE = 132
+
+
+def heads_per_group(BH: int, query_blocks: int) -> int:
+    """The smallest divisor G of BH with G * query_blocks >= WAVE (BH when none): the causal grid
+    walks the query blocks heaviest first over G heads at a time, so the blocks running together
+    read the K/V of a few heads (L2) while the last blocks launched are the lightest."""
+    return next((g for g in range(1, BH + 1) if BH % g == 0 and g * query_blocks >= WAVE), BH)
+
+
+def grid(BH: int, query_blocks: int, causal: bool) -> tuple[int, int]:
+    """The launch grid: (query tiles, heads), or causal (G * query tiles, heads / G)."""
+    g = heads_per_group(BH, query_blocks) if causal else 1
+    return query_blocks * g, BH // g
+
+
+def block_of(b0: Any, b1: Any, BH: int, query_blocks: int, causal: bool) -> tuple[Any, Any]:
+    """(query tile, batch*head) of grid block (b0, b1) (ints or the kernel's block indices): b0
+    is launched fastest. Causal: within a group of G heads, the last query tile (the most key
+    tiles) of each head first, then the one before it, and so on."""
+    if not causal:
+        return b0, b1
+    g = heads_per_group(BH, query_blocks)
+    return query_blocks - 1 - b0 // g, b1 * g + b0 % g
 
 
 def flash_attention_hopper(
@@ -30,6 +64,7 @@ def flash_attention_hopper(
     num_stages: int = 2,
     dtype: str = "float16",
     overlap: bool = False,
+    fast_math: bool | str = False,
 ) -> tsir.PrimFunc:
     """Q, K, V, O of shape (BH, S, D); a block per (query tile, batch*head).
 
@@ -37,16 +72,26 @@ def flash_attention_hopper(
     which TileLang schedules with T.Pipelined's order/stage/group): iteration j issues S(j+1) =
     Q K(j+1)^T and then O += P(j) V(j), and the softmax of S(j+1) runs while P(j) V(j) is still on
     the tensor cores (its wgmma group stays in flight until O is rescaled). K(0)'s scores come
-    before the loop, from a tile of their own; the last iteration's K(j+1) lies past the sequence
-    (TMA fills it with zeros) or, causal, past the block's last query: the mask drops it."""
+    before the loop, from a tile of their own; the last iteration only adds P(j) V(j) (its K(j+1),
+    which the ring still loads, is not used).
+
+    `fast_math` is the function's float math mode (`T.func_attr({"fast_math": ...})`: False, "ftz"
+    or True). "ftz" makes each exp2 one MUFU.EX2 instead of four instructions and cannot change
+    O: what it flushes to zero, exp2 results below 2^-126, is below what P keeps in fp16 (2^-24)
+    and below the rounding of the row sum `l`, which is at least 1 (the row's maximum adds
+    exp2(0))."""
     scale = 1.0 / math.sqrt(D) * math.log2(math.e)  # softmax via exp2
     acc = "float32"
+    query_blocks = T.ceildiv(S, bm)
     with T.prim_func("flash_attention_hopper") as f:
         Q = T.param("Q", (BH, S, D), dtype)
         K = T.param("K", (BH, S, D), dtype)
         V = T.param("V", (BH, S, D), dtype)
         O = T.param("O", (BH, S, D), dtype)
-        with T.Kernel(T.ceildiv(S, bm), BH, threads=threads) as (bx, bz):
+        if fast_math:
+            T.func_attr({"fast_math": fast_math})
+        with T.Kernel(*grid(BH, query_blocks, causal), threads=threads) as (b0, b1):
+            bx, bz = block_of(b0, b1, BH, query_blocks, causal)
             Q_s = T.alloc_shared((bm, D), dtype)
             K_s = T.alloc_shared((bn, D), dtype)
             V_s = T.alloc_shared((bn, D), dtype)
@@ -59,21 +104,40 @@ def flash_attention_hopper(
             row_sum = T.alloc_fragment((bm,), acc)
             l = T.alloc_fragment((bm,), acc)
 
-            def scores(t: object, K_tile: object, masked: bool) -> None:
-                """S = Q K(t)^T, into an accumulator pre-filled with key tile t's mask."""
-                if masked:
+            def partial(t: Any) -> Any:
+                """Whether key tile t has keys that do not count: it reaches past the sequence's
+                end, or (causal) past the block's first query. False: none has; True: it has."""
+                conds = []
+                if S % bn:
+                    conds.append((t + 1) * bn > S)
+                if causal:
+                    conds.append(t * bn + bn - 1 > bx * bm)
+                if any(c is True for c in conds):
+                    return True
+                conds = [c for c in conds if c is not False]
+                return T.any(*conds) if conds else False
+
+            def scores(t: Any, K_tile: Any) -> None:
+                """S = Q K(t)^T."""
+                T.gemm(Q_s, K_tile, S_f, transpose_B=True, clear_accum=True, policy="full_row")
+
+            def mask(t: Any) -> None:
+                """-inf in S where a key past the sequence or the diagonal sits, on the key tiles
+                that have one (a condition uniform over the block: the others run no mask)."""
+                cond = partial(t)
+                if cond is False:
+                    return
+                with T.If(cond) if cond is not True else contextlib.nullcontext():
                     for i, j in T.Parallel(bm, bn):
                         keep = t * bn + j < S
                         if causal:
                             keep = T.all(keep, bx * bm + i >= t * bn + j)
-                        S_f[i, j] = T.if_then_else(keep, 0.0, -T.infinity(acc))
-                    T.gemm(Q_s, K_tile, S_f, transpose_B=True, policy="full_row")
-                else:
-                    T.gemm(Q_s, K_tile, S_f, transpose_B=True, clear_accum=True, policy="full_row")
+                        S_f[i, j] = T.if_then_else(keep, S_f[i, j], -T.infinity(acc))
 
             def softmax() -> None:
                 """The running max and sum over S's rows; S becomes exp2(S * scale - m * scale)
                 and `alpha` the factor that rescales what was accumulated before."""
+                T.copy(m, m_prev)
                 T.reduce_max(S_f, m, dim=1, clear=False)
                 for i in T.Parallel(bm):
                     alpha[i] = T.exp2(m_prev[i] * scale - m[i] * scale)
@@ -88,14 +152,14 @@ def flash_attention_hopper(
             T.clear(l)
             T.fill(m, -T.infinity(acc))
             tiles = T.ceildiv(S, bn)
-            if causal:  # key tiles past the block's last query are all masked
+            if causal and tiles > 1:  # key tiles past the block's last query are all masked
                 tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
             if not overlap:
                 for k in T.Pipelined(tiles, num_stages=num_stages):
                     T.copy(K[bz, k * bn, 0], K_s)
                     T.copy(V[bz, k * bn, 0], V_s)
-                    scores(k, K_s, bool(causal or S % bn))
-                    T.copy(m, m_prev)
+                    scores(k, K_s)
+                    mask(k)
                     softmax()
                     for i, j in T.Parallel(bm, D):
                         O_f[i, j] = O_f[i, j] * alpha[i]
@@ -104,20 +168,22 @@ def flash_attention_hopper(
             else:
                 K0_s = T.alloc_shared((bn, D), dtype)
                 T.copy(K[bz, 0, 0], K0_s)
-                scores(0, K0_s, bool(causal or S % bn))
-                T.copy(m, m_prev)
+                scores(0, K0_s)
+                mask(0)
                 softmax()
                 T.copy(S_f, P_f)
                 for k in T.Pipelined(tiles, num_stages=num_stages):
                     T.copy(K[bz, (k + 1) * bn, 0], K_s)
                     T.copy(V[bz, k * bn, 0], V_s)
-                    scores(k + 1, K_s, True)  # the last one lies past the sequence
-                    T.copy(m, m_prev)  # (also: S's and P V's wgmma groups are separate)
+                    with T.If(k + 1 < tiles):  # (S's and P V's wgmma groups are separate)
+                        scores(k + 1, K_s)
                     T.gemm(P_f, V_s, O_f, policy="full_row")
-                    softmax()
-                    for i, j in T.Parallel(bm, D):
-                        O_f[i, j] = O_f[i, j] * alpha[i]
-                    T.copy(S_f, P_f)
+                    with T.If(k + 1 < tiles):  # the softmax of S(k+1) beside P(k) V(k) in flight
+                        mask(k + 1)
+                        softmax()
+                        for i, j in T.Parallel(bm, D):
+                            O_f[i, j] = O_f[i, j] * alpha[i]
+                        T.copy(S_f, P_f)
             for i, j in T.Parallel(bm, D):
                 O_f[i, j] = O_f[i, j] / l[i]
             T.copy(O_f, O[bz, bx * bm, 0])

@@ -17,7 +17,10 @@ program order:
   retires the groups that conflict, N being the number of newer
   groups that may stay in flight, and `wgmma_fence_operands` pins the retired accumulators (the C++
   compiler may not move their reads above the wait); nothing is pending at the end of the kernel
-  (or of a warp-specialized branch);
+  (or of a warp-specialized branch); an `if` that issues no wgmma and whose condition is the same
+  for the whole warpgroup gets these waits inside its branches, each before the first statement
+  that needs it, when its first statement lets more groups stay in flight than the whole `if`
+  would (FlashAttention's softmax of S(j+1) under a uniform `if`, beside P(j) V(j) in flight);
 - in an mbarrier ring's loop whose last statement before the release is a batch, the release of
   iteration k moves to iteration k + 1 (after that iteration's batch is issued, `wait<1>`), the
   last one after the loop, and the loop's producer (if any) after the moved release, since it
@@ -184,6 +187,9 @@ class _Sync:
         self.staged: frozenset[Buffer] = frozenset()
         self.it: PrimExpr | None = None
         self.thread_vars: set[Var] = set()
+        # Variables with one value across the warpgroup: block indices, scalar parameters, and
+        # the variables of loops and lets bound to such values around the statement.
+        self.uniform: set[Var] = set()
         self.read_tiles: set[Buffer] = set()
         # Shared buffers ordinary code (stores, cp.async) writes somewhere in the kernel.
         self.rewritten: set[Buffer] = set()
@@ -273,12 +279,19 @@ class _Sync:
         return seq(*new), state
 
     def stmt(self, s: Stmt, state: State, out: list[Stmt]) -> State:
+        if isinstance(s, IfThenElse) and not _issues(s) and self.wait_inside(s, state):
+            return self.branch(s, state, out)
         if not _issues(s):
             state = self.retire(s, state, out)
             out.append(s)
             return state
         if isinstance(s, (Allocate, DeclBuffer, LetStmt)):
+            let = s.var if isinstance(s, LetStmt) and self.is_uniform(s.value) else None
+            if let is not None:
+                self.uniform.add(let)
             body, state = self.nested(s.body, state)
+            if let is not None:
+                self.uniform.discard(let)
             out.append(s.replace(body=body))
             return state
         if isinstance(s, AttrStmt):
@@ -294,6 +307,22 @@ class _Sync:
         state = self.retire(s, state, out)
         out.append(s)
         return state
+
+    def wait_inside(self, s: IfThenElse, state: State) -> bool:
+        """Whether the waits for an `if` that issues no wgmma go inside its branches: its condition
+        is the same for the whole warpgroup and a branch starts with a statement that lets more
+        groups stay in flight than the whole `if` does (e.g. the softmax of S(j+1) under a
+        uniform `if`, which needs S(j+1) retired but not the P(j) V(j) issued after it)."""
+        if not state or not self.is_uniform(s.cond):
+            return False
+        whole = len(self.retire(s, state, []))
+        branches = [s.then_case] if s.else_case is None else [s.then_case, s.else_case]
+        return any(len(self.retire(_first(b), state, [])) > whole for b in branches)
+
+    def is_uniform(self, e: PrimExpr) -> bool:
+        """`e` has one value across the warpgroup: only uniform variables, no loads, no calls
+        (a `.sync.aligned` wait must not sit in a branch that its threads take differently)."""
+        return set(collect(e, Var)) <= self.uniform and not collect(e, (BufferLoad, Call))
 
     def attr(self, s: AttrStmt, state: State, out: list[Stmt]) -> State:
         ring = ring_of(s)
@@ -348,6 +377,9 @@ class _Sync:
         if ring_loop:
             self.it = k
         self.analyzer.bind(k, s.min, s.extent, override=True)
+        uniform = self.is_uniform(s.min) and self.is_uniform(s.extent)
+        if uniform:
+            self.uniform.add(k)
         prev = k - 1
 
         def shift(st: State) -> State:
@@ -378,6 +410,8 @@ class _Sync:
             body = seq(body, *tail)
             out_state = ()
         self.it = saved_it
+        if uniform:
+            self.uniform.discard(k)
         if not drained:
             last = s.min + s.extent - 1
             out_state = tuple(
@@ -391,6 +425,13 @@ class _Sync:
         for x in after:
             state = self.stmt(x, state, out)
         return state
+
+
+def _first(s: Stmt) -> Stmt:
+    """The first statement `s` runs (itself when it is not a sequence)."""
+    while isinstance(s, SeqStmt) and s.stmts:
+        s = s.stmts[0]
+    return s
 
 
 def _fence_operands(buf: Buffer) -> Stmt:
@@ -494,6 +535,10 @@ class _StripUnits(Mutator):
 
 
 class _Kernels(Mutator):
+    def __init__(self, scalars: set[Var]):
+        super().__init__()
+        self.scalars = scalars
+
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         k = k.replace(body=_StripUnits().visit(k.body))
         calls = collect(k.body, Call)
@@ -501,6 +546,7 @@ class _Kernels(Mutator):
             return k
         sync = _Sync()
         sync.thread_vars = set(k.thread_vars)
+        sync.uniform = set(k.block_vars) | self.scalars
         acc = shared_accesses(k.body)
         sync.rewritten = set(acc.writes) | set(acc.async_writes) | set(acc.atomics)
         for v, n in zip(k.thread_vars, k.threads):
@@ -525,4 +571,5 @@ class _StripRing(Mutator):
 @register_pass("InjectWgmmaSync")
 def InjectWgmmaSync(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Place wgmma fences, commits and waits; overlap a ring loop's consecutive batches."""
-    return _StripRing().visit(_Kernels().visit(func))
+    scalars = {p for p in func.params if isinstance(p, Var)}
+    return _StripRing().visit(_Kernels(scalars).visit(func))

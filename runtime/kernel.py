@@ -12,13 +12,13 @@ from typing import Any, Final
 
 from tsir import knobs
 from tsir.buffer import Buffer
-from tsir.errors import CompileError, TSIRError
+from tsir.errors import CompileError, TSIRError, UnsupportedError
 from tsir.expr import Call, IntImm, Var
-from tsir.function import Module, PrimFunc
+from tsir.function import FAST_MATH_ATTR, Module, PrimFunc, fast_math_error
 from tsir.stmt import Allocate, CpEngineCopy, LaunchKernel, LetStmt, SeqStmt
 from tsir.target import Target
 
-__all__ = ["Kernel", "compile", "host_program"]
+__all__ = ["Kernel", "compile", "fast_math_options", "host_program"]
 
 
 def host_program(module: Module) -> Any:
@@ -205,7 +205,9 @@ class _Asm(dict):
         if key == "ptx":
             from tsir.runtime.nvrtc import get_ptx
 
-            value = get_ptx(self._k.cuda_source, self._k.target)
+            value = get_ptx(
+                self._k.cuda_source, self._k.target, extra_options=fast_math_options(self._k.func)
+            )
             self[key] = value
             return value
         raise KeyError(f"no stage {key!r}; stages: tsir, cuda, ptx, cubin")
@@ -337,6 +339,7 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
             f"got {type(func).__name__}"
         )
     tgt = Target.parse(target)
+    nvrtc = fast_math_options(func)
     t0 = time.perf_counter()
     lowered = None
     key = _lowering_key(func, tgt) if cache.enabled() else None
@@ -360,9 +363,24 @@ def compile(func: PrimFunc, target: Any = "cuda") -> Kernel:  # noqa: A001
             meta = {"program": _program_to_json(program), "report": report}
             cache.store("lowering", key, CacheEntry({"cuda": source.encode()}, meta))
     t2 = time.perf_counter()
-    binary = compile_cuda(source, tgt, filename=f"{func.name}.cu")
+    binary = compile_cuda(source, tgt, filename=f"{func.name}.cu", extra_options=nvrtc)
     t3 = time.perf_counter()
     timings = {"lower": t1 - t0, "codegen": t2 - t1, "nvrtc": t3 - t2, "total": t3 - t0}
     kernel = Kernel(func, tgt, lowered, source, binary, program, timings)
     kernel.report = report
     return kernel
+
+
+# NVRTC's options for each `T.func_attr({"fast_math": ...})` mode (tsir/function.py says what each
+# allows).
+_FAST_MATH_NVRTC: Final = {False: (), "ftz": ("-ftz=true",), True: ("--use_fast_math",)}
+
+
+def fast_math_options(func: PrimFunc) -> tuple[str, ...]:
+    """The NVRTC options `func`'s fast-math attribute asks for (after the knob's, which apply to
+    every compile); a value that is not a mode raises UnsupportedError."""
+    mode = func.attr(FAST_MATH_ATTR, False)
+    why = fast_math_error(mode)
+    if why is not None:
+        raise UnsupportedError(f"function `{func.name}`: {why}", where="tsir.compile")
+    return _FAST_MATH_NVRTC[mode]

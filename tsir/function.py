@@ -9,7 +9,22 @@ from .expr import Var
 from .node import Node, binder, node
 from .stmt import Stmt
 
-__all__ = ["PrimFunc", "DeviceKernel", "Module"]
+__all__ = [
+    "PrimFunc",
+    "DeviceKernel",
+    "Module",
+    "FAST_MATH_ATTR",
+    "fast_math_error",
+]
+
+# `T.func_attr({"fast_math": mode})`: how NVRTC compiles the function's CUDA (one translation unit
+# per function; runtime/kernel.py maps the modes to options), the function's kernels only:
+#   False  IEEE float32, the default: subnormals kept, correctly rounded division and square root;
+#   "ftz"  float32 subnormal inputs and results flushed to zero, nothing else changed (-ftz=true):
+#          exp2 is one ex2.approx.ftz, the same bits as the default for arguments >= -126;
+#   True   --use_fast_math: flushed subnormals, approximate division, square root and
+#          transcendentals (expf, logf, sinf, ... as their __ intrinsics).
+FAST_MATH_ATTR = "fast_math"
 
 
 @node
@@ -46,6 +61,16 @@ class PrimFunc(Node):
                 if isinstance(d, Var):
                     seen.setdefault(d, None)
         return tuple(seen)
+
+
+def fast_math_error(value: Any) -> str | None:
+    """Why `value` is not a fast-math mode (None when it is one)."""
+    if isinstance(value, bool) or (isinstance(value, str) and value == "ftz"):
+        return None
+    return (
+        f"fast_math={value!r} is not a mode: use False (IEEE float32, the default), 'ftz' (float32 "
+        f"subnormals flushed to zero, nothing else changed) or True (NVRTC --use_fast_math)"
+    )
 
 
 @node

@@ -244,3 +244,74 @@ def test_register_a_operands_are_pinned_as_32_bit_words() -> None:
     assert text.count(pin_a) == 2
     assert "wgmma_fence_operands<16>" not in text
     assert text.index("wgmma_wait<0>") < text.index("C[tx] = acc[0]")
+
+
+def softmax_beside_pv(synced: bool, rescale_first: bool, uniform: bool = True) -> tsir.PrimFunc:
+    """S = A B (group 1), then O = A B (group 2), then an `if` that reads S and rescales O:
+    FlashAttention's softmax of S(j+1) beside P(j) V(j). `uniform`: the `if` tests the block's
+    index; else a register value, which the threads of the warpgroup may see differently."""
+    with T.prim_func("f") as f:
+        C = T.param("C", (256,), "float32")
+        with T.Kernel(2, threads=128) as bx:
+            tx = T.get_thread_binding(0)
+            A_s = T.alloc_shared((64, 32), "float16")
+            B_s = T.alloc_shared((64, 32), "float16")
+            s_acc = T.alloc_local((32,), "float32")
+            o_acc = T.alloc_local((32,), "float32")
+            x = T.alloc_local((1,), "float32")
+            inside = uniform and not rescale_first
+
+            def gemm(acc: object) -> None:
+                if synced:
+                    pin(acc)
+                    wg("wgmma_fence")
+                    with T.attr("tile_op", "tl.Gemm"):
+                        issue(acc, A_s, B_s)
+                    wg("wgmma_commit")
+                else:
+                    lowered_gemm(acc, A_s, B_s)
+
+            def wait(keep: int, *accs: object) -> None:
+                if synced:
+                    wg(f"wgmma_wait<{keep}>")
+                    for acc in accs:
+                        pin(acc)
+
+            gemm(s_acc)
+            x[0] = T.cast(tx, "float32")
+            gemm(o_acc)
+            if not inside:
+                wait(0, o_acc, s_acc)
+            with T.If(bx == 0 if uniform else x[0] > 3.0):
+                if rescale_first:
+                    o_acc[0] = o_acc[0] * 2.0
+                    x[0] = s_acc[0]
+                else:
+                    if inside:
+                        wait(1, s_acc)
+                    x[0] = s_acc[0]
+                    if inside:
+                        wait(0, o_acc)
+                    o_acc[0] = o_acc[0] * 2.0
+            if inside:
+                wait(0, o_acc, s_acc)
+            C[bx * 128 + tx] = o_acc[0] + x[0]
+    return f.func
+
+
+def test_a_uniform_if_waits_inside_when_its_first_statement_needs_less() -> None:
+    """The `if` reads S first and O later: S's group retires inside it (`wait<1>`, O's group still
+    in flight), O's at the rescale; the path that skips the `if` retires both before C's store."""
+    tsir.assert_structural_equal(
+        run(softmax_beside_pv(False, False)), softmax_beside_pv(True, False)
+    )
+
+
+def test_an_if_that_needs_everything_first_or_diverges_waits_before_it() -> None:
+    """The `if` rescales O first (waiting inside would gain nothing), or its threads may take it
+    differently (`wgmma_wait` is `.sync.aligned`): one wait before it."""
+    tsir.assert_structural_equal(run(softmax_beside_pv(False, True)), softmax_beside_pv(True, True))
+    tsir.assert_structural_equal(
+        run(softmax_beside_pv(False, False, uniform=False)),
+        softmax_beside_pv(True, False, uniform=False),
+    )

@@ -14,7 +14,7 @@ from ..dtype import dtype as as_dtype
 from ..dtype import int32 as _int32
 from ..errors import BuildError, DTypeError, UnsupportedError, user_location
 from ..expr import Call, IntImm, PrimExpr, StringImm, Var, const_value, convert
-from ..function import PrimFunc
+from ..function import FAST_MATH_ATTR, PrimFunc, fast_math_error
 from ..stmt import AttrStmt, Evaluate, For, ForKind, IfThenElse, KernelLaunch, Stmt
 from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder
 from .indexing import BUILDER_ACCESS
@@ -91,6 +91,10 @@ def func_attr(attrs: dict[str, Any]) -> None:
     b = current_builder("T.func_attr")
     if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
         raise BuildError(f"T.func_attr takes a dict with string keys, got {attrs!r}")
+    if FAST_MATH_ATTR in attrs:
+        why = fast_math_error(attrs[FAST_MATH_ATTR])
+        if why is not None:
+            raise BuildError(f"T.func_attr: {why}")
     b.attrs.update(attrs)
 
 
