@@ -6,10 +6,11 @@ Requires: thread-level IR after ThreadSync (every other barrier of the kernel is
 turn can be checked against them), with WarpSpecialize's markers (ring.py): PINGPONG_ATTR around
 the consumers' code (threads [lo, lo + 256), two warpgroups W0 = [lo, lo + 128) and W1 = [lo +
 128, lo + 256), and the first free named barrier id) and PINGPONG_LOOP_ATTR around their loop.
-Guarantees, with B0, B1 the two lowest named barrier ids nothing else in the kernel uses, both
-counting 256 threads (bar.sync waits; bar.arrive counts and goes on, PTX ISA "bar, barrier"):
+Guarantees, with B0, B1 the first two named barrier ids past every one the kernel uses (and past
+the consumers' and the producer's), both counting 256 threads (bar.sync waits; bar.arrive counts
+and goes on, PTX ISA "bar, barrier"):
 
-    if W1: bar.arrive B0                          before anything else: W0 goes first
+    if W1: bar.arrive B0                          first thing: W0 takes the first turn
     ...                                           the consumers' code, unchanged, except
     for k in [0, n):                              the marked loop:
         ...
@@ -37,22 +38,22 @@ undefined). By induction on g, the g-th generation of B0 is {a_g, s_g} and that 
 
 So arrivals never overrun a generation. The turns strictly alternate: W0's turn g runs between s_g
 and b_g, W1's between t_g and a_{g+1}; t_g returns only after b_g and s_{g+1} only after a_{g+1},
-hence W0 0, W1 0, W0 1, W1 1, ..., never two at once. The barriers end balanced: B0 completes n + 1
-generations and B1 n, with nothing pending when the block ends (for any n >= 0, and across the
-tiles of a persistent kernel, whose tile loop the first arrival and the last sync surround: n is
-then the iterations of all tiles). No deadlock: W0 waits at s_g for a_g, which W1 issues after t_{g-1},
-which needs b_{g-1}, which W0 issued before s_g; W1 waits at t_g for b_g, issued after s_g, which
-needs a_g, issued before t_g. This needs both warpgroups to run the loop equally often and to meet
-no barrier of both inside a turn (the other warpgroup waits for this turn's end): the loop's trip
-count and every condition and trip count around it must be the same in all consumer threads, no
-wgmma issue may sit under a thread-dependent `if` or loop, and no barrier of more than one
-warpgroup may fall inside a turn; each is refused with an error naming the loop.
+hence W0 0, W1 0, W0 1, W1 1, ..., never two at once. The barriers end balanced: B0 completes
+n + 1 generations and B1 n, with nothing pending when the block ends (for any n >= 0, and across
+the tiles of a persistent kernel, whose tile loop the first arrival and the last sync surround: n
+is then the iterations of all tiles). No deadlock: W0 waits at s_g for a_g, which W1 issues after
+t_{g-1}, which needs b_{g-1}, which W0 issued before s_g; W1 waits at t_g for b_g, issued after
+s_g, which needs a_g, issued before t_g. This needs both warpgroups to run the loop equally often
+and to meet no barrier of both inside a turn (the other warpgroup waits for this turn's end): the
+loop's trip count and every condition and trip count around it must be the same in all consumer
+threads, no wgmma issue may sit under a thread-dependent `if` or loop, and no barrier of more
+than one warpgroup may fall inside a turn; each is refused with an error naming the loop.
 tests/hopper/test_ping_pong.py checks the protocol over every interleaving of a model of it.
 
 A marked loop that issues no wgmma (its gemms took mma.sync) is left as it is, and the report
-(TSIR_EXPLAIN=1) says so; so is a turn that waits for its own gemms' results (the code between
-then runs in turns too: the loop should issue the iteration's gemms back to back, as
-FlashAttention-3's S(j+1), P(j) V(j) order does).
+(TSIR_EXPLAIN=1) says so. A turn that waits for its own gemms' results is applied and reported:
+the code between them then runs in turns too; the loop should issue the iteration's gemms back
+to back, as FlashAttention-3's S(j+1), P(j) V(j) order does.
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ def kernel(
     """A warp-specialized kernel as ThreadSync leaves it: producer threads [0, 128), consumers
     [128, 384) with a loop of one wgmma batch (two issues) between ordinary code. `marked`:
     WarpSpecialize's markers (the input); else the expected output. `turn_extra(tx)` adds a
-    statement between the batch's two issues, `trips(tx)` makes the trip count, `wrap(tx)` puts the loop
-    under `if wrap(tx)`, `issue_twice` adds a second batch after a wait (a turn that waits)."""
+    statement between the batch's two issues, `trips(tx)` makes the trip count, `wrap(tx)` puts
+    the loop under `if wrap(tx)`, `issue_twice` adds a second batch after a wait (a turn that
+    waits)."""
     with T.prim_func("f") as f:
         A = T.param("A", (384,), "float32")
         with T.Kernel(1, threads=384):
