@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (importing registers each pass)
     inject_async_copy,
+    inject_ping_pong,
     inject_software_pipeline,
     inject_wgmma_sync,
     layout_inference,

@@ -213,6 +213,20 @@ class _Pipeline(Mutator):
             self.loops -= 1
         if s.kind is not ForKind.PIPELINED:
             return s
+        out = self.pipeline(s)
+        if s.annotation("pingpong", False) and not any(
+            a.key == RING_ATTR for a in collect(out, AttrStmt)
+        ):
+            self.ctx.explain(
+                "InjectSoftwarePipeline",
+                f"T.Pipelined(pingpong=True) over `{s.loop_var.name}` is not applied: the loop "
+                "is not a TMA pipeline (mbarrier ring) with a producer warpgroup, which ping-pong "
+                "needs (sm_90a; the report says why the loop is not one)",
+                s.span,
+            )
+        return out
+
+    def pipeline(self, s: For) -> Stmt:
         stages = int(s.annotation("num_stages", 0) or 0)
         serial = s.replace(kind=ForKind.SERIAL, annotations=())
         if s.annotation("schedule") is not None:
@@ -445,7 +459,10 @@ class _Pipeline(Mutator):
         prologue = [guarded(IntImm(j, k.dtype), produce(IntImm(j, k.dtype))) for j in range(ahead)]
         loop = For(k, s.min, n, ForKind.SERIAL, body)
         ws = bool(s.annotation("warp_specialize", True))
-        out = AttrStmt(RING_ATTR, (full, empty, stages, ws), seq(init, *prologue, loop))
+        # T.Pipelined(pingpong=True) rides on the ring to WarpSpecialize (ring.py).
+        pingpong = (True,) if s.annotation("pingpong", False) else ()
+        value = (full, empty, stages, ws, *pingpong)
+        out = AttrStmt(RING_ATTR, value, seq(init, *prologue, loop), span=s.span)
         return AttrStmt(PIPELINE_BUFFERS_ATTR, tuple(mine.values()), out)
 
 

@@ -42,6 +42,8 @@ def default_pipeline() -> list[Pass]:
         get("InjectWgmmaSync"),
         # Barriers are planned on distinct shared buffers, before they are merged into one pool.
         get("ThreadSync"),
+        # Ping-pong turns are checked against every other barrier, so they come after them.
+        get("InjectPingPong"),
         get("PlanSharedMemory"),
         get("SplitHostDevice"),
     ]

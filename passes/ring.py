@@ -8,6 +8,14 @@ passes that build it (InjectSoftwarePipeline), split it (WarpSpecialize) and ret
     AttrStmt(RELEASE_ATTR, j, ...)     frees stage j % stages: each consumer warp arrives on
                                        `empty` once its reads of the stage are done
 
+A ring built from `T.Pipelined(..., pingpong=True)` carries a fifth value, True
+(`ring_pingpong`); WarpSpecialize turns that into two markers for InjectPingPong when the ring
+has two consumer warpgroups:
+
+    AttrStmt(PINGPONG_ATTR, (lo, hi, free), ...)   the consumers' code: threads [lo, hi), and the
+                                                 first named barrier id nothing else uses
+    AttrStmt(PINGPONG_LOOP_ATTR, 2, loop)          the consumer loop whose wgmma issues take turns
+
 `full[s]` completes a phase when the producer's expect_tx arrival is in and the bytes have landed
 (count 1); `empty[s]` when every consumer warp has released the stage (count: the warps). Round
 r = j // stages of stage s waits `full[s]` for parity r % 2 and `empty[s]` for parity (r + 1) % 2
@@ -22,6 +30,8 @@ from tsir.expr import BufferLoad, Call, IntImm, PrimExpr
 from tsir.stmt import AttrStmt, Evaluate, Stmt
 
 __all__ = [
+    "PINGPONG_ATTR",
+    "PINGPONG_LOOP_ATTR",
     "PRODUCE_ATTR",
     "RELEASE_ATTR",
     "RING_ATTR",
@@ -29,11 +39,14 @@ __all__ = [
     "mbarrier_call",
     "parity",
     "ring_of",
+    "ring_pingpong",
 ]
 
 RING_ATTR = "mbarrier_ring"
 PRODUCE_ATTR = "ring_produce"
 RELEASE_ATTR = "ring_release"
+PINGPONG_ATTR = "pingpong_consumers"
+PINGPONG_LOOP_ATTR = "pingpong_loop"
 
 _U32 = DataType("uint32")
 _HANDLE = DataType("handle")
@@ -64,3 +77,8 @@ def ring_of(s: Stmt) -> tuple[Buffer, Buffer, int] | None:
         full, empty, stages = s.value[:3]
         return full, empty, int(stages)
     return None
+
+
+def ring_pingpong(s: Stmt) -> bool:
+    """Does the RING_ATTR statement `s` ask for ping-pong of its consumer warpgroups?"""
+    return isinstance(s, AttrStmt) and s.key == RING_ATTR and len(s.value) > 4 and bool(s.value[4])

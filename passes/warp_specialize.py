@@ -40,6 +40,7 @@ from typing import Any
 
 from tsir.arith import Analyzer
 from tsir.dtype import int32
+from tsir.errors import SourceLocation
 from tsir.expr import (
     BufferLoad,
     Call,
@@ -72,7 +73,14 @@ from tsir.visitor import Mutator, collect, substitute
 from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
-from .ring import PRODUCE_ATTR, RING_ATTR, ring_of
+from .ring import (
+    PINGPONG_ATTR,
+    PINGPONG_LOOP_ATTR,
+    PRODUCE_ATTR,
+    RING_ATTR,
+    ring_of,
+    ring_pingpong,
+)
 from .thread_range import THREAD_RANGE_ATTR, NamedBarriers, ThreadRange
 
 __all__ = ["PERSISTENT_CTAS", "PRODUCER_REGISTERS", "WarpSpecialize", "consumer_registers"]
@@ -103,15 +111,20 @@ class _Refused(Exception):
 
 class _FindRing(Mutator):
     """Replaces the ring with its consumer side and records its parts; refuses a ring under a
-    loop or an `if`, or a second one."""
+    loop or an `if`, or a second one. A ring that asks for ping-pong (T.Pipelined(pingpong=True))
+    gets its consumer loop marked when there are two consumer warpgroups (`consumer_groups`),
+    else the reason it is not applied in `pingpong_refused`."""
 
-    def __init__(self) -> None:
+    def __init__(self, consumer_groups: int) -> None:
         super().__init__()
         self.depth = 0
         self.ring: AttrStmt | None = None
         self.init: list[Stmt] = []
         self.produce: AttrStmt | None = None
         self.loop: For | None = None
+        self.consumer_groups = consumer_groups
+        self.pingpong = False  # the consumer loop is marked for InjectPingPong
+        self.pingpong_refused: str | None = None
 
     def visit_For(self, s: For) -> Stmt:
         self.depth += 1
@@ -155,7 +168,16 @@ class _FindRing(Mutator):
         (marker,) = [a for a in collect(produces[0], AttrStmt) if a.key == PRODUCE_ATTR]
         self.produce = marker
         self.loop = loop
-        consumer_loop = loop.replace(body=seq(*(x for x in body if not _is_produce(x))))
+        consumer_loop: Stmt = loop.replace(body=seq(*(x for x in body if not _is_produce(x))))
+        if ring_pingpong(s):
+            if self.consumer_groups == 2:
+                self.pingpong = True
+                consumer_loop = AttrStmt(PINGPONG_LOOP_ATTR, 2, consumer_loop, span=s.span)
+            else:
+                self.pingpong_refused = (
+                    f"ping-pong needs two consumer warpgroups to take turns, the kernel has "
+                    f"{self.consumer_groups} ({128 * self.consumer_groups} threads)"
+                )
         return s.replace(body=consumer_loop)
 
 
@@ -243,7 +265,7 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     if threads % WARPGROUP or threads + WARPGROUP > 1024:
         raise _Refused(f"{threads} threads are not whole warpgroups, or one more would pass 1024")
     chain, inner = _wrappers(k.body)
-    find = _FindRing()
+    find = _FindRing(threads // WARPGROUP)
     consumer = find.visit(inner)
     if find.ring is None:
         raise _Refused("no pipelined ring")
@@ -298,10 +320,12 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         raise _Refused("no named barrier is left for the consumers")
     shifted = substitute(consumer, {tx: tx - WARPGROUP})
     shifted = NamedBarriers(rng, "the consumer warpgroups").visit(shifted)
+    if find.pingpong_refused is not None:
+        ctx.explain("WarpSpecialize", _pingpong_refusal(find), _span(find))
     consumers = AttrStmt(
         THREAD_RANGE_ATTR,
         (rng.lo, rng.hi, rng.barrier),
-        seq(_call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"), shifted),
+        seq(_call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"), _pingpong_branch(find, rng, shifted)),
     )
     persistent = next(
         (w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None
@@ -310,6 +334,27 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         return _persist(k, ctx, chain, find, producer_loop, shifted, rng, regs, threads)
     body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
     return k.replace(threads=(threads + WARPGROUP,), body=_rewrap(chain, body))
+
+
+def _pingpong_branch(find: _FindRing, rng: ThreadRange, body: Stmt) -> Stmt:
+    """The consumers' code, marked for InjectPingPong when their loop takes turns: the threads
+    [lo, hi) of the two consumer warpgroups and the first named barrier id that nothing uses
+    (the consumers' and the producer's come before it)."""
+    if not find.pingpong:
+        return body
+    return AttrStmt(PINGPONG_ATTR, (rng.lo, rng.hi, rng.barrier + 2), body, span=_span(find))
+
+
+def _span(find: _FindRing) -> SourceLocation | None:
+    return find.ring.span if find.ring is not None else None
+
+
+def _pingpong_refusal(find: _FindRing) -> str:
+    assert find.loop is not None
+    return (
+        f"T.Pipelined(pingpong=True) over `{find.loop.loop_var.name}` is not applied: "
+        f"{find.pingpong_refused}"
+    )
 
 
 def _producer_range(producer: Stmt, consumers: ThreadRange) -> Stmt:
@@ -380,7 +425,10 @@ def _persist(
         (rng.lo, rng.hi, rng.barrier),
         seq(
             _call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"),
-            tile_loop(consumer, find.loop.loop_var, k.block_vars, "tile"),
+            # Around the tile loop: the turns continue from tile to tile (inject_ping_pong.py).
+            _pingpong_branch(
+                find, rng, tile_loop(consumer, find.loop.loop_var, k.block_vars, "tile")
+            ),
         ),
     )
     body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
@@ -457,6 +505,14 @@ class _Kernels(Mutator):
                 f"kernel `{k.name}` is not warp-specialized: {why}{plain}",
                 rings[0].span,
             )
+            for ring in rings:
+                if ring_pingpong(ring):
+                    self.ctx.explain(
+                        "WarpSpecialize",
+                        "T.Pipelined(pingpong=True) is not applied: ping-pong needs the "
+                        "producer warpgroup of warp specialization (see the report above)",
+                        ring.span,
+                    )
             return k
 
 

@@ -252,6 +252,8 @@ _dev("tsir.mbarrier.elect_one", collective="warp")
 _dev("tsir.mbarrier.setmaxnreg_dec", collective="warpgroup")
 _dev("tsir.mbarrier.setmaxnreg_inc", collective="warpgroup")
 _dev("tsir.mbarrier.named_barrier_sync", None, None, collective="range")
+# named_barrier_arrive(id, count): counts towards the barrier's completion without waiting.
+_dev("tsir.mbarrier.named_barrier_arrive", None, None, collective="range")
 # tma_load_Nd(dst, desc, bar, c0, ...): the box lands in dst later and completes on bar.
 _dev("tsir.tma.tma_load_1d", AW, None, MB, None)
 _dev("tsir.tma.tma_load_2d", AW, None, MB, None, None)

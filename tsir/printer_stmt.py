@@ -227,6 +227,9 @@ class StmtPrinter:
             if s.annotation("tma") is not None:
                 args.append(f"tma={s.annotation('tma')!r}")
                 builder_annotations += (("tma", s.annotation("tma")),)
+            if s.annotation("pingpong", False) is True:
+                args.append("pingpong=True")
+                builder_annotations += (("pingpong", True),)
             schedule = s.annotation("schedule")
             if schedule is not None:
                 for key, value in zip(("order", "stage", "group"), schedule):
@@ -236,7 +239,8 @@ class StmtPrinter:
                 builder_annotations += (("schedule", schedule),)
         if s.thread is not None:
             args.append(f"thread={quote(s.thread)}")
-        if s.annotations and s.annotations != builder_annotations:
+        # (as mappings: the builder adds T.Pipelined's keywords in another order than this)
+        if s.annotations and dict(s.annotations) != dict(builder_annotations):
             args.append(f"annotations={self.expr.value(dict(s.annotations))}")
         names = ", ".join(self.namer.define(lp.loop_var, lp.loop_var.name) for lp in loops)
         self.emit(f"for {names} in {_LOOP_FUNCS[s.kind]}({', '.join(args)}):")

@@ -6,7 +6,8 @@ GPU (`-m gpu`, an sm_90 device with torch): small kernels written in CUDA C++ ov
 the same kernels written as tsir IR run on the same inputs; the interpreter must compute what the
 hardware computes (TMA boxes byte for byte through every swizzle and the zero fill, wgmma
 accumulators of the ss and rs forms through random descriptors' layouts, stmatrix, pack, elect,
-TMA stores, and a producer/consumer mbarrier ring).
+TMA stores, a producer/consumer mbarrier ring, and two warpgroups taking turns on named barriers
+with bar.sync and bar.arrive).
 
     python -m pytest -q -m gpu tests/interpret/test_hopper_gpu.py
 """
@@ -324,6 +325,53 @@ extern "C" __global__ void __launch_bounds__(128) misc(
     return Case("misc", cuda, ir, inputs, 128, 0)
 
 
+def _turns_case() -> Case:
+    """Named barriers in both forms: two warpgroups take turns (ping-pong, inject_ping_pong.py)
+    bumping a shared counter and logging who they are; the log must alternate."""
+    cuda = """#include "tsir/mbarrier.h"
+extern "C" __global__ void __launch_bounds__(256) turns(int* log) {
+  __shared__ int n;
+  const int t = threadIdx.x, w = t / 128;
+  if (t == 0) n = 0;
+  __syncthreads();
+  if (w == 1) tsir::named_barrier_arrive(3, 256);
+  for (int k = 0; k < 4; ++k) {
+    tsir::named_barrier_sync(3 + w, 256);
+    if (t % 128 == 0) { log[n] = w; n = n + 1; }
+    tsir::named_barrier_arrive(4 - w, 256);
+  }
+  if (w == 0) tsir::named_barrier_sync(3, 256);
+}
+"""
+
+    def ir() -> tsir.PrimFunc:
+        with T.prim_func("turns") as f:
+            log = T.param("log", (8,), "int32")
+            with T.Kernel(1, threads=256):
+                t = T.get_thread_binding()
+                n = T.alloc_shared((1,), "int32")
+                w = t // 128
+                with T.If(t == 0):
+                    n[0] = 0
+                T.sync_threads()
+                with T.If(w == 1):
+                    mb("named_barrier_arrive", 3, 256)
+                for _k in T.serial(4):
+                    mb("named_barrier_sync", 3 + w, 256)
+                    with T.If(t % 128 == 0):
+                        log[n[0]] = w
+                        n[0] = n[0] + 1
+                    mb("named_barrier_arrive", 4 - w, 256)
+                with T.If(w == 0):
+                    mb("named_barrier_sync", 3, 256)
+        return f.func
+
+    def inputs(rng: np.random.Generator) -> list[Any]:
+        return [np.full(8, -1, np.int32)]
+
+    return Case("turns", cuda, ir, inputs, 256, 0)
+
+
 def _ring_case() -> Case:
     """test_hopper_pipeline's 2-stage ring (producer warp, consumer warpgroup) in CUDA."""
     import test_hopper_pipeline as ring
@@ -414,6 +462,7 @@ def _cases() -> list[Case]:
         _wgmma_case("e4m3", 40, 0, 32, 0, 0, rs=True),
         _misc_case(),
         _ring_case(),
+        _turns_case(),
     ]
 
 

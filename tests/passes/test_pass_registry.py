@@ -25,6 +25,7 @@ EXPECTED_ORDER = [
     "WarpSpecialize",
     "InjectWgmmaSync",
     "ThreadSync",
+    "InjectPingPong",
     "PlanSharedMemory",
     "SplitHostDevice",
 ]
@@ -76,7 +77,7 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path: os.PathLike, monkeypatch) ->
     tsir.lower(small(), "sm_90a")
     names = sorted(os.listdir(tmp_path))
     assert len(names) == len(EXPECTED_ORDER)
-    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.14.SplitHostDevice.txt"
+    assert names[0] == "small.00.Verify.txt" and names[-1] == "small.15.SplitHostDevice.txt"
 
 
 def test_verify_after_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]

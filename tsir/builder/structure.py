@@ -294,6 +294,7 @@ def Pipelined(
     group: Any = None,
     warp_specialize: bool = True,
     tma: bool | None = None,
+    pingpong: bool = False,
 ) -> Iterator[Any]:
     """A serial loop whose copies may be software-pipelined `num_stages` deep (0: not pipelined).
     `T.Pipelined(n)` runs 0..n-1, `T.Pipelined(start, stop)` runs start..stop-1. `order=`,
@@ -303,7 +304,10 @@ def Pipelined(
     copies into an mbarrier ring where they can (`tma=None`), must (`tma=True`: an error naming
     the copy and the rule it breaks otherwise) or must not (`tma=False`: cp.async);
     `warp_specialize=False` keeps such a ring in the kernel's own threads (no producer
-    warpgroup)."""
+    warpgroup). `pingpong=True` makes the two consumer warpgroups of such a warp-specialized loop
+    take turns issuing their wgmma (FlashAttention-3's ping-pong: one warpgroup's softmax runs
+    under the other's gemms); where the loop is not one (another target, one consumer
+    warpgroup), TSIR_EXPLAIN says why it was not applied."""
     if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 0:
         raise BuildError(f"T.Pipelined num_stages must be an int >= 0, got {num_stages!r}")
     if not isinstance(warp_specialize, bool):
@@ -312,6 +316,21 @@ def Pipelined(
         )
     if tma is not None and not isinstance(tma, bool):
         raise BuildError(f"T.Pipelined tma must be True, False or None, got {tma!r}")
+    if not isinstance(pingpong, bool):
+        raise BuildError(f"T.Pipelined pingpong must be True or False, got {pingpong!r}")
+    if pingpong:
+        # Requests no target can honour: refused here, at the user's line.
+        if num_stages < 2:
+            raise BuildError(
+                f"T.Pipelined pingpong=True needs num_stages >= 2 (got {num_stages}): the two "
+                "consumer warpgroups take turns in a warp-specialized TMA pipeline"
+            )
+        if not warp_specialize or tma is False:
+            given = "warp_specialize=False" if not warp_specialize else "tma=False"
+            raise BuildError(
+                f"T.Pipelined pingpong=True contradicts {given}: ping-pong orders the consumer "
+                "warpgroups of a warp-specialized TMA pipeline"
+            )
     schedule = _schedule_hint(order, stage, group, num_stages)
     kind = ForKind.PIPELINED if num_stages > 0 else ForKind.SERIAL
     ann = (("num_stages", num_stages),) if num_stages else ()
@@ -321,6 +340,8 @@ def Pipelined(
         ann += (("warp_specialize", False),)
     if tma is not None and num_stages:
         ann += (("tma", tma),)
+    if pingpong:
+        ann += (("pingpong", True),)
     if stop is None:
         return _loop(kind, (start,), _loop_name("k"), ann)
     if const_value(start) == 0:

@@ -72,7 +72,9 @@ expect_tx, its bytes used as data), WgmmaHazardError (a pending accumulator read
 pending A register written, an operand tile written before retirement, registers written since
 the last wgmma_fence, operations left pending), ProxyFenceError (a generic shared write read by
 wgmma or a TMA store without fence.proxy.async by its writer), RegisterBudgetError (setmaxnreg
-with an illegal count), TmaError (a tensor map or copy that breaks a TMA rule).
+with an illegal count), TmaError (a tensor map or copy that breaks a TMA rule),
+NamedBarrierError (a warp arriving twice at a named barrier in one generation, arrivals no
+`bar.sync` consumed by the end of the block).
 
     report = tsir.interpret.check_stages(func_or_lowered, args, target="sm_80")
 
@@ -116,6 +118,7 @@ from .errors import (
     InterpretUnsupportedError,
     MbarrierError,
     MisalignedAccessError,
+    NamedBarrierError,
     OutOfBoundsError,
     ProxyFenceError,
     RegisterBudgetError,
@@ -149,6 +152,7 @@ __all__ = [
     "ArithmeticHazardError",
     "DeadlockError",
     "MbarrierError",
+    "NamedBarrierError",
     "WgmmaHazardError",
     "ProxyFenceError",
     "RegisterBudgetError",

@@ -155,6 +155,15 @@ class MbarrierError(HazardError):
     kind = "mbarrier misuse"
 
 
+class NamedBarrierError(HazardError):
+    """A named barrier (`bar.sync` / `bar.arrive` with an id and a thread count) used against its
+    protocol: a warp arriving again (either form) before the barrier completed the generation it
+    arrived in (the PTX ISA leaves that undefined: the extra arrival would count towards the
+    current generation), or arrivals that no `bar.sync` ever consumed when the block ends."""
+
+    kind = "named barrier misuse"
+
+
 class WgmmaHazardError(HazardError):
     """wgmma's asynchronous protocol broken: an accumulator read or written, or an A register
     written, before the `wgmma_wait` that retires the operation; a shared operand tile written

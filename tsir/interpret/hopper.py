@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DivergentWarpError, InterpretUnsupportedError, OutOfBoundsError
+from .errors import (
+    DivergentWarpError,
+    InterpretUnsupportedError,
+    NamedBarrierError,
+    OutOfBoundsError,
+)
 from .lanes import Mask
 from .memory import Pointer, Region
 from .report import describe_threads, fmt_idx
@@ -107,6 +112,24 @@ class HopperState:
         """At the end of the block: nothing may be left in flight."""
         self.tma.finish()
         self.wgmma.finish()
+        self.finish_named()
+
+    def finish_named(self) -> None:
+        """A named barrier still holding arrivals that no bar.sync consumed (a bar.arrive without
+        its partner) is reported: in a persistent or longer kernel it would complete a later
+        generation early."""
+        for bid, nb in sorted(self.named.items()):
+            if not nb["warps"] or not self.ex.ctx.check:
+                continue
+            ctx = self.ex.ctx
+            warps = sorted({w % ctx.warps_per_block for w in nb["warps"]})
+            stmt, lanes = nb["arrivals"][nb["warps"][0]]
+            raise NamedBarrierError(
+                f"named barrier {bid} ends the block with {32 * len(nb['warps'])} of "
+                f"{nb['count']} threads arrived (warps {warps}) and nobody waiting: every "
+                f"bar.arrive needs the bar.sync that completes its generation{ctx.where()}",
+                accesses=[ctx.access("arrival left pending", lanes, stmt)],
+            )
 
 
 # -- helpers the Hopper calls share ----------------------------------------------------------------

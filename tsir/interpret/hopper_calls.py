@@ -14,6 +14,7 @@ from .device_calls import device_call
 from .errors import (
     DivergentBarrierError,
     InterpretUnsupportedError,
+    NamedBarrierError,
     OutOfBoundsError,
     RegisterBudgetError,
 )
@@ -148,16 +149,31 @@ def _setmaxnreg_inc(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: M
 @device_call("tsir.sync.named_barrier")
 def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
     """bar.sync id, count: the warps that arrive with barrier `id` wait until `count` threads
-    (whole warps) have arrived; then all of them go on, ordered after each other's accesses."""
+    (whole warps) have arrived; then all of them go on, ordered after each other's accesses and
+    after those of the warps that arrived without waiting (bar.arrive)."""
+    return _named(ex, e, mask, wait=True)
+
+
+@device_call("tsir.mbarrier.named_barrier_arrive")
+def _named_barrier_arrive(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Mask) -> Any:
+    """bar.arrive id, count: the warps count towards barrier `id`'s completion and go on at once;
+    their earlier accesses are ordered before whatever the waiting warps (bar.sync) do after it
+    completes (release). A warp arriving again before the barrier completed is reported."""
+    return _named(ex, e, mask, wait=False)
+
+
+def _named(ex: ThreadExecutor, e: Call, mask: Mask, wait: bool) -> Any:
     h = hopper(ex, "named_barrier")
     lm = ex.lanes
     ids = lane_values(ex, e.args[0], mask)
     counts = lane_values(ex, e.args[1], mask)
+    form = "bar.sync" if wait else "bar.arrive"
     waits = []
+    released = False
     for bid in np.unique(ids).tolist():
         sel = mask.idx[ids == bid]
         count = int(counts[ids == bid][0])
-        what = f"bar.sync {bid}, {count}"
+        what = f"{form} {bid}, {count}"
         if (counts[ids == bid] != count).any():
             raise DivergentBarrierError(
                 f"{what}: the threads arriving at barrier {bid} give different thread counts"
@@ -173,7 +189,7 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
                 f"{lm.per_block} threads{ex.ctx.where()}",
                 accesses=[ex.ctx.access("arrive", sel[:1])],
             )
-        nb = h.named.setdefault(bid, {"count": None, "warps": [], "gen": 0, "stmt": None})
+        nb = h.named.setdefault(bid, _fresh_named())
         if nb["count"] is not None and nb["count"] != count:
             raise DivergentBarrierError(
                 f"{what}: other warps wait at barrier {bid} with a count of {nb['count']}"
@@ -183,8 +199,30 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
                     ex.ctx.access("waiting", None, nb["stmt"]),
                 ],
             )
+        again = sorted(set(warps.tolist()) & set(nb["warps"]))
+        if again:
+            first_stmt, first_lanes = nb["arrivals"][again[0]]
+            raise NamedBarrierError(
+                f"{what}: warp {again[0] % ex.ctx.warps_per_block} arrives at barrier {bid} "
+                f"again before it completed ({32 * len(nb['warps'])} of {count} threads have "
+                f"arrived){ex.ctx.where()}: the PTX ISA leaves a second arrival in one "
+                "generation undefined (it would count towards this one)",
+                accesses=[
+                    ex.ctx.access("first arrival", first_lanes, first_stmt),
+                    ex.ctx.access("second arrival", sel[:1]),
+                ],
+            )
         nb["count"], nb["stmt"] = count, ex.ctx.stmt
         nb["warps"].extend(warps.tolist())
+        for w in warps.tolist():
+            nb["arrivals"][w] = (ex.ctx.stmt, sel[lm.warp_of_lane[sel] == w][:1])
+        if wait:
+            nb["syncers"].extend(warps.tolist())
+        else:
+            # Release: what these warps did so far is ordered before the waiters' later accesses;
+            # what they do next is not (they do not wait).
+            snap = ex.ctx.release(warps)
+            nb["clock"] = snap if nb["clock"] is None else np.maximum(nb["clock"], snap)
         arrived = 32 * len(nb["warps"])
         if arrived > count:
             raise DivergentBarrierError(
@@ -193,16 +231,24 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
                 accesses=[ex.ctx.access("arrive", sel[:1])],
             )
         if arrived == count:
-            ex.ctx.join(np.array(nb["warps"], dtype=np.int64))
-            nb.update(count=None, warps=[], gen=nb["gen"] + 1, stmt=None)
-        else:
-            waits.append((bid, nb, nb["gen"], what))
-    for _bid, nb, gen, what in waits:
+            syncers = np.array(nb["syncers"], dtype=np.int64)
+            if syncers.size:
+                if nb["clock"] is not None:
+                    ex.ctx.acquire(syncers, nb["clock"])
+                ex.ctx.join(syncers)
+            h.named[bid] = {**_fresh_named(), "gen": nb["gen"] + 1}
+            released = released or not wait
+        elif wait:
+            waits.append((bid, nb["gen"], what))
+    if released:
+        ex.yield_to_waiters()  # the waiters run as early as the hardware would run them
+    for bid, gen, what in waits:
 
-        def passed(nb: dict[str, Any] = nb, gen: int = gen) -> bool:
-            return bool(nb["gen"] > gen)
+        def passed(bid: int = bid, gen: int = gen) -> bool:
+            return bool(h.named[bid]["gen"] > gen)
 
-        def waiting(nb: dict[str, Any] = nb, what: str = what, stmt: Any = ex.ctx.stmt) -> str:
+        def waiting(bid: int = bid, what: str = what, stmt: Any = ex.ctx.stmt) -> str:
+            nb = h.named[bid]
             return (
                 f"{what}: {32 * len(nb['warps'])} of {nb['count']} threads have arrived "
                 f"(warps {sorted({w % ex.ctx.warps_per_block for w in nb['warps']})}) at "
@@ -211,3 +257,18 @@ def _named_barrier(ex: ThreadExecutor, e: Call, targs: tuple[str, ...], mask: Ma
 
         ex.park(passed, waiting)
     return _ZERO
+
+
+def _fresh_named() -> dict[str, Any]:
+    """A named barrier's state in one generation: the count it was given, the warps arrived so far
+    (and the statement of each arrival), those that wait, the released clock of those that do
+    not, and the generation number."""
+    return {
+        "count": None,
+        "warps": [],
+        "arrivals": {},
+        "syncers": [],
+        "clock": None,
+        "gen": 0,
+        "stmt": None,
+    }

@@ -160,4 +160,13 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Signal this warp's arrival at named barrier `id` without waiting (bar.arrive id, threads): the
+// barrier completes once `threads` threads (whole warps, this one included) have arrived, by
+// either form; the warps waiting in named_barrier_sync then go on, after this thread's earlier
+// memory accesses. A warp must not arrive again (in either form) at the same barrier before it
+// completes: the PTX ISA leaves that undefined. The producer/consumer half of a named barrier.
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 }  // namespace tsir
