@@ -31,14 +31,18 @@ BH, S = 32, 4096
 # consumer warpgroups; overlap: S(j+1) = Q K^T issued before P(j) V(j), the softmax overlapping
 # the latter; fast_math: the function's T.func_attr fast_math mode: "ftz" (float32 subnormals
 # flushed: exp2 as one ex2.approx.ftz, division still IEEE; cannot change O, see the example) or
-# True (NVRTC --use_fast_math, what TileLang's example asks with TL_ENABLE_FAST_MATH).
-CONFIGS: dict[str, tuple[int, int, int, int, bool, bool | str]] = {
+# True (NVRTC --use_fast_math, what TileLang's example asks with TL_ENABLE_FAST_MATH); an optional
+# seventh entry, pingpong: the two consumer warpgroups issue their gemms in turns.
+CONFIGS: dict[str, tuple[Any, ...]] = {
+    "128x128_s2_overlap_pp_ftz": (128, 128, 256, 2, True, "ftz", True),
+    "128x128_s2_overlap_pp": (128, 128, 256, 2, True, False, True),
     "128x128_s2_overlap_ftz": (128, 128, 256, 2, True, "ftz"),
     "128x128_s2_overlap_fast": (128, 128, 256, 2, True, True),
     "128x128_s2_overlap": (128, 128, 256, 2, True, False),
     "128x128_s2_ftz": (128, 128, 256, 2, False, "ftz"),
     "128x128_s2": (128, 128, 256, 2, False, False),
     "128x64_s3_overlap_ftz": (128, 64, 256, 3, True, "ftz"),
+    "128x64_s3_overlap_pp_ftz": (128, 64, 256, 3, True, "ftz", True),
     "128x64_s3": (128, 64, 256, 3, False, False),
     "64x128_s2": (64, 128, 128, 2, False, False),
 }
@@ -148,7 +152,9 @@ def run_problem(D: int, causal: bool, configs: dict[str, Any], reps: int) -> lis
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         rows.append(row)
 
-    for name, (bm, bn, threads, stages, overlap, fast) in configs.items():
+    for name, cfg in configs.items():
+        bm, bn, threads, stages, overlap, fast = cfg[:6]
+        pingpong = bool(cfg[6]) if len(cfg) > 6 else False
         measure(
             f"tsir hopper {name}",
             lambda: flash_attention_hopper(
@@ -162,6 +168,7 @@ def run_problem(D: int, causal: bool, configs: dict[str, Any], reps: int) -> lis
                 num_stages=stages,
                 overlap=overlap,
                 fast_math=fast,
+                pingpong=pingpong,
             ),
             "sm_90a",
         )

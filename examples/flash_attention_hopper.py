@@ -65,6 +65,7 @@ def flash_attention_hopper(
     dtype: str = "float16",
     overlap: bool = False,
     fast_math: bool | str = False,
+    pingpong: bool = False,
 ) -> tsir.PrimFunc:
     """Q, K, V, O of shape (BH, S, D); a block per (query tile, batch*head).
 
@@ -74,6 +75,11 @@ def flash_attention_hopper(
     the tensor cores (its wgmma group stays in flight until O is rescaled). K(0)'s scores come
     before the loop, from a tile of their own; the last iteration only adds P(j) V(j) (its K(j+1),
     which the ring still loads, is not used).
+
+    `pingpong=True` (bm = 128: two consumer warpgroups) makes the two warpgroups issue their
+    gemms in turns (FlashAttention-3's ping-pong: one's softmax runs while the other's gemms hold
+    the tensor cores); it pays with `overlap=True`, where each turn issues S(j+1) and P(j) V(j)
+    and waits for neither.
 
     `fast_math` is the function's float math mode (`T.func_attr({"fast_math": ...})`: False, "ftz"
     or True). "ftz" makes each exp2 one MUFU.EX2 instead of four instructions and cannot change
@@ -155,7 +161,7 @@ def flash_attention_hopper(
             if causal and tiles > 1:  # key tiles past the block's last query are all masked
                 tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
             if not overlap:
-                for k in T.Pipelined(tiles, num_stages=num_stages):
+                for k in T.Pipelined(tiles, num_stages=num_stages, pingpong=pingpong):
                     T.copy(K[bz, k * bn, 0], K_s)
                     T.copy(V[bz, k * bn, 0], V_s)
                     scores(k, K_s)
@@ -172,7 +178,7 @@ def flash_attention_hopper(
                 mask(0)
                 softmax()
                 T.copy(S_f, P_f)
-                for k in T.Pipelined(tiles, num_stages=num_stages):
+                for k in T.Pipelined(tiles, num_stages=num_stages, pingpong=pingpong):
                     T.copy(K[bz, (k + 1) * bn, 0], K_s)
                     T.copy(V[bz, k * bn, 0], V_s)
                     with T.If(k + 1 < tiles):  # (S's and P V's wgmma groups are separate)

@@ -35,25 +35,40 @@ def torch() -> Any:
 
 
 @pytest.mark.parametrize(
-    "BH, S, D, causal, bm, bn, stages, overlap",
+    "BH, S, D, causal, bm, bn, stages, overlap, pingpong",
     [
-        (4, 256, 64, False, 128, 128, 2, False),
-        (4, 256, 64, True, 128, 64, 3, False),
-        (3, 1000, 128, False, 128, 128, 2, False),  # ragged: 1000 = 7 * 128 + 104
-        (3, 1000, 128, True, 128, 64, 2, False),
-        (2, 777, 64, True, 64, 128, 2, False),  # one consumer warpgroup, ragged
-        (8, 4096, 128, True, 128, 128, 2, False),  # the benchmark's shape (fewer heads)
-        (8, 4096, 64, False, 128, 128, 2, False),
-        (4, 256, 64, False, 128, 128, 2, True),  # S(j+1) overlapping P(j) V(j)
-        (3, 1000, 128, True, 128, 128, 2, True),
-        (2, 777, 64, True, 64, 64, 3, True),
-        (8, 4096, 128, False, 128, 128, 2, True),
-        (16, 4096, 64, True, 128, 128, 2, True),  # heaviest first, heads in two groups of 8
-        (1, 17000, 64, True, 128, 128, 2, True),  # 133 query tiles: one head per group; ragged
-        (2, 777, 64, False, 64, 128, 2, True),  # ragged, not causal: only the last tile masked
-        (3, 1000, 128, True, 128, 64, 3, True),  # two diagonal tiles per block
-        (2, 100, 64, True, 128, 128, 2, False),  # one partial key tile
-        (2, 64, 128, True, 64, 64, 2, True),  # one tile, overlapped: the loop only adds P V
+        (4, 256, 64, False, 128, 128, 2, False, False),
+        (4, 256, 64, True, 128, 64, 3, False, False),
+        (3, 1000, 128, False, 128, 128, 2, False, False),  # ragged: 1000 = 7 * 128 + 104
+        (3, 1000, 128, True, 128, 64, 2, False, False),
+        (2, 777, 64, True, 64, 128, 2, False, False),  # one consumer warpgroup, ragged
+        (8, 4096, 128, True, 128, 128, 2, False, False),  # the benchmark's shape (fewer heads)
+        (8, 4096, 64, False, 128, 128, 2, False, False),
+        (4, 256, 64, False, 128, 128, 2, True, False),  # S(j+1) overlapping P(j) V(j)
+        (3, 1000, 128, True, 128, 128, 2, True, False),
+        (2, 777, 64, True, 64, 64, 3, True, False),
+        (8, 4096, 128, False, 128, 128, 2, True, False),
+        (16, 4096, 64, True, 128, 128, 2, True, False),  # heaviest first, heads in two groups of 8
+        # 133 query tiles: one head per group; ragged
+        (1, 17000, 64, True, 128, 128, 2, True, False),
+        (
+            2,
+            777,
+            64,
+            False,
+            64,
+            128,
+            2,
+            True,
+            False,
+        ),  # ragged, not causal: only the last tile masked
+        (3, 1000, 128, True, 128, 64, 3, True, False),  # two diagonal tiles per block
+        (2, 100, 64, True, 128, 128, 2, False, False),  # one partial key tile
+        (2, 64, 128, True, 64, 64, 2, True, False),  # one tile, overlapped: the loop only adds P V
+        (3, 1000, 128, True, 128, 128, 2, True, True),  # ping-pong of the two warpgroups
+        (8, 4096, 128, False, 128, 128, 2, True, True),
+        (4, 777, 64, False, 128, 64, 3, True, True),
+        (2, 64, 64, True, 128, 128, 2, True, True),  # one tile: the loop's turns add P V only
     ],
 )
 def test_matches_torch_sdpa(
@@ -66,11 +81,13 @@ def test_matches_torch_sdpa(
     bn: int,
     stages: int,
     overlap: bool,
+    pingpong: bool,
 ) -> None:
     threads = 2 * bm if bm == 128 else 128
     func = flash_attention_hopper(
-        BH, S, D, causal, bm=bm, bn=bn, threads=threads, num_stages=stages, overlap=overlap
-    )
+        BH, S, D, causal, bm=bm, bn=bn, threads=threads, num_stages=stages, overlap=overlap,
+        pingpong=pingpong,
+    )  # fmt: skip
     kernel = tsir.compile(func, target="cuda")
     assert kernel.target.arch == "sm_90a"
     g = torch.Generator(device="cuda").manual_seed(S + D)

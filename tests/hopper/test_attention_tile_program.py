@@ -51,20 +51,24 @@ def qkv(BH: int, S: int, D: int, seed: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "S, D, causal, bm, bn, overlap",
+    "S, D, causal, bm, bn, overlap, pingpong",
     [
-        (200, 64, False, 128, 128, False),  # two consumer warpgroups; ragged: TMA zero-fills,
-        (200, 128, True, 128, 64, False),  # the mask drops keys past S; 4 tiles on a ring of 2
-        (192, 64, True, 64, 64, False),  # one consumer warpgroup
-        (200, 64, True, 64, 64, True),  # S(j+1) and P(j) V(j) in flight together
-        (256, 64, False, 128, 128, True),  # no tile masked; the last iteration adds P V only
+        (200, 64, False, 128, 128, False, False),  # two consumer warpgroups; ragged: TMA
+        (200, 128, True, 128, 64, False, False),  # zero-fills, the mask drops keys past S
+        (192, 64, True, 64, 64, False, False),  # one consumer warpgroup
+        (200, 64, True, 64, 64, True, False),  # S(j+1) and P(j) V(j) in flight together
+        (256, 64, False, 128, 128, True, False),  # no tile masked; the last iteration: P V only
+        (200, 64, True, 128, 64, True, True),  # the two warpgroups' gemms in turns (ping-pong)
+        (256, 128, False, 128, 128, True, True),
     ],
 )
 def test_every_stage_agrees_with_the_tile_program_and_numpy(
-    S: int, D: int, causal: bool, bm: int, bn: int, overlap: bool
+    S: int, D: int, causal: bool, bm: int, bn: int, overlap: bool, pingpong: bool
 ) -> None:
     threads = threads_for(bm)
-    func = flash_attention_hopper(1, S, D, causal, bm=bm, bn=bn, threads=threads, overlap=overlap)
+    func = flash_attention_hopper(
+        1, S, D, causal, bm=bm, bn=bn, threads=threads, overlap=overlap, pingpong=pingpong
+    )
     q, k, v = qkv(1, S, D, S + D)
     lowered = tsir.lower(func, "sm_90a")
     assert not lowered.report, [str(d) for d in lowered.report]
@@ -87,6 +91,7 @@ def test_every_stage_agrees_with_the_tile_program_and_numpy(
     assert "gemm_sm80" not in final and "cp_async" not in final
     # Overlapped: the softmax of S(j+1) starts with P(j) V(j) still pending.
     assert ("wgmma_wait<1>" in final) == overlap
+    assert ("named_barrier_arrive" in str(lowered.module)) == pingpong  # InjectPingPong's turns
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -236,14 +241,16 @@ def test_causal_blocks_launch_heaviest_first(BH: int, S: int, bm: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "D, causal, overlap", [(64, False, False), (64, True, False), (128, True, True)]
-)
+    "D, causal, overlap, pingpong",
+    [(64, False, False, False), (64, True, False, False), (128, True, True, False),
+     (128, False, True, True)],
+)  # fmt: skip
 def test_sass_is_the_hopper_path_without_local_memory(
-    D: int, causal: bool, overlap: bool, tmp_path: Path
+    D: int, causal: bool, overlap: bool, pingpong: bool, tmp_path: Path
 ) -> None:
     """The benchmark's shapes (BH=32, S=4096): HGMMA for both gemms, TMA loads, the register
     rebalancing of warp specialization, and no local-memory traffic or stack."""
-    func = flash_attention_hopper(32, 4096, D, causal, overlap=overlap)
+    func = flash_attention_hopper(32, 4096, D, causal, overlap=overlap, pingpong=pingpong)
     kernel = tsir.compile(func, target="sm_90a")
     ops = opcodes(sass(kernel.cubin, tmp_path))
     assert ops["HGMMA.64x128x16.F32"] > 0 and ops[f"HGMMA.64x{D}x16.F32"] > 0, ops
