@@ -238,9 +238,9 @@ def _compile(key: tuple[str, str]) -> str:
     return f"{pname}/{cfg_name}: {time.perf_counter() - start:.2f} s"
 
 
-def precompile(jobs: int) -> list[str]:
-    """Fill tsir's disk cache for every variant (workers then load, not compile)."""
-    keys = [(pn, c) for pn, p in PROBLEMS.items() for c in configs(p, pn)]
+def precompile(jobs: int, todo: list[str]) -> list[str]:
+    """Fill tsir's disk cache for the tsir cases in `todo` (workers then load, not compile)."""
+    keys = [(c.split("/")[0], c.split("/tsir:", 1)[1]) for c in todo if "/tsir:" in c]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(_compile, keys))
 
@@ -418,14 +418,14 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     cold = cold_compile()
     print(f"cold compile: {json.dumps(cold)[:600]}", flush=True)
-    compiled = precompile(args.jobs)
+    todo = [c for c in cases() if any(o in c for o in args.only.split(","))]
+    compiled = precompile(args.jobs, todo)
     print(
         f"compiled {len(compiled)} tsir variants in {time.perf_counter() - start:.1f} s", flush=True
     )
     san = {} if args.no_sanitize else sanitize(out)
     for name, text in san.items():
         print(f"compute-sanitizer {name}: {text}", flush=True)
-    todo = [c for c in cases() if any(o in c for o in args.only.split(","))]
     with open(out / "gemm_hopper.log", "w") as log:
         results = run_workers(todo, log, start)
     summary = {
