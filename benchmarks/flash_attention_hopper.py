@@ -4,7 +4,7 @@ configurations), torch SDPA on each of its backends (torch's own choice, FlashAt
 "x SDPA" is against the fastest), and tsir's Ampere-path kernel (examples/flash_attention.py
 compiled for sm_90: mma.sync and cp.async, non-causal only).
 
-    python benchmarks/flash_attention_hopper.py [--quick] [--out DIR]
+    python benchmarks/flash_attention_hopper.py [--quick] [--out DIR] [--configs A,B,...]
 
 Problems: BH=32, S=4096, D=64 and 128, fp16, causal and not (causal FLOPs: half). Each kernel's
 output is poisoned with NaN, checked against SDPA (max abs error <= 2e-2), then timed: median of
@@ -181,11 +181,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="first configuration, fewer repetitions")
     ap.add_argument("--out", default=None, help="directory for flash_attention_hopper.json")
+    ap.add_argument(
+        "--configs", default="", help="only the tsir configurations named in this comma list"
+    )
     args = ap.parse_args()
     import torch
 
     print(f"device: {torch.cuda.get_device_name()} | torch {torch.__version__}")
     configs = dict(list(CONFIGS.items())[:1]) if args.quick else CONFIGS
+    if args.configs:
+        wanted = args.configs.split(",")
+        unknown = sorted(set(wanted) - set(CONFIGS))
+        if unknown:
+            ap.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+        configs = {k: v for k, v in CONFIGS.items() if k in wanted}
     reps = 10 if args.quick else 30
     results: dict[str, list[dict[str, Any]]] = {}
     # (the GPU tests, run first by scripts/gpu_attention.sh, trap on a stuck mbarrier; timed
