@@ -67,7 +67,7 @@ def test_the_lowered_forms_rebuild() -> None:
     from tsir import T
 
     with T.prim_func("f") as f:
-        T.func_attr({"target": "sm_90a"})
+        T.func_attr({"fast_math": "ftz", "global_symbol": "f", "tir.noalias": True})
         A = T.param("A", (64,), "float32")
         with T.Kernel(1, threads=32, dyn_shared_bytes=256, name="k"):
             pool = T.alloc_buffer((256,), "uint8", scope="shared.dyn", align=1024)

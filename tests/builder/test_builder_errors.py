@@ -289,3 +289,29 @@ def test_gemm_the_hardware_cannot_do(args, kw, fragments) -> None:  # type: igno
     for frag in fragments:
         assert frag in str(e.value)
     assert e.value.loc is not None and e.value.loc.filename == __file__
+
+
+@pytest.mark.parametrize(
+    "attrs, fragment",
+    [
+        ({"target": "sm_90a"}, "unknown attribute 'target'"),
+        ({"global_symbol": "main"}, "names the function's symbol after the function ('f')"),
+        ({"tir.noalias": False}, "tir.noalias must be True"),
+        ({"fast_math": 1}, "is not a mode"),
+    ],
+)
+def test_func_attr_takes_only_what_tsir_honours(attrs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(tsir.BuildError) as e:
+        with T.prim_func("f"):
+            line = here() + 1
+            T.func_attr(attrs)
+    assert_user_error(e.value, line, fragment)
+
+
+def test_func_attr_in_tvm_script_form_is_accepted() -> None:
+    with T.prim_func("main") as f:
+        T.func_attr({"global_symbol": "main", "tir.noalias": T.bool(True)})
+        A = T.param("A", (4,), "float32")
+        with T.Kernel(1, threads=32):
+            A[0] = 1.0
+    assert f.func.attr("tir.noalias") is not None

@@ -91,11 +91,34 @@ def func_attr(attrs: dict[str, Any]) -> None:
     b = current_builder("T.func_attr")
     if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
         raise BuildError(f"T.func_attr takes a dict with string keys, got {attrs!r}")
-    if FAST_MATH_ATTR in attrs:
-        why = fast_math_error(attrs[FAST_MATH_ATTR])
+    for key, value in attrs.items():
+        why = _func_attr_error(b, key, value)
         if why is not None:
             raise BuildError(f"T.func_attr: {why}")
     b.attrs.update(attrs)
+
+
+# The keys T.func_attr takes, beside fast_math (tsir.function): TVM script's conventions, which
+# tsir already follows (nothing is accepted and ignored: a value tsir does not do raises).
+_ACCEPTED_ATTRS = ("fast_math", "global_symbol", "tir.noalias")
+
+
+def _func_attr_error(b: Builder, key: str, value: Any) -> str | None:
+    """Why `key: value` is not a function attribute tsir honours (None when it is one)."""
+    if key == FAST_MATH_ATTR:
+        return fast_math_error(value)
+    if key == "global_symbol":  # the kernel's symbol: tsir names it after the function
+        if value != b.name:
+            return (
+                f"global_symbol {value!r}: tsir names the function's symbol after the function "
+                f"({b.name!r}); name it in T.prim_func(...)"
+            )
+        return None
+    if key == "tir.noalias":  # tsir's kernels take their tensors as __restrict__ pointers
+        if value is not True and not (isinstance(value, IntImm) and value.value == 1):
+            return "tir.noalias must be True: tsir assumes parameters do not alias"
+        return None
+    return f"unknown attribute {key!r}: tsir takes {', '.join(_ACCEPTED_ATTRS)}"
 
 
 def _check_name(b: Builder, name: str, what: str) -> None:
