@@ -156,3 +156,21 @@ def test_every_benchmark_variant_is_valid() -> None:
     for problem in hopper_gemm.PROBLEMS.values():
         for cfg in hopper_gemm.variants(problem):
             cfg.check()
+
+
+def test_the_interleaved_benchmark_defaults_name_existing_variants() -> None:
+    """benchmarks/gemm_interleaved.py's default tsir configurations and hand variants exist for
+    the 8192^3 problems it is meant for (a typo would only show on the GPU)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gemm_hopper
+        import gemm_interleaved
+        import hopper_gemm
+    finally:
+        sys.path.pop(0)
+    for pname in ("f16_8192", "bf16_8192"):
+        p = hopper_gemm.PROBLEMS[pname]
+        assert set(gemm_interleaved.DEFAULT_TSIR.split(",")) <= set(gemm_hopper.configs(p, pname))
+        names = [c.name for c in hopper_gemm.variants(p)]
+        for suffix in gemm_interleaved.DEFAULT_HAND.split(","):
+            assert sum(n.endswith(suffix) for n in names) == 1, (pname, suffix)
