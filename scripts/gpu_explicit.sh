@@ -5,22 +5,8 @@
 # scripts, then compute-sanitizer racecheck and synccheck on two of them. Under 3 minutes.
 # Usage (GPU machine, repo root): bash scripts/gpu_explicit.sh
 set -uo pipefail
-OUT="${OUT:-out}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
+source scripts/gpu_env.sh
 start=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-# tsir imports z3 and apache-tvm-ffi, which the image lacks: install them from .whl/ (make
-# device-wheels) the way `make gpu-test` does.
-site=/tmp/site
-wheels=$(ls .whl/z3_solver-*.whl .whl/apache_tvm_ffi-*.whl .whl/typing_extensions-*.whl 2>/dev/null)
-if [ -n "$wheels" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" $wheels 2>&1 | tail -3
-else
-  echo "warning: no .whl/ (run 'make device-wheels' where PyPI is reachable); using what is installed"
-fi
-export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TSIR_CACHE_DIR="$OUT/tsir_cache"
 timeout 100 python3 -m pytest -q -p no:cacheprovider -m gpu tests/hopper/test_explicit_gpu.py 2>&1 \
   | tee "$OUT/explicit_gpu_tests.log" | tail -15
 status=${PIPESTATUS[0]}

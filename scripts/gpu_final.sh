@@ -10,15 +10,7 @@
 #    configurations, launch overhead (against the frozen pre-issue-10 launcher).
 # Usage (GPU machine, repo root, .whl/ from `make device-wheels`): bash scripts/gpu_final.sh
 set -uo pipefail
-OUT="${OUT:-out}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-start=$(date +%s)
-t() { echo "[$(( $(date +%s) - start )) s] $*"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl 2>&1 | tail -3
-export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TSIR_CACHE_DIR=/tmp/tsir_cache
+source scripts/gpu_env.sh
 ( nice -n 5 python3 scripts/fuzz.py --programs "${FUZZ_PROGRAMS:-10000}" --seed 1000000 \
     --jobs "${FUZZ_JOBS:-10}" --stages changed --seconds "${FUZZ_SECONDS:-420}" \
     --out "$OUT/fuzz.json" > "$OUT/fuzz.log" 2>&1; echo "fuzz exit $?" >> "$OUT/fuzz.log" ) &

@@ -5,14 +5,8 @@
 # cases). Usage (GPU machine, repo root, .whl/ from `make device-wheels`):
 #   bash scripts/gpu_session.sh [TEST_SECONDS] [BENCH_SECONDS]
 set -uo pipefail
-OUT="${OUT:-out}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
+source scripts/gpu_env.sh
 start=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl 2>&1 | tail -3
-export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TSIR_CACHE_DIR="$OUT/tsir_cache"
 timeout "${1:-240}" python3 -m pytest -v -p no:cacheprovider -m "gpu or multigpu" -rs --durations=15 tests \
   > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests exit $? after $(( $(date +%s) - start )) s"
