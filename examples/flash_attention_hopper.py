@@ -169,7 +169,7 @@ def flash_attention_hopper(
             T.clear(l)
             T.fill(m, -T.infinity(acc))
             tiles = T.ceildiv(S, bn)
-            if causal and tiles > 1:  # key tiles past the block's last query are all masked
+            if causal:  # key tiles past the block's last query are all masked
                 tiles = T.min(tiles, T.ceildiv((bx + 1) * bm, bn))
             if not overlap:
                 for k in T.Pipelined(tiles, num_stages=num_stages, pingpong=pingpong):

@@ -31,7 +31,12 @@ names its markers): mbarriers `full[S]`, `empty[S]` initialised by thread 0, and
                 bytes on full[j % S]; then the bulk copies of iteration j into stage j % S
 
 which WarpSpecialize can split into a producer warpgroup and consumers, and InjectWgmmaSync lets
-overlap consecutive wgmma batches. A copy without a bulk form keeps the whole loop on cp.async,
+overlap consecutive wgmma batches. The ring's depth S is the asked stages capped by the most trips
+the analyzer proves for n (kernel indices, enclosing loops, lets and `if`s in scope, as Simplify
+will know them; an n it proves constant is replaced by that constant): the loop's produce step
+`produce(k + S - 1)` then runs at k = 0 of the longest loop, so Simplify, knowing no more, keeps it;
+and `T.min(1, bx + 1)` builds the ring of the literal 1. A loop proved to run no iteration is no
+pipeline at all (reported). A copy without a bulk form keeps the whole loop on cp.async,
 with the reason in the report. With
 S < 2 the loop is a plain serial loop, as asked; with no producer, no cp.async on the target, or
 a tile another loop already stages, it is a plain serial loop too, and the reason (with each copy
@@ -68,6 +73,7 @@ from tsir.warp_roles import WARP_ROLE_ATTR
 
 from .infra import PassContext, register_pass
 from .ring import PRODUCE_ATTR, RELEASE_ATTR, RING_ATTR, barrier_address, mbarrier_call, parity
+from .scope import ScopedMutator
 
 __all__ = ["InjectSoftwarePipeline", "PIPELINE_BUFFERS_ATTR"]
 
@@ -173,11 +179,18 @@ class _Stage(Mutator):
         return s if b is None else BufferStore(b, s.value, (self.stage, *s.indices))
 
 
-class _Pipeline(Mutator):
+class _Pipeline(ScopedMutator):
+    """Rewrites the pipelined loops of one kernel; its analyzer knows the ranges in scope (the
+    kernel's indices, enclosing loops, lets and `if` conditions), as Simplify's will."""
+
     def __init__(
-        self, ctx: PassContext, kernel: KernelLaunch, viewed: frozenset[Buffer] = frozenset()
+        self,
+        ctx: PassContext,
+        kernel: KernelLaunch,
+        viewed: frozenset[Buffer] = frozenset(),
+        analyzer: Analyzer | None = None,
     ):
-        super().__init__()
+        super().__init__(analyzer)
         self.ctx = ctx
         self.kernel = kernel
         self.staged: dict[Buffer, Buffer] = {}
@@ -208,9 +221,11 @@ class _Pipeline(Mutator):
     def visit_For(self, s: For) -> Stmt:
         self.loops += 1
         try:
-            s = self.generic_visit(s)
+            out = super().visit_For(s)  # binds the loop's range for the loops inside
         finally:
             self.loops -= 1
+        assert isinstance(out, For), "rewriting a loop's body leaves a loop"
+        s = out
         if s.kind is not ForKind.PIPELINED:
             return s
         out = self.pipeline(s)
@@ -242,6 +257,18 @@ class _Pipeline(Mutator):
             )
         if stages < 2:
             return serial  # 0 and 1 ask for no overlap
+        # What the loop is, as every later pass will see it: its extent simplified under the
+        # ranges in scope (a constant when provably one) and its most trips. Simplify folds the
+        # guards of produce steps that cannot run with the same facts, so the ring's structure
+        # must be decided from these, not from the extent as written.
+        bound = self.analyzer.const_int_bound(s.extent)
+        if bound.min_value == bound.max_value and not isinstance(s.extent, IntImm):
+            extent = IntImm(bound.min_value, s.extent.dtype)
+            s = s.replace(extent=extent)
+            serial = serial.replace(extent=extent)
+        most = bound.max_value
+        if most <= 0:
+            return self.unpipelined(serial, s, "it runs no iteration (its extent is never above 0)")
         if self.roles or any(a.key == WARP_ROLE_ATTR for a in collect(s.body, AttrStmt)):
             return self.unpipelined(
                 serial,
@@ -273,9 +300,11 @@ class _Pipeline(Mutator):
                 serial, s, f"tile {names} is already staged by another pipelined loop"
             )
         k, n = s.loop_var, s.extent
-        # A ring no deeper than the loop: every iteration's produce step then has the same
-        # (loop-variant) form inside the loop, which WarpSpecialize lifts into the producer.
-        depth = stages if const_value(n) is None else max(1, min(stages, const_value(n)))  # pyright: ignore[reportArgumentType]  # a constant here: checked by const_value above
+        # A ring no deeper than the loop's most trips: the produce step inside the loop, issued
+        # `depth - 1` iterations ahead, then runs at least once (at k = 0 when the loop runs
+        # `most` times), so no later pass can prove it dead, and it keeps the loop-variant form
+        # that WarpSpecialize lifts into the producer.
+        depth = max(1, min(stages, most))
         full = make_buffer("mbar_full", (depth,), "uint64", "shared", 8)
         bulk = self.bulk_loads(s, loads, BufferLoad(full, (k % depth,)))
         if bulk is not None:
@@ -466,15 +495,20 @@ class _Pipeline(Mutator):
         return AttrStmt(PIPELINE_BUFFERS_ATTR, tuple(mine.values()), out)
 
 
-class _Kernels(Mutator):
+class _Kernels(ScopedMutator):
     def __init__(self, ctx: PassContext):
         super().__init__()
         self.ctx = ctx
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
+        for v, n in zip(k.block_vars, k.grid):
+            self.analyzer.bind(v, IntImm(0, v.dtype), n, override=True)
+        for v, t in zip(k.thread_vars, k.threads):
+            self.analyzer.bind(v, IntImm(0, v.dtype), IntImm(t, v.dtype), override=True)
         # Allocations sit above the loops that stage them: rewrite loops first, then allocations.
         views = [d for d in collect(k.body, DeclBuffer) if d.base.scope in ("shared", "shared.dyn")]
-        p = _Pipeline(self.ctx, k, frozenset(b for d in views for b in (d.buffer, d.base)))
+        viewed = frozenset(b for d in views for b in (d.buffer, d.base))
+        p = _Pipeline(self.ctx, k, viewed, self.analyzer)
         body = p.visit(k.body)
         if p.staged:
             # A staged tile used outside its pipelined loop is one of its stages there: stage 0

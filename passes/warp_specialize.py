@@ -14,6 +14,10 @@ Guarantees, for a kernel of T threads (1-D, whole warpgroups) on a target with `
         setmaxnreg.inc<C>
         the rest of the kernel, with tx -> tx - 128, without the ring's produce steps
 
+The producer's loop runs the loop's produce step `produce(k + ahead)` from k = -ahead (the
+prologue's steps and the loop's); a ring whose loop has no produce step left (Simplify proved it
+dead: the prologue fills every stage the loop uses) gets the prologue's steps as they stand, except
+in a persistent kernel, whose tile loop continues the ring through the loop's step (refused).
 The kernel gains 128 threads (`T.Kernel(threads=256)` runs with 384). The consumers' block
 barriers become a named barrier over them (ThreadSync plans theirs in that range); both branches
 are marked as thread ranges ([0, 128) and [128, 128 + T)), which is also how the interpreter knows
@@ -120,7 +124,9 @@ class _FindRing(Mutator):
         self.depth = 0
         self.ring: AttrStmt | None = None
         self.init: list[Stmt] = []
-        self.produce: AttrStmt | None = None
+        self.produce: AttrStmt | None = None  # the loop's produce step, when it has one
+        self.prologue: list[Stmt] = []  # the prologue's produce steps, when the loop has none
+        self.produced: list[Stmt] = []  # the produce steps the producer takes over
         self.loop: For | None = None
         self.consumer_groups = consumer_groups
         self.pingpong = False  # the consumer loop is marked for InjectPingPong
@@ -163,10 +169,17 @@ class _FindRing(Mutator):
         self.init = rest  # the barriers' initialisation and the barrier after it
         body = list(loop.body.stmts) if isinstance(loop.body, SeqStmt) else [loop.body]
         produces = [x for x in body if _is_produce(x)]
-        if len(produces) != 1:
-            raise _Refused("the ring's loop does not have exactly one produce step")
-        (marker,) = [a for a in collect(produces[0], AttrStmt) if a.key == PRODUCE_ATTR]
-        self.produce = marker
+        if len(produces) > 1:
+            raise _Refused("the ring's loop has more than one produce step")
+        if produces:
+            (marker,) = [a for a in collect(produces[0], AttrStmt) if a.key == PRODUCE_ATTR]
+            self.produce = marker
+            self.produced = [marker]
+        else:
+            # Simplify proved the loop's produce step dead (its guard `k + ahead < n` false for
+            # every k): the prologue's steps, guards and all, are every stage the ring fills.
+            self.prologue = [x for x in stmts[:-1] if _is_produce(x)]
+            self.produced = list(self.prologue)
         self.loop = loop
         consumer_loop: Stmt = loop.replace(body=seq(*(x for x in body if not _is_produce(x))))
         if ring_pingpong(s):
@@ -202,11 +215,11 @@ def _check_ring_buffers(consumer: Stmt, find: _FindRing, persistent: bool) -> No
     while the consumers finish this one): refuse when the consumers touch a buffer the ring's
     copies write (or write one they read) outside the ring's loop, where no ring barrier orders
     the two (a staging tile reused by a loop before the pipelined one, say)."""
-    assert find.produce is not None and find.ring is not None
+    assert find.ring is not None
     ring = ring_of(find.ring)
     assert ring is not None
     bars = {ring[0], ring[1]}
-    used = {x.buffer for x in collect(find.produce, BufferLoad) if x.buffer not in bars}
+    used = {x.buffer for p in find.produced for x in collect(p, BufferLoad) if x.buffer not in bars}
     around = _around_ring(consumer)
     assert around is not None
     before, after = around
@@ -271,10 +284,16 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         raise _Refused("no pipelined ring")
     if any(isinstance(w, LetStmt) for w in chain):
         raise _Refused("a value computed before the ring would be needed by both warpgroups")
-    assert find.loop is not None and find.produce is not None
-    _check_ring_buffers(
-        consumer, find, any(isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR for w in chain)
+    assert find.loop is not None
+    persistent = next(
+        (w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None
     )
+    if find.produce is None and persistent is not None:
+        raise _Refused(
+            "the ring's loop has no produce step (the prologue fills every stage it uses), and a "
+            "persistent kernel continues the ring from tile to tile through that step"
+        )
+    _check_ring_buffers(consumer, find, persistent is not None)
     fixed = next(
         (
             c.op
@@ -299,12 +318,7 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
     tx: Var = k.thread_vars[0]
     # The producer: the ring's produce step for every iteration, free-running ahead of the
     # consumers (the ring's barriers bound how far).
-    loop, produce = find.loop, find.produce
-    ahead = Analyzer().simplify(produce.value - loop.loop_var)
-    j = Var(loop.loop_var.name + "_p", loop.loop_var.dtype)
-    producer_loop = For(
-        j, loop.min - ahead, loop.extent, ForKind.SERIAL, substitute(produce, {loop.loop_var: j})
-    )
+    producer_loop = _producer_loop(find)
     producer = seq(
         _call(f"tsir.mbarrier.setmaxnreg_dec<{PRODUCER_REGISTERS}>"),
         IfThenElse(tx == 0, producer_loop),
@@ -327,13 +341,26 @@ def _specialize(k: KernelLaunch, ctx: PassContext) -> KernelLaunch:
         (rng.lo, rng.hi, rng.barrier),
         seq(_call(f"tsir.mbarrier.setmaxnreg_inc<{regs}>"), _pingpong_branch(find, rng, shifted)),
     )
-    persistent = next(
-        (w for w in chain if isinstance(w, AttrStmt) and w.key == PERSISTENT_ATTR), None
-    )
     if persistent is not None:
+        assert isinstance(producer_loop, For)
         return _persist(k, ctx, chain, find, producer_loop, shifted, rng, regs, threads)
     body = seq(*find.init, IfThenElse(tx < WARPGROUP, _producer_range(producer, rng), consumers))
     return k.replace(threads=(threads + WARPGROUP,), body=_rewrap(chain, body))
+
+
+def _producer_loop(find: _FindRing) -> Stmt:
+    """Every produce step of the ring in order: the loop's step for iterations
+    `-ahead .. n - ahead - 1` (the prologue's and the loop's), or, when the loop has none, the
+    prologue's steps as they stand."""
+    loop, produce = find.loop, find.produce
+    assert loop is not None
+    if produce is None:
+        return seq(*find.prologue)
+    ahead = Analyzer().simplify(produce.value - loop.loop_var)
+    j = Var(loop.loop_var.name + "_p", loop.loop_var.dtype)
+    return For(
+        j, loop.min - ahead, loop.extent, ForKind.SERIAL, substitute(produce, {loop.loop_var: j})
+    )
 
 
 def _pingpong_branch(find: _FindRing, rng: ThreadRange, body: Stmt) -> Stmt:
