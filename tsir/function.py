@@ -14,6 +14,7 @@ __all__ = [
     "DeviceKernel",
     "Module",
     "FAST_MATH_ATTR",
+    "IMPORT_ATTR",
     "fast_math_error",
 ]
 
@@ -25,6 +26,8 @@ __all__ = [
 #   True   --use_fast_math: flushed subnormals, approximate division, square root and
 #          transcendentals (expf, logf, sinf, ... as their __ intrinsics).
 FAST_MATH_ATTR = "fast_math"
+# `T.import_source(code)`: the CUDA sources the function's kernels include, in order.
+IMPORT_ATTR = "tsir.import_source"
 
 
 @node

@@ -24,13 +24,12 @@ from ..dtype import DataType
 from ..dtype import dtype as as_dtype
 from ..errors import BuildError
 from ..expr import BufferLoad, Call, PrimExpr, StringImm, convert
+from ..function import IMPORT_ATTR
 from ..stmt import Evaluate
 from .frame import current_builder
 from .memory import alloc_var
 
 __all__ = ["call_extern", "import_source", "address_of"]
-
-IMPORT_ATTR = "tsir.import_source"
 
 
 def address_of(element: Any) -> PrimExpr:

@@ -14,7 +14,7 @@ from ..dtype import dtype as as_dtype
 from ..dtype import int32 as _int32
 from ..errors import BuildError, DTypeError, UnsupportedError, user_location
 from ..expr import Call, IntImm, PrimExpr, StringImm, Var, const_value, convert
-from ..function import FAST_MATH_ATTR, PrimFunc, fast_math_error
+from ..function import FAST_MATH_ATTR, IMPORT_ATTR, PrimFunc, fast_math_error
 from ..stmt import AttrStmt, Evaluate, For, ForKind, IfThenElse, KernelLaunch, Stmt
 from .frame import Builder, Frame, KernelFrameInfo, builder_stack, current_builder
 from .indexing import BUILDER_ACCESS
@@ -100,13 +100,17 @@ def func_attr(attrs: dict[str, Any]) -> None:
 
 # The keys T.func_attr takes, beside fast_math (tsir.function): TVM script's conventions, which
 # tsir already follows (nothing is accepted and ignored: a value tsir does not do raises).
-_ACCEPTED_ATTRS = ("fast_math", "global_symbol", "tir.noalias")
+_ACCEPTED_ATTRS = ("fast_math", "global_symbol", "tir.noalias", IMPORT_ATTR)
 
 
 def _func_attr_error(b: Builder, key: str, value: Any) -> str | None:
     """Why `key: value` is not a function attribute tsir honours (None when it is one)."""
     if key == FAST_MATH_ATTR:
         return fast_math_error(value)
+    if key == IMPORT_ATTR:  # what T.import_source records (and the printer writes back)
+        if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+            return f"{IMPORT_ATTR} is a tuple of CUDA source strings (T.import_source)"
+        return None
     if key == "global_symbol":  # the kernel's symbol: tsir names it after the function
         if value != b.name:
             return (
