@@ -467,7 +467,10 @@ class _Planner:
         if not st.conflicts(acc):
             return st
         reuse = bool(out) and self.is_own_barrier(out[-1])
-        if st.needs_proxy_fence(acc):
+        # The barrier orders every earlier write before everything after it, not only before
+        # `acc`: writes to a tile the async proxy reads anywhere in the kernel (a wgmma operand
+        # after the barrier placed for another tile) are fenced too.
+        if st.needs_proxy_fence(acc) or any(b in self.async_reads for b in st.writes):
             # Each writer makes its ordinary writes visible to the async proxy before the barrier.
             at = len(out) - 1 if reuse else len(out)
             if not (at > 0 and _is_proxy_fence(out[at - 1])):

@@ -437,3 +437,34 @@ def test_a_barrier_already_there_gets_the_proxy_fence_its_async_readers_need() -
             _wgmma_reading(S, acc)
 
     assert_structural_equal(run(before.func), expected.func)
+
+
+def test_a_barrier_placed_for_one_tile_fences_the_writes_of_another_that_wgmma_reads() -> None:
+    """A helper's reproducer: B_s is written, then the barrier for A_s -> A_f (a generic read)
+    also orders B_s's writes before wgmma_rs reads B_s through the async proxy, so its writers
+    must fence first; the fence decision looked only at the accesses that placed the barrier."""
+    import numpy as np
+
+    with T.prim_func("rs") as f:
+        A = T.param("A", (64, 32), "float16")
+        B = T.param("B", (32, 64), "float16")
+        C = T.param("C", (64, 64), "float16")
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared((64, 32), "float16")
+            B_s = T.alloc_shared((32, 64), "float16")
+            A_f = T.alloc_fragment((64, 32), "float16")
+            C_f = T.alloc_fragment((64, 64), "float32")
+            T.copy(A, A_s)
+            T.copy(B, B_s)
+            T.copy(A_s, A_f)
+            T.gemm(A_f, B_s, C_f, clear_accum=True)
+            T.copy(C_f, C)
+    rng = np.random.default_rng(0)
+    x = [
+        rng.standard_normal((64, 32)).astype(np.float16),
+        rng.standard_normal((32, 64)).astype(np.float16),
+        np.zeros((64, 64), np.float16),
+    ]
+    lowered = tsir.lower(f.func, "sm_90a")
+    tsir.interpret.check_stages(lowered, x, target="sm_90a").raise_for_failure()
+    assert "fence_proxy_async_shared" in str(lowered["ThreadSync"])
