@@ -200,3 +200,40 @@ def test_nvrtc_compiles_to_tensor_cores_without_local_memory(
     assert count(ops, "LDL") == 0 and count(ops, "STL") == 0
     if name == "tma_ring":
         assert count(ops, "UTMALDG") > 0
+
+
+def _four_d() -> tsir.PrimFunc:
+    """Two leading indices (one dynamic, one constant) and an element-wise read of a stage."""
+    with T.prim_func("four_d") as f:
+        A = T.param("A", (64, 64), "float16")
+        B = T.param("B", (64, 64), "float16")
+        C = T.param("C", (64, 64), "float16")
+        D = T.param("D", (64, 32), "float16")
+        with T.Kernel(1, threads=128):
+            A_s = T.alloc_shared((2, 2, 64, 32), "float16")
+            B_s = T.alloc_shared((2, 32, 64), "float16")
+            C_f = T.alloc_fragment((64, 64), "float32")
+            T.clear(C_f)
+            for ko in T.serial(2):
+                T.copy(A[0, ko * 32], A_s[ko % 2, 1, :, :])
+                T.copy(B[ko * 32, 0], B_s[ko, :, :])
+                T.gemm(A_s[ko % 2, 1, :, :], B_s[ko, :, :], C_f)
+            for i, j in T.Parallel(64, 32):
+                D[i, j] = A_s[1, 1, i, j] * T.cast(2, "float16")
+            T.copy(C_f, C[0, 0])
+    return f.func
+
+
+@pytest.mark.parametrize("target, lowering", [("sm_80", "gemm_ss"), ("sm_90a", "wgmma_ss")])
+def test_two_leading_indices_and_elementwise_reads_share_the_layout(
+    target: str, lowering: str
+) -> None:
+    a, b, c = _args(64, 64, 64, "float16")
+    lowered = tsir.lower(_four_d(), target)
+    assert _lowered_gemm(lowered) == lowering
+    args = [a, b, c, np.zeros((64, 32), np.float16)]
+    report = tsir.interpret.check_stages(lowered, args, target=target)
+    report.raise_for_failure()
+    want = a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_allclose(report.reference[2].astype(np.float32), want, rtol=2e-2, atol=0.1)
+    np.testing.assert_array_equal(report.reference[3], a[:, 32:] * 2)
