@@ -94,3 +94,19 @@ def test_gqa_decode_at_every_stage(num_split):
     s = np.where(np.repeat(mask, g, axis=2).transpose(0, 2, 1) != 0, s, -np.inf)
     want = np.einsum("bhk,bkhd->bhd", _softmax(s), vd)
     np.testing.assert_allclose(report.reference[6].astype(np.float64), want, atol=3e-3)
+
+
+def test_ws_gemm_barrierpipe_stages_of_a_3d_buffer_at_every_stage(cpu_target):
+    """TileLang's hand-pipelined warp-specialized GEMM: T.gemm on `A_shared[ko % 2, :, :]`
+    (sm_90a: wgmma on a stage of the 3-D tiles), ragged M and K, and the NVRTC compile."""
+    M, N, K = 130, 128, 200
+    func = P.ws_gemm_barrierpipe(M, N, K, 128, 128, 64)
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.standard_normal((K, N)).astype(np.float16)
+    report = check_stages(func, [a, b, np.full((M, N), np.nan, np.float16)], target="sm_90a")
+    assert report.ok, str(report)
+    want = a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_allclose(report.reference[2].astype(np.float32), want, rtol=2e-2, atol=0.1)
+    k = tilelang.compile(P.ws_gemm_barrierpipe(1024, 1024, 1024, 128, 128, 64), out_idx=[2])
+    assert "wgmma_ss" in k.get_kernel_source()

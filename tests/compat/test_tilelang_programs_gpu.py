@@ -152,3 +152,13 @@ def test_online_softmax(M, N):
     x = torch.randn(M, N, device="cuda", dtype=torch.float16)
     y = k(x)
     torch.testing.assert_close(y, torch.softmax(x.float(), dim=-1).half(), rtol=1e-2, atol=1e-2)
+
+
+def test_ws_gemm_barrierpipe_stage2():
+    """T.gemm on stages of 3-D shared tiles, explicit warp roles and mbarriers (sm_90a)."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("needs a Hopper GPU (sm_90a): T.ws")
+    k = tilelang.compile(P.ws_gemm_barrierpipe(1000, 384, 520, 128, 128, 64), out_idx=[2])
+    a = torch.randn(1000, 520, device="cuda", dtype=torch.float16)
+    b = torch.randn(520, 384, device="cuda", dtype=torch.float16)
+    torch.testing.assert_close(k(a, b), a @ b, rtol=2e-2, atol=2e-2)

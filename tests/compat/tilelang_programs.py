@@ -583,6 +583,60 @@ def gqa_decode(
         return flashattn_gqa_decode_no_split
 
 
+# examples/warp_specialize/example_warp_specialize_gemm_barrierpipe_stage2.py: the stages of one
+# 3-D shared buffer, `T.gemm(A_shared[ko % num_stages, :, :], ...)`, explicit roles and mbarriers.
+# One change: tsir has no integer barrier ids, so T.create_list_of_mbarrier(mbarrier_list) is
+# `bars = T.alloc_barrier(mbarrier_list)` and barrier i is `bars[i]`.
+def ws_gemm_barrierpipe(M, N, K, block_M, block_N, block_K, dtype="float16", accum_dtype="float"):
+    num_stages = 2
+    mbarrier_list = [128, 128] * num_stages
+
+    @T.prim_func
+    def main(
+        A: T.Tensor[(M, K), dtype],
+        B: T.Tensor[(K, N), dtype],
+        C: T.Tensor[(M, N), dtype],
+    ):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=256) as (bx, by):
+            A_shared = T.alloc_shared((num_stages, block_M, block_K), dtype)
+            B_shared = T.alloc_shared((num_stages, block_K, block_N), dtype)
+            C_local = T.alloc_fragment((block_M, block_N), accum_dtype)
+
+            bars = T.alloc_barrier(mbarrier_list)
+
+            with T.ws(0):
+                T.clear(C_local)
+
+            for ko in range(T.ceildiv(K, block_K)):
+                with T.ws(1):
+                    T.mbarrier_wait_parity(
+                        mbarrier=bars[ko % num_stages + num_stages],
+                        parity=((ko // num_stages) % num_stages) ^ 1,
+                    )
+                    T.copy(
+                        A[by * block_M : (by + 1) * block_M, ko * block_K : (ko + 1) * block_K],
+                        A_shared[ko % num_stages, :, :],
+                    )
+                    T.copy(
+                        B[ko * block_K : (ko + 1) * block_K, bx * block_N : (bx + 1) * block_N],
+                        B_shared[ko % num_stages, :, :],
+                    )
+                    T.mbarrier_arrive(mbarrier=bars[ko % num_stages])
+                with T.ws(0):
+                    T.mbarrier_wait_parity(
+                        mbarrier=bars[ko % num_stages], parity=(ko // num_stages) % num_stages
+                    )
+                    T.gemm(
+                        A_shared[ko % num_stages, :, :], B_shared[ko % num_stages, :, :], C_local
+                    )
+                    T.mbarrier_arrive(mbarrier=bars[ko % num_stages + num_stages])
+
+            with T.ws(0):
+                T.copy(C_local, C[by * block_M, bx * block_N])
+
+    return main
+
+
 # examples/convolution/example_convolution.py: implicit-GEMM convolution through flat views
 def convolution(
     N,

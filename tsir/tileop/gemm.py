@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..arith import Analyzer
 from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
-from ..errors import BuildError, UnsupportedError
+from ..errors import BuildError, UnsupportedError, user_location
 from ..expr import BufferLoad, Call, IntImm, Var, const_value
 from ..layout import Fragment, Layout, make_mma_a_fragment, make_mma_c_fragment
 from ..layout.numeric import const_shape
@@ -133,7 +135,7 @@ class Gemm(TileOperatorNode):
     def print_form(self, p: ExprPrinter) -> str:
         try:  # T.gemm rebuilds only what the builder accepts (not a pipeline's staged operands)
             check_gemm(self.A, self.B, self.C, self.transpose_A, self.transpose_B)
-        except BuildError:
+        except (BuildError, UnsupportedError):
             return TileOperatorNode.print_form(self, p)
         kw = "".join(
             f", {name}=True"
@@ -281,11 +283,27 @@ def swizzle_args(layout: Layout | None, buf: Buffer) -> tuple[int, int]:
         return 0, cols  # pyright: ignore[reportReturnType]  # a constant here: checked by const_value above
     # A padded layout: its pitch is where row 1 starts.
     pitch = const_value(args_simplify(layout.linear_forward((0,) * (len(buf.shape) - 2) + (1, 0))))
-    if pitch is None:
+    if pitch is None or not _rows_of_pitch(layout, pitch):
         raise UnsupportedError(
-            f"T.gemm: the layout of `{buf.name}` is neither swizzled nor padded: {layout}"
+            f"T.gemm: the layout of `{buf.name}` is neither swizzled nor padded"
+            f"{' the same way in every stage' if len(buf.shape) > 2 else ''}: {layout}"
         )
     return 0, pitch
+
+
+def _rows_of_pitch(layout: Layout, pitch: int) -> bool:
+    """Every 2-D tile of the layout (each stage, for leading dimensions) stores element (i, j)
+    at `i * pitch + j` from the tile's first element: what gemm_ss reads for a padded tile."""
+    shape = layout.const_input_shape()
+    if shape is None or len(shape) < 2:
+        return False
+    table = layout.table()
+    offset = np.zeros(table.size, dtype=np.int64)
+    for out, extent in zip(table.outputs, table.output_extents()):
+        offset = offset * extent + out
+    tiles = offset.reshape(-1, shape[-2], shape[-1])
+    want = np.arange(shape[-2])[:, None] * pitch + np.arange(shape[-1])[None, :]
+    return bool(np.array_equal(tiles - tiles[:, :1, :1], np.broadcast_to(want, tiles.shape)))
 
 
 def args_simplify(e: Any) -> Any:
@@ -306,6 +324,13 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
     """Build-time checks: what the mma.sync path can do, with errors naming the reason."""
     where = "T.gemm"
     for r, role in ((a, "A"), (b, "B")):
+        if len(r.region) > 2 and r.buffer.scope not in ("shared", "shared.dyn"):
+            raise UnsupportedError(
+                f"{where}: operand {role} (`{r.buffer.name}`) is a tile of a {len(r.region)}-D "
+                f"{r.buffer.scope} buffer; only shared-memory operands may select a stage of a "
+                f"higher-rank buffer",
+                loc=user_location(),
+            )
         if role == "A" and r.buffer.scope == "local.fragment":
             if ta:
                 raise BuildError(
@@ -328,7 +353,9 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
                 f"{where}: operand {role} (`{r.buffer.name}`) is {r.buffer.dtype}; the tensor-core path "
                 f"takes float16 or bfloat16 operands (or float8 e4m3/e5m2, on sm_90a's wgmma path)"
             )
-        if len(r.extents) != 2 or any(const_value(e) is None for e in r.extents):
+        if len(r.extents) > 2 and r.buffer.scope in ("shared", "shared.dyn"):
+            check_stage_operand(r, role)
+        elif len(r.extents) != 2 or any(const_value(e) is None for e in r.extents):
             raise BuildError(f"{where}: operand {role} must be a constant 2-D tile")
     fp8 = a.buffer.dtype.name in GEMM_FP8_DTYPES
     if fp8 != (b.buffer.dtype.name in GEMM_FP8_DTYPES) or (
@@ -346,11 +373,17 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         raise BuildError(
             f"{where}: the accumulator C (`{c.buffer.name}`) must be a T.alloc_fragment buffer"
         )
+    if len(c.region) != 2:
+        raise UnsupportedError(
+            f"{where}: the accumulator C (`{c.buffer.name}`) must be a whole 2-D fragment, got a "
+            f"{len(c.region)}-D region",
+            loc=user_location(),
+        )
     if c.buffer.dtype.name != "float32":
         raise BuildError(
             f"{where}: the accumulator C is {c.buffer.dtype}; the mma.sync path accumulates in float32"
         )
-    ae, be = const_shape(a.extents), const_shape(b.extents)
+    ae, be = const_shape(a.extents[-2:]), const_shape(b.extents[-2:])
     assert ae is not None and be is not None  # the loop above refused other operands
     ce = [const_value(e) for e in c.extents]
     m, ka = (ae[1], ae[0]) if ta else (ae[0], ae[1])
@@ -371,3 +404,33 @@ def check_gemm(a: BufferRegion, b: BufferRegion, c: BufferRegion, ta: bool, tb: 
         a.extents[-1]
     ):
         raise BuildError(f"{where}: operand A must be a whole shared buffer")
+
+
+def check_stage_operand(r: BufferRegion, role: str) -> None:
+    """An operand of rank > 2 is one whole 2-D tile of a staged shared buffer: leading indices
+    (constant or dynamic) pick the stage, the last two dimensions are taken whole
+    (`A_s[ko % stages, :, :]`). Anything else is an UnsupportedError at the user's line."""
+    name = r.buffer.name
+    shape = [const_value(d) for d in r.buffer.shape]
+    if None in shape:
+        raise UnsupportedError(
+            f"T.gemm: operand {role} (`{name}`) is a tile of a shared buffer of non-constant "
+            f"shape {list(r.buffer.shape)}",
+            loc=user_location(),
+        )
+    for dim, x in enumerate(r.region[:-2]):
+        if const_value(x.extent) != 1:
+            raise UnsupportedError(
+                f"T.gemm: operand {role} (`{name}`) takes {x.extent} elements of dimension {dim}; "
+                f"the leading dimensions of a staged operand select one stage (index it, as in "
+                f"`{name}[s, :, :]`)",
+                loc=user_location(),
+            )
+    for dim, x in enumerate(r.region[-2:], len(r.region) - 2):
+        if const_value(x.min) != 0 or const_value(x.extent) != shape[dim]:
+            raise UnsupportedError(
+                f"T.gemm: operand {role} (`{name}`) takes [{x.min}, {x.min} + {x.extent}) of "
+                f"dimension {dim} (size {shape[dim]}); a staged operand must take its last two "
+                f"dimensions whole (`{name}[s, :, :]`)",
+                loc=user_location(),
+            )
