@@ -378,11 +378,18 @@ PRESENT = [
 
 # Names present with a narrower meaning or another form: name -> what differs.
 DIFFERENT = {
-    "gemm": "mma.sync on sm_80+ (fp16/bf16, fp32 accumulation); policy Square/FullRow; no k_pack/wg_wait, no fp8",
+    "gemm": (
+        "mma.sync on sm_80+, wgmma on sm_90a (fp16/bf16; fp8 with transpose_B on sm_90a; fp32 "
+        "accumulation); operands may be stage slices A_s[ko % stages, :, :]; policy "
+        "Square/FullRow; no k_pack/wg_wait"
+    ),
     **_ops.DIFFERENT,
     **_hopper.DIFFERENT,
     "alloc_reducer": "op sum/max/min, replication='all' only",
-    "Pipelined": "order=/stage=/group= accepted; tsir schedules the stages itself (TSIR_EXPLAIN says so)",
+    "Pipelined": (
+        "order=/stage=/group= accepted; tsir schedules the stages itself (TSIR_EXPLAIN says so); "
+        "tsir's pingpong= turns two consumer warpgroups on sm_90a"
+    ),
     "use_swizzle": "order='row' only",
 }
 
