@@ -230,6 +230,8 @@ def infer_kernel(
     # FREE for shared tiles nothing laid out: an op with a preference gives its layout (a TMA
     # store's source takes the swizzle it reads); the rest stay row-major.
     for op in c.ops:
+        if not any(b.scope in _SHARED and b not in st.layouts for b in op.buffers()):
+            continue
         facts = op.infer_layout(role_args(op), InferLevel.FREE)
         new = {b: f for b, f in facts.items() if b.scope in _SHARED and b not in st.layouts}
         if new:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
-from ..expr import BufferLoad, Call, IntImm, const_value
+from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
 from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode
 from ..layout.wgmma_layouts import (
@@ -64,9 +64,21 @@ def _in_ring(op: Copy, args: OpArgs) -> str | None:
     return None if op.mbarrier is not None else "the copy is not in an mbarrier pipeline"
 
 
-@requirement("TMA unit")
-def _has_tma(op: Copy, args: OpArgs) -> str | None:
+def _tma_unit(op: Copy, args: OpArgs) -> str | None:
     return None if args.target.has_tma else f"{args.target} has no TMA (sm_90+)"
+
+
+_has_tma = requirement("TMA unit")(_tma_unit)
+
+
+def _element_problem(op: Copy) -> str | None:
+    """Why TMA cannot move `op`'s elements (it moves bytes: one type, no conversion), or None."""
+    src, dst = op.src.buffer, op.dst.buffer
+    if src.dtype != dst.dtype:
+        return f"`{src.name}` is {src.dtype} and `{dst.name}` {dst.dtype}: TMA does not convert"
+    if src.dtype.bits not in (8, 16, 32, 64) or src.dtype.lanes != 1:
+        return f"TMA moves 8/16/32/64-bit elements, not {src.dtype}"
+    return None
 
 
 @requirement("global to shared")
@@ -74,11 +86,7 @@ def _directions(op: Copy, args: OpArgs) -> str | None:
     src, dst = op.src.buffer, op.dst.buffer
     if src.scope not in _GLOBAL or dst.scope not in _SHARED:
         return f"`{src.name}` ({src.scope}) to `{dst.name}` ({dst.scope}) is not global to shared"
-    if src.dtype != dst.dtype:
-        return f"`{src.name}` is {src.dtype} and `{dst.name}` {dst.dtype}: TMA does not convert"
-    if src.dtype.bits not in (8, 16, 32, 64) or src.dtype.lanes != 1:
-        return f"TMA moves 8/16/32/64-bit elements, not {src.dtype}"
-    return None
+    return _element_problem(op)
 
 
 @requirement("a tensor map")
@@ -199,11 +207,30 @@ def _layout(op: Copy, args: OpArgs) -> str | None:
     return boxes if isinstance(boxes, str) else None
 
 
-def _swizzle_bytes(op: Copy, layout: Layout | None) -> int:
+def _swizzle_bytes(tile: Buffer, layout: Layout | None) -> int:
     if layout is None:
         return 0
-    mode = swizzle_mode(layout, op.dst.buffer.dtype)
+    mode = swizzle_mode(layout, tile.dtype)
     return 0 if mode is None else mode.value
+
+
+def _box_at(glob: BufferRegion, bx: TmaBox) -> tuple[tuple[int, ...], list[PrimExpr]]:
+    """Box `bx` of a copy whose global side is `glob`: the tensor map's box (outermost first) and
+    the box's coordinates in the tensor (innermost first, as the header takes them)."""
+    nd = len(glob.buffer.shape)
+    mins = list(glob.mins)
+    box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
+    coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
+        mins[d] for d in range(nd - 2, -1, -1)
+    ]
+    return box, coords
+
+
+def _shared_at(tile: BufferRegion, bx: TmaBox) -> PrimExpr:
+    """The shared address (u32) of box `bx` in `tile`."""
+    first = Call(_HANDLE, "address_of", (BufferLoad(tile.buffer, tile.mins),))
+    base = Call(_U32, "tsir.mbarrier.shared_u32", (first,))
+    return base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else base
 
 
 def tensor_map(src: BufferRegion, box: tuple[int, ...], swizzle: int) -> Call:
@@ -222,21 +249,14 @@ def _lower_tma(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     layout = args.layout_map.get(op.dst.buffer)
     boxes = tma_boxes_of(op, layout)
     assert not isinstance(boxes, str)
-    swizzle = _swizzle_bytes(op, layout)
+    swizzle = _swizzle_bytes(op.dst.buffer, layout)
     nd = len(op.src.buffer.shape)
-    dst_first = Call(_HANDLE, "address_of", (BufferLoad(op.dst.buffer, op.dst.mins),))
-    dst_base = Call(_U32, "tsir.mbarrier.shared_u32", (dst_first,))
     assert op.mbarrier is not None
     bar = Call(_U32, "tsir.mbarrier.shared_u32", (Call(_HANDLE, "address_of", (op.mbarrier,)),))
-    mins = list(op.src.mins)
     calls: list[Stmt] = []
     for bx in boxes:
-        box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
-        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
-            mins[d] for d in range(nd - 2, -1, -1)
-        ]
-        dst = dst_base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else dst_base
-        args_ = (dst, tensor_map(op.src, box, swizzle), bar, *coords)
+        box, coords = _box_at(op.src, bx)
+        args_ = (_shared_at(op.dst, bx), tensor_map(op.src, box, swizzle), bar, *coords)
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_load_{nd}d", args_)))
     # One thread issues the whole copy (the threads' first: the one that announced its bytes).
     return IfThenElse(args.thread_var == 0, seq(*calls))
@@ -245,9 +265,7 @@ def _lower_tma(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
 # -- stores: shared -> global ----------------------------------------------------------------------
 
 
-@requirement("TMA unit", program=False)
-def _store_has_tma(op: Copy, args: OpArgs) -> str | None:
-    return None if args.target.has_tma else f"{args.target} has no TMA (sm_90+)"
+_store_has_tma = requirement("TMA unit", program=False)(_tma_unit)
 
 
 @requirement("shared to global", program=False)
@@ -260,12 +278,7 @@ def _store_directions(op: Copy, args: OpArgs) -> str | None:
 
 @requirement("one element type")
 def _store_types(op: Copy, args: OpArgs) -> str | None:
-    src, dst = op.src.buffer, op.dst.buffer
-    if src.dtype != dst.dtype:
-        return f"`{src.name}` is {src.dtype} and `{dst.name}` {dst.dtype}: TMA does not convert"
-    if src.dtype.bits not in (8, 16, 32, 64) or src.dtype.lanes != 1:
-        return f"TMA moves 8/16/32/64-bit elements, not {src.dtype}"
-    return None
+    return _element_problem(op)
 
 
 @requirement("a tensor map")
@@ -316,19 +329,12 @@ def _lower_tma_store(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
     layout = args.layout_map.get(op.src.buffer)
     boxes = _tile_boxes(op.dst, op.src, layout)
     assert not isinstance(boxes, str)
-    swizzle = _swizzle_bytes_of(op.src.buffer, layout)
+    swizzle = _swizzle_bytes(op.src.buffer, layout)
     nd = len(op.dst.buffer.shape)
-    src_first = Call(_HANDLE, "address_of", (BufferLoad(op.src.buffer, op.src.mins),))
-    src_base = Call(_U32, "tsir.mbarrier.shared_u32", (src_first,))
-    mins = list(op.dst.mins)
     calls: list[Stmt] = []
     for bx in boxes:
-        box = (1,) * (nd - 2) + (bx.outer, bx.inner) if nd >= 2 else (bx.inner,)
-        coords = [mins[-1] + bx.col0 if bx.col0 else mins[-1]] + [
-            mins[d] for d in range(nd - 2, -1, -1)
-        ]
-        src = src_base + IntImm(bx.smem_offset, _U32) if bx.smem_offset else src_base
-        args_ = (tensor_map(op.dst, box, swizzle), src, *coords)
+        box, coords = _box_at(op.dst, bx)
+        args_ = (tensor_map(op.dst, box, swizzle), _shared_at(op.src, bx), *coords)
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_store_{nd}d", args_)))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_commit", ())))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_wait<0>", ())))
@@ -337,10 +343,3 @@ def _lower_tma_store(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
         Evaluate(Call(int32, "sync_threads", ())),
         IfThenElse(args.thread_var == 0, seq(*calls)),
     )
-
-
-def _swizzle_bytes_of(tile: Buffer, layout: Layout | None) -> int:
-    if layout is None:
-        return 0
-    mode = swizzle_mode(layout, tile.dtype)
-    return 0 if mode is None else mode.value
