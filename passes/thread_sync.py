@@ -23,7 +23,7 @@ wait that this pass cannot place: it is refused. ThreadSync removes the `async_c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tsir.buffer import Buffer
 from tsir.dtype import int32
@@ -96,6 +96,10 @@ class Accesses:
     # Reads by the async proxy (wgmma operands, TMA store sources), also in `reads`: ordinary
     # writes before them need a proxy fence as well as the barrier.
     async_reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
+    # TMA stores whose wait this pass deferred (id -> `if (storing thread) tma_store_wait<0>()`):
+    # each is placed before the next barrier (or mbarrier arrival) that the stores' source tile
+    # might be ordered by, or at the end of the scope that planned it.
+    pending: dict[int, Stmt] = field(default_factory=dict)
 
     def union(self, o: Accesses) -> Accesses:
         def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
@@ -110,6 +114,7 @@ class Accesses:
             merge(self.atomics, o.atomics),
             merge(self.async_writes, o.async_writes),
             merge(self.async_reads, o.async_reads),
+            {**self.pending, **o.pending},
         )
 
     def retag(self, tag: Tag) -> Accesses:
@@ -126,7 +131,11 @@ class Accesses:
 
     def needs_proxy_fence(self, later: Accesses) -> bool:
         """Do these ordinary writes feed `later`'s async-proxy reads (wgmma, TMA store)?"""
-        return any(b in later.async_reads for b in (*self.writes, *self.async_writes))
+        return any(b in later.async_reads for b in self.generic_writes())
+
+    def generic_writes(self) -> set[Buffer]:
+        """The buffers written by ordinary (generic-proxy) stores, atomics and cp.async."""
+        return {*self.writes, *self.atomics, *self.async_writes}
 
     def conflicts(self, later: Accesses) -> bool:
         """Does `later` conflict with these earlier accesses? Accesses of one unit (one tile op's
@@ -154,11 +163,15 @@ class Accesses:
 class _Collect(Visitor):
     """Shared-memory accesses of one statement, with calls' declared pointer effects."""
 
-    def __init__(self, tag: Tag, aliases: dict[Buffer, Buffer] | None = None) -> None:
+    def __init__(
+        self, tag: Tag, aliases: dict[Buffer, Buffer] | None = None, tma_writes: bool = False
+    ) -> None:
         super().__init__()
         self.acc = Accesses()
         self.tag = tag
         self.aliases = aliases or {}
+        # Record writes that complete on an mbarrier (TMA loads) as async writes too.
+        self.tma_writes = tma_writes
 
     def _record(self, buf: Buffer, mode: Access) -> None:
         if buf.scope not in SHARED_SCOPES:
@@ -206,7 +219,7 @@ class _Collect(Visitor):
         completes_on_mbarrier = Access.MBARRIER in fn.effects
         for i, arg in enumerate(c.args):
             mode = fn.effects[i] if i < len(fn.effects) else None
-            if mode is Access.ASYNC_WRITE and completes_on_mbarrier:
+            if mode is Access.ASYNC_WRITE and completes_on_mbarrier and not self.tma_writes:
                 mode = Access.MBARRIER  # not data for this pass
             if mode is None:
                 self.visit(arg)
@@ -244,6 +257,13 @@ def shared_accesses(
     c = _Collect(tag, aliases)
     c.visit(s)
     return c.acc
+
+
+def _written(s: Stmt, aliases: dict[Buffer, Buffer]) -> set[Buffer]:
+    """The shared buffers `s` writes in any way: stores, cp.async, and TMA loads."""
+    c = _Collect((0, 0), aliases, tma_writes=True)
+    c.visit(s)
+    return set(c.acc.writes) | set(c.acc.async_writes) | set(c.acc.atomics)
 
 
 def shared_views(body: Stmt) -> dict[Buffer, Buffer]:
@@ -284,6 +304,31 @@ class _Planner:
         self.in_role = False
         self.async_reads: set[Buffer] = set()
         self.unfenced: set[Buffer] = set()
+        # Global buffers the kernel accesses other than through TMA stores: a TMA store into
+        # one of them keeps its wait where the store is (its data is read or overwritten here).
+        self.direct_globals: set[Buffer] = set()
+        # The tiles each deferred wait's stores read (wait id -> buffers), and, in a warp role,
+        # the shared buffers other roles write.
+        self.wait_tiles: dict[int, set[Buffer]] = {}
+        self.foreign: set[Buffer] = set()
+        self.role_writes: dict[tuple[int, int], set[Buffer]] = {}
+
+    def sub_planner(self, barrier: Stmt) -> _Planner:
+        sub = _Planner(self.thread_vars, barrier, self.aliases)
+        sub.async_reads = self.async_reads
+        sub.direct_globals = self.direct_globals
+        sub.wait_tiles = self.wait_tiles
+        sub.role_writes = self.role_writes
+        sub.generation = self.generation
+        return sub
+
+    @staticmethod
+    def flush(st: Accesses, out: list[Stmt]) -> Accesses:
+        """The deferred TMA-store waits of `st`, placed at the end of `out`."""
+        if not st.pending:
+            return st
+        out.extend(st.pending.values())
+        return replace(st, pending={})
 
     def tag(self, s: Stmt) -> Tag:
         return (self.unit if self.unit is not None else id(s), self.generation)
@@ -297,10 +342,16 @@ class _Planner:
     def block(self, stmts: list[Stmt], st: Accesses) -> tuple[list[Stmt], Accesses]:
         out: list[Stmt] = []
         for i, s in enumerate(stmts):
-            if self.is_own_barrier(s) and st.writes and not (out and _is_proxy_fence(out[-1])):
+            if (
+                self.is_own_barrier(s)
+                and st.generic_writes()
+                and not (out and _is_proxy_fence(out[-1]))
+            ):
                 # A barrier already there: if the async proxy reads what was written before it
-                # (later in this block), each writer fences first.
-                if st.needs_proxy_fence(shared_accesses(seq(*stmts[i + 1 :]))):
+                # (later in this block, or anywhere in the kernel: the barrier may be the one that
+                # orders the write before a read outside this block), each writer fences first.
+                later = shared_accesses(seq(*stmts[i + 1 :]))
+                if st.needs_proxy_fence(later) or st.generic_writes() & self.async_reads:
                     out.append(make_proxy_fence())
             if _is_role(s):
                 if i == 0 or not _is_role(stmts[i - 1]):
@@ -324,6 +375,8 @@ class _Planner:
             if not _is_role(x):
                 break
             run.append(x)
+        # A role may rewrite a tile that a TMA store before the roles still reads.
+        st = self.flush(st, out)
         acc = shared_accesses(seq(*run), (id(run[0]), self.generation), self.aliases)
         shared = _select(st, lambda t: t not in self._role_tagged())
         if shared.conflicts(acc):
@@ -339,16 +392,12 @@ class _Planner:
         rng = s.body.then_case
         assert _is_range(rng) and isinstance(rng, AttrStmt)
         lo, hi, barrier_id = rng.value
-        sub = _Planner(
-            self.thread_vars,
-            named_barrier(ThreadRange(lo, hi, barrier_id), "a warp role"),
-            self.aliases,
-        )
+        sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a warp role"))
         sub.in_role = True
-        sub.async_reads = self.async_reads
-        sub.generation = self.generation
+        sub.foreign = set().union(*(w for k, w in self.role_writes.items() if k != key))
         mine = self.role_tags.setdefault(key, set())
-        planned, _ = sub.nested(rng.body, _select(st, lambda t: t in mine))
+        planned, end = sub.nested(rng.body, _select(st, lambda t: t in mine))
+        planned = seq(planned, *end.pending.values())
         tag = (id(s), self.generation)
         mine.add(tag)
         out.append(s.replace(body=s.body.replace(then_case=rng.replace(body=planned))))
@@ -359,6 +408,7 @@ class _Planner:
 
     def stmt(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         if self.is_own_barrier(s):
+            self.flush(st, out)
             out.append(s)
             return Accesses()
         if isinstance(s, SeqStmt):
@@ -383,7 +433,16 @@ class _Planner:
         if isinstance(s, AttrStmt) and s.key == PIPELINE_BUFFERS_ATTR:
             # The pipeline's prologue writes its staged tiles before any barrier of its own: it
             # must come after every earlier access to them (the previous iteration of a loop
-            # around the pipeline still reading the last stage, say).
+            # around the pipeline still reading the last stage, say). A pipeline that writes
+            # none of them here (a consumer warp role: its producer role fills the stages, and
+            # the ring's mbarriers order the two) is planned as the ordinary code it is.
+            written = _written(s.body, self.aliases)
+            if not any(self.aliases.get(b, b) in written for b in s.value):
+                self.in_pipeline += 1
+                body, st = self.nested(s.body, st)
+                self.in_pipeline -= 1
+                out.append(s.replace(body=body))
+                return st
             staged = Accesses(writes={b: {(id(s), -1)} for b in s.value})
             st = self.barrier_if_conflict(staged, st, out)
             self.in_pipeline += 1
@@ -397,6 +456,17 @@ class _Planner:
             if isinstance(s, LetStmt) and not self.uniform(s.value):
                 self.thread_vars.add(s.var)  # a value that differs across threads
             body, st = self.nested(s.body, st)
+            if isinstance(s, LetStmt):
+                # A deferred wait whose storing thread is named through this variable stays in
+                # its scope.
+                scoped = {
+                    k: w for k, w in st.pending.items() if any(v is s.var for v in collect(w, Var))
+                }
+                if scoped:
+                    body = seq(body, *scoped.values())
+                    st = replace(
+                        st, pending={k: w for k, w in st.pending.items() if k not in scoped}
+                    )
             out.append(s.replace(body=body))
             return st
         if isinstance(s, For) and self.uniform((s.min, s.extent)):
@@ -433,16 +503,19 @@ class _Planner:
             return body
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
-        sub = _Planner(
-            self.thread_vars,
-            named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"),
-            self.aliases,
-        )
-        planned, _ = sub.nested(body.body, Accesses())
-        return body.replace(body=planned)
+        sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
+        planned, end = sub.nested(body.body, Accesses())
+        return body.replace(body=seq(planned, *end.pending.values()))
 
     def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """A statement planned as a whole (no barrier can go inside it)."""
+        if st.pending and self.foreign and _synchronizes(s):
+            # Another warp role may rewrite a tile after this arrival or barrier (roles order
+            # each other through the program's mbarriers, not this pass's barriers): the
+            # stores that read it are waited for first.
+            if any(self.wait_tiles.get(k, set()) & self.foreign for k in st.pending):
+                st = self.flush(st, out)
+        s, deferred = self.defer_store_wait(s)
         acc = shared_accesses(s, self.tag(s), self.aliases)
         if acc.async_writes and not self.in_pipeline:
             raise UnsupportedError(
@@ -459,9 +532,32 @@ class _Planner:
                 # by the async proxy (wgmma, TMA store): its writers fence first.
                 out.append(make_proxy_fence())
                 self.unfenced.clear()
-            self.unfenced |= set(acc.writes)
+            self.unfenced |= acc.generic_writes()
         out.append(s)
-        return st.union(acc)
+        st = st.union(acc)
+        if deferred is None:
+            return st
+        self.wait_tiles[id(deferred)] = set(acc.async_reads)
+        return replace(st, pending={**st.pending, id(deferred): deferred})
+
+    def defer_store_wait(self, s: Stmt) -> tuple[Stmt, Stmt | None]:
+        """A TMA store as `Copy` lowers it -- `if (one thread) { stores; commit; wait<0> }` --
+        without its wait, and the wait, `if (that thread) wait<0>`, to be placed later: the
+        storing thread goes on while the stores run, and waits only before its tile may be
+        rewritten (the next barrier) or at the end. Stores into a tensor the kernel reads or
+        writes otherwise keep their wait (None)."""
+        if not (isinstance(s, IfThenElse) and s.else_case is None):
+            return s, None
+        body = list(s.then_case.stmts) if isinstance(s.then_case, SeqStmt) else []
+        if len(body) < 2 or not (
+            _calls(body[-1], "tsir.tma.tma_store_wait<0>")
+            and _calls(body[-2], "tsir.tma.tma_store_commit")
+        ):
+            return s, None
+        dests = _tma_store_destinations(s.then_case)
+        if not dests or dests & self.direct_globals:
+            return s, None
+        return s.replace(then_case=seq(*body[:-1])), IfThenElse(s.cond, body[-1])
 
     def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
         if not st.conflicts(acc):
@@ -470,11 +566,14 @@ class _Planner:
         # The barrier orders every earlier write before everything after it, not only before
         # `acc`: writes to a tile the async proxy reads anywhere in the kernel (a wgmma operand
         # after the barrier placed for another tile) are fenced too.
-        if st.needs_proxy_fence(acc) or any(b in self.async_reads for b in st.writes):
+        if st.needs_proxy_fence(acc) or st.generic_writes() & self.async_reads:
             # Each writer makes its ordinary writes visible to the async proxy before the barrier.
             at = len(out) - 1 if reuse else len(out)
             if not (at > 0 and _is_proxy_fence(out[at - 1])):
                 out.insert(at, make_proxy_fence())
+        # Deferred TMA-store waits: the storing threads wait before the barrier.
+        at = len(out) - 1 if reuse else len(out)
+        out[at:at] = st.pending.values()
         if not reuse:
             out.append(self.barrier)
         return Accesses()
@@ -504,6 +603,55 @@ def _is_role(s: Stmt) -> bool:
 def _arrives(s: Stmt) -> bool:
     """Does `s` arrive on an mbarrier (releasing this thread's earlier accesses)?"""
     return any(c.op.startswith("tsir.mbarrier.mbarrier_arrive") for c in collect(s, Call))
+
+
+def _calls(s: Stmt, op: str) -> bool:
+    return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == op
+
+
+def _synchronizes(s: Stmt) -> bool:
+    """Does `s` order this thread's accesses before other threads' (a barrier of any range, an
+    mbarrier arrival)?"""
+    for c in collect(s, Call):
+        fn = device_function(c.op)
+        if c.op == "sync_threads" or (
+            fn is not None and (fn.collective is not None or fn.sync == "arrive")
+        ):
+            return True
+    return False
+
+
+def _tma_store_destinations(s: Stmt) -> set[Buffer]:
+    """The global buffers whose tensor maps the TMA stores in `s` name."""
+    out: set[Buffer] = set()
+    for c in collect(s, Call):
+        if c.op.startswith("tsir.tma.tma_store_") and c.args:
+            for d in collect(c.args[0], Call):
+                if d.op == "address_of" and isinstance(d.args[0], BufferLoad):
+                    out.add(d.args[0].buffer)
+    return out
+
+
+class _DirectGlobals(Visitor):
+    """Global buffers accessed other than through a tensor map (`tma_descriptor`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: set[Buffer] = set()
+
+    def visit_Call(self, c: Call) -> None:
+        if c.op != "tma_descriptor":
+            self.generic_visit(c)
+
+    def visit_BufferLoad(self, e: BufferLoad) -> None:
+        if e.buffer.scope == "global":
+            self.found.add(e.buffer)
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore) -> None:
+        if s.buffer.scope == "global":
+            self.found.add(s.buffer)
+        self.generic_visit(s)
 
 
 def _select(acc: Accesses, keep: Callable[[Tag], bool]) -> Accesses:
@@ -536,7 +684,16 @@ class _Kernels(Mutator):
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         planner = _Planner(k.thread_vars, aliases=shared_views(k.body))
         planner.async_reads = set(shared_accesses(k.body, aliases=planner.aliases).async_reads)
-        body, _ = planner.nested(k.body, Accesses())
+        direct = _DirectGlobals()
+        direct.visit(k.body)
+        planner.direct_globals = direct.found
+        for r in collect(k.body, AttrStmt):
+            if _is_role(r):
+                key = tuple(r.value)
+                written = _written(r, planner.aliases)
+                planner.role_writes[key] = planner.role_writes.get(key, set()) | written  # type: ignore[index]
+        body, end = planner.nested(k.body, Accesses())
+        body = seq(body, *end.pending.values())
         return k.replace(body=_StripMarkers().visit(body))
 
 

@@ -7,6 +7,7 @@ test_gemm_wgmma_gpu.py)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,6 +217,36 @@ def test_persistent_blocks_walk_the_tiles_in_panels_and_continue_the_ring(
     (kernel,) = [s for s in tsir.visitor.collect(final, tsir.stmt.KernelLaunch)]
     assert [int(g.value) for g in kernel.grid] == [2] and kernel.threads == (256,)
     assert not lowered.report
+
+
+@pytest.mark.parametrize("epilogue", ["none", "shared"])
+def test_persistent_consumers_meet_at_no_block_barrier_between_tiles(
+    monkeypatch: pytest.MonkeyPatch, epilogue: str
+) -> None:
+    """Two consumer warpgroups, three tiles each: the consumers write no stage of the ring (the
+    producer's TMA fills it, the mbarriers order both), so nothing joins them at a tile's start.
+    The shared epilogue tile still needs its barriers: before it is rewritten (the storing
+    thread's TMA store has read it) and before the store (every thread wrote it)."""
+    lowered = _persistent_384x256x192(monkeypatch, threads=256, epilogue=epilogue)
+    src = generate_cuda(lowered.module)
+    assert src.count("named_barrier(1, 256)") == (2 if epilogue == "shared" else 0), src
+    if epilogue == "shared":
+        # The storing thread waits for its stores before the next tile's rewrite of the staging
+        # tile, and once after the last tile; not right after issuing them.
+        waits = [m.start() for m in re.finditer(r"tma_store_wait<0>\(\);", src)]
+        assert len(waits) == 2, src
+        assert waits[0] < src.index("named_barrier(1, 256)") < src.index("tma_store_commit")
+        assert waits[1] > src.index("tma_store_commit")
+
+
+def _persistent_384x256x192(monkeypatch: pytest.MonkeyPatch, **kw: object) -> tsir.Lowered:
+    """The example GEMM, 128 x 128 x 64 tiles, 3 stages, persistent on two blocks (3 tiles each),
+    panels of 2; checked at every stage against the tile-level program."""
+    import tsir.passes.warp_specialize as ws
+
+    monkeypatch.setattr(ws, "PERSISTENT_CTAS", 2)
+    f = matmul(384, 256, 192, bm=128, bn=128, bk=64, num_stages=3, swizzle=2, persistent=True, **kw)  # type: ignore[arg-type]
+    return _check(f, _args(384, 256, 192, "float16", "float16"))
 
 
 def test_persistent_without_a_tma_pipeline_says_it_runs_as_a_plain_grid() -> None:

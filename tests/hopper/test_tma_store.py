@@ -7,6 +7,7 @@ firing; copies TMA cannot take fall back with the reason under TSIR_EXPLAIN."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -209,4 +210,135 @@ def test_tile_last_written_in_an_earlier_loop_is_fenced_before_the_store() -> No
     x = np.random.default_rng(6).standard_normal((M, N)).astype(np.float32)
     outs = [np.full((M, bk), np.nan, np.float32) for _ in range(2)]
     lowered = _check(f.func, [x, *outs])
+    assert "tsir::tma_store_2d(" in _cuda(lowered)
+
+
+@pytest.mark.parametrize("writer", [0, 5])
+def test_a_tile_one_thread_wrote_is_fenced_by_that_thread(writer: int) -> None:
+    """Thread `writer` alone fills the tile, element by element; thread 0 stores it. The writer's
+    fence and a barrier come before the store (the interpreter's ProxyFenceError or race report
+    otherwise); the storing thread also fences its own writes next to the store."""
+    M, N = 8, 32
+    with T.prim_func("one_writer") as f:
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(1, threads=64):
+            tx = T.get_thread_binding()
+            t = T.alloc_shared((M, N), "float32")
+            with T.If(tx == writer):
+                for i in T.serial(M):
+                    for j in T.serial(N):
+                        t[i, j] = X[i, j] * 3.0
+            T.copy(t, Y[0, 0])
+    x = np.random.default_rng(8).standard_normal((M, N)).astype(np.float32)
+    lowered = _check(f.func, [x, np.full((M, N), np.nan, np.float32)])
+    src = _cuda(lowered)
+    assert "tsir::tma_store_2d(" in src
+    store = src.index("tsir::tma_store_2d(")
+    assert "tsir::fence_proxy_async_shared();" in src[:store]
+
+
+def _store_ifs(src: str) -> list[str]:
+    """The bodies of the `if` blocks that issue TMA stores, in source order."""
+    out = []
+    for m in re.finditer(r"if \([^)]*\) \{\n((?:\s+tsir::[^\n]*\n)+?)\s*\}", src):
+        if "tma_store_2d(" in m.group(1) or "tma_store_3d(" in m.group(1):
+            out.append(m.group(1))
+    return out
+
+
+def test_the_storing_thread_waits_only_before_the_tile_is_rewritten() -> None:
+    """A loop that rewrites and stores one tile per step: the store's wait moves from the store
+    to the barrier before the next rewrite (and the end of the kernel), so the storing thread
+    goes on while its stores run; the interpreter reports a rewrite of a tile that a store still
+    reads, so every stage agreeing shows the wait comes early enough."""
+    M, N, bm = 64, 64, 16
+    with T.prim_func("rows") as f:
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(1, threads=64):
+            t = T.alloc_shared((bm, N), "float32")
+            for k in T.serial(M // bm):
+                T.copy(X[k * bm, 0], t)
+                for i, j in T.Parallel(bm, N):
+                    t[i, j] = t[i, j] * 2.0 + 1.0
+                T.copy(t, Y[k * bm, 0])
+    x = np.random.default_rng(2).standard_normal((M, N)).astype(np.float32)
+    lowered = _check(f.func, [x, np.full((M, N), np.nan, np.float32)])
+    src = _cuda(lowered)
+    (store,) = _store_ifs(src)
+    assert "tma_store_commit" in store and "tma_store_wait" not in store
+    loop = src.index("for (int k = 0")
+    waits = [m.start() for m in re.finditer(r"tsir::tma_store_wait<0>\(\);", src)]
+    first_barrier_in_loop = src.index("__syncthreads();", loop)
+    assert len(waits) == 2, src
+    assert loop < waits[0] < first_barrier_in_loop  # before the rewrite's barrier
+    assert waits[1] > src.index("tma_store_commit")  # and after the loop, at the end
+
+
+def test_a_store_into_a_tensor_the_kernel_reads_keeps_its_wait() -> None:
+    """Y is stored by TMA and then read back by the kernel: the stores complete (wait<0>) right
+    where they are issued, before the barrier that orders the readers after them."""
+    M, N = 16, 64
+    with T.prim_func("readback") as f:
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        Z = T.param("Z", (M, N), "float32")
+        with T.Kernel(1, threads=64):
+            t = T.alloc_shared((M, N), "float32")
+            r = T.alloc_fragment((M, N), "float32")
+            T.copy(X[0, 0], t)
+            T.copy(t, Y[0, 0])
+            T.copy(Y[0, 0], r)
+            T.copy(r, Z[0, 0])
+    x = np.random.default_rng(3).standard_normal((M, N)).astype(np.float32)
+    outs = [np.full((M, N), np.nan, np.float32) for _ in range(2)]
+    src = _cuda(_check(f.func, [x, *outs]))
+    (store,) = _store_ifs(src)
+    assert "tsir::tma_store_wait<0>();" in store
+
+
+def test_a_tile_rewritten_before_another_ops_barrier_is_fenced_for_the_store() -> None:
+    """Fuzz seed 7300168, shrunk: `s1` is rewritten (under a uniform T.If), then a reduction's
+    own barrier is the one that orders the rewrite before the TMA store of `s1`. That barrier
+    sits inside the reduction's code, where nothing later in its block reads `s1`: the writers'
+    proxy fence must come from the kernel-wide set of tiles the async proxy reads."""
+    bm, bn, N = 1, 64, 128
+    with T.prim_func("fz") as f:
+        X = T.param("X", (1, N), "float32")
+        Y = T.param("Y", (1, N), "float32")
+        with T.Kernel(T.ceildiv(N, bn), 1, threads=32) as (bx, by):
+            s1 = T.alloc_shared((bm, bn), "float32")
+            T.copy(X[by * bm, bx * bn], s1)
+            f2 = T.alloc_fragment((bm, bn), "float32")
+            T.copy(s1, f2)
+            with T.If(by == 0):
+                for i, j in T.Parallel(bm, bn):
+                    s1[i, j] = s1[i, j] * 4.0
+            f4 = T.alloc_fragment((bn,), "float32")
+            T.reduce_sum(f2, f4, dim=0)
+            T.copy(s1, Y[by * bm, bx * bn])
+    x = np.random.default_rng(9).standard_normal((1, N)).astype(np.float32)
+    lowered = _check(f.func, [x, np.full((1, N), np.nan, np.float32)])
+    assert "tsir::tma_store_2d(" in _cuda(lowered)
+
+
+def test_a_tile_updated_by_atomics_is_fenced_for_the_store() -> None:
+    """Fuzz seed 7300354, shrunk: a shared histogram filled by atomicAdd and stored by TMA.
+    Atomics are generic-proxy writes too: the barrier before the store needs the writers'
+    fence (the interpreter's ProxyFenceError without it)."""
+    N, nb = 8, 64
+    with T.prim_func("hist") as f:
+        X = T.param("X", (1, N), "int32")
+        H = T.param("H", (1, nb), "int32")
+        with T.Kernel(1, threads=32) as bx:
+            h = T.alloc_shared((nb,), "int32")
+            T.clear(h)
+            x = T.alloc_fragment((1, N), "int32")
+            T.copy(X[bx, 0], x)
+            for i, j in T.Parallel(1, N):
+                T.atomic_add(h[x[i, j] % nb], 1)
+            T.copy(h, H[bx, 0])
+    x = np.random.default_rng(10).integers(0, 1000, (1, N)).astype(np.int32)
+    lowered = _check(f.func, [x, np.full((1, nb), -1, np.int32)])
     assert "tsir::tma_store_2d(" in _cuda(lowered)

@@ -320,26 +320,23 @@ def _store_layouts(op: Copy, args: OpArgs) -> dict[Buffer, LayoutFact]:
     layouts=_store_layouts,
 )
 def _lower_tma_store(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    """Every thread that runs the copy makes its earlier writes of the tile visible to the async
-    proxy (fence.proxy.async) and meets the others at a barrier; then one thread stores the tile
-    box by box (TMA clips at the tensor's edges: T.copy skips stores outside the destination)
-    and waits until the stores are complete, so the tile may be rewritten and the global data
-    read afterwards. The fence and barrier are the op's own: the barrier that ordered the writes
-    before their generic readers (ThreadSync's) may lie earlier, with no fence before it."""
+    """One thread stores the tile box by box (TMA clips at the tensor's edges: T.copy skips
+    stores outside the destination) and waits until the stores are complete, so the tile may be
+    rewritten and the global data read afterwards. The other threads' writes of the tile reach
+    the async proxy through ThreadSync: a write before an async-proxy read gets a barrier with a
+    fence.proxy.async before it in every writer. The storing thread fences its own writes here
+    (a tile it alone wrote needs no barrier)."""
     layout = args.layout_map.get(op.src.buffer)
     boxes = _tile_boxes(op.dst, op.src, layout)
     assert not isinstance(boxes, str)
     swizzle = _swizzle_bytes(op.src.buffer, layout)
     nd = len(op.dst.buffer.shape)
-    calls: list[Stmt] = []
+    # The storing thread's own earlier writes of the tile, made visible to the async proxy.
+    calls: list[Stmt] = [Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ()))]
     for bx in boxes:
         box, coords = _box_at(op.dst, bx)
         args_ = (tensor_map(op.dst, box, swizzle), _shared_at(op.src, bx), *coords)
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_store_{nd}d", args_)))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_commit", ())))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_wait<0>", ())))
-    return seq(
-        Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ())),
-        Evaluate(Call(int32, "sync_threads", ())),
-        IfThenElse(args.thread_var == 0, seq(*calls)),
-    )
+    return IfThenElse(args.thread_var == 0, seq(*calls))
