@@ -68,9 +68,16 @@ CONFIGS_8 = {
 }
 
 
-# 8192^3 (64 x 32 output tiles of 128 x 256 on 132 SMs) also tries other rasterization panel
-# widths (the 8th entry: T.use_swizzle's width, 8 by default) and the 256 x 128 tile.
+# 8192^3 (64 x 32 output tiles of 128 x 256 on 132 SMs) also tries other rasterization panels
+# (the 8th entry: T.use_swizzle's width, 8 by default; the 9th its order, "row" by default: "col"
+# walks panels of block rows, by fastest) and the 256 x 128 tile.
 CONFIGS_BIG = {
+    "128x256x64_s3_p_shared_c8": (128, 256, 64, 256, 3, True, "shared", 8, "col"),
+    "128x256x64_s3_p_shared_c4": (128, 256, 64, 256, 3, True, "shared", 4, "col"),
+    "128x256x64_s3_p_shared_c16": (128, 256, 64, 256, 3, True, "shared", 16, "col"),
+    "128x256x64_s4_p_c8": (128, 256, 64, 256, 4, True, "none", 8, "col"),
+    "128x256x64_s4_p_w4": (128, 256, 64, 256, 4, True, "none", 4),
+    "128x256x64_s4_p_w16": (128, 256, 64, 256, 4, True, "none", 16),
     "128x256x64_s3_p_shared_w4": (128, 256, 64, 256, 3, True, "shared", 4),
     "128x256x64_s3_p_smem_w4": (128, 256, 64, 256, 3, True, "smem", 4),
     "128x256x64_s3_p_smem_w16": (128, 256, 64, 256, 3, True, "smem", 16),
@@ -96,6 +103,7 @@ def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
     bm, bn, bk, threads, stages, persistent = cfg[:6]
     epilogue = cfg[6] if len(cfg) > 6 else "none"
     panel = cfg[7] if len(cfg) > 7 else 8
+    order = cfg[8] if len(cfg) > 8 else "row"
     # fp8: K-major B and a scaled bfloat16 epilogue (as torch._scaled_mm computes it).
     fp8 = p.dtype.startswith("float8")
     extra = (
@@ -115,6 +123,7 @@ def program(p: Problem, cfg: tuple[Any, ...]) -> Any:
         dtype=p.dtype,
         persistent=persistent,
         swizzle=panel,
+        swizzle_order=order,
         **extra,
     )
 

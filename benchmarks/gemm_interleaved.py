@@ -52,7 +52,10 @@ def implementations(
     else:
         out["cublas"] = [hopper_gemm._mm(inp.a[i], inp.b[i], outs[i]) for i in range(n)]
         out["triton"] = [triton_launcher(inp.a[i], inp.b[i], outs[i]) for i in range(n)]
-    configs = gemm_hopper.configs(p, pname)
+    fp8 = p.dtype.startswith("float8")
+    configs = (
+        gemm_hopper.CONFIGS_8 if fp8 else {**gemm_hopper.CONFIGS_16, **gemm_hopper.CONFIGS_BIG}
+    )
     for name in tsir_names:
         if name not in configs:
             raise SystemExit(f"unknown tsir configuration {name!r}; known: {', '.join(configs)}")

@@ -14,7 +14,7 @@ from tsir.passes.plan_shared_memory import REALIGN, needs_realignment
 
 from tsir.arith import Analyzer
 from tsir.buffer import Buffer
-from tsir.dtype import DataType
+from tsir.dtype import DataType, int32
 from tsir.errors import UnsupportedError
 from tsir.expr import (
     EQ,
@@ -49,6 +49,7 @@ from tsir.expr import (
     const_value,
 )
 from tsir.function import DeviceKernel, Module
+from tsir.grid_swizzle import panel_coords, swizzle_of
 from tsir.stmt import (
     Allocate,
     AttrStmt,
@@ -283,19 +284,16 @@ class KernelPrinter:
             threads *= t
         self.level = 1
         used = set(collect(k.body, Var))
-        panel = next(
-            (a.value for a in collect(k.body, AttrStmt) if a.key == "threadblock_swizzle"), None
-        )
-        if panel is not None and len(k.block_vars) == 2:
-            # Blocks run panel by panel (`panel` block columns, top to bottom): a permutation of the
-            # grid, so the block indices keep the ranges the passes reasoned with.
-            self.emit("const int blk_lin = blockIdx.y * gridDim.x + blockIdx.x;")
-            self.emit(f"const int blk_panel = blk_lin / ({panel} * gridDim.y);")
-            self.emit(f"const int blk_in = blk_lin % ({panel} * gridDim.y);")
-            self.emit(f"const int blk_w = min({panel}, (int)gridDim.x - blk_panel * {panel});")
-            bx, by = k.block_vars
-            self.emit(f"const int {self.name(bx)} = blk_panel * {panel} + blk_in % blk_w;")
-            self.emit(f"const int {self.name(by)} = blk_in / blk_w;")
+        swizzle = swizzle_of(collect(k.body, AttrStmt))
+        if swizzle is not None and len(k.block_vars) == 2:
+            # Blocks run in T.use_swizzle's panels: a permutation of the grid, so the block
+            # indices keep the ranges the passes reasoned with.
+            lin = Var("blk_lin", int32)
+            self.analyzer.bind(lin, IntImm(0, int32), k.grid[0] * k.grid[1])
+            self.emit(f"const int {self.name(lin)} = blockIdx.y * gridDim.x + blockIdx.x;")
+            coords = panel_coords(lin, k.grid[0], k.grid[1], *swizzle)
+            for v, value in zip(k.block_vars, coords):
+                self.emit(f"const int {self.name(v)} = {self.expr(value)};")
             used -= set(k.block_vars)
         for v, axis in zip(k.block_vars, "xyz"):
             if v in used:

@@ -32,6 +32,7 @@ def matmul(
     transpose_B: bool = False,
     epilogue: str = "none",
     swizzle: int = 0,
+    swizzle_order: str = "row",
     persistent: bool = False,
     warp_specialize: bool = True,
 ) -> tsir.PrimFunc:
@@ -50,7 +51,7 @@ def matmul(
         hopper = {"persistent": True} if persistent else {}  # (older tsir: no such keyword)
         with T.Kernel(*grid, threads=threads, **hopper) as (bx, by):
             if swizzle:
-                T.use_swizzle(swizzle)
+                T.use_swizzle(swizzle, order=swizzle_order)
             A_s = T.alloc_shared((bk, bm) if transpose_A else (bm, bk), dtype)
             B_s = T.alloc_shared((bn, bk) if transpose_B else (bk, bn), dtype)
             C_f = T.alloc_fragment((bm, bn), accum)

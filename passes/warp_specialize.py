@@ -57,6 +57,7 @@ from tsir.expr import (
     const_value,
 )
 from tsir.function import PrimFunc
+from tsir.grid_swizzle import SWIZZLE_KEYS, panel_coords, swizzle_of
 from tsir.intrin import device_function
 from tsir.stmt import (
     Allocate,
@@ -91,7 +92,6 @@ __all__ = ["PERSISTENT_CTAS", "PRODUCER_REGISTERS", "WarpSpecialize", "consumer_
 
 WARPGROUP = 128
 PERSISTENT_ATTR = "persistent"  # T.Kernel(persistent=True)
-_SWIZZLE_ATTR = "threadblock_swizzle"  # T.use_swizzle(panel)
 # Blocks of a persistent kernel: the SMs of an H100 SXM / H200 (a part with fewer runs the rest
 # in a second round, still correct).
 PERSISTENT_CTAS = 132
@@ -412,13 +412,11 @@ def _persist(
     tx: Var = k.thread_vars[0]
     gx = k.grid[0]
     gy = k.grid[1] if len(k.grid) > 1 else IntImm(1, int32)
-    panel = next(
-        (int(w.value) for w in chain if isinstance(w, AttrStmt) and w.key == _SWIZZLE_ATTR), 8
-    )
+    panel, col = swizzle_of(chain) or (8, False)
     chain = [
         w
         for w in chain
-        if not (isinstance(w, AttrStmt) and w.key in (_SWIZZLE_ATTR, PERSISTENT_ATTR))
+        if not (isinstance(w, AttrStmt) and w.key in (*SWIZZLE_KEYS, PERSISTENT_ATTR))
     ]
     tiles = gx * gy
     ctas = Analyzer().simplify(Min(tiles, IntImm(PERSISTENT_CTAS, int32)))
@@ -428,13 +426,9 @@ def _persist(
     def tile_loop(body: Stmt, loop_var: Var, block_vars: tuple[Var, ...], name: str) -> Stmt:
         i = Var(name, int32)
         t = pid + i * ctas
-        # Panels of `panel` block columns, each walked row by row: the blocks running together
-        # share a few rows of A and columns of B in L2.
-        per = gy * panel
-        first = t // per * panel
-        width = Min(gx - first, IntImm(panel, int32))
-        r = t % per
-        values = (first + r % width, r // width)
+        # T.use_swizzle's panels (row order, 8 block columns, by default): the blocks running
+        # together share a few rows of A and columns of B in L2.
+        values = panel_coords(t, gx, gy, panel, col)
         inner = _RingShift(loop_var, i * n, stages).visit(body)
         for v, value in reversed(list(zip(block_vars, values))):
             inner = LetStmt(v, value, inner)

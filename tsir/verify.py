@@ -81,6 +81,7 @@ METADATA_ATTRS = frozenset(
         "shared_layout_map",
         "pipeline_buffers",
         "threadblock_swizzle",
+        "threadblock_swizzle_col",
         "async_copy",
     }
 )

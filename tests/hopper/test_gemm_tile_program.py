@@ -239,6 +239,15 @@ def test_persistent_consumers_meet_at_no_block_barrier_between_tiles(
         assert waits[1] > src.index("tma_store_commit")
 
 
+def test_persistent_blocks_in_column_panels_agree_at_every_stage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """T.use_swizzle(2, order="col") on a persistent kernel: panels of two block rows, by fastest;
+    two blocks over 2 x 3 tiles, each ring continuing across its tiles."""
+    lowered = _persistent_384x256x192(monkeypatch, swizzle_order="col")
+    assert not lowered.report
+
+
 def _persistent_384x256x192(monkeypatch: pytest.MonkeyPatch, **kw: object) -> tsir.Lowered:
     """The example GEMM, 128 x 128 x 64 tiles, 3 stages, persistent on two blocks (3 tiles each),
     panels of 2; checked at every stage against the tile-level program."""

@@ -149,9 +149,10 @@ def annotate_layout(layouts: dict[Any, Any]) -> None:
 
 
 def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
-    """Launch a 2-D grid's blocks panel by panel (`panel_size` block columns at a time) so blocks
-    that run together share rows of A and columns of B in L2. A permutation of the grid: `bx`, `by`
-    keep their ranges."""
+    """Launch a 2-D grid's blocks panel by panel so blocks that run together share rows of A and
+    columns of B in L2: `order="row"`, panels of `panel_size` block columns, each walked row by
+    row; `"col"`, panels of `panel_size` block rows, each walked column by column. A permutation
+    of the grid: `bx`, `by` keep their ranges."""
     b = current_builder("T.use_swizzle")
     k = b.kernel
     if k is None:
@@ -162,9 +163,10 @@ def use_swizzle(panel_size: int = 8, order: str = "row") -> None:
         )
     if not isinstance(panel_size, int) or panel_size < 1:
         raise BuildError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
-    if order != "row":
-        raise BuildError(f"T.use_swizzle: order {order!r} is not supported; use 'row'")
-    b.frame.items.append(("attr", "threadblock_swizzle", panel_size))
+    if order not in ("row", "col"):
+        raise BuildError(f"T.use_swizzle: order must be 'row' or 'col', got {order!r}")
+    key = "threadblock_swizzle" if order == "row" else "threadblock_swizzle_col"
+    b.frame.items.append(("attr", key, panel_size))
 
 
 def _scan(what: str, src: Any, dst: Any, dim: int) -> tuple[BufferRegion, BufferRegion, int]:
