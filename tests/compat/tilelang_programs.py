@@ -585,8 +585,7 @@ def gqa_decode(
 
 # examples/warp_specialize/example_warp_specialize_gemm_barrierpipe_stage2.py: the stages of one
 # 3-D shared buffer, `T.gemm(A_shared[ko % num_stages, :, :], ...)`, explicit roles and mbarriers.
-# One change: tsir has no integer barrier ids, so T.create_list_of_mbarrier(mbarrier_list) is
-# `bars = T.alloc_barrier(mbarrier_list)` and barrier i is `bars[i]`.
+# As written: integer barrier ids into T.create_list_of_mbarrier(mbarrier_list).
 def ws_gemm_barrierpipe(M, N, K, block_M, block_N, block_K, dtype="float16", accum_dtype="float"):
     num_stages = 2
     mbarrier_list = [128, 128] * num_stages
@@ -602,7 +601,7 @@ def ws_gemm_barrierpipe(M, N, K, block_M, block_N, block_K, dtype="float16", acc
             B_shared = T.alloc_shared((num_stages, block_K, block_N), dtype)
             C_local = T.alloc_fragment((block_M, block_N), accum_dtype)
 
-            bars = T.alloc_barrier(mbarrier_list)
+            T.create_list_of_mbarrier(mbarrier_list)
 
             with T.ws(0):
                 T.clear(C_local)
@@ -610,7 +609,7 @@ def ws_gemm_barrierpipe(M, N, K, block_M, block_N, block_K, dtype="float16", acc
             for ko in range(T.ceildiv(K, block_K)):
                 with T.ws(1):
                     T.mbarrier_wait_parity(
-                        mbarrier=bars[ko % num_stages + num_stages],
+                        mbarrier=ko % num_stages + num_stages,
                         parity=((ko // num_stages) % num_stages) ^ 1,
                     )
                     T.copy(
@@ -621,15 +620,15 @@ def ws_gemm_barrierpipe(M, N, K, block_M, block_N, block_K, dtype="float16", acc
                         B[ko * block_K : (ko + 1) * block_K, bx * block_N : (bx + 1) * block_N],
                         B_shared[ko % num_stages, :, :],
                     )
-                    T.mbarrier_arrive(mbarrier=bars[ko % num_stages])
+                    T.mbarrier_arrive(mbarrier=ko % num_stages)
                 with T.ws(0):
                     T.mbarrier_wait_parity(
-                        mbarrier=bars[ko % num_stages], parity=(ko // num_stages) % num_stages
+                        mbarrier=ko % num_stages, parity=(ko // num_stages) % num_stages
                     )
                     T.gemm(
                         A_shared[ko % num_stages, :, :], B_shared[ko % num_stages, :, :], C_local
                     )
-                    T.mbarrier_arrive(mbarrier=bars[ko % num_stages + num_stages])
+                    T.mbarrier_arrive(mbarrier=ko % num_stages + num_stages)
 
             with T.ws(0):
                 T.copy(C_local, C[by * block_M, bx * block_N])

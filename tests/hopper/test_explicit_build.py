@@ -208,7 +208,9 @@ def test_barrier_arguments_must_be_one_barrier() -> None:
             BuildError, match=r"holds several barriers; pass one of them \(`bars\[i\]`\)"
         ):
             T.barrier_arrive(bars)
-        with pytest.raises(BuildError, match="integer barrier ids"):
+        with pytest.raises(
+            BuildError, match=r"call T\.create_list_of_mbarrier\(\[count, \.\.\.\]\) first"
+        ):
             T.mbarrier_wait_parity(3, 0)
         S = T.alloc_shared((4,), "float32")
         with pytest.raises(BuildError, match="not an mbarrier buffer"):
@@ -295,3 +297,52 @@ def test_a_fragment_used_by_two_roles_is_refused() -> None:
         r"warp role \[128, 256\)",
     ):
         tsir.lower(f.func, "sm_90a")
+
+
+def _ids_program(by_id: bool) -> tsir.PrimFunc:
+    """A two-stage handshake between warpgroups (barriers 0, 1: full; 2, 3: empty), naming the barriers by TileLang's integer
+    ids (T.create_list_of_mbarrier) or by elements of a T.alloc_barrier buffer."""
+    with T.prim_func("ids") as f:
+        X = T.param("X", (128,), "float32")
+        with T.Kernel(1, threads=256):
+            S = T.alloc_shared((128,), "float32")
+            if by_id:
+                T.create_list_of_mbarrier([128] * 4)
+                full, empty = (lambda k: k % 2), (lambda k: k % 2 + 2)
+            else:
+                bars = T.alloc_barrier([128] * 4)
+                full, empty = (lambda k: bars[k % 2]), (lambda k: bars[k % 2 + 2])
+            for k in T.serial(2):
+                with T.ws(1):
+                    T.mbarrier_wait_parity(mbarrier=empty(k), parity=(k + 1) % 2)
+                    T.mbarrier_arrive(mbarrier=full(k))
+                with T.ws(0):
+                    T.mbarrier_wait_parity(mbarrier=full(k), parity=k % 2)
+                    T.mbarrier_arrive(mbarrier=empty(k))
+            with T.ws(0):
+                T.copy(X, S)
+    return f.func
+
+
+def test_integer_barrier_ids_name_the_kernels_list_of_mbarriers() -> None:
+    """TileLang's form (T.create_list_of_mbarrier, then `mbarrier=ko % 2`) builds the same
+    kernel as T.alloc_barrier with `bars[ko % 2]`, up to the buffer's name."""
+    a, b = _ids_program(True), _ids_program(False)
+    assert tsir.structural.structural_equal(a, b), f"{a}\n---\n{b}"
+    assert 'address_of", mbar[k % 2 + 2]' in str(a)
+
+
+def test_get_mbarrier_and_constant_ids_are_checked_against_the_list() -> None:
+    with T.prim_func("f"), _kernel():
+        lst = T.create_list_of_mbarrier(128, 64)  # the counts as arguments
+        assert lst.shape[0].value == 2
+        one = T.get_mbarrier(1)
+        assert one.buffer is lst and one.indices[0].value == 1
+        idx = T.alloc_var("int32")
+        T.mbarrier_arrive(mbarrier=idx)  # an integer variable is an id too
+        with pytest.raises(BuildError, match=r"has 2, ids 0\.\.1"):
+            T.mbarrier_arrive(mbarrier=2)
+        with pytest.raises(BuildError, match="already has its list of mbarriers"):
+            T.create_list_of_mbarrier([128])
+        with pytest.raises(BuildError, match="must be an integer"):
+            T.get_mbarrier(1.5)

@@ -69,6 +69,8 @@ class KernelFrameInfo:
     thread_vars: tuple[Var, ...]
     threads: tuple[int, ...]
     buffers: set[Buffer] = field(default_factory=set)
+    # T.create_list_of_mbarrier's barriers: integer barrier ids index this buffer.
+    mbarrier_list: Buffer | None = None
 
 
 class Builder:

@@ -42,8 +42,10 @@ __all__ = [
     "alloc_barrier",
     "barrier_arrive",
     "barrier_wait",
+    "create_list_of_mbarrier",
     "dec_max_nreg",
     "fence_proxy_async",
+    "get_mbarrier",
     "inc_max_nreg",
     "mbarrier_arrive",
     "mbarrier_arrive_expect_tx",
@@ -100,8 +102,66 @@ def alloc_barrier(arrive_count: Any = None) -> Buffer:
     return buf
 
 
+def create_list_of_mbarrier(*arrive_counts: Any) -> Buffer:
+    """TileLang's integer barrier ids: the kernel's mbarriers, one per arrival count (a list, or
+    the counts as arguments), as T.alloc_barrier makes them; afterwards an integer (or integer
+    expression) `i` where a barrier is expected, or `T.get_mbarrier(i)`, is barrier i. Once per
+    kernel, at its top level."""
+    what = "T.create_list_of_mbarrier"
+    b = _kernel(what)
+    if b.kernel.mbarrier_list is not None:
+        raise BuildError(
+            f"{what}: this kernel already has its list of mbarriers "
+            f"(`{b.kernel.mbarrier_list.name}`); call it once, with every barrier's count"
+        )
+    counts = (
+        list(arrive_counts[0])
+        if len(arrive_counts) == 1 and isinstance(arrive_counts[0], (list, tuple))
+        else list(arrive_counts)
+    )
+    buf = alloc_barrier(counts)
+    b.kernel.mbarrier_list = buf
+    return buf
+
+
+def get_mbarrier(barrier_id: Any) -> BufferLoad:
+    """Barrier `barrier_id` of the kernel's T.create_list_of_mbarrier list."""
+    return _barrier_by_id(barrier_id, "T.get_mbarrier")
+
+
+def _barrier_by_id(barrier_id: Any, what: str) -> BufferLoad:
+    b = _kernel(what)
+    table = b.kernel.mbarrier_list
+    if table is None:
+        raise BuildError(
+            f"{what}({barrier_id}): an integer barrier id needs the kernel's list of barriers: "
+            "call T.create_list_of_mbarrier([count, ...]) first (or allocate them with "
+            "T.alloc_barrier and pass one, `bars[i]`)"
+        )
+    i = _int(barrier_id, what)
+    n = table.shape[0].value  # type: ignore[union-attr]
+    if isinstance(i, IntImm) and not 0 <= i.value < n:
+        raise BuildError(
+            f"{what}({i.value}): the kernel's list of mbarriers (T.create_list_of_mbarrier) has "
+            f"{n}, ids 0..{n - 1}"
+        )
+    return BufferLoad(table, (i,))
+
+
+def _is_barrier_id(bar: Any) -> bool:
+    """An integer, or an integer expression that is not an element of an mbarrier buffer."""
+    if isinstance(bar, bool):
+        return False
+    if isinstance(bar, int):
+        return True
+    if not isinstance(bar, PrimExpr) or not bar.dtype.is_int:
+        return False
+    return not (isinstance(bar, BufferLoad) and str(bar.buffer.dtype) == "uint64")
+
+
 def _barrier(bar: Any, what: str) -> BufferLoad:
-    """One mbarrier: an element of a T.alloc_barrier buffer, or a buffer of one."""
+    """One mbarrier: an element of a T.alloc_barrier buffer, a buffer of one, or an integer id
+    into the kernel's T.create_list_of_mbarrier list."""
     if isinstance(bar, Buffer):
         check_buffer_use(bar, element_access=False)
         if bar.ndim != 1 or not isinstance(bar.shape[0], IntImm) or bar.shape[0].value != 1:
@@ -109,11 +169,8 @@ def _barrier(bar: Any, what: str) -> BufferLoad:
                 f"{what}: `{bar.name}` holds several barriers; pass one of them (`{bar.name}[i]`)"
             )
         bar = BufferLoad(bar, (IntImm(0, int32),))
-    if isinstance(bar, int) and not isinstance(bar, bool):
-        raise BuildError(
-            f"{what}({bar}): integer barrier ids (TileLang's T.create_list_of_mbarrier) are not "
-            "supported; allocate barriers with T.alloc_barrier and pass one (`bars[i]`)"
-        )
+    if _is_barrier_id(bar):
+        return _barrier_by_id(bar, what)
     if not isinstance(bar, BufferLoad):
         raise BuildError(f"{what}: expected an mbarrier from T.alloc_barrier, got {bar!r}")
     buf = bar.buffer
