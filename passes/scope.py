@@ -56,7 +56,7 @@ class ScopedMutator(Mutator):
                 else_case = self.visit(else_case)
         if cond is s.cond and then_case is s.then_case and else_case is s.else_case:
             return s
-        return IfThenElse(cond, then_case, else_case)
+        return s.replace(cond=cond, then_case=then_case, else_case=else_case)
 
     def assuming(self, *conds: Any) -> ExitStack:
         stack = ExitStack()
