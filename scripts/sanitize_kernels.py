@@ -223,12 +223,27 @@ def run_ws_gemm(loops: bool) -> bool:
     return close(c, a.double() @ b.double(), 2e-3)
 
 
-def run_attention_hopper(causal: bool) -> bool:
+def run_gemm_hopper(**kw: Any) -> bool:
+    """The tile program on the Hopper path (TMA ring, wgmma, producer warpgroup) at a ragged
+    shape: persistent blocks over several tiles each, two consumer warpgroups, and the TMA-store
+    epilogue (sm_90a only; True elsewhere)."""
+    if not hopper():
+        return True
+    M, N, K = 520, 392, 200
+    f = matmul(M, N, K, bm=128, bn=128, bk=64, threads=256, num_stages=3, swizzle=2, **kw)
+    k = tsir.compile(f, target="cuda")
+    a, b = rnd(M, K, dtype=torch.float16), rnd(K, N, dtype=torch.float16)
+    c = nan(M, N, dtype=torch.float16)
+    k(a, b, c)
+    return close(c, a.double() @ b.double(), 2e-3)
+
+
+def run_attention_hopper(causal: bool, **kw: Any) -> bool:
     """The Hopper attention program (wgmma, TMA ring, producer warpgroup) at a ragged length."""
     if not hopper():
         return True
     BH, S, D = 2, 200, 64
-    k = tsir.compile(flash_attention_hopper(BH, S, D, causal=causal), target="cuda")
+    k = tsir.compile(flash_attention_hopper(BH, S, D, causal=causal, **kw), target="cuda")
     q, kk, v = (rnd(BH, S, D, dtype=torch.float16) for _ in range(3))
     o = nan(BH, S, D, dtype=torch.float16)
     k(q, kk, v, o)
@@ -265,6 +280,11 @@ CASES: dict[str, Callable[[], bool]] = {
     "ws_gemm_loops": lambda: run_ws_gemm(True),
     "attention_hopper": lambda: run_attention_hopper(False),
     "attention_hopper_causal": lambda: run_attention_hopper(True),
+    "attention_hopper_overlap_pingpong": lambda: run_attention_hopper(
+        True, overlap=True, pingpong=True
+    ),
+    "gemm_hopper_persistent": lambda: run_gemm_hopper(persistent=True),
+    "gemm_hopper_tma_store": lambda: run_gemm_hopper(persistent=True, epilogue="shared"),
 }
 
 
