@@ -128,19 +128,32 @@ def substitute(n: Any, mapping: Mapping[Any, Any]) -> Any:
     return _Substitute(mapping).visit(n)
 
 
+# Per node class, its field names last to first: `walk` pushes a node's children in this order so
+# that the first field is popped (visited) first.
+_REVERSED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _reversed_fields(cls: type) -> tuple[str, ...]:
+    names = tuple(f.name for f in reversed(node_fields(cls)))
+    _REVERSED_FIELDS[cls] = names
+    return names
+
+
 def walk(n: Any) -> Iterator[Node]:
     """Every node reachable from n, pre-order (shared subtrees are visited each time)."""
     stack = [n]
+    pop, push = stack.pop, stack.append
+    fields = _REVERSED_FIELDS
     while stack:
-        x = stack.pop()
+        x = pop()
         if isinstance(x, Node):
             yield x
-            children = []
-            for f in node_fields(x):
-                v = getattr(x, f.name)
+            cls = type(x)
+            names = fields.get(cls)
+            for name in _reversed_fields(cls) if names is None else names:
+                v = getattr(x, name)
                 if isinstance(v, (Node, tuple)):
-                    children.append(v)
-            stack.extend(reversed(children))
+                    push(v)
         elif isinstance(x, tuple):
             stack.extend(reversed(x))
 
