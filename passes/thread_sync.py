@@ -633,15 +633,19 @@ def _tma_store_destinations(s: Stmt) -> set[Buffer]:
 
 
 class _DirectGlobals(Visitor):
-    """Global buffers accessed other than through a tensor map (`tma_descriptor`)."""
+    """Global buffers accessed other than as a TMA store's destination: loads, stores, atomics,
+    TMA loads (their tensor maps name the buffer too)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: set[Buffer] = set()
 
     def visit_Call(self, c: Call) -> None:
-        if c.op != "tma_descriptor":
-            self.generic_visit(c)
+        if c.op.startswith("tsir.tma.tma_store_") and c.args:
+            for a in c.args[1:]:  # the first is the destination's tensor map
+                self.visit(a)
+            return
+        self.generic_visit(c)
 
     def visit_BufferLoad(self, e: BufferLoad) -> None:
         if e.buffer.scope == "global":

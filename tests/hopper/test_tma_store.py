@@ -342,3 +342,28 @@ def test_a_tile_updated_by_atomics_is_fenced_for_the_store() -> None:
     x = np.random.default_rng(10).integers(0, 1000, (1, N)).astype(np.int32)
     lowered = _check(f.func, [x, np.full((1, nb), -1, np.int32)])
     assert "tsir::tma_store_2d(" in _cuda(lowered)
+
+
+def test_a_store_into_a_tensor_the_kernel_also_loads_by_tma_keeps_its_wait() -> None:
+    """Y is read by a pipeline's TMA loads and then written by a TMA store: both name Y through
+    tensor maps, and the store completes where it is issued (async-proxy writes and reads of one
+    tensor are not ordered otherwise)."""
+    M, N, bm = 32, 64, 8
+    with T.prim_func("inplace") as f:
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(1, threads=64):
+            t = T.alloc_shared((bm, N), "float32")
+            acc = T.alloc_fragment((bm, N), "float32")
+            o = T.alloc_shared((bm, N), "float32")
+            T.clear(acc)
+            for k in T.Pipelined(M // bm, num_stages=2):
+                T.copy(Y[k * bm, 0], t)
+                for i, j in T.Parallel(bm, N):
+                    acc[i, j] = acc[i, j] + t[i, j]
+            T.copy(acc, o)
+            T.copy(o, Y[0, 0])
+    y = np.random.default_rng(11).standard_normal((M, N)).astype(np.float32)
+    src = _cuda(_check(f.func, [y]))
+    assert "tsir::tma_load_2d(" in src
+    (store,) = _store_ifs(src)
+    assert "tsir::tma_store_wait<0>();" in store
