@@ -307,6 +307,8 @@ class _Planner:
         # Global buffers the kernel accesses other than through TMA stores: a TMA store into
         # one of them keeps its wait where the store is (its data is read or overwritten here).
         self.direct_globals: set[Buffer] = set()
+        # How many store statements (TMA-store groups) write each global buffer.
+        self.store_sites: dict[Buffer, int] = {}
         # The tiles each deferred wait's stores read (wait id -> buffers), and, in a warp role,
         # the shared buffers other roles write.
         self.wait_tiles: dict[int, set[Buffer]] = {}
@@ -317,6 +319,7 @@ class _Planner:
         sub = _Planner(self.thread_vars, barrier, self.aliases)
         sub.async_reads = self.async_reads
         sub.direct_globals = self.direct_globals
+        sub.store_sites = self.store_sites
         sub.wait_tiles = self.wait_tiles
         sub.role_writes = self.role_writes
         sub.generation = self.generation
@@ -548,7 +551,7 @@ class _Planner:
         writes otherwise keep their wait (None)."""
         if not (isinstance(s, IfThenElse) and s.else_case is None):
             return s, None
-        body = list(s.then_case.stmts) if isinstance(s.then_case, SeqStmt) else []
+        body = _stmts(s.then_case) if isinstance(s.then_case, SeqStmt) else []
         if len(body) < 2 or not (
             _calls(body[-1], "tsir.tma.tma_store_wait<0>")
             and _calls(body[-2], "tsir.tma.tma_store_commit")
@@ -556,6 +559,9 @@ class _Planner:
             return s, None
         dests = _tma_store_destinations(s.then_case)
         if not dests or dests & self.direct_globals:
+            return s, None
+        if any(self.store_sites.get(d, 0) > 1 for d in dests):
+            # Two stores into one tensor, both in flight, may land in either order.
             return s, None
         return s.replace(then_case=seq(*body[:-1])), IfThenElse(s.cond, body[-1])
 
@@ -603,6 +609,10 @@ def _is_role(s: Stmt) -> bool:
 def _arrives(s: Stmt) -> bool:
     """Does `s` arrive on an mbarrier (releasing this thread's earlier accesses)?"""
     return any(c.op.startswith("tsir.mbarrier.mbarrier_arrive") for c in collect(s, Call))
+
+
+def _stmts(s: Stmt) -> list[Stmt]:
+    return list(s.stmts) if isinstance(s, SeqStmt) else [s]
 
 
 def _calls(s: Stmt, op: str) -> bool:
@@ -691,6 +701,10 @@ class _Kernels(Mutator):
         direct = _DirectGlobals()
         direct.visit(k.body)
         planner.direct_globals = direct.found
+        for ite in collect(k.body, IfThenElse):
+            if any(_calls(x, "tsir.tma.tma_store_commit") for x in _stmts(ite.then_case)):
+                for d in _tma_store_destinations(ite.then_case):
+                    planner.store_sites[d] = planner.store_sites.get(d, 0) + 1
         for r in collect(k.body, AttrStmt):
             if _is_role(r):
                 key = tuple(r.value)

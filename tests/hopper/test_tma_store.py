@@ -367,3 +367,24 @@ def test_a_store_into_a_tensor_the_kernel_also_loads_by_tma_keeps_its_wait() -> 
     assert "tsir::tma_load_2d(" in src
     (store,) = _store_ifs(src)
     assert "tsir::tma_store_wait<0>();" in store
+
+
+def test_two_stores_into_one_tensor_each_complete_before_the_next() -> None:
+    """Two tiles stored to the same rows of Y one after the other: left in flight together they
+    could land in either order, so each store keeps its wait (Y ends up with the second)."""
+    M, N = 8, 64
+    with T.prim_func("twice") as f:
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(1, threads=64):
+            a = T.alloc_shared((M, N), "float32")
+            b = T.alloc_shared((M, N), "float32")
+            T.copy(X[0, 0], a)
+            for i, j in T.Parallel(M, N):
+                b[i, j] = a[i, j] * 2.0
+            T.copy(a, Y[0, 0])
+            T.copy(b, Y[0, 0])
+    x = np.random.default_rng(12).standard_normal((M, N)).astype(np.float32)
+    src = _cuda(_check(f.func, [x, np.full((M, N), np.nan, np.float32)]))
+    stores = _store_ifs(src)
+    assert len(stores) == 2 and all("tsir::tma_store_wait<0>();" in s for s in stores)
