@@ -430,6 +430,7 @@ class _Planner:
         if isinstance(s, AttrStmt) and s.key == ASYNC_COPY_ATTR:
             if self.in_pipeline:
                 # The pipeline orders its own async copies (wait + barrier each iteration).
+                st = self.flush_for_writes(s, st, out)
                 out.append(s)
                 return st
             return self.leaf(s, st, out)
@@ -491,22 +492,28 @@ class _Planner:
             # Tile ops in a range of threads: ordered against the rest by a block barrier before
             # the `if`, among themselves by the range's named barrier.
             acc = shared_accesses(s, self.tag(s), self.aliases)
+            st = self.flush_for_writes(s, st, out)
             st = self.barrier_if_conflict(acc, st, out)
+            # Each branch's threads hand tiles to the other's through mbarriers (a producer and
+            # its consumers): what the other writes is foreign to it.
+            then_w = _written(s.then_case, self.aliases)
+            else_w = set() if s.else_case is None else _written(s.else_case, self.aliases)
             out.append(
                 s.replace(
-                    then_case=self.plan_range(s.then_case),
-                    else_case=None if s.else_case is None else self.plan_range(s.else_case),
+                    then_case=self.plan_range(s.then_case, else_w),
+                    else_case=None if s.else_case is None else self.plan_range(s.else_case, then_w),
                 )
             )
             return st.union(acc)
         return self.leaf(s, st, out)
 
-    def plan_range(self, body: Stmt) -> Stmt:
+    def plan_range(self, body: Stmt, foreign: set[Buffer]) -> Stmt:
         if not _is_range(body):
             return body
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
         sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
+        sub.foreign = self.foreign | foreign
         planned, end = sub.nested(body.body, Accesses())
         return body.replace(body=seq(planned, *end.pending.values()))
 
@@ -518,6 +525,7 @@ class _Planner:
             # stores that read it are waited for first.
             if any(self.wait_tiles.get(k, set()) & self.foreign for k in st.pending):
                 st = self.flush(st, out)
+        st = self.flush_for_writes(s, st, out)
         s, deferred = self.defer_store_wait(s)
         acc = shared_accesses(s, self.tag(s), self.aliases)
         if acc.async_writes and not self.in_pipeline:
@@ -542,6 +550,17 @@ class _Planner:
             return st
         self.wait_tiles[id(deferred)] = set(acc.async_reads)
         return replace(st, pending={**st.pending, id(deferred): deferred})
+
+    def flush_for_writes(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
+        """The deferred waits of stores whose tile `s` writes in any way, placed before it: a TMA
+        load or cp.async into the tile is no data to this pass's barriers (its own protocol
+        orders it), but it must not land while a store still reads the tile."""
+        if not st.pending:
+            return st
+        written = _written(s, self.aliases)
+        if any(self.wait_tiles.get(k, set()) & written for k in st.pending):
+            return self.flush(st, out)
+        return st
 
     def defer_store_wait(self, s: Stmt) -> tuple[Stmt, Stmt | None]:
         """A TMA store as `Copy` lowers it -- `if (one thread) { stores; commit; wait<0> }` --

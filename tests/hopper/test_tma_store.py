@@ -388,3 +388,27 @@ def test_two_stores_into_one_tensor_each_complete_before_the_next() -> None:
     src = _cuda(_check(f.func, [x, np.full((M, N), np.nan, np.float32)]))
     stores = _store_ifs(src)
     assert len(stores) == 2 and all("tsir::tma_store_wait<0>();" in s for s in stores)
+
+
+@pytest.mark.parametrize("warp_specialize", [False, True])
+def test_a_stage_stored_by_tma_is_refilled_only_after_the_store_read_it(
+    warp_specialize: bool,
+) -> None:
+    """A pipelined copy: each stage is filled by a TMA load and stored by a TMA store. The refill
+    (a TMA load: no data to ThreadSync's barriers) must wait for the store that reads the stage
+    -- in the same thread, or, warp-specialized, before the consumers release the stage to the
+    producer. The interpreter reports a stage rewritten under a store without it."""
+    M, N, bm = 64, 64, 8
+    ws = {} if warp_specialize else {"warp_specialize": False}
+    with T.prim_func("pcopy") as f:
+        X = T.param("X", (M, N), "float32")
+        Y = T.param("Y", (M, N), "float32")
+        with T.Kernel(1, threads=128):
+            t = T.alloc_shared((bm, N), "float32")
+            for k in T.Pipelined(M // bm, num_stages=2, **ws):
+                T.copy(X[k * bm, 0], t)
+                T.copy(t, Y[k * bm, 0])
+    x = np.random.default_rng(13).standard_normal((M, N)).astype(np.float32)
+    src = _cuda(_check(f.func, [x, np.full((M, N), np.nan, np.float32)]))
+    assert "tsir::tma_load_2d(" in src and "tsir::tma_store_2d(" in src
+    assert ("setmaxnreg" in src) == warp_specialize
