@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from tsir.buffer import Buffer
 from tsir.dtype import int32
@@ -84,6 +85,18 @@ def is_barrier(s: Stmt) -> bool:
 Tag = tuple[int, int]  # (unit, generation): which tile op instance made an access
 
 
+class _Wait(NamedTuple):
+    """A deferred TMA-store wait: `if (storing thread) tma_store_wait<0>()`, and the shared tiles
+    its stores read."""
+
+    stmt: Stmt
+    tiles: frozenset[Buffer]
+
+
+def _wait_stmts(pending: dict[int, _Wait]) -> list[Stmt]:
+    return [w.stmt for w in pending.values()]
+
+
 @dataclass
 class Accesses:
     """The shared buffers a statement (or a stretch of statements) reads, writes, updates
@@ -96,10 +109,10 @@ class Accesses:
     # Reads by the async proxy (wgmma operands, TMA store sources), also in `reads`: ordinary
     # writes before them need a proxy fence as well as the barrier.
     async_reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    # TMA stores whose wait this pass deferred (id -> `if (storing thread) tma_store_wait<0>()`):
-    # each is placed before the next barrier (or mbarrier arrival) that the stores' source tile
-    # might be ordered by, or at the end of the scope that planned it.
-    pending: dict[int, Stmt] = field(default_factory=dict)
+    # TMA stores whose wait this pass deferred, by id: each is placed before the next barrier (or
+    # mbarrier arrival, or write of the stores' tile) that might order a rewrite of the tile, or at
+    # the end of the scope that planned it.
+    pending: dict[int, _Wait] = field(default_factory=dict)
 
     def union(self, o: Accesses) -> Accesses:
         def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
@@ -309,9 +322,8 @@ class _Planner:
         self.direct_globals: set[Buffer] = set()
         # How many store statements (TMA-store groups) write each global buffer.
         self.store_sites: dict[Buffer, int] = {}
-        # The tiles each deferred wait's stores read (wait id -> buffers), and, in a warp role,
-        # the shared buffers other roles write.
-        self.wait_tiles: dict[int, set[Buffer]] = {}
+        # In a warp role (or a range of a producer/consumer split): the shared buffers the other
+        # roles write.
         self.foreign: set[Buffer] = set()
         self.role_writes: dict[tuple[int, int], set[Buffer]] = {}
 
@@ -320,7 +332,6 @@ class _Planner:
         sub.async_reads = self.async_reads
         sub.direct_globals = self.direct_globals
         sub.store_sites = self.store_sites
-        sub.wait_tiles = self.wait_tiles
         sub.role_writes = self.role_writes
         sub.generation = self.generation
         return sub
@@ -330,7 +341,7 @@ class _Planner:
         """The deferred TMA-store waits of `st`, placed at the end of `out`."""
         if not st.pending:
             return st
-        out.extend(st.pending.values())
+        out.extend(_wait_stmts(st.pending))
         return replace(st, pending={})
 
     def tag(self, s: Stmt) -> Tag:
@@ -400,7 +411,7 @@ class _Planner:
         sub.foreign = set().union(*(w for k, w in self.role_writes.items() if k != key))
         mine = self.role_tags.setdefault(key, set())
         planned, end = sub.nested(rng.body, _select(st, lambda t: t in mine))
-        planned = seq(planned, *end.pending.values())
+        planned = seq(planned, *_wait_stmts(end.pending))
         tag = (id(s), self.generation)
         mine.add(tag)
         out.append(s.replace(body=s.body.replace(then_case=rng.replace(body=planned))))
@@ -464,10 +475,12 @@ class _Planner:
                 # A deferred wait whose storing thread is named through this variable stays in
                 # its scope.
                 scoped = {
-                    k: w for k, w in st.pending.items() if any(v is s.var for v in collect(w, Var))
+                    k: w
+                    for k, w in st.pending.items()
+                    if any(v is s.var for v in collect(w.stmt, Var))
                 }
                 if scoped:
-                    body = seq(body, *scoped.values())
+                    body = seq(body, *_wait_stmts(scoped))
                     st = replace(
                         st, pending={k: w for k, w in st.pending.items() if k not in scoped}
                     )
@@ -515,7 +528,7 @@ class _Planner:
         sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
         sub.foreign = self.foreign | foreign
         planned, end = sub.nested(body.body, Accesses())
-        return body.replace(body=seq(planned, *end.pending.values()))
+        return body.replace(body=seq(planned, *_wait_stmts(end.pending)))
 
     def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """A statement planned as a whole (no barrier can go inside it)."""
@@ -523,7 +536,7 @@ class _Planner:
             # Another warp role may rewrite a tile after this arrival or barrier (roles order
             # each other through the program's mbarriers, not this pass's barriers): the
             # stores that read it are waited for first.
-            if any(self.wait_tiles.get(k, set()) & self.foreign for k in st.pending):
+            if any(w.tiles & self.foreign for w in st.pending.values()):
                 st = self.flush(st, out)
         st = self.flush_for_writes(s, st, out)
         s, deferred = self.defer_store_wait(s)
@@ -548,8 +561,8 @@ class _Planner:
         st = st.union(acc)
         if deferred is None:
             return st
-        self.wait_tiles[id(deferred)] = set(acc.async_reads)
-        return replace(st, pending={**st.pending, id(deferred): deferred})
+        wait = _Wait(deferred, frozenset(acc.async_reads))
+        return replace(st, pending={**st.pending, id(deferred): wait})
 
     def flush_for_writes(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """The deferred waits of stores whose tile `s` writes in any way, placed before it: a TMA
@@ -558,7 +571,7 @@ class _Planner:
         if not st.pending:
             return st
         written = _written(s, self.aliases)
-        if any(self.wait_tiles.get(k, set()) & written for k in st.pending):
+        if any(w.tiles & written for w in st.pending.values()):
             return self.flush(st, out)
         return st
 
@@ -598,7 +611,7 @@ class _Planner:
                 out.insert(at, make_proxy_fence())
         # Deferred TMA-store waits: the storing threads wait before the barrier.
         at = len(out) - 1 if reuse else len(out)
-        out[at:at] = st.pending.values()
+        out[at:at] = _wait_stmts(st.pending)
         if not reuse:
             out.append(self.barrier)
         return Accesses()
@@ -730,7 +743,7 @@ class _Kernels(Mutator):
                 written = _written(r, planner.aliases)
                 planner.role_writes[key] = planner.role_writes.get(key, set()) | written  # type: ignore[index]
         body, end = planner.nested(k.body, Accesses())
-        body = seq(body, *end.pending.values())
+        body = seq(body, *_wait_stmts(end.pending))
         return k.replace(body=_StripMarkers().visit(body))
 
 
