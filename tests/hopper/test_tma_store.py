@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
 from gemm import matmul  # noqa: E402
+from tma_store_programs import pipelined_copy, stored_twice  # noqa: E402
 
 
 def _check(func: tsir.PrimFunc, args: list[np.ndarray], target: str = "sm_90a") -> tsir.Lowered:
@@ -373,19 +374,9 @@ def test_two_stores_into_one_tensor_each_complete_before_the_next() -> None:
     """Two tiles stored to the same rows of Y one after the other: left in flight together they
     could land in either order, so each store keeps its wait (Y ends up with the second)."""
     M, N = 8, 64
-    with T.prim_func("twice") as f:
-        X = T.param("X", (M, N), "float32")
-        Y = T.param("Y", (M, N), "float32")
-        with T.Kernel(1, threads=64):
-            a = T.alloc_shared((M, N), "float32")
-            b = T.alloc_shared((M, N), "float32")
-            T.copy(X[0, 0], a)
-            for i, j in T.Parallel(M, N):
-                b[i, j] = a[i, j] * 2.0
-            T.copy(a, Y[0, 0])
-            T.copy(b, Y[0, 0])
+    f = stored_twice(M, N)
     x = np.random.default_rng(12).standard_normal((M, N)).astype(np.float32)
-    src = _cuda(_check(f.func, [x, np.full((M, N), np.nan, np.float32)]))
+    src = _cuda(_check(f, [x, np.full((M, N), np.nan, np.float32)]))
     stores = _store_ifs(src)
     assert len(stores) == 2 and all("tsir::tma_store_wait<0>();" in s for s in stores)
 
@@ -399,16 +390,8 @@ def test_a_stage_stored_by_tma_is_refilled_only_after_the_store_read_it(
     -- in the same thread, or, warp-specialized, before the consumers release the stage to the
     producer. The interpreter reports a stage rewritten under a store without it."""
     M, N, bm = 64, 64, 8
-    ws = {} if warp_specialize else {"warp_specialize": False}
-    with T.prim_func("pcopy") as f:
-        X = T.param("X", (M, N), "float32")
-        Y = T.param("Y", (M, N), "float32")
-        with T.Kernel(1, threads=128):
-            t = T.alloc_shared((bm, N), "float32")
-            for k in T.Pipelined(M // bm, num_stages=2, **ws):
-                T.copy(X[k * bm, 0], t)
-                T.copy(t, Y[k * bm, 0])
+    f = pipelined_copy(M, N, bm, 2, warp_specialize)
     x = np.random.default_rng(13).standard_normal((M, N)).astype(np.float32)
-    src = _cuda(_check(f.func, [x, np.full((M, N), np.nan, np.float32)]))
+    src = _cuda(_check(f, [x, np.full((M, N), np.nan, np.float32)]))
     assert "tsir::tma_load_2d(" in src and "tsir::tma_store_2d(" in src
     assert ("setmaxnreg" in src) == warp_specialize

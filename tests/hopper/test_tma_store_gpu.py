@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tma_store_programs import pipelined_copy, stored_twice
 
 import tsir
-from tsir import T
 
 pytestmark = pytest.mark.gpu
 
@@ -30,17 +30,8 @@ def torch() -> Any:
 def test_pipelined_copy_refills_each_stage_after_its_store(
     torch: Any, warp_specialize: bool, stages: int
 ) -> None:
-    M, N, bm = 4096, 128, 16
-    ws = {} if warp_specialize else {"warp_specialize": False}
-    with T.prim_func("pcopy") as f:
-        X = T.param("X", (M, N), "float32")
-        Y = T.param("Y", (M, N), "float32")
-        with T.Kernel(2, threads=128) as bx:
-            t = T.alloc_shared((bm, N // 2), "float32")
-            for k in T.Pipelined(M // bm, num_stages=stages, **ws):
-                T.copy(X[k * bm, bx * (N // 2)], t)
-                T.copy(t, Y[k * bm, bx * (N // 2)])
-    kernel = tsir.compile(f.func, target="cuda")
+    M, N = 4096, 128
+    kernel = tsir.compile(pipelined_copy(M, N, 16, stages, warp_specialize, blocks=2), "cuda")
     src = kernel.cuda_source
     assert "tma_load_2d(" in src and "tma_store_2d(" in src
     x = torch.randn(M, N, device="cuda")
@@ -52,18 +43,7 @@ def test_pipelined_copy_refills_each_stage_after_its_store(
 
 def test_two_stores_into_one_tensor_land_in_program_order(torch: Any) -> None:
     M, N = 64, 128
-    with T.prim_func("twice") as f:
-        X = T.param("X", (M, N), "float32")
-        Y = T.param("Y", (M, N), "float32")
-        with T.Kernel(1, threads=128):
-            a = T.alloc_shared((M, N), "float32")
-            b = T.alloc_shared((M, N), "float32")
-            T.copy(X[0, 0], a)
-            for i, j in T.Parallel(M, N):
-                b[i, j] = a[i, j] * 2.0
-            T.copy(a, Y[0, 0])
-            T.copy(b, Y[0, 0])
-    kernel = tsir.compile(f.func, target="cuda")
+    kernel = tsir.compile(stored_twice(M, N), target="cuda")
     x = torch.randn(M, N, device="cuda")
     y = torch.full_like(x, float("nan"))
     for _ in range(20):  # an order that holds by luck would show some of the time
