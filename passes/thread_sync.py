@@ -322,6 +322,8 @@ class _Planner:
         self.direct_globals: set[Buffer] = set()
         # How many store statements (TMA-store groups) write each global buffer.
         self.store_sites: dict[Buffer, int] = {}
+        # Records a TMA store that keeps its wait (TSIR_EXPLAIN), once per message.
+        self.explain: Callable[[str], None] = lambda message: None
         # In a warp role (or a range of a producer/consumer split): the shared buffers the other
         # roles write.
         self.foreign: set[Buffer] = set()
@@ -332,6 +334,7 @@ class _Planner:
         sub.async_reads = self.async_reads
         sub.direct_globals = self.direct_globals
         sub.store_sites = self.store_sites
+        sub.explain = self.explain
         sub.role_writes = self.role_writes
         sub.generation = self.generation
         return sub
@@ -590,10 +593,21 @@ class _Planner:
         ):
             return s, None
         dests = _tma_store_destinations(s.then_case)
-        if not dests or dests & self.direct_globals:
+        if not dests:
+            return s, None
+        names = ", ".join(f"`{d.name}`" for d in sorted(dests, key=lambda b: b.name))
+        if dests & self.direct_globals:
+            self.explain(
+                f"the TMA store into {names} waits where it is issued: the kernel also reads or "
+                "writes that tensor otherwise (loads, stores, TMA loads)"
+            )
             return s, None
         if any(self.store_sites.get(d, 0) > 1 for d in dests):
             # Two stores into one tensor, both in flight, may land in either order.
+            self.explain(
+                f"the TMA store into {names} waits where it is issued: more than one statement "
+                "stores into that tensor, and stores in flight together may land in either order"
+            )
             return s, None
         return s.replace(then_case=seq(*body[:-1])), IfThenElse(s.cond, body[-1])
 
@@ -727,8 +741,20 @@ class _StripMarkers(Mutator):
 
 
 class _Kernels(Mutator):
+    def __init__(self, ctx: PassContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
         planner = _Planner(k.thread_vars, aliases=shared_views(k.body))
+        said: set[str] = set()  # a loop's body is planned twice
+
+        def explain(message: str) -> None:
+            if message not in said:
+                said.add(message)
+                self.ctx.explain("ThreadSync", f"kernel `{k.name}`: {message}")
+
+        planner.explain = explain
         planner.async_reads = set(shared_accesses(k.body, aliases=planner.aliases).async_reads)
         direct = _DirectGlobals()
         direct.visit(k.body)
@@ -750,4 +776,4 @@ class _Kernels(Mutator):
 @register_pass("ThreadSync")
 def ThreadSync(func: PrimFunc, ctx: PassContext) -> PrimFunc:
     """Insert the barriers that shared-memory hazards between threads need, and no more."""
-    return _Kernels().visit(func)
+    return _Kernels(ctx).visit(func)

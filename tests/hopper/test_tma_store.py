@@ -364,10 +364,12 @@ def test_a_store_into_a_tensor_the_kernel_also_loads_by_tma_keeps_its_wait() -> 
             T.copy(acc, o)
             T.copy(o, Y[0, 0])
     y = np.random.default_rng(11).standard_normal((M, N)).astype(np.float32)
-    src = _cuda(_check(f.func, [y]))
+    lowered = _check(f.func, [y])
+    src = _cuda(lowered)
     assert "tsir::tma_load_2d(" in src
     (store,) = _store_ifs(src)
     assert "tsir::tma_store_wait<0>();" in store
+    assert any("store into `Y` waits where it is issued" in str(d) for d in lowered.report)
 
 
 def test_two_stores_into_one_tensor_each_complete_before_the_next() -> None:
@@ -376,9 +378,14 @@ def test_two_stores_into_one_tensor_each_complete_before_the_next() -> None:
     M, N = 8, 64
     f = stored_twice(M, N)
     x = np.random.default_rng(12).standard_normal((M, N)).astype(np.float32)
-    src = _cuda(_check(f, [x, np.full((M, N), np.nan, np.float32)]))
-    stores = _store_ifs(src)
+    lowered = _check(f, [x, np.full((M, N), np.nan, np.float32)])
+    stores = _store_ifs(_cuda(lowered))
     assert len(stores) == 2 and all("tsir::tma_store_wait<0>();" in s for s in stores)
+    assert [str(d) for d in lowered.report] == [
+        "kernel `twice_kernel`: the TMA store into `Y` waits where it is issued: more than one "
+        "statement stores into that tensor, and stores in flight together may land in either "
+        "order [ThreadSync]"
+    ]
 
 
 @pytest.mark.parametrize("warp_specialize", [False, True])
