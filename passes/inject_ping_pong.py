@@ -80,7 +80,7 @@ from tsir.visitor import Mutator, collect
 from .infra import PassContext, register_pass
 from .inject_wgmma_sync import is_wgmma_issue
 from .ring import PINGPONG_ATTR, PINGPONG_LOOP_ATTR
-from .thread_range import varies_across_threads
+from .thread_range import used_barrier_ids, varies_across_threads
 
 __all__ = ["InjectPingPong", "PINGPONG_THREADS"]
 
@@ -117,14 +117,6 @@ def _stmts(s: Stmt) -> list[Stmt]:
 def _barrier(op: str, bid: PrimExpr | int, count: int) -> Stmt:
     b = IntImm(bid, int32) if isinstance(bid, int) else bid
     return Evaluate(Call(int32, op, (b, IntImm(count, int32))))
-
-
-def _used_barrier_ids(body: Stmt) -> set[int]:
-    return {
-        int(c.args[0].value)
-        for c in collect(body, Call)
-        if _base(c.op) in _NAMED and c.args and isinstance(c.args[0], IntImm)
-    }
 
 
 class _Refused(Exception):
@@ -290,7 +282,7 @@ class _Consumers(Mutator):
         lo, hi, free = (int(x) for x in s.value)
         assert hi - lo == PINGPONG_THREADS, "WarpSpecialize marks two consumer warpgroups"
         tx: Var = self.k.thread_vars[0]
-        b0 = max([free, *(i + 1 for i in _used_barrier_ids(self.k.body))])
+        b0 = max([free, *(i + 1 for i in used_barrier_ids(self.k.body, self.k))])
         if b0 + 1 > _MAX_BARRIER:
             raise UnsupportedError(
                 f"T.Pipelined(pingpong=True) needs two named barriers, but ids {b0}.. are past "

@@ -16,8 +16,10 @@ from tsir.dtype import int32
 from tsir.errors import UnsupportedError
 from tsir.expr import GE, GT, LE, LT, And, BufferLoad, Call, IntImm, PrimExpr, Var
 from tsir.intrin import device_function
-from tsir.stmt import Evaluate, For, ForKind, Stmt, TileOpStmt
+from tsir.stmt import AttrStmt, Evaluate, For, ForKind, KernelLaunch, Stmt, TileOpStmt
 from tsir.visitor import Mutator, collect
+
+from .footprint import thread_values
 
 __all__ = [
     "ThreadRange",
@@ -28,9 +30,19 @@ __all__ = [
     "NamedBarriers",
     "named_barrier",
     "THREAD_RANGE_ATTR",
+    "NAMED_BARRIER_OPS",
+    "MAX_BARRIER_ID",
+    "used_barrier_ids",
 ]
 
 THREAD_RANGE_ATTR = "thread_range"
+# The calls that take a named barrier id first (bar.sync / bar.arrive); ids are 0..15.
+NAMED_BARRIER_OPS = (
+    "tsir.sync.named_barrier",
+    "tsir.mbarrier.named_barrier_sync",
+    "tsir.mbarrier.named_barrier_arrive",
+)
+MAX_BARRIER_ID = 15
 
 PER_THREAD_SCOPES = ("local", "local.var", "local.fragment")
 
@@ -139,3 +151,26 @@ def named_barrier(rng: ThreadRange, what: str) -> Stmt:
             int32, "tsir.sync.named_barrier", (IntImm(rng.barrier, int32), IntImm(rng.count, int32))
         )
     )
+
+
+def used_barrier_ids(body: Stmt, k: KernelLaunch) -> set[int]:
+    """The named barrier ids `body` (of kernel `k`) uses: those its barrier calls name -- a
+    constant, or an expression of the thread index (ThreadSync's warpgroup barriers), evaluated
+    in every thread -- and its thread ranges' (whose barriers ThreadSync places). An id that
+    depends on anything else may be any of them."""
+    out: set[int] = set()
+    for c in collect(body, Call):
+        if c.op.split("<", 1)[0] not in NAMED_BARRIER_OPS or not c.args:
+            continue
+        bid = c.args[0]
+        if isinstance(bid, IntImm):
+            out.add(bid.value)
+            continue
+        vals = (
+            None if len(k.threads) != 1 else thread_values(bid, k.thread_vars[0], 0, k.threads[0])
+        )
+        out |= set(range(MAX_BARRIER_ID + 1)) if vals is None else {int(v) for v in vals}
+    for a in collect(body, AttrStmt):
+        if a.key == THREAD_RANGE_ATTR:
+            out.add(int(a.value[2]))
+    return out

@@ -23,15 +23,14 @@ wait that this pass cannot place: it is refused. ThreadSync removes the `async_c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from dataclasses import replace
 
 from tsir.buffer import Buffer
 from tsir.dtype import int32
 from tsir.errors import UnsupportedError
-from tsir.expr import BufferLoad, Call, PrimExpr, Var
+from tsir.expr import BufferLoad, Call, IntImm, Var
 from tsir.function import PrimFunc
-from tsir.intrin import Access, device_function
+from tsir.intrin import device_function
 from tsir.stmt import (
     Allocate,
     AttrStmt,
@@ -51,246 +50,108 @@ from tsir.tileop.copy import ASYNC_COPY_ATTR
 from tsir.visitor import Mutator, Visitor, collect
 from tsir.warp_roles import WARP_ROLE_ATTR
 
+from .footprint import WARPGROUP, Footprint, footprints
 from .infra import PassContext, register_pass
-from .thread_range import THREAD_RANGE_ATTR, ThreadRange, named_barrier
+from .shared_accesses import (
+    PER_THREAD_SCOPES,
+    PIPELINE_BUFFERS_ATTR,
+    SHARED_SCOPES,
+    TILE_OP_ATTR,
+    Accesses,
+    Tag,
+    Wait,
+    is_barrier,
+    is_proxy_fence,
+    make_barrier,
+    make_proxy_fence,
+    merge_footprints,
+    select,
+    shared_accesses,
+    shared_views,
+    wait_stmts,
+    written_buffers,
+)
+from .thread_range import (
+    MAX_BARRIER_ID,
+    THREAD_RANGE_ATTR,
+    ThreadRange,
+    named_barrier,
+    used_barrier_ids,
+)
 
 __all__ = ["ThreadSync", "SHARED_SCOPES", "make_barrier", "is_barrier", "shared_accesses"]
 
-SHARED_SCOPES = ("shared", "shared.dyn")
-PER_THREAD_SCOPES = ("local", "local.var", "local.fragment")
-PIPELINE_BUFFERS_ATTR = "pipeline_buffers"
-TILE_OP_ATTR = "tile_op"  # LowerTileOp's marker around one op's thread-level code
 
+class _WgContext:
+    """What the planners of one kernel share to order hazards within a warpgroup: the thread
+    index (None: a block of more than one dimension), the values of the kernel's `let`s, the
+    statement(s) behind each access tag, their footprints, and the next free named-barrier id."""
 
-def make_barrier() -> Stmt:
-    return Evaluate(Call(int32, "sync_threads", ()))
+    def __init__(self, k: KernelLaunch) -> None:
+        self.tid: Var | None = k.thread_vars[0] if len(k.threads) == 1 else None
+        self.lets = {x.var: x.value for x in collect(k.body, LetStmt)}
+        self.sites: dict[int, list[tuple[Stmt, tuple[For, ...]]]] = {}
+        self.cache: dict[tuple[int, int, int, int], Footprint | None] = {}
+        self.next_id = 1 + max(used_barrier_ids(k.body, k), default=0)
+        # Threads [lo, hi) -> their warpgroups' barrier (`bar.sync id0 + w, 128` in warpgroup w
+        # of the range), or None when the ids ran out.
+        self.barriers: dict[tuple[int, int], Stmt | None] = {}
 
-
-def make_proxy_fence() -> Stmt:
-    return Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ()))
-
-
-def _is_proxy_fence(s: Stmt) -> bool:
-    return (
-        isinstance(s, Evaluate)
-        and isinstance(s.value, Call)
-        and s.value.op == "tsir.mbarrier.fence_proxy_async_shared"
-    )
-
-
-def is_barrier(s: Stmt) -> bool:
-    return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == "sync_threads"
-
-
-Tag = tuple[int, int]  # (unit, generation): which tile op instance made an access
-
-
-class _Wait(NamedTuple):
-    """A deferred TMA-store wait: `if (storing thread) tma_store_wait<0>()`, and the shared tiles
-    its stores read."""
-
-    stmt: Stmt
-    tiles: frozenset[Buffer]
-
-
-def _wait_stmts(pending: dict[int, _Wait]) -> list[Stmt]:
-    return [w.stmt for w in pending.values()]
-
-
-@dataclass
-class Accesses:
-    """The shared buffers a statement (or a stretch of statements) reads, writes, updates
-    atomically, and writes asynchronously, each with the tags of the units that did so."""
-
-    reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    atomics: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    async_writes: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    # Reads by the async proxy (wgmma operands, TMA store sources), also in `reads`: ordinary
-    # writes before them need a proxy fence as well as the barrier.
-    async_reads: dict[Buffer, set[Tag]] = field(default_factory=dict)
-    # TMA stores whose wait this pass deferred, by id: each is placed before the next barrier (or
-    # mbarrier arrival, or write of the stores' tile) that might order a rewrite of the tile, or at
-    # the end of the scope that planned it.
-    pending: dict[int, _Wait] = field(default_factory=dict)
-
-    def union(self, o: Accesses) -> Accesses:
-        def merge(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
-            out = {k: set(v) for k, v in a.items()}
-            for k, v in b.items():
-                out.setdefault(k, set()).update(v)
-            return out
-
-        return Accesses(
-            merge(self.reads, o.reads),
-            merge(self.writes, o.writes),
-            merge(self.atomics, o.atomics),
-            merge(self.async_writes, o.async_writes),
-            merge(self.async_reads, o.async_reads),
-            {**self.pending, **o.pending},
-        )
-
-    def retag(self, tag: Tag) -> Accesses:
-        def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
-            return {k: {tag} for k in a}
-
-        return Accesses(
-            one(self.reads),
-            one(self.writes),
-            one(self.atomics),
-            one(self.async_writes),
-            one(self.async_reads),
-        )
-
-    def needs_proxy_fence(self, later: Accesses) -> bool:
-        """Do these ordinary writes feed `later`'s async-proxy reads (wgmma, TMA store)?"""
-        return any(b in later.async_reads for b in self.generic_writes())
-
-    def generic_writes(self) -> set[Buffer]:
-        """The buffers written by ordinary (generic-proxy) stores, atomics and cp.async."""
-        return {*self.writes, *self.atomics, *self.async_writes}
-
-    def conflicts(self, later: Accesses) -> bool:
-        """Does `later` conflict with these earlier accesses? Accesses of one unit (one tile op's
-        lowering, in one iteration of the loops around it) never conflict with each other: an
-        op writes each element from one thread and orders its own phases."""
-
-        def clash(a: dict[Buffer, set[Tag]], b: dict[Buffer, set[Tag]]) -> bool:
-            for buf, tags in b.items():
-                old = a.get(buf)
-                if old and (len(old | tags) > 1):
-                    return True
-            return False
-
-        written = (self.writes, self.async_writes)
-        later_written = (later.writes, later.async_writes)
-        return (
-            any(clash(e, later.reads) for e in (*written, self.atomics))
-            or any(
-                clash(e, lw) for e in (self.reads, *written, self.atomics) for lw in later_written
-            )
-            or any(clash(e, later.atomics) for e in (self.reads, *written))
-        )
-
-
-class _Collect(Visitor):
-    """Shared-memory accesses of one statement, with calls' declared pointer effects."""
-
-    def __init__(
-        self, tag: Tag, aliases: dict[Buffer, Buffer] | None = None, tma_writes: bool = False
-    ) -> None:
-        super().__init__()
-        self.acc = Accesses()
-        self.tag = tag
-        self.aliases = aliases or {}
-        # Record writes that complete on an mbarrier (TMA loads) as async writes too.
-        self.tma_writes = tma_writes
-
-    def _record(self, buf: Buffer, mode: Access) -> None:
-        if buf.scope not in SHARED_SCOPES:
-            return
-        buf = self.aliases.get(buf, buf)  # a view (T.view) accesses its base's memory
-        kinds = {
-            Access.READ: (self.acc.reads,),
-            Access.WRITE: (self.acc.writes,),
-            Access.READ_WRITE: (self.acc.reads, self.acc.writes),
-            Access.ATOMIC: (self.acc.atomics,),
-            Access.ASYNC_WRITE: (self.acc.async_writes,),
-            # Async readers (wgmma operands, TMA store sources) read it from their issue on: ordered
-            # after earlier writes here; their retirement is the Hopper passes' concern.
-            Access.ASYNC_READ: (self.acc.reads, self.acc.async_reads),
-            Access.ASYNC_READ_WRITE: (self.acc.reads, self.acc.writes),
-        }[mode]
-        for k in kinds:
-            k.setdefault(buf, set()).add(self.tag)
-
-    def visit_BufferLoad(self, e: BufferLoad) -> None:
-        self._record(e.buffer, Access.READ)
-        self.generic_visit(e)
-
-    def visit_BufferStore(self, s: BufferStore) -> None:
-        self._record(s.buffer, Access.WRITE)
-        self.generic_visit(s)
-
-    def visit_Call(self, c: Call) -> None:
-        if c.op == "address_of":
-            # A pointer that escapes to something without declared effects: assume the worst.
-            self._pointee(c, Access.READ_WRITE)
-            return
-        fn = device_function(c.op)
-        if fn is None:
-            self.generic_visit(c)
-            return
-        if len(c.args) > len(fn.effects) and not fn.variadic_values:
-            raise UnsupportedError(
-                f"device function `{c.op}` is called with {len(c.args)} arguments but declares "
-                f"effects for {len(fn.effects)}",
-                where="ThreadSync",
-            )
-        # A write that completes on an mbarrier (a TMA load) is ordered by that barrier's
-        # protocol, which the code placing it owns; only cp.async writes are planned here.
-        completes_on_mbarrier = Access.MBARRIER in fn.effects
-        for i, arg in enumerate(c.args):
-            mode = fn.effects[i] if i < len(fn.effects) else None
-            if mode is Access.ASYNC_WRITE and completes_on_mbarrier and not self.tma_writes:
-                mode = Access.MBARRIER  # not data for this pass
-            if mode is None:
-                self.visit(arg)
+    def barrier(self, lo: int, hi: int) -> Stmt | None:
+        """The warpgroup barrier of threads [lo, hi), made on first use (ids permitting)."""
+        if (lo, hi) not in self.barriers:
+            assert self.tid is not None
+            count = (hi - lo) // WARPGROUP
+            if self.next_id + count - 1 > MAX_BARRIER_ID:
+                self.barriers[(lo, hi)] = None
             else:
-                self._pointee(arg, mode)
+                bid = (self.tid - lo) // WARPGROUP + self.next_id
+                self.next_id += count
+                self.barriers[(lo, hi)] = Evaluate(
+                    Call(int32, "tsir.sync.named_barrier", (bid, IntImm(WARPGROUP, int32)))
+                )
+        return self.barriers[(lo, hi)]
 
-    def _pointee(self, arg: PrimExpr, mode: Access) -> None:
-        """The memory `arg` points to is accessed as `mode`; its index expressions are read.
+    def site(self, tag_id: int, s: Stmt, loops: tuple[For, ...]) -> None:
+        known = self.sites.setdefault(tag_id, [])
+        if not any(x is s for x, _ in known):
+            known.append((s, loops))
 
-        A pointer argument is `&buf[i]`, possibly converted (`remote_ptr(&x, pe)`, a shared-window
-        address `shared_u32(&buf[i])`) and offset: every `address_of` inside it names the buffer."""
-        targets = [c for c in collect(arg, Call) if c.op == "address_of"]
-        if not targets:
-            self.visit(arg)
-            return
-        inner = {id(c) for c in targets}
-        for c in collect(arg, Call):
-            if id(c) in inner and isinstance(c.args[0], BufferLoad):
-                if mode is not Access.MBARRIER:  # a barrier object's bytes are not data
-                    self._record(c.args[0].buffer, mode)
-                for idx in c.args[0].indices:
-                    self.visit(idx)
-        # Offsets and other operands of the conversion are ordinary reads.
-        for x in collect(arg, BufferLoad):
-            if not any(x is c.args[0] for c in targets):
-                self._record(x.buffer, Access.READ)
+    def in_loops(self, s: Stmt, loops: tuple[For, ...]) -> Stmt:
+        """`s` inside those of `loops` whose counters it (or a `let` it reads) uses: every
+        iteration's accesses, a superset of any one iteration's (a loop whose bounds are not
+        known leaves its counter unknown: passes/footprint.py)."""
+        used: set[int] = set()
+        todo = list(collect(s, Var))
+        while todo:  # the variables `s` reads, and those of the `let`s it reads
+            v = todo.pop()
+            if id(v) not in used:
+                used.add(id(v))
+                if v in self.lets:
+                    todo.extend(collect(self.lets[v], Var))
+        for loop in reversed(loops):
+            if id(loop.loop_var) in used:
+                s = loop.replace(body=s)
+        return s
 
-
-def shared_accesses(
-    s: Stmt | PrimExpr, tag: Tag = (0, 0), aliases: dict[Buffer, Buffer] | None = None
-) -> Accesses:
-    """What `s` does to shared memory (reads, writes, atomics, async writes), from its loads,
-    stores and calls' declared effects, tagged with `tag`; an access to a view counts as one to
-    the buffer it views (`aliases`: view -> base)."""
-    c = _Collect(tag, aliases)
-    c.visit(s)
-    return c.acc
-
-
-def _written(s: Stmt, aliases: dict[Buffer, Buffer]) -> set[Buffer]:
-    """The shared buffers `s` writes in any way: stores, cp.async, and TMA loads."""
-    c = _Collect((0, 0), aliases, tma_writes=True)
-    c.visit(s)
-    return set(c.acc.writes) | set(c.acc.async_writes) | set(c.acc.atomics)
-
-
-def shared_views(body: Stmt) -> dict[Buffer, Buffer]:
-    """Views of shared buffers declared in `body` (T.view: a DeclBuffer of a shared base), each
-    mapped to the buffer whose memory it is (through views of views)."""
-    out: dict[Buffer, Buffer] = {}
-    for d in collect(body, DeclBuffer):
-        if d.buffer.scope in SHARED_SCOPES and d.base.scope in SHARED_SCOPES:
-            out[d.buffer] = d.base
-    for v, base in list(out.items()):
-        while base in out:
-            base = out[base]
-        out[v] = base
-    return out
+    def footprint(self, acc: Accesses, buf: Buffer, lo: int, hi: int) -> Footprint | None:
+        """What `acc`'s units do to `buf`, per warpgroup (None: not known)."""
+        if self.tid is None:
+            return None
+        out: Footprint | None = None
+        for unit, generation in acc.tags_of(buf):
+            if generation < 0 or unit not in self.sites:
+                return None  # a pipeline's summary of its copies: no statement to enumerate
+            for stmt, loops in self.sites[unit]:
+                key = (id(stmt), id(buf), lo, hi)
+                if key not in self.cache:
+                    whole = self.in_loops(stmt, loops)
+                    self.cache[key] = footprints(whole, {buf}, self.tid, lo, hi, self.lets)[buf]
+                fp = self.cache[key]
+                if fp is None:
+                    return None
+                out = fp if out is None else out.union(fp)
+        return out
 
 
 class _Planner:
@@ -299,8 +160,17 @@ class _Planner:
         thread_vars: tuple[Var, ...] | set[Var],
         barrier: Stmt | None = None,
         aliases: dict[Buffer, Buffer] | None = None,
+        threads: tuple[int, int] = (0, 0),
+        wgc: _WgContext | None = None,
     ):
         self.thread_vars = set(thread_vars)
+        # The threads [lo, hi) this planner's barrier orders, and, when they are two or more whole
+        # warpgroups, each warpgroup's own named barrier (made on first use).
+        self.lo, self.hi = threads
+        self.wgc = wgc
+        # The loops (uniform bounds) around the statement being planned, outermost first: a
+        # footprint covers every iteration of those whose counters the statement uses.
+        self.loops: list[For] = []
         self.aliases = aliases or {}
         # The barrier this planner places: __syncthreads, or a thread range's named barrier.
         self.barrier = barrier if barrier is not None else make_barrier()
@@ -322,6 +192,8 @@ class _Planner:
         self.direct_globals: set[Buffer] = set()
         # How many store statements (TMA-store groups) write each global buffer.
         self.store_sites: dict[Buffer, int] = {}
+        # The shared tiles TMA stores read (anywhere in the kernel).
+        self.store_tiles: set[Buffer] = set()
         # Records a TMA store that keeps its wait (TSIR_EXPLAIN), once per message.
         self.explain: Callable[[str], None] = lambda message: None
         # In a warp role (or a range of a producer/consumer split): the shared buffers the other
@@ -329,12 +201,13 @@ class _Planner:
         self.foreign: set[Buffer] = set()
         self.role_writes: dict[tuple[int, int], set[Buffer]] = {}
 
-    def sub_planner(self, barrier: Stmt) -> _Planner:
-        sub = _Planner(self.thread_vars, barrier, self.aliases)
+    def sub_planner(self, barrier: Stmt, threads: tuple[int, int]) -> _Planner:
+        sub = _Planner(self.thread_vars, barrier, self.aliases, threads, self.wgc)
         sub.async_reads = self.async_reads
         sub.direct_globals = self.direct_globals
         sub.store_sites = self.store_sites
         sub.explain = self.explain
+        sub.store_tiles = self.store_tiles
         sub.role_writes = self.role_writes
         sub.generation = self.generation
         return sub
@@ -344,11 +217,20 @@ class _Planner:
         """The deferred TMA-store waits of `st`, placed at the end of `out`."""
         if not st.pending:
             return st
-        out.extend(_wait_stmts(st.pending))
+        out.extend(wait_stmts(st.pending))
         return replace(st, pending={})
 
     def tag(self, s: Stmt) -> Tag:
-        return (self.unit if self.unit is not None else id(s), self.generation)
+        if self.unit is not None:
+            return (self.unit, self.generation)
+        self.site(id(s), s)
+        return (id(s), self.generation)
+
+    def site(self, tag_id: int, s: Stmt) -> None:
+        """`s`, in the loops around it, is (part of) what the accesses tagged `tag_id` come
+        from."""
+        if self.wgc is not None:
+            self.wgc.site(tag_id, s, tuple(self.loops))
 
     def uniform(self, x: object) -> bool:
         """Same value in every thread of the block: no thread index, no per-thread register."""
@@ -360,9 +242,9 @@ class _Planner:
         out: list[Stmt] = []
         for i, s in enumerate(stmts):
             if (
-                self.is_own_barrier(s)
+                (self.is_own_barrier(s) or self.is_wg_barrier(s))
                 and st.generic_writes()
-                and not (out and _is_proxy_fence(out[-1]))
+                and not (out and is_proxy_fence(out[-1]))
             ):
                 # A barrier already there: if the async proxy reads what was written before it
                 # (later in this block, or anywhere in the kernel: the barrier may be the one that
@@ -394,10 +276,14 @@ class _Planner:
             run.append(x)
         # A role may rewrite a tile that a TMA store before the roles still reads.
         st = self.flush(st, out)
-        acc = shared_accesses(seq(*run), (id(run[0]), self.generation), self.aliases)
-        shared = _select(st, lambda t: t not in self._role_tagged())
-        if shared.conflicts(acc):
-            self.barrier_if_conflict(acc, shared, out)
+        whole = seq(*run)
+        self.site(id(run[0]), whole)
+        acc = shared_accesses(whole, (id(run[0]), self.generation), self.aliases)
+        # Accesses of earlier role instances are the roles' own (ordered by their mbarriers);
+        # those ordered within warpgroups only are kept for the check.
+        shared = replace(select(st, lambda t: t not in self._role_tagged()), wg=st.wg)
+        if self.needs(acc, shared) is not None:
+            self.barrier_if_conflict(acc, shared, out, wide=True)
             return Accesses()
         return st
 
@@ -409,13 +295,16 @@ class _Planner:
         rng = s.body.then_case
         assert _is_range(rng) and isinstance(rng, AttrStmt)
         lo, hi, barrier_id = rng.value
-        sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a warp role"))
+        sub = self.sub_planner(
+            named_barrier(ThreadRange(lo, hi, barrier_id), "a warp role"), (lo, hi)
+        )
         sub.in_role = True
         sub.foreign = set().union(*(w for k, w in self.role_writes.items() if k != key))
         mine = self.role_tags.setdefault(key, set())
-        planned, end = sub.nested(rng.body, _select(st, lambda t: t in mine))
-        planned = seq(planned, *_wait_stmts(end.pending))
+        planned, end = sub.nested(rng.body, select(st, lambda t: t in mine))
+        planned = seq(planned, *wait_stmts(end.pending))
         tag = (id(s), self.generation)
+        self.site(id(s), s)
         mine.add(tag)
         out.append(s.replace(body=s.body.replace(then_case=rng.replace(body=planned))))
         return st.union(shared_accesses(s, tag, self.aliases))
@@ -428,6 +317,10 @@ class _Planner:
             self.flush(st, out)
             out.append(s)
             return Accesses()
+        if self.is_wg_barrier(s):  # placed by this pass (a loop's body is planned twice)
+            st = self.flush(st, out)
+            out.append(s)
+            return self.after_wg_barrier(st)
         if isinstance(s, SeqStmt):
             new, st = self.block(list(s.stmts), st)
             out.extend(new)
@@ -436,6 +329,7 @@ class _Planner:
             outer = self.unit
             if outer is None:
                 self.unit = id(s)
+                self.site(id(s), s)
             body, st = self.nested(s.body, st)
             self.unit = outer
             # Markers stay until the whole kernel is planned (a loop's body is planned twice).
@@ -454,7 +348,7 @@ class _Planner:
             # around the pipeline still reading the last stage, say). A pipeline that writes
             # none of them here (a consumer warp role: its producer role fills the stages, and
             # the ring's mbarriers order the two) is planned as the ordinary code it is.
-            written = _written(s.body, self.aliases)
+            written = written_buffers(s.body, self.aliases)
             if not any(self.aliases.get(b, b) in written for b in s.value):
                 self.in_pipeline += 1
                 body, st = self.nested(s.body, st)
@@ -483,7 +377,7 @@ class _Planner:
                     if any(v is s.var for v in collect(w.stmt, Var))
                 }
                 if scoped:
-                    body = seq(body, *_wait_stmts(scoped))
+                    body = seq(body, *wait_stmts(scoped))
                     st = replace(
                         st, pending={k: w for k, w in st.pending.items() if k not in scoped}
                     )
@@ -492,11 +386,13 @@ class _Planner:
         if isinstance(s, For) and self.uniform((s.min, s.extent)):
             # A conflict with what came before the loop is resolved once, before the loop.
             st = self.barrier_if_conflict(shared_accesses(s, self.tag(s), self.aliases), st, out)
+            self.loops.append(s)
             body, st_first = self.nested(s.body, st)
             # The next iteration sees what the previous one left pending.
             if self.unit is None:
                 self.generation += 1
             body, st_second = self.nested(body, st_first)
+            self.loops.pop()
             out.append(s.replace(body=body))
             return st.union(st_first).union(st_second)
         if isinstance(s, IfThenElse) and self.uniform(s.cond):
@@ -512,8 +408,8 @@ class _Planner:
             st = self.barrier_if_conflict(acc, st, out)
             # Each branch's threads hand tiles to the other's through mbarriers (a producer and
             # its consumers): what the other writes is foreign to it.
-            then_w = _written(s.then_case, self.aliases)
-            else_w = set() if s.else_case is None else _written(s.else_case, self.aliases)
+            then_w = written_buffers(s.then_case, self.aliases)
+            else_w = set() if s.else_case is None else written_buffers(s.else_case, self.aliases)
             out.append(
                 s.replace(
                     then_case=self.plan_range(s.then_case, else_w),
@@ -528,10 +424,12 @@ class _Planner:
             return body
         assert isinstance(body, AttrStmt)
         lo, hi, barrier_id = body.value
-        sub = self.sub_planner(named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"))
+        sub = self.sub_planner(
+            named_barrier(ThreadRange(lo, hi, barrier_id), "a tile op"), (lo, hi)
+        )
         sub.foreign = self.foreign | foreign
         planned, end = sub.nested(body.body, Accesses())
-        return body.replace(body=seq(planned, *_wait_stmts(end.pending)))
+        return body.replace(body=seq(planned, *wait_stmts(end.pending)))
 
     def leaf(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
         """A statement planned as a whole (no barrier can go inside it)."""
@@ -552,7 +450,7 @@ class _Planner:
             )
         st = self.barrier_if_conflict(acc, st, out)
         if self.in_role:
-            if _is_proxy_fence(s):
+            if is_proxy_fence(s):
                 self.unfenced.clear()
             elif self.unfenced & self.async_reads and _arrives(s):
                 # The role's ordinary writes, released to another role by this arrival, are read
@@ -564,7 +462,7 @@ class _Planner:
         st = st.union(acc)
         if deferred is None:
             return st
-        wait = _Wait(deferred, frozenset(acc.async_reads))
+        wait = Wait(deferred, frozenset(acc.async_reads))
         return replace(st, pending={**st.pending, id(deferred): wait})
 
     def flush_for_writes(self, s: Stmt, st: Accesses, out: list[Stmt]) -> Accesses:
@@ -573,17 +471,19 @@ class _Planner:
         orders it), but it must not land while a store still reads the tile."""
         if not st.pending:
             return st
-        written = _written(s, self.aliases)
+        written = written_buffers(s, self.aliases)
         if any(w.tiles & written for w in st.pending.values()):
             return self.flush(st, out)
         return st
 
     def defer_store_wait(self, s: Stmt) -> tuple[Stmt, Stmt | None]:
-        """A TMA store as `Copy` lowers it -- `if (one thread) { stores; commit; wait<0> }` --
-        without its wait, and the wait, `if (that thread) wait<0>`, to be placed later: the
-        storing thread goes on while the stores run, and waits only before its tile may be
-        rewritten (the next barrier) or at the end. Stores into a tensor the kernel reads or
-        writes otherwise keep their wait (None)."""
+        """A TMA store as `Copy` lowers it -- `if (storing threads) { stores; commit; wait<0> }`
+        -- without its wait, and the wait to be placed later: the storing thread goes on while
+        the stores run, and waits only before its tile may be rewritten (the next barrier) or at
+        the end. The wait placed later is `wait_group.read`: only until the stores have read the
+        tile. Nothing in the kernel reads what they write (such a store keeps its full wait where
+        it is), and the kernel's end makes its global writes complete. Stores into a tensor the
+        kernel reads or writes otherwise keep their wait (None)."""
         if not (isinstance(s, IfThenElse) and s.else_case is None):
             return s, None
         body = _stmts(s.then_case) if isinstance(s.then_case, SeqStmt) else []
@@ -609,26 +509,119 @@ class _Planner:
                 "stores into that tensor, and stores in flight together may land in either order"
             )
             return s, None
-        return s.replace(then_case=seq(*body[:-1])), IfThenElse(s.cond, body[-1])
+        read = Evaluate(Call(int32, "tsir.tma.tma_store_wait_read<0>", ()))
+        return s.replace(then_case=seq(*body[:-1])), IfThenElse(s.cond, read)
 
-    def barrier_if_conflict(self, acc: Accesses, st: Accesses, out: list[Stmt]) -> Accesses:
-        if not st.conflicts(acc):
+    def barrier_if_conflict(
+        self, acc: Accesses, st: Accesses, out: list[Stmt], wide: bool = False
+    ) -> Accesses:
+        """A barrier before `acc` when it conflicts with `st`: each warpgroup's own when every
+        conflict is within one warpgroup (and not `wide`), else the planner's. The state after."""
+        kind = self.needs(acc, st)
+        if kind is None:
             return st
-        reuse = bool(out) and self.is_own_barrier(out[-1])
+        barrier = self.barrier
+        if kind == "wg" and not wide:
+            assert self.wgc is not None
+            wgb = self.wgc.barrier(self.lo, self.hi)
+            if wgb is not None:
+                barrier = wgb
+        reuse = (
+            bool(out)
+            and structural_equal(out[-1], barrier)
+            or (barrier is self.barrier and bool(out) and self.is_own_barrier(out[-1]))
+        )
         # The barrier orders every earlier write before everything after it, not only before
         # `acc`: writes to a tile the async proxy reads anywhere in the kernel (a wgmma operand
         # after the barrier placed for another tile) are fenced too.
         if st.needs_proxy_fence(acc) or st.generic_writes() & self.async_reads:
             # Each writer makes its ordinary writes visible to the async proxy before the barrier.
             at = len(out) - 1 if reuse else len(out)
-            if not (at > 0 and _is_proxy_fence(out[at - 1])):
+            if not (at > 0 and is_proxy_fence(out[at - 1])):
                 out.insert(at, make_proxy_fence())
         # Deferred TMA-store waits: the storing threads wait before the barrier.
         at = len(out) - 1 if reuse else len(out)
-        out[at:at] = _wait_stmts(st.pending)
+        out[at:at] = wait_stmts(st.pending)
         if not reuse:
-            out.append(self.barrier)
-        return Accesses()
+            out.append(barrier)
+        if barrier is self.barrier:
+            return Accesses()
+        return self.after_wg_barrier(replace(st, pending={}))
+
+    # -- warpgroup barriers ---------------------------------------------------------------------
+    def wg_capable(self) -> bool:
+        """Are this planner's threads two or more whole warpgroups of a 1-D block?"""
+        return (
+            self.wgc is not None
+            and self.wgc.tid is not None
+            and self.lo % WARPGROUP == 0
+            and self.hi % WARPGROUP == 0
+            and self.hi - self.lo >= 2 * WARPGROUP
+        )
+
+    def is_wg_barrier(self, s: Stmt) -> bool:
+        if self.wgc is None:
+            return False
+        mine = self.wgc.barriers.get((self.lo, self.hi))
+        return mine is not None and structural_equal(s, mine)
+
+    def footprint(self, acc: Accesses, buf: Buffer) -> Footprint | None:
+        if self.wgc is None:
+            return None
+        return self.wgc.footprint(acc, buf, self.lo, self.hi)
+
+    def needs(self, acc: Accesses, st: Accesses) -> str | None:
+        """Which barrier `acc` needs after `st`: None, "wg" (every conflicting pair of accesses
+        is within one warpgroup: proved from the footprints) or "block" (the planner's)."""
+        clash = st.conflict_buffers(acc)
+        later_writes = acc.generic_writes()
+        for b in sorted(set(st.wg) & acc.touched(), key=lambda x: x.name):
+            if b not in later_writes and not st.wg[b].writes.any():
+                continue  # reads after reads
+            later = self.footprint(acc, b)
+            if later is None or st.wg[b].crosses(later):
+                # A hazard across warpgroups that a warpgroup barrier left.
+                self.explain_wide(b, later is not None)
+                return "block"
+        if not clash:
+            return None
+        if not self.wg_capable():
+            return "block"
+        for b in sorted(clash, key=lambda x: x.name):
+            earlier, later = self.footprint(st, b), self.footprint(acc, b)
+            if earlier is None or later is None or earlier.crosses(later):
+                self.explain_wide(b, earlier is not None and later is not None)
+                return "block"
+        return "wg"
+
+    def explain_wide(self, b: Buffer, known: bool) -> None:
+        """TSIR_EXPLAIN: why a tile that TMA stores read (split among the warpgroups, each
+        storing its part) is ordered by a barrier across the planner's threads rather than each
+        warpgroup's own."""
+        if b not in self.store_tiles or not self.wg_capable():
+            return
+        why = (
+            "cross warpgroups"
+            if known
+            else "cannot be enumerated (an index bound outside the statements or read from "
+            "memory, or a call that does not state its extent)"
+        )
+        self.explain(
+            f"a barrier across threads [{self.lo}, {self.hi}) orders `{b.name}`, whose accesses "
+            f"{why}; a warpgroup's own barrier needs each element accessed by one warpgroup"
+        )
+
+    def after_wg_barrier(self, st: Accesses) -> Accesses:
+        """The state after each warpgroup passed its own barrier: the accesses whose footprints
+        are known become ordered within warpgroups (`wg`); the others stay as they were (a later
+        conflict with them takes the planner's barrier)."""
+        moved: dict[Buffer, Footprint] = {}
+        for b in st.touched():
+            fp = self.footprint(st, b)
+            if fp is not None:
+                moved[b] = fp
+        rest = st.without(set(moved))
+        return replace(rest, wg=merge_footprints(rest.wg, moved))
 
     def nested(self, body: Stmt, st: Accesses) -> tuple[Stmt, Accesses]:
         stmts = list(body.stmts) if isinstance(body, SeqStmt) else [body]
@@ -714,22 +707,6 @@ class _DirectGlobals(Visitor):
         self.generic_visit(s)
 
 
-def _select(acc: Accesses, keep: Callable[[Tag], bool]) -> Accesses:
-    """The accesses whose tags `keep` accepts."""
-
-    def one(a: dict[Buffer, set[Tag]]) -> dict[Buffer, set[Tag]]:
-        out = {b: {t for t in tags if keep(t)} for b, tags in a.items()}
-        return {b: tags for b, tags in out.items() if tags}
-
-    return Accesses(
-        one(acc.reads),
-        one(acc.writes),
-        one(acc.atomics),
-        one(acc.async_writes),
-        one(acc.async_reads),
-    )
-
-
 class _StripMarkers(Mutator):
     def visit_SeqStmt(self, s: SeqStmt) -> Stmt:
         return seq(*(self.visit(x) for x in s.stmts))  # a stripped marker's body may be a SeqStmt
@@ -746,7 +723,12 @@ class _Kernels(Mutator):
         self.ctx = ctx
 
     def visit_KernelLaunch(self, k: KernelLaunch) -> Stmt:
-        planner = _Planner(k.thread_vars, aliases=shared_views(k.body))
+        planner = _Planner(
+            k.thread_vars,
+            aliases=shared_views(k.body),
+            threads=(0, k.num_threads),
+            wgc=_WgContext(k),
+        )
         said: set[str] = set()  # a loop's body is planned twice
 
         def explain(message: str) -> None:
@@ -756,6 +738,10 @@ class _Kernels(Mutator):
 
         planner.explain = explain
         planner.async_reads = set(shared_accesses(k.body, aliases=planner.aliases).async_reads)
+        stores = [c for c in collect(k.body, Call) if c.op.startswith("tsir.tma.tma_store_")]
+        planner.store_tiles = set(
+            shared_accesses(seq(*map(Evaluate, stores)), aliases=planner.aliases).async_reads
+        )
         direct = _DirectGlobals()
         direct.visit(k.body)
         planner.direct_globals = direct.found
@@ -766,10 +752,10 @@ class _Kernels(Mutator):
         for r in collect(k.body, AttrStmt):
             if _is_role(r):
                 key = tuple(r.value)
-                written = _written(r, planner.aliases)
+                written = written_buffers(r, planner.aliases)
                 planner.role_writes[key] = planner.role_writes.get(key, set()) | written  # type: ignore[index]
         body, end = planner.nested(k.body, Accesses())
-        body = seq(body, *_wait_stmts(end.pending))
+        body = seq(body, *wait_stmts(end.pending))
         return k.replace(body=_StripMarkers().visit(body))
 
 

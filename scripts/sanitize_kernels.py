@@ -230,7 +230,8 @@ def run_gemm_hopper(**kw: Any) -> bool:
     if not hopper():
         return True
     M, N, K = 520, 392, 200
-    f = matmul(M, N, K, bm=128, bn=128, bk=64, threads=256, num_stages=3, swizzle=2, **kw)
+    kw = {"bm": 128, "bn": 128, **kw}
+    f = matmul(M, N, K, bk=64, threads=256, num_stages=3, swizzle=2, **kw)
     k = tsir.compile(f, target="cuda")
     a, b = rnd(M, K, dtype=torch.float16), rnd(K, N, dtype=torch.float16)
     c = nan(M, N, dtype=torch.float16)
@@ -287,6 +288,10 @@ CASES: dict[str, Callable[[], bool]] = {
     ),
     "gemm_hopper_persistent": lambda: run_gemm_hopper(persistent=True),
     "gemm_hopper_tma_store": lambda: run_gemm_hopper(persistent=True, epilogue="shared"),
+    # 64-row tiles: the two consumer warpgroups split the columns, and so do their TMA stores.
+    "gemm_hopper_tma_store_bm64": lambda: run_gemm_hopper(
+        persistent=True, epilogue="shared", bm=64, bn=128
+    ),
 }
 
 

@@ -198,13 +198,14 @@ def _reverse_through_shared(roles: tuple[tuple[int, ...], tuple[int, ...]]) -> t
 
 @pytest.mark.parametrize(
     "roles, barrier",
-    [(((1,), (1,)), "tsir.sync.named_barrier"), (((0, 1), (0, 1)), "sync_threads")],
+    [(((1,), (1,)), "tsir.sync.named_barrier"), (((0, 1), (0, 1)), "tsir.sync.named_barrier")],
     ids=["one_role_twice", "whole_block_role"],
 )
 def test_a_role_orders_its_own_shared_accesses(roles: Any, barrier: str) -> None:
     """Two blocks of one role, the second reading what other threads of the role wrote: the
-    role's named barrier between them (a role spanning the block is ordinary code: a block
-    barrier); the program computes what numpy computes at every stage."""
+    role's named barrier between them (a role spanning the block is ordinary code, whose accesses
+    here all come from warpgroup 0: that warpgroup's own barrier); the program computes what numpy
+    computes at every stage."""
     func = _reverse_through_shared(roles)
     x = np.arange(128, dtype=np.float32)
     report = check_stages(tsir.lower(func, "sm_90a"), [x, np.zeros_like(x)], target="sm_90a")

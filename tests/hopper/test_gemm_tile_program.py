@@ -225,17 +225,25 @@ def test_persistent_consumers_meet_at_no_block_barrier_between_tiles(
 ) -> None:
     """Two consumer warpgroups, three tiles each: the consumers write no stage of the ring (the
     producer's TMA fills it, the mbarriers order both), so nothing joins them at a tile's start.
-    The shared epilogue tile still needs its barriers: before it is rewritten (the storing
-    thread's TMA store has read it) and before the store (every thread wrote it)."""
+    The shared epilogue tile still needs its barriers, but each warpgroup's own: warpgroup w
+    writes rows 64w.. of the tile and its first thread stores just those rows, so one barrier
+    before the store (the warpgroup wrote them) and one before the rewrite (its store has read
+    them) order everything, and neither warpgroup waits for the other's epilogue."""
     lowered = _persistent_384x256x192(monkeypatch, threads=256, epilogue=epilogue)
     src = generate_cuda(lowered.module)
-    assert src.count("named_barrier(1, 256)") == (2 if epilogue == "shared" else 0), src
+    assert "named_barrier(1, 256)" not in src, src
+    own = re.findall(r"named_barrier\(\(tx - 128\) / 128 \+ (\d+), 128\)", src)
+    assert len(own) == (2 if epilogue == "shared" else 0), src
     if epilogue == "shared":
-        # The storing thread waits for its stores before the next tile's rewrite of the staging
-        # tile, and once after the last tile; not right after issuing them.
-        waits = [m.start() for m in re.finditer(r"tma_store_wait<0>\(\);", src)]
+        assert len(set(own)) == 1 and int(own[0]) >= 2  # ids 0 and 1 are the block's and the role's
+        first = src.index(f"named_barrier((tx - 128) / 128 + {own[0]}, 128)")
+        # Each warpgroup's first thread stores its rows and waits for its stores before the next
+        # tile's rewrite of the staging tile, and once after the last tile; not right after
+        # issuing them.
+        assert "if ((tx - 128) % 128 == 0)" in src
+        waits = [m.start() for m in re.finditer(r"tma_store_wait_read<0>\(\);", src)]
         assert len(waits) == 2, src
-        assert waits[0] < src.index("named_barrier(1, 256)") < src.index("tma_store_commit")
+        assert waits[0] < first < src.index("tma_store_commit")
         assert waits[1] > src.index("tma_store_commit")
 
 

@@ -69,7 +69,10 @@ def test_staged_store_is_tma_and_agrees_at_every_stage(
     lowered = _check(_staged(M, N, bm, bn, dtype, threads), [x, np.full((M, N), np.nan, dtype)])
     src = _cuda(lowered)
     assert src.count("tsir::tma_store_2d(") >= 1
-    assert "tsir::tma_store_commit();" in src and "tsir::tma_store_wait<0>();" in src
+    # The wait is deferred and waits only until the stores have read the tile (nothing in the
+    # kernel reads Y; the kernel's end completes its writes).
+    assert "tsir::tma_store_commit();" in src and "tsir::tma_store_wait_read<0>();" in src
+    assert "tsir::tma_store_wait<0>();" not in src
     # The writers' fence, then the barrier, then the store.
     assert src.index("tsir::fence_proxy_async_shared();") < src.index("tsir::tma_store_2d(")
     compile_cuda(src, "sm_90a", use_cache=False)
@@ -270,7 +273,7 @@ def test_the_storing_thread_waits_only_before_the_tile_is_rewritten() -> None:
     (store,) = _store_ifs(src)
     assert "tma_store_commit" in store and "tma_store_wait" not in store
     loop = src.index("for (int k = 0")
-    waits = [m.start() for m in re.finditer(r"tsir::tma_store_wait<0>\(\);", src)]
+    waits = [m.start() for m in re.finditer(r"tsir::tma_store_wait_read<0>\(\);", src)]
     first_barrier_in_loop = src.index("__syncthreads();", loop)
     assert len(waits) == 2, src
     assert loop < waits[0] < first_barrier_in_loop  # before the rewrite's barrier

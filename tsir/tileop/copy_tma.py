@@ -27,11 +27,12 @@ meaning, so ragged tiles need no guard. The tensor map is the intrinsic
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..buffer import Buffer, BufferRegion
 from ..dtype import DataType, int32
-from ..expr import BufferLoad, Call, IntImm, PrimExpr, const_value
+from ..expr import BufferLoad, Call, Cast, IntImm, PrimExpr, const_value
 from ..layout.numeric import const_shape
 from ..layout.swizzle import SwizzleMode
 from ..layout.wgmma_layouts import (
@@ -320,23 +321,93 @@ def _store_layouts(op: Copy, args: OpArgs) -> dict[Buffer, LayoutFact]:
     layouts=_store_layouts,
 )
 def _lower_tma_store(op: Copy, args: LowerArgs, analyzer: Analyzer) -> Stmt:
-    """One thread stores the tile box by box (TMA clips at the tensor's edges: T.copy skips
-    stores outside the destination) and waits until the stores are complete, so the tile may be
-    rewritten and the global data read afterwards. The other threads' writes of the tile reach
-    the async proxy through ThreadSync: a write before an async-proxy read gets a barrier with a
-    fence.proxy.async before it in every writer. The storing thread fences its own writes here
-    (a tile it alone wrote needs no barrier)."""
+    """The tile stored box by box (TMA clips at the tensor's edges: T.copy skips stores outside
+    the destination), then a wait until the stores are complete, so the tile may be rewritten and
+    the global data read afterwards (ThreadSync moves that wait to where it is needed).
+
+    Who stores: with one warpgroup, its first thread. With several (256, 384, ... threads), each
+    warpgroup's first thread stores one slab of the tile: its share of the rows when every share
+    is a multiple of 8 rows (one swizzle atom), else its share of the column spans. Which threads
+    wrote which part is ThreadSync's business: where each warpgroup wrote exactly the slab it
+    stores (wgmma's accumulators, warpgroup w owning rows 64w..), ThreadSync orders the writes
+    before the store with the warpgroup's own named barrier, so no warpgroup waits for another's
+    epilogue; otherwise with one across all the threads, as for a single store.
+
+    The other threads' writes of the tile reach the async proxy through ThreadSync: a write before
+    an async-proxy read gets a barrier with a fence.proxy.async before it in every writer. The
+    storing thread fences its own writes here (a tile it alone wrote needs no barrier)."""
     layout = args.layout_map.get(op.src.buffer)
     boxes = _tile_boxes(op.dst, op.src, layout)
     assert not isinstance(boxes, str)
     swizzle = _swizzle_bytes(op.src.buffer, layout)
     nd = len(op.dst.buffer.shape)
+    tile_rows = _box_of(op.dst, op.src)
+    assert not isinstance(tile_rows, str)
+    slabs, storer = _store_slabs(boxes, op.src.buffer.dtype, args)
     # The storing thread's own earlier writes of the tile, made visible to the async proxy.
     calls: list[Stmt] = [Evaluate(Call(int32, "tsir.mbarrier.fence_proxy_async_shared", ()))]
-    for bx in boxes:
-        box, coords = _box_at(op.dst, bx)
-        args_ = (tensor_map(op.dst, box, swizzle), _shared_at(op.src, bx), *coords)
+    for sl in slabs:
+        box, coords = _box_at(op.dst, sl.box)
+        if sl.cols is not None:
+            coords[0] = coords[0] + sl.cols  # coordinates are innermost first
+        if sl.rows is not None:
+            coords[1] = coords[1] + sl.rows
+        shared = _shared_at(op.src, sl.box)
+        if sl.smem is not None:
+            shared = shared + Cast(_U32, sl.smem)
+        args_ = (tensor_map(op.dst, box, swizzle), shared, *coords)
         calls.append(Evaluate(Call(int32, f"tsir.tma.tma_store_{nd}d", args_)))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_commit", ())))
     calls.append(Evaluate(Call(int32, "tsir.tma.tma_store_wait<0>", ())))
-    return IfThenElse(args.thread_var == 0, seq(*calls))
+    return IfThenElse(storer, seq(*calls))
+
+
+_WARPGROUP = 128
+_SWIZZLE_ATOM_ROWS = 8  # a swizzle pattern repeats every 8 rows (1024 bytes at 128B)
+_WGMMA_M = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Slab:
+    """One box a storing thread issues, shifted by its warpgroup's share: `rows`/`cols` added to
+    the box's tensor coordinates, `smem` bytes to its shared address (None: no shift)."""
+
+    box: TmaBox
+    rows: PrimExpr | None = None
+    cols: PrimExpr | None = None
+    smem: PrimExpr | None = None
+
+
+def _store_slabs(
+    boxes: list[TmaBox], dtype: DataType, args: LowerArgs
+) -> tuple[list[_Slab], PrimExpr]:
+    """The boxes each storing thread issues and the condition that selects the storing threads
+    (see `_lower_tma_store`)."""
+    tid = args.thread_var
+    groups = args.num_threads // _WARPGROUP if args.num_threads % _WARPGROUP == 0 else 1
+    if groups < 2:
+        return [_Slab(bx) for bx in boxes], tid == 0
+    wg = tid // _WARPGROUP
+    rows = boxes[0].outer
+    share = rows // groups
+    by_rows = rows % (groups * _SWIZZLE_ATOM_ROWS) == 0
+    by_spans = len(boxes) > 1 and len(boxes) % groups == 0
+    # wgmma gives each warpgroup 64 rows of the accumulator when the tile has them, else a share
+    # of the columns: the split follows, so that each warpgroup stores what it wrote.
+    if by_rows and (share >= _WGMMA_M or not by_spans):
+        # Within a box, row r starts r * (the box's inner bytes) after the box: the rows of a
+        # swizzle span, or of a row-major tile (one box as wide as the tile).
+        row_bytes = boxes[0].inner * dtype.bytes
+        slabs = [
+            _Slab(replace(bx, outer=share), rows=wg * share, smem=wg * (share * row_bytes))
+            for bx in boxes
+        ]
+        return slabs, tid % _WARPGROUP == 0
+    if by_spans:
+        # Warpgroup w stores column spans w*per .. w*per + per - 1 (the boxes are evenly spaced).
+        per = len(boxes) // groups
+        col_step = (boxes[1].col0 - boxes[0].col0) * per
+        smem_step = (boxes[1].smem_offset - boxes[0].smem_offset) * per
+        slabs = [_Slab(bx, cols=wg * col_step, smem=wg * smem_step) for bx in boxes[:per]]
+        return slabs, tid % _WARPGROUP == 0
+    return [_Slab(bx) for bx in boxes], tid == 0
