@@ -248,3 +248,55 @@ def test_a_tma_store_epilogue_waits_only_for_its_warpgroup_when_it_wrote_its_row
     assert report.ok, report.first_failure
     want = x.reshape(2, 128, 128).transpose(0, 2, 1).reshape(256, 128) if transpose else x
     np.testing.assert_array_equal(report.reference[1], want)
+
+
+def test_ping_pong_takes_other_ids_than_the_warpgroup_barriers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A persistent ping-pong GEMM (two consumer warpgroups taking turns, InjectPingPong's named
+    barriers) with a TMA-store epilogue (each warpgroup's own barriers, placed first by
+    ThreadSync): the two sets of ids are disjoint, and every stage agrees with numpy."""
+    import tsir.passes.warp_specialize as ws
+
+    monkeypatch.setattr(ws, "PERSISTENT_CTAS", 1)  # one block walks both tiles
+    M, N, K, bm, bn, bk = 256, 64, 128, 128, 64, 64
+    with T.prim_func("pp_epilogue") as f:
+        A = T.param("A", (M, K), "float16")
+        B = T.param("B", (K, N), "float16")
+        C = T.param("C", (M, N), "float16")
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256, persistent=True) as (
+            bx,
+            by,
+        ):
+            A_s = T.alloc_shared((bm, bk), "float16")
+            B_s = T.alloc_shared((bk, bn), "float16")
+            C_f = T.alloc_fragment((bm, bn), "float32")
+            C_t = T.alloc_shared((bm, bn), "float16")
+            T.clear(C_f)
+            for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=2, pingpong=True):
+                T.copy(A[by * bm, ko * bk], A_s)
+                T.copy(B[ko * bk, bx * bn], B_s)
+                T.gemm(A_s, B_s, C_f)
+            T.copy(C_f, C_t)
+            T.copy(C_t, C[by * bm, bx * bn])
+    lowered = tsir.lower(f.func, "sm_90a")
+    from tsir.passes.thread_range import used_barrier_ids
+
+    from tsir.stmt import KernelLaunch
+
+    def ids(stage: str) -> set[int]:
+        (k,) = collect(lowered[stage].body, KernelLaunch)
+        return used_barrier_ids(k.body, k)
+
+    synced, final = ids("ThreadSync"), ids("InjectPingPong")
+    _, own = _barriers(lowered["ThreadSync"])
+    assert len(own) == 2, "the epilogue's barriers are the warpgroups' own"
+    pingpong = final - synced
+    assert len(pingpong) >= 2 and max(final) <= 15, (synced, final)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.standard_normal((K, N)).astype(np.float16)
+    report = check_stages(lowered, [a, b, np.full((M, N), np.nan, np.float16)], target="sm_90a")
+    assert report.ok, report.first_failure
+    want = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
+    np.testing.assert_allclose(report.reference[2], want, rtol=2e-2, atol=2e-2)
