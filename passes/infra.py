@@ -2,14 +2,21 @@
 
 Each pass is registered in `tsir.passes` by name and as the apache-tvm-ffi global function
 `tsir.transform.<Name>`, so a pipeline can be listed, reordered and called from any TVM-FFI host.
+
+The TVM-FFI registration waits for tvm_ffi: importing it also imports torch when torch is
+installed (and may build torch's DLPack extension), seconds that `tsir.compile` does not need. A
+pass registers at once when tvm_ffi is already loaded, else right after something imports it (a
+one-shot `sys.meta_path` entry), so `tvm_ffi.get_global_func` finds every pass in either order.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from tsir import knobs
 from tsir.errors import InternalError, SourceLocation, TSIRError
@@ -111,18 +118,74 @@ def register_pass(name: str) -> Callable[[Callable[[Any, PassContext], Any]], Pa
     return wrap
 
 
-def _register_ffi(p: Pass) -> None:
-    try:
-        import tvm_ffi
-    except ImportError:  # pragma: no cover - a hard dependency, but passes work without it
-        return
+_FFI: Final = "tvm_ffi"
+_ffi_pending: list[Pass] = []
 
+
+def _register_ffi(p: Pass) -> None:
+    ffi = sys.modules.get(_FFI)
+    if ffi is not None and hasattr(ffi, "register_global_func"):
+        _register_with(ffi, p)
+        return
+    _ffi_pending.append(p)
+    if not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
+
+
+def _register_with(ffi: Any, p: Pass) -> None:
     def call(ir: Any, target: Any = None) -> Any:
         # No target: the default every entry point uses (tsir.knobs.target, TSIR_TARGET).
         return p.fn(ir, PassContext(Target.parse(target if target is not None else knobs.target)))
 
     call.__name__ = p.name
-    tvm_ffi.register_global_func(f"tsir.transform.{p.name}", call, override=True)
+    ffi.register_global_func(f"tsir.transform.{p.name}", call, override=True)
+
+
+def _register_pending(ffi: Any) -> None:
+    while _ffi_pending:
+        _register_with(ffi, _ffi_pending.pop(0))
+
+
+class _RegisterAfterImport:
+    """A one-shot `sys.meta_path` finder: finds nothing itself, but when tvm_ffi is imported it
+    wraps the real loader so the pending passes register as soon as the module has run. Without
+    tvm_ffi installed the passes stay unregistered, as an eager import would have left them."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _FFI:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        # the other finders, as without this one; Any: the spec gets a duck-typed loader
+        spec: Any = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader, self)
+        return spec
+
+
+class _RegisteringLoader:
+    """`inner` (tvm_ffi's loader), registering the pending passes after `exec_module`; anything
+    else (resource readers, `get_data`) is the inner loader's."""
+
+    def __init__(self, inner: Any, finder: _RegisterAfterImport) -> None:
+        self.inner = inner
+        self.finder = finder
+
+    def create_module(self, spec: Any) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # the module keeps the real loader: after its import tvm_ffi looks as it would without us
+        module.__loader__ = module.__spec__.loader = self.inner
+        try:
+            self.inner.exec_module(module)
+        except BaseException:
+            sys.meta_path.insert(0, self.finder)  # a failed import: try again on the next one
+            raise
+        _register_pending(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def get(name: str) -> Pass:

@@ -40,6 +40,7 @@ __all__ = [
     "get_ptx",
     "header_setup",
     "nvrtc_version",
+    "common_options",
     "tsir_include_dir",
 ]
 
@@ -125,6 +126,12 @@ def nvrtc_version() -> tuple[int, int]:
 # -- include paths --------------------------------------------------------------------------------
 
 
+def common_options(arch: str) -> tuple[str, str]:
+    """The options every compile starts with: `-arch=` for `arch` (a `Target.nvrtc_arch`) and the
+    C++ standard of the generated code."""
+    return (f"-arch={arch}", "-std=c++17")
+
+
 def tsir_include_dir() -> Path:
     """The directory that contains tsir's device headers as `tsir/*.h`."""
     return _cache.codegen_dir() / "include"
@@ -201,7 +208,7 @@ def compile_cuda(
     version = nvrtc_version()
     headers = header_setup()
     include = tsir_include_dir()
-    common = (f"-arch={tgt.nvrtc_arch}", "-std=c++17")
+    common = common_options(tgt.nvrtc_arch)
     tail = (*knobs.nvrtc_options, *extra_options)
     if f'#include "{_nvshmem.HEADER}"' in source:  # T.nvshmem.* calls (runtime/nvshmem.py)
         tail = (*_nvshmem.nvrtc_options(headers.options, headers.bundled_dir), *tail)

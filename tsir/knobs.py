@@ -206,6 +206,15 @@ KNOBS: dict[str, Knob[Any]] = {
             lambda: (),
             "Extra NVRTC options appended to every compile, shell-quoted (e.g. '-lineinfo').",
         ),
+        Knob(
+            "nvrtc_warmup",
+            ("TSIR_NVRTC_WARMUP",),
+            _parse_bool,
+            _coerce_bool,
+            lambda: True,
+            "Let the first tsir.compile of a process that lowers run NVRTC's one-time set-up in a "
+            "background thread while it lowers (runtime/warmup.py); 0 runs everything in order.",
+        ),
     )
 }
 
@@ -304,6 +313,7 @@ if TYPE_CHECKING:
     explain: bool
     cuda_home: Path | None
     nvrtc_options: tuple[str, ...]
+    nvrtc_warmup: bool
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import tvm_ffi
 from tsir.passes import default_pipeline, registered
@@ -113,3 +116,49 @@ def test_every_registered_pass_has_its_own_test_file() -> None:
         if not (here / f"test_{module}.py").exists():
             missing.append(f"{name} (passes/{module}.py): tests/passes/test_{module}.py")
     assert not missing, f"passes without their own test file: {missing}"
+
+
+def _python(code: str) -> None:
+    """Run `code` in a fresh interpreter (this one imported tvm_ffi long ago), cache off."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, TSIR_DISABLE_CACHE="1")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_passes_register_with_tvm_ffi_whichever_is_imported_first() -> None:
+    """Importing the passes does not import tvm_ffi (which imports torch when it is installed);
+    the passes register as soon as tvm_ffi loads, and after that tvm_ffi is an ordinary module."""
+    check = (
+        "from tsir.passes import registered\n"
+        "assert registered()\n"
+        "for name in registered():\n"
+        "    assert tvm_ffi.get_global_func(f'tsir.transform.{name}') is not None, name\n"
+    )
+    _python(
+        "import sys, importlib.machinery\n"
+        "import tsir.passes\n"
+        "assert 'tvm_ffi' not in sys.modules\n"
+        "import tvm_ffi\n"
+        "assert isinstance(tvm_ffi.__loader__, importlib.machinery.SourceFileLoader)\n"
+        "assert tvm_ffi.__spec__.loader is tvm_ffi.__loader__\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'tsir.passes.infra']\n"
+        "import tvm_ffi.registry\n" + check
+    )
+    _python("import tvm_ffi\nimport tsir.passes\n" + check)
+
+
+def test_lowering_and_compiling_leave_tvm_ffi_unimported() -> None:
+    """The first tsir.compile (the Hopper GEMM) imports neither tvm_ffi nor, through it, torch."""
+    _python(
+        "import sys\n"
+        "sys.path.insert(0, 'examples')\n"
+        "import tsir\n"
+        "from gemm import matmul\n"
+        "f = matmul(256, 512, 320, bm=128, bn=256, bk=64, threads=256, num_stages=3, persistent=True)\n"
+        "tsir.lower(f, 'sm_90a')\n"
+        "tsir.compile(f, 'sm_90a')\n"
+        "assert 'tvm_ffi' not in sys.modules and 'torch' not in sys.modules\n"
+    )
