@@ -79,25 +79,44 @@ _INT32_LIMIT = 1 << 31
 @dataclass(frozen=True, slots=True)
 class Footprint:
     """Per element of a buffer (flat, row-major), the bit set of the warpgroups (bit w: threads
-    [128 w, 128 w + 128) of the block) that read it and that write it (stores, atomics, async
-    writes)."""
+    [128 w, 128 w + 128) of the block) that read it and that write it (stores, atomics, TMA-store
+    reads), and the lowest and highest thread that touches it (equal: one thread only)."""
 
     reads: np.ndarray
     writes: np.ndarray
+    tmin: np.ndarray
+    tmax: np.ndarray
 
     def union(self, o: Footprint) -> Footprint:
-        return Footprint(self.reads | o.reads, self.writes | o.writes)
+        return Footprint(
+            self.reads | o.reads,
+            self.writes | o.writes,
+            np.minimum(self.tmin, o.tmin),
+            np.maximum(self.tmax, o.tmax),
+        )
+
+    def _hazards(self, later: Footprint) -> np.ndarray:
+        """The elements where an access here and a later one conflict (one of them writes)."""
+        return ((self.writes != 0) & ((later.reads | later.writes) != 0)) | (
+            (self.reads != 0) & (later.writes != 0)
+        )
 
     def crosses(self, later: Footprint) -> bool:
         """Is there an element where an access here and a later one conflict (one writes) and
         the two come from different warpgroups, or either from more than one?"""
-        for a, b in ((self.writes, later.reads | later.writes), (self.reads, later.writes)):
-            both = (a != 0) & (b != 0)
-            if both.any():
-                u = (a | b)[both]
-                if (u & (u - 1)).any():  # more than one bit set
-                    return True
-        return False
+        both = self._hazards(later)
+        if not both.any():
+            return False
+        u = (self.reads | self.writes | later.reads | later.writes)[both]
+        return bool((u & (u - 1)).any())  # more than one bit set
+
+    def one_thread(self, later: Footprint) -> bool:
+        """Is every element where an access here and a later one conflict touched, here and
+        later, by one and the same thread (whose program order orders them)?"""
+        both = self._hazards(later)
+        lo = np.minimum(self.tmin, later.tmin)[both]
+        hi = np.maximum(self.tmax, later.tmax)[both]
+        return bool((lo == hi).all())
 
     def partitioned(self) -> bool:
         """Does one warpgroup at most touch each element?"""
@@ -150,6 +169,7 @@ class _Enumerate:
         self.shape = [hi - lo] + [1] * _MAX_LOOPS
         threads = np.arange(lo, hi, dtype=np.int64).reshape(self.shape)
         self.env: dict[Var, Any] = {tid: threads}
+        self.threads = threads
         self.bit = (np.int64(1) << (threads // WARPGROUP)).astype(np.int64)
         if buf is not None:
             n = 1
@@ -158,7 +178,12 @@ class _Enumerate:
                     raise _Unknown
                 n *= d.value
             self.size = n
-            self.fp = Footprint(np.zeros(n, np.int64), np.zeros(n, np.int64))
+            self.fp = Footprint(
+                np.zeros(n, np.int64),
+                np.zeros(n, np.int64),
+                np.full(n, hi, np.int64),
+                np.full(n, -1, np.int64),
+            )
 
     def run(self, s: Stmt) -> Footprint:
         self.stmt(s, np.ones(self.shape[:1] + [1] * _MAX_LOOPS, bool))
@@ -258,7 +283,8 @@ class _Enumerate:
         flat = self.flat_index(indices)
         for lane_off in flat:
             idx, sel = np.broadcast_arrays(lane_off, mask)
-            self._mark(into, idx[sel], np.broadcast_to(self.bit, idx.shape)[sel])
+            tids = np.broadcast_to(self.threads, idx.shape)[sel]
+            self._mark(into, idx[sel], np.broadcast_to(self.bit, idx.shape)[sel], tids)
 
     def flat_index(self, indices: Any) -> list[np.ndarray]:
         """The flat element index of each lane of an access (a Ramp index has several)."""
@@ -284,12 +310,14 @@ class _Enumerate:
             out.append(np.asarray(flat, dtype=np.int64))
         return out
 
-    def _mark(self, into: np.ndarray, idx: np.ndarray, bits: Any) -> None:
+    def _mark(self, into: np.ndarray, idx: np.ndarray, bits: Any, tids: Any) -> None:
         if idx.size == 0:
             return
         if idx.min() < 0 or idx.max() >= self.size:
             raise _Unknown  # outside the buffer: not a plain access of it
         np.bitwise_or.at(into, idx, bits)
+        np.minimum.at(self.fp.tmin, idx, tids)
+        np.maximum.at(self.fp.tmax, idx, tids)
 
     def expr(self, e: PrimExpr, mask: np.ndarray) -> None:
         """Record the accesses to the buffer that evaluating `e` makes."""
@@ -342,11 +370,12 @@ class _Enumerate:
         n = math.prod(x for x in box if x is not None)
         starts, sel = np.broadcast_arrays(start, mask)
         bits = np.broadcast_to(self.bit, starts.shape)[sel]
-        for s0, b in zip(starts[sel].tolist(), bits.tolist(), strict=True):
+        tids = np.broadcast_to(self.threads, starts.shape)[sel]
+        for s0, b, t in zip(starts[sel].tolist(), bits.tolist(), tids.tolist(), strict=True):
             if s0 % esize:
                 raise _Unknown
             e0 = s0 // esize
-            self._mark(self.fp.reads, np.arange(e0, e0 + n, dtype=np.int64), np.int64(b))
+            self._mark(self.fp.reads, np.arange(e0, e0 + n, dtype=np.int64), np.int64(b), t)
 
     def byte_offset(self, e: PrimExpr) -> Any:
         """`e`, a shared address of this buffer, as a byte offset from its start."""

@@ -585,6 +585,8 @@ class _Planner:
                 return "block"
         if not clash:
             return None
+        if all(self.one_thread(st, acc, b) for b in clash):
+            return None  # each conflicting element is one thread's: its program order suffices
         if not self.wg_capable():
             return "block"
         for b in sorted(clash, key=lambda x: x.name):
@@ -593,6 +595,16 @@ class _Planner:
                 self.explain_wide(b, earlier is not None and later is not None)
                 return "block"
         return "wg"
+
+    def one_thread(self, st: Accesses, acc: Accesses, b: Buffer) -> bool:
+        """Is every element of `b` on which `st` and `acc` conflict touched by one and the same
+        thread in both? Not for accesses by the async proxy (a TMA store's read is not ordered
+        by its thread's program order) or asynchronous writes (cp.async, TMA loads)."""
+        for a in (st, acc):
+            if b in a.async_reads or b in a.async_writes:
+                return False
+        earlier, later = self.footprint(st, b), self.footprint(acc, b)
+        return earlier is not None and later is not None and earlier.one_thread(later)
 
     def explain_wide(self, b: Buffer, known: bool) -> None:
         """TSIR_EXPLAIN: why a tile that TMA stores read (split among the warpgroups, each

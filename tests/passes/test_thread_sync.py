@@ -179,8 +179,7 @@ def test_a_device_call_reading_shared_memory_gets_barriers() -> None:
             C = T.alloc_local((8,), "float32")
             for k in T.serial(4):
                 T.sync_threads()
-                for i in T.unroll(8):
-                    T.sync_threads()
+                for i in T.unroll(8):  # each element is one thread's: no barrier between
                     A_s[i * 32 + tx] = A[k, i * 32 + tx]
                     B_s[i * 32 + tx] = A[k, i * 32 + tx]
                 T.sync_threads()
