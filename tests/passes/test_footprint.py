@@ -66,17 +66,23 @@ def _program(
     return For(K, _c(0), _c(ek), ForKind.UNROLLED, body), buf
 
 
-def _oracle(idx: PrimExpr, cond: PrimExpr | None, lo: int, hi: int, ek: int, ej: int) -> np.ndarray:
+def _oracle(
+    idx: PrimExpr, cond: PrimExpr | None, lo: int, hi: int, ek: int, ej: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per element: the warpgroup bits, and the lowest and highest thread that touch it."""
     at = FloorMod(idx, _c(N))
     bits = np.zeros(N, np.int64)
+    tmin, tmax = np.full(N, hi, np.int64), np.full(N, -1, np.int64)
     for t in range(lo, hi):
         for k in range(ek):
             for j in range(ej):
                 env = {TX: t, K: k, J: j}
                 if cond is not None and not evaluate(cond, env):
                     continue
-                bits[int(evaluate(at, env))] |= 1 << (t // 128)
-    return bits
+                e = int(evaluate(at, env))
+                bits[e] |= 1 << (t // 128)
+                tmin[e], tmax[e] = min(tmin[e], t), max(tmax[e], t)
+    return bits, tmin, tmax
 
 
 @settings(max_examples=60, deadline=None)
@@ -97,12 +103,18 @@ def test_footprints_match_evaluating_every_thread(
     prog, buf = _program(idx, cond, read, ek, ej)
     fp = footprints(prog, {buf}, TX, lo, hi, {})[buf]
     assert fp is not None
-    want = _oracle(idx, cond, lo, hi, ek, ej)
+    want, tmin, tmax = _oracle(idx, cond, lo, hi, ek, ej)
     got = fp.reads if read else fp.writes
     # A write program also reads S[0] (the value stored is S[0] * 0): every thread in the range.
     np.testing.assert_array_equal(got, want)
     if read:
         assert not fp.writes.any()
+        np.testing.assert_array_equal(fp.tmin, tmin)
+        np.testing.assert_array_equal(fp.tmax, tmax)
+    else:  # the threads of the writes, where S[0] (read by every thread) is not among them
+        rest = np.arange(N) != 0
+        np.testing.assert_array_equal(fp.tmin[rest], tmin[rest])
+        np.testing.assert_array_equal(fp.tmax[rest], tmax[rest])
 
 
 def test_lets_bound_outside_are_evaluated_and_unknown_values_give_none() -> None:
