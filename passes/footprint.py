@@ -194,11 +194,16 @@ class _Enumerate:
         if isinstance(s, SeqStmt):
             for x in s.stmts:
                 self.stmt(x, mask)
-        elif isinstance(s, (AttrStmt, Allocate)):
-            self.stmt(s.body, mask)
-        elif isinstance(s, DeclBuffer):
+            return
+        if self.buf is not None and isinstance(s, DeclBuffer):
             if s.base is self.buf or s.buffer is self.buf:
                 raise _Unknown  # a view of the buffer: its offset is not enumerated here
+        # Loads in the statement's own expressions (a condition, a bound, a let's value, a
+        # store's value and indices), in the threads that reach it.
+        for x in _children(s):
+            if isinstance(x, PrimExpr):
+                self.expr(x, mask)
+        if isinstance(s, (AttrStmt, Allocate, DeclBuffer)):
             self.stmt(s.body, mask)
         elif isinstance(s, LetStmt):
             self.env[s.var] = self._try(s.value)
@@ -216,13 +221,10 @@ class _Enumerate:
         elif isinstance(s, For):
             self.loop(s, mask)
         elif isinstance(s, BufferStore):
-            self.expr(s.value, mask)
-            for i in s.indices:
-                self.expr(i, mask)
             if s.buffer is self.buf:
                 self.record(self.fp.writes, s.indices, mask)
         elif isinstance(s, Evaluate):
-            self.expr(s.value, mask)
+            pass
         elif self.buf is not None and any(
             getattr(x, "buffer", None) is self.buf for x in _children(s)
         ):
@@ -231,8 +233,6 @@ class _Enumerate:
             for x in _children(s):
                 if isinstance(x, Stmt):
                     self.stmt(x, mask)
-                elif isinstance(x, PrimExpr):
-                    self.expr(x, mask)
 
     def loop(self, s: For, mask: np.ndarray) -> None:
         lo, ext = self._scalar(s.min), self._scalar(s.extent)

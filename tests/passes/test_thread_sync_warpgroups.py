@@ -335,3 +335,25 @@ def test_a_thread_that_rereads_only_its_own_elements_needs_no_barrier(
     j = np.arange(n)
     src = ((j // 4) * 4 + 4 + (3 - j % 4)) % n if other else (j // 4) * 4 + (3 - j % 4)
     np.testing.assert_array_equal(report.reference[1], x[:, src])
+
+
+@pytest.mark.parametrize("where", ["if", "loop"])
+def test_a_read_in_a_condition_or_a_bound_counts(where: str) -> None:
+    """Found by the random programs: a shared element read in an `if`'s condition (or a loop's
+    extent) by another thread than its writer is a read like any other: the barrier stays (the
+    footprints used to see only the loads in stores and calls)."""
+    with T.prim_func("f") as f:
+        X = T.param("X", (32,), "float32")
+        Y = T.param("Y", (32,), "float32")
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((32,), "float32")
+            S[tx] = X[tx]
+            if where == "if":
+                with T.If(S[31 - tx] > 15.0):
+                    Y[tx] = 1.0
+            else:
+                for _ in T.serial(T.cast(S[31 - tx], "int32") % 2):
+                    Y[tx] = 1.0
+    block, own = _barriers(run(f.func))
+    assert block == 1 and not own
