@@ -135,14 +135,18 @@ def footprints(
     lo: int,
     hi: int,
     lets: dict[Var, PrimExpr],
+    aliases: dict[Buffer, Buffer] | None = None,
 ) -> dict[Buffer, Footprint | None]:
     """The footprint of `s` on each of `buffers` (None: not enumerable), for threads [lo, hi) of
     a block whose thread index is `tid`; `lets` gives the values of variables bound around `s`
-    (a thread's warpgroup index, say), evaluated when `s` uses them."""
+    (a thread's warpgroup index, say), evaluated when `s` uses them; `aliases` maps each view
+    (T.view) to the buffer whose memory it is: an access through a view of a buffer makes its
+    footprint unknown."""
     out: dict[Buffer, Footprint | None] = {}
     for b in buffers:
+        views = {v for v, base in (aliases or {}).items() if base is b and v is not b}
         try:
-            out[b] = _Enumerate(b, tid, lo, hi, lets).run(s)
+            out[b] = _Enumerate(b, tid, lo, hi, lets, views).run(s)
         except _Unknown:
             out[b] = None
     return out
@@ -161,9 +165,16 @@ def thread_values(e: PrimExpr, tid: Var, lo: int, hi: int) -> np.ndarray | None:
 
 class _Enumerate:
     def __init__(
-        self, buf: Buffer | None, tid: Var, lo: int, hi: int, lets: dict[Var, PrimExpr]
+        self,
+        buf: Buffer | None,
+        tid: Var,
+        lo: int,
+        hi: int,
+        lets: dict[Var, PrimExpr],
+        views: set[Buffer] | None = None,
     ) -> None:
         self.buf = buf
+        self.views = views or set()
         self.lets = lets
         self.depth = 0
         self.shape = [hi - lo] + [1] * _MAX_LOOPS
@@ -196,7 +207,7 @@ class _Enumerate:
                 self.stmt(x, mask)
             return
         if self.buf is not None and isinstance(s, DeclBuffer):
-            if s.base is self.buf or s.buffer is self.buf:
+            if s.base is self.buf or s.buffer is self.buf or s.buffer in self.views:
                 raise _Unknown  # a view of the buffer: its offset is not enumerated here
         # Loads in the statement's own expressions (a condition, a bound, a let's value, a
         # store's value and indices), in the threads that reach it.
@@ -221,6 +232,8 @@ class _Enumerate:
         elif isinstance(s, For):
             self.loop(s, mask)
         elif isinstance(s, BufferStore):
+            if s.buffer in self.views:
+                raise _Unknown  # through a view (T.view): not enumerated here
             if s.buffer is self.buf:
                 self.record(self.fp.writes, s.indices, mask)
         elif isinstance(s, Evaluate):
@@ -326,6 +339,8 @@ class _Enumerate:
         if isinstance(e, BufferLoad):
             for i in e.indices:
                 self.expr(i, mask)
+            if e.buffer in self.views:
+                raise _Unknown  # through a view (T.view): not enumerated here
             if e.buffer is self.buf:
                 self.record(self.fp.reads, e.indices, mask)
             return
@@ -339,7 +354,7 @@ class _Enumerate:
     def call(self, c: Call, mask: np.ndarray) -> None:
         fn = device_function(c.op)
         if c.op == "address_of":
-            if _names(c, self.buf):
+            if self.names(c):
                 raise _Unknown  # a pointer escaping to something without declared effects
             return
         if fn is None:
@@ -348,7 +363,7 @@ class _Enumerate:
             return
         for i, a in enumerate(c.args):
             mode = fn.effects[i] if i < len(fn.effects) else None
-            if mode is None or mode is Access.MBARRIER or not _names(a, self.buf):
+            if mode is None or mode is Access.MBARRIER or not self.names(a):
                 if mode is None:
                     self.expr(a, mask)
                 continue
@@ -392,12 +407,18 @@ class _Enumerate:
                 return flat * self.buf.dtype.bytes
             raise _Unknown
         if isinstance(e, Add):
-            if _names(e.a, self.buf):
+            if self.names(e.a):
                 return self.byte_offset(e.a) + self.eval(e.b)
             return self.eval(e.a) + self.byte_offset(e.b)
         if isinstance(e, Cast):
             return self.byte_offset(e.value)
         raise _Unknown
+
+    def names(self, e: Any) -> bool:
+        """Does `e` mention the buffer (a load or an address of it)? Through a view: unknown."""
+        if self.views and any(_names(e, v) for v in self.views):
+            raise _Unknown
+        return _names(e, self.buf)
 
     # -- values -------------------------------------------------------------------------------
     def _try(self, e: PrimExpr) -> Any:

@@ -89,6 +89,7 @@ class _WgContext:
 
     def __init__(self, k: KernelLaunch) -> None:
         self.tid: Var | None = k.thread_vars[0] if len(k.threads) == 1 else None
+        self.aliases = shared_views(k.body)
         self.lets = {x.var: x.value for x in collect(k.body, LetStmt)}
         self.sites: dict[int, list[tuple[Stmt, tuple[For, ...]]]] = {}
         self.cache: dict[tuple[int, int, int, int], Footprint | None] = {}
@@ -146,7 +147,9 @@ class _WgContext:
                 key = (id(stmt), id(buf), lo, hi)
                 if key not in self.cache:
                     whole = self.in_loops(stmt, loops)
-                    self.cache[key] = footprints(whole, {buf}, self.tid, lo, hi, self.lets)[buf]
+                    self.cache[key] = footprints(
+                        whole, {buf}, self.tid, lo, hi, self.lets, self.aliases
+                    )[buf]
                 fp = self.cache[key]
                 if fp is None:
                     return None

@@ -357,3 +357,23 @@ def test_a_read_in_a_condition_or_a_bound_counts(where: str) -> None:
                     Y[tx] = 1.0
     block, own = _barriers(run(f.func))
     assert block == 1 and not own
+
+
+def test_an_access_through_a_view_keeps_the_barrier() -> None:
+    """A view (T.view) of the tile written by each thread, the tile itself read by the next
+    thread: the view's accesses are the tile's, and not enumerated, so the barrier stays."""
+    with T.prim_func("f") as f:
+        X = T.param("X", (64,), "float32")
+        Y = T.param("Y", (64,), "float32")
+        with T.Kernel(1, threads=64):
+            tx = T.get_thread_binding(0)
+            S = T.alloc_shared((8, 8), "float32")
+            V = T.view(S, (64,))
+            V[tx] = X[tx]
+            Y[tx] = S[(tx + 1) % 64 // 8, (tx + 1) % 8]
+    block, own = _barriers(run(f.func))
+    assert block == 1 and not own
+    x = np.arange(64, dtype=np.float32)
+    report = check_stages(tsir.lower(f.func, "sm_90a"), [x, np.zeros_like(x)], target="sm_90a")
+    assert report.ok, report.first_failure
+    np.testing.assert_array_equal(report.reference[1], np.roll(x, -1))
