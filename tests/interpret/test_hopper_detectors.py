@@ -366,8 +366,8 @@ def test_syncthreads_skipped_by_a_warpgroup() -> None:
 
 def test_a_tile_op_in_a_thread_range_runs_on_its_named_barrier() -> None:
     """ThreadSync synchronizes a copy under `T.If(tx < 64)` with `bar.sync 1, 64`
-    (tsir.sync.named_barrier): every stage of the pipeline runs it and computes the input's
-    result."""
+    (tsir.sync.named_barrier) before a transposed read of the tile (other threads' elements):
+    every stage of the pipeline runs it and computes the input's result."""
     with T.prim_func("range_copy") as f:
         A = T.param("A", (64, 64), "float32")
         B = T.param("B", (64, 64), "float32")
@@ -376,8 +376,10 @@ def test_a_tile_op_in_a_thread_range_runs_on_its_named_barrier() -> None:
             with T.If(tx < 64):
                 S = T.alloc_shared((64, 64), "float32")
                 T.copy(A, S)
-                T.copy(S, B)
+                for i, j in T.Parallel(64, 64):
+                    B[i, j] = S[j, i]
     assert "tsir.sync.named_barrier" in str(tsir.lower(f.func, "sm_80").module)
     a = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     report = tsir.interpret.check_stages(f.func, [a, np.zeros_like(a)], target="sm_80")
     report.raise_for_failure()
+    np.testing.assert_array_equal(report.reference[1], a.T)
