@@ -57,6 +57,7 @@ KNOWN: dict[str, KnownClass] = {
 
 def _norm(text: str) -> str:
     text = re.sub(r"`[^`]*`", "`_`", text)
+    text = re.sub(r'"[^"]*"', '"_"', text)  # NVRTC quotes the identifier it names
     text = re.sub(r"\b\d+\b", "N", text)
     return text[:120]
 
@@ -148,6 +149,10 @@ def classify(prog: Program, out: Outcome) -> str:
             return "atomic-add-replicated-fragment"
         if "parallel1d-global-store" in feats:
             return "fragment-read-by-non-holder"
+        if "async-global-no-sync" in feats:
+            # Two tile ops on the same global elements with no barrier of the user's between
+            # them: the tile level orders them, ThreadSync (shared memory only) does not.
+            return "global-hazard-between-tile-ops"
         return f"mismatch @{out.stage} [{prog.family}]"
     staged_after = {"loop-read-stage-after", "loop-reuse-stage"}
     if out.status == "nvrtc" and "is undefined" in msg and feats & staged_after:

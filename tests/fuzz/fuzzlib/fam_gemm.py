@@ -4,7 +4,8 @@ Choices: fp16/bf16 operands, every transpose combination, a plain `T.serial` loo
 `T.Pipelined(num_stages=0..4)`, one gemm without a loop, operands staged by `T.copy`, by a
 `T.Parallel` nest, through a fragment, or copied then rewritten in place; `clear_accum`; ragged
 M, N and K; an epilogue by copy, by a `T.Parallel` nest (relu, scale, cast), through shared memory,
-or a row reduction of the accumulator (`policy="full_row"`).
+or a row reduction of the accumulator (`policy="full_row"`); tiles up to 128x96 on 32 to 512
+threads (every count whose warps tile the accumulator).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
     feats: set[str] = set()
     dtype = ch.choice(["float16", "bfloat16"], "dtype")
     ta, tb = ch.boolean(0.4, "transpose_A"), ch.boolean(0.4, "transpose_B")
-    bm = ch.choice([16, 32, 64], "bm")
-    bn = ch.choice([16, 32, 64], "bn")
+    # 128 and 96 let 384 and 512 threads (3 and 4 warpgroups) tile the accumulator.
+    bm = ch.weighted([(16, 1.0), (32, 1.0), (64, 1.0), (128, 0.5)], "bm")
+    bn = ch.weighted([(16, 1.0), (32, 1.0), (64, 1.0), (96, 0.5)], "bn")
     bk = ch.choice([16, 32], "bk")
     gx = ch.integer(1, 2, "gx")
     gy = ch.integer(1, 2, "gy")
@@ -261,9 +263,11 @@ def gen_gemm(ch: Chooser, seed: int) -> Program:
 
 
 def _thread_options(bm: int, bn: int, policy: str) -> list[int]:
-    """Thread counts whose warps tile the accumulator in 16x16 pieces (the documented limit)."""
+    """Thread counts whose warps tile the accumulator in 16x16 pieces (the documented limit); a
+    tile past 64x64 takes two warpgroups or more where it can (with fewer, each thread runs many
+    mma steps, slow in the interpreter and no new case for the compiler)."""
     out = []
-    for threads in (32, 64, 128, 256):
+    for threads in (32, 64, 128, 256, 384, 512):
         warps = threads // 32
         if policy == "full_row":
             ok = bm % (16 * warps) == 0 and bn % 16 == 0
@@ -274,6 +278,8 @@ def _thread_options(bm: int, bn: int, policy: str) -> list[int]:
             )
         if ok:
             out.append(threads)
+    if bm * bn > 64 * 64:
+        out = [t for t in out if t >= 256] or out
     return out
 
 

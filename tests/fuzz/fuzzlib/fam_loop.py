@@ -4,7 +4,9 @@ reduction and a T.Parallel(blk_m) turn that into per-row values, and a second lo
 reverse column order) rewrites each chunk with them and stores it.
 
 Loops are `T.serial`, `T.unroll` or `T.Pipelined(num_stages=0..4)`; chunks are staged in shared
-memory or fragments, N may be ragged (the last chunk is zero-filled) and M dynamic.
+memory or fragments, N may be ragged (the last chunk is zero-filled) and M dynamic; each output
+chunk is stored from its fragment or through one shared tile rewritten per step (a TMA store on
+sm_90a); blocks have 32 to 512 threads.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     N = nk * bk - (ch.integer(0, bk - 1, "rn") if ch.boolean(0.5, "ragged N") else 0)
     gm = ch.integer(1, 3, "row blocks")
     M = gm * blk_m - (ch.integer(0, blk_m - 1, "rm") if ch.boolean(0.5) else 0)
-    threads = ch.choice([32, 64, 128, 256], "threads")
+    threads = ch.choice([32, 64, 128, 256, 384, 512], "threads")
     dx = ch.choice(["float32", "float16", "bfloat16"], "X dtype")
     stage1 = ch.choice(["shared", "shared", "frag"], "stage 1")
     stage2 = ch.choice(["shared", "frag"], "stage 2")
@@ -118,6 +120,10 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
     h = ExprGen(ch, [x2, x2, Ex("r[i]", "r[:, None]", "float32", -1e3, 1e3, False)]).value(
         "float32"
     )
+    out_stage = ch.weighted([("frag", 3.0), ("shared", 1.0), ("shared_perm", 1.0)], "output")
+    feats.add(f"loop-out-{out_stage}")
+    if out_stage != "frag":
+        k('o = T.alloc_shared((blk_m, bk), "float32")')
     with k.block(f"for ko in {_loop(ch, 'loop 2', feats)}:"):
         with m.block("for ko in range(nk):"):
             k(f"T.copy(X[bx * blk_m, {col}], {x2n})")
@@ -125,8 +131,20 @@ def gen_loop(ch: Chooser, seed: int) -> Program:
             with k.block("for i, j in T.Parallel(blk_m, bk):"):
                 k(f"y[i, j] = {h.t} + r[i]")
             m(f'y = rnd(_B({h.n}) + r[:, None], "float32")')
-            k(f"T.copy(y, Y[bx * blk_m, {col}])")
-            m(f"store_tile(Y, (r0, {col}), y)")
+            if out_stage == "frag":
+                k(f"T.copy(y, Y[bx * blk_m, {col}])")
+                m(f"store_tile(Y, (r0, {col}), y)")
+            else:
+                # Each chunk through one shared tile, rewritten per step (a TMA store on sm_90a).
+                if out_stage == "shared":
+                    k("T.copy(y, o)")
+                    m("o = y")
+                else:
+                    with k.block("for i, j in T.Parallel(blk_m, bk):"):
+                        k("o[blk_m - 1 - i, bk - 1 - j] = y[i, j]")
+                    m("o = y[::-1, ::-1]")
+                k(f"T.copy(o, Y[bx * blk_m, {col}])")
+                m(f"store_tile(Y, (r0, {col}), o)")
     kernel, model = Src(), Src()
     kernel(f"blk_m, bk = {blk_m}, {bk}")
     with kernel.block('with T.prim_func("fz_loop") as f:'):

@@ -8,6 +8,8 @@ Patterns TileLang users write (the gemv and histogram examples, warp-specialised
 - `exchange`: per-thread stores to shared memory, read back by other threads;
 - `reducer`: T.alloc_reducer / T.finalize_reducer, the result written by thread 0;
 - `count`: element atomics on a global counter from a T.Parallel nest under a data condition.
+
+Blocks have 32 to 512 threads (one to four warpgroups).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from .choose import Chooser
 from .program import ParamSpec, Program, Src
 
 __all__ = ["gen_thread"]
+
+# Up to four warpgroups: ThreadSync orders a hazard within one warpgroup by that warpgroup's own
+# named barrier when it proves the conflicting accesses stay in it.
+THREADS = [32, 64, 128, 256, 384, 512]
 
 
 def _func(
@@ -45,7 +51,7 @@ def _func(
 
 
 def gen_hist(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[ParamSpec], dict]:
-    threads = ch.choice([32, 64, 128, 256], "threads")
+    threads = ch.choice(THREADS, "threads")
     nb = ch.choice([4, 8, 16, 32, 64], "bins")
     bm = ch.choice([1, 2, 4, 8, 16], "bm")
     bn = ch.choice([8, 16, 32, 64], "bn")
@@ -190,8 +196,8 @@ def gen_thread_if(
     ch: Chooser, seed: int, feats: set[str]
 ) -> tuple[Src, Src, list[ParamSpec], dict]:
     """Tile ops inside `with T.If(tx < k)` / T.Else: the op is done in full by those threads."""
-    threads = ch.choice([64, 128, 256], "threads")
-    split = ch.choice([w for w in (32, 64, 128) if w < threads], "split")
+    threads = ch.choice([64, 128, 256, 384, 512], "threads")
+    split = ch.choice([w for w in (32, 64, 128, 256, 384) if w < threads], "split")
     bm = ch.choice([1, 2, 4, 8, 16], "bm")
     bn = ch.choice([16, 32, 64], "bn")
     gy = ch.integer(1, 3, "gy")
@@ -261,7 +267,7 @@ def gen_thread_if(
 
 def gen_exchange(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[ParamSpec], dict]:
     """Each thread stores one element to shared memory; another thread reads it back."""
-    threads = ch.choice([32, 64, 128, 256], "threads")
+    threads = ch.choice(THREADS, "threads")
     perm = ch.choice(["reverse", "rotate", "xor1", "half"], "permutation")
     explicit = ch.boolean(0.3, "explicit sync")
     dtype = ch.choice(["float32", "int32", "float16"], "dtype")
@@ -322,7 +328,7 @@ def gen_exchange(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, lis
 
 
 def gen_reducer(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[ParamSpec], dict]:
-    threads = ch.choice([32, 64, 128, 256], "threads")
+    threads = ch.choice(THREADS, "threads")
     bm = ch.choice([1, 2, 4, 8], "bm")
     N = ch.choice([16, 32, 64, 128], "N")
     gy = ch.integer(1, 3, "gy")
@@ -360,7 +366,7 @@ def gen_reducer(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list
 
 
 def gen_count(ch: Chooser, seed: int, feats: set[str]) -> tuple[Src, Src, list[ParamSpec], dict]:
-    threads = ch.choice([32, 64, 128, 256], "threads")
+    threads = ch.choice(THREADS, "threads")
     bm, bn = ch.choice([2, 4, 8, 16], "bm"), ch.choice([16, 32, 64], "bn")
     gx, gy = ch.integer(1, 2, "gx"), ch.integer(1, 2, "gy")
     M, N = gy * bm - ch.integer(0, bm - 1, "rm"), gx * bn - ch.integer(0, bn - 1, "rn")

@@ -28,7 +28,9 @@ from .tile_steps import (
 
 __all__ = ["gen_tile"]
 
-THREADS = [32, 64, 128, 128, 256]
+# Up to four warpgroups (384 and 512 threads: ThreadSync's per-warpgroup barriers, the TMA store
+# split among warpgroups).
+THREADS = [32, 64, 128, 128, 256, 384, 512]
 
 
 def step_copy_tile(st: KernelState, cx: TileCtx) -> bool:
@@ -170,6 +172,8 @@ def gen_tile(ch: Chooser, seed: int) -> Program:
                 (3, 0.2),
                 (6, 0.2),
                 (12, 0.2),
+                (24, 0.3),
+                (48, 0.3),
             ],
             "bm",
         )

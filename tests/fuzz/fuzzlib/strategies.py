@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .choose import Chooser, DrawChooser, RandomChooser
+from .fam_async import gen_async
 from .fam_gemm import gen_gemm
 from .fam_loop import gen_loop
 from .fam_misuse import gen_misuse
@@ -31,6 +32,7 @@ FAMILIES: dict[str, tuple[Callable[[Chooser, int], Program], float]] = {
     "gemm": (gen_gemm, 3.0),
     "thread": (gen_thread, 2.5),
     "loop": (gen_loop, 2.0),
+    "async": (gen_async, 2.0),
     "misuse": (gen_misuse, 0.25),
 }
 

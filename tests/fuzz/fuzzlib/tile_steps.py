@@ -387,10 +387,32 @@ def store_tile_to(st: KernelState, cx: TileCtx, t: Buf, out: str, out_dtype: str
             ("slice_mul", 0.3),
             ("guarded", 2.0),
             ("unguarded", 0.5),
+            ("staged", 1.5),
         ],
         "store form",
     )
-    if form == "copy" or form.startswith("slice"):
+    if form == "staged":
+        # Through a shared tile of the output's dtype (on sm_90a its T.copy is a TMA store),
+        # written from `t` by T.copy or by a T.Parallel nest at permuted indices.
+        o = st.alloc("shared", ("bm", "bn"), (cx.bm, cx.bn), out_dtype, "o")
+        if ch.boolean(0.4, "stage by copy"):
+            st.both(f"T.copy({t.name}, {o.name})", f'{o.name}[...] = cast({t.name}, "{out_dtype}")')
+            st.features.add("store-stage-copy")
+        else:
+            pi = ch.choice([("i", "_I"), ("bm - 1 - i", "bm - 1 - _I")], "stage rows")
+            pj = ch.choice(
+                [("j", "_J"), ("bn - 1 - j", "bn - 1 - _J"), ("(j + 1) % bn", "(_J + 1) % bn")],
+                "stage cols",
+            )
+            with st.k.block("for i, j in T.Parallel(bm, bn):"):
+                st.k(f"{o.name}[{pi[0]}, {pj[0]}] = {t.name}[i, j]")
+            st.m(f'{o.name}[{pi[1]}, {pj[1]}] = cast({t.name}, "{out_dtype}")')
+            st.features.add(
+                "store-stage-parallel" + ("-perm" if (pi[0], pj[0]) != ("i", "j") else "")
+            )
+        dst = _region_text(cx, out, "elem")
+        st.both(f"T.copy({o.name}, {dst})", f"store_tile({out}, (r0, c0), {o.name})")
+    elif form == "copy" or form.startswith("slice"):
         dst = _region_text(cx, out, "elem" if form == "copy" else form)
         st.both(
             f"T.copy({t.name}, {dst})",
